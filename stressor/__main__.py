@@ -1,0 +1,3 @@
+from stressor.cli import main
+
+main()

@@ -1,0 +1,261 @@
+"""Measurement: HDR recorders per measure, outcome counters, and the run records they are fed from.
+
+All latencies are recorded in whole microseconds in HDR histograms (1 µs .. 1 h, 3 significant digits),
+which merge losslessly. Exact count, sum, min and max are kept beside each histogram, because the
+histogram's own mean walks every bucket and its min / max are rounded to bucket edges.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections import Counter
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from hdrh.histogram import HdrHistogram
+
+from stressor.timestamps import NS_PER_S, ClockAnchor
+
+HIGHEST_US = 3_600_000_000
+SIGNIFICANT_DIGITS = 3
+PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
+
+
+class Outcome(StrEnum):
+    """How a run ended, as far as stressor knows."""
+
+    COMPLETED = "completed"  # the server says completed
+    FAILED = "failed"  # the server says failed (the call failed)
+    OPEN = "open"  # still queued or in progress when stressor stopped following it
+    ERRORED = "errored"  # the request that should have created it failed; it may not exist
+
+
+class Measure(StrEnum):
+    """The measures stressor records, each in its own histogram."""
+
+    QUEUE_TO_COMPLETION = "queue_to_completion"
+    START_LATENESS = "start_lateness"
+    SUBMIT_RTT = "submit_rtt"
+    TIME_QUEUED = "time_queued"
+    TIME_IN_PROGRESS = "time_in_progress"
+    DETECTION_DELAY = "detection_delay"
+
+
+# Where each measure's two ends come from: stated in every result, as DESIGN.md asks.
+MEASURE_SOURCES: dict[Measure, str] = {
+    Measure.QUEUE_TO_COMPLETION: "client: run due (plan) -> client saw it end",
+    Measure.START_LATENESS: "client: batch due (plan) -> request sent",
+    Measure.SUBMIT_RTT: "client: request sent -> response read",
+    Measure.TIME_QUEUED: "server: launched (created_at + index x stagger) -> started_at",
+    Measure.TIME_IN_PROGRESS: "server: started_at -> completed_at",
+    Measure.DETECTION_DELAY: "server completed_at -> client saw it end (client wall clock)",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """The figures of one recorder, in seconds."""
+
+    count: int
+    min_s: float | None
+    mean_s: float | None
+    max_s: float | None
+    percentiles_s: dict[float, float]
+    clamped: int
+
+
+class LatencyRecorder:
+    """One HDR histogram in microseconds with exact count, sum, min and max beside it.
+
+    Values outside 0 .. 1 h are clamped to the nearest end and counted in ``clamped``, never dropped
+    silently (``HdrHistogram.record_value`` returns False and drops them otherwise).
+    """
+
+    __slots__ = ("clamped", "count", "histogram", "max_us", "min_us", "sum_us")
+
+    def __init__(self) -> None:
+        self.histogram = HdrHistogram(1, HIGHEST_US, SIGNIFICANT_DIGITS)
+        self.count = 0
+        self.sum_us = 0
+        self.min_us: int | None = None
+        self.max_us: int | None = None
+        self.clamped = 0
+
+    def record_ns(self, value_ns: int) -> None:
+        """Record one duration given in nanoseconds (truncated to whole microseconds)."""
+        self.record_us(value_ns // 1000)
+
+    def record_s(self, value_s: float) -> None:
+        """Record one duration given in seconds (rounded to whole microseconds)."""
+        self.record_us(round(value_s * 1_000_000))
+
+    def record_us(self, value_us: int) -> None:
+        if value_us < 0 or value_us > HIGHEST_US:
+            self.clamped += 1
+            value_us = min(max(value_us, 0), HIGHEST_US)
+        if not self.histogram.record_value(value_us):
+            raise AssertionError(f"HDR histogram refused {value_us} µs inside its range")
+        self.count += 1
+        self.sum_us += value_us
+        self.min_us = value_us if self.min_us is None else min(self.min_us, value_us)
+        self.max_us = value_us if self.max_us is None else max(self.max_us, value_us)
+
+    def merge(self, other: LatencyRecorder) -> None:
+        """Add another recorder's values (lossless)."""
+        self.histogram.add(other.histogram)
+        self.count += other.count
+        self.sum_us += other.sum_us
+        self.clamped += other.clamped
+        for name, pick in (("min_us", min), ("max_us", max)):
+            mine, theirs = getattr(self, name), getattr(other, name)
+            setattr(self, name, theirs if mine is None else mine if theirs is None else pick(mine, theirs))
+
+    def summary(self) -> Summary:
+        """Count, min, mean, max and the standard percentiles, in seconds (one pass over the histogram)."""
+        if self.count == 0:
+            return Summary(0, None, None, None, {}, self.clamped)
+        values = self.histogram.get_percentile_to_value_dict(list(PERCENTILES))
+        # A percentile never exceeds the exact max (HDR reports the bucket's upper edge).
+        assert self.max_us is not None and self.min_us is not None
+        percentiles = {p: min(max(v, self.min_us), self.max_us) / 1e6 for p, v in values.items()}
+        return Summary(
+            count=self.count,
+            min_s=self.min_us / 1e6,
+            mean_s=self.sum_us / self.count / 1e6,
+            max_s=self.max_us / 1e6,
+            percentiles_s=percentiles,
+            clamped=self.clamped,
+        )
+
+    def encode(self) -> str:
+        """The histogram in HdrHistogram's compressed, base64 form (readable by the Java / C / Go ports)."""
+        encoded = self.histogram.encode()
+        return encoded.decode("ascii") if isinstance(encoded, bytes) else encoded
+
+    @classmethod
+    def decode(cls, blob: str) -> HdrHistogram:
+        """A histogram back from ``encode``'s text."""
+        base64.b64decode(blob, validate=True)  # a clear error on garbage before hdrh's own
+        return HdrHistogram.decode(blob)
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """Everything stressor learned of one run. Client times are monotonic ns, server times epoch seconds."""
+
+    batch_seq: int
+    index: int
+    stage: int
+    variant: str
+    scenario: str
+    outcome: Outcome
+    due_ns: int
+    run_id: str | None = None
+    batch_id: str | None = None
+    error: str | None = None
+    detected_ns: int | None = None
+    created_at: float | None = None
+    started_at: float | None = None
+    completed_at: float | None = None
+    stagger_s: float = 0.0
+    cost_cents: float | None = None
+
+    def to_json(self, anchor: ClockAnchor, t0_ns: int) -> dict[str, object]:
+        """The record for files: client times as seconds since the start of the run."""
+        return {
+            "run_id": self.run_id,
+            "batch_id": self.batch_id,
+            "batch_seq": self.batch_seq,
+            "index": self.index,
+            "stage": self.stage,
+            "variant": self.variant,
+            "scenario": self.scenario,
+            "outcome": str(self.outcome),
+            "error": self.error,
+            "due_s": (self.due_ns - t0_ns) / NS_PER_S,
+            "detected_s": None if self.detected_ns is None else (self.detected_ns - t0_ns) / NS_PER_S,
+            "due_at": anchor.to_wall_s(self.due_ns),
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "completed_at": self.completed_at,
+            "cost_cents": self.cost_cents,
+        }
+
+
+@dataclass
+class Breakdown:
+    """Outcome counts and end-to-end latencies of one slice of the runs (a variant, a scenario)."""
+
+    outcomes: Counter[str] = field(default_factory=Counter)
+    queue_to_completion: LatencyRecorder = field(default_factory=LatencyRecorder)
+    time_in_progress: LatencyRecorder = field(default_factory=LatencyRecorder)
+
+
+class Metrics:
+    """All figures of one run of stressor. Fed by the engine and the targets; knows no I/O."""
+
+    def __init__(self, anchor: ClockAnchor) -> None:
+        self.anchor = anchor
+        self.recorders: dict[Measure, LatencyRecorder] = {m: LatencyRecorder() for m in Measure}
+        self.outcomes: Counter[str] = Counter()
+        self.errors: Counter[str] = Counter()
+        self.not_started: Counter[str] = Counter()
+        self.requests: Counter[str] = Counter()
+        self.planned_runs = 0
+        self.submitted_runs = 0
+        self.cost_cents = 0.0
+        self.by_variant: dict[str, Breakdown] = {}
+        self.by_scenario: dict[str, Breakdown] = {}
+
+    def record_batch_start(self, due_ns: int, sent_ns: int) -> None:
+        self.recorders[Measure.START_LATENESS].record_ns(sent_ns - due_ns)
+
+    def record_submit(self, sent_ns: int, acked_ns: int) -> None:
+        self.recorders[Measure.SUBMIT_RTT].record_ns(acked_ns - sent_ns)
+
+    def record_request(self, kind: str, outcome: str) -> None:
+        """Count one HTTP request by what it was for and how it ended (``2xx``, ``http_503``, ``timeout``...)."""
+        self.requests[f"{kind} {outcome}"] += 1
+
+    def record_not_started(self, cause: str, runs: int) -> None:
+        """Runs that were due but not started (budget, limits...), like k6's dropped iterations."""
+        self.not_started[cause] += runs
+
+    def record_run(self, record: RunRecord) -> None:
+        """Count a run that has reached its end (or was given up as open) and record its durations."""
+        self.outcomes[record.outcome] += 1
+        if record.error and record.outcome is Outcome.ERRORED:
+            self.errors[record.error] += 1
+        slices = (
+            self.by_variant.setdefault(record.variant, Breakdown()),
+            self.by_scenario.setdefault(record.scenario, Breakdown()),
+        )
+        for piece in slices:
+            piece.outcomes[record.outcome] += 1
+        if record.outcome not in (Outcome.COMPLETED, Outcome.FAILED) or record.detected_ns is None:
+            return
+        end_to_end = record.detected_ns - record.due_ns
+        self.recorders[Measure.QUEUE_TO_COMPLETION].record_ns(end_to_end)
+        for piece in slices:
+            piece.queue_to_completion.record_ns(end_to_end)
+        if record.completed_at is not None:
+            detected_wall = self.anchor.to_wall_s(record.detected_ns)
+            self.recorders[Measure.DETECTION_DELAY].record_s(detected_wall - record.completed_at)
+        if record.started_at is None:
+            return
+        if record.created_at is not None:
+            launched = record.created_at + record.index * record.stagger_s
+            self.recorders[Measure.TIME_QUEUED].record_s(record.started_at - launched)
+        if record.completed_at is not None:
+            in_progress = record.completed_at - record.started_at
+            self.recorders[Measure.TIME_IN_PROGRESS].record_s(in_progress)
+            for piece in slices:
+                piece.time_in_progress.record_s(in_progress)
+
+    @property
+    def failure_rate(self) -> float | None:
+        """(failed + errored) / (completed + failed + errored); open runs are reported apart, not counted."""
+        settled = sum(self.outcomes[o] for o in (Outcome.COMPLETED, Outcome.FAILED, Outcome.ERRORED))
+        if settled == 0:
+            return None
+        return (self.outcomes[Outcome.FAILED] + self.outcomes[Outcome.ERRORED]) / settled

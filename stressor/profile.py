@@ -1,0 +1,546 @@
+"""The profile: what to drive, with which load shape, within which limits. Loading and validation.
+
+A profile is a TOML (or JSON) file. Every mistake in it ends in one ``ProfileError`` whose message names the
+file, the field path and what is allowed, for instance::
+
+    profiles/x.toml: stages[1].batch.runs: must be an integer from 1 to 20, got 21
+
+The file format is documented in ``docs/profiles.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import orjson
+
+from stressor.units import parse_duration, parse_rate
+
+MAX_RUNS_PER_BATCH = 20
+MAX_STAGGER_S = 60.0
+TARGET_KINDS = ("test-calls",)
+SUBMIT_MODES = ("batch", "single")
+TARGET_TYPES = ("agent", "phone_number")
+DIRECTIONS = ("outbound", "inbound")
+CALL_MODES = ("bot", "sip")
+
+T = TypeVar("T")
+
+
+class ProfileError(ValueError):
+    """A profile that cannot be run; the message is one sentence naming file, field and what is allowed."""
+
+    def __init__(self, source: str, field_path: str, message: str) -> None:
+        self.source = source
+        self.field_path = field_path
+        where = f"{source}: {field_path}" if field_path else source
+        super().__init__(f"{where}: {message}")
+
+
+# ---------------------------------------------------------------------------------------------------- values
+
+
+@dataclass(frozen=True, slots=True)
+class Ramp:
+    """A quantity that goes linearly from ``start`` to ``end`` over a stage (equal ends: constant)."""
+
+    start: float
+    end: float
+
+    def at(self, fraction: float) -> float:
+        """The value at ``fraction`` (0..1) of the stage."""
+        return self.start + (self.end - self.start) * fraction
+
+    @property
+    def peak(self) -> float:
+        return max(self.start, self.end)
+
+    @property
+    def mean(self) -> float:
+        return (self.start + self.end) / 2
+
+
+@dataclass(frozen=True, slots=True)
+class OpenLoad:
+    """Open model: batches arrive at a rate (per second) whatever the server does."""
+
+    batches_per_s: Ramp
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedLoad:
+    """Closed model: keep this many runs in flight, topping up with new batches as runs end."""
+
+    runs_in_flight: Ramp
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """Nothing new starts; runs in flight go on."""
+
+
+Load = OpenLoad | ClosedLoad | Pause
+
+
+@dataclass(frozen=True, slots=True)
+class BatchShape:
+    """How one batch looks: runs per batch (1..20) and seconds between the launches of its runs (0..60)."""
+
+    runs: int = 1
+    stagger_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    """One stretch of the profile: a duration, a load model and a batch shape."""
+
+    name: str
+    duration_s: float
+    load: Load
+    batch: BatchShape
+
+
+@dataclass(frozen=True, slots=True)
+class RunRequest:
+    """The fields of the API's run request that say what to call (the prompt is dealt separately)."""
+
+    target_type: str = "agent"
+    target_id: int = 1
+    direction: str = "outbound"
+    mode: str = "bot"
+    target_number: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """One arm of a comparison (an agent, a product tier): a name and the request it sends."""
+
+    name: str
+    request: RunRequest
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """One prompt of the corpus; every run carries the name of the scenario it was dealt."""
+
+    name: str
+    prompt: str
+    expected_outcome: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TargetSpec:
+    """Where runs go and how they are followed."""
+
+    kind: str = "test-calls"
+    base_url: str | None = None
+    submit: Literal["batch", "single"] = "batch"
+    poll_interval_s: float = 1.0
+    request_timeout_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Cost:
+    """What runs cost and what the user allows: the cost guard reads this."""
+
+    consent_to_charge: bool = False
+    budget_cents: float | None = None
+    cost_per_run_cents: float = 8.0
+    charge_multiplier: float = 2.0
+
+    @property
+    def run_cost_cents(self) -> float:
+        """Estimated cost of one run, the multiplier included."""
+        return self.cost_per_run_cents * self.charge_multiplier
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """A whole, validated profile."""
+
+    name: str
+    source: str
+    target: TargetSpec
+    stages: tuple[Stage, ...]
+    variants: tuple[Variant, ...]
+    scenarios: tuple[Scenario, ...]
+    cost: Cost = field(default_factory=Cost)
+    description: str = ""
+    grace_s: float = 30.0
+    mean_call_duration_s: float = 45.0
+
+    @property
+    def duration_s(self) -> float:
+        """Length of all stages, the grace period not included."""
+        return sum(stage.duration_s for stage in self.stages)
+
+    def with_overrides(self, **target_changes: Any) -> Profile:
+        """A copy whose target has some fields replaced (for CLI flags)."""
+        changes = {key: value for key, value in target_changes.items() if value is not None}
+        return replace(self, target=replace(self.target, **changes)) if changes else self
+
+
+# ---------------------------------------------------------------------------------------------------- reading
+
+
+class _Table:
+    """A table of the file being read: hands out keys with their path, and refuses unknown ones."""
+
+    def __init__(self, data: Mapping[str, Any], path: str, source: str) -> None:
+        self.data = data
+        self.path = path
+        self.source = source
+        self.used: set[str] = set()
+
+    def where(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def error(self, key: str, message: str) -> ProfileError:
+        return ProfileError(self.source, self.where(key), message)
+
+    def has(self, key: str) -> bool:
+        return key in self.data
+
+    def get(self, key: str, convert: Callable[[Any], T], default: T) -> T:
+        """The key's value through ``convert`` (whose ValueError becomes a ProfileError), or the default."""
+        self.used.add(key)
+        if key not in self.data:
+            return default
+        try:
+            return convert(self.data[key])
+        except ValueError as exc:
+            raise self.error(key, str(exc)) from None
+
+    def require(self, key: str, convert: Callable[[Any], T], what: str) -> T:
+        if key not in self.data:
+            raise self.error(key, f"is required ({what})")
+        return self.get(key, convert, None)  # type: ignore[arg-type]
+
+    def table(self, key: str) -> _Table:
+        self.used.add(key)
+        value = self.data.get(key, {})
+        if not isinstance(value, Mapping):
+            raise self.error(key, f"must be a table, got {_kind(value)}")
+        return _Table(value, self.where(key), self.source)
+
+    def tables(self, key: str) -> list[_Table]:
+        self.used.add(key)
+        value = self.data.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(item, Mapping) for item in value):
+            raise self.error(key, f"must be a list of tables ([[{key}]] in TOML), got {_kind(value)}")
+        return [_Table(item, f"{self.where(key)}[{i}]", self.source) for i, item in enumerate(value)]
+
+    def finish(self) -> None:
+        unknown = sorted(set(self.data) - self.used)
+        if unknown:
+            allowed = ", ".join(sorted(self.used))
+            raise self.error(unknown[0], f"is not a known key (allowed here: {allowed})")
+
+
+def _kind(value: object) -> str:
+    return {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a table",
+    }.get(type(value), type(value).__name__)
+
+
+def _string(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"must be a string, got {_kind(value)}")
+    return value
+
+
+def _boolean(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, got {value!r}")
+    return value
+
+
+def _choice(*allowed: str) -> Callable[[object], str]:
+    def convert(value: object) -> str:
+        if value not in allowed:
+            raise ValueError(f"must be one of {', '.join(repr(a) for a in allowed)}, got {value!r}")
+        return str(value)
+
+    return convert
+
+
+def _int_between(low: int, high: int) -> Callable[[object], int]:
+    def convert(value: object) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ValueError(f"must be an integer from {low} to {high}, got {value!r}")
+        return value
+
+    return convert
+
+
+def _positive_int(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"must be a positive integer, got {value!r}")
+    return value
+
+
+def _non_negative_number(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"must be a number >= 0, got {value!r}")
+    return float(value)
+
+
+def _positive_duration(value: object) -> float:
+    seconds = parse_duration(value)
+    if seconds <= 0:
+        raise ValueError(f"must be a duration greater than zero, got {value!r}")
+    return seconds
+
+
+def _stagger(value: object) -> float:
+    seconds = parse_duration(value)
+    if seconds > MAX_STAGGER_S:
+        raise ValueError(f"must be a duration from 0 to 60s (fractions allowed), got {value!r}")
+    return seconds
+
+
+def _base_url(value: object) -> str:
+    text = _string(value)
+    if not text.startswith(("http://", "https://")):
+        raise ValueError(f"must be an http:// or https:// URL, got {text!r}")
+    return text.rstrip("/")
+
+
+def _ramp(table: _Table, key: str, convert: Callable[[Any], float], example: str) -> Ramp:
+    """A constant (``key = x``) or a ramp (``key = {from = x, to = y}``)."""
+    value = table.data[key]
+    table.used.add(key)
+    if isinstance(value, Mapping):
+        ramp = _Table(value, table.where(key), table.source)
+        if not (ramp.has("from") and ramp.has("to")):
+            missing = "to" if ramp.has("from") else "from"
+            raise ramp.error(missing, f"is required: a ramp needs both ends, like {example}")
+        start = ramp.get("from", convert, 0.0)
+        end = ramp.get("to", convert, 0.0)
+        ramp.finish()
+        return Ramp(start, end)
+    try:
+        constant = convert(value)
+    except ValueError as exc:
+        raise table.error(key, str(exc)) from None
+    return Ramp(constant, constant)
+
+
+def _batch_shape(table: _Table, default: BatchShape) -> BatchShape:
+    runs = table.get("runs", _int_between(1, MAX_RUNS_PER_BATCH), default.runs)
+    stagger = table.get("stagger", _stagger, default.stagger_s)
+    table.finish()
+    return BatchShape(runs=runs, stagger_s=stagger)
+
+
+_LOAD_KEYS = ("rate", "runs_rate", "in_flight", "pause")
+
+
+def _load(table: _Table, batch: BatchShape) -> Load:
+    present = [key for key in _LOAD_KEYS if table.has(key)]
+    if len(present) != 1:
+        got = f"got {', '.join(present)}" if present else "got none"
+        raise ProfileError(
+            table.source,
+            table.path,
+            "needs exactly one load model: rate (batches per time), runs_rate (runs per time), "
+            f"in_flight (closed model) or pause = true; {got}",
+        )
+    key = present[0]
+    if key == "pause":
+        if not table.get("pause", _boolean, False):
+            raise table.error("pause", "must be true (leave it out for a stage that starts runs)")
+        return Pause()
+    if key == "in_flight":
+        return ClosedLoad(_ramp(table, key, _non_negative_count, "{from = 10, to = 40}"))
+    rate = _ramp(table, key, parse_rate, '{from = "10/min", to = "60/min"}')
+    if key == "runs_rate":
+        rate = Ramp(rate.start / batch.runs, rate.end / batch.runs)
+    return OpenLoad(rate)
+
+
+def _non_negative_count(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"must be a whole number of runs >= 0, got {value!r}")
+    return float(value)
+
+
+def _request(table: _Table, default: RunRequest) -> RunRequest:
+    return RunRequest(
+        target_type=table.get("target_type", _choice(*TARGET_TYPES), default.target_type),
+        target_id=table.get("target_id", _positive_int, default.target_id),
+        direction=table.get("direction", _choice(*DIRECTIONS), default.direction),
+        mode=table.get("mode", _choice(*CALL_MODES), default.mode),
+        target_number=table.get("target_number", _string, default.target_number),
+    )
+
+
+def _scenarios(table: _Table, base_dir: Path) -> tuple[Scenario, ...]:
+    if table.has("prompts") and table.has("corpus"):
+        raise table.error("corpus", "cannot be given together with prompts (choose one)")
+    if table.has("corpus"):
+        name = table.get("corpus", _string, "")
+        table.finish()
+        return load_corpus(base_dir / name, table.source, table.where("corpus"))
+    prompts = table.get("prompts", _prompt_list, ["Call the agent and ask about its opening hours."])
+    table.finish()
+    return tuple(Scenario(name=f"prompt-{i + 1}", prompt=p) for i, p in enumerate(prompts))
+
+
+def _prompt_list(value: object) -> list[str]:
+    if not isinstance(value, list) or not value or not all(isinstance(p, str) and p for p in value):
+        raise ValueError("must be a non-empty list of non-empty strings")
+    return value
+
+
+def load_corpus(path: Path, source: str, field_path: str) -> tuple[Scenario, ...]:
+    """Read a scenario corpus: a JSON array or JSONL lines of ``{name, scenario_prompt, expected_outcome}``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ProfileError(source, field_path, f"cannot read corpus file {path}: {exc.strerror}") from None
+    where = str(path)
+    try:
+        if text.lstrip().startswith("["):
+            items = orjson.loads(text)
+            numbered = [(f"item {i + 1}", item) for i, item in enumerate(items)]
+        else:
+            numbered = [
+                (f"line {n}", orjson.loads(line))
+                for n, line in enumerate(text.splitlines(), start=1)
+                if line.strip()
+            ]
+    except orjson.JSONDecodeError as exc:
+        raise ProfileError(where, "", f"is not valid JSON or JSONL ({exc})") from None
+    scenarios = []
+    names: set[str] = set()
+    for label, item in numbered:
+        if not isinstance(item, dict):
+            raise ProfileError(where, label, "must be an object {name, scenario_prompt, expected_outcome}")
+        entry = _Table(item, label, where)
+        scenario = Scenario(
+            name=entry.require("name", _non_empty, "a unique scenario name"),
+            prompt=entry.require("scenario_prompt", _non_empty, "the prompt sent with the run"),
+            expected_outcome=entry.get("expected_outcome", _string, None),
+        )
+        entry.finish()
+        if scenario.name in names:
+            raise ProfileError(where, f"{label}.name", f"duplicates the scenario name {scenario.name!r}")
+        names.add(scenario.name)
+        scenarios.append(scenario)
+    if not scenarios:
+        raise ProfileError(where, "", "holds no scenarios (expected at least one)")
+    return tuple(scenarios)
+
+
+def _non_empty(value: object) -> str:
+    text = _string(value)
+    if not text.strip():
+        raise ValueError("must not be empty")
+    return text
+
+
+def parse_profile(data: Mapping[str, Any], source: str, base_dir: Path | None = None) -> Profile:
+    """Validate a profile already parsed from TOML or JSON; ``source`` names it in error messages."""
+    base_dir = base_dir if base_dir is not None else Path()
+    root = _Table(data, "", source)
+
+    target_table = root.table("target")
+    kind = target_table.get("kind", _choice(*TARGET_KINDS), "test-calls")
+    target = TargetSpec(
+        kind=kind,
+        base_url=target_table.get("base_url", _base_url, None),
+        submit=target_table.get("submit", _choice(*SUBMIT_MODES), "batch"),  # type: ignore[arg-type]
+        poll_interval_s=target_table.get("poll_interval", _positive_duration, 1.0),
+        request_timeout_s=target_table.get("request_timeout", _positive_duration, 10.0),
+    )
+    request_table = target_table.table("request")
+    request = _request(request_table, RunRequest())
+    request_table.finish()
+    target_table.finish()
+
+    default_batch = _batch_shape(root.table("batch"), BatchShape())
+    if target.submit == "single" and default_batch.runs != 1:
+        raise root.error("batch.runs", 'must be 1 when target.submit = "single" (one POST per run)')
+
+    stages = []
+    for i, stage_table in enumerate(root.tables("stages")):
+        batch = _batch_shape(stage_table.table("batch"), default_batch)
+        stage = Stage(
+            name=stage_table.get("name", _string, f"stage-{i + 1}"),
+            duration_s=stage_table.require("duration", _positive_duration, 'a duration like "30s" or "5m"'),
+            load=_load(stage_table, batch),
+            batch=batch,
+        )
+        stage_table.finish()
+        stages.append(stage)
+    if not stages:
+        raise root.error("stages", "needs at least one stage ([[stages]] with a duration and a load model)")
+
+    variants = []
+    for variant_table in root.tables("variants"):
+        variant = Variant(
+            name=variant_table.require("name", _non_empty, "a name for the variant"),
+            request=_request(variant_table, request),
+        )
+        variant_table.finish()
+        if any(v.name == variant.name for v in variants):
+            raise variant_table.error("name", f"duplicates the variant name {variant.name!r}")
+        variants.append(variant)
+    if not variants:
+        variants.append(Variant(name="default", request=request))
+
+    cost_table = root.table("cost")
+    cost = Cost(
+        consent_to_charge=cost_table.get("consent_to_charge", _boolean, False),
+        budget_cents=cost_table.get("budget_cents", _non_negative_number, None),
+        cost_per_run_cents=cost_table.get("cost_per_run_cents", _non_negative_number, 8.0),
+        charge_multiplier=cost_table.get("charge_multiplier", _non_negative_number, 2.0),
+    )
+    cost_table.finish()
+
+    profile = Profile(
+        name=root.get("name", _non_empty, Path(source).stem),
+        description=root.get("description", _string, ""),
+        source=source,
+        target=target,
+        stages=tuple(stages),
+        variants=tuple(variants),
+        scenarios=_scenarios(root.table("scenarios"), base_dir),
+        cost=cost,
+        grace_s=root.get("grace", parse_duration, 30.0),
+        mean_call_duration_s=root.get("mean_call_duration", _positive_duration, 45.0),
+    )
+    root.finish()
+    return profile
+
+
+def load_profile(path: str | Path) -> Profile:
+    """Read and validate a profile file (``.toml`` or ``.json``)."""
+    path = Path(path)
+    source = str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ProfileError(source, "", f"cannot read the profile ({exc.strerror})") from None
+    try:
+        if path.suffix == ".json":
+            data = orjson.loads(raw)
+        else:
+            data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ProfileError(source, "", f"is not valid {path.suffix.lstrip('.').upper() or 'TOML'}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ProfileError(source, "", "must hold a table of settings at its top level")
+    return parse_profile(data, source, path.parent)

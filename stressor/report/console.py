@@ -1,0 +1,79 @@
+"""The console summary, rendered from a results document (so ``stressor report`` prints the same)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from stressor.units import format_duration
+
+_COLUMNS = ("p50", "p90", "p99", "max")
+
+
+def _duration(value: float | None) -> str:
+    return "-" if value is None else format_duration(value)
+
+
+def _measure_lines(measures: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    width = max(len(name) for name in measures)
+    header = f"  {'measure':<{width}}  {'count':>7}" + "".join(f"  {c:>8}" for c in _COLUMNS) + "  source"
+    lines = [header]
+    for name, figures in measures.items():
+        cells = "".join(f"  {_duration(figures.get(c)):>8}" for c in _COLUMNS)
+        clamped = f"  ({figures['clamped']} clamped)" if figures.get("clamped") else ""
+        lines.append(f"  {name:<{width}}  {figures['count']:>7}{cells}  {figures['source']}{clamped}")
+    return lines
+
+
+def _breakdown_lines(title: str, pieces: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    if len(pieces) < 2:
+        return []
+    width = max(len(name) for name in pieces)
+    lines = [
+        "",
+        f"by {title} (queue-to-completion):",
+        f"  {title:<{width}}  {'done':>6}  {'failed':>6}  {'open':>5}" + "".join(f"  {c:>8}" for c in _COLUMNS),
+    ]
+    for name, piece in pieces.items():
+        outcomes, q2c = piece["outcomes"], piece["queue_to_completion"]
+        cells = "".join(f"  {_duration(q2c.get(c)):>8}" for c in _COLUMNS)
+        lines.append(
+            f"  {name:<{width}}  {outcomes['completed']:>6}  {outcomes['failed'] + outcomes['errored']:>6}"
+            f"  {outcomes['open']:>5}{cells}"
+        )
+    return lines
+
+
+def render_summary(results: Mapping[str, Any]) -> str:
+    """The summary a user reads at the end of a run: counts, failure rate, percentiles in human units."""
+    runs = results["runs"]
+    target = results["target"]
+    where = "the embedded simulator" if target.get("embedded_simulator") else target.get("base_url", "?")
+    lines = [f"stressor: profile {results['profile']['name']!r}, {results['elapsed_s']:.1f}s against {where}"]
+    if results.get("interrupted"):
+        lines.append("INTERRUPTED: the figures cover what was gathered until then.")
+    elif results.get("stop_reason"):
+        lines.append(f"STOPPED EARLY: {results['stop_reason']}")
+    not_started = sum(runs["not_started"].values())
+    lines.append(
+        f"runs: planned {runs['planned']}, submitted {runs['submitted']}, completed {runs['completed']}, "
+        f"failed {runs['failed']}, errored {runs['errored']}, open {runs['open']}, not started {not_started}"
+    )
+    rate = results["failure_rate"]
+    requests = sum(results["requests"].values())
+    ended = runs["completed"] + runs["failed"]
+    per_run = f" ({requests / ended:.1f} per ended run)" if ended else ""
+    lines.append(
+        f"failure rate: {'-' if rate is None else f'{rate:.1%}'}"
+        f"   HTTP requests: {requests}{per_run}"
+        f"   estimated cost: {results['estimated_cost_cents'] / 100:.2f} USD"
+    )
+    details = [f"{cause} {count}" for cause, count in sorted(results["errors"].items())]
+    details += [f"not started ({cause}) {count}" for cause, count in sorted(runs["not_started"].items())]
+    if details:
+        lines.append("errors: " + ", ".join(details))
+    lines.append("")
+    lines.extend(_measure_lines(results["measures"]))
+    lines.extend(_breakdown_lines("variant", results["variants"]))
+    lines.extend(_breakdown_lines("scenario", results["scenarios"]))
+    return "\n".join(lines)

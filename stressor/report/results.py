@@ -1,0 +1,93 @@
+"""The JSON results file: every figure of the summary, the encoded histograms, and one record per run.
+
+Schema ``stressor.results/1`` is documented in ``docs/results.md``. Durations are in seconds. The file is
+written atomically (a temporary file, then a rename), so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from stressor.engine import EngineResult
+from stressor.metrics import MEASURE_SOURCES, Breakdown, LatencyRecorder, Measure, Outcome
+from stressor.profile import Profile
+
+SCHEMA = "stressor.results/1"
+
+
+def _percentile_key(p: float) -> str:
+    return f"p{p:g}".replace(".", "_")
+
+
+def recorder_json(recorder: LatencyRecorder, *, with_histogram: bool = True) -> dict[str, Any]:
+    """Count, min, mean, max, percentiles (seconds) and, optionally, the encoded HDR histogram."""
+    summary = recorder.summary()
+    data: dict[str, Any] = {
+        "count": summary.count,
+        "min": summary.min_s,
+        "mean": summary.mean_s,
+        "max": summary.max_s,
+        **{_percentile_key(p): v for p, v in summary.percentiles_s.items()},
+        "clamped": summary.clamped,
+    }
+    if with_histogram:
+        data["hdr"] = recorder.encode() if summary.count else None
+    return data
+
+
+def _breakdown_json(pieces: Mapping[str, Breakdown]) -> dict[str, Any]:
+    return {
+        name: {
+            "outcomes": {str(o): piece.outcomes[o] for o in Outcome},
+            "queue_to_completion": recorder_json(piece.queue_to_completion, with_histogram=False),
+            "time_in_progress": recorder_json(piece.time_in_progress, with_histogram=False),
+        }
+        for name, piece in sorted(pieces.items())
+    }
+
+
+def build_results(result: EngineResult, profile: Profile, target: Mapping[str, Any]) -> dict[str, Any]:
+    """The results document of one run. ``target`` describes where it ran (never holds the key)."""
+    metrics = result.metrics
+    anchor = metrics.anchor
+    outcomes = {str(o): metrics.outcomes[o] for o in Outcome}
+    return {
+        "schema": SCHEMA,
+        "profile": {"name": profile.name, "source": profile.source},
+        "target": dict(target),
+        "started_at": anchor.to_wall_s(result.t0_ns),
+        "ended_at": anchor.to_wall_s(result.ended_ns),
+        "elapsed_s": result.elapsed_s,
+        "interrupted": result.interrupted,
+        "stop_reason": result.stop_reason,
+        "runs": {
+            "planned": metrics.planned_runs,
+            "submitted": metrics.submitted_runs,
+            **outcomes,
+            "not_started": dict(metrics.not_started),
+        },
+        "failure_rate": metrics.failure_rate,
+        "errors": dict(metrics.errors),
+        "requests": dict(sorted(metrics.requests.items())),
+        "estimated_cost_cents": metrics.cost_cents,
+        "measures": {
+            str(measure): {"source": MEASURE_SOURCES[measure], **recorder_json(metrics.recorders[measure])}
+            for measure in Measure
+        },
+        "variants": _breakdown_json(metrics.by_variant),
+        "scenarios": _breakdown_json(metrics.by_scenario),
+        "run_records": [record.to_json(anchor, result.t0_ns) for record in result.records],
+    }
+
+
+def write_results(path: Path, document: Mapping[str, Any]) -> None:
+    """Write the document atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
+    os.replace(temporary, path)

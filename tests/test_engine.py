@@ -1,0 +1,155 @@
+"""The engine against an in-memory target: schedule, outcomes, grace, stops, closed model, budget."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio
+import pytest
+
+from stressor.engine import Engine, EngineResult
+from stressor.metrics import Measure, Outcome
+from stressor.profile import Profile, parse_profile
+from stressor.targets.base import BatchOrder, RunEnd, SubmitError, Submission, SubmittedRun
+
+
+class FakeTarget:
+    """Runs last ``duration_s`` from submission; batches listed in ``fail_batches`` are refused."""
+
+    def __init__(self, duration_s: float = 0.01, fail: Callable[[BatchOrder], SubmitError | None] | None = None):
+        self.duration_s = duration_s
+        self.fail = fail
+        self.orders: list[BatchOrder] = []
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self._ids = itertools.count()
+
+    async def check(self) -> None:
+        pass
+
+    async def submit(self, order: BatchOrder) -> Submission:
+        self.orders.append(order)
+        if self.fail and (error := self.fail(order)):
+            raise error
+        runs = tuple(SubmittedRun(f"r{next(self._ids)}", i, time.time(), 16.0) for i in range(len(order.prompts)))
+        self.in_flight += len(runs)
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        return Submission(batch_id=f"b{order.seq}", runs=runs)
+
+    async def follow(self, submission: Submission, on_end: Callable[[RunEnd], None]) -> None:
+        for run in submission.runs:
+            await anyio.sleep(self.duration_s)
+            self.in_flight -= 1
+            now = time.time()
+            on_end(RunEnd(run.run_id, "completed", time.perf_counter_ns(), now - self.duration_s, now))
+
+    async def aclose(self) -> None:
+        pass
+
+
+def profile_of(stages: list[dict], **extra: object) -> Profile:
+    return parse_profile({"stages": stages, "grace": "2s", **extra}, "p.toml", Path())
+
+
+def run(profile: Profile, target: FakeTarget, **options: object) -> EngineResult:
+    return anyio.run(lambda: Engine(profile, target, **options).run())  # type: ignore[arg-type]
+
+
+def test_open_stage_starts_every_batch_and_follows_every_run() -> None:
+    profile = profile_of(
+        [{"duration": "0.5s", "rate": "20/s"}],
+        batch={"runs": 3},
+        scenarios={"prompts": ["a", "b"]},
+        variants=[{"name": "x", "target_id": 1}, {"name": "y", "target_id": 2}],
+    )
+    target = FakeTarget()
+    result = run(profile, target)
+    assert len(target.orders) == 10
+    assert result.metrics.outcomes == {Outcome.COMPLETED: 30}
+    assert len(result.records) == 30
+    assert len({r.run_id for r in result.records}) == 30  # none lost, none twice
+    # Variants alternate; each variant is dealt the corpus in order, cycled.
+    assert [o.request.target_id for o in target.orders[:4]] == [1, 2, 1, 2]
+    assert target.orders[0].prompts == ("a", "b", "a")
+    assert target.orders[2].prompts == ("b", "a", "b")
+    lateness = result.metrics.recorders[Measure.START_LATENESS].summary()
+    assert lateness.count == 10
+    assert result.metrics.recorders[Measure.QUEUE_TO_COMPLETION].count == 30
+
+
+def test_runs_still_going_after_grace_are_reported_open() -> None:
+    profile = profile_of([{"duration": "0.1s", "rate": "10/s"}], grace="0.1s")
+    result = run(profile, FakeTarget(duration_s=5))
+    assert result.metrics.outcomes == {Outcome.OPEN: 1}
+    assert result.records[0].outcome is Outcome.OPEN
+    assert result.elapsed_s < 2
+
+
+def test_refused_batches_count_as_errored_and_a_fatal_answer_stops_the_run() -> None:
+    profile = profile_of([{"duration": "1s", "rate": "20/s"}], batch={"runs": 2})
+
+    def fail(order: BatchOrder) -> SubmitError | None:
+        if order.seq == 1:
+            return SubmitError("http_503", "busy")
+        if order.seq == 3:
+            return SubmitError("http_401", "the API key was refused", fatal=True)
+        return None
+
+    result = run(profile, FakeTarget(fail=fail))
+    assert result.stop_reason == "the API key was refused"
+    assert result.metrics.errors == {"http_503": 2, "http_401": 2}
+    assert result.metrics.outcomes[Outcome.COMPLETED] == 4  # batches 0 and 2
+    assert result.elapsed_s < 1.0  # the rest of the plan was not walked
+
+
+def test_closed_stage_holds_runs_in_flight_at_the_target() -> None:
+    profile = profile_of([{"duration": "0.6s", "in_flight": 12}], batch={"runs": 5})
+    target = FakeTarget(duration_s=0.02)
+    result = run(profile, target)
+    assert target.peak_in_flight == 12
+    assert {len(o.prompts) for o in target.orders} <= {1, 2, 3, 4, 5}
+    assert result.metrics.outcomes[Outcome.COMPLETED] > 12  # runs were topped up as they ended
+
+
+def test_budget_stops_submitting_and_counts_runs_not_started() -> None:
+    profile = profile_of(
+        [{"duration": "0.5s", "rate": "20/s"}],
+        batch={"runs": 2},
+        cost={"budget_cents": 100, "cost_per_run_cents": 8, "charge_multiplier": 2},
+    )
+    target = FakeTarget()
+    result = run(profile, target, enforce_budget=True)
+    assert len(target.orders) == 3  # 3 batches x 2 runs x 16 cents = 96 <= 100
+    assert result.metrics.not_started == {"budget": 14}
+    assert result.metrics.planned_runs == 20
+
+
+def test_interrupt_keeps_what_was_gathered() -> None:
+    profile = profile_of([{"duration": "10s", "rate": "10/s"}])
+
+    async def main() -> EngineResult:
+        engine = Engine(profile, FakeTarget(duration_s=0.01))
+        async with anyio.create_task_group() as tasks:
+
+            async def interrupt_soon() -> None:
+                await anyio.sleep(0.3)
+                engine.interrupt()
+
+            tasks.start_soon(interrupt_soon)
+            return await engine.run()
+
+    result = anyio.run(main)
+    assert result.interrupted
+    assert result.elapsed_s < 1.0
+    assert 2 <= result.metrics.outcomes[Outcome.COMPLETED] <= 4
+
+
+@pytest.mark.parametrize("stagger", [0.0, 0.05])
+def test_run_due_times_include_the_stagger_offset(stagger: float) -> None:
+    profile = profile_of([{"duration": "0.1s", "rate": "10/s"}], batch={"runs": 3, "stagger": stagger})
+    result = run(profile, FakeTarget())
+    dues = sorted(r.due_ns for r in result.records)
+    assert [round((d - dues[0]) / 1e9, 3) for d in dues] == [0.0, stagger, 2 * stagger]
