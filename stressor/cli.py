@@ -181,18 +181,13 @@ def run(
             "Never printed or written to results.",
         ),
     ] = None,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the JSON results.")] = Path(
-        "results.json"
-    ),
-    poll_interval: Annotated[
-        str | None, typer.Option(help="Override target.poll_interval, e.g. 250ms or 2s.")
-    ] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the JSON results.")] = Path("results.json"),
+    poll_interval: Annotated[str | None, typer.Option(help="Override target.poll_interval, e.g. 250ms or 2s.")] = None,
     grace: Annotated[
-        str | None, typer.Option(help="Override grace: how long to wait for runs in flight after the last stage.")
+        str | None,
+        typer.Option(help="Override grace: how long to wait for runs in flight after the last stage."),
     ] = None,
-    progress: Annotated[
-        float, typer.Option(help="Seconds between progress lines on stderr (0: none).", min=0)
-    ] = 5.0,
+    progress: Annotated[float, typer.Option(help="Seconds between progress lines on stderr (0: none).", min=0)] = 5.0,
     sim_slots: Annotated[int, typer.Option(help="Embedded simulator: concurrent call slots.", min=1)] = 20,
     sim_failure_rate: Annotated[
         float, typer.Option(help="Embedded simulator: probability that a call ends failed.", min=0.0, max=1.0)
@@ -278,8 +273,10 @@ def plan(
         f"poll interval {format_duration(profile.target.poll_interval_s)}, "
         f"{profile.cost.run_cost_cents:g} cents per run"
     )
-    header = f"  {'stage':<16} {'model':<6} {'duration':>9} {'batches':>8} {'runs':>8} {'peak':>8} {'requests':>9} {'cost':>10}"
-    typer.echo(header)
+    typer.echo(
+        f"  {'stage':<16} {'model':<6} {'duration':>9} {'batches':>8} {'runs':>8}"
+        f" {'peak':>8} {'requests':>9} {'cost':>10}"
+    )
     for row in [*stages, total]:
         typer.echo(
             f"  {row.name:<16} {row.model:<6} {format_duration(row.duration_s):>9} {row.batches:>8} {row.runs:>8}"

@@ -21,7 +21,7 @@ from anyio.abc import TaskGroup
 from stressor.metrics import Metrics, Outcome, RunRecord
 from stressor.plan import BatchStart, StageWindow, open_starts, stage_windows, target_in_flight
 from stressor.profile import ClosedLoad, OpenLoad, Profile
-from stressor.targets.base import BatchOrder, RunEnd, SubmitError, Submission, Target
+from stressor.targets.base import BatchOrder, RunEnd, Submission, SubmitError, Target
 from stressor.timestamps import NS_PER_S, ClockAnchor
 
 MIN_SLEEP_S = 0.001  # shorter sleeps spin under uvloop (engineering notes)
@@ -156,14 +156,18 @@ class Engine:
                 await self._sleep_until(self._ns(window.end_s))
 
     async def _drive_open(
-        self, batches: TaskGroup, window: StageWindow, starts: Iterator[BatchStart], upcoming: BatchStart | None
+        self,
+        batches: TaskGroup,
+        window: StageWindow,
+        starts: Iterator[BatchStart],
+        upcoming: BatchStart | None,
     ) -> BatchStart | None:
         # Wake, start every batch that is due, sleep until the next: due times come from the plan alone.
         while upcoming is not None and upcoming.stage == window.index:
             due_ns = self._ns(upcoming.due_s)
             await self._sleep_until(due_ns)
-            while upcoming is not None and upcoming.stage == window.index and self._ns(upcoming.due_s) <= (
-                self._clock()
+            while (
+                upcoming is not None and upcoming.stage == window.index and self._ns(upcoming.due_s) <= (self._clock())
             ):
                 self._launch(batches, upcoming, self._ns(upcoming.due_s))
                 upcoming = next(starts, None)
@@ -275,6 +279,8 @@ class Engine:
             )
             if cost is not None and math.isfinite(cost):
                 self.metrics.cost_cents += cost
+                if self.enforce_budget:  # the server's estimate replaces the plan's
+                    self._committed_cents += cost - self.profile.cost.run_cost_cents
 
     def _on_end(self, end: RunEnd) -> None:
         open_run = self._open.pop(end.run_id, None)

@@ -417,9 +417,7 @@ def load_corpus(path: Path, source: str, field_path: str) -> tuple[Scenario, ...
             numbered = [(f"item {i + 1}", item) for i, item in enumerate(items)]
         else:
             numbered = [
-                (f"line {n}", orjson.loads(line))
-                for n, line in enumerate(text.splitlines(), start=1)
-                if line.strip()
+                (f"line {n}", orjson.loads(line)) for n, line in enumerate(text.splitlines(), start=1) if line.strip()
             ]
     except orjson.JSONDecodeError as exc:
         raise ProfileError(where, "", f"is not valid JSON or JSONL ({exc})") from None
@@ -535,10 +533,7 @@ def load_profile(path: str | Path) -> Profile:
     except OSError as exc:
         raise ProfileError(source, "", f"cannot read the profile ({exc.strerror})") from None
     try:
-        if path.suffix == ".json":
-            data = orjson.loads(raw)
-        else:
-            data = tomllib.loads(raw.decode("utf-8"))
+        data = orjson.loads(raw) if path.suffix == ".json" else tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ProfileError(source, "", f"is not valid {path.suffix.lstrip('.').upper() or 'TOML'}: {exc}") from None
     if not isinstance(data, dict):

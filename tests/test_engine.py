@@ -13,7 +13,7 @@ import pytest
 from stressor.engine import Engine, EngineResult
 from stressor.metrics import Measure, Outcome
 from stressor.profile import Profile, parse_profile
-from stressor.targets.base import BatchOrder, RunEnd, SubmitError, Submission, SubmittedRun
+from stressor.targets.base import BatchOrder, RunEnd, Submission, SubmitError, SubmittedRun
 
 
 class FakeTarget:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -45,13 +46,17 @@ def test_ramp_from_zero_speeds_up() -> None:
     profile = profile_of([{"duration": "10s", "rate": {"from": 0, "to": "2/s"}}])
     dues = [s.due_s for s in open_starts(profile)]
     assert len(dues) == 10  # integral = 10 batches
-    gaps = [b - a for a, b in zip(dues, dues[1:], strict=False)]
-    assert all(later < earlier for earlier, later in zip(gaps, gaps[1:], strict=False))
+    gaps = [b - a for a, b in itertools.pairwise(dues)]
+    assert all(later < earlier for earlier, later in itertools.pairwise(gaps))
 
 
 def test_variants_are_interleaved_and_pauses_start_nothing() -> None:
     profile = profile_of(
-        [{"duration": "1s", "rate": "4/s"}, {"duration": "1s", "pause": True}, {"duration": "1s", "rate": "2/s"}],
+        [
+            {"duration": "1s", "rate": "4/s"},
+            {"duration": "1s", "pause": True},
+            {"duration": "1s", "rate": "2/s"},
+        ],
         variants=[{"name": "spark"}, {"name": "bolt"}],
     )
     starts = list(open_starts(profile))

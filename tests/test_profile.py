@@ -65,7 +65,10 @@ def test_stage_models() -> None:
         ({**BASE, "batch": {"runs": 21}}, "p.toml: batch.runs: must be an integer from 1 to 20, got 21"),
         ({**BASE, "batch": {"stagger": 61}}, "p.toml: batch.stagger: must be a duration from 0 to 60s"),
         ({**BASE, "batch": {"stagger": "-1s"}}, "p.toml: batch.stagger: expected a duration"),
-        ({"stages": [{"duration": "0s", "rate": 1}]}, "p.toml: stages[0].duration: must be a duration greater"),
+        (
+            {"stages": [{"duration": "0s", "rate": 1}]},
+            "p.toml: stages[0].duration: must be a duration greater",
+        ),
         ({"stages": [{"duration": -5, "rate": 1}]}, "p.toml: stages[0].duration: a duration must be"),
         ({"stages": [{"rate": 1}]}, "p.toml: stages[0].duration: is required"),
         ({"stages": [{"duration": "1m", "rate": {"from": 1}}]}, "p.toml: stages[0].rate.to: is required"),
@@ -73,12 +76,21 @@ def test_stage_models() -> None:
         ({"stages": [{"duration": "1m", "rate": 1, "in_flight": 3}]}, "got rate, in_flight"),
         ({"stages": [{"duration": "1m", "rate": "fast"}]}, "p.toml: stages[0].rate: expected a rate like"),
         ({"stages": [{"duration": "1m", "rate": 1, "batch": {"runs": 0}}]}, "stages[0].batch.runs: must be"),
-        ({**BASE, "target": {"kind": "grpc"}}, "p.toml: target.kind: must be one of 'test-calls', got 'grpc'"),
-        ({**BASE, "target": {"request": {"target_id": True}}}, "target.request.target_id: must be a positive"),
+        (
+            {**BASE, "target": {"kind": "grpc"}},
+            "p.toml: target.kind: must be one of 'test-calls', got 'grpc'",
+        ),
+        (
+            {**BASE, "target": {"request": {"target_id": True}}},
+            "target.request.target_id: must be a positive",
+        ),
         ({**BASE, "target": {"base_url": "ftp://x"}}, "target.base_url: must be an http:// or https:// URL"),
         ({"stages": []}, "p.toml: stages: needs at least one stage"),
         ({"stages": {"duration": "1s"}}, "p.toml: stages: must be a list of tables"),
-        ({**BASE, "variants": [{"name": "a"}, {"name": "a"}]}, "variants[1].name: duplicates the variant name"),
+        (
+            {**BASE, "variants": [{"name": "a"}, {"name": "a"}]},
+            "variants[1].name: duplicates the variant name",
+        ),
         ({**BASE, "scenarios": {"prompts": []}}, "scenarios.prompts: must be a non-empty list"),
         ({**BASE, "target": {"submit": "single"}, "batch": {"runs": 3}}, "batch.runs: must be 1 when"),
     ],
@@ -99,7 +111,10 @@ def test_corpus_jsonl_and_json(tmp_path: Path) -> None:
     )
     (tmp_path / "c.json").write_text('[{"name": "only", "scenario_prompt": "Hi"}]')
     profile = parse_profile({**BASE, "scenarios": {"corpus": "c.jsonl"}}, "p.toml", tmp_path)
-    assert [(s.name, s.expected_outcome) for s in profile.scenarios] == [("hours", "success"), ("refund", None)]
+    assert [(s.name, s.expected_outcome) for s in profile.scenarios] == [
+        ("hours", "success"),
+        ("refund", None),
+    ]
     profile = parse_profile({**BASE, "scenarios": {"corpus": "c.json"}}, "p.toml", tmp_path)
     assert [s.prompt for s in profile.scenarios] == ["Hi"]
 
@@ -111,7 +126,7 @@ def test_corpus_jsonl_and_json(tmp_path: Path) -> None:
         ("{not json", "is not valid JSON or JSONL"),
         ('{"name": "a"}', "line 1.scenario_prompt: is required"),
         ('{"name": "a", "scenario_prompt": "x", "mood": 1}', "line 1.mood: is not a known key"),
-        ('[1]', "item 1: must be an object"),
+        ("[1]", "item 1: must be an object"),
         ("", "holds no scenarios"),
     ],
 )

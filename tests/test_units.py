@@ -9,7 +9,16 @@ from stressor.units import format_duration, parse_duration, parse_rate
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("30s", 30), ("5m", 300), ("1h", 3600), ("250ms", 0.25), ("1h30m", 5400), ("1.5s", 1.5), (2, 2.0), ("0s", 0)],
+    [
+        ("30s", 30),
+        ("5m", 300),
+        ("1h", 3600),
+        ("250ms", 0.25),
+        ("1h30m", 5400),
+        ("1.5s", 1.5),
+        (2, 2.0),
+        ("0s", 0),
+    ],
 )
 def test_durations(text: object, seconds: float) -> None:
     assert parse_duration(text) == pytest.approx(seconds)
@@ -21,7 +30,9 @@ def test_bad_durations(text: object) -> None:
         parse_duration(text)
 
 
-@pytest.mark.parametrize(("text", "per_s"), [("30/min", 0.5), ("2/s", 2), ("120/h", 1 / 30), (3, 3.0), ("1.5/sec", 1.5)])
+@pytest.mark.parametrize(
+    ("text", "per_s"), [("30/min", 0.5), ("2/s", 2), ("120/h", 1 / 30), (3, 3.0), ("1.5/sec", 1.5)]
+)
 def test_rates(text: object, per_s: float) -> None:
     assert parse_rate(text) == pytest.approx(per_s)
 

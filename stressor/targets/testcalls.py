@@ -24,14 +24,15 @@ from stressor.targets.base import (
     BatchOrder,
     RequestLog,
     RunEnd,
-    SubmitError,
     Submission,
+    SubmitError,
     SubmittedRun,
     TargetUnavailable,
 )
-from stressor.timestamps import parse_iso
+from stressor.timestamps import NS_PER_S, parse_iso
 
 LIST_PAGE_SIZE = 200  # the API's maximum
+MIN_SLEEP_S = 0.001  # shorter sleeps spin under uvloop (engineering notes)
 TERMINAL = ("completed", "failed")
 # Answers that mean no later request can succeed either: the run stops and says why.
 FATAL_STATUSES = {
@@ -140,7 +141,9 @@ class RunLister:
         oldest = min(times) - 1.0 if len(times) == len(wanted) else None
         for page in range(self._max_pages):
             body, seen_ns = await self._get(
-                "list_runs", "/v1/test-calls", params={"limit": LIST_PAGE_SIZE, "offset": page * LIST_PAGE_SIZE}
+                "list_runs",
+                "/v1/test-calls",
+                params={"limit": LIST_PAGE_SIZE, "offset": page * LIST_PAGE_SIZE},
             )
             if not isinstance(body, list):
                 return
@@ -150,8 +153,8 @@ class RunLister:
                     self._found[view.run_id] = view
                     del wanted[view.run_id]
             last = parse_run(body[-1], seen_ns) if body else None
-            page_is_older = oldest is not None and last is not None and last.created_at is not None and (
-                last.created_at < oldest
+            page_is_older = (
+                oldest is not None and last is not None and last.created_at is not None and (last.created_at < oldest)
             )
             if not wanted or len(body) < LIST_PAGE_SIZE or page_is_older:
                 return
@@ -253,7 +256,10 @@ class TestCallsTarget:
         if not isinstance(run_id, str | int):
             raise SubmitError("bad_response", "the run answer has no id")
         return SubmittedRun(
-            str(run_id), index, _stamp(answer.get("created_at")), cost if isinstance(cost, int | float) else None
+            str(run_id),
+            index,
+            _stamp(answer.get("created_at")),
+            cost if isinstance(cost, int | float) else None,
         )
 
     async def _post(self, path: str, body: dict[str, object]) -> dict[str, Any]:
@@ -299,14 +305,19 @@ class TestCallsTarget:
 
     async def follow(self, submission: Submission, on_end: Callable[[RunEnd], None]) -> None:
         open_runs = {run.run_id: run.created_at for run in submission.runs}
+        interval_ns = round(self._poll_interval_s * NS_PER_S)
+        next_poll_ns = self._clock() + interval_ns
         while open_runs:
-            await anyio.sleep(self._poll_interval_s)
+            # A fixed cadence, not a sleep after each poll: the time a poll takes must not stretch the
+            # interval, or detection would lag by more than one interval.
+            await anyio.sleep(max((next_poll_ns - self._clock()) / NS_PER_S, MIN_SLEEP_S))
+            next_poll_ns = max(next_poll_ns + interval_ns, self._clock())
             if submission.batch_id is not None:
                 ended = await self._batch_ended_count(submission.batch_id)
                 known_ended = len(submission.runs) - len(open_runs)
                 if ended is None or ended <= known_ended:
                     continue  # nothing new: the list endpoint is not asked
-            for view in self._ended(await self._lister.lookup(open_runs).values()):
+            for view in self._ended((await self._lister.lookup(open_runs)).values()):
                 del open_runs[view.run_id]
                 on_end(
                     RunEnd(

@@ -1,0 +1,389 @@
+"""The simulator's HTTP face: a raw ASGI 3 app with a tiny router over ``SimModel``.
+
+Request handling happens in one place, ``SimApp.handle(request) -> Response``, on plain values (the ASGI
+plumbing only reads the body and writes the answer). A fault layer (429 with Retry-After, 5xx bursts, slow
+answers) wraps that handler: ``create_app(..., middleware=[faults])``; every request is counted by route
+template and status *outside* the handler, so faulted answers are counted too.
+
+Auth: ``Authorization: Bearer <key>`` on everything under ``/v1`` except ``/v1/healthz``. The simulator's own
+endpoints, ``GET /_sim/truth`` (ground truth and config) and ``GET /_sim/stats`` (requests seen, runs per
+status), need no key: they are not part of the API, the simulator listens on loopback only, and they never
+reveal the key.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+
+from stressor.sim.model import SimModel
+from stressor.sim.validation import (
+    FieldErrors,
+    parse_batch_request,
+    parse_page_query,
+    parse_run_list_query,
+    parse_run_request,
+)
+from stressor.sim.views import (
+    batch_json,
+    call_json,
+    config_json,
+    grade_json,
+    run_json,
+    transcript_json,
+    truth_json,
+)
+
+MAX_BODY_BYTES = 1024 * 1024
+UNMATCHED = "<unmatched>"
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One HTTP request as the handler sees it; ``route`` is the matched template or ``<unmatched>``."""
+
+    method: str
+    path: str
+    route: str
+    params: Mapping[str, str] = field(default_factory=dict)
+    query: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """One HTTP answer."""
+
+    status: int
+    body: bytes = b""
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+Middleware = Callable[[Handler], Handler]
+Endpoint = Callable[[Request], Response]
+
+
+class _BodyError(Exception):
+    """The body is not JSON or not a JSON object (400 with ``detail``)."""
+
+
+def json_response(status: int, data: object, headers: tuple[tuple[str, str], ...] = ()) -> Response:
+    """A JSON answer (orjson, compact)."""
+    return Response(status, orjson.dumps(data), (("content-type", "application/json"), *headers))
+
+
+def detail(status: int, message: str, headers: tuple[tuple[str, str], ...] = ()) -> Response:
+    """An error answer ``{"detail": message}``."""
+    return json_response(status, {"detail": message}, headers)
+
+
+class RequestStats:
+    """How many requests the app answered, by method, route template and status."""
+
+    def __init__(self) -> None:
+        self._counts: Counter[tuple[str, str, int]] = Counter()
+
+    def record(self, method: str, route: str, status: int) -> None:
+        """Count one answered request."""
+        self._counts[(method, route, status)] += 1
+
+    def count(self, method: str | None = None, route: str | None = None, status: int | None = None) -> int:
+        """Requests matching every given criterion (None matches anything)."""
+        return sum(
+            n
+            for (m, r, s), n in self._counts.items()
+            if (method is None or m == method) and (route is None or r == route) and (status is None or s == status)
+        )
+
+    def snapshot(self) -> dict[str, dict[str, int]]:
+        """``{"GET /v1/test-calls": {"200": 12}, ...}``."""
+        out: dict[str, dict[str, int]] = {}
+        for (method, route, status), n in sorted(self._counts.items()):
+            out.setdefault(f"{method} {route}", {})[str(status)] = n
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A path template, the endpoint per method, and whether it needs the API key."""
+
+    template: str
+    methods: Mapping[str, Endpoint]
+    public: bool = False
+    pattern: re.Pattern[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.template)
+        object.__setattr__(self, "pattern", re.compile(f"^{regex}$"))
+
+
+class Router:
+    """Finds the route of a path (a trailing slash is ignored)."""
+
+    def __init__(self, routes: Sequence[Route]) -> None:
+        self._routes = tuple(routes)
+
+    def match(self, path: str) -> tuple[Route, dict[str, str]] | None:
+        """The route and path parameters of ``path``, or None."""
+        path = path.rstrip("/") or "/"
+        for route in self._routes:
+            found = route.pattern.match(path)
+            if found:
+                return route, found.groupdict()
+        return None
+
+
+class SimApp:
+    """ASGI 3 app serving the test-calls API from a ``SimModel``; see the module docstring."""
+
+    def __init__(
+        self,
+        model: SimModel,
+        clock: Callable[[], float],
+        *,
+        middleware: Sequence[Middleware] = (),
+        max_body_bytes: int = MAX_BODY_BYTES,
+    ) -> None:
+        self.model = model
+        self.clock = clock
+        self.stats = RequestStats()
+        self.max_body_bytes = max_body_bytes
+        self.router = Router(
+            [
+                Route("/v1/healthz", {"GET": self._healthz}, public=True),
+                Route("/v1/test-calls", {"POST": self._create_run, "GET": self._list_runs}),
+                Route("/v1/test-call-batches", {"POST": self._create_batch, "GET": self._list_batches}),
+                Route("/v1/test-call-batches/{batch_id}", {"GET": self._get_batch}),
+                Route("/v1/calls/{call_id}", {"GET": self._get_call}),
+                Route("/v1/calls/{call_id}/transcript", {"GET": self._get_transcript}),
+                Route("/v1/calls/{call_id}/grade", {"GET": self._get_grade, "POST": self._get_grade}),
+                Route("/_sim/truth", {"GET": self._truth}, public=True),
+                Route("/_sim/stats", {"GET": self._stats}, public=True),
+            ]
+        )
+        handler: Handler = self.handle
+        for wrap in reversed(middleware):
+            handler = wrap(handler)
+        self.handler = handler
+
+    # -- the one place requests are handled ----------------------------------------------------------------
+
+    async def handle(self, request: Request) -> Response:
+        """Answer one request: advance the model to now, route, authenticate, dispatch."""
+        self.model.advance(self.clock())
+        matched = self.router.match(request.path)
+        if matched is None:
+            return detail(404, "Not found.")
+        route, _ = matched
+        if not route.public:
+            refused = self._authenticate(request.headers.get("authorization"))
+            if refused is not None:
+                return refused
+        endpoint = route.methods.get(request.method)
+        if endpoint is None:
+            allowed = ", ".join(sorted(route.methods))
+            return detail(405, f'Method "{request.method}" not allowed.', (("allow", allowed),))
+        try:
+            return endpoint(request)
+        except FieldErrors as bad:
+            return json_response(400, bad.errors)
+        except _BodyError as bad:
+            return detail(400, str(bad))
+
+    def _authenticate(self, header: str | None) -> Response | None:
+        challenge = (("www-authenticate", 'Bearer realm="api"'),)
+        if not header:
+            return detail(401, "Authentication credentials were not provided.", challenge)
+        scheme, _, token = header.strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            return detail(401, "Invalid authorization header; expected 'Bearer <api key>'.", challenge)
+        expected = self.model.config.api_key
+        if expected is not None and not hmac.compare_digest(token.encode(), expected.encode()):
+            return detail(401, "Invalid API key.", challenge)
+        return None
+
+    # -- ASGI plumbing -------------------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI 3 entry point (http; lifespan answered trivially; websockets refused)."""
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            await send({"type": "websocket.close", "code": 1003})
+            return
+        method: str = scope["method"]
+        path: str = scope["path"]
+        matched = self.router.match(path)
+        template = matched[0].template if matched else UNMATCHED
+        headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
+        body = await self._read_body(headers, receive)
+        if body is None:
+            response = detail(413, f"Request body is larger than {self.max_body_bytes} bytes.")
+        else:
+            query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
+            request = Request(
+                method=method,
+                path=path,
+                route=template,
+                params=matched[1] if matched else {},
+                query=query,
+                headers=headers,
+                body=body,
+            )
+            response = await self.handler(request)
+        # counted before the answer leaves, so a client that got it can already see it in the stats
+        self.stats.record(method, template, response.status)
+        await _send_response(send, response)
+
+    async def _read_body(self, headers: Mapping[str, str], receive: Receive) -> bytes | None:
+        """The request body, or None when it exceeds the cap (then the rest is not read)."""
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
+            return None
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks)
+
+    # -- endpoints -----------------------------------------------------------------------------------------
+
+    def _healthz(self, request: Request) -> Response:
+        return json_response(200, {"ok": True})
+
+    def _create_run(self, request: Request) -> Response:
+        run = self.model.create_run(parse_run_request(_json_object(request.body)), self.clock())
+        return json_response(201, run_json(run))
+
+    def _list_runs(self, request: Request) -> Response:
+        query = parse_run_list_query(request.query)
+        runs = self.model.list_runs(
+            limit=query.limit,
+            offset=query.offset,
+            target_type=query.target_type,
+            status=query.status,
+            agent_id=query.agent_id,
+        )
+        return json_response(200, [run_json(run) for run in runs])
+
+    def _create_batch(self, request: Request) -> Response:
+        batch = self.model.create_batch(parse_batch_request(_json_object(request.body)), self.clock())
+        return json_response(201, batch_json(batch))
+
+    def _list_batches(self, request: Request) -> Response:
+        page = parse_page_query(request.query)
+        batches = self.model.list_batches(limit=page.limit, offset=page.offset)
+        return json_response(200, [batch_json(batch) for batch in batches])
+
+    def _get_batch(self, request: Request) -> Response:
+        batch = self.model.get_batch(request.params["batch_id"])
+        return json_response(200, batch_json(batch)) if batch else detail(404, "Not found.")
+
+    def _get_call(self, request: Request) -> Response:
+        run = self.model.run_for_call(request.params["call_id"])
+        return json_response(200, call_json(run)) if run else detail(404, "Not found.")
+
+    def _get_transcript(self, request: Request) -> Response:
+        run = self.model.run_for_call(request.params["call_id"])
+        if run is None:
+            return detail(404, "Not found.")
+        now = self.model.wall(self.clock())
+        return json_response(200, transcript_json(run, now=now, time_scale=self.model.config.time_scale))
+
+    def _get_grade(self, request: Request) -> Response:
+        # POST asks for a re-grade; the simulator grades when the call ends, so both answer the current grade
+        run = self.model.run_for_call(request.params["call_id"])
+        return json_response(200, grade_json(run)) if run else detail(404, "Not found.")
+
+    def _truth(self, request: Request) -> Response:
+        model = self.model
+        return json_response(
+            200,
+            {
+                "runs": [truth_json(record) for record in model.truth()],
+                "config": config_json(model.config, model.seed),
+                "now": model.wall(self.clock()),
+            },
+        )
+
+    def _stats(self, request: Request) -> Response:
+        model = self.model
+        return json_response(
+            200,
+            {
+                "requests": self.stats.snapshot(),
+                "total": self.stats.count(),
+                "runs": model.status_counts(),
+                "in_progress": model.in_progress_count,
+                "queued": model.queued_count,
+                "slots": model.config.slots,
+            },
+        )
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    if not body.strip():
+        raise _BodyError("Request body is empty; expected a JSON object.")
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as bad:
+        raise _BodyError(f"JSON parse error: {bad}.") from None
+    if not isinstance(data, dict):
+        raise _BodyError(f"Expected a JSON object, got {type(data).__name__}.")
+    return data
+
+
+async def _send_response(send: Send, response: Response) -> None:
+    headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in response.headers]
+    headers.append((b"content-length", str(len(response.body)).encode()))
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    await send({"type": "http.response.body", "body": response.body})
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+def create_app(
+    model: SimModel,
+    clock: Callable[[], float],
+    *,
+    middleware: Sequence[Middleware] = (),
+    max_body_bytes: int = MAX_BODY_BYTES,
+) -> SimApp:
+    """The ASGI app over ``model``; ``clock`` gives the model's monotonic seconds (``time.perf_counter``).
+
+    ``middleware`` wraps the handler, first item outermost (for fault injection).
+    """
+    return SimApp(model, clock, middleware=middleware, max_body_bytes=max_body_bytes)

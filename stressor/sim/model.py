@@ -1,0 +1,421 @@
+"""The pure model of the test-calls API: org slots, a FIFO queue, call durations, failures, grades.
+
+No I/O and no clock of its own: every method that can change state takes ``now``, seconds on a monotonic
+clock, and the model writes epoch stamps as ``wall_at_zero + now``. State changes are driven by an event
+heap; ``advance(now)`` processes every event due up to ``now`` *at its own time*, so a slot freed at
+t = 1.234 starts the next queued run at exactly 1.234 however late anybody asks. Runs follow the API's
+life cycle:
+
+- created ``queued`` (a batch creates all its runs at once);
+- *released* (eligible for a slot) at creation for single runs, at ``created + i * stagger_seconds`` for
+  run i of a batch; released runs wait in FIFO order of release;
+- ``in_progress`` while holding one of ``config.slots`` slots, for a duration drawn from
+  ``config.call_duration`` (API seconds) times ``config.time_scale``;
+- ``completed``, or ``failed`` with probability ``config.failure_rate`` (decided when the call starts).
+
+All randomness comes from one seeded ``random.Random``; ids come from a second stream seeded from it, so the
+same seed and the same requests at the same times give the same runs.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+import secrets
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from stressor.sim.config import SimConfig
+from stressor.sim.records import (
+    Batch,
+    BatchRequest,
+    Grade,
+    Run,
+    RunRequest,
+    RunStatus,
+    SimEvent,
+    TruthRecord,
+)
+
+EventListener = Callable[[SimEvent], None]
+
+#: Messages a failed run carries, in the platform's style.
+FAILURE_MESSAGES: tuple[str, ...] = (
+    "Call failed: the agent did not answer within 30 seconds.",
+    "Call dropped: SIP trunk returned 503 Service Unavailable.",
+    "Call ended early: no audio received from the agent for 20 seconds.",
+    "Call failed: the agent's LLM request timed out.",
+    "Call failed: media stream disconnected unexpectedly.",
+)
+
+GRADER_MODEL = "sim-grader-1"
+
+_Kind = Literal["release", "end"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Fate:
+    """What was decided when a call started; kept private until the call ends."""
+
+    started_at: float
+    ends_at: float
+    failed: bool
+    error_message: str
+
+
+class SimModel:
+    """State of one simulated org: runs, batches, their calls, and the events still to come."""
+
+    def __init__(self, config: SimConfig, *, wall_at_zero: float, rng: random.Random | None = None) -> None:
+        """``wall_at_zero`` is the epoch time of monotonic 0 (stamps are ``wall_at_zero + now``). ``rng``
+        defaults to ``random.Random(config.seed)``; with no seed one is picked at random and kept in ``seed``.
+        """
+        self._config = config
+        self._wall_at_zero = wall_at_zero
+        if rng is None:
+            self._seed: int | None = config.seed if config.seed is not None else secrets.randbits(32)
+            rng = random.Random(self._seed)
+        else:
+            self._seed = config.seed
+        self._rng = rng
+        # A separate stream for ids, so that how many ids were made does not shift durations or failures.
+        self._id_rng = random.Random(rng.getrandbits(64))
+        self._ids: set[str] = set()
+        self._seq = itertools.count()
+        self._runs: dict[str, Run] = {}
+        self._batches: dict[str, Batch] = {}
+        self._calls: dict[str, str] = {}  # call id -> run id
+        self._heap: list[tuple[float, int, _Kind, str]] = []
+        self._queue: deque[str] = deque()
+        self._fates: dict[str, _Fate] = {}
+        self._now = float("-inf")
+        self._listeners: list[EventListener] = []
+
+    # -- reading -------------------------------------------------------------------------------------------
+
+    @property
+    def config(self) -> SimConfig:
+        """The settings this model runs with."""
+        return self._config
+
+    @property
+    def seed(self) -> int | None:
+        """The seed in use (None only when a ready-made ``rng`` was injected without ``config.seed``)."""
+        return self._seed
+
+    @property
+    def wall_at_zero(self) -> float:
+        """Epoch seconds of monotonic time 0."""
+        return self._wall_at_zero
+
+    @property
+    def in_progress_count(self) -> int:
+        """Runs holding a slot right now."""
+        return len(self._fates)
+
+    @property
+    def queued_count(self) -> int:
+        """Released runs waiting for a slot (runs not yet released are not counted)."""
+        return len(self._queue)
+
+    def wall(self, now: float) -> float:
+        """Epoch seconds of monotonic time ``now``."""
+        return self._wall_at_zero + now
+
+    def next_event_time(self) -> float | None:
+        """Monotonic time of the earliest pending event (may be <= the last ``now``), or None when idle."""
+        return self._heap[0][0] if self._heap else None
+
+    def get_run(self, run_id: str) -> Run | None:
+        """The run with this id, or None."""
+        return self._runs.get(run_id)
+
+    def get_batch(self, batch_id: str) -> Batch | None:
+        """The batch with this id, or None."""
+        return self._batches.get(batch_id)
+
+    def run_for_call(self, call_id: str) -> Run | None:
+        """The run whose call has this id, or None."""
+        run_id = self._calls.get(call_id)
+        return self._runs[run_id] if run_id is not None else None
+
+    def list_runs(
+        self,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        target_type: str | None = None,
+        status: str | None = None,
+        agent_id: int | None = None,
+    ) -> list[Run]:
+        """Runs newest first, filtered, one page. ``agent_id`` selects runs whose target is that agent."""
+
+        def wanted(run: Run) -> bool:
+            if target_type is not None and run.target_type != target_type:
+                return False
+            if status is not None and run.status != status:
+                return False
+            return agent_id is None or (run.target_type == "agent" and run.target_id == agent_id)
+
+        matching = (run for run in reversed(self._runs.values()) if wanted(run))
+        return list(itertools.islice(matching, offset, offset + limit))
+
+    def list_batches(self, *, limit: int = 50, offset: int = 0) -> list[Batch]:
+        """Batches newest first, one page."""
+        return list(itertools.islice(reversed(self._batches.values()), offset, offset + limit))
+
+    def runs(self) -> Iterator[Run]:
+        """Every run, oldest first."""
+        return iter(self._runs.values())
+
+    def status_counts(self) -> dict[RunStatus, int]:
+        """How many runs are in each status."""
+        counts: dict[RunStatus, int] = {"queued": 0, "in_progress": 0, "completed": 0, "failed": 0}
+        for run in self._runs.values():
+            counts[run.status] += 1
+        return counts
+
+    def truth(self) -> list[TruthRecord]:
+        """One ground-truth record per run, oldest first."""
+        return [
+            TruthRecord(
+                id=run.id,
+                batch_id=run.batch_id,
+                index=run.batch_index,
+                scenario_prompt=run.scenario_prompt,
+                created=run.created,
+                released=run.released,
+                started=run.started,
+                completed=run.completed,
+                status=run.status,
+                call_id=run.call_id,
+            )
+            for run in self._runs.values()
+        ]
+
+    # -- events out ----------------------------------------------------------------------------------------
+
+    def add_listener(self, listener: EventListener) -> None:
+        """Call ``listener`` synchronously with every event, in time order (creations, starts, ends)."""
+        self._listeners.append(listener)
+
+    def _emit(self, events: list[SimEvent], event: SimEvent) -> None:
+        events.append(event)
+        for listener in self._listeners:
+            listener(event)
+
+    # -- changing ------------------------------------------------------------------------------------------
+
+    def advance(self, now: float) -> list[SimEvent]:
+        """Process every pending event due at or before ``now``, each at its own time; return what happened.
+
+        Time never goes back: a ``now`` earlier than one already seen counts as that one.
+        """
+        now = max(now, self._now)
+        self._now = now
+        events: list[SimEvent] = []
+        while self._heap and self._heap[0][0] <= now:
+            at, _, kind, run_id = heapq.heappop(self._heap)
+            if kind == "release":
+                self._release(run_id, at, events)
+            else:
+                self._end(run_id, at, events)
+        return events
+
+    def create_run(self, request: RunRequest, now: float) -> Run:
+        """Create one ``queued`` run, released at once (it starts at the next ``advance`` if a slot is
+        free)."""
+        self.advance(now)
+        now = self._now
+        run = self._new_run(request, request.scenario_prompt, now, batch_id=None, index=None)
+        events: list[SimEvent] = []
+        self._emit(events, SimEvent("run.created", run.created, run=run))
+        self._schedule(now, "release", run.id)
+        return run
+
+    def create_batch(self, request: BatchRequest, now: float) -> Batch:
+        """Create a ``pending`` batch and all its ``queued`` runs; run i is released at now + i * stagger."""
+        self.advance(now)
+        now = self._now
+        created = self.wall(now)
+        batch_id = self._new_id("tcb_")
+        runs = [
+            self._new_run(request.run, request.prompt_for(index), now, batch_id=batch_id, index=index)
+            for index in range(request.run_count)
+        ]
+        config = self._config
+        batch = Batch(
+            id=batch_id,
+            seq=next(self._seq),
+            name=request.name,
+            status="pending",
+            run_count=request.run_count,
+            stagger_seconds=request.stagger_seconds,
+            scenario_prompts=request.scenario_prompts,
+            total_runs=request.run_count,
+            completed_runs=0,
+            failed_runs=0,
+            estimated_cost_cents=request.run_count * config.estimated_cost_cents,
+            estimated_minutes=round(request.run_count * config.call_duration.mean / 60, 1),
+            run_ids=tuple(run.id for run in runs),
+            created=created,
+            updated=created,
+        )
+        self._batches[batch_id] = batch
+        events: list[SimEvent] = []
+        self._emit(events, SimEvent("batch.created", created, batch=batch))
+        for index, run in enumerate(runs):
+            self._emit(events, SimEvent("run.created", created, run=run))
+            self._schedule(now + index * request.stagger_seconds, "release", run.id)
+        return batch
+
+    # -- internals -----------------------------------------------------------------------------------------
+
+    def _new_id(self, prefix: str) -> str:
+        while True:
+            candidate = f"{prefix}{self._id_rng.getrandbits(64):016x}"
+            if candidate not in self._ids:
+                self._ids.add(candidate)
+                return candidate
+
+    def _new_run(self, request: RunRequest, prompt: str, now: float, *, batch_id: str | None, index: int | None) -> Run:
+        created = self.wall(now)
+        run = Run(
+            id=self._new_id("tc_"),
+            seq=next(self._seq),
+            target_type=request.target_type,
+            target_id=request.target_id,
+            direction=request.direction,
+            target_number=request.target_number,
+            scenario_prompt=prompt,
+            mode=request.mode,
+            status="queued",
+            charge_multiplier=self._config.charge_multiplier,
+            estimated_cost_cents=self._config.estimated_cost_cents,
+            product=self._config.product,
+            created=created,
+            updated=created,
+            batch_id=batch_id,
+            batch_index=index,
+        )
+        self._runs[run.id] = run
+        return run
+
+    def _schedule(self, at: float, kind: _Kind, run_id: str) -> None:
+        # the sequence number keeps equal times in the order they were scheduled (FIFO among ties)
+        heapq.heappush(self._heap, (at, next(self._seq), kind, run_id))
+
+    def _release(self, run_id: str, at: float, events: list[SimEvent]) -> None:
+        run = self._runs[run_id]
+        self._runs[run_id] = replace(run, released=self.wall(at))
+        self._queue.append(run_id)
+        self._fill_slots(at, events)
+
+    def _fill_slots(self, at: float, events: list[SimEvent]) -> None:
+        while self._queue and len(self._fates) < self._config.slots:
+            self._start(self._queue.popleft(), at, events)
+
+    def _start(self, run_id: str, at: float, events: list[SimEvent]) -> None:
+        config = self._config
+        api_seconds = config.call_duration.sample(self._rng)
+        failed = self._rng.random() < config.failure_rate
+        error_message = self._rng.choice(FAILURE_MESSAGES) if failed else ""
+        ends_at = at + api_seconds * config.time_scale
+        self._fates[run_id] = _Fate(started_at=at, ends_at=ends_at, failed=failed, error_message=error_message)
+        stamp = self.wall(at)
+        run = self._runs[run_id]
+        call_id = self._new_id("call_")
+        sip_call_id = f"{self._id_rng.getrandbits(96):024x}@sip.sim.invalid" if run.mode == "sip" else None
+        run = replace(
+            run,
+            status="in_progress",
+            started=stamp,
+            updated=stamp,
+            call_id=call_id,
+            sip_call_id=sip_call_id,
+            grade=Grade(
+                status="pending",
+                score=None,
+                call_outcome="unknown",
+                goal_achievement=None,
+                summary="",
+                grader_model=None,
+                graded_at=None,
+            ),
+        )
+        self._runs[run_id] = run
+        self._calls[call_id] = run_id
+        self._schedule(ends_at, "end", run_id)
+        self._emit(events, SimEvent("run.started", stamp, run=run))
+        if run.batch_id is not None:
+            batch = self._batches[run.batch_id]
+            if batch.status == "pending":
+                self._batches[batch.id] = replace(batch, status="in_progress", started=stamp, updated=stamp)
+
+    def _end(self, run_id: str, at: float, events: list[SimEvent]) -> None:
+        fate = self._fates.pop(run_id)
+        stamp = self.wall(at)
+        duration = round((fate.ends_at - fate.started_at) / self._config.time_scale)
+        status: RunStatus = "failed" if fate.failed else "completed"
+        run = replace(
+            self._runs[run_id],
+            status=status,
+            completed=stamp,
+            updated=stamp,
+            error_message=fate.error_message,
+            duration_seconds=duration,
+            grade=self._grade(fate.failed, stamp),
+        )
+        self._runs[run_id] = run
+        self._emit(events, SimEvent("run.ended", stamp, run=run))
+        if run.batch_id is not None:
+            self._count_in_batch(run.batch_id, run.status, stamp, events)
+        self._fill_slots(at, events)
+
+    def _count_in_batch(self, batch_id: str, status: RunStatus, stamp: float, events: list[SimEvent]) -> None:
+        batch = self._batches[batch_id]
+        completed_runs = batch.completed_runs + (status == "completed")
+        failed_runs = batch.failed_runs + (status == "failed")
+        batch = replace(batch, completed_runs=completed_runs, failed_runs=failed_runs, updated=stamp)
+        if completed_runs + failed_runs == batch.total_runs:
+            all_failed = completed_runs == 0
+            batch = replace(
+                batch,
+                status="failed" if all_failed else "completed",
+                completed=stamp,
+                error_message=f"All {batch.total_runs} runs failed." if all_failed else "",
+            )
+        self._batches[batch.id] = batch
+        if batch.completed is not None:
+            self._emit(events, SimEvent("batch.ended", stamp, batch=batch))
+
+    def _grade(self, failed: bool, stamp: float) -> Grade:
+        if failed:
+            return Grade(
+                status="failed",
+                score=None,
+                call_outcome="no_conversation",
+                goal_achievement=None,
+                summary="The call did not reach a conversation that could be graded.",
+                grader_model=GRADER_MODEL,
+                graded_at=stamp,
+            )
+        score = min(100, max(0, round(self._rng.gauss(85.0, 8.0))))
+        if score >= 80:
+            achievement, summary = "achieved", "The agent handled the scenario and reached the caller's goal."
+        elif score >= 60:
+            achievement, summary = "partially_achieved", "The agent helped, but part of the goal was missed."
+        else:
+            achievement, summary = "not_achieved", "The agent did not reach the caller's goal."
+        return Grade(
+            status="completed",
+            score=score,
+            call_outcome="success" if score >= 60 else "failure",
+            goal_achievement=achievement,
+            summary=summary,
+            grader_model=GRADER_MODEL,
+            graded_at=stamp,
+        )

@@ -1,0 +1,162 @@
+"""Values the simulator's model takes in and hands out: validated requests, runs, batches, grades, events.
+
+All are frozen; the model replaces a record on every transition. Times are epoch seconds (floats, full
+precision); the JSON views turn them into the API's millisecond ISO stamps.
+
+Ids are opaque strings: runs ``tc_<16 hex>``, batches ``tcb_<16 hex>``, calls ``call_<16 hex>``. The real API
+does not state its id type, so clients must treat ids as strings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+TargetType = Literal["agent", "phone_number"]
+Direction = Literal["outbound", "inbound"]
+Mode = Literal["bot", "sip"]
+RunStatus = Literal["queued", "in_progress", "completed", "failed"]
+BatchStatus = Literal["pending", "in_progress", "completed", "failed"]
+EventKind = Literal["batch.created", "run.created", "run.started", "run.ended", "batch.ended"]
+
+TARGET_TYPES: tuple[str, ...] = ("agent", "phone_number")
+DIRECTIONS: tuple[str, ...] = ("outbound", "inbound")
+MODES: tuple[str, ...] = ("bot", "sip")
+RUN_STATUSES: tuple[str, ...] = ("queued", "in_progress", "completed", "failed")
+BATCH_STATUSES: tuple[str, ...] = ("pending", "in_progress", "completed", "failed")
+
+
+@dataclass(frozen=True, slots=True)
+class RunRequest:
+    """A validated request for one run (the body of ``POST /v1/test-calls``)."""
+
+    target_type: TargetType
+    target_id: int
+    direction: Direction = "outbound"
+    scenario_prompt: str = ""
+    mode: Mode = "bot"
+    target_number: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRequest:
+    """A validated request for a batch (the body of ``POST /v1/test-call-batches``)."""
+
+    run: RunRequest
+    run_count: int = 3
+    stagger_seconds: float = 5.0
+    scenario_prompts: tuple[str, ...] = ()
+    name: str = ""
+
+    def prompt_for(self, index: int) -> str:
+        """The scenario prompt of run ``index``: ``scenario_prompts`` cycled, else the single prompt."""
+        if self.scenario_prompts:
+            return self.scenario_prompts[index % len(self.scenario_prompts)]
+        return self.run.scenario_prompt
+
+
+@dataclass(frozen=True, slots=True)
+class Grade:
+    """The grader's verdict on a call; ``score`` is an integer 0..100 (the SDK's scale) or None."""
+
+    status: Literal["pending", "completed", "failed", "skipped_recording_disabled"]
+    score: int | None
+    call_outcome: Literal["success", "failure", "unknown", "no_conversation"]
+    goal_achievement: str | None
+    summary: str
+    grader_model: str | None
+    graded_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One test-call run as the model holds it.
+
+    ``released`` is when the run became eligible for a slot (creation for single runs, creation + index x
+    stagger for batch runs); ``duration_seconds`` is whole API seconds, set when the call ended.
+    """
+
+    id: str
+    seq: int
+    target_type: TargetType
+    target_id: int
+    direction: Direction
+    target_number: str | None
+    scenario_prompt: str
+    mode: Mode
+    status: RunStatus
+    charge_multiplier: int
+    estimated_cost_cents: int
+    product: str
+    created: float
+    updated: float
+    batch_id: str | None = None
+    batch_index: int | None = None
+    released: float | None = None
+    started: float | None = None
+    completed: float | None = None
+    call_id: str | None = None
+    sip_call_id: str | None = None
+    error_message: str = ""
+    duration_seconds: int | None = None
+    grade: Grade | None = None
+
+    @property
+    def ended(self) -> bool:
+        """True once the run is ``completed`` or ``failed``."""
+        return self.status in ("completed", "failed")
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """One batch of runs as the model holds it.
+
+    Status rule: ``pending`` until its first run starts, then ``in_progress``; when every run has ended it is
+    ``failed`` if every run failed, else ``completed`` (failed runs are counted in ``failed_runs``).
+    """
+
+    id: str
+    seq: int
+    name: str
+    status: BatchStatus
+    run_count: int
+    stagger_seconds: float
+    scenario_prompts: tuple[str, ...]
+    total_runs: int
+    completed_runs: int
+    failed_runs: int
+    estimated_cost_cents: int
+    estimated_minutes: float
+    run_ids: tuple[str, ...]
+    created: float
+    updated: float
+    started: float | None = None
+    completed: float | None = None
+    error_message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TruthRecord:
+    """Ground truth of one run, at full precision (epoch seconds; None when it has not happened yet)."""
+
+    id: str
+    batch_id: str | None
+    index: int | None
+    scenario_prompt: str
+    created: float
+    released: float | None
+    started: float | None
+    completed: float | None
+    status: RunStatus
+    call_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SimEvent:
+    """Something that happened in the model, at epoch time ``at``; later consumers (webhooks) map these to the
+    API's events, e.g. ``run.ended`` -> ``test-call.completed`` and ``call.graded``."""
+
+    kind: EventKind
+    at: float
+    run: Run | None = None
+    batch: Batch | None = None

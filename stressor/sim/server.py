@@ -1,0 +1,427 @@
+"""Running the simulator for real on loopback: inside the current event loop, or in a separate process.
+
+- ``serve(config)`` runs a uvicorn server as a task of the caller's anyio/asyncio loop (tests, the ``sim``
+  command). uvicorn's signal capture is switched off, so embedding never takes over Ctrl-C.
+- ``SimulatorProcess(config)`` starts ``python -m stressor.sim --port 0`` and learns its URL from the line it
+  prints. The engine uses it as its embedded default so the simulator never competes with the client for one
+  event loop; ground truth then comes over HTTP with ``fetch_truth(base_url)``.
+
+Besides answering requests, a small driver task advances the model at each event's due time, so events
+happen (and can later be pushed out as webhooks) even when no client is asking.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import queue
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from types import TracebackType
+from typing import IO, Any
+
+import anyio
+import httpx
+import orjson
+import uvicorn
+
+from stressor.sim.app import Middleware, RequestStats, SimApp, create_app
+from stressor.sim.config import SimConfig
+from stressor.sim.model import SimModel
+from stressor.sim.records import SimEvent, TruthRecord
+from stressor.sim.views import truth_from_json
+from stressor.timestamps import NS_PER_S, ClockAnchor
+
+LISTENING_PREFIX = "stressor-sim listening on "
+API_KEY_ENV = "STRESSOR_SIM_API_KEY"
+
+_LISTENING_RE = re.compile(re.escape(LISTENING_PREFIX) + r"(http://\S+)")
+_MIN_SLEEP_S = 0.001  # sleeping less than 1 ms busy-loops on some event loops
+_STARTUP_TIMEOUT_S = 10.0
+_GRACEFUL_SHUTDOWN_S = 2
+
+
+def monotonic_seconds() -> float:
+    """The simulator's clock: ``time.perf_counter_ns`` in seconds (the clock ``ClockAnchor`` pairs with)."""
+    return time.perf_counter_ns() / NS_PER_S
+
+
+def base_url_of(host: str, port: int) -> str:
+    """``http://host:port``, with brackets around an IPv6 address."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn without its signal handlers: ``Server.serve`` (uvicorn 0.54, as installed) swaps SIGINT/SIGTERM
+    through ``capture_signals``, which would take Ctrl-C from whoever embeds it. ``should_exit`` stops it."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@dataclass(frozen=True, slots=True)
+class RunningSimulator:
+    """A simulator serving on ``base_url``; ``model`` and ``app`` are live (same event loop)."""
+
+    base_url: str
+    host: str
+    port: int
+    model: SimModel
+    app: SimApp
+
+    @property
+    def stats(self) -> RequestStats:
+        """Requests answered so far, by method, route template and status."""
+        return self.app.stats
+
+
+class _Wakeup:
+    """Lets request handling wake the driver when new events were scheduled."""
+
+    def __init__(self) -> None:
+        self._event = anyio.Event()
+
+    def on_event(self, event: SimEvent) -> None:
+        if event.kind in ("run.created", "batch.created"):
+            self._event.set()
+
+    async def wait(self, timeout: float) -> None:
+        with anyio.move_on_after(timeout):
+            await self._event.wait()
+        self._event = anyio.Event()
+
+
+async def _drive(model: SimModel, clock: Callable[[], float], wakeup: _Wakeup) -> None:
+    while True:
+        model.advance(clock())
+        due = model.next_event_time()
+        await wakeup.wait(math.inf if due is None else max(due - clock(), _MIN_SLEEP_S))
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port (port 0: a free one); raises OSError when that is impossible."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, kind, proto, _, address = infos[0]
+    # proto must say TCP: asyncio only sets TCP_NODELAY on accepted sockets whose proto is IPPROTO_TCP, and
+    # without it every answer waits ~40 ms for the client's delayed ACK
+    sock = socket.socket(family, kind, proto or socket.IPPROTO_TCP)
+    try:
+        if os.name == "posix":
+            # what asyncio's create_server does: a restarted simulator can reuse its port at once
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+@asynccontextmanager
+async def serve(
+    config: SimConfig | None = None,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    middleware: Sequence[Middleware] = (),
+) -> AsyncIterator[RunningSimulator]:
+    """Serve the simulator on host:port inside the current event loop until the block exits.
+
+    Raises OSError (before anything runs) when the address cannot be bound.
+    """
+    config = config or SimConfig()
+    anchor = ClockAnchor.now()
+    model = SimModel(config, wall_at_zero=(anchor.wall_ns - anchor.mono_ns) / NS_PER_S)
+    app = create_app(model, monotonic_seconds, middleware=middleware)
+    sock = _bind(host, port)
+    bound_host, bound_port = sock.getsockname()[:2]
+    server = _EmbeddedServer(
+        uvicorn.Config(
+            app,
+            lifespan="off",
+            access_log=False,
+            log_config=None,
+            log_level="warning",
+            http="h11",
+            ws="none",
+            proxy_headers=False,
+            timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_S,
+        )
+    )
+    wakeup = _Wakeup()
+    model.add_listener(wakeup.on_event)
+    driver_scope = anyio.CancelScope()
+    server_done = anyio.Event()
+
+    async def run_server() -> None:
+        try:
+            await server.serve(sockets=[sock])
+        finally:
+            server_done.set()
+
+    async def run_driver() -> None:
+        with driver_scope:
+            await _drive(model, monotonic_seconds, wakeup)
+
+    body_error: BaseException | None = None
+    try:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(run_server)
+            tasks.start_soon(run_driver)
+            try:
+                with anyio.fail_after(_STARTUP_TIMEOUT_S):
+                    while not server.started and not server_done.is_set():
+                        await anyio.sleep(_MIN_SLEEP_S)
+                if not server.started:
+                    raise RuntimeError(f"the simulator could not start on {base_url_of(bound_host, bound_port)}")
+                try:
+                    yield RunningSimulator(base_url_of(bound_host, bound_port), bound_host, bound_port, model, app)
+                except BaseException as raised:
+                    body_error = raised
+                    raise
+            finally:
+                server.should_exit = True
+                driver_scope.cancel()
+    except BaseExceptionGroup as group:
+        # the caller's own exception comes back as itself, not wrapped in the task group's group
+        if body_error is not None and len(group.exceptions) == 1 and group.exceptions[0] is body_error:
+            raise body_error from None
+        raise
+    finally:
+        # after a cancellation uvicorn may not have reached its own shutdown: never leave the port open
+        for listener in getattr(server, "servers", ()):
+            listener.close()
+        sock.close()
+
+
+# -- a simulator in its own process ----------------------------------------------------------------------
+
+
+class SimulatorStartError(OSError):
+    """The simulator process did not come up; the message says why (with the tail of its stderr).
+
+    An OSError, like the other ways starting a process or binding a port can fail, so callers catch one type.
+    """
+
+
+def simulator_command(config: SimConfig, host: str = "127.0.0.1", port: int = 0) -> list[str]:
+    """The ``python -m stressor.sim`` command line for ``config`` (the API key goes by environment)."""
+    command = [
+        sys.executable,
+        "-m",
+        "stressor.sim",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--slots",
+        str(config.slots),
+        "--call-duration",
+        str(config.call_duration),
+        "--time-scale",
+        repr(config.time_scale),
+        "--failure-rate",
+        repr(float(config.failure_rate)),
+        "--estimated-cost-cents",
+        str(config.estimated_cost_cents),
+        "--charge-multiplier",
+        str(config.charge_multiplier),
+        "--product",
+        config.product,
+    ]
+    if config.seed is not None:
+        command += ["--seed", str(config.seed)]
+    return command
+
+
+class SimulatorProcess:
+    """The simulator in a child process on loopback: ``with SimulatorProcess(config) as base_url: ...``.
+
+    Also usable with ``async with`` (start and stop run in a worker thread). On exit the process gets SIGTERM
+    (a clean uvicorn shutdown), then SIGKILL if it has not gone after ``stop_timeout`` seconds.
+    """
+
+    def __init__(
+        self,
+        config: SimConfig | None = None,
+        *,
+        host: str = "127.0.0.1",
+        startup_timeout: float = 15.0,
+        stop_timeout: float = 5.0,
+    ) -> None:
+        self.config = config or SimConfig()
+        self.host = host
+        self.startup_timeout = startup_timeout
+        self.stop_timeout = stop_timeout
+        self.process: subprocess.Popen[str] | None = None
+        self._base_url: str | None = None
+        self._stderr: IO[bytes] | None = None
+        self._reader: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT`` of the running simulator."""
+        if self._base_url is None:
+            raise RuntimeError("the simulator process is not running")
+        return self._base_url
+
+    @property
+    def pid(self) -> int | None:
+        """Process id of the simulator, while it runs."""
+        return self.process.pid if self.process is not None else None
+
+    def start(self) -> str:
+        """Start the process, wait until ``/v1/healthz`` answers, and return the base URL."""
+        if self.process is not None:
+            raise RuntimeError("the simulator process was already started")
+        env = dict(os.environ)
+        env.pop(API_KEY_ENV, None)
+        if self.config.api_key is not None:
+            env[API_KEY_ENV] = self.config.api_key
+        env["PYTHONUNBUFFERED"] = "1"
+        # the file outlives this method (the child writes to it until stop() closes it)
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
+        self.process = subprocess.Popen(
+            simulator_command(self.config, self.host, 0),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+            env=env,
+        )
+        try:
+            self._base_url = self._await_listening_line(self.process)
+            self._await_health(self._base_url)
+        except BaseException:
+            self.stop()
+            raise
+        return self._base_url
+
+    def _await_listening_line(self, process: subprocess.Popen[str]) -> str:
+        lines: queue.Queue[str | None] = queue.Queue()
+        stdout = process.stdout
+        if stdout is None:
+            raise SimulatorStartError("the simulator process has no stdout pipe")
+
+        def pump() -> None:
+            # keeps draining stdout for the life of the process so the child never blocks on a full pipe
+            for line in stdout:
+                lines.put(line)
+            lines.put(None)
+
+        self._reader = threading.Thread(target=pump, name="stressor-sim-stdout", daemon=True)
+        self._reader.start()
+        deadline = time.monotonic() + self.startup_timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise SimulatorStartError(
+                    f"the simulator process printed no listening line within {self.startup_timeout:g} s"
+                    f"{self._stderr_tail()}"
+                )
+            try:
+                line = lines.get(timeout=min(remaining, 0.1))
+            except queue.Empty:
+                continue
+            if line is None:
+                code = process.wait()
+                raise SimulatorStartError(f"the simulator process exited with code {code}{self._stderr_tail()}")
+            found = _LISTENING_RE.search(line)
+            if found:
+                return found.group(1)
+
+    def _await_health(self, base_url: str) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        with httpx.Client(base_url=base_url, timeout=1.0, trust_env=False) as client:
+            while True:
+                with contextlib.suppress(httpx.TransportError):
+                    if client.get("/v1/healthz").status_code == 200:
+                        return
+                if time.monotonic() > deadline:
+                    raise SimulatorStartError(
+                        f"the simulator at {base_url} did not answer /v1/healthz within {self.startup_timeout:g} s"
+                    )
+                time.sleep(0.01)
+
+    def _stderr_tail(self) -> str:
+        if self._stderr is None:
+            return ""
+        self._stderr.seek(0)
+        tail = self._stderr.read().decode(errors="replace").strip()[-2000:]
+        return f"; its stderr ends with:\n{tail}" if tail else ""
+
+    def stop(self) -> None:
+        """Terminate the process (idempotent)."""
+        process, self.process, self._base_url = self.process, None, None
+        if process is not None:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(self.stop_timeout)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+            if process.stdout is not None:
+                process.stdout.close()
+        if self._reader is not None:
+            self._reader.join(timeout=1.0)
+            self._reader = None
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+
+    def __enter__(self) -> str:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> str:
+        return await anyio.to_thread.run_sync(self.start)
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(self.stop)
+
+
+# -- ground truth over HTTP ------------------------------------------------------------------------------
+
+
+def truth_from_document(document: Any) -> list[TruthRecord]:
+    """The records of a ``GET /_sim/truth`` answer; raises ValueError when it is not one."""
+    if not isinstance(document, dict) or not isinstance(document.get("runs"), list):
+        raise ValueError("not a simulator ground-truth document: expected an object with a 'runs' list")
+    return [truth_from_json(item) for item in document["runs"]]
+
+
+def fetch_truth(base_url: str, *, timeout: float = 10.0) -> list[TruthRecord]:
+    """Ground truth of every run from a running simulator (``GET /_sim/truth``)."""
+    with httpx.Client(base_url=base_url, timeout=timeout, trust_env=False) as client:
+        response = client.get("/_sim/truth")
+        response.raise_for_status()
+        return truth_from_document(orjson.loads(response.content))
+
+
+async def fetch_truth_async(base_url: str, *, client: httpx.AsyncClient | None = None) -> list[TruthRecord]:
+    """``fetch_truth`` for async code; reuses ``client`` when given."""
+    if client is None:
+        async with httpx.AsyncClient(timeout=10.0, trust_env=False) as own:
+            return await fetch_truth_async(base_url, client=own)
+    response = await client.get(base_url.rstrip("/") + "/_sim/truth")
+    response.raise_for_status()
+    return truth_from_document(orjson.loads(response.content))

@@ -1,0 +1,267 @@
+"""JSON shapes of the test-calls API (runs, batches, call logs, transcripts, grades) and of the
+simulator's own ground-truth and config documents.
+
+Stamps are ISO 8601 UTC with milliseconds and ``Z`` (``stressor.timestamps.format_iso``); ground truth keeps
+full precision epoch floats. Content the docs leave open (call-log fields beyond the named ones, transcript
+text, grade wording) is plausible rather than real.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from stressor.sim.config import SimConfig
+from stressor.sim.records import RUN_STATUSES, Batch, Grade, Run, TruthRecord
+from stressor.timestamps import format_iso
+
+JsonObject = dict[str, Any]
+
+RECORDING_BASE = "https://recordings.sim.invalid/"
+
+_AGENT_LINES = (
+    "Thanks for calling, this is the virtual assistant. How can I help you today?",
+    "I can help with that. Could you give me the name on the account?",
+    "Thank you. Let me look that up for you.",
+    "I found it. Would you like me to go ahead with that change?",
+    "Done. Is there anything else I can help you with?",
+    "You're welcome. Have a great day!",
+)
+_CALLER_LINES = (
+    "Yes, it's under Jordan Lee.",
+    "Great, what are my options?",
+    "Yes, please go ahead.",
+    "No, that's everything. Thanks!",
+    "Sorry, could you repeat that?",
+)
+
+
+def _iso(epoch_s: float | None) -> str | None:
+    return format_iso(epoch_s) if epoch_s is not None else None
+
+
+def _number(value: float) -> int | float:
+    # the API writes whole numbers as integers (stagger 5, not 5.0)
+    return int(value) if float(value).is_integer() else value
+
+
+def recording_url(run: Run) -> str | None:
+    """Where the call's recording would be, once the call has ended."""
+    return f"{RECORDING_BASE}{run.call_id}.wav" if run.call_id and run.ended else None
+
+
+def grade_json(run: Run) -> JsonObject:
+    """The grade object of a run's call (``pending`` until the call ended)."""
+    grade = run.grade or Grade("pending", None, "unknown", None, "", None, None)
+    return {
+        "call_id": run.call_id,
+        "score": grade.score,
+        "status": grade.status,
+        "call_outcome": grade.call_outcome,
+        "goal_achievement": grade.goal_achievement,
+        "summary": grade.summary,
+        "grader_model": grade.grader_model,
+        "graded_at": _iso(grade.graded_at),
+    }
+
+
+def run_json(run: Run) -> JsonObject:
+    """The run object: the documented fields plus the SDK's ``duration_seconds``, ``grade``, ``transcript``
+    (always null here: it is served by the call's transcript endpoint) and ``recording_url``."""
+    return {
+        "id": run.id,
+        "target_type": run.target_type,
+        "target_id": run.target_id,
+        "direction": run.direction,
+        "target_number": run.target_number,
+        "scenario_prompt": run.scenario_prompt,
+        "mode": run.mode,
+        "status": run.status,
+        "charge_multiplier": run.charge_multiplier,
+        "estimated_cost_cents": run.estimated_cost_cents,
+        "call_id": run.call_id,
+        "sip_call_id": run.sip_call_id,
+        "error_message": run.error_message,
+        "batch_id": run.batch_id,
+        "started_at": _iso(run.started),
+        "completed_at": _iso(run.completed),
+        "created_at": _iso(run.created),
+        "updated_at": _iso(run.updated),
+        "duration_seconds": run.duration_seconds,
+        "grade": grade_json(run) if run.grade is not None and run.ended else None,
+        "transcript": None,
+        "recording_url": recording_url(run),
+    }
+
+
+def batch_json(batch: Batch) -> JsonObject:
+    """The batch object (``run_ids`` are ids, not nested runs)."""
+    return {
+        "id": batch.id,
+        "name": batch.name,
+        "status": batch.status,
+        "run_count": batch.run_count,
+        "stagger_seconds": _number(batch.stagger_seconds),
+        "scenario_prompts": list(batch.scenario_prompts),
+        "total_runs": batch.total_runs,
+        "completed_runs": batch.completed_runs,
+        "failed_runs": batch.failed_runs,
+        "estimated_cost_cents": batch.estimated_cost_cents,
+        "estimated_minutes": batch.estimated_minutes,
+        "error_message": batch.error_message,
+        "run_ids": list(batch.run_ids),
+        "started_at": _iso(batch.started),
+        "completed_at": _iso(batch.completed),
+        "created_at": _iso(batch.created),
+        "updated_at": _iso(batch.updated),
+    }
+
+
+def billing_cents(run: Run) -> int | None:
+    """What the ended call cost: ``estimated_cost_cents`` (a test-call minute's price) per started minute."""
+    if run.duration_seconds is None:
+        return None
+    minutes = max(1, math.ceil(run.duration_seconds / 60))
+    return minutes * run.estimated_cost_cents
+
+
+def call_json(run: Run) -> JsonObject:
+    """The call log a run produced."""
+    grade = run.grade if run.ended else None
+    return {
+        "id": run.call_id,
+        "test_call_id": run.id,
+        "is_test_call": True,
+        "agent_id": run.target_id if run.target_type == "agent" else None,
+        "phone_number_id": run.target_id if run.target_type == "phone_number" else None,
+        "direction": run.direction,
+        "mode": run.mode,
+        "status": run.status,
+        "to_number": run.target_number,
+        "sip_call_id": run.sip_call_id,
+        "product": run.product,
+        "started_at": _iso(run.started),
+        "ended_at": _iso(run.completed),
+        "duration_seconds": run.duration_seconds,
+        "charge_multiplier": run.charge_multiplier,
+        "billing_total_cents": billing_cents(run),
+        "grade_score": grade.score if grade is not None else None,
+        "recording_url": recording_url(run),
+        "error_message": run.error_message,
+        "created_at": _iso(run.started),
+        "updated_at": _iso(run.updated),
+    }
+
+
+def transcript_json(run: Run, *, now: float, time_scale: float) -> JsonObject:
+    """The call's transcript so far: turns spread over the call, those already spoken at epoch time ``now``.
+
+    Times are API milliseconds from the start of the call; agent turns carry ``ttfa_ms`` (time to first
+    audio).
+    """
+    turns: list[JsonObject] = []
+    if run.started is None:
+        return {"call_id": run.call_id, "transcripts": turns}
+    if run.duration_seconds is not None:
+        spoken_ms = run.duration_seconds * 1000
+        total_ms = spoken_ms
+    else:
+        spoken_ms = max(0, round((now - run.started) / time_scale * 1000))
+        total_ms = max(spoken_ms, 60_000)
+    count = min(12, max(2, total_ms // 8000))
+    slot = total_ms / count
+    for i in range(count):
+        agent = i % 2 == 0
+        ttfa = 550 + (i * 173) % 450
+        start = round(i * slot + (ttfa if agent else 250))
+        end = max(start + 1, round((i + 1) * slot - 300))
+        if end > spoken_ms:
+            break
+        if agent:
+            content = _AGENT_LINES[min(i // 2, len(_AGENT_LINES) - 1)]
+        elif i == 1 and run.scenario_prompt:
+            content = f"Hi, I'm calling about this: {run.scenario_prompt[:200]}"
+        else:
+            content = _CALLER_LINES[(i // 2 - 1) % len(_CALLER_LINES)]
+        turn: JsonObject = {
+            "role": "assistant" if agent else "user",
+            "content": content,
+            "start_ms": start,
+            "end_ms": end,
+        }
+        if agent:
+            turn["ttfa_ms"] = ttfa
+        turns.append(turn)
+    return {"call_id": run.call_id, "transcripts": turns}
+
+
+def truth_json(record: TruthRecord) -> JsonObject:
+    """One ground-truth record (epoch seconds at full precision, null when not yet)."""
+    return {
+        "id": record.id,
+        "batch_id": record.batch_id,
+        "index": record.index,
+        "scenario_prompt": record.scenario_prompt,
+        "created": record.created,
+        "released": record.released,
+        "started": record.started,
+        "completed": record.completed,
+        "status": record.status,
+        "call_id": record.call_id,
+    }
+
+
+def _optional_float(data: Mapping[str, Any], key: str) -> float | None:
+    value = data[key]
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"ground-truth field {key!r} is not a number: {value!r}")
+    return float(value)
+
+
+def truth_from_json(data: object) -> TruthRecord:
+    """Read back one record written by ``truth_json``; raises ValueError naming the field when malformed."""
+    if not isinstance(data, Mapping):
+        raise ValueError(f"a ground-truth record must be an object, not {type(data).__name__}")
+    try:
+        status = data["status"]
+        if status not in RUN_STATUSES:
+            raise ValueError(f"ground-truth field 'status' is not a run status: {status!r}")
+        created = _optional_float(data, "created")
+        if created is None:
+            raise ValueError("ground-truth field 'created' is null")
+        index = data["index"]
+        if index is not None and (isinstance(index, bool) or not isinstance(index, int)):
+            raise ValueError(f"ground-truth field 'index' is not an integer: {index!r}")
+        return TruthRecord(
+            id=str(data["id"]),
+            batch_id=None if data["batch_id"] is None else str(data["batch_id"]),
+            index=index,
+            scenario_prompt=str(data["scenario_prompt"]),
+            created=created,
+            released=_optional_float(data, "released"),
+            started=_optional_float(data, "started"),
+            completed=_optional_float(data, "completed"),
+            status=status,
+            call_id=None if data.get("call_id") is None else str(data["call_id"]),
+        )
+    except KeyError as missing:
+        raise ValueError(f"ground-truth record lacks field {missing}") from None
+
+
+def config_json(config: SimConfig, seed: int | None) -> JsonObject:
+    """The settings in force (the API key itself is never written, only whether one is required)."""
+    return {
+        "slots": config.slots,
+        "call_duration": str(config.call_duration),
+        "call_duration_mean_seconds": config.call_duration.mean,
+        "time_scale": config.time_scale,
+        "failure_rate": config.failure_rate,
+        "estimated_cost_cents": config.estimated_cost_cents,
+        "charge_multiplier": config.charge_multiplier,
+        "product": config.product,
+        "api_key_required": config.api_key is not None,
+        "seed": seed,
+    }

@@ -1,0 +1,157 @@
+"""The command line as a user meets it: real processes, exit codes, one-sentence errors, results kept."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+QUICK = """
+name = "quick"
+grace = "5s"
+[target]
+poll_interval = "20ms"
+[batch]
+runs = 3
+stagger = "5ms"
+[[stages]]
+duration = "1s"
+rate = "10/s"
+"""
+
+
+def stressor(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "stressor", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def write(tmp_path: Path, text: str, name: str = "p.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_run_against_the_embedded_simulator_prints_percentiles_and_writes_results(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    done = stressor("run", str(write(tmp_path, QUICK)), "--out", str(out), "--sim-failure-rate", "0.3")
+    assert done.returncode == 0, done.stderr
+    assert "queue_to_completion" in done.stdout and "p99" in done.stdout
+    results = orjson.loads(out.read_bytes())
+    assert results["schema"] == "stressor.results/1"
+    assert results["runs"]["planned"] == 30
+    assert results["runs"]["completed"] + results["runs"]["failed"] == 30
+    assert results["runs"]["failed"] > 0
+    assert results["target"]["embedded_simulator"] is True
+    assert results["measures"]["queue_to_completion"]["count"] == 30
+    again = stressor("report", str(out))
+    assert again.returncode == 0
+    assert "queue_to_completion" in again.stdout
+
+
+@pytest.mark.parametrize(
+    ("profile", "message"),
+    [
+        (
+            "[batch]\nruns = 21\n[[stages]]\nduration='1s'\nrate=1",
+            "p.toml: batch.runs: must be an integer from 1 to 20",
+        ),
+        ("[[stages]]\nduration='1s'\nrate=1\ncolour='red'", "p.toml: stages[0].colour: is not a known key"),
+        ("[[stages]]\nduration = ", "p.toml: is not valid TOML"),
+    ],
+)
+def test_bad_profiles_end_in_one_sentence_and_exit_2(tmp_path: Path, profile: str, message: str) -> None:
+    for command in ("run", "plan"):
+        done = stressor(command, str(write(tmp_path, profile)))
+        assert done.returncode == 2
+        assert message in done.stderr
+        assert "Traceback" not in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_missing_profile_file(tmp_path: Path) -> None:
+    done = stressor("plan", str(tmp_path / "nope.toml"))
+    assert done.returncode == 2
+    assert "nope.toml: cannot read the profile" in done.stderr
+
+
+def test_cost_guard_refuses_a_real_api_without_consent_or_budget(tmp_path: Path) -> None:
+    env = {"THUNDERPHONE_API_KEY": "sk_live_secretsecret9876"}
+    url = ["--base-url", "http://127.0.0.1:9"]
+    done = stressor("run", str(write(tmp_path, QUICK)), *url, env=env)
+    assert done.returncode == 2
+    assert "cost.consent_to_charge: must be true" in done.stderr
+    done = stressor("run", str(write(tmp_path, QUICK + "[cost]\nconsent_to_charge = true\n")), *url, env=env)
+    assert done.returncode == 2
+    assert "cost.budget_cents: is required" in done.stderr
+    over = QUICK + "[cost]\nconsent_to_charge = true\nbudget_cents = 100\n"
+    done = stressor("run", str(write(tmp_path, over)), *url, env=env)
+    assert done.returncode == 2
+    assert "estimated at 480 cents (30 runs), over cost.budget_cents = 100" in done.stderr
+    done = stressor("run", str(write(tmp_path, QUICK)), *url, env={"THUNDERPHONE_API_KEY": ""})
+    assert done.returncode == 2
+    assert "no API key" in done.stderr
+
+
+def test_unreachable_target_exits_3_without_traceback_and_without_the_key(tmp_path: Path) -> None:
+    profile = write(tmp_path, QUICK + "[cost]\nconsent_to_charge = true\nbudget_cents = 1000\n")
+    done = stressor(
+        "run",
+        str(profile),
+        "--base-url",
+        "http://127.0.0.1:9",
+        env={"THUNDERPHONE_API_KEY": "sk_live_secretsecret9876"},
+    )
+    assert done.returncode == 3
+    assert "cannot reach http://127.0.0.1:9" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "secretsecret" not in done.stderr + done.stdout
+
+
+def test_plan_sends_nothing_and_prints_estimates(tmp_path: Path) -> None:
+    done = stressor("plan", str(write(tmp_path, QUICK)))
+    assert done.returncode == 0
+    assert "total" in done.stdout and "30" in done.stdout
+    as_json = orjson.loads(stressor("plan", str(write(tmp_path, QUICK)), "--json").stdout)
+    assert as_json["total"]["runs"] == 30
+    assert as_json["total"]["cost_cents"] == 480
+
+
+def test_ctrl_c_writes_what_was_gathered_and_exits_130(tmp_path: Path) -> None:
+    long_profile = QUICK.replace('duration = "1s"', 'duration = "60s"')
+    out = tmp_path / "r.json"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stressor", "run", str(write(tmp_path, long_profile)), "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(3)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    assert "INTERRUPTED" in stdout
+    assert "Traceback" not in stderr
+    results = orjson.loads(out.read_bytes())
+    assert results["interrupted"] is True
+    assert results["runs"]["completed"] > 0
+
+
+def test_every_command_explains_its_flags() -> None:
+    for command in ("run", "plan", "sim", "report"):
+        done = stressor(command, "--help")
+        assert done.returncode == 0
+        assert "Usage" in done.stdout
