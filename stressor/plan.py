@@ -104,6 +104,14 @@ def open_starts(profile: Profile) -> Iterator[BatchStart]:
         carried += _arrivals(rate.start, rate.end, duration, duration)
 
 
+def peak_batch_rate(profile: Profile) -> float:
+    """The highest batch arrival rate of any open stage (0 when there is none)."""
+    return max(
+        (s.load.batches_per_s.peak for s in profile.stages if isinstance(s.load, OpenLoad)),
+        default=0.0,
+    )
+
+
 def target_in_flight(window: StageWindow, elapsed_s: float) -> int:
     """Runs a closed stage wants in flight at ``elapsed_s`` (0 for other stages)."""
     load = window.stage.load

@@ -22,11 +22,13 @@ pytestmark = pytest.mark.e2e
 
 POLL_S = 0.05
 # A run is seen to end at the first batch poll after its end (up to one interval) plus that poll's and the
-# list request's round trips, a few ms each on loopback and more on a busy shared machine. Percentiles must
-# stay within one poll interval (+10 ms); single runs get room for the round trips. A wrong measurement
-# (a missed stagger offset, timing from the send instead of the due time) fails the lower bound.
-RUN_SLACK_S = 0.05
-PERCENTILE_SLACK_S = 0.01
+# list request's round trips: a few ms each on loopback, more when a shared machine is busy. Percentiles must
+# stay within one poll interval (+15 ms), 95 % of runs within one interval plus 30 ms, and no run may be off by
+# a quarter of a second. A wrong measurement (a missed stagger offset, timing from the send instead of the due
+# time) fails the lower bound, which allows only the clocks' read-out jitter.
+TYPICAL_SLACK_S = 0.03
+WORST_SLACK_S = 0.25
+PERCENTILE_SLACK_S = 0.015
 
 PROFILE = {
     "grace": "5s",
@@ -99,10 +101,11 @@ def test_queue_to_completion_agrees_with_ground_truth(outcome: tuple[EngineResul
         assert completed is not None
         true_s = completed - due_wall
         ours_s = (record.detected_ns - record.due_ns) / NS_PER_S
-        # Never earlier than the truth (allowing the clocks' read-out jitter), never later than one poll.
-        assert -0.002 <= ours_s - true_s <= POLL_S + RUN_SLACK_S, record.run_id
+        assert -0.002 <= ours_s - true_s <= POLL_S + WORST_SLACK_S, record.run_id
         measured.append(ours_s)
         real.append(true_s)
+    late = [m - r for m, r in zip(measured, real, strict=True) if m - r > POLL_S + TYPICAL_SLACK_S]
+    assert len(late) <= 0.05 * len(measured), late
     summary = result.metrics.recorders[Measure.QUEUE_TO_COMPLETION].summary()
     for p in (50.0, 90.0, 99.0):
         truth_p = percentile(real, p)

@@ -153,3 +153,20 @@ def test_run_due_times_include_the_stagger_offset(stagger: float) -> None:
     result = run(profile, FakeTarget())
     dues = sorted(r.due_ns for r in result.records)
     assert [round((d - dues[0]) / 1e9, 3) for d in dues] == [0.0, stagger, 2 * stagger]
+
+
+def test_a_generator_that_falls_behind_is_flagged() -> None:
+    from stressor.metrics import Metrics
+    from stressor.report.results import generator_check
+    from stressor.timestamps import ClockAnchor
+
+    profile = profile_of([{"duration": "1s", "rate": "20/s"}, {"duration": "1s", "rate": "100/s"}])
+    on_time, late = Metrics(ClockAnchor(0, 0)), Metrics(ClockAnchor(0, 0))
+    for _ in range(100):
+        on_time.record_batch_start(0, 1_500_000)  # 1.5 ms late: within max(2 ms, 10 % of 10 ms)
+        late.record_batch_start(0, 5_000_000)
+    assert generator_check(on_time, profile) == {"start_lateness_p99": 0.0015, "limit": 0.002, "behind": False}
+    assert generator_check(late, profile)["behind"] is True
+    slow = profile_of([{"duration": "10s", "rate": "1/s"}])  # 1 s apart: 100 ms of lag is still fine
+    assert generator_check(late, slow)["limit"] == pytest.approx(0.1)
+    assert generator_check(late, slow)["behind"] is False

@@ -68,6 +68,13 @@ def render_summary(results: Mapping[str, Any]) -> str:
         f"   HTTP requests: {requests}{per_run}"
         f"   estimated cost: {results['estimated_cost_cents'] / 100:.2f} USD"
     )
+    generator = results.get("generator") or {}
+    if generator.get("behind"):
+        lines.append(
+            f"WARNING: the generator fell behind its schedule: start lateness p99 "
+            f"{_duration(generator['start_lateness_p99'])} > {_duration(generator['limit'])}; "
+            "latencies include client-side delay and less load was offered than planned."
+        )
     details = [f"{cause} {count}" for cause, count in sorted(results["errors"].items())]
     details += [f"not started ({cause}) {count}" for cause, count in sorted(runs["not_started"].items())]
     if details:

@@ -14,10 +14,12 @@ from typing import Any
 import orjson
 
 from stressor.engine import EngineResult
-from stressor.metrics import MEASURE_SOURCES, Breakdown, LatencyRecorder, Measure, Outcome
+from stressor.metrics import MEASURE_SOURCES, Breakdown, LatencyRecorder, Measure, Metrics, Outcome
+from stressor.plan import peak_batch_rate
 from stressor.profile import Profile
 
 SCHEMA = "stressor.results/1"
+GENERATOR_LAG_FLOOR_S = 0.002
 
 
 def _percentile_key(p: float) -> str:
@@ -51,6 +53,16 @@ def _breakdown_json(pieces: Mapping[str, Breakdown]) -> dict[str, Any]:
     }
 
 
+def generator_check(metrics: Metrics, profile: Profile) -> dict[str, Any]:
+    """Did the client keep to the schedule? Behind when start lateness p99 exceeds max(2 ms, 10 % of the
+    shortest inter-arrival time): then latencies include the client's own delay, and the load offered was
+    lower than planned."""
+    rate = peak_batch_rate(profile)
+    limit = max(GENERATOR_LAG_FLOOR_S, 0.1 / rate) if rate > 0 else GENERATOR_LAG_FLOOR_S
+    p99 = metrics.recorders[Measure.START_LATENESS].summary().percentiles_s.get(99.0)
+    return {"start_lateness_p99": p99, "limit": limit, "behind": p99 is not None and p99 > limit}
+
+
 def build_results(result: EngineResult, profile: Profile, target: Mapping[str, Any]) -> dict[str, Any]:
     """The results document of one run. ``target`` describes where it ran (never holds the key)."""
     metrics = result.metrics
@@ -72,6 +84,7 @@ def build_results(result: EngineResult, profile: Profile, target: Mapping[str, A
             "not_started": dict(metrics.not_started),
         },
         "failure_rate": metrics.failure_rate,
+        "generator": generator_check(metrics, profile),
         "errors": dict(metrics.errors),
         "requests": dict(sorted(metrics.requests.items())),
         "estimated_cost_cents": metrics.cost_cents,

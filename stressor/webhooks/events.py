@@ -1,0 +1,240 @@
+"""The events a verified webhook body carries, and deduping the API's at-least-once deliveries.
+
+Body: ``{"type": "<event>", "data": {...}}``. Two types matter to stressor:
+
+- ``test-call.completed`` (once per run; data is the run object) -> ``RunCompleted``;
+- ``call.graded`` (``data.call_id``, ``data.grade``; a call may be graded twice, fast then full) -> ``CallGraded``.
+
+``parse_event`` never raises: bad input comes back as a ``BadEvent`` value (``bad_json`` or ``bad_shape``),
+and a type stressor does not know comes back as ``UnknownEvent`` (to be counted, not treated as an error, so
+the API adding an event type breaks nothing). Identity fields (type, run id, call id, status of a run) are
+required; descriptive fields are read leniently: a missing or mistyped timestamp, score or model is ``None``
+rather than a rejected event, since the event still says "this run ended".
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import orjson
+
+from stressor.timestamps import parse_iso
+
+RUN_COMPLETED = "test-call.completed"
+CALL_GRADED = "call.graded"
+
+
+@dataclass(frozen=True, slots=True)
+class RunCompleted:
+    """A run ended (``status`` is ``completed`` or ``failed``); stamps are epoch seconds from the server."""
+
+    type: ClassVar[str] = RUN_COMPLETED
+
+    run_id: str
+    status: str
+    created_at: float | None
+    started_at: float | None
+    completed_at: float | None
+    error_message: str
+    call_id: str | None
+    batch_id: str | None
+
+    @property
+    def succeeded(self) -> bool:
+        """The run ended ``completed`` (anything else, normally ``failed``, is a failure)."""
+        return self.status == "completed"
+
+
+@dataclass(frozen=True, slots=True)
+class CallGraded:
+    """A call's grade. ``score`` is on 0..1 (see ``normalise_score``); ``raw_score`` is the number as sent.
+
+    The contract gives no field telling the fast grade from the full one: keep the latest per call (by
+    ``graded_at`` when present, else by arrival).
+    """
+
+    type: ClassVar[str] = CALL_GRADED
+
+    call_id: str
+    score: float | None
+    raw_score: float | None
+    status: str | None
+    call_outcome: str | None
+    grader_model: str | None
+    graded_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownEvent:
+    """A well-formed delivery of a type stressor does not handle."""
+
+    type: str
+
+
+@dataclass(frozen=True, slots=True)
+class BadEvent:
+    """A body that is not an event: ``reason`` is ``bad_json`` or ``bad_shape``; ``message`` says what."""
+
+    reason: str
+    message: str
+
+
+WebhookEvent = RunCompleted | CallGraded
+ParsedBody = RunCompleted | CallGraded | UnknownEvent | BadEvent
+
+
+def normalise_score(value: float) -> float | None:
+    """A grade score on 0..1. The docs write 0..1 (0.8), the SDK integers 0..100 (80): a score above 1 is
+    read as a percentage. Exactly 1 is read as 1.0 (a perfect score, not 1 %). Outside 0..100 (or not
+    finite): None."""
+    if not math.isfinite(value) or value < 0 or value > 100:
+        return None
+    return float(value) if value <= 1 else value / 100
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _ident(value: object) -> str | None:
+    """An id as text: the API uses strings, but an integer id is taken as its decimal form."""
+    if isinstance(value, str):
+        return value or None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _stamp(value: object) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_iso(value)
+    except ValueError:
+        return None
+
+
+def _run_completed(data: Mapping[str, Any]) -> RunCompleted | BadEvent:
+    run_id = _ident(data.get("id"))
+    status = _text(data.get("status"))
+    if run_id is None or not status:
+        return BadEvent("bad_shape", f"{RUN_COMPLETED}: data needs a run 'id' and a 'status'")
+    return RunCompleted(
+        run_id=run_id,
+        status=status,
+        created_at=_stamp(data.get("created_at")),
+        started_at=_stamp(data.get("started_at")),
+        completed_at=_stamp(data.get("completed_at")),
+        error_message=_text(data.get("error_message")) or "",
+        call_id=_ident(data.get("call_id")),
+        batch_id=_ident(data.get("batch_id")),
+    )
+
+
+def _call_graded(data: Mapping[str, Any]) -> CallGraded | BadEvent:
+    call_id = _ident(data.get("call_id"))
+    grade = data.get("grade")
+    if call_id is None or not isinstance(grade, dict):
+        return BadEvent("bad_shape", f"{CALL_GRADED}: data needs a 'call_id' and a 'grade' object")
+    raw = grade.get("score")
+    raw_score = float(raw) if _is_number(raw) else None
+    return CallGraded(
+        call_id=call_id,
+        score=normalise_score(raw_score) if raw_score is not None else None,
+        raw_score=raw_score,
+        status=_text(grade.get("status")),
+        call_outcome=_text(grade.get("call_outcome")),
+        grader_model=_text(grade.get("grader_model")),
+        graded_at=_stamp(grade.get("graded_at")),
+    )
+
+
+def parse_event(body: bytes) -> ParsedBody:
+    """The event in a (verified) webhook body; never raises."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as bad:
+        return BadEvent("bad_json", f"the body is not JSON ({bad})")
+    if not isinstance(document, dict):
+        return BadEvent("bad_shape", f"expected a JSON object, got {type(document).__name__}")
+    kind = document.get("type")
+    if not isinstance(kind, str) or not kind:
+        return BadEvent("bad_shape", "the event has no 'type' string")
+    if kind not in (RUN_COMPLETED, CALL_GRADED):
+        return UnknownEvent(kind)
+    data = document.get("data")
+    if not isinstance(data, dict):
+        return BadEvent("bad_shape", f"{kind}: 'data' is not an object")
+    return _run_completed(data) if kind == RUN_COMPLETED else _call_graded(data)
+
+
+DedupeKey = tuple[str | float | None, ...]
+
+
+def dedupe_key(event: WebhookEvent) -> DedupeKey:
+    """What makes two deliveries "the same event".
+
+    A run completes once, so its id is enough. A call may be graded twice (fast, then full), so a grade's key
+    also holds its status, grader, time and score: an identical resend has the same key, a second grading
+    (a different status, model, ``graded_at`` or score) does not.
+    """
+    if isinstance(event, RunCompleted):
+        return (RUN_COMPLETED, event.run_id)
+    return (
+        CALL_GRADED,
+        event.call_id,
+        event.status,
+        event.grader_model,
+        event.graded_at,
+        event.raw_score,
+    )
+
+
+class Deduper:
+    """Remembers the last ``max_keys`` events seen (least recently seen dropped first).
+
+    Deliveries are at-least-once: ``seen`` tells a duplicate, ``remember`` records an event once it was
+    processed (so an event whose processing failed is processed when the sender retries). ``admit`` does
+    both for callers that cannot fail in between. Events are independent: a grade arriving before its run's
+    completion is admitted like any other.
+    """
+
+    def __init__(self, max_keys: int = 100_000) -> None:
+        if max_keys <= 0:
+            raise ValueError("Deduper needs a positive max_keys")
+        self.max_keys = max_keys
+        self._keys: OrderedDict[DedupeKey, None] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def seen(self, event: WebhookEvent) -> bool:
+        """Whether the event was remembered before (a hit counts as a use for the LRU order)."""
+        key = dedupe_key(event)
+        if key in self._keys:
+            self._keys.move_to_end(key)
+            return True
+        return False
+
+    def remember(self, event: WebhookEvent) -> None:
+        """Record a processed event, dropping the least recently seen key beyond ``max_keys``."""
+        key = dedupe_key(event)
+        self._keys[key] = None
+        self._keys.move_to_end(key)
+        while len(self._keys) > self.max_keys:
+            self._keys.popitem(last=False)
+
+    def admit(self, event: WebhookEvent) -> bool:
+        """True (and remembered) the first time an event is seen; False for a duplicate."""
+        if self.seen(event):
+            return False
+        self.remember(event)
+        return True
