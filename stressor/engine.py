@@ -5,6 +5,11 @@ task at each due time of an open stage, or tops up runs in flight in a closed st
 its batch and follows its runs through the target. After the last stage comes a grace period for the runs
 still going; then the task group is cancelled and whatever is still open is recorded as open, not dropped.
 ``interrupt`` (Ctrl-C) skips the rest of the plan and the grace period; results gathered so far are kept.
+
+The ``Governor`` (shared with the target) says how many runs may be in flight; a due batch that finds no room
+waits up to ``limits.max_start_delay`` (its due time unchanged, so the wait shows in its latency) and is
+otherwise counted as not started. A tripped breaker or a fatal answer stops the starting of batches, and the
+rest of the plan is counted as not started, by cause.
 """
 
 from __future__ import annotations
@@ -18,14 +23,16 @@ from dataclasses import dataclass, replace
 import anyio
 from anyio.abc import TaskGroup
 
+from stressor.governor import Governor
 from stressor.metrics import Metrics, Outcome, RunRecord
 from stressor.plan import BatchStart, StageWindow, open_starts, stage_windows, target_in_flight
-from stressor.profile import ClosedLoad, OpenLoad, Profile
+from stressor.profile import ClosedLoad, OpenLoad, Profile, Scenario
 from stressor.targets.base import BatchOrder, RunEnd, Submission, SubmitError, Target
 from stressor.timestamps import NS_PER_S, ClockAnchor
 
 MIN_SLEEP_S = 0.001  # shorter sleeps spin under uvloop (engineering notes)
 CLOSED_TICK_S = 0.05  # how often a closed stage re-reads a ramping target when no run ends
+THROTTLED = ("http_429", "http_503")  # a create refused this way made nothing: the run is "rejected"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,17 +45,12 @@ class EngineResult:
     ended_ns: int
     interrupted: bool
     stop_reason: str | None
+    stop_cause: str | None
+    governor: Governor
 
     @property
     def elapsed_s(self) -> float:
         return (self.ended_ns - self.t0_ns) / NS_PER_S
-
-
-@dataclass(slots=True)
-class _OpenRun:
-    """A run that exists on the server and has not been seen to end."""
-
-    record: RunRecord  # outcome OPEN until the end is known
 
 
 class Engine:
@@ -60,6 +62,7 @@ class Engine:
         target: Target,
         *,
         metrics: Metrics | None = None,
+        governor: Governor | None = None,
         enforce_budget: bool = False,
         clock: Callable[[], int] = time.perf_counter_ns,
     ) -> None:
@@ -68,28 +71,33 @@ class Engine:
         self.enforce_budget = enforce_budget and profile.cost.budget_cents is not None
         self._clock = clock
         self.metrics = metrics if metrics is not None else Metrics(ClockAnchor.now())
+        self.governor = governor if governor is not None else Governor(profile.limits)
         self._t0_ns = 0
         self._records: list[RunRecord] = []
-        self._open: dict[str, _OpenRun] = {}
+        self._open: dict[str, RunRecord] = {}  # runs that exist and have not been seen to end
         self._dealt: Counter[int] = Counter()  # runs dealt a scenario, per variant
         self._seq = 0
-        self._runs_in_flight = 0
-        self._active_batches = 0
+        self._starts: Iterator[BatchStart] = iter(())
+        self._upcoming: BatchStart | None = None
+        self._runs_waiting = 0  # in batch tasks that wait for room to start
+        self._batches_in_flight = 0  # submitted (or being submitted) with runs not all ended
+        self._active_batches = 0  # batch tasks alive
         self._idle = anyio.Event()
-        self._capacity = anyio.Event()
+        self._room = anyio.Event()  # set (and renewed) whenever a run ends
         self._committed_cents = 0.0
         self._drive_scope = anyio.CancelScope()
         self._grace_scope = anyio.CancelScope()
         self._batches_scope = anyio.CancelScope()
         self.interrupted = False
         self.stop_reason: str | None = None
+        self.stop_cause: str | None = None
 
     # ------------------------------------------------------------------------------------------ control
 
     @property
     def runs_in_flight(self) -> int:
         """Runs submitted (or being submitted) and not yet seen to end."""
-        return self._runs_in_flight
+        return self.governor.runs_in_flight
 
     def elapsed_s(self) -> float:
         """Seconds since the run began."""
@@ -98,14 +106,15 @@ class Engine:
     def interrupt(self) -> None:
         """Stop now (Ctrl-C): no new batches, no grace period; what was gathered is kept."""
         self.interrupted = True
-        self.stop("interrupted")
+        self.stop("interrupted", cause="interrupted")
         self._grace_scope.cancel()
         self._batches_scope.cancel()
 
-    def stop(self, reason: str) -> None:
-        """Stop starting batches (the runs in flight are still followed through the grace period)."""
+    def stop(self, reason: str, *, cause: str = "fatal") -> None:
+        """Stop starting batches; runs in flight are still followed through the grace period. ``cause``
+        (``fatal``, ``breaker``, ``interrupted``) labels the runs of the plan that were not started."""
         if self.stop_reason is None:
-            self.stop_reason = reason
+            self.stop_reason, self.stop_cause = reason, cause
         self._drive_scope.cancel()
 
     async def run(self) -> EngineResult:
@@ -116,13 +125,14 @@ class Engine:
             async with anyio.create_task_group() as batches:
                 with self._drive_scope:
                     await self._drive(batches)
+                self._count_rest_of_plan()
                 with self._grace_scope, anyio.move_on_after(self.profile.grace_s):
                     while self._active_batches:
                         await self._idle.wait()
                 batches.cancel_scope.cancel()
         ended_ns = self._clock()
-        for open_run in self._open.values():
-            self._finish(open_run.record)
+        for record in list(self._open.values()):
+            self._finish(record)
         self._open.clear()
         return EngineResult(
             metrics=self.metrics,
@@ -131,7 +141,18 @@ class Engine:
             ended_ns=ended_ns,
             interrupted=self.interrupted,
             stop_reason=self.stop_reason,
+            stop_cause=self.stop_cause,
+            governor=self.governor,
         )
+
+    def _count_rest_of_plan(self) -> None:
+        """After an early stop, the batches of open stages that never became due still count: not started."""
+        if self.stop_cause is None:
+            return
+        rest = self._starts if self._upcoming is None else [self._upcoming, *self._starts]
+        for start in rest:
+            self.metrics.planned_runs += start.shape.runs
+            self.metrics.record_not_started(self.stop_cause, start.shape.runs)
 
     # ------------------------------------------------------------------------------------------ driving
 
@@ -144,87 +165,146 @@ class Engine:
             await anyio.sleep(max(delay, MIN_SLEEP_S))
 
     async def _drive(self, batches: TaskGroup) -> None:
-        starts = open_starts(self.profile)
-        upcoming = next(starts, None)
+        self._starts = open_starts(self.profile)
+        self._upcoming = next(self._starts, None)
         for window in stage_windows(self.profile):
             load = window.stage.load
             if isinstance(load, OpenLoad):
-                upcoming = await self._drive_open(batches, window, starts, upcoming)
+                await self._drive_open(batches, window)
             elif isinstance(load, ClosedLoad):
                 await self._drive_closed(batches, window)
             else:
                 await self._sleep_until(self._ns(window.end_s))
 
-    async def _drive_open(
-        self,
-        batches: TaskGroup,
-        window: StageWindow,
-        starts: Iterator[BatchStart],
-        upcoming: BatchStart | None,
-    ) -> BatchStart | None:
+    def _next_in(self, window: StageWindow) -> BatchStart | None:
+        upcoming = self._upcoming
+        return upcoming if upcoming is not None and upcoming.stage == window.index else None
+
+    async def _drive_open(self, batches: TaskGroup, window: StageWindow) -> None:
         # Wake, start every batch that is due, sleep until the next: due times come from the plan alone.
-        while upcoming is not None and upcoming.stage == window.index:
-            due_ns = self._ns(upcoming.due_s)
-            await self._sleep_until(due_ns)
-            while (
-                upcoming is not None and upcoming.stage == window.index and self._ns(upcoming.due_s) <= (self._clock())
-            ):
-                self._launch(batches, upcoming, self._ns(upcoming.due_s))
-                upcoming = next(starts, None)
+        while (upcoming := self._next_in(window)) is not None:
+            await self._sleep_until(self._ns(upcoming.due_s))
+            now = self._clock()
+            while (upcoming := self._next_in(window)) is not None and self._ns(upcoming.due_s) <= now:
+                self._upcoming = next(self._starts, None)
+                if not self._launch(batches, upcoming, self._ns(upcoming.due_s)):
+                    return
         await self._sleep_until(self._ns(window.end_s))
-        return upcoming
 
     async def _drive_closed(self, batches: TaskGroup, window: StageWindow) -> None:
         end_ns = self._ns(window.end_s)
         variants = len(self.profile.variants)
         while (now := self._clock()) < end_ns:
             wanted = target_in_flight(window, (now - self._t0_ns) / NS_PER_S)
-            while self._runs_in_flight < wanted:
-                shape = window.stage.batch
-                runs = min(shape.runs, wanted - self._runs_in_flight)
-                start = BatchStart(self._seq, 0.0, window.index, self._seq % variants, replace(shape, runs=runs))
-                self._launch(batches, start, now)
-            self._capacity = anyio.Event()
+            capacity = self.governor.run_capacity()
+            if capacity is not None:
+                wanted = min(wanted, capacity)
+            while (busy := self.runs_in_flight + self._runs_waiting) < wanted:
+                shape = replace(window.stage.batch, runs=min(window.stage.batch.runs, wanted - busy))
+                start = BatchStart(self._seq, 0.0, window.index, self._seq % variants, shape)
+                if not self._launch(batches, start, now):
+                    return
+            room = self._room
             with anyio.move_on_after(min(CLOSED_TICK_S, (end_ns - now) / NS_PER_S)):
-                await self._capacity.wait()
+                await room.wait()
 
-    def _launch(self, batches: TaskGroup, start: BatchStart, due_ns: int) -> None:
-        """Start one batch task now; its runs count as in flight from this moment."""
+    def _launch(self, batches: TaskGroup, start: BatchStart, due_ns: int) -> bool:
+        """Start one batch task now; False when the run must stop starting batches."""
         runs = start.shape.runs
         self.metrics.planned_runs += runs
         self._seq = max(self._seq, start.seq + 1)
+        trip = self.governor.trip(self._clock() / NS_PER_S)
+        if trip is not None:
+            self.metrics.record_not_started("breaker", runs)
+            self.stop(trip.describe(), cause="breaker")
+            return False
         if self.enforce_budget:
             assert self.profile.cost.budget_cents is not None
             if self._committed_cents + runs * self.profile.cost.run_cost_cents > self.profile.cost.budget_cents:
                 self.metrics.record_not_started("budget", runs)
-                return
+                return True
             self._committed_cents += runs * self.profile.cost.run_cost_cents
-        self._runs_in_flight += runs
+        self._runs_waiting += runs
         self._active_batches += 1
         batches.start_soon(self._batch, start, due_ns, name=f"batch-{start.seq}")
+        return True
+
+    def _blocked_by(self, runs: int) -> str | None:
+        """Why a batch of ``runs`` may not start now, or None. A batch larger than the limit may start when
+        nothing is in flight, or it would wait forever."""
+        in_flight = self.governor.runs_in_flight
+        capacity = self.governor.run_capacity()
+        if capacity is not None and in_flight and in_flight + runs > capacity:
+            return "runs_in_flight"
+        most = self.profile.limits.max_batches_in_flight
+        if most is not None and self._batches_in_flight >= most:
+            return "batches_in_flight"
+        return None
+
+    async def _wait_for_room(self, runs: int, due_ns: int) -> str | None:
+        """Wait, at most ``max_start_delay`` past the due time, until the limits let a batch start; the cause
+        that kept it out when they never did."""
+        deadline_ns = due_ns + round(self.profile.limits.max_start_delay_s * NS_PER_S)
+        began_ns = self._clock()
+        try:
+            while (blocked := self._blocked_by(runs)) is not None:
+                remaining_s = (deadline_ns - self._clock()) / NS_PER_S
+                if remaining_s <= 0:
+                    return blocked
+                room = self._room
+                with anyio.move_on_after(remaining_s):
+                    await room.wait()
+            return None
+        finally:
+            self.governor.capacity_wait_s += (self._clock() - began_ns) / NS_PER_S
 
     # ------------------------------------------------------------------------------------------ batches
 
-    def _deal(self, variant: int, runs: int) -> list[int]:
-        """Scenario indices for the next ``runs`` runs of a variant: the corpus in order, cycled."""
+    def _deal(self, variant: int, runs: int) -> list[Scenario]:
+        """Scenarios for the next ``runs`` runs of a variant: the corpus in order, cycled."""
         first = self._dealt[variant]
         self._dealt[variant] += runs
-        return [(first + i) % len(self.profile.scenarios) for i in range(runs)]
+        scenarios = self.profile.scenarios
+        return [scenarios[(first + i) % len(scenarios)] for i in range(runs)]
 
     async def _batch(self, start: BatchStart, due_ns: int) -> None:
+        runs = start.shape.runs
+        admitted = False
+        try:
+            self.metrics.dispatch_lag.record_ns(self._clock() - due_ns)
+            blocked = await self._wait_for_room(runs, due_ns)
+            self._runs_waiting -= runs
+            if blocked is not None:
+                self.metrics.record_not_started(blocked, runs)
+                return
+            admitted = True
+            self.governor.runs_in_flight += runs
+            self._batches_in_flight += 1
+            await self._submit_and_follow(start, due_ns)
+        finally:
+            self._batches_in_flight -= admitted
+            self._active_batches -= 1
+            if not self._active_batches:
+                self._idle.set()
+                self._idle = anyio.Event()
+
+    async def _submit_and_follow(self, start: BatchStart, due_ns: int) -> None:
         variant = self.profile.variants[start.variant]
-        scenarios = [self.profile.scenarios[i] for i in self._deal(start.variant, start.shape.runs)]
+        scenarios = self._deal(start.variant, start.shape.runs)
         stagger_ns = round(start.shape.stagger_s * NS_PER_S)
-        template = RunRecord(
-            batch_seq=start.seq,
-            index=0,
-            stage=start.stage,
-            variant=variant.name,
-            scenario="",
-            outcome=Outcome.OPEN,
-            due_ns=due_ns,
-            stagger_s=start.shape.stagger_s,
-        )
+        runs = [
+            RunRecord(
+                batch_seq=start.seq,
+                index=i,
+                stage=start.stage,
+                variant=variant.name,
+                scenario=scenario.name,
+                outcome=Outcome.OPEN,
+                due_ns=due_ns + i * stagger_ns,
+                stagger_s=start.shape.stagger_s,
+            )
+            for i, scenario in enumerate(scenarios)
+        ]
         order = BatchOrder(
             seq=start.seq,
             name=f"stressor {self.profile.name} #{start.seq}",
@@ -232,50 +312,33 @@ class Engine:
             prompts=tuple(s.prompt for s in scenarios),
             stagger_s=start.shape.stagger_s,
         )
+        sent_ns = self._clock()
+        self.metrics.record_batch_start(due_ns, sent_ns)
         try:
-            sent_ns = self._clock()
-            self.metrics.record_batch_start(due_ns, sent_ns)
-            try:
-                submission = await self.target.submit(order)
-            except SubmitError as error:
-                for i, scenario in enumerate(scenarios):
-                    self._finish(
-                        replace(
-                            template,
-                            index=i,
-                            scenario=scenario.name,
-                            due_ns=due_ns + i * stagger_ns,
-                            outcome=Outcome.ERRORED,
-                            error=error.cause,
-                        )
-                    )
-                if error.fatal:
-                    self.stop(error.message)
-                return
-            self.metrics.record_submit(sent_ns, self._clock())
-            self.metrics.submitted_runs += len(submission.runs)
-            self._register(submission, template, scenarios, stagger_ns)
-            await self.target.follow(submission, self._on_end)
-        finally:
-            self._active_batches -= 1
-            if not self._active_batches:
-                self._idle.set()
-                self._idle = anyio.Event()
+            submission = await self.target.submit(order)
+        except SubmitError as error:
+            outcome = Outcome.REJECTED if error.cause in THROTTLED else Outcome.ERRORED
+            for record in runs:
+                self._finish(replace(record, outcome=outcome, error=error.cause))
+            if error.fatal:
+                self.stop(error.message)
+            elif (trip := self.governor.trip(self._clock() / NS_PER_S)) is not None:
+                self.stop(trip.describe(), cause="breaker")
+            return
+        self.metrics.record_submit(sent_ns, self._clock())
+        self.metrics.submitted_runs += len(submission.runs)
+        self._register(submission, runs)
+        await self.target.follow(submission, self._on_end)
 
-    def _register(self, submission: Submission, template: RunRecord, scenarios: list, stagger_ns: int) -> None:
+    def _register(self, submission: Submission, runs: list[RunRecord]) -> None:
         for run in submission.runs:
             cost = run.estimated_cost_cents
-            self._open[run.run_id] = _OpenRun(
-                replace(
-                    template,
-                    index=run.index,
-                    scenario=scenarios[run.index].name,
-                    due_ns=template.due_ns + run.index * stagger_ns,
-                    run_id=run.run_id,
-                    batch_id=submission.batch_id,
-                    created_at=run.created_at,
-                    cost_cents=cost,
-                )
+            self._open[run.run_id] = replace(
+                runs[run.index],
+                run_id=run.run_id,
+                batch_id=submission.batch_id,
+                created_at=run.created_at,
+                cost_cents=cost,
             )
             if cost is not None and math.isfinite(cost):
                 self.metrics.cost_cents += cost
@@ -283,12 +346,12 @@ class Engine:
                     self._committed_cents += cost - self.profile.cost.run_cost_cents
 
     def _on_end(self, end: RunEnd) -> None:
-        open_run = self._open.pop(end.run_id, None)
-        if open_run is None:
+        record = self._open.pop(end.run_id, None)
+        if record is None:
             return  # reported twice (a target may see a run in two answers): counted once
         self._finish(
             replace(
-                open_run.record,
+                record,
                 outcome=Outcome.COMPLETED if end.status == "completed" else Outcome.FAILED,
                 error=end.error_message or None,
                 detected_ns=end.detected_ns,
@@ -300,5 +363,6 @@ class Engine:
     def _finish(self, record: RunRecord) -> None:
         self._records.append(record)
         self.metrics.record_run(record)
-        self._runs_in_flight -= 1
-        self._capacity.set()
+        self.governor.runs_in_flight -= 1
+        self._room.set()
+        self._room = anyio.Event()

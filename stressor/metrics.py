@@ -28,6 +28,7 @@ class Outcome(StrEnum):
     FAILED = "failed"  # the server says failed (the call failed)
     OPEN = "open"  # still queued or in progress when stressor stopped following it
     ERRORED = "errored"  # the request that should have created it failed; it may not exist
+    REJECTED = "rejected"  # the server refused to create it (429/503): it does not exist
 
 
 class Measure(StrEnum):
@@ -197,6 +198,8 @@ class Metrics:
     def __init__(self, anchor: ClockAnchor) -> None:
         self.anchor = anchor
         self.recorders: dict[Measure, LatencyRecorder] = {m: LatencyRecorder() for m in Measure}
+        # Due time -> the batch task ran: the generator's own lag, apart from limits and throttling.
+        self.dispatch_lag = LatencyRecorder()
         self.outcomes: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
         self.not_started: Counter[str] = Counter()
@@ -224,7 +227,7 @@ class Metrics:
     def record_run(self, record: RunRecord) -> None:
         """Count a run that has reached its end (or was given up as open) and record its durations."""
         self.outcomes[record.outcome] += 1
-        if record.error and record.outcome is Outcome.ERRORED:
+        if record.error and record.outcome in (Outcome.ERRORED, Outcome.REJECTED):
             self.errors[record.error] += 1
         slices = (
             self.by_variant.setdefault(record.variant, Breakdown()),
@@ -254,8 +257,8 @@ class Metrics:
 
     @property
     def failure_rate(self) -> float | None:
-        """(failed + errored) / (completed + failed + errored); open runs are reported apart, not counted."""
-        settled = sum(self.outcomes[o] for o in (Outcome.COMPLETED, Outcome.FAILED, Outcome.ERRORED))
-        if settled == 0:
-            return None
-        return (self.outcomes[Outcome.FAILED] + self.outcomes[Outcome.ERRORED]) / settled
+        """Runs that did not complete, of those that settled: (failed + errored + rejected) / (those +
+        completed). Open runs are reported apart, not counted."""
+        failures = sum(self.outcomes[o] for o in (Outcome.FAILED, Outcome.ERRORED, Outcome.REJECTED))
+        settled = failures + self.outcomes[Outcome.COMPLETED]
+        return failures / settled if settled else None

@@ -142,6 +142,7 @@ class TargetSpec:
     base_url: str | None = None
     submit: Literal["batch", "single"] = "batch"
     poll_interval_s: float = 1.0
+    poll_interval_max_s: float | None = None  # polls slow down as a batch ages, up to this (None: fixed)
     request_timeout_s: float = 10.0
 
 
@@ -161,6 +162,32 @@ class Cost:
 
 
 @dataclass(frozen=True, slots=True)
+class Limits:
+    """How stressor treats the server: client-side limits, backoff, and whether it obeys push-back at all.
+
+    ``mode = "obey"`` (default) honours 429/503, Retry-After and rate-limit headers, backs off, adapts the
+    runs in flight (AIMD) and stops submitting when the breaker trips. ``mode = "stress"`` keeps the offered
+    load: 429/503 on a create end that batch as ``rejected``, and nothing pauses or shrinks.
+    """
+
+    mode: Literal["obey", "stress"] = "obey"
+    create_rate: float = math.inf
+    poll_rate: float = math.inf
+    max_runs_in_flight: int | None = None
+    max_batches_in_flight: int | None = None
+    max_start_delay_s: float = 10.0
+    adaptive: bool = True
+    max_retries: int = 5
+    retry_ratio: float = 0.1
+    backoff_base_s: float = 0.1
+    backoff_cap_s: float = 30.0
+    max_pause_s: float = 300.0
+    breaker_window_s: float = 30.0
+    breaker_failure_ratio: float = 0.5
+    breaker_min_requests: int = 20
+
+
+@dataclass(frozen=True, slots=True)
 class Profile:
     """A whole, validated profile."""
 
@@ -171,6 +198,8 @@ class Profile:
     variants: tuple[Variant, ...]
     scenarios: tuple[Scenario, ...]
     cost: Cost = field(default_factory=Cost)
+    limits: Limits = field(default_factory=Limits)
+    simulator: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
     grace_s: float = 30.0
     mean_call_duration_s: float = 45.0
@@ -449,6 +478,48 @@ def _non_empty(value: object) -> str:
     return text
 
 
+def _positive_rate(value: object) -> float:
+    rate = parse_rate(value)
+    if rate <= 0:
+        raise ValueError(f"must be a rate greater than zero like '20/s', got {value!r}")
+    return rate
+
+
+def _ratio(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
+        raise ValueError(f"must be a number from 0 to 1 (exclusive), got {value!r}")
+    return float(value)
+
+
+def _limits(table: _Table) -> Limits:
+    default = Limits()
+    limits = Limits(
+        mode=table.get("mode", _choice("obey", "stress"), default.mode),  # type: ignore[arg-type]
+        create_rate=table.get("create_rate", _positive_rate, default.create_rate),
+        poll_rate=table.get("poll_rate", _positive_rate, default.poll_rate),
+        max_runs_in_flight=table.get("max_runs_in_flight", _positive_int, None),
+        max_batches_in_flight=table.get("max_batches_in_flight", _positive_int, None),
+        max_start_delay_s=table.get("max_start_delay", parse_duration, default.max_start_delay_s),
+        adaptive=table.get("adaptive", _boolean, default.adaptive),
+        max_retries=table.get("max_retries", _int_between(0, 100), default.max_retries),
+        retry_ratio=table.get("retry_ratio", _ratio, default.retry_ratio),
+        backoff_base_s=table.get("backoff_base", _positive_duration, default.backoff_base_s),
+        backoff_cap_s=table.get("backoff_cap", _positive_duration, default.backoff_cap_s),
+        max_pause_s=table.get("max_pause", _positive_duration, default.max_pause_s),
+        breaker_window_s=table.get("breaker_window", _positive_duration, default.breaker_window_s),
+        breaker_failure_ratio=table.get("breaker_failure_ratio", _ratio, default.breaker_failure_ratio),
+        breaker_min_requests=table.get("breaker_min_requests", _positive_int, default.breaker_min_requests),
+    )
+    table.finish()
+    return limits
+
+
+def _simulator(table: _Table) -> Mapping[str, Any]:
+    """Settings of the embedded simulator (faults, slots...): checked by the simulator's own config."""
+    table.used.update(table.data)
+    return dict(table.data)
+
+
 def parse_profile(data: Mapping[str, Any], source: str, base_dir: Path | None = None) -> Profile:
     """Validate a profile already parsed from TOML or JSON; ``source`` names it in error messages."""
     base_dir = base_dir if base_dir is not None else Path()
@@ -461,8 +532,11 @@ def parse_profile(data: Mapping[str, Any], source: str, base_dir: Path | None = 
         base_url=target_table.get("base_url", _base_url, None),
         submit=target_table.get("submit", _choice(*SUBMIT_MODES), "batch"),  # type: ignore[arg-type]
         poll_interval_s=target_table.get("poll_interval", _positive_duration, 1.0),
+        poll_interval_max_s=target_table.get("poll_interval_max", _positive_duration, None),
         request_timeout_s=target_table.get("request_timeout", _positive_duration, 10.0),
     )
+    if target.poll_interval_max_s is not None and target.poll_interval_max_s < target.poll_interval_s:
+        raise target_table.error("poll_interval_max", "must be at least poll_interval")
     request_table = target_table.table("request")
     request = _request(request_table, RunRequest())
     request_table.finish()
@@ -509,6 +583,8 @@ def parse_profile(data: Mapping[str, Any], source: str, base_dir: Path | None = 
     cost_table.finish()
 
     profile = Profile(
+        limits=_limits(root.table("limits")),
+        simulator=_simulator(root.table("simulator")),
         name=root.get("name", _non_empty, Path(source).stem),
         description=root.get("description", _string, ""),
         source=source,

@@ -11,6 +11,7 @@ import anyio
 import pytest
 
 from stressor.engine import Engine, EngineResult
+from stressor.limits import HttpOutcome
 from stressor.metrics import Measure, Outcome
 from stressor.profile import Profile, parse_profile
 from stressor.targets.base import BatchOrder, RunEnd, Submission, SubmitError, SubmittedRun
@@ -163,10 +164,62 @@ def test_a_generator_that_falls_behind_is_flagged() -> None:
     profile = profile_of([{"duration": "1s", "rate": "20/s"}, {"duration": "1s", "rate": "100/s"}])
     on_time, late = Metrics(ClockAnchor(0, 0)), Metrics(ClockAnchor(0, 0))
     for _ in range(100):
-        on_time.record_batch_start(0, 1_500_000)  # 1.5 ms late: within max(2 ms, 10 % of 10 ms)
-        late.record_batch_start(0, 5_000_000)
-    assert generator_check(on_time, profile) == {"start_lateness_p99": 0.0015, "limit": 0.002, "behind": False}
+        on_time.dispatch_lag.record_ns(1_500_000)  # 1.5 ms late: within max(2 ms, 10 % of 10 ms)
+        late.dispatch_lag.record_ns(5_000_000)
+    assert generator_check(on_time, profile) == {"dispatch_lag_p99": 0.0015, "limit": 0.002, "behind": False}
     assert generator_check(late, profile)["behind"] is True
     slow = profile_of([{"duration": "10s", "rate": "1/s"}])  # 1 s apart: 100 ms of lag is still fine
     assert generator_check(late, slow)["limit"] == pytest.approx(0.1)
     assert generator_check(late, slow)["behind"] is False
+
+
+def test_runs_in_flight_limit_holds_and_batches_that_find_no_room_are_not_started() -> None:
+    profile = profile_of(
+        [{"duration": "0.5s", "rate": "40/s"}],
+        batch={"runs": 2},
+        limits={"max_runs_in_flight": 6, "max_start_delay": "50ms", "adaptive": False},
+    )
+    target = FakeTarget(duration_s=0.1)  # a batch holds its 2 runs ~0.2 s: 3 batches fill the limit
+    result = run(profile, target)
+    assert target.peak_in_flight <= 6
+    assert result.metrics.not_started["runs_in_flight"] > 0
+    started = result.metrics.outcomes[Outcome.COMPLETED]
+    assert started + result.metrics.not_started["runs_in_flight"] == result.metrics.planned_runs == 40
+    assert result.governor.capacity_wait_s > 0
+
+
+def test_max_batches_in_flight() -> None:
+    profile = profile_of(
+        [{"duration": "0.3s", "rate": "20/s"}], limits={"max_batches_in_flight": 1, "max_start_delay": "10s"}
+    )
+    target = FakeTarget(duration_s=0.03)
+    result = run(profile, target)
+    assert target.peak_in_flight == 1
+    assert result.metrics.outcomes[Outcome.COMPLETED] == 6  # waited for room, none dropped
+
+
+def test_throttled_creates_are_rejected_and_a_tripped_breaker_stops_the_run() -> None:
+    profile = profile_of(
+        [{"duration": "2s", "rate": "50/s"}],
+        limits={"breaker_min_requests": 5, "breaker_window": "10s"},
+    )
+
+    class Throttling(FakeTarget):
+        async def submit(self, order: BatchOrder) -> Submission:
+            self.governor.after_attempt("create", HttpOutcome(429), attempt=0, now=time.perf_counter(), now_wall=0)
+            raise SubmitError("http_429", "throttled")
+
+    async def main() -> EngineResult:
+        target = Throttling()
+        engine = Engine(profile, target)
+        target.governor = engine.governor
+        return await engine.run()
+
+    result = anyio.run(main)
+    assert result.stop_cause == "breaker"
+    assert result.stop_reason is not None and result.stop_reason.startswith("stopped submitting:")
+    assert result.metrics.outcomes[Outcome.REJECTED] >= 5
+    assert result.metrics.errors["http_429"] == result.metrics.outcomes[Outcome.REJECTED]
+    assert result.metrics.not_started["breaker"] > 50  # the rest of the plan is counted, not forgotten
+    assert result.metrics.planned_runs == 100
+    assert result.elapsed_s < 1.5

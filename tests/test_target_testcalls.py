@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
 import anyio
 import httpx
@@ -10,7 +11,8 @@ import orjson
 import pytest
 import respx
 
-from stressor.profile import RunRequest
+from stressor.governor import Governor
+from stressor.profile import Limits, RunRequest
 from stressor.targets.base import BatchOrder, RunEnd, Submission, SubmitError, SubmittedRun, TargetUnavailable
 from stressor.targets.testcalls import TestCallsTarget
 from stressor.timestamps import parse_iso
@@ -29,7 +31,11 @@ class Log:
         self.counts[f"{kind} {outcome}"] += 1
 
 
+FAST = Limits(backoff_base_s=0.001, backoff_cap_s=0.005)
+
+
 def target(log: Log, **options: object) -> TestCallsTarget:
+    options.setdefault("governor", Governor(FAST))
     return TestCallsTarget(BASE, KEY, log, poll_interval_s=0.001, **options)  # type: ignore[arg-type]
 
 
@@ -92,48 +98,134 @@ async def test_submit_single_run_accepts_any_2xx(respx_mock: respx.MockRouter) -
 
 
 @pytest.mark.parametrize(
-    ("status", "body", "cause", "fatal", "words"),
+    ("status", "body", "cause", "words"),
     [
-        (401, {"detail": "Invalid API key"}, "http_401", True, "API key was refused"),
-        (402, {"detail": "Balance is zero"}, "http_402", True, "balance is at zero"),
-        (400, {"run_count": ["must be <= 20"]}, "http_400", True, "run_count"),
-        (503, {"detail": "busy"}, "http_503", False, "answered 503"),
-        (500, "oops", "http_500", False, "answered 500"),
-        (201, "not json", "bad_response", False, "non-JSON"),
-        (201, [1, 2], "bad_response", False, "not an object"),
-        (201, {"id": "tcb_1", "run_ids": ["only-one"]}, "bad_response", False, "right number of run_ids"),
+        (401, {"detail": "Invalid API key"}, "http_401", "API key was refused"),
+        (402, {"detail": "Balance is zero"}, "http_402", "balance is at zero"),
+        (403, {"detail": "no"}, "http_403", "may not create test calls"),
+        (400, {"run_count": ["must be <= 20"]}, "http_400", "run_count"),
     ],
 )
-async def test_submit_errors_are_classified(
-    respx_mock: respx.MockRouter, status: int, body: object, cause: str, fatal: bool, words: str
+async def test_answers_that_no_retry_can_mend_are_fatal(
+    respx_mock: respx.MockRouter, status: int, body: object, cause: str, words: str
 ) -> None:
-    content = body.encode() if isinstance(body, str) else orjson.dumps(body)
-    respx_mock.post(f"{BASE}/v1/test-call-batches").respond(status, content=content)
+    route = respx_mock.post(f"{BASE}/v1/test-call-batches").respond(status, json=body)
     with pytest.raises(SubmitError) as info:
         await target(Log()).submit(ORDER)
-    assert (info.value.cause, info.value.fatal) == (cause, fatal)
+    assert (info.value.cause, info.value.fatal) == (cause, True)
     assert words in info.value.message
     assert KEY not in info.value.message
+    assert route.call_count == 1
+
+
+BATCH = {"id": "tcb_1", "name": ORDER.name, "run_ids": ["tc_1", "tc_2"], "created_at": "2026-11-29T18:24:09.011Z"}
+
+
+@pytest.mark.parametrize(
+    "first_answer",
+    [
+        httpx.Response(500, text="oops"),
+        httpx.Response(502),
+        httpx.Response(201, content=b"not json"),
+        httpx.Response(201, json=[1, 2]),
+        httpx.Response(201, json={"id": "tcb_1", "run_ids": ["only-one"]}),
+        httpx.ReadTimeout("slow"),
+        httpx.RemoteProtocolError("cut"),
+        httpx.ReadError("reset by peer"),
+    ],
+)
+async def test_a_create_that_may_have_worked_is_reconciled_not_sent_again(
+    respx_mock: respx.MockRouter, first_answer: object
+) -> None:
+    post = respx_mock.post(f"{BASE}/v1/test-call-batches").mock(side_effect=[first_answer])
+    listing = respx_mock.get(f"{BASE}/v1/test-call-batches").respond(200, json=[{**BATCH, "name": "other"}, BATCH])
+    log = Log()
+    submission = await target(log).submit(ORDER)
+    assert post.call_count == 1  # a second POST could bill every run twice
+    assert listing.call_count == 1
+    assert submission.batch_id == "tcb_1"
+    assert [run.run_id for run in submission.runs] == ["tc_1", "tc_2"]
+    assert log.counts["submit reconciled"] == 1
+
+
+async def test_a_create_proven_absent_is_sent_again(respx_mock: respx.MockRouter) -> None:
+    created = {**BATCH, "estimated_cost_cents": 32}
+    post = respx_mock.post(f"{BASE}/v1/test-call-batches").mock(
+        side_effect=[httpx.Response(504), httpx.Response(201, json=created)]
+    )
+    respx_mock.get(f"{BASE}/v1/test-call-batches").respond(200, json=[{**BATCH, "name": "someone else's"}])
+    log = Log()
+    submission = await target(log).submit(ORDER)
+    assert post.call_count == 2
+    assert submission.batch_id == "tcb_1"
+    assert log.counts == {"submit http_504": 1, "reconcile ok": 1, "submit ok": 1}
+
+
+async def test_when_reconciliation_cannot_tell_the_create_is_given_up(respx_mock: respx.MockRouter) -> None:
+    post = respx_mock.post(f"{BASE}/v1/test-call-batches").respond(500)
+    respx_mock.get(f"{BASE}/v1/test-call-batches").respond(503)
+    with pytest.raises(SubmitError, match="could not be read: not retried") as info:
+        await target(Log()).submit(ORDER)
+    assert info.value.cause == "http_5xx"
+    assert post.call_count == 1
+
+
+async def test_single_runs_are_reconciled_by_target_prompt_and_time(respx_mock: respx.MockRouter) -> None:
+    order = BatchOrder(seq=0, name="n", request=RunRequest(target_id=7), prompts=("hello",), stagger_s=0)
+    now = parse_iso("2026-11-29T18:24:09.000Z")
+    ours = {"target_type": "agent", "target_id": 7, "scenario_prompt": "hello"}
+    runs = [
+        run_object("tc_old", "queued", **ours, created_at="2026-11-29T18:20:00.000Z"),  # long before: not ours
+        run_object("tc_other", "queued", **{**ours, "target_id": 8}),
+        run_object("tc_ours", "queued", **ours),
+    ]
+    post = respx_mock.post(f"{BASE}/v1/test-calls").mock(side_effect=httpx.ReadTimeout("slow"))
+    respx_mock.get(f"{BASE}/v1/test-calls").respond(200, json=runs)
+    the_target = target(Log(), submit_mode="single", wall=lambda: now)
+    assert [run.run_id for run in (await the_target.submit(order)).runs] == ["tc_ours"]
+    assert post.call_count == 1
+    # A run is never adopted twice: after a second lost POST the list shows nothing new, so it is sent again.
+    post.side_effect = [httpx.ReadTimeout("slow"), httpx.Response(201, json=run_object("tc_new", "queued"))]
+    assert [run.run_id for run in (await the_target.submit(order)).runs] == ["tc_new"]
 
 
 @pytest.mark.parametrize(
     ("error", "cause"),
-    [
-        (httpx.ConnectError("refused"), "connect"),
-        (httpx.ReadTimeout("slow"), "timeout"),
-        (httpx.RemoteProtocolError("cut"), "transport"),
-    ],
+    [(httpx.ConnectError("refused"), "connect"), (httpx.ConnectTimeout("no route"), "timeout")],
 )
-async def test_submit_transport_failures_are_not_retried(
-    respx_mock: respx.MockRouter, error: Exception, cause: str
-) -> None:
-    route = respx_mock.post(f"{BASE}/v1/test-call-batches").mock(side_effect=error)
+async def test_a_create_that_never_left_is_retried(respx_mock: respx.MockRouter, error: Exception, cause: str) -> None:
+    post = respx_mock.post(f"{BASE}/v1/test-call-batches").mock(side_effect=[error, httpx.Response(201, json=BATCH)])
     log = Log()
+    assert (await target(log).submit(ORDER)).batch_id == "tcb_1"
+    assert post.call_count == 2
+    assert log.counts == {f"submit {cause}": 1, "submit ok": 1}
+
+
+async def test_429_pauses_then_retries_in_obey_mode_and_is_final_in_stress_mode(respx_mock: respx.MockRouter) -> None:
+    post = respx_mock.post(f"{BASE}/v1/test-call-batches").mock(
+        side_effect=[httpx.Response(429, headers={"Retry-After": "0"}), httpx.Response(201, json=BATCH)]
+    )
+    governor = Governor(FAST)
+    assert (await target(Log(), governor=governor).submit(ORDER)).batch_id == "tcb_1"
+    assert post.call_count == 2
+    assert governor.retries == {"http_429": 1}
+    assert governor.retry_after.count == 1
+
+    respx_mock.post(f"{BASE}/v1/test-call-batches").respond(503, headers={"Retry-After": "1"})
+    stress = Governor(replace(FAST, mode="stress"))
     with pytest.raises(SubmitError) as info:
-        await target(log).submit(ORDER)
-    assert info.value.cause == cause
-    assert route.call_count == 1  # a second POST could bill a second call
-    assert log.counts == {f"submit {cause}": 1}
+        await target(Log(), governor=stress).submit(ORDER)
+    assert info.value.cause == "http_503"
+    assert stress.retries == {}
+    assert stress.server_pause_s == 0
+
+
+async def test_retries_stop_at_the_limit(respx_mock: respx.MockRouter) -> None:
+    post = respx_mock.post(f"{BASE}/v1/test-call-batches").respond(503)
+    with pytest.raises(SubmitError) as info:
+        await target(Log(), governor=Governor(replace(FAST, max_retries=2))).submit(ORDER)
+    assert info.value.cause == "http_503"
+    assert post.call_count == 3
 
 
 async def test_follow_polls_the_batch_and_lists_runs_only_when_runs_ended(

@@ -44,6 +44,27 @@ def _breakdown_lines(title: str, pieces: Mapping[str, Mapping[str, Any]]) -> lis
     return lines
 
 
+def _limits_lines(limits: Mapping[str, Any]) -> list[str]:
+    """Throttling, retries and the breaker: shown only when something happened."""
+    lines = []
+    if limits.get("breaker"):
+        lines.append(f"BREAKER: {limits['breaker']}")
+    waits = [
+        (limits["server_pause_s"], "paused by the server"),
+        (limits["throttle_wait_s"], "waited on client rate limits"),
+        (limits["capacity_wait_s"], "waited for room in flight"),
+    ]
+    shown = [f"{what} {_duration(seconds)}" for seconds, what in waits if seconds > 0]
+    if limits["retries"]:
+        shown.append("retries " + ", ".join(f"{cause} {n}" for cause, n in sorted(limits["retries"].items())))
+    retry_after = limits["retry_after"]
+    if retry_after["count"]:
+        shown.append(f"Retry-After seen {retry_after['count']}x (max {_duration(retry_after['max'])})")
+    if shown:
+        lines.append(f"limits ({limits['mode']}): " + "; ".join(shown))
+    return lines
+
+
 def render_summary(results: Mapping[str, Any]) -> str:
     """The summary a user reads at the end of a run: counts, failure rate, percentiles in human units."""
     runs = results["runs"]
@@ -57,22 +78,25 @@ def render_summary(results: Mapping[str, Any]) -> str:
     not_started = sum(runs["not_started"].values())
     lines.append(
         f"runs: planned {runs['planned']}, submitted {runs['submitted']}, completed {runs['completed']}, "
-        f"failed {runs['failed']}, errored {runs['errored']}, open {runs['open']}, not started {not_started}"
+        f"failed {runs['failed']}, errored {runs['errored']}, rejected {runs['rejected']}, open {runs['open']}, "
+        f"not started {not_started}"
     )
     rate = results["failure_rate"]
-    requests = sum(results["requests"].values())
-    ended = runs["completed"] + runs["failed"]
-    per_run = f" ({requests / ended:.1f} per ended run)" if ended else ""
+    load = results["load"]
+    per_run = load["requests_per_ended_run"]
     lines.append(
         f"failure rate: {'-' if rate is None else f'{rate:.1%}'}"
-        f"   HTTP requests: {requests}{per_run}"
-        f"   estimated cost: {results['estimated_cost_cents'] / 100:.2f} USD"
+        f"   load: offered {load['offered_runs_per_s']:.3g} runs/s, achieved {load['achieved_runs_per_s']:.3g}"
+        f"   HTTP requests: {sum(results['requests'].values())}"
+        + (f" ({per_run:.1f} per ended run)" if per_run is not None else "")
+        + f"   estimated cost: {results['estimated_cost_cents'] / 100:.2f} USD"
     )
+    lines.extend(_limits_lines(results["limits"]))
     generator = results.get("generator") or {}
     if generator.get("behind"):
         lines.append(
-            f"WARNING: the generator fell behind its schedule: start lateness p99 "
-            f"{_duration(generator['start_lateness_p99'])} > {_duration(generator['limit'])}; "
+            f"WARNING: the generator fell behind its schedule: dispatch lag p99 "
+            f"{_duration(generator['dispatch_lag_p99'])} > {_duration(generator['limit'])}; "
             "latencies include client-side delay and less load was offered than planned."
         )
     details = [f"{cause} {count}" for cause, count in sorted(results["errors"].items())]

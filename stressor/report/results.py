@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from stressor.engine import EngineResult
+from stressor.governor import GovernorReport
 from stressor.metrics import MEASURE_SOURCES, Breakdown, LatencyRecorder, Measure, Metrics, Outcome
 from stressor.plan import peak_batch_rate
 from stressor.profile import Profile
@@ -54,13 +55,41 @@ def _breakdown_json(pieces: Mapping[str, Breakdown]) -> dict[str, Any]:
 
 
 def generator_check(metrics: Metrics, profile: Profile) -> dict[str, Any]:
-    """Did the client keep to the schedule? Behind when start lateness p99 exceeds max(2 ms, 10 % of the
-    shortest inter-arrival time): then latencies include the client's own delay, and the load offered was
-    lower than planned."""
+    """Did the client keep to the schedule? Behind when the dispatch lag (due time -> the batch's task ran,
+    limits and throttling apart) has a p99 above max(2 ms, 10 % of the shortest inter-arrival time): then
+    latencies include the client's own delay, and less load was offered than planned."""
     rate = peak_batch_rate(profile)
     limit = max(GENERATOR_LAG_FLOOR_S, 0.1 / rate) if rate > 0 else GENERATOR_LAG_FLOOR_S
-    p99 = metrics.recorders[Measure.START_LATENESS].summary().percentiles_s.get(99.0)
-    return {"start_lateness_p99": p99, "limit": limit, "behind": p99 is not None and p99 > limit}
+    p99 = metrics.dispatch_lag.summary().percentiles_s.get(99.0)
+    return {"dispatch_lag_p99": p99, "limit": limit, "behind": p99 is not None and p99 > limit}
+
+
+def limits_json(report: GovernorReport) -> dict[str, Any]:
+    """What the governor did: throttling, retries, the server's Retry-After values, the breaker."""
+    return {
+        "mode": report.mode,
+        "throttle_wait_s": report.throttle_wait_s,
+        "server_pause_s": report.server_pause_s,
+        "capacity_wait_s": report.capacity_wait_s,
+        "retries": report.retries,
+        "retry_after": recorder_json(report.retry_after_s, with_histogram=False),
+        "unparseable_headers": report.unparseable_headers,
+        "runs_in_flight_limit": report.run_limit,
+        "breaker": report.trip.describe() if report.trip is not None else None,
+    }
+
+
+def load_json(metrics: Metrics, profile: Profile, elapsed_s: float) -> dict[str, Any]:
+    """Offered load (runs that became due) beside achieved load (runs the server accepted), per second of the
+    stages, and what following them cost in HTTP requests."""
+    span = min(profile.duration_s, elapsed_s) or elapsed_s or 1.0
+    ended = metrics.outcomes[Outcome.COMPLETED] + metrics.outcomes[Outcome.FAILED]
+    requests = sum(metrics.requests.values())
+    return {
+        "offered_runs_per_s": metrics.planned_runs / span,
+        "achieved_runs_per_s": metrics.submitted_runs / span,
+        "requests_per_ended_run": requests / ended if ended else None,
+    }
 
 
 def build_results(result: EngineResult, profile: Profile, target: Mapping[str, Any]) -> dict[str, Any]:
@@ -85,6 +114,8 @@ def build_results(result: EngineResult, profile: Profile, target: Mapping[str, A
         },
         "failure_rate": metrics.failure_rate,
         "generator": generator_check(metrics, profile),
+        "load": load_json(metrics, profile, result.elapsed_s),
+        "limits": limits_json(result.governor.report()),
         "errors": dict(metrics.errors),
         "requests": dict(sorted(metrics.requests.items())),
         "estimated_cost_cents": metrics.cost_cents,

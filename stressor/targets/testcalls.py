@@ -5,6 +5,12 @@ each batch's follower polls ``GET /v1/test-call-batches/{id}`` (one cheap reques
 only when the counters say that runs have ended, asks a shared ``RunLister`` which ones. The lister pages
 through ``GET /v1/test-calls`` newest first, once for every follower waiting at that moment (single-flight),
 so the list endpoint is read about once per poll interval however many batches are open.
+
+Every request goes through the run's ``Governor`` (client-side rates, the server's Retry-After and rate-limit
+headers, backoff, breaker). A run-creating POST is never sent twice blindly: it is retried only when it
+provably created nothing (429/503, no connection), and after an answer that leaves it open (a timeout, a
+reset, a 5xx, an unreadable 2xx) the target first *reconciles*: it looks for the batch by its unique name,
+or for the run by target, prompt and time, and adopts what it finds. Only a proven absence allows a retry.
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ import anyio
 import httpx
 import orjson
 
-from stressor.profile import RunRequest
+from stressor.governor import Governor, RequestKind
+from stressor.limits import Decision, HttpOutcome, TransportFailure
+from stressor.profile import Limits, RunRequest
 from stressor.secrets import mask_secret
 from stressor.targets.base import (
     BatchOrder,
@@ -33,6 +41,8 @@ from stressor.timestamps import NS_PER_S, parse_iso
 
 LIST_PAGE_SIZE = 200  # the API's maximum
 MIN_SLEEP_S = 0.001  # shorter sleeps spin under uvloop (engineering notes)
+RECONCILE_WINDOW_S = 5.0  # a reconciled single run must have been created at most this long before the POST
+KNOWN_RUNS_KEPT = 100_000
 TERMINAL = ("completed", "failed")
 # Answers that mean no later request can succeed either: the run stops and says why.
 FATAL_STATUSES = {
@@ -57,13 +67,19 @@ class RunView:
     error_message: str
 
 
-def classify_exception(exc: httpx.TransportError) -> str:
-    """A stable outcome class for a transport failure."""
+def transport_failure(exc: httpx.TransportError) -> TransportFailure:
+    """What an httpx exception says about whether the request reached the server."""
+    if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
+        return "connect_timeout"  # no connection was ever given to this request: nothing was sent
+    if isinstance(exc, httpx.ConnectError | httpx.UnsupportedProtocol | httpx.ProxyError):
+        return "connect_error"
     if isinstance(exc, httpx.TimeoutException):
-        return "timeout"
-    if isinstance(exc, httpx.ConnectError):
-        return "connect"
-    return "transport"
+        return "read_timeout"
+    if isinstance(exc, httpx.WriteError):
+        return "write_error"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "remote_protocol"
+    return "reset"  # ReadError and the rest: the connection broke after the request may have gone
 
 
 def _outcome(status: int) -> str:
@@ -113,6 +129,7 @@ class RunLister:
     """Finds runs by id on the list endpoint, one scan for all callers waiting at that moment."""
 
     def __init__(self, get: Callable[..., Any], max_pages: int = 10) -> None:
+        # ``get(purpose, path, params)`` -> (decoded JSON or None, monotonic ns of the answer)
         self._get = get
         self._max_pages = max_pages
         self._wanted: dict[str, float | None] = {}
@@ -160,6 +177,31 @@ class RunLister:
                 return
 
 
+@dataclass(frozen=True, slots=True)
+class _Absent:
+    """Reconciliation proved that a create made nothing: it may be sent again."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Unknown:
+    """Reconciliation could not tell whether a create made runs: it must not be sent again."""
+
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class PollSchedule:
+    """When a batch is polled: ``interval`` at first, then a ``growth`` fraction of the batch's age, at most
+    ``max_interval`` (long calls do not need a poll a second from their first second)."""
+
+    interval_s: float
+    max_interval_s: float
+    growth: float = 0.1
+
+    def next_interval(self, age_s: float) -> float:
+        return min(self.max_interval_s, max(self.interval_s, age_s * self.growth))
+
+
 class TestCallsTarget:
     """The test-calls API (or its simulator) at ``base_url``, driven with one pooled httpx client."""
 
@@ -171,21 +213,24 @@ class TestCallsTarget:
         api_key: str,
         requests: RequestLog,
         *,
+        governor: Governor | None = None,
         submit_mode: str = "batch",
         poll_interval_s: float = 1.0,
+        poll_max_interval_s: float | None = None,
         timeout_s: float = 10.0,
         max_connections: int = 256,
-        consent_to_charge: bool = True,
         clock: Callable[[], int] = time.perf_counter_ns,
+        wall: Callable[[], float] = time.time,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
         self._requests = requests
+        self._governor = governor if governor is not None else Governor(Limits())
         self._submit_mode = submit_mode
-        self._poll_interval_s = poll_interval_s
-        self._consent = consent_to_charge
+        self._polls = PollSchedule(poll_interval_s, max(poll_max_interval_s or poll_interval_s, poll_interval_s))
         self._clock = clock
+        self._wall = wall
         # Keep-alive as large as the pool: with the default 20, connections churn above 20 in flight.
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._client = httpx.AsyncClient(
@@ -196,6 +241,8 @@ class TestCallsTarget:
             transport=transport,
         )
         self._lister = RunLister(self._get_json)
+        # Run ids this target created recently: a reconciliation must never adopt one of them twice.
+        self._known_runs: dict[str, float] = {}
 
     def __repr__(self) -> str:
         return f"TestCallsTarget({self.base_url!r}, api_key={mask_secret(self._api_key)!r})"
@@ -215,6 +262,49 @@ class TestCallsTarget:
         if probe.status_code in FATAL_STATUSES:
             raise TargetUnavailable(FATAL_STATUSES[probe.status_code])
 
+    # ------------------------------------------------------------------------------------------ requests
+
+    def _now_s(self) -> float:
+        return self._clock() / NS_PER_S
+
+    async def _request(
+        self, kind: RequestKind, purpose: str, method: str, path: str, *, retry: bool = True, **options: Any
+    ) -> tuple[Decision, httpx.Response | None, int]:
+        """One request through the governor, retried as it decides. Returns the last decision, the last
+        response (None after a transport failure) and the monotonic ns at which the answer arrived."""
+        attempt = 0
+        while True:
+            wait = self._governor.reserve(kind, self._now_s())
+            if wait > 0:
+                await anyio.sleep(wait)
+            response: httpx.Response | None = None
+            try:
+                response = await self._client.request(method, path, **options)
+                outcome: HttpOutcome | TransportFailure = HttpOutcome(response.status_code, response.headers)
+            except httpx.TransportError as exc:
+                outcome = transport_failure(exc)
+            answered_ns = self._clock()
+            decision = self._governor.after_attempt(
+                kind, outcome, attempt=attempt, now=answered_ns / NS_PER_S, now_wall=self._wall(), retry=retry
+            )
+            label = _outcome(response.status_code) if response is not None else decision.cause
+            self._requests.record_request(purpose, label)
+            if decision.action != "retry" or not retry:
+                return decision, response, answered_ns
+            await anyio.sleep(decision.delay or 0.0)
+            attempt += 1
+
+    async def _get_json(self, purpose: str, path: str, params: dict[str, object] | None = None) -> tuple[Any, int]:
+        """A poll: one GET, not retried (the next poll is its retry); ``(None, t)`` on any failure."""
+        decision, response, answered_ns = await self._request("poll", purpose, "GET", path, params=params, retry=False)
+        if decision.action != "done" or response is None:
+            return None, answered_ns
+        try:
+            return orjson.loads(response.content), answered_ns
+        except orjson.JSONDecodeError:
+            self._requests.record_request(purpose, "bad_response")
+            return None, answered_ns
+
     # ------------------------------------------------------------------------------------------ submit
 
     def _run_fields(self, request: RunRequest) -> dict[str, object]:
@@ -223,27 +313,72 @@ class TestCallsTarget:
             "target_id": request.target_id,
             "direction": request.direction,
             "mode": request.mode,
-            "consent_to_charge": self._consent,
+            # The API refuses runs without it; the cost guard has made sure the user consented.
+            "consent_to_charge": True,
         }
         if request.target_number:
             fields["target_number"] = request.target_number
         return fields
 
-    async def submit(self, order: BatchOrder) -> Submission:
+    def _order_body(self, order: BatchOrder) -> tuple[str, dict[str, object]]:
         if self._submit_mode == "single":
-            body = {**self._run_fields(order.request), "scenario_prompt": order.prompts[0]}
-            answer = await self._post("/v1/test-calls", body)
-            return Submission(batch_id=None, runs=(self._submitted_run(answer, 0),))
-        body = {
+            return "/v1/test-calls", {**self._run_fields(order.request), "scenario_prompt": order.prompts[0]}
+        return "/v1/test-call-batches", {
             **self._run_fields(order.request),
             "name": order.name,
             "run_count": len(order.prompts),
             "stagger_seconds": order.stagger_s,
             "scenario_prompts": list(order.prompts),
         }
-        answer = await self._post("/v1/test-call-batches", body)
+
+    async def submit(self, order: BatchOrder) -> Submission:
+        path, body = self._order_body(order)
+        content = orjson.dumps(body)
+        while True:
+            sent_wall = self._wall()
+            decision, response, _ = await self._request(
+                "create", "submit", "POST", path, content=content, headers=_JSON
+            )
+            if decision.action == "done":
+                assert response is not None
+                try:
+                    return self._remember(self._read_submission(order, response))
+                except SubmitError:
+                    pass  # a 2xx we cannot read: the runs exist but their ids are unknown, reconcile
+            elif decision.action == "fail":
+                raise self._failure(path, decision, response)
+            found = await self._reconcile(order, sent_wall)
+            if isinstance(found, Submission):
+                self._requests.record_request("submit", "reconciled")
+                return self._remember(found)
+            if isinstance(found, _Unknown):
+                raise SubmitError(decision.cause, f"POST {path} ended in {decision.cause} and {found.why}: not retried")
+            delay = self._governor.note_reconcile_retry(self._now_s())
+            if delay is None:
+                raise SubmitError(decision.cause, f"POST {path} ended in {decision.cause}; the retry budget is spent")
+            await anyio.sleep(delay)
+
+    def _failure(self, path: str, decision: Decision, response: httpx.Response | None) -> SubmitError:
+        if response is not None and response.status_code in FATAL_STATUSES:
+            reason = FATAL_STATUSES[response.status_code]
+            return SubmitError(f"http_{response.status_code}", f"{reason}: {_detail(response)}", fatal=True)
+        status = f"answered {response.status_code}" if response is not None else f"failed ({decision.cause})"
+        return SubmitError(decision.cause, f"POST {path} {status}")
+
+    def _read_submission(self, order: BatchOrder, response: httpx.Response) -> Submission:
+        try:
+            answer = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            raise SubmitError("bad_response", "the answer to a create is not JSON") from None
+        if not isinstance(answer, dict):
+            raise SubmitError("bad_response", "the answer to a create is not a JSON object")
+        if self._submit_mode == "single":
+            return Submission(batch_id=None, runs=(self._submitted_run(answer, 0),))
+        return self._batch_submission(answer, len(order.prompts))
+
+    def _batch_submission(self, answer: dict[str, Any], expected_runs: int) -> Submission:
         batch_id, run_ids = answer.get("id"), answer.get("run_ids")
-        if not isinstance(batch_id, str | int) or not isinstance(run_ids, list) or len(run_ids) != len(order.prompts):
+        if not isinstance(batch_id, str | int) or not isinstance(run_ids, list) or len(run_ids) != expected_runs:
             raise SubmitError("bad_response", "the batch answer lacks an id or the right number of run_ids")
         created_at = _stamp(answer.get("created_at"))
         total_cost = answer.get("estimated_cost_cents")
@@ -253,67 +388,79 @@ class TestCallsTarget:
 
     def _submitted_run(self, answer: dict[str, Any], index: int) -> SubmittedRun:
         run_id, cost = answer.get("id"), answer.get("estimated_cost_cents")
-        if not isinstance(run_id, str | int):
+        if not isinstance(run_id, str | int) or isinstance(run_id, bool):
             raise SubmitError("bad_response", "the run answer has no id")
         return SubmittedRun(
-            str(run_id),
-            index,
-            _stamp(answer.get("created_at")),
-            cost if isinstance(cost, int | float) else None,
+            str(run_id), index, _stamp(answer.get("created_at")), cost if isinstance(cost, int | float) else None
         )
 
-    async def _post(self, path: str, body: dict[str, object]) -> dict[str, Any]:
-        # Never retried here: after a timeout or a 5xx the run may exist, and a second POST bills twice.
+    def _remember(self, submission: Submission) -> Submission:
+        now = self._wall()
+        for run in submission.runs:
+            self._known_runs[run.run_id] = now
+        if len(self._known_runs) > KNOWN_RUNS_KEPT:
+            horizon = now - RECONCILE_WINDOW_S * 10
+            self._known_runs = {run_id: t for run_id, t in self._known_runs.items() if t >= horizon}
+        return submission
+
+    async def _reconcile(self, order: BatchOrder, sent_wall: float) -> Submission | _Absent | _Unknown:
+        """Find out whether a create that ended without a readable answer made its runs."""
+        if self._submit_mode == "single":
+            return await self._reconcile_run(order, sent_wall)
+        body, _ = await self._get_json("reconcile", "/v1/test-call-batches", params={"limit": LIST_PAGE_SIZE})
+        if not isinstance(body, list):
+            return _Unknown("the batch list could not be read")
+        matches = [item for item in body if isinstance(item, dict) and item.get("name") == order.name]
+        if not matches:
+            return _Absent()
+        if len(matches) > 1:
+            return _Unknown(f"{len(matches)} batches carry its name")
         try:
-            response = await self._client.post(path, content=orjson.dumps(body), headers=_JSON)
-        except httpx.TransportError as exc:
-            cause = classify_exception(exc)
-            self._requests.record_request("submit", cause)
-            raise SubmitError(cause, f"{cause} on POST {path}: {exc or type(exc).__name__}") from None
-        self._requests.record_request("submit", _outcome(response.status_code))
-        if response.status_code in FATAL_STATUSES:
-            reason = FATAL_STATUSES[response.status_code]
-            raise SubmitError(f"http_{response.status_code}", f"{reason}: {_detail(response)}", fatal=True)
-        if not 200 <= response.status_code < 300:
-            raise SubmitError(f"http_{response.status_code}", f"POST {path} answered {response.status_code}")
-        try:
-            answer = orjson.loads(response.content)
-        except orjson.JSONDecodeError:
-            raise SubmitError("bad_response", f"POST {path} answered {response.status_code} with non-JSON") from None
-        if not isinstance(answer, dict):
-            raise SubmitError("bad_response", f"POST {path} answered with JSON that is not an object")
-        return answer
+            return self._batch_submission(matches[0], len(order.prompts))
+        except SubmitError:
+            return _Unknown("its batch was found but could not be read")
+
+    async def _reconcile_run(self, order: BatchOrder, sent_wall: float) -> Submission | _Absent | _Unknown:
+        body, seen_ns = await self._get_json("reconcile", "/v1/test-calls", params={"limit": LIST_PAGE_SIZE})
+        if not isinstance(body, list):
+            return _Unknown("the run list could not be read")
+        request = order.request
+        matches = []
+        for item in body:
+            view = parse_run(item, seen_ns)
+            if view is None or view.run_id in self._known_runs or not isinstance(item, dict):
+                continue
+            if view.created_at is None or view.created_at < sent_wall - RECONCILE_WINDOW_S:
+                continue
+            if (item.get("target_type"), item.get("target_id"), item.get("scenario_prompt")) == (
+                request.target_type,
+                request.target_id,
+                order.prompts[0],
+            ):
+                matches.append(SubmittedRun(view.run_id, 0, view.created_at, None))
+        if not matches:
+            return _Absent()
+        if len(matches) > 1:
+            return _Unknown(f"{len(matches)} runs match its target and prompt")
+        return Submission(batch_id=None, runs=(matches[0],))
 
     # ------------------------------------------------------------------------------------------ follow
 
-    async def _get_json(self, kind: str, path: str, params: dict[str, object] | None = None) -> tuple[Any, int]:
-        """GET and decode; ``(None, t)`` on any failure (counted), since polls are simply tried again."""
-        try:
-            response = await self._client.get(path, params=params)
-        except httpx.TransportError as exc:
-            self._requests.record_request(kind, classify_exception(exc))
-            return None, self._clock()
-        seen_ns = self._clock()
-        self._requests.record_request(kind, _outcome(response.status_code))
-        if response.status_code != 200:
-            return None, seen_ns
-        try:
-            return orjson.loads(response.content), seen_ns
-        except orjson.JSONDecodeError:
-            self._requests.record_request(kind, "bad_response")
-            return None, seen_ns
-
     async def follow(self, submission: Submission, on_end: Callable[[RunEnd], None]) -> None:
         open_runs = {run.run_id: run.created_at for run in submission.runs}
-        interval_ns = round(self._poll_interval_s * NS_PER_S)
-        next_poll_ns = self._clock() + interval_ns
+        started_ns = self._clock()
+        next_poll_ns = started_ns
+        failures = 0
         while open_runs:
             # A fixed cadence, not a sleep after each poll: the time a poll takes must not stretch the
             # interval, or detection would lag by more than one interval.
+            age_s = (next_poll_ns - started_ns) / NS_PER_S
+            interval_s = self._polls.next_interval(age_s) + self._governor.backoff_delay(failures)
+            next_poll_ns = max(next_poll_ns + round(interval_s * NS_PER_S), self._clock())
             await anyio.sleep(max((next_poll_ns - self._clock()) / NS_PER_S, MIN_SLEEP_S))
-            next_poll_ns = max(next_poll_ns + interval_ns, self._clock())
             if submission.batch_id is not None:
                 ended = await self._batch_ended_count(submission.batch_id)
+                failures = failures + 1 if ended is None else 0
                 known_ended = len(submission.runs) - len(open_runs)
                 if ended is None or ended <= known_ended:
                     continue  # nothing new: the list endpoint is not asked

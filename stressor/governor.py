@@ -1,0 +1,193 @@
+"""The governor: one place that decides how hard stressor may push a target right now. Pure, time passed in.
+
+It ties the pieces of ``stressor.limits`` together for one run: client-side request rates (one GCRA for
+run-creating requests, one for polls), the server's push-back (Retry-After, rate-limit headers: they pause
+*both* limiters, not only the request that heard them), retries with full-jitter backoff inside a retry
+budget, an AIMD limit on runs in flight, and a breaker that stops submitting after sustained failure.
+
+Targets ask it before each request (``reserve``) and tell it how each attempt went (``after_attempt``); the
+engine asks it how many runs may be in flight (``run_capacity``) and whether to stop (``trip``).
+In ``stress`` mode the server's push-back is recorded but not obeyed: nothing pauses, shrinks or trips, and a
+429/503 on a create is final.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+from dataclasses import dataclass
+from typing import Literal
+
+from stressor.limits import (
+    AimdLimit,
+    Backoff,
+    Breaker,
+    BreakerTrip,
+    Decision,
+    Gcra,
+    HttpOutcome,
+    RetryBudget,
+    TransportFailure,
+    classify_attempt,
+    plan_retry,
+    read_signal,
+)
+from stressor.metrics import LatencyRecorder
+from stressor.profile import Limits
+
+RequestKind = Literal["create", "poll"]
+# Causes that say the server is overloaded: they shrink the AIMD limit and count against the breaker.
+OVERLOAD_CAUSES = frozenset({"http_429", "http_503", "http_5xx", "timeout", "connect", "reset", "protocol", "write"})
+AIMD_CEILING = 100_000  # "no limit" for runs in flight, as an int the AIMD limit can shrink from
+
+
+@dataclass(frozen=True, slots=True)
+class GovernorReport:
+    """What the governor did over a run, for the summary and the results."""
+
+    mode: str
+    throttle_wait_s: float
+    server_pause_s: float
+    capacity_wait_s: float
+    retries: dict[str, int]
+    retry_after_s: LatencyRecorder
+    unparseable_headers: dict[str, int]
+    run_limit: int | None
+    trip: BreakerTrip | None
+
+
+class Governor:
+    """Limits, backoff and breaker state shared by every task of one run."""
+
+    def __init__(self, limits: Limits, rng: random.Random | None = None) -> None:
+        self.limits = limits
+        self.obey = limits.mode == "obey"
+        rng = rng if rng is not None else random.Random()
+        self._buckets: dict[RequestKind, Gcra] = {
+            "create": Gcra(limits.create_rate),
+            "poll": Gcra(limits.poll_rate),
+        }
+        self._backoff = Backoff(limits.backoff_base_s, limits.backoff_cap_s, rng=rng)
+        self._budget = RetryBudget(limits.retry_ratio)
+        ceiling = limits.max_runs_in_flight or AIMD_CEILING
+        self._aimd = AimdLimit(ceiling, maximum=ceiling) if limits.adaptive and self.obey else None
+        self._breaker = Breaker(limits.breaker_window_s, limits.breaker_failure_ratio, limits.breaker_min_requests)
+        self._trip: BreakerTrip | None = None
+        self._paused_until = -math.inf
+        self.throttle_wait_s = 0.0  # summed over requests: waits the rate limiters imposed
+        self.server_pause_s = 0.0  # wall time during which the server's Retry-After held every request
+        self.capacity_wait_s = 0.0  # summed over batches: waits for room under the runs-in-flight limits
+        self.retries: Counter[str] = Counter()
+        self.retry_after = LatencyRecorder()
+        self.unparseable: Counter[str] = Counter()
+        self.runs_in_flight = 0  # kept by the engine; the AIMD limit grows only while it is reached
+
+    # ------------------------------------------------------------------------------------------ requests
+
+    def reserve(self, kind: RequestKind, now: float) -> float:
+        """Seconds to wait before sending a request of this kind (booked: call once per attempt)."""
+        wait = self._buckets[kind].reserve(now)
+        self.throttle_wait_s += wait
+        return wait
+
+    def after_attempt(
+        self,
+        kind: RequestKind,
+        outcome: HttpOutcome | TransportFailure,
+        *,
+        attempt: int,
+        now: float,
+        now_wall: float,
+        retry: bool = True,
+    ) -> Decision:
+        """Learn from one attempt and say what to do next (``done``, ``retry`` with a delay, ``reconcile``,
+        ``fail``). ``attempt`` is the number of retries already made for this request. With ``retry=False``
+        (polls, whose next poll is their retry) a ``retry`` decision comes back unplanned and uncounted."""
+        if attempt == 0:
+            self._budget.record_request(now)
+        if isinstance(outcome, HttpOutcome):
+            self._read_signals(outcome, now, now_wall)
+        decision = classify_attempt(kind, outcome, now_wall=now_wall, max_pause=self.limits.max_pause_s)
+        overloaded = decision.cause in OVERLOAD_CAUSES
+        trip = self._breaker.record(now, not overloaded)
+        if self.obey:
+            self._trip = self._trip or trip
+            if self._aimd is not None:
+                if overloaded:
+                    self._aimd.on_overload(now)
+                elif decision.action == "done":
+                    self._aimd.on_success(now, self.runs_in_flight)
+        elif kind == "create" and decision.cause in ("http_429", "http_503"):
+            return Decision("fail", None, decision.cause)  # stress: the refusal is the measurement
+        if not retry:
+            return decision
+        decision = plan_retry(
+            decision,
+            attempt=attempt,
+            now=now,
+            backoff=self._backoff,
+            budget=self._budget,
+            max_retries=self.limits.max_retries,
+        )
+        if decision.action == "retry":
+            self._budget.record_retry(now)
+            self.retries[decision.cause] += 1
+        return decision
+
+    def note_reconcile_retry(self, now: float) -> float | None:
+        """A create that reconciliation proved absent may be sent again: the backoff delay, or None when the
+        retry budget says no."""
+        if not self._budget.can_retry(now):
+            return None
+        self._budget.record_retry(now)
+        self.retries["reconciled_absent"] += 1
+        return self._backoff.delay(0)
+
+    def _read_signals(self, outcome: HttpOutcome, now: float, now_wall: float) -> None:
+        signal = read_signal(outcome.status, outcome.headers, now, now_wall, self.limits.max_pause_s)
+        if signal is None:
+            return
+        for header in signal.unparseable:
+            self.unparseable[header] += 1
+        if signal.retry_at is None:
+            return
+        if outcome.status in (429, 503):
+            self.retry_after.record_s(signal.retry_at - now)
+        if self.obey and signal.retry_at > now:
+            self.server_pause_s += max(0.0, signal.retry_at - max(now, self._paused_until))
+            self._paused_until = max(self._paused_until, signal.retry_at)
+            for bucket in self._buckets.values():
+                bucket.pause_until(signal.retry_at)
+
+    # ------------------------------------------------------------------------------------------ engine
+
+    def run_capacity(self) -> int | None:
+        """How many runs may be in flight now (None: no limit)."""
+        limits = [limit for limit in (self.limits.max_runs_in_flight,) if limit is not None]
+        if self._aimd is not None and self._aimd.limit < AIMD_CEILING:
+            limits.append(self._aimd.limit)
+        return min(limits) if limits else None
+
+    def trip(self, now: float) -> BreakerTrip | None:
+        """The breaker's verdict (obey mode only): once tripped, no more submitting for this run."""
+        if self.obey and self._trip is None:
+            self._trip = self._breaker.tripped(now)
+        return self._trip
+
+    def backoff_delay(self, failures: int) -> float:
+        """Full-jitter backoff after ``failures`` consecutive failures (for polls, added to their interval)."""
+        return self._backoff.delay(failures - 1) if failures > 0 else 0.0
+
+    def report(self) -> GovernorReport:
+        return GovernorReport(
+            mode=self.limits.mode,
+            throttle_wait_s=self.throttle_wait_s,
+            server_pause_s=self.server_pause_s,
+            capacity_wait_s=self.capacity_wait_s,
+            retries=dict(self.retries),
+            retry_after_s=self.retry_after,
+            unparseable_headers=dict(self.unparseable),
+            run_limit=self.run_capacity(),
+            trip=self._trip,
+        )
