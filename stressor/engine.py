@@ -14,6 +14,7 @@ rest of the plan is counted as not started, by cause.
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections import Counter
@@ -24,6 +25,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from stressor.governor import Governor
+from stressor.intervals import Sample
 from stressor.metrics import Metrics, Outcome, RunRecord
 from stressor.plan import BatchStart, StageWindow, open_starts, stage_windows, target_in_flight
 from stressor.profile import ClosedLoad, OpenLoad, Profile, Scenario
@@ -47,6 +49,7 @@ class EngineResult:
     stop_reason: str | None
     stop_cause: str | None
     governor: Governor
+    samples: tuple[Sample, ...]
 
     @property
     def elapsed_s(self) -> float:
@@ -85,6 +88,7 @@ class Engine:
         self._idle = anyio.Event()
         self._room = anyio.Event()  # set (and renewed) whenever a run ends
         self._committed_cents = 0.0
+        self._samples: list[Sample] = []
         self._drive_scope = anyio.CancelScope()
         self._grace_scope = anyio.CancelScope()
         self._batches_scope = anyio.CancelScope()
@@ -123,6 +127,7 @@ class Engine:
         self.metrics.anchor = ClockAnchor.now()
         with self._batches_scope:
             async with anyio.create_task_group() as batches:
+                batches.start_soon(self._sample_intervals)
                 with self._drive_scope:
                     await self._drive(batches)
                 self._count_rest_of_plan()
@@ -134,6 +139,7 @@ class Engine:
         for record in list(self._open.values()):
             self._finish(record)
         self._open.clear()
+        self._samples.append(self._sample(ended_ns))
         return EngineResult(
             metrics=self.metrics,
             records=tuple(self._records),
@@ -143,7 +149,25 @@ class Engine:
             stop_reason=self.stop_reason,
             stop_cause=self.stop_cause,
             governor=self.governor,
+            samples=tuple(self._samples),
         )
+
+    def _sample(self, now_ns: int) -> Sample:
+        governor = self.governor
+        return Sample(
+            t_s=(now_ns - self._t0_ns) / NS_PER_S,
+            requests=sum(self.metrics.requests.values()),
+            runs_in_flight=governor.runs_in_flight,
+            throttled_s=governor.throttle_wait_s + governor.server_pause_s,
+        )
+
+    async def _sample_intervals(self) -> None:
+        """Take a sample at the end of every interval, on a fixed grid from the start (never drifting)."""
+        interval_ns = round(self.profile.interval_s * NS_PER_S)
+        for boundary in itertools.count(1):
+            boundary_ns = self._t0_ns + boundary * interval_ns
+            await self._sleep_until(boundary_ns)
+            self._samples.append(self._sample(boundary_ns))
 
     def _count_rest_of_plan(self) -> None:
         """After an early stop, the batches of open stages that never became due still count: not started."""
@@ -244,16 +268,19 @@ class Engine:
     async def _wait_for_room(self, runs: int, due_ns: int) -> str | None:
         """Wait, at most ``max_start_delay`` past the due time, until the limits let a batch start; the cause
         that kept it out when they never did."""
+        if (blocked := self._blocked_by(runs)) is None:
+            return None
         deadline_ns = due_ns + round(self.profile.limits.max_start_delay_s * NS_PER_S)
         began_ns = self._clock()
         try:
-            while (blocked := self._blocked_by(runs)) is not None:
+            while blocked is not None:
                 remaining_s = (deadline_ns - self._clock()) / NS_PER_S
                 if remaining_s <= 0:
                     return blocked
                 room = self._room
                 with anyio.move_on_after(remaining_s):
                     await room.wait()
+                blocked = self._blocked_by(runs)
             return None
         finally:
             self.governor.capacity_wait_s += (self._clock() - began_ns) / NS_PER_S

@@ -203,6 +203,7 @@ class Profile:
     description: str = ""
     grace_s: float = 30.0
     mean_call_duration_s: float = 45.0
+    interval_s: float = 1.0
 
     @property
     def duration_s(self) -> float:
@@ -595,6 +596,7 @@ def parse_profile(data: Mapping[str, Any], source: str, base_dir: Path | None = 
         cost=cost,
         grace_s=root.get("grace", parse_duration, 30.0),
         mean_call_duration_s=root.get("mean_call_duration", _positive_duration, 45.0),
+        interval_s=root.get("interval", _positive_duration, 1.0),
     )
     root.finish()
     return profile

@@ -14,7 +14,7 @@ import respx
 from stressor.governor import Governor
 from stressor.profile import Limits, RunRequest
 from stressor.targets.base import BatchOrder, RunEnd, Submission, SubmitError, SubmittedRun, TargetUnavailable
-from stressor.targets.testcalls import TestCallsTarget
+from stressor.targets.testcalls import PollSchedule, TestCallsTarget
 from stressor.timestamps import parse_iso
 
 pytestmark = pytest.mark.anyio
@@ -322,3 +322,10 @@ async def test_check_says_why_a_target_cannot_be_used(respx_mock: respx.MockRout
 def test_the_key_never_shows_in_the_repr() -> None:
     assert KEY not in repr(target(Log()))
     assert "sk_live_...1234" in repr(target(Log()))
+
+
+def test_polls_slow_down_as_a_batch_ages_within_bounds() -> None:
+    schedule = PollSchedule(interval_s=1.0, max_interval_s=5.0)
+    assert [schedule.next_interval(age) for age in (0, 5, 20, 40, 400)] == [1.0, 1.0, 2.0, 4.0, 5.0]
+    fixed = PollSchedule(interval_s=0.5, max_interval_s=0.5)
+    assert {fixed.next_interval(age) for age in (0, 10, 1000)} == {0.5}

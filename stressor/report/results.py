@@ -7,7 +7,7 @@ written atomically (a temporary file, then a rename), so a reader never sees hal
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,8 @@ import orjson
 
 from stressor.engine import EngineResult
 from stressor.governor import GovernorReport
-from stressor.metrics import MEASURE_SOURCES, Breakdown, LatencyRecorder, Measure, Metrics, Outcome
+from stressor.intervals import Interval
+from stressor.metrics import MEASURE_SOURCES, Breakdown, LatencyRecorder, Measure, Metrics, Outcome, Summary
 from stressor.plan import peak_batch_rate
 from stressor.profile import Profile
 
@@ -92,7 +93,38 @@ def load_json(metrics: Metrics, profile: Profile, elapsed_s: float) -> dict[str,
     }
 
 
-def build_results(result: EngineResult, profile: Profile, target: Mapping[str, Any]) -> dict[str, Any]:
+def _summary_json(summary: Summary) -> dict[str, Any]:
+    return {
+        "count": summary.count,
+        "max": summary.max_s,
+        **{_percentile_key(p): v for p, v in summary.percentiles_s.items() if p in (50.0, 90.0, 99.0)},
+    }
+
+
+def intervals_json(intervals: Iterable[Interval]) -> list[dict[str, Any]]:
+    """The interval series for the results (the histograms themselves go to the ``.hlog``)."""
+    return [
+        {
+            "start": i.start_s,
+            "end": i.end_s,
+            "runs": {
+                "queued": i.queued,
+                "in_progress": i.in_progress,
+                "completed": i.completed,
+                "failed": i.failed,
+                "open": i.open,
+            },
+            "requests_per_s": i.requests_per_s,
+            "throttled_s": i.throttled_s,
+            "queue_to_completion": _summary_json(i.queue_to_completion),
+        }
+        for i in intervals
+    ]
+
+
+def build_results(
+    result: EngineResult, profile: Profile, target: Mapping[str, Any], intervals: Sequence[Interval] = ()
+) -> dict[str, Any]:
     """The results document of one run. ``target`` describes where it ran (never holds the key)."""
     metrics = result.metrics
     anchor = metrics.anchor
@@ -125,6 +157,8 @@ def build_results(result: EngineResult, profile: Profile, target: Mapping[str, A
         },
         "variants": _breakdown_json(metrics.by_variant),
         "scenarios": _breakdown_json(metrics.by_scenario),
+        "interval_s": profile.interval_s,
+        "intervals": intervals_json(intervals),
         "run_records": [record.to_json(anchor, result.t0_ns) for record in result.records],
     }
 
