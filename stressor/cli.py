@@ -1,8 +1,8 @@
 """The ``stressor`` command line. Nothing else imports this module.
 
 Exit codes (documented in the README): 0 success, 2 bad input (profile, flags, cost guard), 3 the target
-cannot be used (unreachable, key refused, stopped by a fatal answer), 130 interrupted (Ctrl-C). Results
-gathered so far are written in every case where a run started.
+cannot be used (unreachable, key refused, stopped by a fatal answer), 4 stopped by the breaker (sustained
+failure), 130 interrupted (Ctrl-C). Results gathered so far are written in every case where a run started.
 """
 
 from __future__ import annotations
@@ -10,37 +10,36 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import anyio
 import orjson
 import typer
 
-from stressor.engine import Engine, EngineResult
-from stressor.metrics import Metrics
+from stressor.intervals import interval_series
 from stressor.plan import estimate
 from stressor.profile import Profile, ProfileError, load_profile
 from stressor.report.console import render_summary
-from stressor.report.results import build_results, write_results
+from stressor.report.hlog import write_hlog
+from stressor.report.results import build_results, webhooks_json, write_results
 from stressor.secrets import mask_secret
+from stressor.session import EMBEDDED_API_KEY, Session, SessionResult, Where
 from stressor.sim.command import sim
-from stressor.sim.config import SimConfig
-from stressor.sim.server import SimulatorProcess
+from stressor.sim.config import SimConfig, SimConfigError
 from stressor.targets.base import TargetUnavailable
-from stressor.targets.testcalls import TestCallsTarget
-from stressor.timestamps import ClockAnchor
-from stressor.units import format_duration, parse_duration
+from stressor.units import format_duration, parse_duration, parse_rate
 
 EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_TARGET = 3
+EXIT_BREAKER = 4
 EXIT_INTERRUPTED = 130
+WEBHOOK_SECRET_ENV = "STRESSOR_WEBHOOK_SECRET"
 
-EMBEDDED_API_KEY = "sk_test_stressor_embedded_simulator"
+T = TypeVar("T")
 
 app = typer.Typer(
     name="stressor",
@@ -79,15 +78,6 @@ def _duration_flag(value: str | None, flag: str) -> float | None:
 # ---------------------------------------------------------------------------------------------------- run
 
 
-@contextmanager
-def _embedded_simulator(config: SimConfig) -> Iterator[str]:
-    try:
-        with SimulatorProcess(config) as base_url:
-            yield base_url
-    except OSError as exc:
-        raise _fail(f"could not start the embedded simulator: {exc}", EXIT_TARGET) from None
-
-
 def _cost_guard(profile: Profile) -> None:
     """Against a real API every run is billed: demand consent and a budget the plan fits in."""
     cost = profile.cost
@@ -111,52 +101,85 @@ def _cost_guard(profile: Profile) -> None:
         )
 
 
-async def _drive(engine: Engine, progress_every_s: float | None) -> EngineResult:
+async def _run_session(session: Session, progress_every_s: float | None) -> SessionResult:
+    """The session, with Ctrl-C / SIGTERM turned into an orderly stop and optional progress lines."""
+
     async def interrupt_on_signal() -> None:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for _ in signals:
                 typer.echo("stressor: interrupted; writing what was gathered", err=True)
-                engine.interrupt()
+                session.interrupt()
                 return
 
     async def report_progress(every_s: float) -> None:
         while True:
             await anyio.sleep(every_s)
-            metrics = engine.metrics
+            if session.engine is None:
+                continue
+            metrics = session.metrics
             ended = metrics.outcomes["completed"] + metrics.outcomes["failed"]
             typer.echo(
-                f"[{engine.elapsed_s():7.1f}s] submitted {metrics.submitted_runs}  ended {ended}"
-                f"  in flight {engine.runs_in_flight}  errored {metrics.outcomes['errored']}",
+                f"[{session.engine.elapsed_s():7.1f}s] submitted {metrics.submitted_runs}  ended {ended}"
+                f"  in flight {session.engine.runs_in_flight}  errored {metrics.outcomes['errored']}",
                 err=True,
             )
 
+    failure: TargetUnavailable | OSError | None = None
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(interrupt_on_signal)
         if progress_every_s:
             tasks.start_soon(report_progress, progress_every_s)
-        result = await engine.run()
+        try:
+            result = await session.run()
+        except (TargetUnavailable, OSError) as exc:
+            failure = exc  # raised outside the task group, or it would come wrapped in an ExceptionGroup
         tasks.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
     return result
 
 
-async def _run_against(
-    profile: Profile, base_url: str, api_key: str, enforce_budget: bool, progress: float | None
-) -> EngineResult:
-    metrics = Metrics(ClockAnchor.now())
-    target = TestCallsTarget(
-        base_url,
-        api_key,
-        requests=metrics,
-        submit_mode=profile.target.submit,
-        poll_interval_s=profile.target.poll_interval_s,
-        timeout_s=profile.target.request_timeout_s,
-    )
+def _rate_flag(value: str | None, flag: str) -> float | None:
+    if value is None:
+        return None
     try:
-        await target.check()
-        engine = Engine(profile, target, metrics=metrics, enforce_budget=enforce_budget)
-        return await _drive(engine, progress)
-    finally:
-        await target.aclose()
+        rate = parse_rate(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint=flag) from None
+    if rate <= 0:
+        raise typer.BadParameter("must be greater than zero", param_hint=flag)
+    return rate
+
+
+def _simulator_config(profile: Profile, flags: dict[str, Any]) -> SimConfig:
+    """The embedded simulator's settings: the profile's [simulator] table, then the --sim-* flags."""
+    settings = {**profile.simulator, **{k: v for k, v in flags.items() if v is not None}}
+    try:
+        return SimConfig.from_mapping({**settings, "api_key": EMBEDDED_API_KEY})
+    except SimConfigError as exc:
+        from_flag = flags.get(exc.setting) is not None
+        where = f"--sim-{exc.setting.replace('_', '-')}" if from_flag else f"{profile.source}: simulator.{exc.setting}"
+        raise _fail(f"{where}: {exc}", EXIT_USAGE) from None
+
+
+def _with_flags(profile: Profile, **flags: Any) -> Profile:
+    """The profile with the run command's overrides applied (flags left out are None)."""
+    given = {key: value for key, value in flags.items() if value is not None}
+    sections = {
+        "target": ("base_url", "poll_interval_s"),
+        "limits": ("mode", "create_rate", "poll_rate", "max_runs_in_flight", "max_batches_in_flight"),
+        "webhooks": ("enabled", "public_url", "fallback", "listen_host", "listen_port"),
+    }
+    for section, keys in sections.items():
+        changes = {key: given[key] for key in keys if key in given}
+        if changes:
+            profile = replace(profile, **{section: replace(getattr(profile, section), **changes)})
+    if "grace_s" in given:
+        profile = replace(profile, grace_s=given["grace_s"])
+    return profile
+
+
+SIM_HELP = "Embedded simulator (overrides the profile's [simulator] table): "
 
 
 @app.command()
@@ -182,74 +205,159 @@ def run(
         ),
     ] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the JSON results.")] = Path("results.json"),
+    hlog: Annotated[
+        Path | None,
+        typer.Option(help="Also write an HDR interval log (.hlog) of queue-to-completion, one histogram per interval."),
+    ] = None,
     poll_interval: Annotated[str | None, typer.Option(help="Override target.poll_interval, e.g. 250ms or 2s.")] = None,
     grace: Annotated[
         str | None,
         typer.Option(help="Override grace: how long to wait for runs in flight after the last stage."),
     ] = None,
+    mode: Annotated[
+        str | None,
+        typer.Option(
+            help="Override limits.mode: 'obey' (honour 429/503 and rate-limit headers, back off, breaker) or "
+            "'stress' (keep the offered load; 429/503 are recorded as rejected runs)."
+        ),
+    ] = None,
+    create_rate: Annotated[
+        str | None, typer.Option(help="Override limits.create_rate: run-creating requests per time, e.g. 5/s.")
+    ] = None,
+    poll_rate: Annotated[str | None, typer.Option(help="Override limits.poll_rate: polls per time, e.g. 50/s.")] = None,
+    max_runs_in_flight: Annotated[int | None, typer.Option(help="Override limits.max_runs_in_flight.", min=1)] = None,
+    max_batches_in_flight: Annotated[
+        int | None, typer.Option(help="Override limits.max_batches_in_flight.", min=1)
+    ] = None,
+    webhooks: Annotated[
+        bool | None,
+        typer.Option(
+            "--webhooks/--no-webhooks",
+            help="Override webhooks.enabled: end runs by signed webhooks (a receiver is started) instead of polling.",
+        ),
+    ] = None,
+    webhook_listen: Annotated[
+        str | None, typer.Option(help="Override webhooks.listen: where the receiver binds, host:port (0: free port).")
+    ] = None,
+    webhook_url: Annotated[
+        str | None,
+        typer.Option(help="Override webhooks.public_url: the URL the API must call (register it with the API)."),
+    ] = None,
+    webhook_fallback: Annotated[
+        str | None,
+        typer.Option(help="Override webhooks.fallback: poll a run whose webhook is this late ('auto', '5s', 'off')."),
+    ] = None,
     progress: Annotated[float, typer.Option(help="Seconds between progress lines on stderr (0: none).", min=0)] = 5.0,
-    sim_slots: Annotated[int, typer.Option(help="Embedded simulator: concurrent call slots.", min=1)] = 20,
+    sim_slots: Annotated[int | None, typer.Option(help=SIM_HELP + "concurrent call slots (20).")] = None,
     sim_failure_rate: Annotated[
-        float, typer.Option(help="Embedded simulator: probability that a call ends failed.", min=0.0, max=1.0)
-    ] = 0.0,
+        float | None, typer.Option(help=SIM_HELP + "probability that a call ends failed (0).")
+    ] = None,
     sim_call_duration: Annotated[
-        str, typer.Option(help="Embedded simulator: call duration distribution in API seconds.")
-    ] = "lognormal(45,0.3)",
+        str | None, typer.Option(help=SIM_HELP + "call duration distribution in API seconds (lognormal(45,0.3)).")
+    ] = None,
     sim_time_scale: Annotated[
-        float, typer.Option(help="Embedded simulator: real seconds per API second of call.", min=0.0)
-    ] = 0.001,
-    sim_seed: Annotated[int | None, typer.Option(help="Embedded simulator: random seed.")] = None,
+        float | None, typer.Option(help=SIM_HELP + "real seconds per API second of call (0.001).")
+    ] = None,
+    sim_seed: Annotated[int | None, typer.Option(help=SIM_HELP + "random seed.")] = None,
 ) -> None:
     """Run a profile: against the API at --base-url, or against an embedded simulator when none is given."""
-    profile = _load(profile_path)
-    profile = profile.with_overrides(
-        poll_interval_s=_duration_flag(poll_interval, "--poll-interval"),
+    if mode is not None and mode not in ("obey", "stress"):
+        raise typer.BadParameter("must be 'obey' or 'stress'", param_hint="--mode")
+    listen = _flag(_listen_flag, webhook_listen, "--webhook-listen")
+    profile = _with_flags(
+        _load(profile_path),
         base_url=base_url.rstrip("/") if base_url else None,
+        poll_interval_s=_duration_flag(poll_interval, "--poll-interval"),
+        grace_s=_duration_flag(grace, "--grace"),
+        mode=mode,
+        create_rate=_rate_flag(create_rate, "--create-rate"),
+        poll_rate=_rate_flag(poll_rate, "--poll-rate"),
+        max_runs_in_flight=max_runs_in_flight,
+        max_batches_in_flight=max_batches_in_flight,
+        enabled=webhooks,
+        public_url=webhook_url,
+        fallback=_flag(_fallback_flag, webhook_fallback, "--webhook-fallback"),
+        listen_host=listen[0] if listen else None,
+        listen_port=listen[1] if listen else None,
     )
-    if grace is not None:
-        profile = replace(profile, grace_s=_duration_flag(grace, "--grace"))
     embedded = profile.target.base_url is None
-    if not embedded:
+    if embedded:
+        simulator = _simulator_config(
+            profile,
+            {
+                "slots": sim_slots,
+                "failure_rate": sim_failure_rate,
+                "call_duration": sim_call_duration,
+                "time_scale": sim_time_scale,
+                "seed": sim_seed,
+            },
+        )
+        where = Where(base_url=None, api_key=EMBEDDED_API_KEY, simulator=simulator)
+    else:
         if not api_key:
             raise _fail("no API key: set THUNDERPHONE_API_KEY (or pass --api-key)", EXIT_USAGE)
         _cost_guard(profile)
-    try:
-        sim_config = SimConfig.from_text(
-            slots=sim_slots,
-            call_duration=sim_call_duration,
-            time_scale=sim_time_scale,
-            failure_rate=sim_failure_rate,
-            seed=sim_seed,
-            api_key=EMBEDDED_API_KEY,
-        )
-    except ValueError as exc:
-        raise _fail(str(exc), EXIT_USAGE) from None
+        secrets_ = tuple(s.strip() for s in os.environ.get(WEBHOOK_SECRET_ENV, "").split(",") if s.strip())
+        if profile.webhooks.enabled and not secrets_:
+            raise _fail(f"webhooks against a real API need the signing secret in {WEBHOOK_SECRET_ENV}", EXIT_USAGE)
+        where = Where(base_url=profile.target.base_url, api_key=api_key, webhook_secrets=secrets_)
 
-    def drive(url: str, key: str) -> EngineResult:
-        return anyio.run(_run_against, profile, url, key, not embedded, progress or None)
-
-    target_info: dict[str, Any] = {"kind": profile.target.kind, "embedded_simulator": embedded}
+    session = Session(profile, where, enforce_budget=not embedded)
     try:
-        if embedded:
-            with _embedded_simulator(sim_config) as url:
-                target_info["base_url"] = url
-                result = drive(url, EMBEDDED_API_KEY)
-        else:
-            assert profile.target.base_url is not None and api_key is not None
-            target_info["base_url"] = profile.target.base_url
-            target_info["api_key"] = mask_secret(api_key)
-            result = drive(profile.target.base_url, api_key)
+        outcome = anyio.run(_run_session, session, progress or None)
     except TargetUnavailable as exc:
         raise _fail(str(exc), EXIT_TARGET) from None
+    except OSError as exc:
+        raise _fail(f"could not start what the run needs: {exc}", EXIT_TARGET) from None
 
-    document = build_results(result, profile, target_info)
+    result = outcome.engine
+    target_info: dict[str, Any] = {
+        "kind": profile.target.kind,
+        "embedded_simulator": embedded,
+        "base_url": outcome.base_url,
+    }
+    if not embedded:
+        target_info["api_key"] = mask_secret(api_key)
+    intervals = list(
+        interval_series(result.records, result.samples, result.metrics.anchor, result.t0_ns, profile.interval_s)
+    )
+    document = build_results(result, profile, target_info, intervals, webhooks=webhooks_json(outcome))
     write_results(out, document)
+    if hlog is not None:
+        write_hlog(hlog, intervals, document["started_at"])
     typer.echo(render_summary(document))
     typer.echo(f"\nresults: {out}")
     if result.interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
+    if result.stop_cause == "breaker":
+        raise _fail(f"stopped early by the breaker: {result.stop_reason}", EXIT_BREAKER)
     if result.stop_reason is not None:
         raise _fail(f"stopped early: {result.stop_reason}", EXIT_TARGET)
+
+
+def _flag(convert: Callable[[str], T], value: str | None, flag: str) -> T | None:
+    if value is None:
+        return None
+    try:
+        return convert(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint=flag) from None
+
+
+def _listen_flag(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"must be host:port like 127.0.0.1:8090 (port 0: any free one), got {value!r}")
+    return host.strip("[]"), int(port)
+
+
+def _fallback_flag(value: str) -> float | str:
+    if value in ("auto", "off"):
+        return value
+    seconds = parse_duration(value)
+    if seconds <= 0:
+        raise ValueError("must be 'auto', 'off' or a duration greater than zero")
+    return seconds
 
 
 # ---------------------------------------------------------------------------------------------------- plan

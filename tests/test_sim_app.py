@@ -436,8 +436,11 @@ async def test_truth_and_stats_need_no_key_and_tell_the_truth(app: SimApp, clock
         first, second, third = records
         assert set(first) == {
             "id", "batch_id", "index", "scenario_prompt", "created", "released", "started", "completed",
-            "status", "call_id",
+            "status", "call_id", "grade_score", "webhook_delivered",
         }  # fmt: skip
+        assert first["grade_score"] == pytest.approx(app.model.get_run(first["id"]).grade.score)  # type: ignore[union-attr]
+        assert 0 <= first["grade_score"] <= 1 and second["grade_score"] is None  # graded once the call ended
+        assert first["webhook_delivered"] is None  # no webhooks configured
         assert first["created"] == WALL and first["released"] == WALL and first["index"] == 0
         assert second["released"] == WALL + 0.5 and second["status"] == "in_progress"
         assert first["completed"] == pytest.approx(WALL + 0.3, abs=1e-6) and first["status"] == "completed"

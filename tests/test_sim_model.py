@@ -7,7 +7,7 @@ import random
 import pytest
 
 from stressor.sim.config import Distribution, SimConfig, SimConfigError
-from stressor.sim.model import FAILURE_MESSAGES, SimModel
+from stressor.sim.model import FAILURE_MESSAGES, FAST_GRADER_MODEL, GRADER_MODEL, SimModel
 from stressor.sim.records import BatchRequest, RunRequest, SimEvent, TruthRecord
 
 WALL = 1_800_000_000.0  # epoch seconds of monotonic 0 in these tests
@@ -365,7 +365,8 @@ def test_listeners_see_every_event_in_time_order() -> None:
     kinds = [event.kind for event in seen]
     assert kinds[:3] == ["batch.created", "run.created", "run.created"]
     assert kinds.count("run.started") == 2 and kinds.count("run.ended") == 2
-    assert kinds[-1] == "batch.ended"
+    # the batch ends with its last run; that run's grade follows at the same instant (grade_delay 0)
+    assert kinds[-2:] == ["batch.ended", "call.graded"] and kinds.count("call.graded") == 2
     assert [event.at for event in seen] == sorted(event.at for event in seen)
     ended = [event.run for event in seen if event.kind == "run.ended"]
     assert {run.id for run in ended if run is not None} == set(created.run_ids)
@@ -383,3 +384,99 @@ def test_list_runs_newest_first_with_filters_and_pages() -> None:
     model.advance(100.0)
     assert len(model.list_runs(status="completed")) == 3
     assert model.list_runs(status="queued") == []
+
+
+# -- grades and webhook truth -------------------------------------------------------------------------------
+
+
+def graded_events(model: SimModel) -> list[SimEvent]:
+    seen: list[SimEvent] = []
+    model.add_listener(lambda event: seen.append(event) if event.kind == "call.graded" else None)
+    return seen
+
+
+def test_grade_comes_grade_delay_after_the_end_and_only_then_is_final_in_truth() -> None:
+    model = make_model(call_duration=Distribution.fixed(10), time_scale=0.01, grade_delay=0.5)
+    graded = graded_events(model)
+    run = model.create_run(AGENT, now=0.0)
+    model.advance(0.2)  # ended at 0.1, grade due at 0.6
+    ended = model.get_run(run.id)
+    assert ended is not None and ended.status == "completed"
+    assert ended.grade is not None and ended.grade.status == "pending" and ended.grade.score is None
+    assert model.truth()[0].grade_score is None and graded == []
+    assert model.next_event_time() == pytest.approx(0.6)
+    model.advance(5.0)
+    done = model.get_run(run.id)
+    assert done is not None and done.grade is not None and done.grade.status == "completed"
+    assert done.grade.graded_at == pytest.approx(WALL + 0.6)
+    assert done.updated == done.completed  # grading does not touch the run record itself
+    (event,) = graded
+    assert event.at == done.grade.graded_at and event.run == done
+    assert model.truth()[0].grade_score == done.grade.score
+
+
+def test_graded_twice_fast_then_full_with_another_score() -> None:
+    model = make_model(
+        slots=30, call_duration=Distribution.fixed(10), time_scale=0.01, grade_delay=0.2, grade_twice=True
+    )
+    graded = graded_events(model)
+    for i in range(30):
+        model.create_run(AGENT, now=i * 0.001)
+    model.advance(0.4)  # calls end at 0.100..0.129: fast grades at 0.3..0.33 are in, full ones (0.5..) are not
+    assert len(graded) == 30 and all(e.run.grade.grader_model == FAST_GRADER_MODEL for e in graded)  # type: ignore[union-attr]
+    assert all(record.grade_score is None for record in model.truth())  # not final yet
+    model.advance(1.0)
+    assert len(graded) == 60
+    fast = {e.run.id: e.run.grade for e in graded[:30]}  # type: ignore[union-attr]
+    full = {e.run.id: e.run.grade for e in graded[30:]}  # type: ignore[union-attr]
+    for run_id, grade in full.items():
+        assert grade is not None and grade.grader_model == GRADER_MODEL and grade.score is not None
+        first = fast[run_id]
+        assert first is not None and first.score is not None and first.score != grade.score
+        # near, not equal: 0.05..0.15 apart, unless clamped at 0 or 1
+        assert abs(first.score - grade.score) <= 0.15 + 0.01
+        assert abs(first.score - grade.score) >= 0.05 - 1e-9 or first.score in (0.0, 1.0)
+        assert grade.graded_at is not None and first.graded_at is not None
+        assert grade.graded_at - first.graded_at == pytest.approx(0.2)
+    truth = {record.id: record.grade_score for record in model.truth()}
+    assert truth == {run_id: grade.score for run_id, grade in full.items()}  # type: ignore[union-attr]
+
+
+def test_a_perfect_full_score_still_gets_a_different_fast_one() -> None:
+    model = make_model(grade_score=Distribution.fixed(1.7), grade_twice=True)  # clamped to 1
+    graded = graded_events(model)
+    model.create_run(AGENT, now=0.0)
+    model.advance(1000.0)
+    fast, full = (event.run.grade.score for event in graded)  # type: ignore[union-attr]
+    assert full == 1.0 and fast is not None and fast < 1.0
+
+
+@pytest.mark.parametrize(("scale", "digits"), [(100, 2), (1, 3)])
+def test_scores_are_rounded_to_what_the_scale_shows(scale: int, digits: int) -> None:
+    model = make_model(slots=50, grade_scale=scale, grade_score=Distribution.uniform(0, 1))
+    model.create_batch(batch(run_count=20), now=0.0)
+    model.advance(1000.0)
+    scores = [record.grade_score for record in model.truth()]
+    assert all(s is not None and 0 <= s <= 1 and round(s, digits) == s for s in scores)
+    assert len(set(scores)) > 10
+
+
+def test_failed_calls_get_a_failed_grade_and_no_graded_event() -> None:
+    model = make_model(failure_rate=1.0, grade_delay=0.1)
+    graded = graded_events(model)
+    model.create_run(AGENT, now=0.0)
+    model.advance(1000.0)
+    (record,) = model.truth()
+    run = model.get_run(record.id)
+    assert run is not None and run.grade is not None and run.grade.status == "failed"
+    assert graded == [] and record.grade_score is None
+
+
+def test_first_webhook_delivery_is_recorded_once() -> None:
+    model = make_model(call_duration=Distribution.fixed(10), time_scale=0.01)
+    run = model.create_run(AGENT, now=0.0)
+    model.advance(0.5)
+    model.record_webhook_delivered(run.id, 0.7)
+    model.record_webhook_delivered(run.id, 0.9)  # a duplicate changes nothing
+    model.record_webhook_delivered("tc_unknown", 1.0)
+    assert [record.webhook_delivered for record in model.truth()] == [WALL + 0.7]

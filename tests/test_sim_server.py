@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -13,15 +14,18 @@ import httpx
 import pytest
 
 from stressor.sim.config import Distribution, SimConfig
+from stressor.sim.records import RunRequest
 from stressor.sim.server import (
     LISTENING_PREFIX,
     SimulatorProcess,
     SimulatorStartError,
     fetch_truth,
     fetch_truth_async,
+    monotonic_seconds,
     serve,
     simulator_command,
 )
+from stressor.sim.windows import Stall
 from stressor.timestamps import parse_iso
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
@@ -193,3 +197,69 @@ def test_child_stops_cleanly_on_ctrl_c() -> None:
         for stream in (process.stdout, process.stderr):
             if stream is not None:
                 stream.close()
+
+
+# -- faults on real sockets ----------------------------------------------------------------------------------
+
+
+def raw_exchange(port: int, request: bytes) -> bytes | None:
+    """Send one raw HTTP request; what came back before the connection ended (None: it was reset)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5.0) as sock:
+        sock.sendall(request)
+        received = b""
+        try:
+            while chunk := sock.recv(65536):
+                received += chunk
+        except ConnectionResetError:
+            return received or None
+        return received
+
+
+async def test_reset_drops_the_connection_without_any_answer(caplog: pytest.LogCaptureFixture) -> None:
+    config = SimConfig(reset_rate=1.0, fault_after_create=1.0, seed=2, time_scale=0.0001)
+    caplog.set_level(logging.WARNING)
+    async with (
+        serve(config) as running,
+        httpx.AsyncClient(base_url=running.base_url, headers=AUTH, trust_env=False) as client,
+    ):
+        assert (await client.get("/v1/healthz")).status_code == 200  # never faulted
+        for _ in range(3):
+            with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
+                await client.get("/v1/test-calls")
+        with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
+            await client.post("/v1/test-calls", json=BODY)
+        # not a single byte of a status line: the connection is reset (or closed) with nothing sent
+        raw = await anyio.to_thread.run_sync(
+            raw_exchange, running.port, b"GET /v1/test-calls HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k\r\n\r\n"
+        )
+        assert not raw
+        # the POST created its run before its connection went (fault_after_create 1)
+        assert len(running.model.truth()) == 1
+        stats = (await client.get("/_sim/stats")).json()
+    assert stats["faults"]["reset"] == 5 and stats["faults"]["after_create"] == 1
+    assert stats["requests"]["GET /v1/test-calls"] == {"0": 4}
+    # uvicorn saw a clean disconnect: no "returned without starting response", no traceback
+    assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
+
+
+async def test_stall_holds_answers_on_real_sockets_while_the_model_goes_on() -> None:
+    config = SimConfig(stall=Stall(at=0.0, duration=0.4), call_duration=Distribution.fixed(50), time_scale=0.001)
+    async with (
+        serve(config) as running,
+        httpx.AsyncClient(base_url=running.base_url, headers=AUTH, trust_env=False) as client,
+    ):
+        # a run made in the model directly (the API is stalled): a 50 ms call that ends during the stall
+        run = running.model.create_run(RunRequest(target_type="agent", target_id=1), monotonic_seconds())
+        started = time.perf_counter()
+        assert (await client.get("/v1/healthz")).status_code == 200
+        assert time.perf_counter() - started < 0.2  # readiness checks are never held
+        held = await client.get("/v1/test-calls")
+        answered_wall = time.time()
+        assert held.status_code == 200 and 0.2 <= time.perf_counter() - started < 2.0
+        # the answer, though late, shows the run ended at its true time, well before the stall lifted
+        (listed,) = held.json()
+        assert listed["id"] == run.id and listed["status"] == "completed"
+        assert parse_iso(listed["completed_at"]) - run.created == pytest.approx(0.05, abs=0.01)
+        assert answered_wall - parse_iso(listed["completed_at"]) > 0.1
+        stats = (await client.get("/_sim/stats")).json()
+    assert stats["faults"]["stalled"] == 1

@@ -65,6 +65,29 @@ def _limits_lines(limits: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _webhook_and_grade_lines(results: Mapping[str, Any]) -> list[str]:
+    lines = []
+    hooks = results.get("webhooks")
+    if hooks:
+        bad = sum(hooks["bad_signature"].values())
+        lines.append(
+            f"webhooks: {hooks['accepted']} accepted, {hooks['duplicates']} duplicates, {bad} bad signatures, "
+            f"{hooks['batches_polled_late']} batches polled for late events"
+        )
+    grades = results.get("grades") or {}
+    if grades.get("count") or grades.get("ungraded"):
+        threshold = grades.get("threshold")
+        quality = (
+            f", {grades['below_threshold']} below {threshold:g} (quality failures)" if threshold is not None else ""
+        )
+        mean = "-" if grades["mean"] is None else f"{grades['mean']:.2f}"
+        lines.append(
+            f"grades: {grades['count']} graded, mean {mean}, p10 {grades['p10']}, p50 {grades['p50']}"
+            f"{quality}, {grades['ungraded']} ungraded"
+        )
+    return lines
+
+
 def render_summary(results: Mapping[str, Any]) -> str:
     """The summary a user reads at the end of a run: counts, failure rate, percentiles in human units."""
     runs = results["runs"]
@@ -92,6 +115,7 @@ def render_summary(results: Mapping[str, Any]) -> str:
         + f"   estimated cost: {results['estimated_cost_cents'] / 100:.2f} USD"
     )
     lines.extend(_limits_lines(results["limits"]))
+    lines.extend(_webhook_and_grade_lines(results))
     generator = results.get("generator") or {}
     if generator.get("behind"):
         lines.append(

@@ -19,6 +19,7 @@ from stressor.intervals import Interval
 from stressor.metrics import MEASURE_SOURCES, Breakdown, LatencyRecorder, Measure, Metrics, Outcome, Summary
 from stressor.plan import peak_batch_rate
 from stressor.profile import Profile
+from stressor.session import SessionResult
 
 SCHEMA = "stressor.results/1"
 GENERATOR_LAG_FLOOR_S = 0.002
@@ -50,6 +51,7 @@ def _breakdown_json(pieces: Mapping[str, Breakdown]) -> dict[str, Any]:
             "outcomes": {str(o): piece.outcomes[o] for o in Outcome},
             "queue_to_completion": recorder_json(piece.queue_to_completion, with_histogram=False),
             "time_in_progress": recorder_json(piece.time_in_progress, with_histogram=False),
+            "grades": piece.grades.to_json(),
         }
         for name, piece in sorted(pieces.items())
     }
@@ -122,8 +124,30 @@ def intervals_json(intervals: Iterable[Interval]) -> list[dict[str, Any]]:
     ]
 
 
+def webhooks_json(session: SessionResult) -> dict[str, Any] | None:
+    """How completion by webhook went: what the receiver got and how many batches fell back to polling."""
+    stats = session.webhooks
+    if stats is None:
+        return None
+    return {
+        "url": session.webhook_url,
+        "received": stats.received,
+        "accepted": stats.accepted,
+        "duplicates": stats.duplicates + stats.replayed,
+        "bad_signature": dict(stats.bad_signature),
+        "rejected_other": stats.too_large + stats.bad_json + stats.bad_shape + stats.incomplete,
+        "unknown_type": stats.unknown_type,
+        "by_type": dict(stats.accepted_by_type),
+        "batches_polled_late": session.late_polls,
+    }
+
+
 def build_results(
-    result: EngineResult, profile: Profile, target: Mapping[str, Any], intervals: Sequence[Interval] = ()
+    result: EngineResult,
+    profile: Profile,
+    target: Mapping[str, Any],
+    intervals: Sequence[Interval] = (),
+    webhooks: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The results document of one run. ``target`` describes where it ran (never holds the key)."""
     metrics = result.metrics
@@ -155,6 +179,8 @@ def build_results(
             str(measure): {"source": MEASURE_SOURCES[measure], **recorder_json(metrics.recorders[measure])}
             for measure in Measure
         },
+        "webhooks": webhooks,
+        "grades": {"threshold": profile.grades.threshold, **metrics.grades.to_json()},
         "variants": _breakdown_json(metrics.by_variant),
         "scenarios": _breakdown_json(metrics.by_scenario),
         "interval_s": profile.interval_s,

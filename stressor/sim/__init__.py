@@ -3,7 +3,9 @@
 (``server.SimulatorProcess``).
 
 Modules: ``config`` (settings), ``records`` (values), ``model`` (state machine), ``validation`` (request
-checks), ``views`` (JSON shapes), ``app`` (HTTP), ``server`` (running it), ``command`` (the CLI command).
+checks), ``views`` (JSON shapes), ``app`` (HTTP), ``windows`` and ``faults`` (fault injection: rate limit,
+5xx, latency, stalls, resets), ``webhooks`` (signed event delivery), ``server`` (running it), ``command`` (the
+CLI command).
 """
 
 from stressor.sim.config import Distribution, SimConfig, SimConfigError

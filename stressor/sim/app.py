@@ -1,26 +1,33 @@
 """The simulator's HTTP face: a raw ASGI 3 app with a tiny router over ``SimModel``.
 
 Request handling happens in one place, ``SimApp.handle(request) -> Response``, on plain values (the ASGI
-plumbing only reads the body and writes the answer). A fault layer (429 with Retry-After, 5xx bursts, slow
-answers) wraps that handler: ``create_app(..., middleware=[faults])``; every request is counted by route
-template and status *outside* the handler, so faulted answers are counted too.
+plumbing only reads the body and writes the answer). A fault layer (``stressor.sim.faults``: 429 with
+Retry-After, 5xx bursts, slow answers, stalls, resets) wraps that handler: ``create_app(...,
+middleware=[faults])``; every request is counted by route template and status *outside* the handler, so
+faulted answers are counted too. A handler that raises ``DropConnection`` gets no answer at all: the
+connection is reset (counted with status 0, ``DROPPED``).
 
 Auth: ``Authorization: Bearer <key>`` on everything under ``/v1`` except ``/v1/healthz``. The simulator's own
 endpoints, ``GET /_sim/truth`` (ground truth and config) and ``GET /_sim/stats`` (requests seen, runs per
-status), need no key: they are not part of the API, the simulator listens on loopback only, and they never
-reveal the key.
+status, plus whatever ``stats`` sources were given, e.g. fault and webhook counters), need no key: they are
+not part of the API, the simulator listens on loopback only, and they never reveal the key.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import re
+import socket
+import struct
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
+import anyio
 import orjson
 
 from stressor.sim.model import SimModel
@@ -43,6 +50,10 @@ from stressor.sim.views import (
 
 MAX_BODY_BYTES = 1024 * 1024
 UNMATCHED = "<unmatched>"
+DROPPED = 0
+"""The status a request is counted with when its connection was dropped without an answer."""
+
+_DISCONNECT_WAIT_S = 1.0
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -75,6 +86,16 @@ class Response:
 Handler = Callable[[Request], Awaitable[Response]]
 Middleware = Callable[[Handler], Handler]
 Endpoint = Callable[[Request], Response]
+StatsSource = Callable[[], object]
+
+
+class DropConnection(Exception):
+    """Raised by a handler (the fault layer) to close the connection without answering.
+
+    Under uvicorn the socket is reset (RST), so the client sees a reset or a "server disconnected" error. Under
+    any other ASGI server, or httpx's ASGI transport, the exception propagates out of the app: a test client
+    then sees this exception, a server answers 500.
+    """
 
 
 class _BodyError(Exception):
@@ -92,7 +113,8 @@ def detail(status: int, message: str, headers: tuple[tuple[str, str], ...] = ())
 
 
 class RequestStats:
-    """How many requests the app answered, by method, route template and status."""
+    """How many requests the app answered, by method, route template and status (``DROPPED``, 0, for a
+    connection dropped without an answer)."""
 
     def __init__(self) -> None:
         self._counts: Counter[tuple[str, str, int]] = Counter()
@@ -157,10 +179,12 @@ class SimApp:
         *,
         middleware: Sequence[Middleware] = (),
         max_body_bytes: int = MAX_BODY_BYTES,
+        stats: Mapping[str, StatsSource] | None = None,
     ) -> None:
         self.model = model
         self.clock = clock
         self.stats = RequestStats()
+        self.stats_sources: dict[str, StatsSource] = dict(stats or {})
         self.max_body_bytes = max_body_bytes
         self.router = Router(
             [
@@ -246,7 +270,13 @@ class SimApp:
                 headers=headers,
                 body=body,
             )
-            response = await self.handler(request)
+            try:
+                response = await self.handler(request)
+            except DropConnection:
+                self.stats.record(method, template, DROPPED)
+                if not await _drop_connection(send, receive):
+                    raise
+                return
         # counted before the answer leaves, so a client that got it can already see it in the stats
         self.stats.record(method, template, response.status)
         await _send_response(send, response)
@@ -276,9 +306,13 @@ class SimApp:
     def _healthz(self, request: Request) -> Response:
         return json_response(200, {"ok": True})
 
+    @property
+    def _scale(self) -> int:
+        return self.model.config.grade_scale
+
     def _create_run(self, request: Request) -> Response:
         run = self.model.create_run(parse_run_request(_json_object(request.body)), self.clock())
-        return json_response(201, run_json(run))
+        return json_response(201, run_json(run, self._scale))
 
     def _list_runs(self, request: Request) -> Response:
         query = parse_run_list_query(request.query)
@@ -289,7 +323,7 @@ class SimApp:
             status=query.status,
             agent_id=query.agent_id,
         )
-        return json_response(200, [run_json(run) for run in runs])
+        return json_response(200, [run_json(run, self._scale) for run in runs])
 
     def _create_batch(self, request: Request) -> Response:
         batch = self.model.create_batch(parse_batch_request(_json_object(request.body)), self.clock())
@@ -306,7 +340,7 @@ class SimApp:
 
     def _get_call(self, request: Request) -> Response:
         run = self.model.run_for_call(request.params["call_id"])
-        return json_response(200, call_json(run)) if run else detail(404, "Not found.")
+        return json_response(200, call_json(run, self._scale)) if run else detail(404, "Not found.")
 
     def _get_transcript(self, request: Request) -> Response:
         run = self.model.run_for_call(request.params["call_id"])
@@ -316,9 +350,10 @@ class SimApp:
         return json_response(200, transcript_json(run, now=now, time_scale=self.model.config.time_scale))
 
     def _get_grade(self, request: Request) -> Response:
-        # POST asks for a re-grade; the simulator grades when the call ends, so both answer the current grade
+        # POST asks for a re-grade; the simulator grades on its own schedule, so both answer the latest grade
+        # (the one the last call.graded webhook carried)
         run = self.model.run_for_call(request.params["call_id"])
-        return json_response(200, grade_json(run)) if run else detail(404, "Not found.")
+        return json_response(200, grade_json(run, self._scale)) if run else detail(404, "Not found.")
 
     def _truth(self, request: Request) -> Response:
         model = self.model
@@ -342,6 +377,7 @@ class SimApp:
                 "in_progress": model.in_progress_count,
                 "queued": model.queued_count,
                 "slots": model.config.slots,
+                **{name: source() for name, source in self.stats_sources.items()},
             },
         )
 
@@ -365,6 +401,32 @@ async def _send_response(send: Send, response: Response) -> None:
     await send({"type": "http.response.body", "body": response.body})
 
 
+async def _drop_connection(send: Send, receive: Receive) -> bool:
+    """Reset the connection of this request without answering; False when the server does not allow it.
+
+    ASGI has no message for "close without a response": a server answers 500 when the app raises before
+    starting a response. uvicorn's ``send`` is a method of its request cycle, which holds the asyncio
+    transport; closing that with SO_LINGER 0 sends a TCP RST. The app then waits for the disconnect message, so
+    uvicorn has seen the connection go before the app returns (else it would try to write a 500 into it).
+    """
+    transport = getattr(getattr(send, "__self__", None), "transport", None)
+    if not isinstance(transport, asyncio.BaseTransport):
+        return False
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        # a closed or odd socket only loses the RST: the close below still drops the connection
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    if isinstance(transport, asyncio.Transport):
+        transport.abort()
+    else:
+        transport.close()
+    with anyio.move_on_after(_DISCONNECT_WAIT_S):
+        while (await receive())["type"] != "http.disconnect":
+            pass  # a body chunk still in flight: keep reading until the server reports the disconnect
+    return True
+
+
 async def _lifespan(receive: Receive, send: Send) -> None:
     while True:
         message = await receive()
@@ -381,9 +443,11 @@ def create_app(
     *,
     middleware: Sequence[Middleware] = (),
     max_body_bytes: int = MAX_BODY_BYTES,
+    stats: Mapping[str, StatsSource] | None = None,
 ) -> SimApp:
     """The ASGI app over ``model``; ``clock`` gives the model's monotonic seconds (``time.perf_counter``).
 
-    ``middleware`` wraps the handler, first item outermost (for fault injection).
+    ``middleware`` wraps the handler, first item outermost (for fault injection). ``stats`` adds entries to
+    ``GET /_sim/stats``: each name maps to a function returning a JSON-ready value (e.g. fault counters).
     """
-    return SimApp(model, clock, middleware=middleware, max_body_bytes=max_body_bytes)
+    return SimApp(model, clock, middleware=middleware, max_body_bytes=max_body_bytes, stats=stats)

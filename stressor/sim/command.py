@@ -7,6 +7,11 @@ Exit codes (as in ``stressor.cli``): 0 after Ctrl-C / SIGTERM, 2 for a bad optio
 traceback), 3 when the address cannot be used (port taken, host unknown). A host that is not loopback is
 refused unless ``--allow-remote`` is given: the simulator accepts any key by default and is meant for local
 load only.
+
+Every option but ``--host``, ``--port`` and ``--allow-remote`` is a ``SimConfig`` setting of the same name
+(snake_case), so a profile can give the same settings to ``SimConfig.from_mapping``. The API key and the
+webhook secret are best given by environment (``STRESSOR_SIM_API_KEY``, ``STRESSOR_SIM_WEBHOOK_SECRET``);
+neither is ever printed.
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ from typing import Annotated
 import anyio
 import typer
 
-from stressor.sim.config import DEFAULT_CALL_DURATION, PRODUCTS, SimConfig, SimConfigError
-from stressor.sim.server import API_KEY_ENV, LISTENING_PREFIX, serve
+from stressor.sim.config import DEFAULT_CALL_DURATION, DEFAULT_GRADE_SCORE, PRODUCTS, SimConfig, SimConfigError
+from stressor.sim.server import API_KEY_ENV, LISTENING_PREFIX, WEBHOOK_SECRET_ENV, serve
+from stressor.sim.webhooks import REORDER_WINDOW_S
 
 EXIT_UNAVAILABLE = 3
 
@@ -78,6 +84,135 @@ def sim(
     estimated_cost_cents: Annotated[int, typer.Option(help="Pre-call cost estimate of one run, in cents.")] = 16,
     charge_multiplier: Annotated[int, typer.Option(help="Test calls cost this many times the normal rate.")] = 2,
     product: Annotated[str, typer.Option(help=f"Product tier on call logs: {', '.join(PRODUCTS)}.")] = "spark",
+    rate_limit: Annotated[
+        str | None,
+        typer.Option(
+            show_default=False,
+            help="Requests per second the API admits (10, or 600/min); beyond it requests are refused and create "
+            "nothing (default: no limit).",
+        ),
+    ] = None,
+    rate_limit_burst: Annotated[
+        int | None,
+        typer.Option(
+            show_default=False,
+            help="Requests the rate limit admits back to back after a quiet spell (default: one second's worth).",
+        ),
+    ] = None,
+    rate_limit_scope: Annotated[
+        str, typer.Option(help="What the rate limit counts: all (every API request) or create (run-creating POSTs).")
+    ] = "all",
+    rate_limit_status: Annotated[
+        int, typer.Option(help="Status of a request refused by the rate limit: 429, or 503 as some gateways answer.")
+    ] = 429,
+    retry_after: Annotated[
+        str,
+        typer.Option(help="Retry-After on refused requests and 503 bursts: seconds, http-date or none."),
+    ] = "seconds",
+    rate_limit_headers: Annotated[
+        str,
+        typer.Option(
+            help="Quota headers on every answer the rate limit counts: none, x-ratelimit (X-RateLimit-Limit/"
+            "-Remaining/-Reset) or ietf (RateLimit-Policy and RateLimit)."
+        ),
+    ] = "none",
+    error_rate: Annotated[
+        float, typer.Option(help="Probability (0..1) that an API request is answered 500/503 instead.")
+    ] = 0.0,
+    error_status: Annotated[str, typer.Option(help="Status of --error-rate faults: 500, 503 or mixed.")] = "mixed",
+    error_burst: Annotated[
+        str | None,
+        typer.Option(
+            show_default=False,
+            help="Periodic windows in which every API request fails, e.g. every=5s,length=1s,status=503 (the "
+            "first opens one period after start; start= moves it).",
+        ),
+    ] = None,
+    fault_after_create: Annotated[
+        float,
+        typer.Option(
+            help="Probability (0..1) that a run-creating POST answered 500 or reset created its runs before "
+            "failing (a 503 or a rate-limit refusal never creates)."
+        ),
+    ] = 0.0,
+    latency: Annotated[
+        str | None,
+        typer.Option(
+            show_default=False,
+            help="Extra real seconds before every API answer, as a distribution: fixed(0.2), uniform(0.05,0.3)... "
+            "(not scaled by --time-scale).",
+        ),
+    ] = None,
+    reset_rate: Annotated[
+        float, typer.Option(help="Probability (0..1) that an API request's connection is reset without an answer.")
+    ] = 0.0,
+    stall: Annotated[
+        str | None,
+        typer.Option(
+            show_default=False,
+            help="A window in which requests are held until it ends, in seconds since start: at=2s,for=2s.",
+        ),
+    ] = None,
+    webhook_url: Annotated[
+        str | None,
+        typer.Option(
+            show_default=False,
+            help="POST test-call.completed and call.graded events here, signed (needs --webhook-secret).",
+        ),
+    ] = None,
+    webhook_secret: Annotated[
+        str | None,
+        typer.Option(
+            envvar=WEBHOOK_SECRET_ENV,
+            show_default=False,
+            help="The whsec_... secret that signs webhooks (prefer the environment variable; never printed).",
+        ),
+    ] = None,
+    webhook_duplicate_rate: Annotated[
+        float, typer.Option(help="Probability (0..1) that a delivered webhook is delivered once more.")
+    ] = 0.0,
+    webhook_delay: Annotated[
+        str | None,
+        typer.Option(
+            show_default=False,
+            help="Extra real seconds before a webhook's first attempt, as a distribution (e.g. uniform(0,0.5)).",
+        ),
+    ] = None,
+    webhook_reorder: Annotated[
+        bool,
+        typer.Option(
+            "--webhook-reorder/--no-webhook-reorder",
+            help=f"Hold each webhook a random moment (up to {REORDER_WINDOW_S:g} s) so they arrive out of order.",
+        ),
+    ] = False,
+    webhook_drop_rate: Annotated[
+        float, typer.Option(help="Probability (0..1) that a webhook is lost (never sent).")
+    ] = 0.0,
+    webhook_max_attempts: Annotated[
+        int, typer.Option(help="Attempts per webhook before giving up (retries follow any non-2xx or error).")
+    ] = 8,
+    webhook_retry_base: Annotated[
+        float, typer.Option(help="Real seconds before a webhook's first retry; each retry waits twice as long.")
+    ] = 0.05,
+    webhook_retry_cap: Annotated[
+        float, typer.Option(help="Longest wait between two webhook attempts, in seconds.")
+    ] = 2.0,
+    grade_score: Annotated[
+        str, typer.Option(help="Distribution of grade scores on 0..1 (draws above 1 count as 1).")
+    ] = str(DEFAULT_GRADE_SCORE),
+    grade_scale: Annotated[
+        int, typer.Option(help="How scores are written: 100 (integers 0..100, as the SDK) or 1 (0..1, as the docs).")
+    ] = 100,
+    grade_delay: Annotated[
+        float, typer.Option(help="Real seconds from a completed call's end to its grade and call.graded event.")
+    ] = 0.0,
+    grade_twice: Annotated[
+        bool,
+        typer.Option(
+            "--grade-twice/--no-grade-twice",
+            help="Grade each completed call twice: a fast grade after --grade-delay, the full one after twice that.",
+        ),
+    ] = False,
     allow_remote: Annotated[bool, typer.Option("--allow-remote", help="Allow a --host that is not loopback.")] = False,
 ) -> None:
     """Run the simulator of the test-calls API on loopback until Ctrl-C."""
@@ -88,16 +223,44 @@ def sim(
             param_hint="--host",
         )
     try:
-        config = SimConfig.from_text(
-            slots=slots,
-            call_duration=call_duration,
-            time_scale=time_scale,
-            failure_rate=failure_rate,
-            estimated_cost_cents=estimated_cost_cents,
-            charge_multiplier=charge_multiplier,
-            api_key=api_key or None,
-            seed=seed,
-            product=product,
+        config = SimConfig.from_mapping(
+            {
+                "slots": slots,
+                "call_duration": call_duration,
+                "time_scale": time_scale,
+                "failure_rate": failure_rate,
+                "estimated_cost_cents": estimated_cost_cents,
+                "charge_multiplier": charge_multiplier,
+                "api_key": api_key or None,
+                "seed": seed,
+                "product": product,
+                "rate_limit": rate_limit,
+                "rate_limit_burst": rate_limit_burst,
+                "rate_limit_scope": rate_limit_scope,
+                "rate_limit_status": rate_limit_status,
+                "retry_after": retry_after,
+                "rate_limit_headers": rate_limit_headers,
+                "error_rate": error_rate,
+                "error_status": error_status,
+                "error_burst": error_burst,
+                "fault_after_create": fault_after_create,
+                "latency": latency,
+                "reset_rate": reset_rate,
+                "stall": stall,
+                "webhook_url": webhook_url,
+                "webhook_secret": webhook_secret or None,
+                "webhook_duplicate_rate": webhook_duplicate_rate,
+                "webhook_delay": webhook_delay,
+                "webhook_reorder": webhook_reorder,
+                "webhook_drop_rate": webhook_drop_rate,
+                "webhook_max_attempts": webhook_max_attempts,
+                "webhook_retry_base": webhook_retry_base,
+                "webhook_retry_cap": webhook_retry_cap,
+                "grade_score": grade_score,
+                "grade_scale": grade_scale,
+                "grade_delay": grade_delay,
+                "grade_twice": grade_twice,
+            }
         )
     except SimConfigError as bad:
         raise typer.BadParameter(str(bad), param_hint="--" + bad.setting.replace("_", "-")) from None

@@ -1,8 +1,10 @@
-"""Settings of the test-calls simulator, and the call-duration distribution it draws from.
+"""Settings of the test-calls simulator, and the distributions it draws from.
 
 Every setting has a default that makes a useful local simulator: 20 org slots, calls of about 45 API seconds
-that last 45 ms of real time (``time_scale`` 0.001), no failures. Bad values raise ``SimConfigError`` (a
-ValueError) whose message is one sentence naming the setting, so the CLI can show it as is.
+that last 45 ms of real time (``time_scale`` 0.001), no failures, no faults, no webhooks. Bad values raise
+``SimConfigError`` (a ValueError) whose message is one sentence naming the setting, so the CLI can show it as
+is. ``SimConfig.from_mapping`` builds a config from the names of the ``stressor sim`` flags (snake_case), with
+values as a profile or a command line writes them (``"lognormal(45,0.3)"``, ``"10/s"``, ``"50ms"``).
 """
 
 from __future__ import annotations
@@ -10,13 +12,18 @@ from __future__ import annotations
 import math
 import random
 import re
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from stressor.sim.windows import ERROR_STATUSES, ErrorBurst, ErrorStatus, Stall
+from stressor.units import parse_duration, parse_rate
 
 DistributionKind = Literal["fixed", "uniform", "lognormal", "exponential"]
 
 _ARITY: dict[str, int] = {"fixed": 1, "uniform": 2, "lognormal": 2, "exponential": 1}
-_SYNTAX = "expected fixed(x), uniform(a,b), lognormal(median,sigma) or exponential(mean), in seconds"
+_SYNTAX = "expected fixed(x), uniform(a,b), lognormal(median,sigma) or exponential(mean)"
 _CALL_RE = re.compile(r"^\s*([A-Za-z]+)\s*\((.*)\)\s*$")
 
 #: Product tiers of the platform; the simulator stamps one of them on every call log.
@@ -42,8 +49,9 @@ class SimConfigError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Distribution:
-    """A distribution of durations in API seconds: ``fixed(x)``, ``uniform(a,b)``, ``lognormal(median,sigma)``
-    or ``exponential(mean)``. Build one with the class methods or ``Distribution.parse(text)``."""
+    """A distribution of non-negative numbers: ``fixed(x)``, ``uniform(a,b)``, ``lognormal(median,sigma)`` or
+    ``exponential(mean)``. Build one with the class methods or ``Distribution.parse(text)``. The unit is the
+    setting's: API seconds for call durations, real seconds for delays, a 0..1 score for grades."""
 
     kind: DistributionKind
     a: float
@@ -118,7 +126,7 @@ class Distribution:
 
     @property
     def mean(self) -> float:
-        """The mean duration in API seconds."""
+        """The mean of the distribution."""
         if self.kind == "fixed":
             return self.a
         if self.kind == "uniform":
@@ -128,7 +136,7 @@ class Distribution:
         return self.a
 
     def sample(self, rng: random.Random) -> float:
-        """Draw one duration in API seconds (never negative) from ``rng``."""
+        """Draw one value (never negative) from ``rng``."""
         if self.kind == "fixed":
             return self.a
         if self.kind == "uniform":
@@ -139,11 +147,28 @@ class Distribution:
 
     def __str__(self) -> str:
         if _ARITY[self.kind] == 1:
-            return f"{self.kind}({self.a:g})"
-        return f"{self.kind}({self.a:g},{self.b:g})"
+            return f"{self.kind}({_number_text(self.a)})"
+        return f"{self.kind}({_number_text(self.a)},{_number_text(self.b)})"
+
+
+def _number_text(value: float) -> str:
+    # whole numbers without ".0" (fixed(30)), others as repr, which parses back to the same float
+    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
 
 
 DEFAULT_CALL_DURATION = Distribution.lognormal(45.0, 0.3)
+#: Grade scores on 0..1 (draws above 1 are clamped): a median of 0.85, most calls between 0.7 and 1.
+DEFAULT_GRADE_SCORE = Distribution.lognormal(0.85, 0.1)
+
+RateLimitScope = Literal["all", "create"]
+RetryAfterForm = Literal["seconds", "http-date", "none"]
+RateLimitHeaders = Literal["none", "x-ratelimit", "ietf"]
+RATE_LIMIT_SCOPES: tuple[str, ...] = ("all", "create")
+RETRY_AFTER_FORMS: tuple[str, ...] = ("seconds", "http-date", "none")
+RATE_LIMIT_HEADER_FORMS: tuple[str, ...] = ("none", "x-ratelimit", "ietf")
+RATE_LIMIT_STATUSES: tuple[int, ...] = (429, 503)
+GRADE_SCALES: tuple[int, ...] = (100, 1)
+WEBHOOK_SECRET_PREFIX = "whsec_"
 
 
 def _is_int(value: object) -> bool:
@@ -155,13 +180,52 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _check_probability(config: SimConfig, name: str) -> None:
+    value = getattr(config, name)
+    if not _is_number(value) or not 0 <= value <= 1:
+        raise SimConfigError(name, f"{name} must be a number between 0 and 1, not {value!r}.")
+
+
+def _check_choice(config: SimConfig, name: str, choices: tuple[object, ...]) -> None:
+    value = getattr(config, name)
+    # bool == 1 would pass for a grade scale of 1: a choice is never a bool
+    if isinstance(value, bool) or value not in choices:
+        listed = ", ".join(str(choice) for choice in choices)
+        raise SimConfigError(name, f"{name} must be one of {listed}, not {value!r}.")
+
+
+def _check_optional_distribution(config: SimConfig, name: str) -> None:
+    value = getattr(config, name)
+    if value is not None and not isinstance(value, Distribution):
+        raise SimConfigError(name, f"{name} must be a Distribution or None, not {value!r}.")
+
+
+def _webhook_url_problem(url: object) -> str:
+    if not isinstance(url, str) or not url or any(ch.isspace() for ch in url):
+        return "must be an http:// or https:// URL without spaces"
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises ValueError on a port that is not a number in range
+    except ValueError:
+        return "is not a valid URL"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "must be an http:// or https:// URL with a host"
+    if port == 0:
+        return "must name a port other than 0"
+    return ""
+
+
 @dataclass(frozen=True, slots=True)
 class SimConfig:
     """Every setting of the simulator.
 
     Durations of calls are in *API seconds* and are scaled to real time by ``time_scale`` (real seconds per
     API second). Only call durations are scaled: a batch's ``stagger_seconds`` is honoured as real seconds
-    because the client computes due times from it.
+    because the client computes due times from it, and every fault and webhook timing is in real seconds.
+
+    Faults apply to API requests only (paths under ``/v1/`` except ``/v1/healthz``): readiness checks and the
+    simulator's own ``/_sim/`` endpoints are never faulted. Whether a faulted run-creating POST created its runs
+    first is stated per fault: see ``stressor.sim.faults``.
     """
 
     slots: int = 20
@@ -179,25 +243,131 @@ class SimConfig:
     api_key: str | None = None
     """None: any non-empty Bearer token is accepted; else the token must match exactly."""
     seed: int | None = None
-    """Seed of the random draws (durations, failures, grades, ids); None picks one at random."""
+    """Seed of the random draws (durations, failures, grades, ids, faults, webhooks); None picks one at random."""
     product: str = "spark"
     """Product tier written on call logs."""
+
+    # -- faults --------------------------------------------------------------------------------------------
+
+    rate_limit: float | None = None
+    """Requests per second the API admits (GCRA over ``rate_limit_scope``); None: no limit."""
+    rate_limit_burst: int | None = None
+    """Requests admitted back to back after a quiet spell; None: one second's worth (ceil of rate_limit)."""
+    rate_limit_scope: RateLimitScope = "all"
+    """What the rate limit counts: ``all`` API requests, or only run-creating POSTs (``create``)."""
+    rate_limit_status: int = 429
+    """The status of a refused request: 429, or 503 as some gateways answer. A refused request creates nothing."""
+    retry_after: RetryAfterForm = "seconds"
+    """``Retry-After`` on refused requests (and 503 bursts): ``seconds``, ``http-date`` or ``none``."""
+    rate_limit_headers: RateLimitHeaders = "none"
+    """Quota headers on every answer the limit counts: ``none``, ``x-ratelimit`` or ``ietf``."""
+    error_rate: float = 0.0
+    """Probability (0..1) that an API request is answered 500/503 (``error_status``) instead."""
+    error_status: ErrorStatus = "mixed"
+    """The status of ``error_rate`` faults: ``500``, ``503`` or ``mixed`` (either, at random)."""
+    error_burst: ErrorBurst | None = None
+    """Periodic windows during which every API request fails (``every=5s,length=1s,status=503``); None: none."""
+    fault_after_create: float = 0.0
+    """Probability (0..1) that a run-creating POST answered 500 or reset created its runs first (a 503 and a
+    rate-limit refusal never create anything)."""
+    latency: Distribution | None = None
+    """Extra real seconds before every API answer (not scaled by time_scale); None: none."""
+    reset_rate: float = 0.0
+    """Probability (0..1) that the connection of an API request is dropped without an answer."""
+    stall: Stall | None = None
+    """A window (``at=2s,for=2s``, seconds since start) in which requests are held until it ends; None: none."""
+
+    # -- webhooks ------------------------------------------------------------------------------------------
+
+    webhook_url: str | None = None
+    """Where ``test-call.completed`` and ``call.graded`` events are POSTed; None: no webhooks."""
+    webhook_secret: str | None = field(default=None, repr=False)
+    """The ``whsec_...`` signing secret (required with webhook_url; never shown)."""
+    webhook_duplicate_rate: float = 0.0
+    """Probability (0..1) that a delivered event is delivered a second time."""
+    webhook_delay: Distribution | None = None
+    """Extra real seconds before an event's first delivery attempt; None: none."""
+    webhook_reorder: bool = False
+    """Hold each event a random moment (up to ``stressor.sim.webhooks.REORDER_WINDOW_S``) so events arrive
+    out of order."""
+    webhook_drop_rate: float = 0.0
+    """Probability (0..1) that an event is never sent (lost)."""
+    webhook_max_attempts: int = 8
+    """Attempts per delivery before giving up (retries follow any non-2xx answer or transport error)."""
+    webhook_retry_base: float = 0.05
+    """Real seconds before the first retry; each later retry waits twice as long, up to webhook_retry_cap."""
+    webhook_retry_cap: float = 2.0
+    """Longest wait between two attempts, in real seconds."""
+
+    # -- grades --------------------------------------------------------------------------------------------
+
+    grade_score: Distribution = DEFAULT_GRADE_SCORE
+    """Distribution of grade scores on 0..1 (draws above 1 count as 1)."""
+    grade_scale: int = 100
+    """How scores are written: 100 (integers 0..100, as the SDK) or 1 (0..1, as the docs)."""
+    grade_delay: float = 0.0
+    """Real seconds from a completed call's end to its grade (and its ``call.graded`` event)."""
+    grade_twice: bool = False
+    """Grade each completed call twice: a ``fast`` grade after grade_delay, the full one after twice that."""
+
+    @classmethod
+    def from_mapping(cls, settings: Mapping[str, Any]) -> SimConfig:
+        """Build a config from ``{"setting": value}``, the names being those of the ``stressor sim`` flags in
+        snake_case (a profile's ``[simulator]`` table, say). Missing settings keep their defaults.
+
+        Values may be given as text where a flag takes text: distributions (``"fixed(0.2)"``, or a bare number
+        for ``fixed``), windows (``"every=5s,length=1s"``), the rate limit (``10`` or ``"600/min"``), seconds
+        (``0.05`` or ``"50ms"``), statuses and scales (``503`` or ``"503"``). Raises SimConfigError naming the
+        key for an unknown key or a bad value.
+        """
+        if not isinstance(settings, Mapping):
+            raise SimConfigError("settings", f"simulator settings must be a table of name = value, not {settings!r}.")
+        converted: dict[str, Any] = {}
+        for key, value in settings.items():
+            if not isinstance(key, str) or key not in cls.__dataclass_fields__:
+                raise SimConfigError(str(key), f"{key} is not a simulator setting.")
+            convert = _CONVERTERS.get(key)
+            if convert is None:
+                converted[key] = value
+                continue
+            try:
+                converted[key] = convert(value)
+            except ValueError as bad:
+                raise SimConfigError(key, f"{key}: {str(bad).rstrip('.')}.") from None
+        return cls(**converted)
 
     @classmethod
     def from_text(cls, *, call_duration: str | Distribution = DEFAULT_CALL_DURATION, **settings: Any) -> SimConfig:
         """Build a config with the call duration given as text (``"lognormal(45,0.3)"``); the other settings
-        are keyword arguments as in the constructor. Raises SimConfigError naming the bad setting."""
-        if isinstance(call_duration, str):
-            try:
-                call_duration = Distribution.parse(call_duration)
-            except ValueError as bad:
-                raise SimConfigError("call_duration", f"call_duration: {bad}.") from None
-        unknown = sorted(set(settings) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise SimConfigError(unknown[0], f"{unknown[0]} is not a simulator setting.")
-        return cls(call_duration=call_duration, **settings)
+        are keyword arguments as in ``from_mapping``. Raises SimConfigError naming the bad setting."""
+        return cls.from_mapping({"call_duration": call_duration, **settings})
+
+    @property
+    def effective_rate_limit_burst(self) -> int:
+        """``rate_limit_burst``, or its default: one second's worth of requests, at least 1 (1 with no limit)."""
+        if self.rate_limit_burst is not None:
+            return self.rate_limit_burst
+        return max(1, math.ceil(self.rate_limit)) if self.rate_limit is not None else 1
+
+    @property
+    def faults_enabled(self) -> bool:
+        """Whether any fault is configured (else the fault layer stays out of the way entirely)."""
+        return (
+            self.rate_limit is not None
+            or self.error_rate > 0
+            or self.error_burst is not None
+            or self.latency is not None
+            or self.reset_rate > 0
+            or self.stall is not None
+        )
 
     def __post_init__(self) -> None:
+        self._check_core()
+        self._check_faults()
+        self._check_webhooks()
+        self._check_grades()
+
+    def _check_core(self) -> None:
         if not _is_int(self.slots) or self.slots < 1:
             raise SimConfigError("slots", f"slots must be a whole number of at least 1, not {self.slots!r}.")
         if not isinstance(self.call_duration, Distribution):
@@ -207,10 +377,7 @@ class SimConfig:
                 "time_scale",
                 f"time_scale must be a number above 0 (real seconds per API second), not {self.time_scale!r}.",
             )
-        if not _is_number(self.failure_rate) or not 0 <= self.failure_rate <= 1:
-            raise SimConfigError(
-                "failure_rate", f"failure_rate must be a number between 0 and 1, not {self.failure_rate!r}."
-            )
+        _check_probability(self, "failure_rate")
         if not _is_int(self.estimated_cost_cents) or self.estimated_cost_cents < 0:
             raise SimConfigError(
                 "estimated_cost_cents",
@@ -229,3 +396,147 @@ class SimConfig:
             raise SimConfigError("seed", f"seed must be a whole number or None, not {self.seed!r}.")
         if self.product not in PRODUCTS:
             raise SimConfigError("product", f"product must be one of {', '.join(PRODUCTS)}, not {self.product!r}.")
+
+    def _check_faults(self) -> None:
+        if self.rate_limit is not None and (not _is_number(self.rate_limit) or self.rate_limit <= 0):
+            raise SimConfigError(
+                "rate_limit",
+                f"rate_limit must be a number of requests per second above 0, or None, not {self.rate_limit!r}.",
+            )
+        if self.rate_limit_burst is not None and (not _is_int(self.rate_limit_burst) or self.rate_limit_burst < 1):
+            raise SimConfigError(
+                "rate_limit_burst",
+                f"rate_limit_burst must be a whole number of at least 1, or None, not {self.rate_limit_burst!r}.",
+            )
+        _check_choice(self, "rate_limit_scope", RATE_LIMIT_SCOPES)
+        _check_choice(self, "rate_limit_status", RATE_LIMIT_STATUSES)
+        _check_choice(self, "retry_after", RETRY_AFTER_FORMS)
+        _check_choice(self, "rate_limit_headers", RATE_LIMIT_HEADER_FORMS)
+        _check_probability(self, "error_rate")
+        _check_choice(self, "error_status", ERROR_STATUSES)
+        if self.error_burst is not None and not isinstance(self.error_burst, ErrorBurst):
+            raise SimConfigError("error_burst", f"error_burst must be an ErrorBurst or None, not {self.error_burst!r}.")
+        _check_probability(self, "fault_after_create")
+        _check_optional_distribution(self, "latency")
+        _check_probability(self, "reset_rate")
+        if self.stall is not None and not isinstance(self.stall, Stall):
+            raise SimConfigError("stall", f"stall must be a Stall or None, not {self.stall!r}.")
+
+    def _check_webhooks(self) -> None:
+        if self.webhook_url is not None:
+            problem = _webhook_url_problem(self.webhook_url)
+            if problem:
+                raise SimConfigError("webhook_url", f"webhook_url {problem}, not {self.webhook_url!r}.")
+        secret = self.webhook_secret
+        if secret is not None and (
+            not isinstance(secret, str)
+            or not secret.startswith(WEBHOOK_SECRET_PREFIX)
+            or len(secret) == len(WEBHOOK_SECRET_PREFIX)
+            or any(ch.isspace() for ch in secret)
+        ):
+            # the value is never quoted: it is a secret, even when malformed
+            raise SimConfigError(
+                "webhook_secret", "webhook_secret must be whsec_ followed by at least one character, without spaces."
+            )
+        if self.webhook_url is not None and secret is None:
+            raise SimConfigError(
+                "webhook_secret", "webhook_secret must be set when webhook_url is, since every webhook is signed."
+            )
+        _check_probability(self, "webhook_duplicate_rate")
+        _check_optional_distribution(self, "webhook_delay")
+        if not isinstance(self.webhook_reorder, bool):
+            raise SimConfigError(
+                "webhook_reorder", f"webhook_reorder must be true or false, not {self.webhook_reorder!r}."
+            )
+        _check_probability(self, "webhook_drop_rate")
+        if not _is_int(self.webhook_max_attempts) or self.webhook_max_attempts < 1:
+            raise SimConfigError(
+                "webhook_max_attempts",
+                f"webhook_max_attempts must be a whole number of at least 1, not {self.webhook_max_attempts!r}.",
+            )
+        if not _is_number(self.webhook_retry_base) or self.webhook_retry_base <= 0:
+            raise SimConfigError(
+                "webhook_retry_base",
+                f"webhook_retry_base must be a number of seconds above 0, not {self.webhook_retry_base!r}.",
+            )
+        if not _is_number(self.webhook_retry_cap) or self.webhook_retry_cap < self.webhook_retry_base:
+            raise SimConfigError(
+                "webhook_retry_cap",
+                f"webhook_retry_cap must be a number of seconds of at least webhook_retry_base "
+                f"({self.webhook_retry_base!r}), not {self.webhook_retry_cap!r}.",
+            )
+
+    def _check_grades(self) -> None:
+        if not isinstance(self.grade_score, Distribution):
+            raise SimConfigError("grade_score", f"grade_score must be a Distribution, not {self.grade_score!r}.")
+        _check_choice(self, "grade_scale", GRADE_SCALES)
+        if not _is_number(self.grade_delay) or self.grade_delay < 0:
+            raise SimConfigError(
+                "grade_delay", f"grade_delay must be a number of seconds of at least 0, not {self.grade_delay!r}."
+            )
+        if not isinstance(self.grade_twice, bool):
+            raise SimConfigError("grade_twice", f"grade_twice must be true or false, not {self.grade_twice!r}.")
+
+
+# -- reading values written as text (profiles, flags) -------------------------------------------------------
+
+
+def _distribution(value: object) -> object:
+    if isinstance(value, str):
+        return Distribution.parse(value)
+    if _is_number(value):
+        return Distribution.fixed(float(value))  # type: ignore[arg-type]  # _is_number checked the type
+    return value
+
+
+def _optional(convert: Callable[[object], object]) -> Callable[[object], object]:
+    return lambda value: None if value is None else convert(value)
+
+
+def _parsed(parse: Callable[[str], object]) -> Callable[[object], object]:
+    return lambda value: parse(value) if isinstance(value, str) else value
+
+
+def _int_choice(value: object) -> object:
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return value
+
+
+def _rate(value: object) -> object:
+    if not isinstance(value, str):
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        return parse_rate(value)  # "600/min", "10/s"
+
+
+def _error_status(value: object) -> object:
+    if _is_int(value):
+        return str(value)
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+def _word(value: object) -> object:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+_CONVERTERS: dict[str, Callable[[object], object]] = {
+    "call_duration": _distribution,
+    "latency": _optional(_distribution),
+    "webhook_delay": _optional(_distribution),
+    "grade_score": _distribution,
+    "error_burst": _optional(_parsed(ErrorBurst.parse)),
+    "stall": _optional(_parsed(Stall.parse)),
+    "rate_limit": _optional(_rate),
+    "grade_delay": _parsed(parse_duration),
+    "webhook_retry_base": _parsed(parse_duration),
+    "webhook_retry_cap": _parsed(parse_duration),
+    "rate_limit_status": _int_choice,
+    "grade_scale": _int_choice,
+    "error_status": _error_status,
+    "rate_limit_scope": _word,
+    "retry_after": _word,
+    "rate_limit_headers": _word,
+}

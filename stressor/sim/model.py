@@ -13,6 +13,10 @@ life cycle:
   ``config.call_duration`` (API seconds) times ``config.time_scale``;
 - ``completed``, or ``failed`` with probability ``config.failure_rate`` (decided when the call starts).
 
+A completed call is graded ``config.grade_delay`` real seconds after it ended (``call.graded`` event); with
+``config.grade_twice`` a ``fast`` grade comes first and the full one ``grade_delay`` later, with another score.
+Until then its grade is ``pending``. A failed call is graded ``failed`` (no score) at once, with no event.
+
 All randomness comes from one seeded ``random.Random``; ids come from a second stream seeded from it, so the
 same seed and the same requests at the same times give the same runs.
 """
@@ -52,8 +56,11 @@ FAILURE_MESSAGES: tuple[str, ...] = (
 )
 
 GRADER_MODEL = "sim-grader-1"
+FAST_GRADER_MODEL = "fast"
 
-_Kind = Literal["release", "end"]
+_Kind = Literal["release", "end", "grade"]
+# how far a fast grade's score lies from the full one's (0..1 scale): different, but in the same region
+_FAST_OFFSET = (0.05, 0.15)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +98,8 @@ class SimModel:
         self._heap: list[tuple[float, int, _Kind, str]] = []
         self._queue: deque[str] = deque()
         self._fates: dict[str, _Fate] = {}
+        self._grades: dict[str, deque[Grade]] = {}  # run id -> grades still to come, in time order
+        self._webhook_delivered: dict[str, float] = {}  # run id -> epoch of the first 2xx delivery
         self._now = float("-inf")
         self._listeners: list[EventListener] = []
 
@@ -192,9 +201,16 @@ class SimModel:
                 completed=run.completed,
                 status=run.status,
                 call_id=run.call_id,
+                grade_score=self._final_score(run),
+                webhook_delivered=self._webhook_delivered.get(run.id),
             )
             for run in self._runs.values()
         ]
+
+    def _final_score(self, run: Run) -> float | None:
+        if run.grade is None or run.grade.status != "completed" or self._grades.get(run.id):
+            return None
+        return run.grade.score
 
     # -- events out ----------------------------------------------------------------------------------------
 
@@ -221,9 +237,17 @@ class SimModel:
             at, _, kind, run_id = heapq.heappop(self._heap)
             if kind == "release":
                 self._release(run_id, at, events)
-            else:
+            elif kind == "end":
                 self._end(run_id, at, events)
+            else:
+                self._apply_grade(run_id, at, events)
         return events
+
+    def record_webhook_delivered(self, run_id: str, now: float) -> None:
+        """Note that the run's ``test-call.completed`` webhook was answered 2xx at ``now`` (the first time
+        counts; later deliveries, duplicates included, change nothing). Unknown ids are ignored."""
+        if run_id in self._runs and run_id not in self._webhook_delivered:
+            self._webhook_delivered[run_id] = self.wall(max(now, self._now))
 
     def create_run(self, request: RunRequest, now: float) -> Run:
         """Create one ``queued`` run, released at once (it starts at the next ``advance`` if a slot is
@@ -367,8 +391,11 @@ class SimModel:
             updated=stamp,
             error_message=fate.error_message,
             duration_seconds=duration,
-            grade=self._grade(fate.failed, stamp),
         )
+        if fate.failed:
+            run = replace(run, grade=_failed_grade(stamp))
+        else:
+            self._schedule_grades(run_id, at)
         self._runs[run_id] = run
         self._emit(events, SimEvent("run.ended", stamp, run=run))
         if run.batch_id is not None:
@@ -392,30 +419,68 @@ class SimModel:
         if batch.completed is not None:
             self._emit(events, SimEvent("batch.ended", stamp, batch=batch))
 
-    def _grade(self, failed: bool, stamp: float) -> Grade:
-        if failed:
-            return Grade(
-                status="failed",
-                score=None,
-                call_outcome="no_conversation",
-                goal_achievement=None,
-                summary="The call did not reach a conversation that could be graded.",
-                grader_model=GRADER_MODEL,
-                graded_at=stamp,
-            )
-        score = min(100, max(0, round(self._rng.gauss(85.0, 8.0))))
-        if score >= 80:
-            achievement, summary = "achieved", "The agent handled the scenario and reached the caller's goal."
-        elif score >= 60:
-            achievement, summary = "partially_achieved", "The agent helped, but part of the goal was missed."
-        else:
-            achievement, summary = "not_achieved", "The agent did not reach the caller's goal."
-        return Grade(
-            status="completed",
-            score=score,
-            call_outcome="success" if score >= 60 else "failure",
-            goal_achievement=achievement,
-            summary=summary,
-            grader_model=GRADER_MODEL,
-            graded_at=stamp,
-        )
+    def _schedule_grades(self, run_id: str, ended_at: float) -> None:
+        # scores are drawn when the call ends, so when a grade is read does not change what it says
+        config = self._config
+        full = self._score(config.grade_score.sample(self._rng))
+        grades: deque[Grade] = deque()
+        if config.grade_twice:
+            low, high = _FAST_OFFSET
+            offset = self._rng.uniform(low, high) * (1 if self._rng.random() < 0.5 else -1)
+            fast = self._score(full + offset)
+            if fast == full:  # clamped onto the full score at 0 or 1: go the other way
+                fast = self._score(full - offset)
+            grades.append(_completed_grade(fast, FAST_GRADER_MODEL))
+            self._schedule(ended_at + config.grade_delay, "grade", run_id)
+        grades.append(_completed_grade(full, GRADER_MODEL))
+        delays = 2 if config.grade_twice else 1
+        self._schedule(ended_at + delays * config.grade_delay, "grade", run_id)
+        self._grades[run_id] = grades
+
+    def _score(self, value: float) -> float:
+        """A score clamped to 0..1 and rounded to what the API's scale shows (whole percent, or 3 decimals)."""
+        value = min(1.0, max(0.0, value))
+        if self._config.grade_scale == 100:
+            return round(value * 100) / 100
+        return round(value, 3)
+
+    def _apply_grade(self, run_id: str, at: float, events: list[SimEvent]) -> None:
+        pending = self._grades[run_id]
+        grade = replace(pending.popleft(), graded_at=self.wall(at))
+        if not pending:
+            del self._grades[run_id]
+        run = replace(self._runs[run_id], grade=grade)
+        self._runs[run_id] = run
+        self._emit(events, SimEvent("call.graded", grade.graded_at or self.wall(at), run=run))
+
+
+def _failed_grade(stamp: float) -> Grade:
+    """The grade of a call that failed: nothing to score."""
+    return Grade(
+        status="failed",
+        score=None,
+        call_outcome="no_conversation",
+        goal_achievement=None,
+        summary="The call did not reach a conversation that could be graded.",
+        grader_model=GRADER_MODEL,
+        graded_at=stamp,
+    )
+
+
+def _completed_grade(score: float, grader_model: str) -> Grade:
+    """A completed grade with wording that follows the score; ``graded_at`` is filled in when it is applied."""
+    if score >= 0.8:
+        achievement, summary = "achieved", "The agent handled the scenario and reached the caller's goal."
+    elif score >= 0.6:
+        achievement, summary = "partially_achieved", "The agent helped, but part of the goal was missed."
+    else:
+        achievement, summary = "not_achieved", "The agent did not reach the caller's goal."
+    return Grade(
+        status="completed",
+        score=score,
+        call_outcome="success" if score >= 0.6 else "failure",
+        goal_achievement=achievement,
+        summary=summary,
+        grader_model=grader_model,
+        graded_at=None,
+    )

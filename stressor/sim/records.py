@@ -17,7 +17,7 @@ Direction = Literal["outbound", "inbound"]
 Mode = Literal["bot", "sip"]
 RunStatus = Literal["queued", "in_progress", "completed", "failed"]
 BatchStatus = Literal["pending", "in_progress", "completed", "failed"]
-EventKind = Literal["batch.created", "run.created", "run.started", "run.ended", "batch.ended"]
+EventKind = Literal["batch.created", "run.created", "run.started", "run.ended", "batch.ended", "call.graded"]
 
 TARGET_TYPES: tuple[str, ...] = ("agent", "phone_number")
 DIRECTIONS: tuple[str, ...] = ("outbound", "inbound")
@@ -57,10 +57,11 @@ class BatchRequest:
 
 @dataclass(frozen=True, slots=True)
 class Grade:
-    """The grader's verdict on a call; ``score`` is an integer 0..100 (the SDK's scale) or None."""
+    """The grader's verdict on a call. ``score`` is on 0..1 whatever the API's scale (the views write it as
+    ``config.grade_scale`` asks), already rounded to what that scale can show; None until graded."""
 
     status: Literal["pending", "completed", "failed", "skipped_recording_disabled"]
-    score: int | None
+    score: float | None
     call_outcome: Literal["success", "failure", "unknown", "no_conversation"]
     goal_achievement: str | None
     summary: str
@@ -137,7 +138,11 @@ class Batch:
 
 @dataclass(frozen=True, slots=True)
 class TruthRecord:
-    """Ground truth of one run, at full precision (epoch seconds; None when it has not happened yet)."""
+    """Ground truth of one run, at full precision (epoch seconds; None when it has not happened yet).
+
+    ``grade_score`` is the final grade's score on 0..1 (None before the last grading, and for failed runs);
+    ``webhook_delivered`` is when the run's ``test-call.completed`` webhook was first answered 2xx.
+    """
 
     id: str
     batch_id: str | None
@@ -149,12 +154,15 @@ class TruthRecord:
     completed: float | None
     status: RunStatus
     call_id: str | None = None
+    grade_score: float | None = None
+    webhook_delivered: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class SimEvent:
-    """Something that happened in the model, at epoch time ``at``; later consumers (webhooks) map these to the
-    API's events, e.g. ``run.ended`` -> ``test-call.completed`` and ``call.graded``."""
+    """Something that happened in the model, at epoch time ``at``; the webhook sender maps these to the API's
+    events: ``run.ended`` -> ``test-call.completed``, ``call.graded`` (``run.grade`` is the new grade) ->
+    ``call.graded``."""
 
     kind: EventKind
     at: float

@@ -7,7 +7,9 @@
   event loop; ground truth then comes over HTTP with ``fetch_truth(base_url)``.
 
 Besides answering requests, a small driver task advances the model at each event's due time, so events
-happen (and can later be pushed out as webhooks) even when no client is asking.
+happen (and are pushed out as webhooks) even when no client is asking. The configured faults wrap the app's
+handler (``stressor.sim.faults``); with a ``webhook_url``, a sender task delivers the model's events
+(``stressor.sim.webhooks``). Both report their counters under ``faults`` and ``webhooks`` in ``/_sim/stats``.
 """
 
 from __future__ import annotations
@@ -34,15 +36,18 @@ import httpx
 import orjson
 import uvicorn
 
-from stressor.sim.app import Middleware, RequestStats, SimApp, create_app
+from stressor.sim.app import Middleware, RequestStats, SimApp, StatsSource, create_app
 from stressor.sim.config import SimConfig
+from stressor.sim.faults import FaultLayer
 from stressor.sim.model import SimModel
 from stressor.sim.records import SimEvent, TruthRecord
 from stressor.sim.views import truth_from_json
+from stressor.sim.webhooks import WebhookSender
 from stressor.timestamps import NS_PER_S, ClockAnchor
 
 LISTENING_PREFIX = "stressor-sim listening on "
 API_KEY_ENV = "STRESSOR_SIM_API_KEY"
+WEBHOOK_SECRET_ENV = "STRESSOR_SIM_WEBHOOK_SECRET"
 
 _LISTENING_RE = re.compile(re.escape(LISTENING_PREFIX) + r"(http://\S+)")
 _MIN_SLEEP_S = 0.001  # sleeping less than 1 ms busy-loops on some event loops
@@ -71,13 +76,16 @@ class _EmbeddedServer(uvicorn.Server):
 
 @dataclass(frozen=True, slots=True)
 class RunningSimulator:
-    """A simulator serving on ``base_url``; ``model`` and ``app`` are live (same event loop)."""
+    """A simulator serving on ``base_url``; ``model``, ``app``, ``faults`` and ``webhooks`` (None without a
+    ``webhook_url``) are live (same event loop)."""
 
     base_url: str
     host: str
     port: int
     model: SimModel
     app: SimApp
+    faults: FaultLayer | None = None
+    webhooks: WebhookSender | None = None
 
     @property
     def stats(self) -> RequestStats:
@@ -143,7 +151,14 @@ async def serve(
     config = config or SimConfig()
     anchor = ClockAnchor.now()
     model = SimModel(config, wall_at_zero=(anchor.wall_ns - anchor.mono_ns) / NS_PER_S)
-    app = create_app(model, monotonic_seconds, middleware=middleware)
+    # the fault layer is outermost: it stands for the network and the front door, before any other middleware
+    faults = FaultLayer.for_model(model, monotonic_seconds)
+    stats: dict[str, StatsSource] = {"faults": faults.snapshot}
+    webhooks = WebhookSender.for_model(model, monotonic_seconds) if config.webhook_url is not None else None
+    if webhooks is not None:
+        model.add_listener(webhooks.on_event)
+        stats["webhooks"] = webhooks.snapshot
+    app = create_app(model, monotonic_seconds, middleware=[faults, *middleware], stats=stats)
     sock = _bind(host, port)
     bound_host, bound_port = sock.getsockname()[:2]
     server = _EmbeddedServer(
@@ -162,6 +177,7 @@ async def serve(
     wakeup = _Wakeup()
     model.add_listener(wakeup.on_event)
     driver_scope = anyio.CancelScope()
+    sender_scope = anyio.CancelScope()
     server_done = anyio.Event()
 
     async def run_server() -> None:
@@ -174,11 +190,17 @@ async def serve(
         with driver_scope:
             await _drive(model, monotonic_seconds, wakeup)
 
+    async def run_sender(sender: WebhookSender) -> None:
+        with sender_scope:
+            await sender.run()
+
     body_error: BaseException | None = None
     try:
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(run_server)
             tasks.start_soon(run_driver)
+            if webhooks is not None:
+                tasks.start_soon(run_sender, webhooks)
             try:
                 with anyio.fail_after(_STARTUP_TIMEOUT_S):
                     while not server.started and not server_done.is_set():
@@ -186,13 +208,16 @@ async def serve(
                 if not server.started:
                     raise RuntimeError(f"the simulator could not start on {base_url_of(bound_host, bound_port)}")
                 try:
-                    yield RunningSimulator(base_url_of(bound_host, bound_port), bound_host, bound_port, model, app)
+                    yield RunningSimulator(
+                        base_url_of(bound_host, bound_port), bound_host, bound_port, model, app, faults, webhooks
+                    )
                 except BaseException as raised:
                     body_error = raised
                     raise
             finally:
                 server.should_exit = True
                 driver_scope.cancel()
+                sender_scope.cancel()
     except BaseExceptionGroup as group:
         # the caller's own exception comes back as itself, not wrapped in the task group's group
         if body_error is not None and len(group.exceptions) == 1 and group.exceptions[0] is body_error:
@@ -216,7 +241,9 @@ class SimulatorStartError(OSError):
 
 
 def simulator_command(config: SimConfig, host: str = "127.0.0.1", port: int = 0) -> list[str]:
-    """The ``python -m stressor.sim`` command line for ``config`` (the API key goes by environment)."""
+    """The ``python -m stressor.sim`` command line for ``config``. The API key and the webhook secret go by
+    environment (``SimulatorProcess`` sets it), never on a command line other users could read. Settings
+    beyond the core ones are passed only when they differ from their defaults."""
     command = [
         sys.executable,
         "-m",
@@ -242,7 +269,54 @@ def simulator_command(config: SimConfig, host: str = "127.0.0.1", port: int = 0)
     ]
     if config.seed is not None:
         command += ["--seed", str(config.seed)]
-    return command
+    return command + _optional_flags(config)
+
+
+def _optional_flags(config: SimConfig) -> list[str]:
+    defaults = SimConfig()
+    flags: list[str] = []
+    for name in _OPTIONAL_SETTINGS:
+        value = getattr(config, name)
+        if value == getattr(defaults, name):
+            continue
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            flags.append(flag if value else "--no-" + name.replace("_", "-"))
+        elif isinstance(value, float):
+            flags += [flag, repr(value)]  # repr round-trips a float exactly
+        else:
+            flags += [flag, str(value)]
+    return flags
+
+
+# every setting of SimConfig that simulator_command passes only when set (the secret goes by environment)
+_OPTIONAL_SETTINGS: tuple[str, ...] = (
+    "rate_limit",
+    "rate_limit_burst",
+    "rate_limit_scope",
+    "rate_limit_status",
+    "retry_after",
+    "rate_limit_headers",
+    "error_rate",
+    "error_status",
+    "error_burst",
+    "fault_after_create",
+    "latency",
+    "reset_rate",
+    "stall",
+    "webhook_url",
+    "webhook_duplicate_rate",
+    "webhook_delay",
+    "webhook_reorder",
+    "webhook_drop_rate",
+    "webhook_max_attempts",
+    "webhook_retry_base",
+    "webhook_retry_cap",
+    "grade_score",
+    "grade_scale",
+    "grade_delay",
+    "grade_twice",
+)
 
 
 class SimulatorProcess:
@@ -287,8 +361,11 @@ class SimulatorProcess:
             raise RuntimeError("the simulator process was already started")
         env = dict(os.environ)
         env.pop(API_KEY_ENV, None)
+        env.pop(WEBHOOK_SECRET_ENV, None)
         if self.config.api_key is not None:
             env[API_KEY_ENV] = self.config.api_key
+        if self.config.webhook_secret is not None:
+            env[WEBHOOK_SECRET_ENV] = self.config.webhook_secret
         env["PYTHONUNBUFFERED"] = "1"
         # the file outlives this method (the child writes to it until stop() closes it)
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115

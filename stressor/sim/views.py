@@ -2,8 +2,10 @@
 simulator's own ground-truth and config documents.
 
 Stamps are ISO 8601 UTC with milliseconds and ``Z`` (``stressor.timestamps.format_iso``); ground truth keeps
-full precision epoch floats. Content the docs leave open (call-log fields beyond the named ones, transcript
-text, grade wording) is plausible rather than real.
+full precision epoch floats. Grade scores are held on 0..1 and written on the configured scale (``scale``: 100
+writes integers 0..100 as the SDK does, 1 writes 0..1 as the docs do); ground truth keeps 0..1. Content the
+docs leave open (call-log fields beyond the named ones, transcript text, grade wording) is plausible rather
+than real.
 """
 
 from __future__ import annotations
@@ -51,12 +53,17 @@ def recording_url(run: Run) -> str | None:
     return f"{RECORDING_BASE}{run.call_id}.wav" if run.call_id and run.ended else None
 
 
-def grade_json(run: Run) -> JsonObject:
-    """The grade object of a run's call (``pending`` until the call ended)."""
-    grade = run.grade or Grade("pending", None, "unknown", None, "", None, None)
+def score_json(score: float | None, scale: int = 100) -> int | float | None:
+    """A 0..1 score as the API writes it: an integer percent at scale 100, the number itself at scale 1."""
+    if score is None:
+        return None
+    return round(score * 100) if scale == 100 else score
+
+
+def grade_object(grade: Grade, scale: int = 100) -> JsonObject:
+    """A grade without its call id: ``data.grade`` of a ``call.graded`` webhook."""
     return {
-        "call_id": run.call_id,
-        "score": grade.score,
+        "score": score_json(grade.score, scale),
         "status": grade.status,
         "call_outcome": grade.call_outcome,
         "goal_achievement": grade.goal_achievement,
@@ -66,7 +73,13 @@ def grade_json(run: Run) -> JsonObject:
     }
 
 
-def run_json(run: Run) -> JsonObject:
+def grade_json(run: Run, scale: int = 100) -> JsonObject:
+    """The grade object of a run's call, the latest grading (``pending`` until graded)."""
+    grade = run.grade or Grade("pending", None, "unknown", None, "", None, None)
+    return {"call_id": run.call_id, **grade_object(grade, scale)}
+
+
+def run_json(run: Run, scale: int = 100) -> JsonObject:
     """The run object: the documented fields plus the SDK's ``duration_seconds``, ``grade``, ``transcript``
     (always null here: it is served by the call's transcript endpoint) and ``recording_url``."""
     return {
@@ -89,7 +102,7 @@ def run_json(run: Run) -> JsonObject:
         "created_at": _iso(run.created),
         "updated_at": _iso(run.updated),
         "duration_seconds": run.duration_seconds,
-        "grade": grade_json(run) if run.grade is not None and run.ended else None,
+        "grade": grade_json(run, scale) if run.grade is not None and run.ended else None,
         "transcript": None,
         "recording_url": recording_url(run),
     }
@@ -126,7 +139,7 @@ def billing_cents(run: Run) -> int | None:
     return minutes * run.estimated_cost_cents
 
 
-def call_json(run: Run) -> JsonObject:
+def call_json(run: Run, scale: int = 100) -> JsonObject:
     """The call log a run produced."""
     grade = run.grade if run.ended else None
     return {
@@ -146,7 +159,7 @@ def call_json(run: Run) -> JsonObject:
         "duration_seconds": run.duration_seconds,
         "charge_multiplier": run.charge_multiplier,
         "billing_total_cents": billing_cents(run),
-        "grade_score": grade.score if grade is not None else None,
+        "grade_score": score_json(grade.score, scale) if grade is not None else None,
         "recording_url": recording_url(run),
         "error_message": run.error_message,
         "created_at": _iso(run.started),
@@ -209,11 +222,13 @@ def truth_json(record: TruthRecord) -> JsonObject:
         "completed": record.completed,
         "status": record.status,
         "call_id": record.call_id,
+        "grade_score": record.grade_score,
+        "webhook_delivered": record.webhook_delivered,
     }
 
 
-def _optional_float(data: Mapping[str, Any], key: str) -> float | None:
-    value = data[key]
+def _optional_float(data: Mapping[str, Any], key: str, *, required: bool = True) -> float | None:
+    value = data[key] if required else data.get(key)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -246,13 +261,21 @@ def truth_from_json(data: object) -> TruthRecord:
             completed=_optional_float(data, "completed"),
             status=status,
             call_id=None if data.get("call_id") is None else str(data["call_id"]),
+            # optional, so documents written before these fields existed still read
+            grade_score=_optional_float(data, "grade_score", required=False),
+            webhook_delivered=_optional_float(data, "webhook_delivered", required=False),
         )
     except KeyError as missing:
         raise ValueError(f"ground-truth record lacks field {missing}") from None
 
 
+def _text_or_none(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
 def config_json(config: SimConfig, seed: int | None) -> JsonObject:
-    """The settings in force (the API key itself is never written, only whether one is required)."""
+    """The settings in force. The API key and the webhook secret are never written, only whether they are set;
+    distributions and windows are written as their flags take them."""
     return {
         "slots": config.slots,
         "call_duration": str(config.call_duration),
@@ -264,4 +287,30 @@ def config_json(config: SimConfig, seed: int | None) -> JsonObject:
         "product": config.product,
         "api_key_required": config.api_key is not None,
         "seed": seed,
+        "rate_limit": config.rate_limit,
+        "rate_limit_burst": config.effective_rate_limit_burst if config.rate_limit is not None else None,
+        "rate_limit_scope": config.rate_limit_scope,
+        "rate_limit_status": config.rate_limit_status,
+        "retry_after": config.retry_after,
+        "rate_limit_headers": config.rate_limit_headers,
+        "error_rate": config.error_rate,
+        "error_status": config.error_status,
+        "error_burst": _text_or_none(config.error_burst),
+        "fault_after_create": config.fault_after_create,
+        "latency": _text_or_none(config.latency),
+        "reset_rate": config.reset_rate,
+        "stall": _text_or_none(config.stall),
+        "webhook_url": config.webhook_url,
+        "webhook_secret_set": config.webhook_secret is not None,
+        "webhook_duplicate_rate": config.webhook_duplicate_rate,
+        "webhook_delay": _text_or_none(config.webhook_delay),
+        "webhook_reorder": config.webhook_reorder,
+        "webhook_drop_rate": config.webhook_drop_rate,
+        "webhook_max_attempts": config.webhook_max_attempts,
+        "webhook_retry_base": config.webhook_retry_base,
+        "webhook_retry_cap": config.webhook_retry_cap,
+        "grade_score": str(config.grade_score),
+        "grade_scale": config.grade_scale,
+        "grade_delay": config.grade_delay,
+        "grade_twice": config.grade_twice,
     }

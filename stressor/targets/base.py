@@ -53,6 +53,7 @@ class RunEnd:
     started_at: float | None
     completed_at: float | None
     error_message: str = ""
+    call_id: str | None = None
 
 
 class SubmitError(Exception):

@@ -15,8 +15,9 @@ or for the run by target, prompt and time, and adopts what it finds. Only a prov
 
 from __future__ import annotations
 
+import random
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,12 +38,15 @@ from stressor.targets.base import (
     SubmittedRun,
     TargetUnavailable,
 )
+from stressor.targets.inbox import CompletionInbox
 from stressor.timestamps import NS_PER_S, parse_iso
+from stressor.webhooks.events import BadEvent, CallGraded, parse_grade
 
 LIST_PAGE_SIZE = 200  # the API's maximum
 MIN_SLEEP_S = 0.001  # shorter sleeps spin under uvloop (engineering notes)
 RECONCILE_WINDOW_S = 5.0  # a reconciled single run must have been created at most this long before the POST
 KNOWN_RUNS_KEPT = 100_000
+MISSING = object()
 TERMINAL = ("completed", "failed")
 # Answers that mean no later request can succeed either: the run stops and says why.
 FATAL_STATUSES = {
@@ -65,6 +69,23 @@ class RunView:
     started_at: float | None
     completed_at: float | None
     error_message: str
+    call_id: str | None = None
+
+    @property
+    def ended(self) -> bool:
+        return self.status in TERMINAL
+
+    def as_end(self) -> RunEnd:
+        """The run's end as the engine takes it (only for a run that has ended)."""
+        return RunEnd(
+            run_id=self.run_id,
+            status=self.status,  # type: ignore[arg-type]
+            detected_ns=self.seen_ns,
+            started_at=self.started_at,
+            completed_at=self.completed_at,
+            error_message=self.error_message,
+            call_id=self.call_id,
+        )
 
 
 def transport_failure(exc: httpx.TransportError) -> TransportFailure:
@@ -113,7 +134,7 @@ def parse_run(item: object, seen_ns: int) -> RunView | None:
     run_id, status = item.get("id"), item.get("status")
     if not isinstance(run_id, str | int) or isinstance(run_id, bool) or not isinstance(status, str):
         return None
-    error = item.get("error_message")
+    error, call_id = item.get("error_message"), item.get("call_id")
     return RunView(
         run_id=str(run_id),
         status=status,
@@ -122,6 +143,7 @@ def parse_run(item: object, seen_ns: int) -> RunView | None:
         started_at=_stamp(item.get("started_at")),
         completed_at=_stamp(item.get("completed_at")),
         error_message=error if isinstance(error, str) else "",
+        call_id=str(call_id) if isinstance(call_id, str | int) and not isinstance(call_id, bool) else None,
     )
 
 
@@ -222,6 +244,8 @@ class TestCallsTarget:
         clock: Callable[[], int] = time.perf_counter_ns,
         wall: Callable[[], float] = time.time,
         transport: httpx.AsyncBaseTransport | None = None,
+        inbox: CompletionInbox | None = None,
+        webhook_fallback_s: float | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
@@ -241,8 +265,14 @@ class TestCallsTarget:
             transport=transport,
         )
         self._lister = RunLister(self._get_json)
+        # With an inbox, webhooks end the runs; a run still open ``webhook_fallback_s`` after its submission
+        # is polled (None: never, every run waits for its webhook).
+        self._inbox = inbox
+        self._webhook_fallback_s = webhook_fallback_s
+        self.late_polls = 0  # batches that had to fall back to polling
         # Run ids this target created recently: a reconciliation must never adopt one of them twice.
         self._known_runs: dict[str, float] = {}
+        self._rng = random.Random()
 
     def __repr__(self) -> str:
         return f"TestCallsTarget({self.base_url!r}, api_key={mask_secret(self._api_key)!r})"
@@ -294,9 +324,12 @@ class TestCallsTarget:
             await anyio.sleep(decision.delay or 0.0)
             attempt += 1
 
-    async def _get_json(self, purpose: str, path: str, params: dict[str, object] | None = None) -> tuple[Any, int]:
-        """A poll: one GET, not retried (the next poll is its retry); ``(None, t)`` on any failure."""
-        decision, response, answered_ns = await self._request("poll", purpose, "GET", path, params=params, retry=False)
+    async def _get_json(
+        self, purpose: str, path: str, params: dict[str, object] | None = None, *, retry: bool = False
+    ) -> tuple[Any, int]:
+        """A GET decoded; ``(None, t)`` on any failure. Polls are not retried (the next poll is their retry);
+        a reconciliation is, since nothing may be sent again until it has an answer."""
+        decision, response, answered_ns = await self._request("poll", purpose, "GET", path, params=params, retry=retry)
         if decision.action != "done" or response is None:
             return None, answered_ns
         try:
@@ -407,7 +440,9 @@ class TestCallsTarget:
         """Find out whether a create that ended without a readable answer made its runs."""
         if self._submit_mode == "single":
             return await self._reconcile_run(order, sent_wall)
-        body, _ = await self._get_json("reconcile", "/v1/test-call-batches", params={"limit": LIST_PAGE_SIZE})
+        body, _ = await self._get_json(
+            "reconcile", "/v1/test-call-batches", params={"limit": LIST_PAGE_SIZE}, retry=True
+        )
         if not isinstance(body, list):
             return _Unknown("the batch list could not be read")
         matches = [item for item in body if isinstance(item, dict) and item.get("name") == order.name]
@@ -421,7 +456,9 @@ class TestCallsTarget:
             return _Unknown("its batch was found but could not be read")
 
     async def _reconcile_run(self, order: BatchOrder, sent_wall: float) -> Submission | _Absent | _Unknown:
-        body, seen_ns = await self._get_json("reconcile", "/v1/test-calls", params={"limit": LIST_PAGE_SIZE})
+        body, seen_ns = await self._get_json(
+            "reconcile", "/v1/test-calls", params={"limit": LIST_PAGE_SIZE}, retry=True
+        )
         if not isinstance(body, list):
             return _Unknown("the run list could not be read")
         request = order.request
@@ -448,8 +485,54 @@ class TestCallsTarget:
 
     async def follow(self, submission: Submission, on_end: Callable[[RunEnd], None]) -> None:
         open_runs = {run.run_id: run.created_at for run in submission.runs}
+        if self._inbox is None:
+            await self._poll(submission, open_runs, on_end)
+            return
+        # Webhooks end the runs; polling starts only for runs whose event is late (or never, when off).
+        all_ended = anyio.Event()
+
+        def pushed(end: RunEnd) -> None:
+            if open_runs.pop(end.run_id, MISSING) is not MISSING:
+                on_end(end)
+            if not open_runs:
+                all_ended.set()
+
+        for run in submission.runs:
+            self._inbox.expect(run.run_id, pushed)
+        try:
+            async with anyio.create_task_group() as fallback:
+                if self._webhook_fallback_s is not None:
+                    fallback.start_soon(self._poll_late, submission, open_runs, on_end, all_ended)
+                if open_runs:
+                    await all_ended.wait()
+                fallback.cancel_scope.cancel()
+        finally:
+            for run in submission.runs:
+                self._inbox.forget(run.run_id)
+
+    async def _poll_late(
+        self,
+        submission: Submission,
+        open_runs: dict[str, float | None],
+        on_end: Callable[[RunEnd], None],
+        all_ended: anyio.Event,
+    ) -> None:
+        assert self._webhook_fallback_s is not None
+        await anyio.sleep(self._webhook_fallback_s)
+        if open_runs:
+            self.late_polls += 1
+            await self._poll(submission, open_runs, on_end)
+        all_ended.set()
+
+    async def _poll(
+        self, submission: Submission, open_runs: dict[str, float | None], on_end: Callable[[RunEnd], None]
+    ) -> None:
+        """Poll until every run in ``open_runs`` has ended (removing them from it, whoever saw the end)."""
         started_ns = self._clock()
-        next_poll_ns = started_ns
+        # The first poll comes at a random point of the first interval: batches submitted together (after a
+        # stall, say) must not poll in lockstep. The error bound stays one interval.
+        first_offset_s = self._rng.uniform(0, self._polls.interval_s)
+        next_poll_ns = started_ns + round(first_offset_s * NS_PER_S) - round(self._polls.interval_s * NS_PER_S)
         failures = 0
         while open_runs:
             # A fixed cadence, not a sleep after each poll: the time a poll takes must not stretch the
@@ -464,22 +547,19 @@ class TestCallsTarget:
                 known_ended = len(submission.runs) - len(open_runs)
                 if ended is None or ended <= known_ended:
                     continue  # nothing new: the list endpoint is not asked
-            for view in self._ended((await self._lister.lookup(open_runs)).values()):
-                del open_runs[view.run_id]
-                on_end(
-                    RunEnd(
-                        run_id=view.run_id,
-                        status=view.status,  # type: ignore[arg-type]
-                        detected_ns=view.seen_ns,
-                        started_at=view.started_at,
-                        completed_at=view.completed_at,
-                        error_message=view.error_message,
-                    )
-                )
+            for view in (await self._lister.lookup(open_runs)).values():
+                if view.ended and open_runs.pop(view.run_id, MISSING) is not MISSING:
+                    on_end(view.as_end())
 
-    @staticmethod
-    def _ended(views: Iterable[RunView]) -> list[RunView]:
-        return [view for view in views if view.status in TERMINAL]
+    async def fetch_grade(self, call_id: str) -> CallGraded | None:
+        """The current grade of a call (``GET /v1/calls/{id}/grade``), or None when unreadable or pending."""
+        body, _ = await self._get_json("grade", f"/v1/calls/{call_id}/grade")
+        grade = parse_grade(call_id, body)
+        if isinstance(grade, BadEvent):
+            if body is not None:
+                self._requests.record_request("grade", "bad_response")
+            return None
+        return grade if grade.score is not None else None
 
     async def _batch_ended_count(self, batch_id: str) -> int | None:
         body, _ = await self._get_json("poll_batch", f"/v1/test-call-batches/{batch_id}")

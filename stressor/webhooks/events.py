@@ -157,6 +157,11 @@ def _call_graded(data: Mapping[str, Any]) -> CallGraded | BadEvent:
     )
 
 
+def parse_grade(call_id: str, grade: object) -> CallGraded | BadEvent:
+    """A grade object as ``GET /v1/calls/{id}/grade`` answers it (the same shape as ``data.grade``)."""
+    return _call_graded({"call_id": call_id, "grade": grade})
+
+
 def parse_event(body: bytes) -> ParsedBody:
     """The event in a (verified) webhook body; never raises."""
     try:

@@ -1,0 +1,146 @@
+"""Accuracy of stressor's figures against the simulator's ground truth, polling and webhooks side by side.
+
+Runs a few profiles against the embedded simulator (in its own process), in polling mode and in webhook
+mode, and prints, per measure, stressor's p50 / p90 / p99 / max beside the truth and the error. The truth
+of a run comes from the simulator: when it really started and ended; its due time comes from the plan.
+
+    python benchmarks/accuracy.py                 # all scenarios, ~1 minute
+    python benchmarks/accuracy.py --only steady   # one of them
+
+Goal (issue 5): at every percentile, error <= one poll interval + 1 ms when polling, <= 5 ms with webhooks.
+Loopback only, bounded: every scenario stops by itself within seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+
+from stressor.metrics import LatencyRecorder, Measure, Outcome, RunRecord
+from stressor.profile import Profile, parse_profile
+from stressor.session import Session, SessionResult, Where
+from stressor.sim.config import SimConfig
+from stressor.sim.records import TruthRecord
+from stressor.timestamps import ClockAnchor
+
+POLL_S = 0.05
+PERCENTILES = (50.0, 90.0, 99.0)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    profile: dict
+    simulator: dict
+
+
+SCENARIOS = (
+    Scenario(
+        "steady",
+        {"batch": {"runs": 5, "stagger": "20ms"}, "stages": [{"duration": "5s", "rate": "10/s"}]},
+        {"slots": 100},
+    ),
+    Scenario(
+        "queueing",  # fewer slots than runs in flight: time queued matters
+        {"batch": {"runs": 10, "stagger": "5ms"}, "stages": [{"duration": "5s", "rate": "6/s"}]},
+        {"slots": 4},
+    ),
+    Scenario(
+        "long-calls",
+        {"batch": {"runs": 4}, "stages": [{"duration": "5s", "rate": "5/s"}]},
+        {"slots": 100, "call_duration": "lognormal(400,0.5)"},
+    ),
+)
+
+# measure -> (what stressor recorded, the truth of one run): the truth in seconds, None when unknown
+Truth = Callable[[RunRecord, TruthRecord, ClockAnchor], float | None]
+
+
+def _q2c(record: RunRecord, real: TruthRecord, anchor: ClockAnchor) -> float | None:
+    return None if real.completed is None else real.completed - anchor.to_wall_s(record.due_ns)
+
+
+def _queued(record: RunRecord, real: TruthRecord, anchor: ClockAnchor) -> float | None:
+    return None if real.started is None or real.released is None else real.started - real.released
+
+
+def _in_progress(record: RunRecord, real: TruthRecord, anchor: ClockAnchor) -> float | None:
+    return None if real.completed is None or real.started is None else real.completed - real.started
+
+
+TRUTHS: dict[Measure, Truth] = {
+    Measure.QUEUE_TO_COMPLETION: _q2c,
+    Measure.TIME_QUEUED: _queued,
+    Measure.TIME_IN_PROGRESS: _in_progress,
+}
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(len(ordered) * p / 100) - 1)]
+
+
+def run(scenario: Scenario, webhooks: bool) -> SessionResult:
+    data = {
+        "grace": "10s",
+        "target": {"poll_interval": f"{POLL_S}s"},
+        "webhooks": {"enabled": webhooks, "fallback": "off"},
+        **scenario.profile,
+    }
+    profile: Profile = parse_profile(data, f"{scenario.name}.toml", Path())
+    config = SimConfig.from_mapping({"seed": 7, "api_key": "sk_test_accuracy", **scenario.simulator})
+    session = Session(profile, Where(None, "sk_test_accuracy", simulator=config), enforce_budget=False, keep_truth=True)
+    return anyio.run(session.run)
+
+
+def report(scenario: Scenario, webhooks: bool, outcome: SessionResult) -> bool:
+    result = outcome.engine
+    truth = {t.id: t for t in outcome.truth or ()}
+    anchor = result.metrics.anchor
+    ended = [r for r in result.records if r.outcome in (Outcome.COMPLETED, Outcome.FAILED)]
+    goal = 0.005 if webhooks else POLL_S + 0.001
+    mode = "webhooks" if webhooks else f"polling {POLL_S * 1000:.0f} ms"
+    print(f"\n{scenario.name} ({mode}): {len(ended)} runs ended, goal: error <= {goal * 1000:.0f} ms")
+    print(f"  {'measure':<20} {'':>6} " + " ".join(f"{name:>9}" for name in ("p50", "p90", "p99", "max")))
+    met = True
+    for measure, truth_of in TRUTHS.items():
+        real = [v for r in ended if (v := truth_of(r, truth[r.run_id], anchor)) is not None]
+        truth_recorder = LatencyRecorder()
+        for value in real:
+            truth_recorder.record_s(value)
+        ours = result.metrics.recorders[measure].summary()
+        theirs = truth_recorder.summary()
+        row_ours = [ours.percentiles_s[p] for p in PERCENTILES] + [ours.max_s]
+        row_truth = [theirs.percentiles_s[p] for p in PERCENTILES] + [theirs.max_s]
+        errors = [a - b for a, b in zip(row_ours, row_truth, strict=True)]  # type: ignore[operator]
+        met &= all(abs(e) <= goal for e in errors)
+        for label, row in (("ours", row_ours), ("truth", row_truth), ("error", errors)):
+            cells = " ".join(f"{v * 1000:>8.1f}m" for v in row)  # type: ignore[operator]
+            print(f"  {measure if label == 'ours' else '':<20} {label:>6} {cells}")
+    print(f"  goal met: {'yes' if met else 'NO'}")
+    return met
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", choices=[s.name for s in SCENARIOS], help="run one scenario")
+    args = parser.parse_args(argv)
+    print("stressor accuracy against the simulator's ground truth (ms; error = ours - truth)")
+    results = []
+    for scenario in SCENARIOS:
+        if args.only and scenario.name != args.only:
+            continue
+        for webhooks in (False, True):
+            results.append(report(scenario, webhooks, run(scenario, webhooks)))
+    print(f"\n{sum(results)} of {len(results)} scenario runs met the goal at every percentile")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

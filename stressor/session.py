@@ -1,0 +1,194 @@
+"""One run of a profile, put together: webhook receiver, embedded simulator, target, engine, grades.
+
+This is the I/O shell's top: the CLI parses flags and prints, a ``Session`` owns everything that is started
+for the run and stops it again, in order (the receiver outlives the simulator that posts to it).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, replace
+
+import anyio
+
+from stressor.engine import Engine, EngineResult
+from stressor.governor import Governor
+from stressor.grades import GradeBook
+from stressor.metrics import Metrics, Outcome
+from stressor.profile import Profile
+from stressor.sim.config import SimConfig
+from stressor.sim.records import TruthRecord
+from stressor.sim.server import SimulatorProcess, fetch_truth_async
+from stressor.targets.base import RunEnd
+from stressor.targets.inbox import CompletionInbox
+from stressor.targets.testcalls import TestCallsTarget
+from stressor.timestamps import ClockAnchor
+from stressor.webhooks.events import CallGraded, RunCompleted
+from stressor.webhooks.receiver import ReceiverStats, WebhookReceiver
+from stressor.webhooks.server import serve_receiver
+
+EMBEDDED_API_KEY = "sk_test_stressor_embedded_simulator"
+GRADE_FETCH_CONCURRENCY = 16
+
+
+@dataclass(frozen=True, slots=True)
+class Where:
+    """The target of a run: a base URL and its key, or None for the embedded simulator (with its config)."""
+
+    base_url: str | None
+    api_key: str
+    simulator: SimConfig | None = None
+    webhook_secrets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SessionResult:
+    """The engine's result, grades joined in, and what the session saw of the target and its webhooks."""
+
+    engine: EngineResult
+    base_url: str
+    webhook_url: str | None
+    webhooks: ReceiverStats | None
+    late_polls: int
+    truth: tuple[TruthRecord, ...] | None = None  # the embedded simulator's ground truth, when asked for
+
+
+def fallback_seconds(profile: Profile) -> float | None:
+    """After how long a run whose webhook has not come is polled (None: never)."""
+    fallback = profile.webhooks.fallback
+    if fallback == "off":
+        return None
+    if fallback == "auto":
+        longest_stagger = max(((s.batch.runs - 1) * s.batch.stagger_s for s in profile.stages), default=0.0)
+        return max(1.0, 2 * profile.mean_call_duration_s + longest_stagger)
+    return float(fallback)
+
+
+class Session:
+    """Runs one profile against one target."""
+
+    def __init__(self, profile: Profile, where: Where, *, enforce_budget: bool, keep_truth: bool = False) -> None:
+        self.profile = profile
+        self.keep_truth = keep_truth
+        self.where = where
+        self.enforce_budget = enforce_budget
+        self.metrics = Metrics(ClockAnchor.now())
+        self.governor = Governor(profile.limits)
+        self.grades = GradeBook()
+        self.inbox = CompletionInbox() if profile.webhooks.enabled else None
+        self.engine: Engine | None = None
+
+    def interrupt(self) -> None:
+        if self.engine is not None:
+            self.engine.interrupt()
+
+    def _on_webhook(self, event: RunCompleted | CallGraded, received_ns: int) -> None:
+        if isinstance(event, CallGraded):
+            self.grades.record(event)
+            return
+        if self.inbox is not None and event.status in ("completed", "failed"):
+            self.inbox.deliver(
+                RunEnd(
+                    run_id=event.run_id,
+                    status=event.status,  # type: ignore[arg-type]
+                    detected_ns=received_ns,
+                    started_at=event.started_at,
+                    completed_at=event.completed_at,
+                    error_message=event.error_message,
+                    call_id=event.call_id,
+                )
+            )
+
+    async def run(self, check: Callable[[TestCallsTarget], object] | None = None) -> SessionResult:
+        """Start what the run needs, run the engine, collect grades, stop everything."""
+        profile, where = self.profile, self.where
+        async with AsyncExitStack() as stack:
+            receiver, webhook_url = None, None
+            if profile.webhooks.enabled:
+                secrets_ = where.webhook_secrets or (f"whsec_{secrets.token_hex(24)}",)
+                receiver = WebhookReceiver(secrets_, self._on_webhook)
+                hooks = profile.webhooks
+                running = await stack.enter_async_context(
+                    serve_receiver(receiver, hooks.listen_host, hooks.listen_port)
+                )
+                webhook_url = hooks.public_url or running.url
+                where = replace(where, webhook_secrets=secrets_)
+            base_url = where.base_url
+            if base_url is None:
+                assert where.simulator is not None
+                config = where.simulator
+                if webhook_url is not None:
+                    config = replace(config, webhook_url=webhook_url, webhook_secret=where.webhook_secrets[0])
+                base_url = await stack.enter_async_context(SimulatorProcess(config))
+            target = TestCallsTarget(
+                base_url,
+                where.api_key,
+                requests=self.metrics,
+                governor=self.governor,
+                submit_mode=profile.target.submit,
+                poll_interval_s=profile.target.poll_interval_s,
+                poll_max_interval_s=profile.target.poll_interval_max_s,
+                timeout_s=profile.target.request_timeout_s,
+                inbox=self.inbox,
+                webhook_fallback_s=fallback_seconds(profile) if self.inbox is not None else None,
+            )
+            stack.push_async_callback(target.aclose)
+            await target.check()
+            self.engine = Engine(
+                profile, target, metrics=self.metrics, governor=self.governor, enforce_budget=self.enforce_budget
+            )
+            result = await self.engine.run()
+            if self._grading and not result.interrupted:
+                await self._collect_grades(result, target)
+            result = self._join_grades(result)
+            truth = None
+            if self.keep_truth and where.base_url is None:
+                truth = tuple(await fetch_truth_async(base_url))
+            return SessionResult(
+                engine=result,
+                base_url=base_url,
+                webhook_url=webhook_url,
+                webhooks=receiver.stats() if receiver is not None else None,
+                late_polls=target.late_polls,
+                truth=truth,
+            )
+
+    @property
+    def _grading(self) -> bool:
+        grades = self.profile.grades
+        return grades.fetch or grades.threshold is not None or self.profile.webhooks.enabled
+
+    async def _collect_grades(self, result: EngineResult, target: TestCallsTarget) -> None:
+        """Listen ``grades.wait`` longer for grades (a call may be graded again later: fast, then full), then
+        fetch the missing ones if asked to."""
+        calls = [r.call_id for r in result.records if r.outcome is Outcome.COMPLETED and r.call_id]
+        await anyio.sleep(self.profile.grades.wait_s)
+        if not self.profile.grades.fetch:
+            return
+        limiter = anyio.CapacityLimiter(GRADE_FETCH_CONCURRENCY)
+
+        async def fetch(call_id: str) -> None:
+            async with limiter:
+                grade = await target.fetch_grade(call_id)
+            if grade is not None:
+                self.grades.record(grade)
+
+        async with anyio.create_task_group() as fetches:
+            for call_id in calls:
+                if self.grades.get(call_id) is None:
+                    fetches.start_soon(fetch, call_id)
+
+    def _join_grades(self, result: EngineResult) -> EngineResult:
+        if not self._grading:
+            return result
+        threshold = self.profile.grades.threshold
+        records = []
+        for record in result.records:
+            grade = self.grades.get(record.call_id)
+            graded = record if grade is None else replace(record, grade=grade.score)
+            if graded.outcome is Outcome.COMPLETED:
+                self.metrics.record_grade(graded, threshold)
+            records.append(graded)
+        return replace(result, records=tuple(records))

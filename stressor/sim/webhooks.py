@@ -1,0 +1,282 @@
+"""Webhooks sent by the simulator, as the test-calls API sends them (testcalls-api.md, Webhooks).
+
+Events: ``test-call.completed`` when a run ends, completed or failed (``data``: the run object as the API
+shows it at that moment), and ``call.graded`` when a completed call is graded (``data``: ``call_id`` and
+``grade``; twice per call with ``grade_twice``). Bodies are compact JSON with sorted keys; every attempt carries
+``X-ThunderPhone-Signature`` (V1, HMAC of the body) and ``X-ThunderPhone-Signature-V2`` (signed afresh with the
+current unix time, ``POST`` and the URL's ``path?query``), made by ``stressor.webhooks.signature``.
+
+Pure parts: ``webhook_for`` (event -> body), ``signature_headers``, ``DeliveryPolicy`` (the seeded draws:
+loss, delay, reordering, duplicates, and the retry schedule). I/O: ``WebhookSender``, a model listener that
+queues events, and a task (``run``) that delivers them.
+
+Delivery is at-least-once: any non-2xx answer or transport error is retried after ``webhook_retry_base`` real
+seconds, doubling each time up to ``webhook_retry_cap``, until ``webhook_max_attempts`` attempts were made
+(then it is given up and counted). Up to ``MAX_IN_FLIGHT`` deliveries run at once (each attempt times out
+after ``ATTEMPT_TIMEOUT_S``), so arrival order is best effort even without ``webhook_reorder``.
+
+For tests of receivers: ``webhook_drop_rate`` loses events (never sent), ``webhook_delay`` holds each one
+before its first attempt, ``webhook_reorder`` holds each one a random moment of up to ``REORDER_WINDOW_S``
+(events close together then arrive shuffled), ``webhook_duplicate_rate`` sends a delivered event once more
+(what a sender that lost the answer does).
+
+Ground truth: the first 2xx answer to a run's ``test-call.completed`` is recorded in the model
+(``TruthRecord.webhook_delivered``). Deliveries still pending when the simulator stops are abandoned.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import random
+import secrets
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import anyio
+import httpx
+import orjson
+
+from stressor.sim.config import SimConfig
+from stressor.sim.model import SimModel
+from stressor.sim.records import SimEvent
+from stressor.sim.views import grade_object, run_json
+from stressor.webhooks.events import CALL_GRADED, RUN_COMPLETED
+from stressor.webhooks.signature import V1_HEADER, V2_HEADER, sign_v1, sign_v2
+
+Headers = tuple[tuple[str, str], ...]
+
+# Few connections on purpose: httpx's pool costs more per request the more connections it holds. Measured on
+# a 2-core machine, 80 events at once reached an idle receiver in ~0.11 s with 2 in flight, ~0.25 s with 8;
+# a sender slower than the client under test would show up in the client's detection delay.
+MAX_IN_FLIGHT = 2
+REORDER_WINDOW_S = 0.1
+ATTEMPT_TIMEOUT_S = 5.0
+USER_AGENT = "stressor-sim"
+#: The counters of ``WebhookSender.snapshot`` (besides ``pending`` and ``delivered_by_type``).
+COUNTED: tuple[str, ...] = (
+    "events",
+    "dropped",
+    "attempts",
+    "delivered",
+    "retries",
+    "failures",
+    "gave_up",
+    "duplicates",
+)
+
+_MIN_SLEEP_S = 0.001  # sleeping less than 1 ms busy-loops on some event loops
+
+
+@dataclass(frozen=True, slots=True)
+class Webhook:
+    """One event to deliver: its type, its body (the exact bytes signed and sent), and for
+    ``test-call.completed`` the run it reports (for ground truth)."""
+
+    type: str
+    body: bytes
+    run_id: str | None = None
+
+
+def event_body(event_type: str, data: object) -> bytes:
+    """``{"type": ..., "data": ...}`` as compact JSON with sorted keys (at every level)."""
+    return orjson.dumps({"type": event_type, "data": data}, option=orjson.OPT_SORT_KEYS)
+
+
+def webhook_for(event: SimEvent, scale: int = 100) -> Webhook | None:
+    """The webhook a model event becomes, or None (creations, starts and batch events send none)."""
+    run = event.run
+    if run is None:
+        return None
+    if event.kind == "run.ended":
+        return Webhook(RUN_COMPLETED, event_body(RUN_COMPLETED, run_json(run, scale)), run.id)
+    if event.kind == "call.graded" and run.grade is not None:
+        data = {"call_id": run.call_id, "grade": grade_object(run.grade, scale)}
+        return Webhook(CALL_GRADED, event_body(CALL_GRADED, data))
+    return None
+
+
+def request_target(url: str) -> str:
+    """The request target an HTTP client sends for ``url`` (``/path?query``): what V2 signs."""
+    return httpx.URL(url).raw_path.decode("ascii")
+
+
+def signature_headers(secret: str, body: bytes, target: str, unix: int) -> Headers:
+    """The headers of one delivery attempt: content type and both signatures (V2 over ``target`` at ``unix``)."""
+    return (
+        ("content-type", "application/json"),
+        (V1_HEADER, sign_v1(secret, body)),
+        (V2_HEADER, sign_v2(secret, unix, "POST", target, body)),
+    )
+
+
+class DeliveryPolicy:
+    """The seeded draws of delivery: whether an event is lost, how long it waits before its first attempt,
+    whether a delivered one is sent again, and how long to wait before each retry."""
+
+    def __init__(self, config: SimConfig, rng: random.Random) -> None:
+        self.config = config
+        self._rng = rng
+
+    def first_delay(self) -> float | None:
+        """Seconds from the event to its first attempt, or None when the event is lost."""
+        config = self.config
+        if config.webhook_drop_rate > 0 and self._rng.random() < config.webhook_drop_rate:
+            return None
+        delay = config.webhook_delay.sample(self._rng) if config.webhook_delay is not None else 0.0
+        if config.webhook_reorder:
+            delay += self._rng.uniform(0.0, REORDER_WINDOW_S)
+        return delay
+
+    def duplicate(self) -> bool:
+        """Whether a delivered event is sent once more."""
+        rate = self.config.webhook_duplicate_rate
+        return rate > 0 and self._rng.random() < rate
+
+    def retry_delay(self, failures: int) -> float | None:
+        """Seconds before the next attempt after ``failures`` failed ones, or None: give up."""
+        config = self.config
+        if failures >= config.webhook_max_attempts:
+            return None
+        return min(config.webhook_retry_cap, config.webhook_retry_base * 2 ** (failures - 1))
+
+
+@dataclass(frozen=True, slots=True)
+class _Delivery:
+    webhook: Webhook
+    failures: int = 0
+    copy: bool = False  # the deliberate second delivery of an event already delivered
+
+
+class WebhookSender:
+    """Delivers the model's events to ``config.webhook_url``: register ``on_event`` with
+    ``model.add_listener`` and run ``run()`` as a task for as long as the simulator serves.
+
+    ``clock`` is the model's monotonic clock; the V2 timestamp is the model's wall time of it.
+    """
+
+    def __init__(self, model: SimModel, clock: Callable[[], float], *, rng: random.Random) -> None:
+        config = model.config
+        if config.webhook_url is None or config.webhook_secret is None:
+            raise ValueError("a webhook sender needs webhook_url and webhook_secret in the config")
+        self.model = model
+        self.clock = clock
+        self.url = config.webhook_url
+        self._secret = config.webhook_secret
+        self._target = request_target(self.url)
+        self._scale = config.grade_scale
+        self.policy = DeliveryPolicy(config, rng)
+        self._heap: list[tuple[float, int, _Delivery]] = []
+        self._seq = itertools.count()
+        self._wake: anyio.Event | None = None
+        self._in_flight = 0
+        self._counts: Counter[str] = Counter()
+        self._delivered_by_type: Counter[str] = Counter()
+
+    @classmethod
+    def for_model(cls, model: SimModel, clock: Callable[[], float]) -> WebhookSender:
+        """The sender for ``model``'s config, its draws seeded from the model's seed (a stream of their own)."""
+        seed = model.seed if model.seed is not None else secrets.randbits(32)
+        return cls(model, clock, rng=random.Random(f"webhooks:{seed}"))
+
+    def __repr__(self) -> str:
+        # the secret stays out of reprs and logs
+        return f"WebhookSender(url={self.url!r})"
+
+    def snapshot(self) -> dict[str, object]:
+        """Counters: ``events`` (webhooks made), ``dropped`` (lost on purpose), ``attempts`` (POSTs sent),
+        ``delivered`` (2xx answers, duplicates included), ``retries`` (attempts after a failed one),
+        ``failures`` (non-2xx answers and transport errors), ``gave_up`` (deliveries abandoned after the last
+        attempt), ``duplicates`` (second deliveries sent); ``pending`` (waiting or in flight) and
+        ``delivered_by_type``."""
+        counts: dict[str, object] = {name: self._counts[name] for name in COUNTED}
+        counts["pending"] = len(self._heap) + self._in_flight
+        counts["delivered_by_type"] = dict(sorted(self._delivered_by_type.items()))
+        return counts
+
+    # -- events in -----------------------------------------------------------------------------------------
+
+    def on_event(self, event: SimEvent) -> None:
+        """Model listener: queue the event's webhook (built now, so it shows the run as it was at that time)."""
+        webhook = webhook_for(event, self._scale)
+        if webhook is None:
+            return
+        self._counts["events"] += 1
+        delay = self.policy.first_delay()
+        if delay is None:
+            self._counts["dropped"] += 1
+            return
+        self._push(self.clock() + delay, _Delivery(webhook))
+
+    def _push(self, due: float, delivery: _Delivery) -> None:
+        heapq.heappush(self._heap, (due, next(self._seq), delivery))
+        if self._wake is not None:
+            self._wake.set()
+
+    # -- delivering ----------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Deliver queued webhooks until cancelled."""
+        limiter = anyio.CapacityLimiter(MAX_IN_FLIGHT)
+        limits = httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=MAX_IN_FLIGHT)
+        async with (
+            httpx.AsyncClient(
+                timeout=ATTEMPT_TIMEOUT_S, limits=limits, trust_env=False, headers={"user-agent": USER_AGENT}
+            ) as client,
+            anyio.create_task_group() as tasks,
+        ):
+            while True:
+                # re-read the queue on every pass, so a wake-up set while we were busy is never lost
+                self._wake = anyio.Event()
+                now = self.clock()
+                while self._heap and self._heap[0][0] <= now:
+                    _, _, delivery = heapq.heappop(self._heap)
+                    self._in_flight += 1
+                    tasks.start_soon(self._attempt, client, limiter, delivery)
+                timeout = max(self._heap[0][0] - now, _MIN_SLEEP_S) if self._heap else math.inf
+                with anyio.move_on_after(timeout):
+                    await self._wake.wait()
+
+    async def _attempt(self, client: httpx.AsyncClient, limiter: anyio.CapacityLimiter, delivery: _Delivery) -> None:
+        try:
+            async with limiter:
+                self._counts["attempts"] += 1
+                if delivery.failures:
+                    self._counts["retries"] += 1
+                elif delivery.copy:
+                    self._counts["duplicates"] += 1
+                body = delivery.webhook.body
+                unix = int(self.model.wall(self.clock()))
+                headers = signature_headers(self._secret, body, self._target, unix)
+                try:
+                    response = await client.post(self.url, content=body, headers=headers)
+                    delivered = 200 <= response.status_code < 300
+                except httpx.RequestError:
+                    # transport errors, timeouts, and answers that cannot be read: all "not delivered"
+                    delivered = False
+        finally:
+            self._in_flight -= 1
+        if delivered:
+            self._on_delivered(delivery)
+        else:
+            self._on_failed(delivery)
+
+    def _on_delivered(self, delivery: _Delivery) -> None:
+        webhook = delivery.webhook
+        self._counts["delivered"] += 1
+        self._delivered_by_type[webhook.type] += 1
+        if webhook.run_id is not None:
+            self.model.record_webhook_delivered(webhook.run_id, self.clock())
+        if not delivery.copy and self.policy.duplicate():
+            self._push(self.clock(), _Delivery(webhook, copy=True))
+
+    def _on_failed(self, delivery: _Delivery) -> None:
+        self._counts["failures"] += 1
+        failures = delivery.failures + 1
+        delay = self.policy.retry_delay(failures)
+        if delay is None:
+            self._counts["gave_up"] += 1
+            return
+        self._push(self.clock() + delay, replace(delivery, failures=failures))
