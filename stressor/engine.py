@@ -299,8 +299,13 @@ class Engine:
         admitted = False
         try:
             self.metrics.dispatch_lag.record_ns(self._clock() - due_ns)
-            blocked = await self._wait_for_room(runs, due_ns)
-            self._runs_waiting -= runs
+            try:
+                blocked = await self._wait_for_room(runs, due_ns)
+            except anyio.get_cancelled_exc_class():
+                self.metrics.record_not_started("stopped", runs)  # the run ended while it waited for room
+                raise
+            finally:
+                self._runs_waiting -= runs
             if blocked is not None:
                 self.metrics.record_not_started(blocked, runs)
                 return
@@ -343,6 +348,11 @@ class Engine:
         self.metrics.record_batch_start(due_ns, sent_ns)
         try:
             submission = await self.target.submit(order)
+        except anyio.get_cancelled_exc_class():
+            # The run ended with the create still unanswered: its runs may exist. Open, never dropped.
+            for record in runs:
+                self._finish(replace(record, error="create_in_flight"))
+            raise
         except SubmitError as error:
             outcome = Outcome.REJECTED if error.cause in THROTTLED else Outcome.ERRORED
             for record in runs:

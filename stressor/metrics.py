@@ -198,6 +198,14 @@ class Breakdown:
     grades: ScoreStats = field(default_factory=ScoreStats)
 
 
+def _slice(pieces: dict[str, Breakdown], name: str) -> Breakdown:
+    # Not setdefault: a Breakdown holds two 184 KiB histograms, too dear to build and drop on every run.
+    piece = pieces.get(name)
+    if piece is None:
+        piece = pieces[name] = Breakdown()
+    return piece
+
+
 class Metrics:
     """All figures of one run of stressor. Fed by the engine and the targets; knows no I/O."""
 
@@ -237,8 +245,8 @@ class Metrics:
         if record.error and record.outcome in (Outcome.ERRORED, Outcome.REJECTED):
             self.errors[record.error] += 1
         slices = (
-            self.by_variant.setdefault(record.variant, Breakdown()),
-            self.by_scenario.setdefault(record.scenario, Breakdown()),
+            _slice(self.by_variant, record.variant),
+            _slice(self.by_scenario, record.scenario),
         )
         for piece in slices:
             piece.outcomes[record.outcome] += 1
@@ -266,8 +274,8 @@ class Metrics:
         """Count the grade of a run that completed (an ungraded one too: grades may never come)."""
         for stats in (
             self.grades,
-            self.by_variant.setdefault(record.variant, Breakdown()).grades,
-            self.by_scenario.setdefault(record.scenario, Breakdown()).grades,
+            _slice(self.by_variant, record.variant).grades,
+            _slice(self.by_scenario, record.scenario).grades,
         ):
             stats.add(record.grade, threshold)
 

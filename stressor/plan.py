@@ -161,12 +161,14 @@ def estimate(profile: Profile) -> tuple[list[StageEstimate], StageEstimate]:
         if isinstance(load, OpenLoad):
             batches = per_stage_batches[window.index]
             runs = batches * shape.runs
-            peak = load.batches_per_s.peak * shape.runs * lifetime
+            # Little's law holds once the stage outlasts a run's lifetime; a short stage peaks at what it starts.
+            peak = load.batches_per_s.peak * shape.runs * min(lifetime, stage.duration_s)
             model = "open"
         elif isinstance(load, ClosedLoad):
-            runs = math.ceil(load.runs_in_flight.mean * stage.duration_s / lifetime)
-            batches = math.ceil(runs / shape.runs)
             peak = load.runs_in_flight.peak
+            # Every run in flight at the peak is one run at least, however long the calls.
+            runs = max(math.ceil(load.runs_in_flight.mean * stage.duration_s / lifetime), math.ceil(peak))
+            batches = math.ceil(runs / shape.runs)
             model = "closed"
         else:
             batches = runs = 0

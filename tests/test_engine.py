@@ -223,3 +223,16 @@ def test_throttled_creates_are_rejected_and_a_tripped_breaker_stops_the_run() ->
     assert result.metrics.not_started["breaker"] > 50  # the rest of the plan is counted, not forgotten
     assert result.metrics.planned_runs == 100
     assert result.elapsed_s < 1.5
+
+
+def test_creates_still_unanswered_when_the_run_ends_are_reported_open_not_lost() -> None:
+    class Hanging(FakeTarget):
+        async def submit(self, order: BatchOrder) -> Submission:
+            await anyio.sleep(10)
+            raise AssertionError("unreachable")
+
+    profile = profile_of([{"duration": "0.2s", "rate": "10/s"}], grace="0.1s", batch={"runs": 2})
+    result = run(profile, Hanging())
+    assert result.metrics.outcomes == {Outcome.OPEN: 4}
+    assert {r.error for r in result.records} == {"create_in_flight"}
+    assert result.metrics.planned_runs == 4

@@ -121,3 +121,14 @@ def test_estimate_counts_runs_cost_and_peak() -> None:
     assert total.runs == stages[0].runs + stages[1].runs
     assert total.cost_cents == total.runs * 16
     assert total.requests > total.batches  # at least the POSTs and the polls
+
+
+def test_short_stages_and_closed_stages_are_not_overestimated() -> None:
+    # 10 s of 1 batch/s with 55 s calls: Little's law would say 55 x 5 in flight, but only 50 runs start.
+    short = profile_of([{"duration": "10s", "rate": "1/s"}], batch={"runs": 5}, mean_call_duration="55s")
+    stages, _ = estimate(short)
+    assert stages[0].runs == 50
+    assert stages[0].peak_in_flight <= stages[0].runs
+    closed = profile_of([{"duration": "10s", "in_flight": 16}], mean_call_duration="55s")
+    stages, _ = estimate(closed)
+    assert stages[0].runs >= 16  # the runs in flight at the peak are runs too

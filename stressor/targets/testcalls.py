@@ -38,6 +38,7 @@ from stressor.targets.base import (
     SubmittedRun,
     TargetUnavailable,
 )
+from stressor.targets.http import ShardedClient
 from stressor.targets.inbox import CompletionInbox
 from stressor.timestamps import NS_PER_S, parse_iso
 from stressor.webhooks.events import BadEvent, CallGraded, parse_grade
@@ -46,6 +47,7 @@ LIST_PAGE_SIZE = 200  # the API's maximum
 MIN_SLEEP_S = 0.001  # shorter sleeps spin under uvloop (engineering notes)
 RECONCILE_WINDOW_S = 5.0  # a reconciled single run must have been created at most this long before the POST
 KNOWN_RUNS_KEPT = 100_000
+HTTP_SHARDS = 8
 MISSING = object()
 TERMINAL = ("completed", "failed")
 # Answers that mean no later request can succeed either: the run stops and says why.
@@ -255,13 +257,13 @@ class TestCallsTarget:
         self._polls = PollSchedule(poll_interval_s, max(poll_max_interval_s or poll_interval_s, poll_interval_s))
         self._clock = clock
         self._wall = wall
-        # Keep-alive as large as the pool: with the default 20, connections churn above 20 in flight.
-        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-        self._client = httpx.AsyncClient(
+        # Keep-alive as large as each pool: with httpx's default of 20, connections churn above 20 in flight.
+        self._client = ShardedClient(
+            shards=HTTP_SHARDS,
+            connections_per_shard=max(1, max_connections // HTTP_SHARDS),
             base_url=self.base_url,
             headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
             timeout=httpx.Timeout(timeout_s),
-            limits=limits,
             transport=transport,
         )
         self._lister = RunLister(self._get_json)
