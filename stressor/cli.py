@@ -24,7 +24,8 @@ from stressor.plan import estimate
 from stressor.profile import Profile, ProfileError, load_profile
 from stressor.report.console import render_summary
 from stressor.report.hlog import write_hlog
-from stressor.report.results import build_results, webhooks_json, write_results
+from stressor.report.results import build_results, results_from_runs_log, webhooks_json, write_results
+from stressor.report.runlog import RunLog, RunLogError
 from stressor.secrets import mask_secret
 from stressor.session import EMBEDDED_API_KEY, Session, SessionResult, Where
 from stressor.sim.command import sim
@@ -209,6 +210,13 @@ def run(
         Path | None,
         typer.Option(help="Also write an HDR interval log (.hlog) of queue-to-completion, one histogram per interval."),
     ] = None,
+    runs_log: Annotated[
+        Path | None,
+        typer.Option(
+            help="The runs log: one JSON line per run as it ends, flushed every second (default: the results "
+            "path with .runs.jsonl); 'stressor report' rebuilds the summary from it after a crash or kill -9."
+        ),
+    ] = None,
     poll_interval: Annotated[str | None, typer.Option(help="Override target.poll_interval, e.g. 250ms or 2s.")] = None,
     grace: Annotated[
         str | None,
@@ -302,13 +310,16 @@ def run(
             raise _fail(f"webhooks against a real API need the signing secret in {WEBHOOK_SECRET_ENV}", EXIT_USAGE)
         where = Where(base_url=profile.target.base_url, api_key=api_key, webhook_secrets=secrets_)
 
-    session = Session(profile, where, enforce_budget=not embedded)
+    log = RunLog(runs_log or out.with_suffix(".runs.jsonl"))
+    session = Session(profile, where, enforce_budget=not embedded, runs_log=log)
     try:
         outcome = anyio.run(_run_session, session, progress or None)
     except TargetUnavailable as exc:
         raise _fail(str(exc), EXIT_TARGET) from None
     except OSError as exc:
         raise _fail(f"could not start what the run needs: {exc}", EXIT_TARGET) from None
+    finally:
+        log.close()
 
     result = outcome.engine
     target_info: dict[str, Any] = {
@@ -326,7 +337,7 @@ def run(
     if hlog is not None:
         write_hlog(hlog, intervals, document["started_at"])
     typer.echo(render_summary(document))
-    typer.echo(f"\nresults: {out}")
+    typer.echo(f"\nresults: {out}  runs log: {log.path}")
     if result.interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
     if result.stop_cause == "breaker":
@@ -398,9 +409,18 @@ def plan(
 
 @app.command()
 def report(
-    results_path: Annotated[Path, typer.Argument(metavar="RESULTS", help="A results.json written by run.")],
+    results_path: Annotated[
+        Path, typer.Argument(metavar="RESULTS", help="A results.json written by run, or its .runs.jsonl log.")
+    ],
 ) -> None:
-    """Print the summary of a results file again."""
+    """Print the summary of a results file again (or rebuild it from a runs log, .runs.jsonl)."""
+    if results_path.suffix == ".jsonl":
+        try:
+            document = results_from_runs_log(results_path)
+        except RunLogError as exc:
+            raise _fail(str(exc), EXIT_USAGE) from None
+        typer.echo(render_summary(document))
+        return
     try:
         document = orjson.loads(results_path.read_bytes())
     except OSError as exc:

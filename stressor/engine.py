@@ -67,12 +67,14 @@ class Engine:
         metrics: Metrics | None = None,
         governor: Governor | None = None,
         enforce_budget: bool = False,
+        on_record: Callable[[RunRecord], None] | None = None,
         clock: Callable[[], int] = time.perf_counter_ns,
     ) -> None:
         self.profile = profile
         self.target = target
         self.enforce_budget = enforce_budget and profile.cost.budget_cents is not None
         self._clock = clock
+        self._on_record = on_record  # told of every run as it ends (the runs log)
         self.metrics = metrics if metrics is not None else Metrics(ClockAnchor.now())
         self.governor = governor if governor is not None else Governor(profile.limits)
         self._t0_ns = 0
@@ -398,8 +400,15 @@ class Engine:
             )
         )
 
+    @property
+    def t0_ns(self) -> int:
+        """The monotonic instant the run began (0 before it did)."""
+        return self._t0_ns
+
     def _finish(self, record: RunRecord) -> None:
         self._records.append(record)
+        if self._on_record is not None:
+            self._on_record(record)
         self.metrics.record_run(record)
         self.governor.runs_in_flight -= 1
         self._room.set()

@@ -183,6 +183,7 @@ class RunRecord:
             "started_at": self.started_at,
             "completed_at": self.completed_at,
             "cost_cents": self.cost_cents,
+            "stagger_s": self.stagger_s,
             "call_id": self.call_id,
             "grade": self.grade,
         }

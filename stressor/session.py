@@ -7,7 +7,7 @@ for the run and stops it again, in order (the receiver outlives the simulator th
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+import time
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 
@@ -16,8 +16,9 @@ import anyio
 from stressor.engine import Engine, EngineResult
 from stressor.governor import Governor
 from stressor.grades import GradeBook
-from stressor.metrics import Metrics, Outcome
+from stressor.metrics import Metrics, Outcome, RunRecord
 from stressor.profile import Profile
+from stressor.report.runlog import RunLog
 from stressor.sim.config import SimConfig
 from stressor.sim.records import TruthRecord
 from stressor.sim.server import SimulatorProcess, fetch_truth_async
@@ -69,9 +70,18 @@ def fallback_seconds(profile: Profile) -> float | None:
 class Session:
     """Runs one profile against one target."""
 
-    def __init__(self, profile: Profile, where: Where, *, enforce_budget: bool, keep_truth: bool = False) -> None:
+    def __init__(
+        self,
+        profile: Profile,
+        where: Where,
+        *,
+        enforce_budget: bool,
+        keep_truth: bool = False,
+        runs_log: RunLog | None = None,
+    ) -> None:
         self.profile = profile
         self.keep_truth = keep_truth
+        self.runs_log = runs_log
         self.where = where
         self.enforce_budget = enforce_budget
         self.metrics = Metrics(ClockAnchor.now())
@@ -101,7 +111,7 @@ class Session:
                 )
             )
 
-    async def run(self, check: Callable[[TestCallsTarget], object] | None = None) -> SessionResult:
+    async def run(self) -> SessionResult:
         """Start what the run needs, run the engine, collect grades, stop everything."""
         profile, where = self.profile, self.where
         async with AsyncExitStack() as stack:
@@ -137,9 +147,14 @@ class Session:
             stack.push_async_callback(target.aclose)
             await target.check()
             self.engine = Engine(
-                profile, target, metrics=self.metrics, governor=self.governor, enforce_budget=self.enforce_budget
+                profile,
+                target,
+                metrics=self.metrics,
+                governor=self.governor,
+                enforce_budget=self.enforce_budget,
+                on_record=self._log_run if self.runs_log is not None else None,
             )
-            result = await self.engine.run()
+            result = await self._run_engine(self.engine, base_url)
             if self._grading and not result.interrupted:
                 await self._collect_grades(result, target)
             result = self._join_grades(result)
@@ -154,6 +169,46 @@ class Session:
                 late_polls=target.late_polls,
                 truth=truth,
             )
+
+    async def _run_engine(self, engine: Engine, base_url: str) -> EngineResult:
+        """The engine, with the runs log started before it and flushed every second while it runs."""
+        log = self.runs_log
+        if log is None:
+            return await engine.run()
+
+        async def flush_every_second() -> None:
+            while True:
+                await anyio.sleep(1.0)
+                log.flush()
+
+        log.write(
+            {
+                "type": "start",
+                "profile": self.profile.name,
+                "source": self.profile.source,
+                "started_at": time.time(),
+                "target": {"base_url": base_url, "embedded_simulator": self.where.base_url is None},
+            }
+        )
+        log.flush()
+        async with anyio.create_task_group() as flusher:
+            flusher.start_soon(flush_every_second)
+            result = await engine.run()
+            flusher.cancel_scope.cancel()
+        log.write(
+            {
+                "type": "end",
+                "ended_at": result.metrics.anchor.to_wall_s(result.ended_ns),
+                "interrupted": result.interrupted,
+                "stop_reason": result.stop_reason,
+            }
+        )
+        log.flush()
+        return result
+
+    def _log_run(self, record: RunRecord) -> None:
+        assert self.runs_log is not None and self.engine is not None
+        self.runs_log.write({"type": "run", **record.to_json(self.metrics.anchor, self.engine.t0_ns)})
 
     @property
     def _grading(self) -> bool:

@@ -14,11 +14,12 @@ from typing import Any
 import orjson
 
 from stressor.engine import EngineResult
-from stressor.governor import GovernorReport
+from stressor.governor import Governor, GovernorReport
 from stressor.intervals import Interval
 from stressor.metrics import MEASURE_SOURCES, Breakdown, LatencyRecorder, Measure, Metrics, Outcome, Summary
 from stressor.plan import peak_batch_rate
-from stressor.profile import Profile
+from stressor.profile import Limits, Profile, TargetSpec
+from stressor.report.runlog import read_runs_log
 from stressor.session import SessionResult
 
 SCHEMA = "stressor.results/1"
@@ -187,6 +188,41 @@ def build_results(
         "intervals": intervals_json(intervals),
         "run_records": [record.to_json(anchor, result.t0_ns) for record in result.records],
     }
+
+
+def results_from_runs_log(path: Path) -> dict[str, Any]:
+    """A results document rebuilt from a runs log alone (after a kill, say): every run-level figure; the
+    batch-level ones (start lateness, submit round trip) and the interval series are not in the log."""
+    start, records, end, anchor = read_runs_log(path)
+    metrics = Metrics(anchor)
+    for record in records:
+        metrics.record_run(record)
+    metrics.planned_runs = len(records)
+    metrics.submitted_runs = sum(1 for r in records if r.run_id is not None)
+    metrics.cost_cents = sum(r.cost_cents or 0.0 for r in records)
+    ended_ns = max((r.detected_ns or r.due_ns for r in records), default=0)
+    if end is not None:
+        ended_ns = anchor.to_mono_ns(float(end["ended_at"]))
+    result = EngineResult(
+        metrics=metrics,
+        records=tuple(records),
+        t0_ns=0,
+        ended_ns=ended_ns,
+        interrupted=bool(end and end.get("interrupted")),
+        stop_reason=(end or {}).get("stop_reason") or (None if end else "the runs log has no end: stressor was killed"),
+        stop_cause=None,
+        governor=Governor(Limits()),
+        samples=(),
+    )
+    profile = Profile(
+        name=str(start.get("profile", "?")),
+        source=str(start.get("source", path)),
+        target=TargetSpec(),
+        stages=(),
+        variants=(),
+        scenarios=(),
+    )
+    return build_results(result, profile, start.get("target", {}))
 
 
 def write_results(path: Path, document: Mapping[str, Any]) -> None:

@@ -17,6 +17,7 @@ neither is ever printed.
 from __future__ import annotations
 
 import ipaddress
+import os
 import signal
 from typing import Annotated
 
@@ -24,7 +25,7 @@ import anyio
 import typer
 
 from stressor.sim.config import DEFAULT_CALL_DURATION, DEFAULT_GRADE_SCORE, PRODUCTS, SimConfig, SimConfigError
-from stressor.sim.server import API_KEY_ENV, LISTENING_PREFIX, WEBHOOK_SECRET_ENV, serve
+from stressor.sim.server import API_KEY_ENV, LISTENING_PREFIX, PARENT_PID_ENV, WEBHOOK_SECRET_ENV, serve
 from stressor.sim.webhooks import REORDER_WINDOW_S
 
 EXIT_UNAVAILABLE = 3
@@ -42,10 +43,21 @@ def is_loopback(host: str) -> bool:
 
 async def _serve_until_stopped(config: SimConfig, host: str, port: int) -> None:
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with serve(config, host, port) as running:
+        async with serve(config, host, port) as running, anyio.create_task_group() as watchers:
             typer.echo(f"{LISTENING_PREFIX}{running.base_url}")
+            parent = os.environ.get(PARENT_PID_ENV)
+            if parent and parent.isdigit():
+                watchers.start_soon(_exit_with_parent, int(parent))
             async for _ in signals:
                 break
+            watchers.cancel_scope.cancel()
+
+
+async def _exit_with_parent(parent_pid: int) -> None:
+    """An embedded simulator must not outlive the stressor that started it, even one killed with -9."""
+    while os.getppid() == parent_pid:
+        await anyio.sleep(0.5)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def sim(

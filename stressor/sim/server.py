@@ -46,6 +46,7 @@ from stressor.sim.webhooks import WebhookSender
 from stressor.timestamps import NS_PER_S, ClockAnchor
 
 LISTENING_PREFIX = "stressor-sim listening on "
+PARENT_PID_ENV = "STRESSOR_SIM_PARENT_PID"
 API_KEY_ENV = "STRESSOR_SIM_API_KEY"
 WEBHOOK_SECRET_ENV = "STRESSOR_SIM_WEBHOOK_SECRET"
 
@@ -367,6 +368,7 @@ class SimulatorProcess:
         if self.config.webhook_secret is not None:
             env[WEBHOOK_SECRET_ENV] = self.config.webhook_secret
         env["PYTHONUNBUFFERED"] = "1"
+        env[PARENT_PID_ENV] = str(os.getpid())  # the child exits when this process is gone
         # the file outlives this method (the child writes to it until stop() closes it)
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
         self.process = subprocess.Popen(
