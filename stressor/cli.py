@@ -18,12 +18,15 @@ from typing import Annotated, Any, TypeVar
 import anyio
 import orjson
 import typer
+from rich.console import Console
+from rich.live import Live
 
 from stressor.intervals import interval_series
 from stressor.plan import estimate
 from stressor.profile import Profile, ProfileError, load_profile
 from stressor.report.console import render_summary
 from stressor.report.hlog import write_hlog
+from stressor.report.progress import progress_line, progress_table
 from stressor.report.results import build_results, results_from_runs_log, webhooks_json, write_results
 from stressor.report.runlog import RunLog, RunLogError
 from stressor.secrets import mask_secret
@@ -113,17 +116,18 @@ async def _run_session(session: Session, progress_every_s: float | None) -> Sess
                 return
 
     async def report_progress(every_s: float) -> None:
+        # A live table on a terminal; plain lines every few seconds when stderr is a log (CI).
+        console = Console(stderr=True)
+        if console.is_terminal:
+            with Live(console=console, refresh_per_second=2, transient=True) as live:
+                while True:
+                    await anyio.sleep(0.5)
+                    if session.engine is not None:
+                        live.update(progress_table(session.engine.progress()))
         while True:
             await anyio.sleep(every_s)
-            if session.engine is None:
-                continue
-            metrics = session.metrics
-            ended = metrics.outcomes["completed"] + metrics.outcomes["failed"]
-            typer.echo(
-                f"[{session.engine.elapsed_s():7.1f}s] submitted {metrics.submitted_runs}  ended {ended}"
-                f"  in flight {session.engine.runs_in_flight}  errored {metrics.outcomes['errored']}",
-                err=True,
-            )
+            if session.engine is not None:
+                typer.echo(progress_line(session.engine.progress()), err=True)
 
     failure: TargetUnavailable | OSError | None = None
     async with anyio.create_task_group() as tasks:
@@ -255,7 +259,13 @@ def run(
         str | None,
         typer.Option(help="Override webhooks.fallback: poll a run whose webhook is this late ('auto', '5s', 'off')."),
     ] = None,
-    progress: Annotated[float, typer.Option(help="Seconds between progress lines on stderr (0: none).", min=0)] = 5.0,
+    progress: Annotated[
+        float,
+        typer.Option(
+            help="Live progress on stderr: a table on a terminal, else a line every this many seconds (0: none).",
+            min=0,
+        ),
+    ] = 5.0,
     sim_slots: Annotated[int | None, typer.Option(help=SIM_HELP + "concurrent call slots (20).")] = None,
     sim_failure_rate: Annotated[
         float | None, typer.Option(help=SIM_HELP + "probability that a call ends failed (0).")

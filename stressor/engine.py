@@ -26,9 +26,10 @@ from anyio.abc import TaskGroup
 
 from stressor.governor import Governor
 from stressor.intervals import Sample
-from stressor.metrics import Metrics, Outcome, RunRecord
-from stressor.plan import BatchStart, StageWindow, open_starts, stage_windows, target_in_flight
+from stressor.metrics import Measure, Metrics, Outcome, RunRecord
+from stressor.plan import BatchStart, StageWindow, open_starts, stage_at, stage_windows, target_in_flight
 from stressor.profile import ClosedLoad, OpenLoad, Profile, Scenario
+from stressor.report.progress import Progress
 from stressor.targets.base import BatchOrder, RunEnd, Submission, SubmitError, Target
 from stressor.timestamps import NS_PER_S, ClockAnchor
 
@@ -398,6 +399,33 @@ class Engine:
                 completed_at=end.completed_at,
                 call_id=end.call_id,
             )
+        )
+
+    def progress(self) -> Progress:
+        """A snapshot for live display (percentiles are read from the histogram: call it about once a second)."""
+        elapsed = self.elapsed_s()
+        window = stage_at(self.profile, elapsed)
+        metrics, outcomes = self.metrics, self.metrics.outcomes
+        q2c = metrics.recorders[Measure.QUEUE_TO_COMPLETION].summary().percentiles_s
+        span = max(elapsed, 1e-9)
+        return Progress(
+            elapsed_s=elapsed,
+            planned_s=self.profile.duration_s,
+            stage=window.stage.name if window else "",
+            stage_left_s=window.end_s - elapsed if window else 0.0,
+            planned=metrics.planned_runs,
+            submitted=metrics.submitted_runs,
+            in_flight=self.runs_in_flight,
+            completed=outcomes[Outcome.COMPLETED],
+            failed=outcomes[Outcome.FAILED],
+            errored=outcomes[Outcome.ERRORED],
+            rejected=outcomes[Outcome.REJECTED],
+            not_started=sum(metrics.not_started.values()),
+            offered_per_s=metrics.planned_runs / span,
+            achieved_per_s=metrics.submitted_runs / span,
+            q2c_p50_s=q2c.get(50.0),
+            q2c_p99_s=q2c.get(99.0),
+            throttled_s=self.governor.throttle_wait_s + self.governor.server_pause_s,
         )
 
     @property

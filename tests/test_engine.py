@@ -236,3 +236,30 @@ def test_creates_still_unanswered_when_the_run_ends_are_reported_open_not_lost()
     assert result.metrics.outcomes == {Outcome.OPEN: 4}
     assert {r.error for r in result.records} == {"create_in_flight"}
     assert result.metrics.planned_runs == 4
+
+
+def test_progress_snapshots_say_where_the_run_is() -> None:
+    from stressor.report.progress import progress_line, progress_table
+
+    profile = profile_of([{"name": "warm", "duration": "0.5s", "rate": "20/s"}], batch={"runs": 2})
+    snapshots = []
+
+    async def main() -> EngineResult:
+        engine = Engine(profile, FakeTarget(duration_s=0.02))
+        async with anyio.create_task_group() as tasks:
+
+            async def watch() -> None:
+                await anyio.sleep(0.25)
+                snapshots.append(engine.progress())
+
+            tasks.start_soon(watch)
+            return await engine.run()
+
+    anyio.run(main)
+    [snapshot] = snapshots
+    assert snapshot.stage == "warm" and 0.1 < snapshot.stage_left_s < 0.4
+    assert 8 <= snapshot.planned <= 14 and snapshot.completed > 0
+    assert snapshot.q2c_p50_s is not None
+    line = progress_line(snapshot)
+    assert "warm" in line and f"submitted {snapshot.submitted}/{snapshot.planned}" in line
+    assert progress_table(snapshot).row_count == 4
