@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -24,11 +24,23 @@ from rich.live import Live
 from stressor.intervals import interval_series
 from stressor.plan import estimate
 from stressor.profile import Profile, ProfileError, load_profile
+from stressor.report.commands import compare, report
 from stressor.report.console import render_summary
 from stressor.report.hlog import write_hlog
+from stressor.report.html import render_html
+from stressor.report.junit import junit_xml
 from stressor.report.progress import progress_line, progress_table
-from stressor.report.results import build_results, results_from_runs_log, webhooks_json, write_results
-from stressor.report.runlog import RunLog, RunLogError
+from stressor.report.results import build_results, figures, webhooks_json, write_results
+from stressor.report.runlog import RunLog
+from stressor.report.thresholds import (
+    Threshold,
+    ThresholdError,
+    abort_breaches,
+    breached,
+    evaluate,
+    parse_thresholds,
+    render_verdicts,
+)
 from stressor.secrets import mask_secret
 from stressor.session import EMBEDDED_API_KEY, Session, SessionResult, Where
 from stressor.sim.command import sim
@@ -40,6 +52,8 @@ EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_TARGET = 3
 EXIT_BREAKER = 4
+EXIT_THRESHOLDS = 5
+MIN_RUNS_TO_ABORT = 20
 EXIT_INTERRUPTED = 130
 WEBHOOK_SECRET_ENV = "STRESSOR_WEBHOOK_SECRET"
 
@@ -105,8 +119,26 @@ def _cost_guard(profile: Profile) -> None:
         )
 
 
-async def _run_session(session: Session, progress_every_s: float | None) -> SessionResult:
-    """The session, with Ctrl-C / SIGTERM turned into an orderly stop and optional progress lines."""
+async def _run_session(
+    session: Session, progress_every_s: float | None, aborts: Sequence[Threshold] = ()
+) -> SessionResult:
+    """The session, with Ctrl-C / SIGTERM turned into an orderly stop, live progress, and the thresholds
+    marked ``abort`` checked every interval."""
+
+    async def abort_on_breach() -> None:
+        profile = session.profile
+        while True:
+            await anyio.sleep(profile.interval_s)
+            engine = session.engine
+            if engine is None:
+                continue
+            live = figures(session.metrics, session.governor, profile, engine.elapsed_s(), with_histograms=False)
+            if sum(live["runs"][o] for o in ("completed", "failed", "errored", "rejected")) < MIN_RUNS_TO_ABORT:
+                continue  # a rate over the first few runs says nothing yet
+            breaches = abort_breaches(aborts, live)
+            if breaches:
+                engine.stop(f"threshold breached: {breaches[0].sentence}", cause="threshold")
+                return
 
     async def interrupt_on_signal() -> None:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -134,6 +166,8 @@ async def _run_session(session: Session, progress_every_s: float | None) -> Sess
         tasks.start_soon(interrupt_on_signal)
         if progress_every_s:
             tasks.start_soon(report_progress, progress_every_s)
+        if aborts:
+            tasks.start_soon(abort_on_breach)
         try:
             result = await session.run()
         except (TargetUnavailable, OSError) as exc:
@@ -248,6 +282,20 @@ def run(
             help="Override webhooks.enabled: end runs by signed webhooks (a receiver is started) instead of polling.",
         ),
     ] = None,
+    threshold: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--threshold",
+            "-t",
+            help="A threshold on the results, like 'queue_to_completion.p95 < 90s' or 'failure_rate < 1%' "
+            "(repeatable; added to the profile's thresholds). Add 'abort' to stop the run as soon as it breaks. "
+            "Any failed: exit 5.",
+        ),
+    ] = None,
+    junit: Annotated[
+        Path | None, typer.Option(help="Write JUnit XML (a test case per threshold and scenario).")
+    ] = None,
+    html: Annotated[Path | None, typer.Option(help="Write a self-contained HTML report.")] = None,
     webhook_listen: Annotated[
         str | None, typer.Option(help="Override webhooks.listen: where the receiver binds, host:port (0: free port).")
     ] = None,
@@ -298,6 +346,10 @@ def run(
         listen_host=listen[0] if listen else None,
         listen_port=listen[1] if listen else None,
     )
+    try:
+        thresholds = parse_thresholds([*profile.thresholds, *(threshold or [])])
+    except ThresholdError as exc:
+        raise _fail(str(exc), EXIT_USAGE) from None
     embedded = profile.target.base_url is None
     if embedded:
         simulator = _simulator_config(
@@ -323,7 +375,7 @@ def run(
     log = RunLog(runs_log or out.with_suffix(".runs.jsonl"))
     session = Session(profile, where, enforce_budget=not embedded, runs_log=log)
     try:
-        outcome = anyio.run(_run_session, session, progress or None)
+        outcome = anyio.run(_run_session, session, progress or None, [t for t in thresholds if t.abort])
     except TargetUnavailable as exc:
         raise _fail(str(exc), EXIT_TARGET) from None
     except OSError as exc:
@@ -346,14 +398,24 @@ def run(
     write_results(out, document)
     if hlog is not None:
         write_hlog(hlog, intervals, document["started_at"])
+    verdicts = evaluate(thresholds, document)
+    if junit is not None:
+        junit.write_text(junit_xml(document, verdicts), encoding="utf-8")
+    if html is not None:
+        html.write_text(render_html(document, verdicts), encoding="utf-8")
     typer.echo(render_summary(document))
+    if verdicts:
+        typer.echo("\n" + render_verdicts(verdicts))
     typer.echo(f"\nresults: {out}  runs log: {log.path}")
     if result.interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
     if result.stop_cause == "breaker":
         raise _fail(f"stopped early by the breaker: {result.stop_reason}", EXIT_BREAKER)
-    if result.stop_reason is not None:
+    if result.stop_reason is not None and result.stop_cause != "threshold":
         raise _fail(f"stopped early: {result.stop_reason}", EXIT_TARGET)
+    if breached(verdicts) or result.stop_cause == "threshold":
+        failed = sum(not v.passed for v in verdicts)
+        raise _fail(f"{failed} of {len(verdicts)} thresholds failed", EXIT_THRESHOLDS)
 
 
 def _flag(convert: Callable[[str], T], value: str | None, flag: str) -> T | None:
@@ -416,30 +478,8 @@ def plan(
 
 # ---------------------------------------------------------------------------------------------------- report
 
-
-@app.command()
-def report(
-    results_path: Annotated[
-        Path, typer.Argument(metavar="RESULTS", help="A results.json written by run, or its .runs.jsonl log.")
-    ],
-) -> None:
-    """Print the summary of a results file again (or rebuild it from a runs log, .runs.jsonl)."""
-    if results_path.suffix == ".jsonl":
-        try:
-            document = results_from_runs_log(results_path)
-        except RunLogError as exc:
-            raise _fail(str(exc), EXIT_USAGE) from None
-        typer.echo(render_summary(document))
-        return
-    try:
-        document = orjson.loads(results_path.read_bytes())
-    except OSError as exc:
-        raise _fail(f"{results_path}: cannot read ({exc.strerror})", EXIT_USAGE) from None
-    except orjson.JSONDecodeError as exc:
-        raise _fail(f"{results_path}: is not JSON ({exc})", EXIT_USAGE) from None
-    if not isinstance(document, dict) or document.get("schema") != "stressor.results/1":
-        raise _fail(f"{results_path}: is not a stressor results file (schema stressor.results/1)", EXIT_USAGE)
-    typer.echo(render_summary(document))
+app.command("report")(report)
+app.command("compare")(compare)
 
 
 def main() -> None:

@@ -222,6 +222,7 @@ class Profile:
     webhooks: Webhooks = field(default_factory=Webhooks)
     grades: Grades = field(default_factory=Grades)
     simulator: Mapping[str, Any] = field(default_factory=dict)
+    thresholds: tuple[str, ...] = ()  # expressions, checked at load (stressor.report.thresholds)
     description: str = ""
     grace_s: float = 30.0
     mean_call_duration_s: float = 45.0
@@ -580,6 +581,25 @@ def _grades(table: _Table) -> Grades:
     return grades
 
 
+def _thresholds(root: _Table) -> tuple[str, ...]:
+    # Imported here: the threshold grammar lives with the reports that evaluate it.
+    from stressor.report.thresholds import ThresholdError, parse_threshold  # noqa: PLC0415
+
+    texts = root.get("thresholds", _string_list, [])
+    for i, text in enumerate(texts):
+        try:
+            parse_threshold(text)
+        except ThresholdError as exc:
+            raise ProfileError(root.source, f"thresholds[{i}]", str(exc)) from None
+    return tuple(texts)
+
+
+def _string_list(value: object) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValueError("must be a list of strings")
+    return value
+
+
 def _simulator(table: _Table) -> Mapping[str, Any]:
     """Settings of the embedded simulator (faults, slots...): checked by the simulator's own config."""
     table.used.update(table.data)
@@ -652,6 +672,7 @@ def parse_profile(data: Mapping[str, Any], source: str, base_dir: Path | None = 
         limits=_limits(root.table("limits")),
         webhooks=_webhooks(root.table("webhooks")),
         grades=_grades(root.table("grades")),
+        thresholds=_thresholds(root),
         simulator=_simulator(root.table("simulator")),
         name=root.get("name", _non_empty, Path(source).stem),
         description=root.get("description", _string, ""),

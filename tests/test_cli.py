@@ -197,3 +197,27 @@ def test_kill_9_loses_at_most_the_last_second_and_the_log_rebuilds_the_summary(t
         simulators = [pid for pid in simulators if Path(f"/proc/{pid}").exists()]
         time.sleep(0.2)
     assert not simulators
+
+
+def test_thresholds_gate_the_exit_code_and_abort_stops_a_run_early(tmp_path: Path) -> None:
+    profile = write(tmp_path, QUICK)
+    out = tmp_path / "r.json"
+    passing = stressor(
+        "run", str(profile), "--out", str(out), "-t", "failure_rate < 50%", "--junit", str(tmp_path / "j.xml")
+    )
+    assert passing.returncode == 0, passing.stderr
+    assert "thresholds: 1 of 1 passed" in passing.stdout
+    assert "<testsuite" in (tmp_path / "j.xml").read_text()
+    failing = stressor("run", str(profile), "--out", str(out), "-t", "queue_to_completion.p99 < 1ms")
+    assert failing.returncode == 5
+    assert "FAIL" in failing.stdout and "1 of 1 thresholds failed" in failing.stderr
+    long_run = write(tmp_path, QUICK.replace('duration = "1s"', 'duration = "30s"'), "long.toml")
+    aborted = stressor(
+        "run", str(long_run), "--out", str(out), "--sim-failure-rate", "0.6", "-t", "failure_rate < 5% abort"
+    )
+    assert aborted.returncode == 5
+    assert "STOPPED EARLY: threshold breached: failure_rate < 5% abort" in aborted.stdout
+    assert orjson.loads(out.read_bytes())["elapsed_s"] < 15
+    bad = stressor("run", str(profile), "-t", "latency < 5s")
+    assert bad.returncode == 2
+    assert "unknown measure 'latency'" in bad.stderr

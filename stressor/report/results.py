@@ -143,6 +143,37 @@ def webhooks_json(session: SessionResult) -> dict[str, Any] | None:
     }
 
 
+def figures(
+    metrics: Metrics, governor: Governor, profile: Profile, elapsed_s: float, *, with_histograms: bool = True
+) -> dict[str, Any]:
+    """The figures of a run, finished or still going (thresholds marked ``abort`` read these live)."""
+    return {
+        "runs": {
+            "planned": metrics.planned_runs,
+            "submitted": metrics.submitted_runs,
+            **{str(o): metrics.outcomes[o] for o in Outcome},
+            "not_started": dict(metrics.not_started),
+        },
+        "failure_rate": metrics.failure_rate,
+        "generator": generator_check(metrics, profile),
+        "load": load_json(metrics, profile, elapsed_s),
+        "limits": limits_json(governor.report()),
+        "errors": dict(metrics.errors),
+        "requests": dict(sorted(metrics.requests.items())),
+        "estimated_cost_cents": metrics.cost_cents,
+        "measures": {
+            str(measure): {
+                "source": MEASURE_SOURCES[measure],
+                **recorder_json(metrics.recorders[measure], with_histogram=with_histograms),
+            }
+            for measure in Measure
+        },
+        "grades": {"threshold": profile.grades.threshold, **metrics.grades.to_json()},
+        "variants": _breakdown_json(metrics.by_variant),
+        "scenarios": _breakdown_json(metrics.by_scenario),
+    }
+
+
 def build_results(
     result: EngineResult,
     profile: Profile,
@@ -151,9 +182,7 @@ def build_results(
     webhooks: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The results document of one run. ``target`` describes where it ran (never holds the key)."""
-    metrics = result.metrics
-    anchor = metrics.anchor
-    outcomes = {str(o): metrics.outcomes[o] for o in Outcome}
+    anchor = result.metrics.anchor
     return {
         "schema": SCHEMA,
         "profile": {"name": profile.name, "source": profile.source},
@@ -163,27 +192,8 @@ def build_results(
         "elapsed_s": result.elapsed_s,
         "interrupted": result.interrupted,
         "stop_reason": result.stop_reason,
-        "runs": {
-            "planned": metrics.planned_runs,
-            "submitted": metrics.submitted_runs,
-            **outcomes,
-            "not_started": dict(metrics.not_started),
-        },
-        "failure_rate": metrics.failure_rate,
-        "generator": generator_check(metrics, profile),
-        "load": load_json(metrics, profile, result.elapsed_s),
-        "limits": limits_json(result.governor.report()),
-        "errors": dict(metrics.errors),
-        "requests": dict(sorted(metrics.requests.items())),
-        "estimated_cost_cents": metrics.cost_cents,
-        "measures": {
-            str(measure): {"source": MEASURE_SOURCES[measure], **recorder_json(metrics.recorders[measure])}
-            for measure in Measure
-        },
+        **figures(result.metrics, result.governor, profile, result.elapsed_s),
         "webhooks": webhooks,
-        "grades": {"threshold": profile.grades.threshold, **metrics.grades.to_json()},
-        "variants": _breakdown_json(metrics.by_variant),
-        "scenarios": _breakdown_json(metrics.by_scenario),
         "interval_s": profile.interval_s,
         "intervals": intervals_json(intervals),
         "run_records": [record.to_json(anchor, result.t0_ns) for record in result.records],

@@ -1,0 +1,764 @@
+"""Two results documents side by side: what got better, what got worse, what is noise, and did it regress. Pure.
+
+Every figure is looked up with the threshold vocabulary (``stressor.report.thresholds``), so a rule can name
+any measure a threshold can, per variant or scenario too.
+
+**Judgement of a change** (``judge``): each row compares a base and a new value and says *better*, *worse* or
+*within noise*; counts and the offered load are shown without a judgement (they follow from the profile).
+
+- Durations, grades, rates: the change is noise when ``|new - base| <= max(tol(n) x |base|, floor)`` with
+  ``tol(n) = max(tolerance, 1 / sqrt(n))``: the tolerance (default 5 %) grows as the smaller sample count ``n``
+  of the two runs shrinks, because the sampling error of an estimate from n values shrinks like 1/sqrt(n)
+  (n = 400 -> 5 %, n = 100 -> 10 %, n = 30 -> 18 %). The floor is 1 ms for durations (the API's stamps are
+  in milliseconds) and 0.01 for grades (they come with two decimals).
+- Order statistics (percentiles, min, max) are marked *too few samples* instead when either run has fewer
+  than 30 samples, or fewer than it takes for one value to lie beyond the percentile (p99: 100, p99.9: 1,000):
+  the "p99" of 40 values is their maximum, and two maxima differ by chance.
+- Shares (failure rates): two-proportion test. The change is noise when it is within two standard errors,
+  ``2 x sqrt(p (1 - p) (1/n1 + 1/n2))`` with ``p`` the pooled rate and ``n1``, ``n2`` the runs settled.
+
+**Regression rules** (``parse_rule``): ``<measure> +<amount>`` (regressed when the value went *up* by more than
+the amount) or ``<measure> -<amount>`` (*down* by more). The amount is relative with ``%``
+(``queue_to_completion.p99 +10%``), in percentage points with ``pt`` for shares (``failure_rate +1pt``), a
+duration for durations (``time_queued.p99 +50ms``), else a plain number in the measure's own units
+(``grade.mean -0.05``). ``variant[*]`` and ``scenario[*]`` apply a rule to every variant or scenario present in
+both runs. The defaults are ``DEFAULT_RULES``. A rule fires on the raw change, whatever its judgement,
+except on an order statistic with too few samples (it is then reported as not judged); a value that the base
+has and the new run lacks (no run ended, no grade came) is a regression, since a gate must not pass on no
+data. The ``grade.mean`` rule also applies to each scenario's mean grade ("diff the grades against the
+previous run"), unless a rule names ``scenario[...].grade.mean`` itself.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any, Literal
+
+from stressor.report.thresholds import MEASURES, Kind, MeasurePath, format_value, lookup, parse_path
+from stressor.units import parse_duration
+
+DEFAULT_TOLERANCE = 0.05
+MIN_SAMPLES = 30
+DEFAULT_RULES = ("queue_to_completion.p99 +10%", "failure_rate +1pt", "grade.mean -0.05")
+SCHEMA = "stressor.comparison/1"
+
+_FLOORS = MappingProxyType({Kind.DURATION: 0.001, Kind.SCORE: 0.01})
+_ORDER_STATS = frozenset({"min", "max", "p10", "p50", "p90", "p95", "p99", "p99_9"})
+
+
+class RuleError(ValueError):
+    """A regression rule that cannot be used; the message is one sentence naming it."""
+
+
+class Judgement(StrEnum):
+    """What a change amounts to."""
+
+    BETTER = "better"
+    WORSE = "worse"
+    NOISE = "within noise"
+    TOO_FEW = "too few samples"
+    MISSING = "no data"
+    INFO = "-"  # counts and the offered load: no better or worse
+
+
+Direction = Literal["lower", "higher"]
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One figure of both runs side by side."""
+
+    section: str  # "overall", "variant spark", "scenario refund"
+    path: MeasurePath
+    base: float | None
+    new: float | None
+    base_samples: int | None
+    new_samples: int | None
+    judgement: Judgement
+    band: float | None = None  # the noise band used, in the measure's units
+
+    @property
+    def delta(self) -> float | None:
+        """new - base, in the measure's units."""
+        return None if self.base is None or self.new is None else self.new - self.base
+
+    @property
+    def relative(self) -> float | None:
+        """(new - base) / |base|; None when the base is zero or missing."""
+        delta = self.delta
+        return None if delta is None or not self.base else delta / abs(self.base)
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A regression rule: the measure went ``up`` or ``down`` by more than ``amount``."""
+
+    text: str
+    path: MeasurePath  # its scope name may be "*"
+    direction: Literal["up", "down"]
+    amount: float  # a fraction when relative, else in the measure's units
+    relative: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RuleCheck:
+    """One rule applied to one measure (a ``*`` rule gives one check per variant or scenario)."""
+
+    rule: Rule
+    path: MeasurePath
+    base: float | None
+    new: float | None
+    change: float | None  # relative fraction or absolute, as the rule counts
+    regressed: bool
+    note: str | None = None
+
+    @property
+    def sentence(self) -> str:
+        """``queue_to_completion.p99 +10%: 104ms → 130ms (+25.0%), REGRESSED``."""
+        kind = self.path.kind
+        values = f"{_show(kind, self.base)} → {_show(kind, self.new)}"
+        change = f" ({_show_change(self.rule, kind, self.change)})" if self.change is not None else ""
+        verdict = "REGRESSED" if self.regressed else "ok"
+        note = f"; {self.note}" if self.note else ""
+        where = f" on {self.path.text}" if self.path.text != self.rule.path.text else ""
+        return f"{self.rule.text}{where}: {values}{change}, {verdict}{note}"
+
+
+@dataclass(frozen=True, slots=True)
+class GradeDiff:
+    """One scenario's mean grade in both runs, and whether it dropped by more than the grade rule allows."""
+
+    scenario: str
+    base_mean: float | None
+    new_mean: float | None
+    base_count: int | None
+    new_count: int | None
+    dropped: bool
+
+    @property
+    def delta(self) -> float | None:
+        """new - base mean grade."""
+        return None if self.base_mean is None or self.new_mean is None else self.new_mean - self.base_mean
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """What names a run in the comparison's header."""
+
+    profile: str
+    started_at: float | None
+    elapsed_s: float | None
+    planned: int | None
+    interrupted: bool
+
+    @property
+    def label(self) -> str:
+        """``'smoke' 2026-11-30 12:03 UTC, 200 runs in 10.0s``."""
+        when = (
+            datetime.fromtimestamp(self.started_at, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+            if self.started_at is not None
+            else "?"
+        )
+        runs = f", {self.planned} runs" if self.planned is not None else ""
+        took = f" in {self.elapsed_s:.1f}s" if self.elapsed_s is not None else ""
+        return f"{self.profile!r} {when}{runs}{took}" + (" (interrupted)" if self.interrupted else "")
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """The whole comparison of a base run and a new run."""
+
+    base: RunInfo
+    new: RunInfo
+    tolerance: float
+    rows: tuple[Row, ...]
+    checks: tuple[RuleCheck, ...]
+    grades: tuple[GradeDiff, ...]
+    notes: tuple[str, ...]
+
+    @property
+    def regressions(self) -> tuple[RuleCheck, ...]:
+        """The rule checks that fired."""
+        return tuple(check for check in self.checks if check.regressed)
+
+    @property
+    def regressed(self) -> bool:
+        """The comparison's exit status: True when any regression rule fired."""
+        return bool(self.regressions)
+
+
+# ---------------------------------------------------------------------------------------------------- rules
+
+_RULE = re.compile(r"^\s*(?P<path>\S+)\s+(?P<amount>.+?)\s*$")
+_AMOUNT = re.compile(r"^(?P<sign>[-+])?\s*(?P<number>(?:\d+(?:\.\d*)?|\.\d+))\s*(?P<unit>[^\d\s.]\S*)?$")
+
+
+def parse_rule(text: str) -> Rule:
+    """Parse ``<measure> +<amount>`` or ``<measure> -<amount>``. Raises RuleError with one sentence."""
+
+    def error(reason: str) -> RuleError:
+        return RuleError(f"regression rule {text.strip()!r}: {reason}.")
+
+    match = _RULE.match(text)
+    if match is None:
+        raise error("write it as a measure and a signed change, like 'queue_to_completion.p99 +10%'")
+    try:
+        path = parse_path(match["path"])
+    except ValueError as exc:
+        raise error(str(exc)) from None
+    amount = _AMOUNT.match(match["amount"])
+    if amount is None:
+        raise error(f"{match['amount']!r} is not a signed change like +10%, +1pt, +50ms or -0.05")
+    if amount["sign"] is None:
+        raise error("give the change a direction: + for 'up by more than', - for 'down by more than'")
+    number, unit, kind = float(amount["number"]), amount["unit"] or "", path.kind
+    relative = unit == "%"
+    if relative and kind is Kind.SHARE:
+        raise error(f"a percent on {path.text} is ambiguous: write +{amount['number']}pt for percentage points")
+    if unit in ("pt", "pts", "points"):
+        if kind is not Kind.SHARE:
+            raise error(f"points fit shares like failure_rate, not {path.text}, a {kind}; use % for a relative change")
+        number /= 100
+    elif unit and not relative:
+        try:
+            number = parse_duration(f"{amount['number']}{unit}")
+        except ValueError:
+            raise error(f"unknown unit {unit!r} (use %, pt, a duration like 50ms, or a plain number)") from None
+        if kind is not Kind.DURATION:
+            raise error(f"a duration does not fit {path.text}, a {kind}; use % for a relative change")
+    elif not unit and kind is Kind.DURATION and number != 0:
+        raise error(f"{path.text} is a duration: write {amount['sign']}{amount['number']}% or a duration like 50ms")
+    return Rule(
+        text=" ".join(text.split()),
+        path=path,
+        direction="up" if amount["sign"] == "+" else "down",
+        amount=number / 100 if relative else number,
+        relative=relative,
+    )
+
+
+def parse_rules(texts: Iterable[str]) -> list[Rule]:
+    """Parse several rules; the first bad one raises RuleError."""
+    return [parse_rule(text) for text in texts]
+
+
+# --------------------------------------------------------------------------------------------------- judging
+
+
+def samples_needed(path: MeasurePath) -> int:
+    """How many samples an order statistic needs before it is judged: at least 30, and enough for one value
+    to lie beyond the percentile (p99: 100, p99.9: 1,000), or the "p99" is merely the maximum. 0 for
+    anything else (means, shares, counts)."""
+    stat = path.name.rpartition(".")[2]
+    if path.kind not in (Kind.DURATION, Kind.SCORE) or "." not in path.name or stat not in _ORDER_STATS:
+        return 0
+    match = re.fullmatch(r"p(\d+)(?:_(\d+))?", stat)
+    if match is None:  # min, max
+        return MIN_SAMPLES
+    percentile = float(f"{match[1]}.{match[2] or 0}")
+    return max(MIN_SAMPLES, math.ceil(round(1 / (1 - percentile / 100), 6)))
+
+
+def judge(
+    path: MeasurePath,
+    base: float | None,
+    new: float | None,
+    base_samples: int | None,
+    new_samples: int | None,
+    direction: Direction | None,
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> tuple[Judgement, float | None]:
+    """The judgement of one change (see the module's docstring) and the noise band it used."""
+    if base is None or new is None:
+        return Judgement.MISSING, None
+    if direction is None:
+        return Judgement.INFO, None
+    counts = [n for n in (base_samples, new_samples) if n is not None]
+    n = min(counts) if len(counts) == 2 else None  # both runs' counts
+    if path.kind is Kind.SHARE:
+        if not base_samples or not new_samples:
+            return Judgement.MISSING, None
+        pooled = (base * base_samples + new * new_samples) / (base_samples + new_samples)
+        band = 2 * math.sqrt(pooled * (1 - pooled) * (1 / base_samples + 1 / new_samples))
+    else:
+        if n is not None and n < samples_needed(path):
+            return Judgement.TOO_FEW, None
+        spread = max(tolerance, 1 / math.sqrt(n)) if n else tolerance
+        band = max(spread * abs(base), _FLOORS.get(path.kind, 0.0))
+    change = new - base
+    if abs(change) <= band:
+        return Judgement.NOISE, band
+    lower_better = direction == "lower"
+    return (Judgement.BETTER if (change < 0) == lower_better else Judgement.WORSE), band
+
+
+# ----------------------------------------------------------------------------------------------------- rows
+
+_OVERALL: tuple[tuple[str, Direction | None], ...] = (
+    *((f"{m}.{s}", "lower") for m in MEASURES for s in ("p50", "p90", "p99", "max")),
+    ("failure_rate", "lower"),
+    *((name, None) for name in ("completed", "failed", "errored", "rejected", "open", "not_started")),
+    ("offered_runs_per_s", None),
+    ("achieved_runs_per_s", "higher"),
+    ("requests_per_ended_run", "lower"),
+    ("grade.mean", "higher"),
+    ("grade.p10", "higher"),
+    ("grade.p50", "higher"),
+    ("grade.below_threshold", None),
+)
+_PER_SLICE: tuple[tuple[str, Direction | None], ...] = (
+    ("queue_to_completion.p50", "lower"),
+    ("queue_to_completion.p99", "lower"),
+    *((name, None) for name in ("completed", "failed", "errored", "rejected", "open")),
+    ("failure_rate", "lower"),
+    ("grade.mean", "higher"),
+)
+
+
+def _names(document: Mapping[str, Any], section: str) -> list[str]:
+    pieces = document.get(section)
+    return list(pieces) if isinstance(pieces, Mapping) else []
+
+
+def _union(first: Sequence[str], second: Sequence[str]) -> list[str]:
+    return list(first) + [name for name in second if name not in first]
+
+
+def _row(
+    section: str,
+    path: MeasurePath,
+    direction: Direction | None,
+    base_doc: Mapping[str, Any],
+    new_doc: Mapping[str, Any],
+    tolerance: float,
+) -> Row | None:
+    base, new = lookup(base_doc, path), lookup(new_doc, path)
+    if base.value is None and new.value is None:
+        return None  # nothing to say (no grades in either run, a measure neither recorded)
+    judgement, band = judge(path, base.value, new.value, base.samples, new.samples, direction, tolerance)
+    return Row(section, path, base.value, new.value, base.samples, new.samples, judgement, band)
+
+
+def _rows(base_doc: Mapping[str, Any], new_doc: Mapping[str, Any], tolerance: float) -> list[Row]:
+    rows = [_row("overall", parse_path(name), direction, base_doc, new_doc, tolerance) for name, direction in _OVERALL]
+    for scope, section in (("variant", "variants"), ("scenario", "scenarios")):
+        names = _union(_names(base_doc, section), _names(new_doc, section))
+        if len(names) < 2:  # one slice would repeat the overall figures
+            continue
+        for name in names:
+            for measure, direction in _PER_SLICE:
+                path = parse_path(f"{scope}[{name}].{measure}")
+                rows.append(_row(f"{scope} {name}", path, direction, base_doc, new_doc, tolerance))
+    return [row for row in rows if row is not None]
+
+
+# --------------------------------------------------------------------------------------------------- checks
+
+
+def _expand(rule: Rule, base_doc: Mapping[str, Any], new_doc: Mapping[str, Any]) -> list[MeasurePath]:
+    """The concrete measures a rule applies to: ``*`` means every variant or scenario in both runs."""
+    path = rule.path
+    if path.scope is None or path.scope_name != "*":
+        return [path]
+    section = "variants" if path.scope == "variant" else "scenarios"
+    new_names = _names(new_doc, section)
+    return [path.with_scope_name(name) for name in _names(base_doc, section) if name in new_names]
+
+
+def _check(
+    rule: Rule,
+    path: MeasurePath,
+    base_doc: Mapping[str, Any],
+    new_doc: Mapping[str, Any],
+) -> RuleCheck:
+    base, new = lookup(base_doc, path), lookup(new_doc, path)
+    if base.value is None:
+        note = "no data in the base run" + (f" ({base.note})" if base.note else "")
+        return RuleCheck(rule, path, None, new.value, None, False, note + ": not judged")
+    if new.value is None:
+        note = "no data in the new run" + (f" ({new.note})" if new.note else "")
+        return RuleCheck(rule, path, base.value, None, None, True, note + "; a gate never passes on no data")
+    samples = [n for n in (base.samples, new.samples) if n is not None]
+    needed = samples_needed(path)
+    if samples and min(samples) < needed:
+        note = f"not judged: too few samples ({min(samples)} < {needed})"
+        return RuleCheck(rule, path, base.value, new.value, None, False, note)
+    delta = new.value - base.value
+    change = _relative_change(base.value, delta) if rule.relative else delta
+    regressed = change > rule.amount if rule.direction == "up" else change < -rule.amount
+    note = "from a base of 0, any change is infinitely large in relative terms" if math.isinf(change) else None
+    if regressed:
+        direction: Direction = "lower" if rule.direction == "up" else "higher"
+        judgement, _ = judge(path, base.value, new.value, base.samples, new.samples, direction)
+        if judgement is Judgement.NOISE and note is None:
+            note = "the change is within the noise of these sample sizes: a longer run would tell"
+    return RuleCheck(rule, path, base.value, new.value, change, regressed, note)
+
+
+def _relative_change(base: float, delta: float) -> float:
+    """delta / |base|; from a base of zero any rise is infinitely large (so a "+10%" rule fires on it)."""
+    if base == 0:
+        return 0.0 if delta == 0 else math.copysign(math.inf, delta)
+    return delta / abs(base)
+
+
+def _scenario_grade_rules(rules: Sequence[Rule], scenarios: Sequence[str]) -> dict[str, Rule]:
+    """Which rule judges each scenario's mean grade: its own, a ``scenario[*]`` one, else ``grade.mean``."""
+    chosen: dict[str, Rule] = {}
+    overall = [r for r in rules if r.path.scope is None and r.path.name == "grade.mean" and r.direction == "down"]
+    scoped = [r for r in rules if r.path.scope == "scenario" and r.path.name == "grade.mean"]
+    for name in scenarios:
+        own = [r for r in scoped if r.path.scope_name == name] or [r for r in scoped if r.path.scope_name == "*"]
+        if own:
+            chosen[name] = own[0]
+        elif overall:
+            chosen[name] = overall[0]
+    return chosen
+
+
+def compare(
+    base_doc: Mapping[str, Any],
+    new_doc: Mapping[str, Any],
+    rules: Sequence[Rule] | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> Comparison:
+    """Compare a new run against a base run. ``rules`` default to ``DEFAULT_RULES``."""
+    rules = parse_rules(DEFAULT_RULES) if rules is None else list(rules)
+    checks = [_check(rule, path, base_doc, new_doc) for rule in rules for path in _expand(rule, base_doc, new_doc)]
+    base_scenarios, new_scenarios = _names(base_doc, "scenarios"), _names(new_doc, "scenarios")
+    scenarios = _union(base_scenarios, new_scenarios)
+    by_scenario = _scenario_grade_rules(rules, scenarios)
+    grades = []
+    for name in scenarios:
+        path = parse_path(f"scenario[{name}].grade.mean")
+        base, new = lookup(base_doc, path), lookup(new_doc, path)
+        if base.value is None and new.value is None:
+            continue
+        rule = by_scenario.get(name)
+        dropped = False
+        # A scenario only one run has is listed in the notes, not judged.
+        if rule is not None and name in base_scenarios and name in new_scenarios:
+            check = next((c for c in checks if c.rule is rule and c.path == path), None)
+            if check is None:  # the overall grade.mean rule, applied to this scenario
+                check = _check(rule, path, base_doc, new_doc)
+                checks.append(check)
+            dropped = check.regressed
+        grades.append(GradeDiff(name, base.value, new.value, base.samples, new.samples, dropped))
+    return Comparison(
+        base=_info(base_doc),
+        new=_info(new_doc),
+        tolerance=tolerance,
+        rows=tuple(_rows(base_doc, new_doc, tolerance)),
+        checks=tuple(checks),
+        grades=tuple(grades),
+        notes=tuple(_notes(base_doc, new_doc)),
+    )
+
+
+def _info(document: Mapping[str, Any]) -> RunInfo:
+    profile = document.get("profile")
+    runs = document.get("runs")
+    started, elapsed = document.get("started_at"), document.get("elapsed_s")
+    planned = runs.get("planned") if isinstance(runs, Mapping) else None
+    return RunInfo(
+        profile=str(profile.get("name", "?")) if isinstance(profile, Mapping) else "?",
+        started_at=float(started) if isinstance(started, int | float) else None,
+        elapsed_s=float(elapsed) if isinstance(elapsed, int | float) else None,
+        planned=planned if isinstance(planned, int) else None,
+        interrupted=bool(document.get("interrupted")),
+    )
+
+
+def _notes(base_doc: Mapping[str, Any], new_doc: Mapping[str, Any]) -> list[str]:
+    """What makes the comparison less fair than it looks."""
+    notes = []
+    base, new = _info(base_doc), _info(new_doc)
+    if base.profile != new.profile:
+        notes.append(f"the runs used different profiles ({base.profile!r} and {new.profile!r})")
+    for which, doc in (("base", base_doc), ("new", new_doc)):
+        if doc.get("interrupted"):
+            notes.append(f"the {which} run was interrupted: its figures cover part of the plan")
+        elif doc.get("stop_reason"):
+            notes.append(f"the {which} run stopped early: {doc['stop_reason']}")
+        generator = doc.get("generator")
+        if isinstance(generator, Mapping) and generator.get("behind"):
+            notes.append(f"the {which} run's generator fell behind its schedule: its latencies include client delay")
+    for scope, section in (("variant", "variants"), ("scenario", "scenarios")):
+        base_names, new_names = _names(base_doc, section), _names(new_doc, section)
+        gone = [n for n in base_names if n not in new_names]
+        added = [n for n in new_names if n not in base_names]
+        if gone:
+            notes.append(f"{scope}s only in the base run: {', '.join(gone)}")
+        if added:
+            notes.append(f"{scope}s only in the new run: {', '.join(added)}")
+    return notes
+
+
+# ------------------------------------------------------------------------------------------------ rendering
+
+
+def _show(kind: Kind, value: float | None) -> str:
+    return "-" if value is None else format_value(kind, value)
+
+
+def _signed(kind: Kind, delta: float | None) -> str:
+    if delta is None:
+        return "-"
+    if delta == 0:
+        return "0"
+    sign = "+" if delta > 0 else "-"
+    if kind is Kind.SHARE:
+        return f"{sign}{abs(delta) * 100:.3g}pt"
+    return f"{sign}{format_value(kind, abs(delta))}"
+
+
+def _percent(relative: float | None) -> str:
+    if relative is None:
+        return "-"
+    return f"{relative * 100:+.1f}%" if math.isfinite(relative) else ("+inf" if relative > 0 else "-inf")
+
+
+def format_change(row: Row) -> str:
+    """``+24.8ms (+30.0%)``, ``+5pt (+25.0%)``, ``0``: the change of a row in its units, and relative."""
+    relative = f" ({_percent(row.relative)})" if row.relative else ""
+    return _signed(row.path.kind, row.delta) + relative
+
+
+def _show_change(rule: Rule, kind: Kind, change: float | None) -> str:
+    if change is None:
+        return "-"
+    return _percent(change) if rule.relative else _signed(kind, change)
+
+
+def _label(row: Row) -> str:
+    return row.path.name.replace(".", " ", 1) if row.path.name.count(".") else row.path.name
+
+
+def _regressed_paths(comparison: Comparison) -> set[str]:
+    return {check.path.text for check in comparison.regressions}
+
+
+def comparison_json(comparison: Comparison) -> dict[str, Any]:
+    """The comparison as a JSON-ready dict (schema ``stressor.comparison/1``)."""
+
+    def run(info: RunInfo) -> dict[str, Any]:
+        return {
+            "profile": info.profile,
+            "started_at": info.started_at,
+            "elapsed_s": info.elapsed_s,
+            "planned": info.planned,
+            "interrupted": info.interrupted,
+        }
+
+    def finite(value: float | None) -> float | str | None:
+        # JSON has no infinity: a relative change from zero is written as a string.
+        return value if value is None or math.isfinite(value) else ("+inf" if value > 0 else "-inf")
+
+    regressed = _regressed_paths(comparison)
+    return {
+        "schema": SCHEMA,
+        "regressed": comparison.regressed,
+        "base": run(comparison.base),
+        "new": run(comparison.new),
+        "tolerance": comparison.tolerance,
+        "notes": list(comparison.notes),
+        "rows": [
+            {
+                "section": row.section,
+                "measure": row.path.text,
+                "kind": str(row.path.kind),
+                "base": row.base,
+                "new": row.new,
+                "delta": row.delta,
+                "relative": row.relative,
+                "base_samples": row.base_samples,
+                "new_samples": row.new_samples,
+                "judgement": str(row.judgement),
+                "noise_band": row.band,
+                "regressed": row.path.text in regressed,
+            }
+            for row in comparison.rows
+        ],
+        "rules": [
+            {
+                "rule": check.rule.text,
+                "measure": check.path.text,
+                "base": check.base,
+                "new": check.new,
+                "change": finite(check.change),
+                "change_is_relative": check.rule.relative,
+                "regressed": check.regressed,
+                "note": check.note,
+            }
+            for check in comparison.checks
+        ],
+        "grades_by_scenario": [
+            {
+                "scenario": diff.scenario,
+                "base_mean": diff.base_mean,
+                "new_mean": diff.new_mean,
+                "delta": diff.delta,
+                "base_count": diff.base_count,
+                "new_count": diff.new_count,
+                "dropped": diff.dropped,
+            }
+            for diff in comparison.grades
+        ],
+    }
+
+
+def _verdict_line(comparison: Comparison) -> str:
+    if comparison.regressed:
+        fired = len(comparison.regressions)
+        return f"REGRESSED: {fired} regression rule{'s' if fired > 1 else ''} fired"
+    return "no regression"
+
+
+def render_text(comparison: Comparison) -> str:
+    """The comparison as a console table, rules and grade differences below it, the verdict last."""
+    regressed = _regressed_paths(comparison)
+    lines = [
+        "stressor compare",
+        f"  base: {comparison.base.label}",
+        f"  new:  {comparison.new.label}",
+    ]
+    lines += [f"note: {note}" for note in comparison.notes]
+    width = max([len(_label(row)) for row in comparison.rows] + [7])
+    header = f"  {'measure':<{width}}  {'base':>9}  {'new':>9}  {'delta':>9}  {'change':>8}  judgement"
+    section = None
+    for row in comparison.rows:
+        if row.section != section:
+            section = row.section
+            lines += ["", f"{section}:", header]
+        kind = row.path.kind
+        flag = "  REGRESSED" if row.path.text in regressed else ""
+        lines.append(
+            f"  {_label(row):<{width}}  {_show(kind, row.base):>9}  {_show(kind, row.new):>9}"
+            f"  {_signed(kind, row.delta):>9}  {_percent(row.relative):>8}  {row.judgement}{flag}"
+        )
+    if comparison.grades:
+        lines += ["", "grades by scenario (mean):"]
+        name_width = max(len(diff.scenario) for diff in comparison.grades)
+        for diff in comparison.grades:
+            flag = "  DROPPED" if diff.dropped else ""
+            lines.append(
+                f"  {diff.scenario:<{name_width}}  {_show(Kind.SCORE, diff.base_mean):>6} → "
+                f"{_show(Kind.SCORE, diff.new_mean):<6}  {_signed(Kind.SCORE, diff.delta):>7}{flag}"
+            )
+    if comparison.checks:
+        lines += ["", "regression rules:"]
+        lines += [f"  {check.sentence}" for check in comparison.checks]
+    lines += ["", _verdict_line(comparison)]
+    return "\n".join(lines)
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]|#])")
+# The rows a pull-request reader looks at first; the others go in a folded section (a worse one is lifted).
+_HEADLINE = frozenset(
+    {
+        "queue_to_completion.p50",
+        "queue_to_completion.p90",
+        "queue_to_completion.p99",
+        "queue_to_completion.max",
+        "time_queued.p99",
+        "time_in_progress.p99",
+        "failure_rate",
+        "achieved_runs_per_s",
+        "requests_per_ended_run",
+        "grade.mean",
+    }
+)
+
+
+def headline_rows(comparison: Comparison) -> list[Row]:
+    """The overall rows a reader looks at first, plus any row that regressed or got worse beyond noise."""
+    regressed = _regressed_paths(comparison)
+    return [
+        row
+        for row in comparison.rows
+        if (row.section == "overall" and row.path.name in _HEADLINE)
+        or row.path.text in regressed
+        or row.judgement is Judgement.WORSE
+    ]
+
+
+def _md(text: str) -> str:
+    """A string from a document, safe inside Markdown (GitHub renders HTML, and pipes split table cells)."""
+    # Entities, not backslashes, for HTML's characters: no "<tag" survives in the text at all.
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MD_SPECIAL.sub(r"\\\1", text).replace("\n", " ")
+
+
+def _mark(row: Row, regressed: set[str]) -> str:
+    if row.path.text in regressed:
+        return "❌"
+    return {Judgement.WORSE: "⚠️", Judgement.BETTER: "✅", Judgement.NOISE: "✅"}.get(row.judgement, "")
+
+
+def _md_table(rows: Sequence[Row], regressed: set[str], with_section: bool) -> list[str]:
+    head = "| | " + ("slice | " if with_section else "") + "measure | base | new | change | judgement |"
+    rule = "|---|" + ("---|" if with_section else "") + "---|---:|---:|---:|---|"
+    lines = [head, rule]
+    for row in rows:
+        kind = row.path.kind
+        change = format_change(row)
+        judgement = "" if row.judgement is Judgement.INFO else str(row.judgement)
+        section = f"{_md(row.section)} | " if with_section else ""
+        lines.append(
+            f"| {_mark(row, regressed)} | {section}`{_label(row)}` | {_show(kind, row.base)} | "
+            f"{_show(kind, row.new)} | {change} | {judgement} |"
+        )
+    return lines
+
+
+def render_markdown(comparison: Comparison) -> str:
+    """A compact Markdown report for a pull-request comment: ✅ fine, ⚠️ worse, ❌ regression."""
+    regressed = _regressed_paths(comparison)
+    status = "❌ regression" if comparison.regressed else "✅ no regression"
+    lines = [
+        f"### stressor compare: {status}",
+        "",
+        f"base {_md(comparison.base.label)} · new {_md(comparison.new.label)}",
+    ]
+    lines += [f"> {_md(note)}" for note in comparison.notes]
+    overall = [row for row in comparison.rows if row.section == "overall"]
+    headline = headline_rows(comparison)
+    lines += ["", *_md_table(headline, regressed, with_section=True)]
+    if comparison.checks:
+        lines += ["", "**Regression rules**", ""]
+        for check in comparison.checks:
+            mark = "❌" if check.regressed else "✅"
+            lines.append(f"- {mark} {_md(check.sentence)}")
+    if comparison.grades:
+        lines += [
+            "",
+            "**Grades by scenario** (mean)",
+            "",
+            "| | scenario | base | new | change |",
+            "|---|---|---:|---:|---:|",
+        ]
+        for diff in comparison.grades:
+            lines.append(
+                f"| {'❌' if diff.dropped else ''} | {_md(diff.scenario)} | {_show(Kind.SCORE, diff.base_mean)} | "
+                f"{_show(Kind.SCORE, diff.new_mean)} | {_signed(Kind.SCORE, diff.delta)} |"
+            )
+    rest = [row for row in overall if row not in headline]
+    if rest:
+        lines += ["", "<details><summary>All figures</summary>", ""]
+        lines += [*_md_table(rest, regressed, with_section=False), "", "</details>"]
+    sliced = [row for row in comparison.rows if row.section != "overall" and row not in headline]
+    if sliced:
+        lines += ["", "<details><summary>Per variant and scenario</summary>", ""]
+        lines += [*_md_table(sliced, regressed, with_section=True), "", "</details>"]
+    lines += [
+        "",
+        f"<sub>✅ better or within noise (tolerance {comparison.tolerance:.0%}, wider for small samples) · "
+        "⚠️ worse beyond noise · ❌ a regression rule fired</sub>",
+    ]
+    return "\n".join(lines) + "\n"

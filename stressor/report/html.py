@@ -1,0 +1,743 @@
+"""The HTML report: one self-contained file (inline CSS, inline SVG charts drawn here, no script). Pure.
+
+It opens anywhere, offline, and prints. Every string that comes from the results document is escaped. Charts:
+
+- queue-to-completion p50 / p90 / p99 per interval (``intervals[].queue_to_completion``);
+- runs by state per interval (``intervals[].runs``: queued and in progress at the interval's end by the server's
+  stamps, in flight for the client, completed and failed in the interval);
+- offered vs achieved load per interval (runs due and runs the server created, from ``run_records``; HTTP
+  requests per second from ``intervals``), against the whole run's offered rate (``load``);
+- failure rate per interval (failed / ended in the interval);
+- the percentile spectrum of queue-to-completion (the HDR histogram, log axis of 1 / (1 - percentile)).
+"""
+
+from __future__ import annotations
+
+import bisect
+import html
+import math
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any
+
+from stressor.metrics import LatencyRecorder
+from stressor.report.compare import Comparison, Judgement, Row, format_change, headline_rows
+from stressor.report.thresholds import Status, Verdict, format_value
+from stressor.units import format_duration, format_rate
+
+US_PER_S = 1_000_000
+# Nothing may be fetched and no script may run: the report is data, opened from anywhere.
+CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+_WIDTH, _HEIGHT = 720, 260
+_LEFT, _RIGHT, _TOP, _BOTTOM = 64, 20, 14, 42
+_MARKERS_UP_TO = 40  # points per series below which each point gets a dot (a lone point is then visible)
+_SLIVER = 0.1  # an interval shorter than this share of interval_s gives no rate (a division by almost zero)
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _num(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def _map(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _list(value: object) -> list[Mapping[str, Any]]:
+    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
+
+
+def _int(value: object) -> int:
+    number = _num(value)
+    return int(number) if number is not None else 0
+
+
+def _seconds(value: object) -> str:
+    number = _num(value)
+    if number is None:
+        return "-"
+    return "0" if number == 0 else format_duration(number)
+
+
+def _share(value: object) -> str:
+    number = _num(value)
+    return "-" if number is None else f"{number * 100:.3g}%"
+
+
+# ----------------------------------------------------------------------------------------------------- charts
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """One line of a chart; a None y breaks the line (an interval with no data)."""
+
+    name: str
+    color: str
+    points: tuple[tuple[float, float | None], ...]
+    dashed: bool = False
+    width: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Axis:
+    """How an axis maps values and prints its ticks."""
+
+    label: str
+    fmt: Callable[[float], str]
+    log: bool = False  # log10 scale (the percentile spectrum's x)
+    ticks: tuple[float, ...] | None = None  # fixed ticks; else "nice" ones from the data
+
+
+def _nice_ticks(high: float, count: int = 5) -> list[float]:
+    """0 .. a round number above ``high``, in 1 / 2 / 2.5 / 5 x 10^k steps."""
+    if high <= 0 or not math.isfinite(high):
+        return [0.0, 1.0]
+    raw = high / count
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    steps = math.ceil(high / step - 1e-9)
+    return [i * step for i in range(steps + 1)]
+
+
+def _segments(points: Sequence[tuple[float, float | None]]) -> list[list[tuple[float, float]]]:
+    """Runs of consecutive points with a value: gaps are not bridged, so no line crosses missing data."""
+    runs: list[list[tuple[float, float]]] = [[]]
+    for x, y in points:
+        if y is None:
+            if runs[-1]:
+                runs.append([])
+        else:
+            runs[-1].append((x, y))
+    return [run for run in runs if run]
+
+
+def _chart(chart_id: str, title: str, series: Sequence[Series], x_axis: Axis, y_axis: Axis) -> str:
+    """An SVG line chart with axes, grid, ticks and an HTML legend, in a ``<figure>``."""
+    plot_w, plot_h = _WIDTH - _LEFT - _RIGHT, _HEIGHT - _TOP - _BOTTOM
+    values = [(x, y) for s in series for x, y in s.points if y is not None]
+    parts = [
+        f'<svg class="chart" data-chart="{_e(chart_id)}" viewBox="0 0 {_WIDTH} {_HEIGHT}" width="{_WIDTH}" '
+        f'height="{_HEIGHT}" role="img" aria-label="{_e(title)}" xmlns="http://www.w3.org/2000/svg">',
+        f"<title>{_e(title)}</title>",
+    ]
+    if not values:
+        parts.append(
+            f'<text x="{_WIDTH / 2}" y="{_HEIGHT / 2}" text-anchor="middle" class="empty">no data for this chart</text>'
+        )
+        parts.append("</svg>")
+        return _figure(chart_id, title, "".join(parts), series)
+
+    def tx(x: float) -> float:
+        return math.log10(x) if x_axis.log else x
+
+    xs = [tx(x) for x, _ in values]
+    x_ticks = list(x_axis.ticks) if x_axis.ticks else _nice_ticks(max(xs))
+    x_lo = tx(x_ticks[0]) if x_axis.ticks else 0.0
+    x_hi = max(tx(x_ticks[-1]) if x_axis.ticks else x_ticks[-1], x_lo + 1e-9)
+    y_ticks = list(y_axis.ticks) if y_axis.ticks else _nice_ticks(max(y for _, y in values))
+    y_hi = y_ticks[-1] or 1.0
+
+    def px(x: float) -> float:
+        return _LEFT + (min(max(tx(x), x_lo), x_hi) - x_lo) / (x_hi - x_lo) * plot_w
+
+    def py(y: float) -> float:
+        return _TOP + plot_h - min(max(y, 0.0), y_hi) / y_hi * plot_h
+
+    parts.append('<g class="grid">')
+    for tick in y_ticks:
+        y = py(tick)
+        parts.append(f'<line x1="{_LEFT}" x2="{_LEFT + plot_w}" y1="{y:.1f}" y2="{y:.1f}"/>')
+        parts.append(
+            f'<text x="{_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" class="tick">{_e(y_axis.fmt(tick))}</text>'
+        )
+    for tick in x_ticks:
+        x = _LEFT + (tx(tick) - x_lo) / (x_hi - x_lo) * plot_w if x_axis.ticks else px(tick)
+        parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{_TOP}" y2="{_TOP + plot_h}"/>')
+        parts.append(
+            f'<text x="{x:.1f}" y="{_TOP + plot_h + 16}" text-anchor="middle" class="tick">'
+            f"{_e(x_axis.fmt(tick))}</text>"
+        )
+    parts.append("</g>")
+    parts.append(
+        f'<rect class="frame" x="{_LEFT}" y="{_TOP}" width="{plot_w}" height="{plot_h}" fill="none"/>'
+        f'<text x="{_LEFT + plot_w / 2}" y="{_HEIGHT - 6}" text-anchor="middle" class="axis">'
+        f"{_e(x_axis.label)}</text>"
+        f'<text transform="translate(14 {_TOP + plot_h / 2}) rotate(-90)" text-anchor="middle" class="axis">'
+        f"{_e(y_axis.label)}</text>"
+    )
+    for s in series:
+        dash = ' stroke-dasharray="6 4"' if s.dashed else ""
+        group = [f'<g class="series" data-series="{_e(s.name)}">']
+        segments = _segments(s.points)
+        for segment in segments:
+            points = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in segment)
+            group.append(
+                f'<polyline points="{points}" fill="none" stroke="{s.color}" stroke-width="{s.width:g}"{dash} '
+                'stroke-linejoin="round" stroke-linecap="round"/>'
+            )
+        if sum(len(segment) for segment in segments) <= _MARKERS_UP_TO and not s.dashed:
+            group.extend(
+                f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="2.5" fill="{s.color}"/>'
+                for segment in segments
+                for x, y in segment
+            )
+        group.append("</g>")
+        parts.extend(group)
+    parts.append("</svg>")
+    return _figure(chart_id, title, "".join(parts), series)
+
+
+def _figure(chart_id: str, title: str, svg: str, series: Sequence[Series]) -> str:
+    legend = "".join(
+        f'<li><span class="swatch{" dashed" if s.dashed else ""}" style="--c:{s.color}"></span>{_e(s.name)}</li>'
+        for s in series
+    )
+    return (
+        f'<figure class="chart-box" id="chart-{_e(chart_id)}"><figcaption>{_e(title)}</figcaption>{svg}'
+        f'<ul class="legend">{legend}</ul></figure>'
+    )
+
+
+def _time_axis() -> Axis:
+    return Axis("seconds since the start", lambda v: f"{v:g}")
+
+
+def _duration_axis(label: str) -> Axis:
+    return Axis(label, lambda v: "0" if v == 0 else format_duration(v))
+
+
+def _latency_chart(intervals: Sequence[Mapping[str, Any]]) -> str:
+    colors = {"p50": "#2b6cb0", "p90": "#d69e2e", "p99": "#c53030"}
+    series = [
+        Series(
+            key,
+            color,
+            tuple((_num(i.get("end")) or 0.0, _num(_map(i.get("queue_to_completion")).get(key))) for i in intervals),
+        )
+        for key, color in colors.items()
+    ]
+    return _chart(
+        "latency",
+        "Queue-to-completion per interval (runs the client saw end in it)",
+        series,
+        _time_axis(),
+        _duration_axis("queue-to-completion"),
+    )
+
+
+def _runs_chart(intervals: Sequence[Mapping[str, Any]]) -> str:
+    states = (
+        ("queued", "queued (at the end)", "#805ad5"),
+        ("in_progress", "in progress (at the end)", "#3182ce"),
+        ("open", "in flight for the client", "#718096"),
+        ("completed", "completed in the interval", "#38a169"),
+        ("failed", "failed in the interval", "#e53e3e"),
+    )
+    series = [
+        Series(label, color, tuple((_num(i.get("end")) or 0.0, _num(_map(i.get("runs")).get(key))) for i in intervals))
+        for key, label, color in states
+    ]
+    return _chart("runs", "Runs by state per interval", series, _time_axis(), Axis("runs", lambda v: f"{v:g}"))
+
+
+def _rate_series(intervals: Sequence[Mapping[str, Any]], stamps: Sequence[float]) -> tuple[tuple[float, float], ...]:
+    """Events per second in each interval, from their times (seconds since the start)."""
+    ordered = sorted(stamps)  # bisect per interval: a soak has thousands of intervals and 100k runs
+    points = []
+    for interval in intervals:
+        start, end = _num(interval.get("start")) or 0.0, _num(interval.get("end")) or 0.0
+        if end > start:
+            count = bisect.bisect_left(ordered, end) - bisect.bisect_left(ordered, start)
+            points.append((end, count / (end - start)))
+    return tuple(points)
+
+
+def _load_chart(document: Mapping[str, Any], intervals: Sequence[Mapping[str, Any]]) -> str:
+    records = _list(document.get("run_records"))
+    started = _num(document.get("started_at"))
+    due = [t for t in (_num(r.get("due_s")) for r in records) if t is not None]
+    created = []
+    for record in records:
+        stamp = _num(record.get("created_at"))
+        if stamp is not None and started is not None:
+            created.append(stamp - started)
+    offered = _num(_map(document.get("load")).get("offered_runs_per_s"))
+    series = [
+        # Drawn wide and pale under the achieved line: when the server keeps up, the two coincide.
+        Series("offered (runs due)", "#a0aec0", _rate_series(intervals, due), width=5.0),
+        Series("achieved (runs created by the server)", "#2b6cb0", _rate_series(intervals, created)),
+        Series(
+            "HTTP requests",
+            "#d69e2e",
+            tuple((_num(i.get("end")) or 0.0, _num(i.get("requests_per_s"))) for i in intervals),
+        ),
+    ]
+    ends = [_num(i.get("end")) or 0.0 for i in intervals]
+    if offered is not None and ends:
+        series.append(Series("offered, whole run", "#4a5568", ((0.0, offered), (max(ends), offered)), dashed=True))
+    return _chart(
+        "load", "Offered vs achieved load per interval", series, _time_axis(), Axis("per second", format_rate)
+    )
+
+
+def _failure_chart(intervals: Sequence[Mapping[str, Any]]) -> str:
+    points = []
+    for interval in intervals:
+        runs = _map(interval.get("runs"))
+        failed, ended = _int(runs.get("failed")), _int(runs.get("completed")) + _int(runs.get("failed"))
+        points.append((_num(interval.get("end")) or 0.0, failed / ended if ended else None))
+    return _chart(
+        "failures",
+        "Failure rate per interval (failed / ended in it)",
+        [Series("failure rate", "#e53e3e", tuple(points))],
+        _time_axis(),
+        Axis("failed / ended", lambda v: f"{v * 100:.3g}%"),
+    )
+
+
+def _spectrum_points(encoded: str) -> tuple[tuple[float, float | None], ...]:
+    """(1 / (1 - percentile), value in seconds) along the histogram; the 100th percentile is left out (infinite)."""
+    histogram = LatencyRecorder.decode(encoded)
+    points = []
+    for step in histogram.get_percentile_iterator(5):
+        percentile = step.percentile_level_iterated_to
+        if percentile >= 100:
+            break
+        points.append((1 / (1 - percentile / 100), step.value_iterated_to / US_PER_S))
+    return tuple(points)
+
+
+def _spectrum_label(x: float) -> str:
+    percentile = 100 * (1 - 1 / x)
+    return f"{percentile:.{max(0, round(math.log10(x)) - 2)}f}%"
+
+
+def _spectrum_chart(document: Mapping[str, Any]) -> str:
+    figures = _map(_map(document.get("measures")).get("queue_to_completion"))
+    encoded = figures.get("hdr")
+    points = _spectrum_points(encoded) if isinstance(encoded, str) and encoded else ()
+    top = max((x for x, _ in points), default=10.0)
+    decades = max(2, math.ceil(math.log10(top) - 1e-9))
+    ticks = tuple(10.0**k for k in range(decades + 1))
+    return _chart(
+        "spectrum",
+        "Queue-to-completion percentile spectrum (HDR histogram)",
+        [Series("queue-to-completion", "#2b6cb0", points)],
+        Axis("percentile", _spectrum_label, log=True, ticks=ticks),
+        _duration_axis("queue-to-completion"),
+    )
+
+
+# ----------------------------------------------------------------------------------------------------- tables
+
+
+def _table(headers: Sequence[str], rows: Iterable[Sequence[object]], numeric: Container[int] = ()) -> str:
+    """A table; the ``numeric`` columns are right-aligned. Cells are escaped unless ``_Raw``."""
+
+    def align(i: int) -> str:
+        return ' class="num"' if i in numeric else ""
+
+    head = "".join(f"<th{align(i)}>{_e(h)}</th>" for i, h in enumerate(headers))
+    body = []
+    for row in rows:
+        cells = "".join(f"<td{align(i)}>{c if isinstance(c, _Raw) else _e(c)}</td>" for i, c in enumerate(row))
+        body.append(f"<tr>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+class _Raw(str):
+    """Markup built here (already escaped), to put in a table cell as is."""
+
+    __slots__ = ()
+
+
+def _badge(text: str, tone: str) -> _Raw:
+    return _Raw(f'<span class="badge {tone}">{_e(text)}</span>')
+
+
+def _measures_table(measures: Mapping[str, Any]) -> str:
+    rows = []
+    for name, figures in measures.items():
+        f = _map(figures)
+        clamped = _int(f.get("clamped"))
+        rows.append(
+            [
+                name,
+                _int(f.get("count")),
+                *(_seconds(f.get(k)) for k in ("p50", "p90", "p99", "max", "mean")),
+                clamped or "",
+                _Raw(f'<span class="source">{_e(f.get("source", ""))}</span>'),
+            ]
+        )
+    headers = ["measure", "count", "p50", "p90", "p99", "max", "mean", "clamped", "source"]
+    return _table(headers, rows, numeric=range(1, 8))
+
+
+def _nearest_rank(ordered: Sequence[float], p: float) -> float | None:
+    return ordered[max(0, math.ceil(len(ordered) * p / 100) - 1)] if ordered else None
+
+
+def _failure_rate(outcomes: Mapping[str, Any]) -> float | None:
+    failures = sum(_int(outcomes.get(k)) for k in ("failed", "errored", "rejected"))
+    settled = failures + _int(outcomes.get("completed"))
+    return failures / settled if settled else None
+
+
+_OUTCOMES = ("completed", "failed", "errored", "rejected", "open")
+
+
+def _stages_table(records: Sequence[Mapping[str, Any]]) -> str:
+    by_stage: dict[int, list[Mapping[str, Any]]] = {}
+    for record in records:
+        by_stage.setdefault(_int(record.get("stage")), []).append(record)
+    rows = []
+    for stage, members in sorted(by_stage.items()):
+        outcomes = {k: sum(1 for r in members if r.get("outcome") == k) for k in _OUTCOMES}
+        q2c = sorted(
+            detected - due
+            for r in members
+            if r.get("outcome") in ("completed", "failed")
+            and (detected := _num(r.get("detected_s"))) is not None
+            and (due := _num(r.get("due_s"))) is not None
+        )
+        rows.append(
+            [
+                stage,
+                len(members),
+                *outcomes.values(),
+                _share(_failure_rate(outcomes)),
+                _seconds(_nearest_rank(q2c, 50)),
+                _seconds(_nearest_rank(q2c, 99)),
+            ]
+        )
+    return _table(["stage", "runs", *_OUTCOMES, "failure rate", "q2c p50", "q2c p99"], rows, numeric=range(10))
+
+
+def _slices_table(title: str, pieces: Mapping[str, Any], grade_threshold: float | None) -> str:
+    rows = []
+    for name, piece in pieces.items():
+        p = _map(piece)
+        outcomes, q2c, grades = _map(p.get("outcomes")), _map(p.get("queue_to_completion")), _map(p.get("grades"))
+        mean = _num(grades.get("mean"))
+        rows.append(
+            [
+                name,
+                *(_int(outcomes.get(k)) for k in _OUTCOMES),
+                _share(_failure_rate(outcomes)),
+                _seconds(q2c.get("p50")),
+                _seconds(q2c.get("p99")),
+                "-" if mean is None else f"{mean:.3g}",
+                _int(grades.get("below_threshold")) if grade_threshold is not None else "-",
+            ]
+        )
+    headers = [title, *_OUTCOMES, "failure rate", "q2c p50", "q2c p99", "grade mean", "below grade threshold"]
+    return _table(headers, rows, numeric=range(1, 11))
+
+
+_VERDICT_TONES = MappingProxyType(
+    {Status.PASSED: ("pass", "ok"), Status.FAILED: ("FAIL", "bad"), Status.MISSING: ("NO DATA", "bad")}
+)
+
+
+def _verdicts_section(verdicts: Sequence[Verdict]) -> str:
+    passed = sum(v.passed for v in verdicts)
+    rows = []
+    for v in verdicts:
+        word, tone = _VERDICT_TONES[v.status]
+        rows.append([_badge(word, tone), _Raw(f"<code>{_e(v.threshold.text)}</code>"), v.detail])
+    return (
+        f'<section id="thresholds"><h2>Thresholds: {passed} of {len(verdicts)} passed</h2>'
+        f"{_table(['', 'threshold', ''], rows)}</section>"
+    )
+
+
+_JUDGEMENT_TONES = MappingProxyType({Judgement.BETTER: "ok", Judgement.NOISE: "ok", Judgement.WORSE: "warn"})
+
+
+def _comparison_row(row: Row, regressed: set[str]) -> list[object]:
+    kind = row.path.kind
+    shown = ["-" if v is None else format_value(kind, v) for v in (row.base, row.new)]
+    tone = "bad" if row.path.text in regressed else _JUDGEMENT_TONES.get(row.judgement, "muted")
+    word = "regression" if row.path.text in regressed else str(row.judgement)
+    return [row.section, row.path.name, *shown, format_change(row), _badge(word, tone)]
+
+
+def _comparison_section(comparison: Comparison) -> str:
+    regressed = {check.path.text for check in comparison.regressions}
+    status = _badge("REGRESSED" if comparison.regressed else "no regression", "bad" if comparison.regressed else "ok")
+    notes = "".join(f"<li>{_e(note)}</li>" for note in comparison.notes)
+    checks = "".join(
+        f"<li>{_badge('REGRESSED' if c.regressed else 'ok', 'bad' if c.regressed else 'ok')} {_e(c.sentence)}</li>"
+        for c in comparison.checks
+    )
+    headline = headline_rows(comparison)
+    rows = [_comparison_row(row, regressed) for row in headline]
+    others = len(comparison.rows) - len(headline)
+    more = f'<p class="meta">{others} other figures are within noise, unjudged or unchanged.</p>' if others else ""
+    return (
+        f'<section id="comparison"><h2>Comparison with the base run {status}</h2>'
+        f'<p class="meta">base {_e(comparison.base.label)}<br>new {_e(comparison.new.label)}</p>'
+        + (f'<ul class="notes">{notes}</ul>' if notes else "")
+        + (f'<h3>Regression rules</h3><ul class="checks">{checks}</ul>' if checks else "")
+        + _table(["slice", "measure", "base", "new", "change", "judgement"], rows, numeric=(2, 3, 4))
+        + more
+        + "</section>"
+    )
+
+
+def _limits_section(document: Mapping[str, Any]) -> str:
+    limits = _map(document.get("limits"))
+    retry_after = _map(limits.get("retry_after"))
+    rows: list[list[object]] = [
+        ["mode", limits.get("mode", "-")],
+        ["waited on client rate limits", _seconds(limits.get("throttle_wait_s"))],
+        ["paused by the server (Retry-After, quota)", _seconds(limits.get("server_pause_s"))],
+        ["waited for room in flight", _seconds(limits.get("capacity_wait_s"))],
+        [
+            "retries",
+            ", ".join(f"{k} {v}" for k, v in sorted(_map(limits.get("retries")).items())) or "none",
+        ],
+        [
+            "Retry-After seen",
+            f"{_int(retry_after.get('count'))}x, max {_seconds(retry_after.get('max'))}"
+            if _int(retry_after.get("count"))
+            else "never",
+        ],
+        [
+            "unparseable headers",
+            ", ".join(f"{k} {v}" for k, v in sorted(_map(limits.get("unparseable_headers")).items())) or "none",
+        ],
+        ["runs in flight limit at the end", limits.get("runs_in_flight_limit") or "none"],
+        ["breaker", limits.get("breaker") or "did not trip"],
+    ]
+    errors = _map(document.get("errors"))
+    requests = _map(document.get("requests"))
+    parts = ['<section id="limits"><h2>Limits, errors and requests</h2><div class="cols">']
+    parts.append(f"<div><h3>Limits</h3>{_table(['', ''], rows)}</div>")
+    parts.append(
+        "<div><h3>Errors by cause</h3>"
+        + (_table(["cause", "runs"], sorted(errors.items()), numeric=(1,)) if errors else "<p>none</p>")
+        + "<h3>HTTP requests</h3>"
+        + (
+            _table(["purpose and outcome", "requests"], sorted(requests.items()), numeric=(1,))
+            if requests
+            else "<p>none</p>"
+        )
+        + "</div>"
+    )
+    hooks = document.get("webhooks")
+    if isinstance(hooks, Mapping):
+        bad = sum(_int(v) for v in _map(hooks.get("bad_signature")).values())
+        hook_rows = [
+            [k.replace("_", " "), _int(hooks.get(k))]
+            for k in ("received", "accepted", "duplicates", "rejected_other", "unknown_type", "batches_polled_late")
+        ]
+        hook_rows.insert(2, ["bad signature", bad])
+        parts.append(f"<div><h3>Webhooks</h3>{_table(['', 'count'], hook_rows, numeric=(1,))}</div>")
+    parts.append("</div></section>")
+    return "".join(parts)
+
+
+def _grades_section(document: Mapping[str, Any]) -> str:
+    grades = _map(document.get("grades"))
+    if not _int(grades.get("count")) and not _int(grades.get("ungraded")):
+        return ""
+    threshold = _num(grades.get("threshold"))
+    cells = [
+        ("graded", _int(grades.get("count"))),
+        ("ungraded", _int(grades.get("ungraded"))),
+        *((k, "-" if _num(grades.get(k)) is None else f"{_num(grades.get(k)):.3g}") for k in ("mean", "p10", "p50")),
+        ("min", "-" if _num(grades.get("min")) is None else f"{_num(grades.get('min')):.3g}"),
+    ]
+    if threshold is not None:
+        cells.append((f"below {threshold:g} (quality failures)", _int(grades.get("below_threshold"))))
+    return f'<section id="grades"><h2>Grades</h2>{_cards(cells)}</section>'
+
+
+def _cards(cells: Sequence[tuple[str, object]], bad: Iterable[str] = ()) -> str:
+    flagged = set(bad)
+    return (
+        '<div class="cards">'
+        + "".join(
+            f'<div class="card{" bad" if label in flagged else ""}"><div class="value">{_e(value)}</div>'
+            f'<div class="label">{_e(label)}</div></div>'
+            for label, value in cells
+        )
+        + "</div>"
+    )
+
+
+# ----------------------------------------------------------------------------------------------------- page
+
+_CSS = """
+:root{--fg:#1a202c;--muted:#5a6473;--line:#e2e8f0;--bg:#fff;--panel:#f7fafc;--ok:#276749;--okbg:#e6f4ea;
+--bad:#9b2c2c;--badbg:#fde8e8;--warn:#975a16;--warnbg:#fefcbf}
+*{box-sizing:border-box}
+body{margin:0;background:var(--bg);color:var(--fg);font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,
+Helvetica,Arial,sans-serif}
+main{max-width:1160px;margin:0 auto;padding:24px 28px 48px}
+h1{font-size:24px;margin:0 0 4px}h2{font-size:18px;margin:32px 0 10px;padding-bottom:4px;
+border-bottom:1px solid var(--line)}h3{font-size:15px;margin:16px 0 6px}
+.meta{color:var(--muted);margin:2px 0}
+.callout{border-left:4px solid var(--bad);background:var(--badbg);padding:8px 12px;margin:10px 0;border-radius:4px}
+.callout.warn{border-color:var(--warn);background:var(--warnbg)}
+.cards{display:flex;flex-wrap:wrap;gap:10px;margin:12px 0}
+.card{background:var(--panel);border:1px solid var(--line);border-radius:6px;padding:8px 14px;min-width:108px}
+.card .value{font-size:20px;font-weight:600;font-variant-numeric:tabular-nums}
+.card .label{color:var(--muted);font-size:12px}
+.card.bad{border-color:#feb2b2;background:var(--badbg)}
+table{border-collapse:collapse;margin:6px 0 12px;font-variant-numeric:tabular-nums}
+th,td{padding:4px 10px;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}
+th{font-weight:600;background:var(--panel)}
+.num{text-align:right}
+.source{color:var(--muted);font-size:12px}
+.badge{display:inline-block;padding:0 7px;border-radius:9px;font-size:12px;font-weight:600;white-space:nowrap}
+.badge.ok{color:var(--ok);background:var(--okbg)}.badge.bad{color:var(--bad);background:var(--badbg)}
+.badge.warn{color:var(--warn);background:var(--warnbg)}.badge.muted{color:var(--muted);background:var(--panel)}
+.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:18px}
+figure.chart-box{margin:0;border:1px solid var(--line);border-radius:6px;padding:10px 12px;background:#fff}
+figcaption{font-weight:600;margin-bottom:6px}
+svg.chart{display:block;width:100%;height:auto}
+svg.chart .grid line{stroke:#edf2f7;stroke-width:1}
+svg.chart .frame{stroke:#a0aec0;stroke-width:1}
+svg.chart text{font:11px system-ui,sans-serif;fill:#4a5568}
+svg.chart text.axis{font-size:12px;fill:#2d3748}
+svg.chart text.empty{font-size:14px;fill:#a0aec0}
+.legend{list-style:none;margin:6px 0 0;padding:0;display:flex;flex-wrap:wrap;gap:4px 16px;font-size:12px}
+.swatch{display:inline-block;width:18px;height:3px;background:var(--c);vertical-align:middle;margin-right:6px}
+.swatch.dashed{background:repeating-linear-gradient(90deg,var(--c) 0 6px,transparent 6px 10px)}
+.cols{display:flex;flex-wrap:wrap;gap:28px}
+ul.notes,ul.checks{padding-left:18px}
+code{font:12.5px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
+footer{margin-top:40px;color:var(--muted);font-size:12px}
+@media print{.charts{display:block}figure.chart-box{break-inside:avoid;margin-bottom:12px}}
+"""
+
+
+def _when(epoch: object) -> str:
+    number = _num(epoch)
+    if number is None:
+        return "?"
+    return datetime.fromtimestamp(number, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _header(document: Mapping[str, Any]) -> str:
+    profile, target = _map(document.get("profile")), _map(document.get("target"))
+    where = "the embedded simulator" if target.get("embedded_simulator") else target.get("base_url", "?")
+    elapsed = _num(document.get("elapsed_s"))
+    parts = [
+        f"<header><h1>stressor report: {_e(profile.get('name', '?'))}</h1>",
+        f'<p class="meta">profile file {_e(profile.get("source", "?"))} · target {_e(target.get("kind", "?"))} '
+        f"against {_e(where)}</p>",
+        f'<p class="meta">started {_e(_when(document.get("started_at")))} · ended {_e(_when(document.get("ended_at")))}'
+        f" · {_e(_seconds(elapsed))} (grace included)</p>",
+    ]
+    if document.get("interrupted"):
+        parts.append('<p class="callout">Interrupted: the figures cover what was gathered until then.</p>')
+    elif document.get("stop_reason"):
+        parts.append(f'<p class="callout">Stopped early: {_e(document["stop_reason"])}</p>')
+    breaker = _map(document.get("limits")).get("breaker")
+    if breaker:
+        parts.append(f'<p class="callout">Breaker: {_e(breaker)}</p>')
+    generator = _map(document.get("generator"))
+    if generator.get("behind"):
+        parts.append(
+            '<p class="callout warn">The generator fell behind its schedule: dispatch lag p99 '
+            f"{_e(_seconds(generator.get('dispatch_lag_p99')))} &gt; {_e(_seconds(generator.get('limit')))}; "
+            "latencies include client-side delay and less load was offered than planned.</p>"
+        )
+    parts.append("</header>")
+    return "".join(parts)
+
+
+def _summary(document: Mapping[str, Any]) -> str:
+    runs, load = _map(document.get("runs")), _map(document.get("load"))
+    not_started = sum(_int(v) for v in _map(runs.get("not_started")).values())
+    offered, achieved = _num(load.get("offered_runs_per_s")), _num(load.get("achieved_runs_per_s"))
+    per_run = _num(load.get("requests_per_ended_run"))
+    cost = _num(document.get("estimated_cost_cents"))
+    cells: list[tuple[str, object]] = [
+        *((k, _int(runs.get(k))) for k in ("planned", "submitted", "completed", "failed", "errored", "rejected")),
+        ("open at the end", _int(runs.get("open"))),
+        ("not started", not_started),
+        ("failure rate", _share(document.get("failure_rate"))),
+        ("offered", "-" if offered is None else format_rate(offered)),
+        ("achieved", "-" if achieved is None else format_rate(achieved)),
+        ("HTTP requests", sum(_int(v) for v in _map(document.get("requests")).values())),
+        ("requests per ended run", "-" if per_run is None else f"{per_run:.2g}"),
+        ("estimated cost", "-" if cost is None else f"{cost / 100:.2f} USD"),
+    ]
+    bad = [k for k in ("failed", "errored", "rejected") if _int(runs.get(k))]
+    bad += ["not started"] if not_started else []
+    bad += ["open at the end"] if _int(runs.get("open")) else []
+    causes = ", ".join(f"{cause} {count}" for cause, count in sorted(_map(runs.get("not_started")).items()))
+    note = f'<p class="meta">not started: {_e(causes)}</p>' if causes else ""
+    return f'<section id="summary"><h2>Runs</h2>{_cards(cells, bad)}{note}</section>'
+
+
+def _whole_intervals(document: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The intervals without the sliver a run usually ends with (2.0 s .. 2.0007 s): its counts are near zero
+    and its rates a division by almost nothing, which would draw a cliff at the end of every chart."""
+    intervals = _list(document.get("intervals"))
+    interval_s = _num(document.get("interval_s")) or 1.0
+    whole = [
+        i for i in intervals if (_num(i.get("end")) or 0.0) - (_num(i.get("start")) or 0.0) >= _SLIVER * interval_s
+    ]
+    return whole or intervals
+
+
+def render_html(
+    document: Mapping[str, Any],
+    verdicts: Sequence[Verdict] | None = None,
+    comparison: Comparison | None = None,
+) -> str:
+    """The whole report as one HTML page: no network, no script; every document string escaped."""
+    profile = _map(document.get("profile"))
+    intervals = _whole_intervals(document)
+    records = _list(document.get("run_records"))
+    grades = _map(document.get("grades"))
+    grade_threshold = _num(grades.get("threshold"))
+    body = [_header(document), _summary(document)]
+    if verdicts:
+        body.append(_verdicts_section(verdicts))
+    body.append(f'<section id="measures"><h2>Measures</h2>{_measures_table(_map(document.get("measures")))}</section>')
+    charts = [
+        _latency_chart(intervals),
+        _runs_chart(intervals),
+        _load_chart(document, intervals),
+        _failure_chart(intervals),
+        _spectrum_chart(document),
+    ]
+    interval_s = _num(document.get("interval_s"))
+    every = f" (every {_seconds(interval_s)})" if interval_s else ""
+    body.append(
+        f'<section id="charts"><h2>Over time{_e(every)}</h2><div class="charts">{"".join(charts)}</div></section>'
+    )
+    if comparison is not None:
+        body.append(_comparison_section(comparison))
+    body.append(_grades_section(document))
+    if records:
+        body.append(f'<section id="stages"><h2>By stage</h2>{_stages_table(records)}</section>')
+    for title, key in (("variant", "variants"), ("scenario", "scenarios")):
+        pieces = _map(document.get(key))
+        if pieces:
+            body.append(
+                f'<section id="{key}"><h2>By {title}</h2>{_slices_table(title, pieces, grade_threshold)}</section>'
+            )
+    body.append(_limits_section(document))
+    body.append(f"<footer>{_e(document.get('schema', '?'))} · written by stressor</footer>")
+    title = f"stressor: {profile.get('name', '?')} ({_when(document.get('started_at'))})"
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head>"
+        f"<body><main>{''.join(body)}</main></body></html>\n"
+    )

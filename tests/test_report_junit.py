@@ -1,0 +1,89 @@
+"""JUnit XML: parseable, one case per threshold, per scenario and for the run, failures with their reasons."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from test_report_fixture import load_fixture
+
+from stressor.report.junit import junit_xml
+from stressor.report.thresholds import evaluate, parse_thresholds
+
+
+def _suite(xml: str) -> ET.Element:
+    root = ET.fromstring(xml.encode("utf-8"))
+    assert root.tag == "testsuites"
+    suites = root.findall("testsuite")
+    assert len(suites) == 1 and suites[0].get("name") == "stressor"
+    return suites[0]
+
+
+def _cases(suite: ET.Element) -> dict[str, ET.Element]:
+    return {f"{c.get('classname')}/{c.get('name')}": c for c in suite.findall("testcase")}
+
+
+def test_one_case_per_threshold_with_the_verdict_as_failure_message() -> None:
+    doc = load_fixture()
+    verdicts = evaluate(parse_thresholds(["failure_rate < 25%", "queue_to_completion.p99 < 50ms"]), doc)
+    suite = _suite(junit_xml(doc, verdicts))
+    cases = _cases(suite)
+    passed = cases["stressor.thresholds/failure_rate < 25%"]
+    assert passed.find("failure") is None
+    assert passed.findtext("system-out") == "failure_rate < 25% passed: was 20%"
+    failure = cases["stressor.thresholds/queue_to_completion.p99 < 50ms"].find("failure")
+    assert failure is not None and failure.get("type") == "threshold"
+    assert failure.get("message") == "queue_to_completion.p99 < 50ms failed: was 82.6ms, 65.2% over 50ms"
+
+
+def test_a_threshold_with_no_data_fails_as_such() -> None:
+    doc = load_fixture()
+    suite = _suite(junit_xml(doc, evaluate(parse_thresholds(["variant[storm].failed == 0"]), doc)))
+    failure = _cases(suite)["stressor.thresholds/variant[storm].failed == 0"].find("failure")
+    assert failure is not None and failure.get("type") == "no-data"
+    assert "no variant 'storm' in the results" in (failure.get("message") or "")
+
+
+def test_scenarios_fail_on_failed_runs_and_quality_failures() -> None:
+    doc = load_fixture()
+    doc["scenarios"]["refund"]["outcomes"].update(failed=0, errored=0, rejected=0)
+    doc["scenarios"]["refund"]["grades"]["below_threshold"] = 0
+    doc["scenarios"]["hours"]["outcomes"].update(failed=0, errored=1, rejected=2)
+    cases = _cases(_suite(junit_xml(doc)))
+    assert cases["stressor.scenarios/refund"].find("failure") is None
+    assert "completed 18, failed 0" in (cases["stressor.scenarios/refund"].findtext("system-out") or "")
+    failure = cases["stressor.scenarios/hours"].find("failure")
+    assert failure is not None
+    assert failure.get("message") == (
+        "scenario hours: 1 errored, 2 rejected, 2 below the grade threshold 0.75 (quality failures)"
+    )
+
+
+def test_suite_counts_and_properties() -> None:
+    doc = load_fixture()
+    verdicts = evaluate(parse_thresholds(["errored == 0", "failed == 0"]), doc)
+    suite = _suite(junit_xml(doc, verdicts))
+    # 2 thresholds + 2 scenarios + the run; failed: "failed == 0" and both scenarios (failed runs).
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("5", "3", "0")
+    assert suite.get("timestamp", "").startswith("20")
+    props = {p.get("name"): p.get("value") for p in suite.iter("property")}
+    assert props["profile"] == "tiny"
+
+
+def test_the_run_case_fails_when_the_run_did_not_cover_its_plan() -> None:
+    doc = load_fixture()
+    assert _cases(_suite(junit_xml(doc)))["stressor.run/run"].find("failure") is None
+    doc["interrupted"] = True
+    failure = _cases(_suite(junit_xml(doc)))["stressor.run/run"].find("failure")
+    assert failure is not None and failure.get("message", "").startswith("the run was interrupted")
+    doc["interrupted"] = False
+    doc["limits"]["breaker"] = "more than half of 40 requests failed over 30s"
+    failure = _cases(_suite(junit_xml(doc)))["stressor.run/run"].find("failure")
+    assert failure is not None and "the breaker stopped the run" in failure.get("message", "")
+
+
+def test_strings_from_outside_stay_valid_xml() -> None:
+    doc = load_fixture()
+    doc["scenarios"]['<refund & "co"> \x01\x1b'] = doc["scenarios"].pop("refund")
+    suite = _suite(junit_xml(doc))  # parsing is the check: control characters would break it
+    names = [c.get("name") for c in suite.findall("testcase")]
+    assert '<refund & "co"> \ufffd\ufffd' in names
