@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -21,13 +22,14 @@ import typer
 from rich.console import Console
 from rich.live import Live
 
+from stressor.capacity import Step, knee, levels, measure_step, step_profile
 from stressor.intervals import interval_series
 from stressor.plan import estimate
 from stressor.profile import Profile, ProfileError, load_profile
 from stressor.report.commands import compare, report
 from stressor.report.console import render_summary
 from stressor.report.hlog import write_hlog
-from stressor.report.html import render_html
+from stressor.report.html import render_capacity_html, render_html
 from stressor.report.junit import junit_xml
 from stressor.report.progress import progress_line, progress_table
 from stressor.report.results import build_results, figures, webhooks_json, write_results
@@ -45,6 +47,7 @@ from stressor.secrets import mask_secret
 from stressor.session import EMBEDDED_API_KEY, Session, SessionResult, Where
 from stressor.sim.command import sim
 from stressor.sim.config import SimConfig, SimConfigError
+from stressor.sim.server import SimulatorProcess
 from stressor.targets.base import TargetUnavailable
 from stressor.units import format_duration, parse_duration, parse_rate
 
@@ -474,6 +477,144 @@ def plan(
             f" {row.peak_in_flight:>8.1f} {row.requests:>9} {row.cost_cents / 100:>9.2f}$"
         )
     typer.echo(f"  then up to {format_duration(profile.grace_s)} of grace for runs in flight")
+
+
+# ---------------------------------------------------------------------------------------------------- capacity
+
+
+async def _capacity_steps(
+    profile: Profile, where: Where, model: str, step_levels: list[float], duration_s: float, slos: list[Threshold]
+) -> list[Step]:
+    steps: list[Step] = []
+    async with AsyncExitStack() as stack:
+        if where.base_url is None:  # one simulator for every step, so the search measures the load, not boots
+            assert where.simulator is not None
+            where = replace(where, base_url=await stack.enter_async_context(SimulatorProcess(where.simulator)))
+        for level in step_levels:
+            step_run = step_profile(profile, level, model, duration_s)  # type: ignore[arg-type]
+            outcome = await Session(step_run, where, enforce_budget=False).run()
+            document = build_results(outcome.engine, step_run, {"base_url": outcome.base_url})
+            step = measure_step(level, document, slos)
+            steps.append(step)
+            typer.echo(_capacity_row(step), err=True)
+            if not step.held or outcome.engine.interrupted:
+                break
+    return steps
+
+
+def _capacity_row(step: Step) -> str:
+    def fmt(value: float | None) -> str:
+        return "-" if value is None else format_duration(value)
+
+    rate = "-" if step.failure_rate is None else f"{step.failure_rate:.1%}"
+    verdict = "held" if step.held else "BROKE: " + "; ".join(v.sentence for v in step.verdicts if not v.passed)
+    return (
+        f"  {step.level:>8g}  p50 {fmt(step.p50_s):>8}  p95 {fmt(step.p95_s):>8}  p99 {fmt(step.p99_s):>8}"
+        f"  failures {rate:>6}  completed {step.completed_per_s:6.3g}/s  {verdict}"
+    )
+
+
+@app.command()
+def capacity(
+    profile_path: Annotated[Path, typer.Argument(metavar="PROFILE", help="Profile file (TOML or JSON).")],
+    slo: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--slo",
+            help="A service level that must hold, as a threshold: 'queue_to_completion.p95 < 90s', "
+            "'failure_rate < 5%' (repeatable). Default: both of these.",
+        ),
+    ] = None,
+    model: Annotated[
+        str, typer.Option(help="Step runs in flight ('closed') or batch arrivals per second ('open').")
+    ] = "closed",
+    start: Annotated[float, typer.Option(help="First load level.", min=0.001)] = 2,
+    step: Annotated[float, typer.Option(help="Load added at each step.", min=0.001)] = 2,
+    max_level: Annotated[float, typer.Option("--max", help="Highest load level tried.", min=0.001)] = 64,
+    step_duration: Annotated[str, typer.Option(help="How long each step runs, e.g. 30s or 5m.")] = "30s",
+    html: Annotated[Path | None, typer.Option(help="Write the chart of latency and failures against load.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the steps and the knee as JSON.")] = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option("--base-url", envvar="STRESSOR_BASE_URL", help="API to search; default: the embedded simulator."),
+    ] = None,
+    api_key: Annotated[
+        str | None, typer.Option("--api-key", envvar="THUNDERPHONE_API_KEY", show_default=False, help="API key.")
+    ] = None,
+    sim_slots: Annotated[int | None, typer.Option(help=SIM_HELP + "concurrent call slots (20).")] = None,
+    sim_call_duration: Annotated[str | None, typer.Option(help=SIM_HELP + "call duration distribution.")] = None,
+) -> None:
+    """Step the load up until an SLO breaks; report the last step that held, the first that broke (the knee)."""
+    if model not in ("closed", "open"):
+        raise _fail("--model must be 'closed' or 'open'", EXIT_USAGE)
+    profile = _with_flags(_load(profile_path), base_url=base_url.rstrip("/") if base_url else None)
+    duration_s = _duration_flag(step_duration, "--step-duration")
+    assert duration_s is not None
+    try:
+        slos = parse_thresholds(slo or ["queue_to_completion.p95 < 90s", "failure_rate < 5%"])
+        step_levels = levels(start, step, max_level)
+    except (ThresholdError, ValueError) as exc:
+        raise _fail(str(exc), EXIT_USAGE) from None
+    if profile.target.base_url is None:
+        simulator = _simulator_config(profile, {"slots": sim_slots, "call_duration": sim_call_duration})
+        where = Where(base_url=None, api_key=EMBEDDED_API_KEY, simulator=simulator)
+    else:
+        if not api_key:
+            raise _fail("no API key: set THUNDERPHONE_API_KEY (or pass --api-key)", EXIT_USAGE)
+        _cost_guard(
+            replace(profile, stages=tuple(step_profile(profile, lv, model, duration_s).stages[0] for lv in step_levels))
+        )  # type: ignore[arg-type]
+        where = Where(base_url=profile.target.base_url, api_key=api_key)
+    load_label = "runs in flight" if model == "closed" else "batches per second"
+    typer.echo(
+        f"capacity search of {profile.name!r}: {load_label} from {start:g} by {step:g} up to {max_level:g}, "
+        f"{format_duration(duration_s)} a step; SLO: {', '.join(t.text for t in slos)}",
+        err=True,
+    )
+    try:
+        steps = anyio.run(_capacity_steps, profile, where, model, step_levels, duration_s, slos)
+    except TargetUnavailable as exc:
+        raise _fail(str(exc), EXIT_TARGET) from None
+    found = knee(steps)
+    rows = [
+        {
+            "level": s.level,
+            "p50": s.p50_s,
+            "p95": s.p95_s,
+            "p99": s.p99_s,
+            "failure_rate": s.failure_rate,
+            "completed_per_s": s.completed_per_s,
+            "held": s.held,
+            "broken": [v.sentence for v in s.verdicts if not v.passed],
+        }
+        for s in steps
+    ]
+    held = found.last_held.level if found.last_held else None
+    broke = found.first_broke.level if found.first_broke else None
+    if out is not None:
+        out.write_bytes(
+            orjson.dumps(
+                {
+                    "model": model,
+                    "load": load_label,
+                    "slos": [t.text for t in slos],
+                    "steps": rows,
+                    "knee": {"last_held": held, "first_broke": broke},
+                },
+                option=orjson.OPT_INDENT_2,
+            )
+        )
+    if html is not None:
+        html.write_text(render_capacity_html(f"Capacity of {profile.name}", load_label, rows), encoding="utf-8")
+    if broke is None:
+        typer.echo(
+            f"no step broke the SLO up to {max_level:g} {load_label}; the last held at {held:g}"
+            if held
+            else "no step ran"
+        )
+    else:
+        where_held = f"held at {held:g}" if held is not None else "broke at the first step"
+        typer.echo(f"knee: {where_held}, broke at {broke:g} {load_label}")
 
 
 # ---------------------------------------------------------------------------------------------------- report

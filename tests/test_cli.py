@@ -221,3 +221,24 @@ def test_thresholds_gate_the_exit_code_and_abort_stops_a_run_early(tmp_path: Pat
     bad = stressor("run", str(profile), "-t", "latency < 5s")
     assert bad.returncode == 2
     assert "unknown measure 'latency'" in bad.stderr
+
+
+def test_capacity_search_finds_the_knee_near_the_simulators_slot_count(tmp_path: Path) -> None:
+    # 6 call slots, calls of 400 ms: up to 6 in flight nothing queues (p95 ~ 430 ms); at 8, a third of the
+    # time is spent queued and the p95 passes 500 ms.
+    profile = write(
+        tmp_path,
+        'grace = "5s"\n[target]\npoll_interval = "20ms"\n[batch]\nruns = 2\n'
+        '[[stages]]\nduration = "1s"\nin_flight = 1\n',
+    )
+    out, html = tmp_path / "capacity.json", tmp_path / "capacity.html"
+    done = stressor(
+        "capacity", str(profile), "--sim-slots", "6", "--sim-call-duration", "fixed(400)", "--start", "2",
+        "--step", "2", "--max", "12", "--step-duration", "3s", "--slo", "queue_to_completion.p95 < 500ms",
+        "--out", str(out), "--html", str(html),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    knee = orjson.loads(out.read_bytes())["knee"]
+    assert knee == {"last_held": 6, "first_broke": 8}
+    assert "knee: held at 6, broke at 8 runs in flight" in done.stdout
+    assert html.read_text().count("<svg") == 2

@@ -741,3 +741,54 @@ def render_html(
         f"<title>{_e(title)}</title><style>{_CSS}</style></head>"
         f"<body><main>{''.join(body)}</main></body></html>\n"
     )
+
+
+def render_capacity_html(title: str, load_label: str, steps: Sequence[Mapping[str, Any]]) -> str:
+    """A capacity search as one page: latency and failure rate against load, and the table of steps.
+
+    ``steps`` are ``{"level", "p50", "p95", "p99", "failure_rate", "completed_per_s", "held"}`` mappings.
+    """
+    load_axis = Axis(load_label, lambda v: f"{v:g}")
+    latency = [
+        Series(key, color, tuple((float(s["level"]), _num(s.get(key))) for s in steps))
+        for key, color in (("p50", "#2b6cb0"), ("p95", "#d69e2e"), ("p99", "#c53030"))
+    ]
+    failures = [
+        Series("failure rate", "#c53030", tuple((float(s["level"]), _num(s.get("failure_rate"))) for s in steps))
+    ]
+    charts = [
+        _chart(
+            "capacity-latency",
+            "Queue-to-completion against load",
+            latency,
+            load_axis,
+            _duration_axis("queue-to-completion"),
+        ),
+        _chart(
+            "capacity-failures",
+            "Failure rate against load",
+            failures,
+            load_axis,
+            Axis("failure rate", lambda v: f"{v:.0%}"),
+        ),
+    ]
+    rows = [
+        [
+            f"{s['level']:g}",
+            _seconds(s.get("p50")),
+            _seconds(s.get("p95")),
+            _seconds(s.get("p99")),
+            _share(s.get("failure_rate")),
+            f"{float(s.get('completed_per_s') or 0):.3g}",
+            _badge("held", "ok") if s.get("held") else _badge("BROKE", "bad"),
+        ]
+        for s in steps
+    ]
+    table = _table([load_label, "p50", "p95", "p99", "failure rate", "completed/s", "SLO"], rows, range(6))
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body><main>"
+        f'<h1>{_e(title)}</h1><section><div class="charts">{"".join(charts)}</div></section>'
+        f"<section><h2>Steps</h2>{table}</section></main></body></html>"
+    )
