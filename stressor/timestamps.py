@@ -36,6 +36,16 @@ def parse_iso(text: str) -> float:
     return stamp.timestamp()
 
 
+def parse_iso_or_none(value: object) -> float | None:
+    """``parse_iso`` for fields of answers: None for anything that is not a timestamp (null, a number, junk)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_iso(value)
+    except ValueError:
+        return None
+
+
 @dataclass(frozen=True, slots=True)
 class ClockAnchor:
     """One simultaneous reading of the wall clock and the monotonic clock."""

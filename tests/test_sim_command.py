@@ -8,8 +8,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from stressor.asgi_server import is_loopback
 from stressor.sim import command
-from stressor.sim.command import is_loopback, sim
+from stressor.sim.command import sim
 from stressor.sim.config import Distribution, SimConfig
 from stressor.sim.server import WEBHOOK_SECRET_ENV, simulator_command
 from stressor.sim.windows import ErrorBurst, Stall

@@ -11,9 +11,10 @@ import httpx
 import orjson
 import pytest
 
+from stressor.asgi_server import is_loopback
 from stressor.webhooks.events import CallGraded, RunCompleted, WebhookEvent
 from stressor.webhooks.receiver import ReceiverStats, WebhookReceiver
-from stressor.webhooks.server import is_loopback, serve_receiver
+from stressor.webhooks.server import serve_receiver
 from stressor.webhooks.signature import V1_HEADER, V2_HEADER, sign_v1, sign_v2
 
 pytestmark = pytest.mark.anyio

@@ -16,7 +16,6 @@ neither is ever printed.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import signal
 from typing import Annotated
@@ -24,21 +23,12 @@ from typing import Annotated
 import anyio
 import typer
 
+from stressor.asgi_server import is_loopback
 from stressor.sim.config import DEFAULT_CALL_DURATION, DEFAULT_GRADE_SCORE, PRODUCTS, SimConfig, SimConfigError
 from stressor.sim.server import API_KEY_ENV, LISTENING_PREFIX, PARENT_PID_ENV, WEBHOOK_SECRET_ENV, serve
 from stressor.sim.webhooks import REORDER_WINDOW_S
 
 EXIT_UNAVAILABLE = 3
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 async def _serve_until_stopped(config: SimConfig, host: str, port: int) -> None:

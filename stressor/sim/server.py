@@ -19,13 +19,12 @@ import math
 import os
 import queue
 import re
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from types import TracebackType
@@ -34,8 +33,8 @@ from typing import IO, Any
 import anyio
 import httpx
 import orjson
-import uvicorn
 
+from stressor.asgi_server import base_url_of, serve_asgi
 from stressor.sim.app import Middleware, RequestStats, SimApp, StatsSource, create_app
 from stressor.sim.config import SimConfig
 from stressor.sim.faults import FaultLayer
@@ -59,20 +58,6 @@ _GRACEFUL_SHUTDOWN_S = 2
 def monotonic_seconds() -> float:
     """The simulator's clock: ``time.perf_counter_ns`` in seconds (the clock ``ClockAnchor`` pairs with)."""
     return time.perf_counter_ns() / NS_PER_S
-
-
-def base_url_of(host: str, port: int) -> str:
-    """``http://host:port``, with brackets around an IPv6 address."""
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-
-
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn without its signal handlers: ``Server.serve`` (uvicorn 0.54, as installed) swaps SIGINT/SIGTERM
-    through ``capture_signals``, which would take Ctrl-C from whoever embeds it. ``should_exit`` stops it."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,26 +102,6 @@ async def _drive(model: SimModel, clock: Callable[[], float], wakeup: _Wakeup) -
         await wakeup.wait(math.inf if due is None else max(due - clock(), _MIN_SLEEP_S))
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on host:port (port 0: a free one); raises OSError when that is impossible."""
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    family, kind, proto, _, address = infos[0]
-    # proto must say TCP: asyncio only sets TCP_NODELAY on accepted sockets whose proto is IPPROTO_TCP, and
-    # without it every answer waits ~40 ms for the client's delayed ACK
-    sock = socket.socket(family, kind, proto or socket.IPPROTO_TCP)
-    try:
-        if os.name == "posix":
-            # what asyncio's create_server does: a restarted simulator can reuse its port at once
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(2048)
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
 @asynccontextmanager
 async def serve(
     config: SimConfig | None = None,
@@ -160,75 +125,15 @@ async def serve(
         model.add_listener(webhooks.on_event)
         stats["webhooks"] = webhooks.snapshot
     app = create_app(model, monotonic_seconds, middleware=[faults, *middleware], stats=stats)
-    sock = _bind(host, port)
-    bound_host, bound_port = sock.getsockname()[:2]
-    server = _EmbeddedServer(
-        uvicorn.Config(
-            app,
-            lifespan="off",
-            access_log=False,
-            log_config=None,
-            log_level="warning",
-            http="h11",
-            ws="none",
-            proxy_headers=False,
-            timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_S,
-        )
-    )
     wakeup = _Wakeup()
     model.add_listener(wakeup.on_event)
-    driver_scope = anyio.CancelScope()
-    sender_scope = anyio.CancelScope()
-    server_done = anyio.Event()
-
-    async def run_server() -> None:
-        try:
-            await server.serve(sockets=[sock])
-        finally:
-            server_done.set()
-
-    async def run_driver() -> None:
-        with driver_scope:
-            await _drive(model, monotonic_seconds, wakeup)
-
-    async def run_sender(sender: WebhookSender) -> None:
-        with sender_scope:
-            await sender.run()
-
-    body_error: BaseException | None = None
-    try:
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(run_server)
-            tasks.start_soon(run_driver)
-            if webhooks is not None:
-                tasks.start_soon(run_sender, webhooks)
-            try:
-                with anyio.fail_after(_STARTUP_TIMEOUT_S):
-                    while not server.started and not server_done.is_set():
-                        await anyio.sleep(_MIN_SLEEP_S)
-                if not server.started:
-                    raise RuntimeError(f"the simulator could not start on {base_url_of(bound_host, bound_port)}")
-                try:
-                    yield RunningSimulator(
-                        base_url_of(bound_host, bound_port), bound_host, bound_port, model, app, faults, webhooks
-                    )
-                except BaseException as raised:
-                    body_error = raised
-                    raise
-            finally:
-                server.should_exit = True
-                driver_scope.cancel()
-                sender_scope.cancel()
-    except BaseExceptionGroup as group:
-        # the caller's own exception comes back as itself, not wrapped in the task group's group
-        if body_error is not None and len(group.exceptions) == 1 and group.exceptions[0] is body_error:
-            raise body_error from None
-        raise
-    finally:
-        # after a cancellation uvicorn may not have reached its own shutdown: never leave the port open
-        for listener in getattr(server, "servers", ()):
-            listener.close()
-        sock.close()
+    jobs = [lambda: _drive(model, monotonic_seconds, wakeup)]
+    if webhooks is not None:
+        jobs.append(webhooks.run)
+    async with serve_asgi(app, host, port, what="the simulator", background=jobs) as (bound_host, bound_port):
+        yield RunningSimulator(
+            base_url_of(bound_host, bound_port), bound_host, bound_port, model, app, faults, webhooks
+        )
 
 
 # -- a simulator in its own process ----------------------------------------------------------------------

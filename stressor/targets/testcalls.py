@@ -40,7 +40,7 @@ from stressor.targets.base import (
 )
 from stressor.targets.http import ShardedClient
 from stressor.targets.inbox import CompletionInbox
-from stressor.timestamps import NS_PER_S, parse_iso
+from stressor.timestamps import NS_PER_S, parse_iso_or_none
 from stressor.webhooks.events import BadEvent, CallGraded, parse_grade
 
 LIST_PAGE_SIZE = 200  # the API's maximum
@@ -109,15 +109,6 @@ def _outcome(status: int) -> str:
     return "ok" if 200 <= status < 300 else f"http_{status}"
 
 
-def _stamp(value: object) -> float | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return parse_iso(value)
-    except ValueError:
-        return None
-
-
 def _detail(response: httpx.Response) -> str:
     """The server's own words about an error, short."""
     try:
@@ -141,9 +132,9 @@ def parse_run(item: object, seen_ns: int) -> RunView | None:
         run_id=str(run_id),
         status=status,
         seen_ns=seen_ns,
-        created_at=_stamp(item.get("created_at")),
-        started_at=_stamp(item.get("started_at")),
-        completed_at=_stamp(item.get("completed_at")),
+        created_at=parse_iso_or_none(item.get("created_at")),
+        started_at=parse_iso_or_none(item.get("started_at")),
+        completed_at=parse_iso_or_none(item.get("completed_at")),
         error_message=error if isinstance(error, str) else "",
         call_id=str(call_id) if isinstance(call_id, str | int) and not isinstance(call_id, bool) else None,
     )
@@ -415,7 +406,7 @@ class TestCallsTarget:
         batch_id, run_ids = answer.get("id"), answer.get("run_ids")
         if not isinstance(batch_id, str | int) or not isinstance(run_ids, list) or len(run_ids) != expected_runs:
             raise SubmitError("bad_response", "the batch answer lacks an id or the right number of run_ids")
-        created_at = _stamp(answer.get("created_at"))
+        created_at = parse_iso_or_none(answer.get("created_at"))
         total_cost = answer.get("estimated_cost_cents")
         per_run = total_cost / len(run_ids) if isinstance(total_cost, int | float) and run_ids else None
         runs = tuple(SubmittedRun(str(run_id), i, created_at, per_run) for i, run_id in enumerate(run_ids))
@@ -426,7 +417,10 @@ class TestCallsTarget:
         if not isinstance(run_id, str | int) or isinstance(run_id, bool):
             raise SubmitError("bad_response", "the run answer has no id")
         return SubmittedRun(
-            str(run_id), index, _stamp(answer.get("created_at")), cost if isinstance(cost, int | float) else None
+            str(run_id),
+            index,
+            parse_iso_or_none(answer.get("created_at")),
+            cost if isinstance(cost, int | float) else None,
         )
 
     def _remember(self, submission: Submission) -> Submission:

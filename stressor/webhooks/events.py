@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 import orjson
 
-from stressor.timestamps import parse_iso
+from stressor.timestamps import parse_iso_or_none
 
 RUN_COMPLETED = "test-call.completed"
 CALL_GRADED = "call.graded"
@@ -113,15 +113,6 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _stamp(value: object) -> float | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return parse_iso(value)
-    except ValueError:
-        return None
-
-
 def _run_completed(data: Mapping[str, Any]) -> RunCompleted | BadEvent:
     run_id = _ident(data.get("id"))
     status = _text(data.get("status"))
@@ -130,9 +121,9 @@ def _run_completed(data: Mapping[str, Any]) -> RunCompleted | BadEvent:
     return RunCompleted(
         run_id=run_id,
         status=status,
-        created_at=_stamp(data.get("created_at")),
-        started_at=_stamp(data.get("started_at")),
-        completed_at=_stamp(data.get("completed_at")),
+        created_at=parse_iso_or_none(data.get("created_at")),
+        started_at=parse_iso_or_none(data.get("started_at")),
+        completed_at=parse_iso_or_none(data.get("completed_at")),
         error_message=_text(data.get("error_message")) or "",
         call_id=_ident(data.get("call_id")),
         batch_id=_ident(data.get("batch_id")),
@@ -153,7 +144,7 @@ def _call_graded(data: Mapping[str, Any]) -> CallGraded | BadEvent:
         status=_text(grade.get("status")),
         call_outcome=_text(grade.get("call_outcome")),
         grader_model=_text(grade.get("grader_model")),
-        graded_at=_stamp(grade.get("graded_at")),
+        graded_at=parse_iso_or_none(grade.get("graded_at")),
     )
 
 

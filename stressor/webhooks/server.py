@@ -11,15 +11,11 @@ port to the network should be a decision, never a default.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-import anyio
-import uvicorn
-
-from stressor.sim.server import _bind, _EmbeddedServer, base_url_of
+from stressor.asgi_server import base_url_of, is_loopback, serve_asgi
 from stressor.webhooks.receiver import WebhookReceiver
 
 _STARTUP_TIMEOUT_S = 10.0
@@ -35,16 +31,6 @@ class RunningReceiver:
     host: str
     port: int
     receiver: WebhookReceiver
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` names the loopback interface (``localhost`` or a loopback IP literal)."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 @asynccontextmanager
@@ -65,44 +51,6 @@ async def serve_receiver(
             f"refusing to receive webhooks on {host!r}, which is not loopback: pass allow_remote=True "
             "to open a port to the network"
         )
-    sock = _bind(host, port)
-    bound_host, bound_port = sock.getsockname()[:2]
-    url = base_url_of(bound_host, bound_port) + receiver.path
-    server = _EmbeddedServer(
-        uvicorn.Config(
-            receiver,
-            lifespan="off",
-            access_log=False,
-            log_config=None,
-            log_level="warning",
-            http="h11",
-            ws="none",
-            proxy_headers=False,
-            timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_S,
-        )
-    )
-    server_done = anyio.Event()
-
-    async def run_server() -> None:
-        try:
-            await server.serve(sockets=[sock])
-        finally:
-            server_done.set()
-
-    try:
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(run_server)
-            try:
-                with anyio.fail_after(_STARTUP_TIMEOUT_S):
-                    while not server.started and not server_done.is_set():
-                        await anyio.sleep(_POLL_S)
-                if not server.started:
-                    raise RuntimeError(f"the webhook receiver could not start on {url}")
-                yield RunningReceiver(url, bound_host, bound_port, receiver)
-            finally:
-                server.should_exit = True
-    finally:
-        # after a cancellation uvicorn may not have reached its own shutdown: never leave the port open
-        for listener in getattr(server, "servers", ()):
-            listener.close()
-        sock.close()
+    async with serve_asgi(receiver, host, port, what="the webhook receiver") as (bound_host, bound_port):
+        url = base_url_of(bound_host, bound_port) + receiver.path
+        yield RunningReceiver(url, bound_host, bound_port, receiver)
