@@ -2,14 +2,14 @@
 
 Exit codes (documented in the README): 0 success, 2 bad input (profile, flags, cost guard), 3 the target
 cannot be used (unreachable, key refused, stopped by a fatal answer), 4 stopped by the breaker (sustained
-failure), 130 interrupted (Ctrl-C). Results gathered so far are written in every case where a run started.
+failure), 5 a threshold failed, 6 ``compare`` found a regression, 130 interrupted (Ctrl-C). Results gathered
+so far are written in every case where a run started.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import sys
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import asdict, replace
@@ -51,13 +51,12 @@ from stressor.sim.server import SimulatorProcess
 from stressor.targets.base import TargetUnavailable
 from stressor.units import format_duration, parse_duration, parse_rate
 
-EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_TARGET = 3
 EXIT_BREAKER = 4
 EXIT_THRESHOLDS = 5
-MIN_RUNS_TO_ABORT = 20
 EXIT_INTERRUPTED = 130
+MIN_RUNS_TO_ABORT = 20  # an abort threshold waits for this many settled runs: a rate over 3 says nothing
 WEBHOOK_SECRET_ENV = "STRESSOR_WEBHOOK_SECRET"
 
 T = TypeVar("T")
@@ -137,7 +136,7 @@ async def _run_session(
                 continue
             live = figures(session.metrics, session.governor, profile, engine.elapsed_s(), with_histograms=False)
             if sum(live["runs"][o] for o in ("completed", "failed", "errored", "rejected")) < MIN_RUNS_TO_ABORT:
-                continue  # a rate over the first few runs says nothing yet
+                continue
             breaches = abort_breaches(aborts, live)
             if breaches:
                 engine.stop(f"threshold breached: {breaches[0].sentence}", cause="threshold")
@@ -625,6 +624,4 @@ app.command("compare")(compare)
 
 def main() -> None:
     """Console entry point."""
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
     app(prog_name="stressor")
-    sys.exit(0)
