@@ -15,7 +15,8 @@ NOW_WALL = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC).timestamp()
 NOW_MONO = 77.0
 URL = "http://127.0.0.1:9/v1/test-calls"
 
-pytestmark = pytest.mark.anyio
+# respx at the client level: it sees requests whatever transport the client uses (aiohttp by default).
+pytestmark = [pytest.mark.anyio, pytest.mark.respx(using="httpx")]
 
 
 @pytest.fixture

@@ -17,7 +17,8 @@ from stressor.targets.base import BatchOrder, RunEnd, Submission, SubmitError, S
 from stressor.targets.testcalls import PollSchedule, TestCallsTarget
 from stressor.timestamps import parse_iso
 
-pytestmark = pytest.mark.anyio
+# respx at the client level: it sees requests whatever transport the client uses (aiohttp by default).
+pytestmark = [pytest.mark.anyio, pytest.mark.respx(using="httpx")]
 
 BASE = "http://127.0.0.1:9"
 KEY = "sk_live_abcdefghijklmnop1234"
