@@ -43,6 +43,7 @@ from stressor.sim.config import SimConfig
 from stressor.sim.model import SimModel
 from stressor.sim.records import SimEvent
 from stressor.sim.views import grade_object, run_json
+from stressor.targets.http import AiohttpTransport
 from stressor.webhooks.events import CALL_GRADED, RUN_COMPLETED
 from stressor.webhooks.signature import V1_HEADER, V2_HEADER, sign_v1, sign_v2
 
@@ -51,7 +52,7 @@ Headers = tuple[tuple[str, str], ...]
 # Few connections on purpose: httpx's pool costs more per request the more connections it holds. Measured on
 # a 2-core machine, 80 events at once reached an idle receiver in ~0.11 s with 2 in flight, ~0.25 s with 8;
 # a sender slower than the client under test would show up in the client's detection delay.
-MAX_IN_FLIGHT = 2
+MAX_IN_FLIGHT = 8
 REORDER_WINDOW_S = 0.1
 ATTEMPT_TIMEOUT_S = 5.0
 USER_AGENT = "stressor-sim"
@@ -223,7 +224,11 @@ class WebhookSender:
         limits = httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=MAX_IN_FLIGHT)
         async with (
             httpx.AsyncClient(
-                timeout=ATTEMPT_TIMEOUT_S, limits=limits, trust_env=False, headers={"user-agent": USER_AGENT}
+                # aiohttp's pool under httpx's API, as the client uses: ~0.35 ms a request against ~2 ms
+                transport=AiohttpTransport(limits=limits),
+                timeout=ATTEMPT_TIMEOUT_S,
+                trust_env=False,
+                headers={"user-agent": USER_AGENT},
             ) as client,
             anyio.create_task_group() as tasks,
         ):
