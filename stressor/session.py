@@ -89,8 +89,11 @@ class Session:
         self.grades = GradeBook()
         self.inbox = CompletionInbox() if profile.webhooks.enabled else None
         self.engine: Engine | None = None
+        self._interrupted = False
 
     def interrupt(self) -> None:
+        """Stop the run now (Ctrl-C), even if it has not started yet."""
+        self._interrupted = True
         if self.engine is not None:
             self.engine.interrupt()
 
@@ -154,6 +157,8 @@ class Session:
                 enforce_budget=self.enforce_budget,
                 on_record=self._log_run if self.runs_log is not None else None,
             )
+            if self._interrupted:  # Ctrl-C came while the simulator or the receiver was starting
+                self.engine.interrupt()
             result = await self._run_engine(self.engine, base_url)
             if self._grading and not result.interrupted:
                 await self._collect_grades(result, target)
