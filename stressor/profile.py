@@ -23,6 +23,8 @@ import orjson
 from stressor.units import parse_duration, parse_rate
 
 MAX_RUNS_PER_BATCH = 20
+MAX_IN_FLIGHT = 1_000_000
+MAX_NUMBER = 1e15  # costs and budgets: beyond any real figure, and still exact as a float
 MAX_STAGGER_S = 60.0
 TARGET_KINDS = ("test-calls",)
 SUBMIT_MODES = ("batch", "single")
@@ -344,9 +346,14 @@ def _positive_int(value: object) -> int:
 
 
 def _non_negative_number(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-        raise ValueError(f"must be a number >= 0, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= MAX_NUMBER:
+        raise ValueError(f"must be a number from 0 to {MAX_NUMBER:g}, got {_short(value)}")
     return float(value)
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _positive_duration(value: object) -> float:
@@ -424,8 +431,8 @@ def _load(table: _Table, batch: BatchShape) -> Load:
 
 
 def _non_negative_count(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"must be a whole number of runs >= 0, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_IN_FLIGHT:
+        raise ValueError(f"must be a whole number of runs from 0 to {MAX_IN_FLIGHT}, got {_short(value)}")
     return float(value)
 
 
@@ -463,6 +470,8 @@ def load_corpus(path: Path, source: str, field_path: str) -> tuple[Scenario, ...
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ProfileError(source, field_path, f"cannot read corpus file {path}: {exc.strerror}") from None
+    except ValueError as exc:  # a NUL in the name, bytes that are not UTF-8
+        raise ProfileError(source, field_path, f"cannot read corpus file {path!r}: {exc}") from None
     where = str(path)
     try:
         if text.lstrip().startswith("["):
@@ -700,6 +709,8 @@ def load_profile(path: str | Path) -> Profile:
         raise ProfileError(source, "", f"cannot read the profile ({exc.strerror})") from None
     try:
         data = orjson.loads(raw) if path.suffix == ".json" else tomllib.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise ProfileError(source, "", "is nested too deeply to be a profile") from None
     except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ProfileError(source, "", f"is not valid {path.suffix.lstrip('.').upper() or 'TOML'}: {exc}") from None
     if not isinstance(data, dict):

@@ -21,6 +21,14 @@ _RATE_SECONDS = {
 }
 
 
+def _as_float(value: float) -> float:
+    # An integer too large for a float (TOML reads 400 digits as one) is infinite here, refused below.
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf
+
+
 def parse_duration(value: object) -> float:
     """Seconds from ``"30s"``, ``"5m"``, ``"1h30m"``, ``"250ms"`` or a plain number of seconds.
 
@@ -30,7 +38,7 @@ def parse_duration(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError(f"expected a duration like '30s', '5m' or '250ms', got {value!r}")
     if isinstance(value, int | float):
-        seconds = float(value)
+        seconds = _as_float(value)
     elif isinstance(value, str):
         text = value.strip().replace(" ", "")
         parts = _DURATION_PART.findall(text)
@@ -49,7 +57,7 @@ def parse_rate(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError(f"expected a rate like '30/min' or '2/s', got {value!r}")
     if isinstance(value, int | float):
-        per_second = float(value)
+        per_second = _as_float(value)
     elif isinstance(value, str):
         match = _RATE.match(value)
         if match is None:
