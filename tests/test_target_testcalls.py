@@ -287,7 +287,8 @@ async def test_polls_survive_errors_and_garbage(respx_mock: respx.MockRouter) ->
         await target(log).follow(Submission("tcb_1", (SubmittedRun("tc_1", 0, None, None),)), ended.append)
     assert [e.run_id for e in ended] == ["tc_1"]
     assert log.counts["poll_batch http_503"] == 1
-    assert log.counts["poll_batch bad_response"] == 2
+    assert log.counts["poll_batch bad_response"] == 1  # not JSON
+    assert log.counts["poll_batch bad_shape"] == 1  # JSON, but no counts
 
 
 async def test_lister_scans_once_for_every_follower_waiting(respx_mock: respx.MockRouter) -> None:

@@ -7,6 +7,13 @@ middleware=[faults])``; every request is counted by route template and status *o
 faulted answers are counted too. A handler that raises ``DropConnection`` gets no answer at all: the
 connection is reset (counted with status 0, ``DROPPED``).
 
+Bad clients: a body over ``max_body_bytes`` (declared or sent) gets 413 without being read further; a body
+that is not a JSON object gets 400; a client that disconnects before its body is complete gets nothing done
+for it (a cut-off create must not create a run) and is counted with status 499, ``CLIENT_GONE``; a body that
+stops arriving for ``body_timeout_s`` gets 408 (a client that declared more than it sends would otherwise hold
+its connection and the app's task for ever). Malformed HTTP (garbage, a huge header, a bad ``Content-Length``
+or chunk size) never reaches the app: uvicorn answers 400 and closes that connection.
+
 Auth: ``Authorization: Bearer <key>`` on everything under ``/v1`` except ``/v1/healthz``. The simulator's own
 endpoints, ``GET /_sim/truth`` (ground truth and config) and ``GET /_sim/stats`` (requests seen, runs per
 status, plus whatever ``stats`` sources were given, e.g. fault and webhook counters), need no key: they are
@@ -49,11 +56,16 @@ from stressor.sim.views import (
 )
 
 MAX_BODY_BYTES = 1024 * 1024
+BODY_TIMEOUT_S = 30.0
 UNMATCHED = "<unmatched>"
 DROPPED = 0
 """The status a request is counted with when its connection was dropped without an answer."""
+CLIENT_GONE = 499
+"""The status a request is counted with when its client disconnected before its body was complete (nginx's
+"client closed request"): nothing is done for it and nothing is sent."""
 
 _DISCONNECT_WAIT_S = 1.0
+_CLOSE = (("connection", "close"),)
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -96,6 +108,16 @@ class DropConnection(Exception):
     any other ASGI server, or httpx's ASGI transport, the exception propagates out of the app: a test client
     then sees this exception, a server answers 500.
     """
+
+
+@dataclass(frozen=True, slots=True)
+class _ClientGone:
+    """The client disconnected before its request body was complete."""
+
+
+@dataclass(frozen=True, slots=True)
+class _BodyTimeout:
+    """The request body stopped arriving before its end."""
 
 
 class _BodyError(Exception):
@@ -180,12 +202,14 @@ class SimApp:
         middleware: Sequence[Middleware] = (),
         max_body_bytes: int = MAX_BODY_BYTES,
         stats: Mapping[str, StatsSource] | None = None,
+        body_timeout_s: float = BODY_TIMEOUT_S,
     ) -> None:
         self.model = model
         self.clock = clock
         self.stats = RequestStats()
         self.stats_sources: dict[str, StatsSource] = dict(stats or {})
         self.max_body_bytes = max_body_bytes
+        self.body_timeout_s = body_timeout_s
         self.router = Router(
             [
                 Route("/v1/healthz", {"GET": self._healthz}, public=True),
@@ -257,8 +281,15 @@ class SimApp:
         template = matched[0].template if matched else UNMATCHED
         headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
         body = await self._read_body(headers, receive)
-        if body is None:
-            response = detail(413, f"Request body is larger than {self.max_body_bytes} bytes.")
+        if isinstance(body, _ClientGone):
+            self.stats.record(method, template, CLIENT_GONE)
+            return
+        # Both leave the rest of the body unread on the connection: it must close, not carry a next request.
+        if isinstance(body, _BodyTimeout):
+            message = f"The request body did not arrive within {self.body_timeout_s:g} seconds."
+            response = detail(408, message, _CLOSE)
+        elif body is None:
+            response = detail(413, f"Request body is larger than {self.max_body_bytes} bytes.", _CLOSE)
         else:
             query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
             request = Request(
@@ -281,17 +312,26 @@ class SimApp:
         self.stats.record(method, template, response.status)
         await _send_response(send, response)
 
-    async def _read_body(self, headers: Mapping[str, str], receive: Receive) -> bytes | None:
-        """The request body, or None when it exceeds the cap (then the rest is not read)."""
+    async def _read_body(
+        self, headers: Mapping[str, str], receive: Receive
+    ) -> bytes | _ClientGone | _BodyTimeout | None:
+        """The request body; None when it exceeds the cap (then the rest is not read); ``_ClientGone`` when the
+        client disconnected before the end of it; ``_BodyTimeout`` when it stopped arriving."""
         declared = headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_body_bytes:
+        # ASCII digits only: str.isdigit() also accepts "²", which int() refuses
+        if declared.isascii() and declared.isdigit() and int(declared) > self.max_body_bytes:
             return None
         chunks: list[bytes] = []
         size = 0
         while True:
-            message = await receive()
+            message: Message | None = None
+            with anyio.move_on_after(self.body_timeout_s):
+                message = await receive()
+            if message is None:
+                return _BodyTimeout()
             if message["type"] == "http.disconnect":
-                break
+                # what arrived is a fragment: acting on it could create a run its client gave up on
+                return _ClientGone()
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
@@ -444,10 +484,13 @@ def create_app(
     middleware: Sequence[Middleware] = (),
     max_body_bytes: int = MAX_BODY_BYTES,
     stats: Mapping[str, StatsSource] | None = None,
+    body_timeout_s: float = BODY_TIMEOUT_S,
 ) -> SimApp:
     """The ASGI app over ``model``; ``clock`` gives the model's monotonic seconds (``time.perf_counter``).
 
     ``middleware`` wraps the handler, first item outermost (for fault injection). ``stats`` adds entries to
     ``GET /_sim/stats``: each name maps to a function returning a JSON-ready value (e.g. fault counters).
     """
-    return SimApp(model, clock, middleware=middleware, max_body_bytes=max_body_bytes, stats=stats)
+    return SimApp(
+        model, clock, middleware=middleware, max_body_bytes=max_body_bytes, stats=stats, body_timeout_s=body_timeout_s
+    )

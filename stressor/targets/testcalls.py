@@ -11,15 +11,30 @@ headers, backoff, breaker). A run-creating POST is never sent twice blindly: it 
 provably created nothing (429/503, no connection), and after an answer that leaves it open (a timeout, a
 reset, a 5xx, an unreadable 2xx) the target first *reconciles*: it looks for the batch by its unique name,
 or for the run by target, prompt and time, and adopts what it finds. Only a proven absence allows a retry.
+
+Answers are not trusted to be well formed. Every request is counted once in ``requests`` under one outcome:
+``ok``, ``http_<status>``, a transport failure (``connect``, ``timeout``, ``reset``, ``protocol``, ``write``),
+or what was wrong with a 2xx answer: ``too_large`` (over ``BODY_LIMIT``, ``LIST_BODY_LIMIT`` for list pages),
+``cut_off`` (the body ended early), ``bad_response`` (not JSON, or undecodable), ``bad_shape`` (JSON of the
+wrong shape), ``unknown_status`` (a status the API does not define: the run is still followed) or
+``run_ids_changed`` (a batch poll whose ``run_ids`` differ from the batch's: only its counters are used).
+The first time each of these happens, one line goes to the ``stressor`` logger (stderr by default). A whole
+request, answer included, must end within ``timeout_s``: httpx's and aiohttp's read timeouts apply to each
+read, so a server trickling a byte at a time would otherwise hold a request for ever.
 """
 
 from __future__ import annotations
 
+import logging
 import random
+import socket
+import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
+from urllib.parse import quote
 
 import anyio
 import httpx
@@ -28,7 +43,7 @@ import orjson
 from stressor.governor import Governor, RequestKind
 from stressor.limits import Decision, HttpOutcome, TransportFailure
 from stressor.profile import Limits, RunRequest
-from stressor.secrets import mask_secret
+from stressor.secrets import mask_secret, redact
 from stressor.targets.base import (
     BatchOrder,
     RequestLog,
@@ -46,10 +61,35 @@ from stressor.webhooks.events import BadEvent, CallGraded, parse_grade
 LIST_PAGE_SIZE = 200  # the API's maximum
 MIN_SLEEP_S = 0.001  # shorter sleeps spin under uvloop (engineering notes)
 RECONCILE_WINDOW_S = 5.0  # a reconciled single run must have been created at most this long before the POST
-KNOWN_RUNS_KEPT = 100_000
+KNOWN_RUNS_HORIZON_S = RECONCILE_WINDOW_S * 10  # how long a created run id is remembered
 HTTP_SHARDS = 8
 MISSING = object()
 TERMINAL = ("completed", "failed")
+RUN_STATUSES = frozenset({"queued", "in_progress", *TERMINAL})
+BATCH_STATUSES = frozenset({"pending", "in_progress", "completed", "failed"})
+BODY_LIMIT = 1024 * 1024  # bytes of an answer that are used; the API's objects are a few KiB
+LIST_BODY_LIMIT = 8 * 1024 * 1024  # a page of 200 runs is ~200 KiB: 40 times that is not a list page
+MAX_ID_LENGTH = 256  # an id longer than this is not one (and would not fit in a URL path for long)
+ERROR_MESSAGE_LIMIT = 1000  # characters of a run's error_message kept in its record
+DEADLINE_SLACK = 1.1  # a whole request may take this times the request timeout
+MAX_BODY_EXTENSION = "max_body_bytes"  # the request extension that tells the transport the body limit
+logger = logging.getLogger(__name__)
+# What each class of bad answer means, for the one line logged the first time it happens.
+ANOMALIES: Mapping[str, str] = {
+    "bad_response": "answered a body that is not JSON, or not decodable",
+    "bad_shape": "answered JSON of an unexpected shape",
+    "unknown_status": "answered a status the API does not define; such runs are still followed",
+    "run_ids_changed": "answered run_ids that differ from the batch's own; only its counters are used",
+    "unknown_batch": "answered 404 for a batch stressor created; its runs are looked for in the run list instead",
+    "too_large": "answered a body over the size limit; it was not used",
+    "cut_off": "sent an answer whose body was cut off before its end",
+    "timeout": "gave no complete answer within the request timeout",
+    "reset": "reset the connection",
+    "protocol": "closed the connection without a complete answer, or answered something that is not HTTP",
+    "write": "closed the connection while the request was being sent",
+    "connect": "could not be connected to (refused, unreachable, or the TLS handshake failed)",
+    "invalid_url": "could not be asked: the URL is not valid",
+}
 # Answers that mean no later request can succeed either: the run stops and says why.
 FATAL_STATUSES = {
     400: "the server refused the run request as invalid",
@@ -105,19 +145,111 @@ def transport_failure(exc: httpx.TransportError) -> TransportFailure:
     return "reset"  # ReadError and the rest: the connection broke after the request may have gone
 
 
+_CUT_OFF_WORDS = ("complete message body", "payload is not completed")
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and the ones it was raised from (or while handling), innermost last."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def body_cut_off(exc: httpx.TransportError) -> bool:
+    """Whether the answer's head arrived and its body ended early (httpx: "peer closed connection without
+    sending complete message body"; over aiohttp: "Response payload is not completed")."""
+    if not isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
+        return False
+    return any(word in str(cause) for cause in _causes(exc) for word in _CUT_OFF_WORDS)
+
+
+def why_unreachable(exc: BaseException | None, timeout_s: float) -> str:
+    """The reason a target could not be reached, in words a user can act on (no trailing period)."""
+    if exc is None or isinstance(exc, httpx.TimeoutException):
+        return f"no complete answer within the request timeout ({timeout_s:g} s)"
+    for cause in _causes(exc):
+        if isinstance(cause, socket.gaierror):
+            return f"its host name does not resolve (DNS: {cause.strerror or cause})"
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return f"its TLS certificate was not accepted ({cause.verify_message or cause.reason or cause})"
+        if isinstance(cause, ssl.SSLError):
+            return f"the TLS handshake failed ({cause.reason or cause}); does this port speak HTTPS?"
+        if isinstance(cause, ConnectionRefusedError):
+            return "the connection was refused (is anything listening on that port?)"
+    return str(exc) or type(exc).__name__
+
+
 def _outcome(status: int) -> str:
     return "ok" if 200 <= status < 300 else f"http_{status}"
 
 
-def _detail(response: httpx.Response) -> str:
-    """The server's own words about an error, short."""
+def _detail(response: httpx.Response, *secrets: str) -> str:
+    """The server's own words about an error, short, with any secret it echoed masked."""
     try:
         body = orjson.loads(response.content)
     except orjson.JSONDecodeError:
-        return response.text[:200].strip()
-    if isinstance(body, dict) and "detail" in body:
-        return str(body["detail"])[:200]
-    return orjson.dumps(body).decode()[:200]
+        text = response.text[:200].strip()
+    else:
+        text = str(body["detail"]) if isinstance(body, dict) and "detail" in body else orjson.dumps(body).decode()
+    # Masked before it is shortened: a cut could leave part of a key that no longer matches it whole.
+    return redact(text[:400], *secrets)[:200]
+
+
+def _is_id(value: object) -> bool:
+    """An id as the API gives them: a non-empty string or an integer, of sane length."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return True
+    return isinstance(value, str) and 0 < len(value) <= MAX_ID_LENGTH
+
+
+def _in_path(value: str) -> str:
+    """An id from an answer as one URL path segment: ``/``, ``?``, ``#`` or controls cannot escape it."""
+    return quote(value, safe="", errors="surrogatepass")
+
+
+def _kind(value: object) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """Something wrong with an answer: ``kind`` is a key of ``ANOMALIES``, ``detail`` says what."""
+
+    kind: str
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Read(Generic[T]):
+    """What a reader made of a decoded answer: the value (None when unusable) and what was wrong with it."""
+
+    value: T | None
+    findings: tuple[Finding, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """The request's outcome in ``requests``: the first finding, else ``ok``."""
+        return self.findings[0].kind if self.findings else "ok"
+
+
+def _as_is(body: Any) -> Read[Any]:
+    return Read(body)
+
+
+def _shape(detail: str) -> tuple[Finding, ...]:
+    return (Finding("bad_shape", detail),)
+
+
+def _status_text(status: str) -> str:
+    return repr(status[:40])
 
 
 def parse_run(item: object, seen_ns: int) -> RunView | None:
@@ -135,8 +267,98 @@ def parse_run(item: object, seen_ns: int) -> RunView | None:
         created_at=parse_iso_or_none(item.get("created_at")),
         started_at=parse_iso_or_none(item.get("started_at")),
         completed_at=parse_iso_or_none(item.get("completed_at")),
-        error_message=error if isinstance(error, str) else "",
-        call_id=str(call_id) if isinstance(call_id, str | int) and not isinstance(call_id, bool) else None,
+        error_message=error[:ERROR_MESSAGE_LIMIT] if isinstance(error, str) else "",
+        call_id=str(call_id) if _is_id(call_id) else None,
+    )
+
+
+def read_run_page(body: Any) -> Read[list[Any]]:
+    """A page of ``GET /v1/test-calls``: a list of run objects. Items that are not runs are skipped by the
+    lister and counted here as ``bad_shape``; statuses the API does not define as ``unknown_status``."""
+    if not isinstance(body, list):
+        return Read(None, _shape(f"expected a list of runs, got {_kind(body)}"))
+    junk = 0
+    unknown: set[str] = set()
+    for item in body:
+        if not isinstance(item, dict) or not _is_id(item.get("id")) or not isinstance(item.get("status"), str):
+            junk += 1
+        elif item["status"] not in RUN_STATUSES:
+            unknown.add(item["status"])
+    findings: list[Finding] = []
+    if junk:
+        findings.append(Finding("bad_shape", f"{junk} of {len(body)} items are not run objects"))
+    if unknown:
+        shown = ", ".join(_status_text(status) for status in sorted(unknown)[:3])
+        findings.append(Finding("unknown_status", f"run status {shown}"))
+    return Read(body, tuple(findings))
+
+
+def read_list(body: Any) -> Read[list[Any]]:
+    """Any list endpoint's answer, for a reconciliation (which looks at each item itself)."""
+    if not isinstance(body, list):
+        return Read(None, _shape(f"expected a list, got {_kind(body)}"))
+    return Read(body)
+
+
+def read_batch_poll(body: Any, run_ids: tuple[str, ...]) -> Read[int]:
+    """``GET /v1/test-call-batches/{id}``: how many of the batch's runs have ended (completed + failed).
+
+    Only the counters matter for polling; ``run_ids`` that differ from the batch's own, or a status the API
+    does not define, are noted but do not make the answer unusable."""
+    if not isinstance(body, dict):
+        return Read(None, _shape(f"expected a batch object, got {_kind(body)}"))
+    counts = [body.get("completed_runs"), body.get("failed_runs")]
+    if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts):
+        shown = ", ".join(_kind(c) if not isinstance(c, int) else str(c) for c in counts)
+        return Read(None, _shape(f"completed_runs and failed_runs must be counts, got {shown}"))
+    findings: list[Finding] = []
+    status = body.get("status")
+    if isinstance(status, str) and status not in BATCH_STATUSES:
+        findings.append(Finding("unknown_status", f"batch status {_status_text(status)}"))
+    answered = body.get("run_ids", MISSING)
+    if answered is not MISSING and not (
+        isinstance(answered, list) and [str(i) if _is_id(i) else None for i in answered] == list(run_ids)
+    ):
+        count = len(answered) if isinstance(answered, list) else _kind(answered)
+        findings.append(Finding("run_ids_changed", f"{count} run_ids where {len(run_ids)} were created"))
+    return Read(counts[0] + counts[1], tuple(findings))  # type: ignore[operator]
+
+
+def read_batch_submission(answer: Any, expected_runs: int) -> Submission:
+    """The batch a ``POST /v1/test-call-batches`` created (or a batch found by reconciliation).
+
+    Raises SubmitError (``bad_shape``) unless it has an id and ``expected_runs`` distinct run ids."""
+    if not isinstance(answer, dict):
+        raise SubmitError("bad_shape", f"the batch answer is {_kind(answer)}, not a JSON object")
+    batch_id, run_ids = answer.get("id"), answer.get("run_ids")
+    if not _is_id(batch_id) or not isinstance(run_ids, list) or len(run_ids) != expected_runs:
+        raise SubmitError("bad_shape", "the batch answer lacks an id or the right number of run_ids")
+    if not all(_is_id(run_id) for run_id in run_ids) or len({str(r) for r in run_ids}) != len(run_ids):
+        # two runs under one id could not be told apart: one of them would never be seen to end
+        raise SubmitError("bad_shape", "the batch answer's run_ids are not distinct ids")
+    created_at = parse_iso_or_none(answer.get("created_at"))
+    total_cost = answer.get("estimated_cost_cents")
+    per_run = (
+        total_cost / len(run_ids)
+        if isinstance(total_cost, int | float) and not isinstance(total_cost, bool) and run_ids
+        else None
+    )
+    runs = tuple(SubmittedRun(str(run_id), i, created_at, per_run) for i, run_id in enumerate(run_ids))
+    return Submission(batch_id=str(batch_id), runs=runs)
+
+
+def read_run_submission(answer: Any, index: int = 0) -> SubmittedRun:
+    """The run a ``POST /v1/test-calls`` created; raises SubmitError (``bad_shape``) without a run id."""
+    if not isinstance(answer, dict):
+        raise SubmitError("bad_shape", f"the run answer is {_kind(answer)}, not a JSON object")
+    run_id, cost = answer.get("id"), answer.get("estimated_cost_cents")
+    if not _is_id(run_id):
+        raise SubmitError("bad_shape", "the run answer has no id")
+    return SubmittedRun(
+        str(run_id),
+        index,
+        parse_iso_or_none(answer.get("created_at")),
+        cost if isinstance(cost, int | float) and not isinstance(cost, bool) else None,
     )
 
 
@@ -190,6 +412,34 @@ class RunLister:
             )
             if not wanted or len(body) < LIST_PAGE_SIZE or page_is_older:
                 return
+
+
+@dataclass(frozen=True, slots=True)
+class _Failed:
+    """A request that got no usable HTTP answer: how it failed (for the governor), the label it is counted
+    under when that is more precise than the governor's cause, and the exception (None: the deadline)."""
+
+    failure: TransportFailure
+    label: str | None
+    error: BaseException | None
+
+
+@dataclass(frozen=True, slots=True)
+class Reply(Generic[T]):
+    """The end of one request (after the governor's retries): the last decision, the last response (None
+    after a transport failure), when the answer arrived, how the request was counted, and what the reader
+    made of a 2xx body (None when it was unusable)."""
+
+    decision: Decision
+    response: httpx.Response | None
+    answered_ns: int
+    label: str
+    value: T | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _UnknownBatch:
+    """A batch poll answered 404: the batch id the server gave is not one it knows."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +498,8 @@ class TestCallsTarget:
         self._polls = PollSchedule(poll_interval_s, max(poll_max_interval_s or poll_interval_s, poll_interval_s))
         self._clock = clock
         self._wall = wall
+        self._timeout_s = timeout_s
+        self._noted: set[str] = set()  # classes of bad answers already logged (each is logged once)
         # Keep-alive as large as each pool: with httpx's default of 20, connections churn above 20 in flight.
         self._client = ShardedClient(
             shards=HTTP_SHARDS,
@@ -257,14 +509,17 @@ class TestCallsTarget:
             timeout=httpx.Timeout(timeout_s),
             transport=transport,
         )
-        self._lister = RunLister(self._get_json)
+        self._lister = RunLister(self._get_run_page)
         # With an inbox, webhooks end the runs; a run still open ``webhook_fallback_s`` after its submission
         # is polled (None: never, every run waits for its webhook).
         self._inbox = inbox
         self._webhook_fallback_s = webhook_fallback_s
         self.late_polls = 0  # batches that had to fall back to polling
         # Run ids this target created recently: a reconciliation must never adopt one of them twice.
-        self._known_runs: dict[str, float] = {}
+        # Remembered for KNOWN_RUNS_HORIZON_S, oldest first, so memory stays flat however long the run.
+        self._known_runs: OrderedDict[str, float] = OrderedDict()
+        # Run ids being followed now: a create answering one of them again would make two runs one.
+        self._following: set[str] = set()
         self._rng = random.Random()
 
     def __repr__(self) -> str:
@@ -274,14 +529,18 @@ class TestCallsTarget:
         await self._client.aclose()
 
     async def check(self) -> None:
-        """Health and key check before any load: ``/v1/healthz``, then one authenticated list request."""
-        try:
-            health = await self._client.get("/v1/healthz")
-            if health.status_code != 200:
-                raise TargetUnavailable(f"{self.base_url}/v1/healthz answered {health.status_code}, not 200")
-            probe = await self._client.get("/v1/test-calls", params={"limit": 1})
-        except httpx.TransportError as exc:
-            raise TargetUnavailable(f"cannot reach {self.base_url}: {exc or type(exc).__name__}") from None
+        """Health and key check before any load: ``/v1/healthz``, then one authenticated list request.
+
+        Raises TargetUnavailable with one sentence: unreachable (refused, DNS, TLS, no answer in time), not
+        healthy, or the key refused."""
+        health = await self._send("GET", "/v1/healthz", {})
+        if isinstance(health, _Failed):
+            raise TargetUnavailable(f"cannot reach {self.base_url}: {why_unreachable(health.error, self._timeout_s)}")
+        if health.status_code != 200:
+            raise TargetUnavailable(f"{self.base_url}/v1/healthz answered {health.status_code}, not 200")
+        probe = await self._send("GET", "/v1/test-calls", {"params": {"limit": 1}})
+        if isinstance(probe, _Failed):
+            raise TargetUnavailable(f"cannot reach {self.base_url}: {why_unreachable(probe.error, self._timeout_s)}")
         if probe.status_code in FATAL_STATUSES:
             raise TargetUnavailable(FATAL_STATUSES[probe.status_code])
 
@@ -290,46 +549,116 @@ class TestCallsTarget:
     def _now_s(self) -> float:
         return self._clock() / NS_PER_S
 
+    async def _send(
+        self, method: str, path: str, options: dict[str, Any], limit: int = BODY_LIMIT
+    ) -> httpx.Response | _Failed:
+        """One attempt on the wire, answer included, within the request timeout.
+
+        ``limit`` goes to the transport as the ``max_body_bytes`` extension: a transport that honours it reads
+        at most one byte more than that and drops the connection, so a huge answer costs no more memory than
+        the limit (``_read`` then finds it too large). One that does not reads the whole body first."""
+        # The clients' read timeout applies to each read: a server trickling a byte at a time would hold the
+        # request for ever. The whole request must end within the timeout; a little later, so that the clients'
+        # own timeouts fire first where they apply (a connect timeout proves nothing was sent, this cannot).
+        with anyio.move_on_after(self._timeout_s * DEADLINE_SLACK):
+            try:
+                return await self._client.request(method, path, extensions={MAX_BODY_EXTENSION: limit}, **options)
+            except httpx.DecodingError as exc:
+                # the body came but its Content-Encoding could not be undone: a garbled answer
+                return _Failed("remote_protocol", "bad_response", exc)
+            except httpx.TransportError as exc:
+                return _Failed(transport_failure(exc), "cut_off" if body_cut_off(exc) else None, exc)
+            except httpx.InvalidURL as exc:
+                return _Failed("connect_error", "invalid_url", exc)  # refused before anything was sent
+        return _Failed("read_timeout", None, None)
+
     async def _request(
-        self, kind: RequestKind, purpose: str, method: str, path: str, *, retry: bool = True, **options: Any
-    ) -> tuple[Decision, httpx.Response | None, int]:
-        """One request through the governor, retried as it decides. Returns the last decision, the last
-        response (None after a transport failure) and the monotonic ns at which the answer arrived."""
+        self,
+        kind: RequestKind,
+        purpose: str,
+        method: str,
+        path: str,
+        *,
+        read: Callable[[Any], Read[T]] = _as_is,
+        limit: int = BODY_LIMIT,
+        retry: bool = True,
+        **options: Any,
+    ) -> Reply[T]:
+        """One request through the governor, retried as it decides; a 2xx body is decoded and given to
+        ``read``. Every attempt is counted once in ``requests``, with what was wrong with it if anything."""
         attempt = 0
         while True:
             wait = self._governor.reserve(kind, self._now_s())
             if wait > 0:
                 await anyio.sleep(wait)
-            response: httpx.Response | None = None
-            try:
-                response = await self._client.request(method, path, **options)
-                outcome: HttpOutcome | TransportFailure = HttpOutcome(response.status_code, response.headers)
-            except httpx.TransportError as exc:
-                outcome = transport_failure(exc)
+            sent = await self._send(method, path, options, limit)
+            outcome: HttpOutcome | TransportFailure = (
+                sent.failure if isinstance(sent, _Failed) else HttpOutcome(sent.status_code, sent.headers)
+            )
             answered_ns = self._clock()
             decision = self._governor.after_attempt(
                 kind, outcome, attempt=attempt, now=answered_ns / NS_PER_S, now_wall=self._wall(), retry=retry
             )
-            label = _outcome(response.status_code) if response is not None else decision.cause
+            response = None if isinstance(sent, _Failed) else sent
+            value: T | None = None
+            if isinstance(sent, _Failed):
+                label = sent.label or decision.cause
+                self._note(Finding(label), method, path)
+            elif decision.action == "done":
+                got = self._read(sent, limit, read)
+                value, label = got.value, got.label
+                for finding in got.findings:
+                    self._note(finding, method, path)
+            else:
+                label = _outcome(sent.status_code)
             self._requests.record_request(purpose, label)
             if decision.action != "retry" or not retry:
-                return decision, response, answered_ns
+                return Reply(decision, response, answered_ns, label, value)
             await anyio.sleep(decision.delay or 0.0)
             attempt += 1
 
-    async def _get_json(
-        self, purpose: str, path: str, params: dict[str, object] | None = None, *, retry: bool = False
-    ) -> tuple[Any, int]:
-        """A GET decoded; ``(None, t)`` on any failure. Polls are not retried (the next poll is their retry);
-        a reconciliation is, since nothing may be sent again until it has an answer."""
-        decision, response, answered_ns = await self._request("poll", purpose, "GET", path, params=params, retry=retry)
-        if decision.action != "done" or response is None:
-            return None, answered_ns
+    def _read(self, response: httpx.Response, limit: int, read: Callable[[Any], Read[T]]) -> Read[T]:
+        """A 2xx answer decoded and read; what was wrong with it, if anything."""
+        size = len(response.content)
+        if size > limit:
+            return Read(None, (Finding("too_large", f"{size} bytes, over {limit}"),))
         try:
-            return orjson.loads(response.content), answered_ns
-        except orjson.JSONDecodeError:
-            self._requests.record_request(purpose, "bad_response")
-            return None, answered_ns
+            body = orjson.loads(response.content)
+        except orjson.JSONDecodeError as bad:
+            return Read(None, (Finding("bad_response", str(bad)[:80]),))
+        return read(body)
+
+    def _note(self, finding: Finding, method: str, path: str) -> None:
+        """Log a class of bad answer the first time it happens; later ones are only counted."""
+        explained = ANOMALIES.get(finding.kind)
+        if explained is None or finding.kind in self._noted:
+            return
+        self._noted.add(finding.kind)
+        detail = f" ({finding.detail})" if finding.detail else ""
+        line = f"stressor: {method} {path}: the server {explained}{detail} [{finding.kind}]"
+        # the detail quotes the server, which may echo the key it was sent
+        logger.warning("%s; later ones are counted in the results, not logged", redact(line, self._api_key))
+
+    async def _get_json(
+        self,
+        purpose: str,
+        path: str,
+        params: dict[str, object] | None = None,
+        *,
+        read: Callable[[Any], Read[T]] = _as_is,
+        limit: int = BODY_LIMIT,
+        retry: bool = False,
+    ) -> tuple[T | None, int]:
+        """A GET decoded and read; ``(None, t)`` on any failure. Polls are not retried (the next poll is
+        their retry); a reconciliation is, since nothing may be sent again until it has an answer."""
+        reply = await self._request("poll", purpose, "GET", path, read=read, limit=limit, retry=retry, params=params)
+        return reply.value, reply.answered_ns
+
+    async def _get_run_page(
+        self, purpose: str, path: str, params: dict[str, object] | None = None
+    ) -> tuple[list[Any] | None, int]:
+        """A page of the run list, for the lister."""
+        return await self._get_json(purpose, path, params, read=read_run_page, limit=LIST_BODY_LIMIT)
 
     # ------------------------------------------------------------------------------------------ submit
 
@@ -362,74 +691,67 @@ class TestCallsTarget:
         content = orjson.dumps(body)
         while True:
             sent_wall = self._wall()
-            decision, response, _ = await self._request(
-                "create", "submit", "POST", path, content=content, headers=_JSON
+            reply = await self._request(
+                "create", "submit", "POST", path, read=self._submission_reader(order), content=content, headers=_JSON
             )
+            decision = reply.decision
+            # the errored runs' cause says what went wrong as precisely as the request's count does
+            cause = reply.label if reply.label in ANOMALIES else decision.cause
             if decision.action == "done":
-                assert response is not None
-                try:
-                    return self._remember(self._read_submission(order, response))
-                except SubmitError:
-                    pass  # a 2xx we cannot read: the runs exist but their ids are unknown, reconcile
+                if reply.value is not None:
+                    return self._remember(reply.value)
+                # a 2xx we cannot read: the runs exist but their ids are unknown, reconcile
             elif decision.action == "fail":
-                raise self._failure(path, decision, response)
+                raise self._failure(path, decision, reply.response)
             found = await self._reconcile(order, sent_wall)
             if isinstance(found, Submission):
                 self._requests.record_request("submit", "reconciled")
                 return self._remember(found)
             if isinstance(found, _Unknown):
-                raise SubmitError(decision.cause, f"POST {path} ended in {decision.cause} and {found.why}: not retried")
+                raise SubmitError(cause, f"POST {path} ended in {cause} and {found.why}: not retried")
             delay = self._governor.note_reconcile_retry(self._now_s())
             if delay is None:
-                raise SubmitError(decision.cause, f"POST {path} ended in {decision.cause}; the retry budget is spent")
+                raise SubmitError(cause, f"POST {path} ended in {cause}; the retry budget is spent")
             await anyio.sleep(delay)
 
     def _failure(self, path: str, decision: Decision, response: httpx.Response | None) -> SubmitError:
         if response is not None and response.status_code in FATAL_STATUSES:
             reason = FATAL_STATUSES[response.status_code]
-            return SubmitError(f"http_{response.status_code}", f"{reason}: {_detail(response)}", fatal=True)
+            detail = _detail(response, self._api_key)
+            return SubmitError(f"http_{response.status_code}", f"{reason}: {detail}", fatal=True)
         status = f"answered {response.status_code}" if response is not None else f"failed ({decision.cause})"
         return SubmitError(decision.cause, f"POST {path} {status}")
 
-    def _read_submission(self, order: BatchOrder, response: httpx.Response) -> Submission:
-        try:
-            answer = orjson.loads(response.content)
-        except orjson.JSONDecodeError:
-            raise SubmitError("bad_response", "the answer to a create is not JSON") from None
-        if not isinstance(answer, dict):
-            raise SubmitError("bad_response", "the answer to a create is not a JSON object")
-        if self._submit_mode == "single":
-            return Submission(batch_id=None, runs=(self._submitted_run(answer, 0),))
-        return self._batch_submission(answer, len(order.prompts))
+    def _submission_reader(self, order: BatchOrder) -> Callable[[Any], Read[Submission]]:
+        """How the answer to this order's create is read: the runs it made, with ids not seen before."""
 
-    def _batch_submission(self, answer: dict[str, Any], expected_runs: int) -> Submission:
-        batch_id, run_ids = answer.get("id"), answer.get("run_ids")
-        if not isinstance(batch_id, str | int) or not isinstance(run_ids, list) or len(run_ids) != expected_runs:
-            raise SubmitError("bad_response", "the batch answer lacks an id or the right number of run_ids")
-        created_at = parse_iso_or_none(answer.get("created_at"))
-        total_cost = answer.get("estimated_cost_cents")
-        per_run = total_cost / len(run_ids) if isinstance(total_cost, int | float) and run_ids else None
-        runs = tuple(SubmittedRun(str(run_id), i, created_at, per_run) for i, run_id in enumerate(run_ids))
-        return Submission(batch_id=str(batch_id), runs=runs)
+        def read(answer: Any) -> Read[Submission]:
+            try:
+                if self._submit_mode == "single":
+                    submission = Submission(batch_id=None, runs=(read_run_submission(answer),))
+                else:
+                    submission = read_batch_submission(answer, len(order.prompts))
+            except SubmitError as bad:
+                return Read(None, _shape(bad.message))
+            reused = [run.run_id for run in submission.runs if self._is_known(run.run_id)]
+            if reused:
+                # a run id already followed for another order: the two could not be told apart
+                return Read(None, _shape(f"run id {reused[0][:40]!r} was already given to an earlier create"))
+            return Read(submission)
 
-    def _submitted_run(self, answer: dict[str, Any], index: int) -> SubmittedRun:
-        run_id, cost = answer.get("id"), answer.get("estimated_cost_cents")
-        if not isinstance(run_id, str | int) or isinstance(run_id, bool):
-            raise SubmitError("bad_response", "the run answer has no id")
-        return SubmittedRun(
-            str(run_id),
-            index,
-            parse_iso_or_none(answer.get("created_at")),
-            cost if isinstance(cost, int | float) else None,
-        )
+        return read
+
+    def _is_known(self, run_id: str) -> bool:
+        return run_id in self._known_runs or run_id in self._following
 
     def _remember(self, submission: Submission) -> Submission:
         now = self._wall()
         for run in submission.runs:
             self._known_runs[run.run_id] = now
-        if len(self._known_runs) > KNOWN_RUNS_KEPT:
-            horizon = now - RECONCILE_WINDOW_S * 10
-            self._known_runs = {run_id: t for run_id, t in self._known_runs.items() if t >= horizon}
+        # insertion order is time order: forget from the oldest end (OrderedDict pops it in O(1))
+        horizon = now - KNOWN_RUNS_HORIZON_S
+        while self._known_runs and next(iter(self._known_runs.values())) < horizon:
+            self._known_runs.popitem(last=False)
         return submission
 
     async def _reconcile(self, order: BatchOrder, sent_wall: float) -> Submission | _Absent | _Unknown:
@@ -437,9 +759,14 @@ class TestCallsTarget:
         if self._submit_mode == "single":
             return await self._reconcile_run(order, sent_wall)
         body, _ = await self._get_json(
-            "reconcile", "/v1/test-call-batches", params={"limit": LIST_PAGE_SIZE}, retry=True
+            "reconcile",
+            "/v1/test-call-batches",
+            params={"limit": LIST_PAGE_SIZE},
+            read=read_list,
+            limit=LIST_BODY_LIMIT,
+            retry=True,
         )
-        if not isinstance(body, list):
+        if body is None:
             return _Unknown("the batch list could not be read")
         matches = [item for item in body if isinstance(item, dict) and item.get("name") == order.name]
         if not matches:
@@ -447,21 +774,29 @@ class TestCallsTarget:
         if len(matches) > 1:
             return _Unknown(f"{len(matches)} batches carry its name")
         try:
-            return self._batch_submission(matches[0], len(order.prompts))
+            found = read_batch_submission(matches[0], len(order.prompts))
         except SubmitError:
             return _Unknown("its batch was found but could not be read")
+        if any(self._is_known(run.run_id) for run in found.runs):
+            return _Unknown("its batch was found with run ids already given to an earlier create")
+        return found
 
     async def _reconcile_run(self, order: BatchOrder, sent_wall: float) -> Submission | _Absent | _Unknown:
         body, seen_ns = await self._get_json(
-            "reconcile", "/v1/test-calls", params={"limit": LIST_PAGE_SIZE}, retry=True
+            "reconcile",
+            "/v1/test-calls",
+            params={"limit": LIST_PAGE_SIZE},
+            read=read_list,
+            limit=LIST_BODY_LIMIT,
+            retry=True,
         )
-        if not isinstance(body, list):
+        if body is None:
             return _Unknown("the run list could not be read")
         request = order.request
         matches = []
         for item in body:
             view = parse_run(item, seen_ns)
-            if view is None or view.run_id in self._known_runs or not isinstance(item, dict):
+            if view is None or self._is_known(view.run_id) or not isinstance(item, dict):
                 continue
             if view.created_at is None or view.created_at < sent_wall - RECONCILE_WINDOW_S:
                 continue
@@ -480,6 +815,14 @@ class TestCallsTarget:
     # ------------------------------------------------------------------------------------------ follow
 
     async def follow(self, submission: Submission, on_end: Callable[[RunEnd], None]) -> None:
+        run_ids = [run.run_id for run in submission.runs]
+        self._following.update(run_ids)
+        try:
+            await self._follow(submission, on_end)
+        finally:
+            self._following.difference_update(run_ids)
+
+    async def _follow(self, submission: Submission, on_end: Callable[[RunEnd], None]) -> None:
         open_runs = {run.run_id: run.created_at for run in submission.runs}
         if self._inbox is None:
             await self._poll(submission, open_runs, on_end)
@@ -530,6 +873,8 @@ class TestCallsTarget:
         first_offset_s = self._rng.uniform(0, self._polls.interval_s)
         next_poll_ns = started_ns + round(first_offset_s * NS_PER_S) - round(self._polls.interval_s * NS_PER_S)
         failures = 0
+        batch_id = submission.batch_id  # None once the server has said it does not know the batch
+        run_ids = tuple(run.run_id for run in submission.runs)
         while open_runs:
             # A fixed cadence, not a sleep after each poll: the time a poll takes must not stretch the
             # interval, or detection would lag by more than one interval.
@@ -537,35 +882,39 @@ class TestCallsTarget:
             interval_s = self._polls.next_interval(age_s) + self._governor.backoff_delay(failures)
             next_poll_ns = max(next_poll_ns + round(interval_s * NS_PER_S), self._clock())
             await anyio.sleep(max((next_poll_ns - self._clock()) / NS_PER_S, MIN_SLEEP_S))
-            if submission.batch_id is not None:
-                ended = await self._batch_ended_count(submission.batch_id)
-                failures = failures + 1 if ended is None else 0
-                known_ended = len(submission.runs) - len(open_runs)
-                if ended is None or ended <= known_ended:
-                    continue  # nothing new: the list endpoint is not asked
+            if batch_id is not None:
+                ended = await self._batch_ended_count(batch_id, run_ids)
+                if isinstance(ended, _UnknownBatch):
+                    batch_id = None  # its runs may still be in the run list: look for them there from now on
+                else:
+                    failures = failures + 1 if ended is None else 0
+                    known_ended = len(submission.runs) - len(open_runs)
+                    if ended is None or ended <= known_ended:
+                        continue  # nothing new: the list endpoint is not asked
             for view in (await self._lister.lookup(open_runs)).values():
                 if view.ended and open_runs.pop(view.run_id, MISSING) is not MISSING:
                     on_end(view.as_end())
 
     async def fetch_grade(self, call_id: str) -> CallGraded | None:
         """The current grade of a call (``GET /v1/calls/{id}/grade``), or None when unreadable or pending."""
-        body, _ = await self._get_json("grade", f"/v1/calls/{call_id}/grade")
-        grade = parse_grade(call_id, body)
-        if isinstance(grade, BadEvent):
-            if body is not None:
-                self._requests.record_request("grade", "bad_response")
-            return None
-        return grade if grade.score is not None else None
 
-    async def _batch_ended_count(self, batch_id: str) -> int | None:
-        body, _ = await self._get_json("poll_batch", f"/v1/test-call-batches/{batch_id}")
-        if not isinstance(body, dict):
-            return None
-        counts = [body.get("completed_runs"), body.get("failed_runs")]
-        if not all(isinstance(c, int) and not isinstance(c, bool) for c in counts):
-            self._requests.record_request("poll_batch", "bad_response")
-            return None
-        return counts[0] + counts[1]
+        def read(body: Any) -> Read[CallGraded]:
+            grade = parse_grade(call_id, body)
+            return Read(None, _shape(grade.message)) if isinstance(grade, BadEvent) else Read(grade)
+
+        grade, _ = await self._get_json("grade", f"/v1/calls/{_in_path(call_id)}/grade", read=read)
+        return grade if grade is not None and grade.score is not None else None
+
+    async def _batch_ended_count(self, batch_id: str, run_ids: tuple[str, ...]) -> int | _UnknownBatch | None:
+        """How many of the batch's runs have ended; None when the poll failed or could not be read."""
+        path = f"/v1/test-call-batches/{_in_path(batch_id)}"
+        reply = await self._request(
+            "poll", "poll_batch", "GET", path, read=lambda body: read_batch_poll(body, run_ids), retry=False
+        )
+        if reply.response is not None and reply.response.status_code == 404:
+            self._note(Finding("unknown_batch", f"batch id {batch_id[:40]!r}"), "GET", path)
+            return _UnknownBatch()
+        return reply.value
 
 
 _JSON = {"Content-Type": "application/json"}

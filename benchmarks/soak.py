@@ -1,0 +1,299 @@
+"""Soak: does the client stay flat over a long steady run?
+
+A steady open profile runs against the simulator, which lives in its own process (``SimulatorProcess``), so
+everything measured here is the client's: this process's engine, target and HTTP pool. Every
+``--sample-every`` the script prints one line: elapsed time, the client's resident memory (``VmRSS`` from
+``/proc/self/status``), its open sockets (entries of ``/proc/self/fd`` that are sockets), the asyncio tasks
+alive (``len(asyncio.all_tasks())``), runs ended so far and runs in flight. At the end it gives a verdict on
+flatness after the warm-up: the RSS slope per minute (least squares), and how far tasks and sockets rose
+above their level at the end of the warm-up.
+
+The engine keeps one ``RunRecord`` per run for the results file (``run_records``): ~0.4 KiB of objects each
+with its ids and floats (``tracemalloc``), ~0.9 KiB of RSS, so RSS grows with the runs ended by design. The verdict
+therefore gives the growth per run ended beside the slope per minute, and calls memory flat when it grows by
+no more than ``RECORD_ALLOWANCE_KIB`` per run ended: a leak of anything per request or per poll would exceed it.
+
+    python benchmarks/soak.py                                   # 30 minutes at 4 batches/s of 5 runs
+    python benchmarks/soak.py --duration 8m --sample-every 30s  # the same, 8 minutes
+
+Loopback only; the run stops by itself after its duration and a short grace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+
+from stressor.engine import Engine, EngineResult
+from stressor.governor import Governor
+from stressor.metrics import Metrics, Outcome
+from stressor.profile import OpenLoad, Profile, parse_profile
+from stressor.sim.config import SimConfig
+from stressor.sim.server import SimulatorProcess
+from stressor.targets.testcalls import TestCallsTarget
+from stressor.timestamps import ClockAnchor
+from stressor.units import parse_duration
+
+API_KEY = "sk_test_soak"
+RUNS_PER_BATCH = 5
+STAGGER_S = 0.01
+POLL_INTERVAL_S = 0.25
+GRACE_S = 5.0
+SHUTDOWN_SLACK_S = 10.0  # past the stage and the grace the engine is interrupted (its figures are kept)
+SIM_SLOTS = 1_000  # far above rate x call length: the server never queues, the load stays steady
+# Flatness limits after the warm-up (the verdict): memory may grow by the records the results keep, tasks and
+# sockets may wander with the runs in flight but must not climb.
+RECORD_ALLOWANCE_KIB = 1.5  # per run ended: a RunRecord with its ids and floats takes ~0.9 KiB of RSS
+GROWTH_SLACK = 0.25  # tasks / sockets may end up to 25 % (and at least 10) above their warm-up level
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One look at the client."""
+
+    elapsed_s: float
+    rss_kib: int
+    sockets: int
+    tasks: int
+    ended: int
+    in_flight: int
+
+
+def rss_kib() -> int:
+    """This process's resident set size in KiB (``VmRSS``), 0 where /proc has none."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        return 0
+    return 0
+
+
+def open_sockets() -> int:
+    """Open file descriptors of this process that are sockets."""
+    count = 0
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return 0
+    for name in names:
+        try:
+            if os.readlink(f"/proc/self/fd/{name}").startswith("socket:"):
+                count += 1
+        except OSError:
+            continue  # closed between the listing and the look (the listing's own descriptor, for one)
+    return count
+
+
+def ended_runs(metrics: Metrics) -> int:
+    """Runs the client saw end (completed or failed) or gave up on (errored, rejected)."""
+    outcomes = metrics.outcomes
+    return sum(outcomes[o] for o in (Outcome.COMPLETED, Outcome.FAILED, Outcome.ERRORED, Outcome.REJECTED))
+
+
+def build_profile(duration_s: float, rate: float) -> Profile:
+    """One steady open stage: ``rate`` batches per second of ``RUNS_PER_BATCH`` runs."""
+    data = {
+        "name": "soak",
+        "grace": GRACE_S,
+        "target": {"poll_interval": POLL_INTERVAL_S},
+        "batch": {"runs": RUNS_PER_BATCH, "stagger": STAGGER_S},
+        "scenarios": {"prompts": ["Ask for the opening hours.", "Move an appointment."]},
+        "stages": [{"name": "steady", "duration": duration_s, "rate": rate}],
+    }
+    return parse_profile(data, "soak.py", Path())
+
+
+def profile_rate(profile: Profile) -> float:
+    """Batches per second at the start of the profile's first stage (an open one)."""
+    load = profile.stages[0].load
+    assert isinstance(load, OpenLoad)
+    return load.batches_per_s.start
+
+
+def format_sample(sample: Sample) -> str:
+    return (
+        f"{sample.elapsed_s:>8.0f} {sample.rss_kib / 1024:>9.1f} {sample.sockets:>8} {sample.tasks:>6} "
+        f"{sample.ended:>9} {sample.in_flight:>9}"
+    )
+
+
+HEADER = f"{'elapsed s':>8} {'RSS MiB':>9} {'sockets':>8} {'tasks':>6} {'ended':>9} {'in flight':>9}"
+
+
+async def sample_every(
+    engine: Engine, metrics: Metrics, every_s: float, offset_s: float, samples: list[Sample]
+) -> None:
+    """Print a sample on a fixed grid from the start (never drifting), forever (cancelled by the caller).
+
+    The grid is shifted by ``offset_s`` (half the time between batches): on the batches' own grid every
+    sample would fall just before a batch starts, when the runs of the last one have often all ended."""
+    started = time.perf_counter()
+    step = 0
+    await anyio.sleep(offset_s)
+    while True:
+        sample = Sample(
+            elapsed_s=time.perf_counter() - started - offset_s,
+            rss_kib=rss_kib(),
+            sockets=open_sockets(),
+            tasks=len(asyncio.all_tasks()),
+            ended=ended_runs(metrics),
+            in_flight=engine.runs_in_flight,
+        )
+        samples.append(sample)
+        print(format_sample(sample), flush=True)
+        step += 1
+        await anyio.sleep(max(0.0, started + offset_s + step * every_s - time.perf_counter()))
+
+
+async def soak(profile: Profile, base_url: str, every_s: float, samples: list[Sample]) -> EngineResult:
+    """Run the engine against the simulator, wired as ``stressor run`` wires it, sampling as it goes."""
+    metrics = Metrics(ClockAnchor.now())
+    governor = Governor(profile.limits)
+    target = TestCallsTarget(
+        base_url,
+        API_KEY,
+        metrics,
+        governor=governor,
+        poll_interval_s=profile.target.poll_interval_s,
+        timeout_s=profile.target.request_timeout_s,
+    )
+    try:
+        await target.check()
+        engine = Engine(profile, target, metrics=metrics, governor=governor)
+
+        async def watchdog() -> None:
+            await anyio.sleep(profile.duration_s + profile.grace_s + SHUTDOWN_SLACK_S)
+            engine.interrupt()
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(sample_every, engine, metrics, every_s, 0.5 / profile_rate(profile), samples)
+            tasks.start_soon(watchdog)
+            result = await engine.run()
+            tasks.cancel_scope.cancel()
+        final = Sample(
+            elapsed_s=result.elapsed_s,
+            rss_kib=rss_kib(),
+            sockets=open_sockets(),
+            tasks=len(asyncio.all_tasks()),
+            ended=ended_runs(metrics),
+            in_flight=engine.runs_in_flight,
+        )
+        print(format_sample(final) + "   (end, after the grace)", flush=True)
+        return result
+    finally:
+        with anyio.move_on_after(SHUTDOWN_SLACK_S, shield=True):
+            await target.aclose()
+
+
+def slope(xs: list[float], ys: list[float]) -> float:
+    """Least-squares slope of ys over xs (0 with fewer than two points)."""
+    n = len(xs)
+    if n < 2:
+        return 0.0
+    mean_x, mean_y = sum(xs) / n, sum(ys) / n
+    var = sum((x - mean_x) ** 2 for x in xs)
+    return 0.0 if var == 0 else sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / var
+
+
+def verdict(samples: list[Sample], warmup_s: float) -> list[str]:
+    """Lines saying whether RSS, tasks and sockets stayed flat after the warm-up."""
+    steady = [s for s in samples if s.elapsed_s >= warmup_s]
+    if len(steady) < 3:
+        return [f"verdict: not enough samples after the {warmup_s:g} s warm-up ({len(steady)}; need 3)"]
+    minutes = [s.elapsed_s / 60 for s in steady]
+    rss_mib = [s.rss_kib / 1024 for s in steady]
+    rss_per_min = slope(minutes, rss_mib)
+    ended_span = steady[-1].ended - steady[0].ended
+    # the slope against runs ended, not the two end points: one sample's noise must not decide
+    per_run_kib = slope([float(s.ended) for s in steady], [s.rss_kib for s in steady])
+    first = steady[0]
+    task_growth = max(s.tasks for s in steady) - first.tasks
+    socket_growth = max(s.sockets for s in steady) - first.sockets
+    task_limit = max(10, round(first.tasks * GROWTH_SLACK))
+    socket_limit = max(10, round(first.sockets * GROWTH_SLACK))
+    flat_rss = per_run_kib <= RECORD_ALLOWANCE_KIB
+    flat_tasks = task_growth <= task_limit
+    flat_sockets = socket_growth <= socket_limit
+    span_min = minutes[-1] - minutes[0]
+    lines = [
+        f"after the {warmup_s:g} s warm-up ({len(steady)} samples over {span_min:.1f} min, {ended_span} runs ended):",
+        f"  RSS {rss_mib[0]:.1f} -> {rss_mib[-1]:.1f} MiB, slope {rss_per_min:+.3f} MiB/min, "
+        f"{per_run_kib:+.2f} KiB per run ended (the records kept for the results: ~1; limit "
+        f"{RECORD_ALLOWANCE_KIB}): {'flat beyond the records' if flat_rss else 'GROWING'}",
+        f"  tasks {first.tasks} at the warm-up's end, max {first.tasks + task_growth} (+{task_growth}; "
+        f"limit +{task_limit}): {'flat' if flat_tasks else 'GROWING'}",
+        f"  sockets {first.sockets} at the warm-up's end, max {first.sockets + socket_growth} (+{socket_growth}; "
+        f"limit +{socket_limit}): {'flat' if flat_sockets else 'GROWING'}",
+    ]
+    flat = flat_rss and flat_tasks and flat_sockets
+    lines.append(f"verdict: {'FLAT' if flat else 'NOT FLAT'}")
+    return lines
+
+
+def duration_arg(text: str) -> float:
+    """A positive duration flag (``30m``, ``90s``, ``1h``) in seconds."""
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError("must be greater than zero")
+    return seconds
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=duration_arg, default=30 * 60.0, help="length of the steady stage (30m)")
+    parser.add_argument("--rate", type=float, default=4.0, help=f"batches of {RUNS_PER_BATCH} runs per second (4)")
+    parser.add_argument("--sample-every", type=duration_arg, default=30.0, help="time between samples (30s)")
+    parser.add_argument(
+        "--warmup", type=duration_arg, default=None, help="samples before this are left out of the verdict (2m)"
+    )
+    args = parser.parse_args()
+    if args.rate <= 0:
+        parser.error("--rate must be positive")
+    if args.warmup is None:
+        args.warmup = min(120.0, args.duration / 4)
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    profile = build_profile(args.duration, args.rate)
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    print(
+        f"soak: {args.duration:g} s at {args.rate:g} batches/s of {RUNS_PER_BATCH} runs "
+        f"({args.rate * RUNS_PER_BATCH:g} runs/s), calls lognormal(45,0.3) API s at time scale 0.001, "
+        f"poll interval {POLL_INTERVAL_S:g} s, a sample every {args.sample_every:g} s, warm-up {args.warmup:g} s"
+    )
+    print(f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, load average {load}")
+    config = SimConfig.from_text(slots=SIM_SLOTS, seed=1)
+    samples: list[Sample] = []
+    with SimulatorProcess(config) as base_url:
+        print(f"simulator: {base_url} (pid in its own process); client pid {os.getpid()}", flush=True)
+        print(HEADER, flush=True)
+        cpu_before = time.process_time()
+        result = anyio.run(soak, profile, base_url, args.sample_every, samples)
+        cpu_s = time.process_time() - cpu_before
+    outcomes = result.metrics.outcomes
+    print()
+    print(
+        f"runs: planned {result.metrics.planned_runs}, completed {outcomes[Outcome.COMPLETED]}, "
+        f"failed {outcomes[Outcome.FAILED]}, errored {outcomes[Outcome.ERRORED]}, open {outcomes[Outcome.OPEN]}; "
+        f"requests {sum(result.metrics.requests.values())}; client CPU {cpu_s:.1f} s"
+    )
+    for line in verdict(samples, args.warmup):
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
