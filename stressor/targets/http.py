@@ -32,6 +32,19 @@ from yarl import URL
 Backend = Literal["aiohttp", "httpx"]
 
 
+async def _read_at_most(answer: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The body, but no more than ``limit`` bytes of it (a caller with a ``max_body_bytes`` extension asks one
+    more than its limit to tell "too large"); the rest is never read, and the connection is dropped."""
+    chunks, size = [], 0
+    async for chunk in answer.content.iter_chunked(64 * 1024):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= limit:
+            answer.close()
+            break
+    return b"".join(chunks)[:limit]
+
+
 class AiohttpTransport(httpx.AsyncBaseTransport):
     """An httpx transport that sends each request over one ``aiohttp.ClientSession`` (HTTP/1.1).
 
@@ -115,7 +128,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 timeout=self._timeout(request.extensions.get("timeout", {})),
                 ssl=self._ssl_for(url.scheme),
             ) as answer:
-                content = await answer.read()
+                limit = request.extensions.get("max_body_bytes")
+                content = await (answer.read() if limit is None else _read_at_most(answer, int(limit) + 1))
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise as_httpx_error(exc, request) from underlying(exc)
         extensions = {"http_version": b"HTTP/1.1"}
