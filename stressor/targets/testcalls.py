@@ -758,14 +758,7 @@ class TestCallsTarget:
         """Find out whether a create that ended without a readable answer made its runs."""
         if self._submit_mode == "single":
             return await self._reconcile_run(order, sent_wall)
-        body, _ = await self._get_json(
-            "reconcile",
-            "/v1/test-call-batches",
-            params={"limit": LIST_PAGE_SIZE},
-            read=read_list,
-            limit=LIST_BODY_LIMIT,
-            retry=True,
-        )
+        body, _ = await self._list_for_reconcile("/v1/test-call-batches")
         if body is None:
             return _Unknown("the batch list could not be read")
         matches = [item for item in body if isinstance(item, dict) and item.get("name") == order.name]
@@ -781,15 +774,14 @@ class TestCallsTarget:
             return _Unknown("its batch was found with run ids already given to an earlier create")
         return found
 
-    async def _reconcile_run(self, order: BatchOrder, sent_wall: float) -> Submission | _Absent | _Unknown:
-        body, seen_ns = await self._get_json(
-            "reconcile",
-            "/v1/test-calls",
-            params={"limit": LIST_PAGE_SIZE},
-            read=read_list,
-            limit=LIST_BODY_LIMIT,
-            retry=True,
+    async def _list_for_reconcile(self, path: str) -> tuple[Any, int]:
+        """The newest page of a list; retried, since nothing may be sent again until it has an answer."""
+        return await self._get_json(
+            "reconcile", path, params={"limit": LIST_PAGE_SIZE}, read=read_list, limit=LIST_BODY_LIMIT, retry=True
         )
+
+    async def _reconcile_run(self, order: BatchOrder, sent_wall: float) -> Submission | _Absent | _Unknown:
+        body, seen_ns = await self._list_for_reconcile("/v1/test-calls")
         if body is None:
             return _Unknown("the run list could not be read")
         request = order.request
