@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
+from pinning import pin, usable_cores
 
 from stressor.engine import Engine, EngineResult
 from stressor.governor import Governor
@@ -123,19 +124,6 @@ def parse_args() -> argparse.Namespace:
     if not args.rates or min(args.rates) <= 0 or min(positive) <= 0:
         parser.error("rates, duration, poll interval and max connections must be positive")
     return args
-
-
-def usable_cores() -> set[int]:
-    """The cores this process may run on (read before any pinning), or an empty set when unknown."""
-    return set(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else set()
-
-
-def pin(pid: int, core: int, cores: set[int]) -> str:
-    """Pin a process to one core when there are two or more to split; say what was done."""
-    if len(cores) < 2 or core not in cores:
-        return f"not pinned (usable cores: {sorted(cores) or 'unknown'})"
-    os.sched_setaffinity(pid, {core})
-    return f"pinned to core {core}"
 
 
 def build_profile(rate: float, duration_s: float, poll_interval_s: float) -> Profile:

@@ -47,6 +47,7 @@ from statistics import quantiles
 
 import aiohttp
 import httpx
+from pinning import pin, usable_cores
 
 PATH = "/"
 TIMEOUT_S = 10.0
@@ -163,17 +164,6 @@ async def stall_server(base_url: str, seconds: float) -> None:
     writer.write(f"GET /stall?ms={round(seconds * 1000)} HTTP/1.1\r\nhost: x\r\n\r\n".encode())
     await reader.readuntil(BODY)
     writer.close()
-
-
-def usable_cores() -> set[int]:
-    return set(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else set()
-
-
-def pin(pid: int, core: int, cores: set[int]) -> str:
-    if len(cores) < 2 or core not in cores:
-        return f"not pinned (usable cores: {sorted(cores) or 'unknown'})"
-    os.sched_setaffinity(pid, {core})
-    return f"pinned to core {core}"
 
 
 # --------------------------------------------------------------------------------------------- candidates
