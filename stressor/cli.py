@@ -2,7 +2,8 @@
 
 Exit codes (documented in the README): 0 success, 2 bad input (profile, flags, cost guard), 3 the target
 cannot be used (unreachable, key refused, stopped by a fatal answer), 4 stopped by the breaker (sustained
-failure), 5 a threshold failed, 6 ``compare`` found a regression, 130 interrupted (Ctrl-C). Results gathered
+failure), 5 a threshold failed, 6 ``compare`` found a regression, 7 a worker was lost (``--workers``,
+``--cluster``), 130 interrupted (Ctrl-C). Results gathered
 so far are written in every case where a run started.
 """
 
@@ -23,6 +24,8 @@ from rich.console import Console
 from rich.live import Live
 
 from stressor.capacity import Step, knee, levels, measure_step, step_profile
+from stressor.distributed.cluster import ClusterUnavailable
+from stressor.distributed.tally import WORKER_LOST
 from stressor.intervals import interval_series
 from stressor.plan import estimate
 from stressor.profile import Profile, ProfileError, load_profile
@@ -44,7 +47,7 @@ from stressor.report.thresholds import (
     render_verdicts,
 )
 from stressor.secrets import mask_secret
-from stressor.session import EMBEDDED_API_KEY, Session, SessionResult, Where
+from stressor.session import EMBEDDED_API_KEY, Scale, Session, SessionResult, Where
 from stressor.sim.command import sim
 from stressor.sim.config import SimConfig, SimConfigError
 from stressor.sim.server import SimulatorProcess
@@ -55,6 +58,7 @@ EXIT_USAGE = 2
 EXIT_TARGET = 3
 EXIT_BREAKER = 4
 EXIT_THRESHOLDS = 5
+EXIT_WORKER_LOST = 7
 EXIT_INTERRUPTED = 130
 MIN_RUNS_TO_ABORT = 20  # an abort threshold waits for this many settled runs: a rate over 3 says nothing
 WEBHOOK_SECRET_ENV = "STRESSOR_WEBHOOK_SECRET"
@@ -134,7 +138,7 @@ async def _run_session(
             engine = session.engine
             if engine is None:
                 continue
-            live = figures(session.metrics, session.governor, profile, engine.elapsed_s(), with_histograms=False)
+            live = figures(engine.metrics, engine.governor, profile, engine.elapsed_s(), with_histograms=False)
             if sum(live["runs"][o] for o in ("completed", "failed", "errored", "rejected")) < MIN_RUNS_TO_ABORT:
                 continue
             breaches = abort_breaches(aborts, live)
@@ -163,7 +167,7 @@ async def _run_session(
             if session.engine is not None:
                 typer.echo(progress_line(session.engine.progress()), err=True)
 
-    failure: TargetUnavailable | OSError | None = None
+    failure: TargetUnavailable | ClusterUnavailable | OSError | None = None
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(interrupt_on_signal)
         if progress_every_s:
@@ -172,7 +176,7 @@ async def _run_session(
             tasks.start_soon(abort_on_breach)
         try:
             result = await session.run()
-        except (TargetUnavailable, OSError) as exc:
+        except (TargetUnavailable, ClusterUnavailable, OSError) as exc:
             failure = exc  # raised outside the task group, or it would come wrapped in an ExceptionGroup
         tasks.cancel_scope.cancel()
     if failure is not None:
@@ -327,10 +331,25 @@ def run(
         float | None, typer.Option(help=SIM_HELP + "real seconds per API second of call (0.001).")
     ] = None,
     sim_seed: Annotated[int | None, typer.Option(help=SIM_HELP + "random seed.")] = None,
+    workers: Annotated[
+        str | None,
+        typer.Option(
+            help="Run on this many worker processes ('auto': one per core, or per thread of the --cluster): "
+            "each starts its share of the batches and takes its share of every limit; results are merged.",
+        ),
+    ] = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            help="Run the workers on the Dask cluster whose scheduler is at this address, e.g. "
+            "tcp://10.0.0.5:8786 (needs stressor[dask] here and on every worker).",
+        ),
+    ] = None,
 ) -> None:
     """Run a profile: against the API at --base-url, or against an embedded simulator when none is given."""
     if mode is not None and mode not in ("obey", "stress"):
         raise typer.BadParameter("must be 'obey' or 'stress'", param_hint="--mode")
+    scale = _scale(workers, cluster)
     listen = _flag(_listen_flag, webhook_listen, "--webhook-listen")
     profile = _with_flags(
         _load(profile_path),
@@ -352,6 +371,12 @@ def run(
         thresholds = parse_thresholds([*profile.thresholds, *(threshold or [])])
     except ThresholdError as exc:
         raise _fail(str(exc), EXIT_USAGE) from None
+    if scale is not None and profile.webhooks.enabled:
+        raise _fail(
+            "--workers and --cluster follow runs by polling: webhooks would reach one receiver and not the worker "
+            "that follows each run; run with --no-webhooks, or in one process",
+            EXIT_USAGE,
+        )
     embedded = profile.target.base_url is None
     if embedded:
         simulator = _simulator_config(
@@ -375,10 +400,12 @@ def run(
         where = Where(base_url=profile.target.base_url, api_key=api_key, webhook_secrets=secrets_)
 
     log = RunLog(runs_log or out.with_suffix(".runs.jsonl"))
-    session = Session(profile, where, enforce_budget=not embedded, runs_log=log)
+    session = Session(
+        profile, where, enforce_budget=not embedded, runs_log=log, scale=scale, warn=_warn if scale else None
+    )
     try:
         outcome = anyio.run(_run_session, session, progress or None, [t for t in thresholds if t.abort])
-    except TargetUnavailable as exc:
+    except (TargetUnavailable, ClusterUnavailable) as exc:
         raise _fail(str(exc), EXIT_TARGET) from None
     except OSError as exc:
         raise _fail(f"could not start what the run needs: {exc}", EXIT_TARGET) from None
@@ -413,11 +440,35 @@ def run(
         raise typer.Exit(EXIT_INTERRUPTED)
     if result.stop_cause == "breaker":
         raise _fail(f"stopped early by the breaker: {result.stop_reason}", EXIT_BREAKER)
+    if result.stop_cause == WORKER_LOST:
+        raise _fail(str(result.stop_reason), EXIT_WORKER_LOST)
     if result.stop_reason is not None and result.stop_cause != "threshold":
         raise _fail(f"stopped early: {result.stop_reason}", EXIT_TARGET)
     if breached(verdicts) or result.stop_cause == "threshold":
         failed = sum(not v.passed for v in verdicts)
         raise _fail(f"{failed} of {len(verdicts)} thresholds failed", EXIT_THRESHOLDS)
+
+
+def _scale(workers: str | None, cluster: str | None) -> Scale | None:
+    """Where the run's workers go: None for one process (no --workers, no --cluster)."""
+    if workers is None and cluster is None:
+        return None
+    count = None
+    if workers not in (None, "auto"):
+        if not workers.isdigit() or int(workers) < 1:
+            raise typer.BadParameter(
+                f"must be a whole number of workers >= 1 or 'auto', got {workers!r}", param_hint="--workers"
+            )
+        count = int(workers)
+    if cluster is not None and not cluster.strip():
+        raise typer.BadParameter(
+            "must be the address of a Dask scheduler, like tcp://10.0.0.5:8786", param_hint="--cluster"
+        )
+    return Scale(workers=count, cluster=cluster, lead_s=2.0 if cluster is None else 4.0)
+
+
+def _warn(message: str) -> None:
+    typer.echo(f"stressor: {message}", err=True)
 
 
 def _flag(convert: Callable[[str], T], value: str | None, flag: str) -> T | None:

@@ -30,6 +30,7 @@ from stressor.metrics import Measure, Metrics, Outcome, RunRecord
 from stressor.plan import BatchStart, StageWindow, open_starts, stage_at, stage_windows, target_in_flight
 from stressor.profile import ClosedLoad, OpenLoad, Profile, Scenario
 from stressor.report.progress import Progress
+from stressor.shares import WHOLE, Share
 from stressor.targets.base import BatchOrder, RunEnd, Submission, SubmitError, Target
 from stressor.timestamps import NS_PER_S, ClockAnchor
 
@@ -70,8 +71,10 @@ class Engine:
         enforce_budget: bool = False,
         on_record: Callable[[RunRecord], None] | None = None,
         clock: Callable[[], int] = time.perf_counter_ns,
+        share: Share = WHOLE,
     ) -> None:
         self.profile = profile
+        self.share = share  # this engine's part of the plan, when several workers run it
         self.target = target
         self.enforce_budget = enforce_budget and profile.cost.budget_cents is not None
         self._clock = clock
@@ -124,9 +127,10 @@ class Engine:
             self.stop_reason, self.stop_cause = reason, cause
         self._drive_scope.cancel()
 
-    async def run(self) -> EngineResult:
-        """Run the whole profile and return its results; never raises for what the target answers."""
-        self._t0_ns = self._clock()
+    async def run(self, t0_ns: int | None = None) -> EngineResult:
+        """Run the whole profile and return its results; never raises for what the target answers. ``t0_ns``
+        (default: now) is the instant the plan counts from: a worker passes the start it shares with others."""
+        self._t0_ns = self._clock() if t0_ns is None else t0_ns
         self.metrics.anchor = ClockAnchor.now()
         with self._batches_scope:
             async with anyio.create_task_group() as batches:
@@ -192,7 +196,8 @@ class Engine:
             await anyio.sleep(max(delay, MIN_SLEEP_S))
 
     async def _drive(self, batches: TaskGroup) -> None:
-        self._starts = open_starts(self.profile)
+        share = self.share
+        self._starts = (start for start in open_starts(self.profile) if share.owns(start.seq))
         self._upcoming = next(self._starts, None)
         for window in stage_windows(self.profile):
             load = window.stage.load
@@ -222,13 +227,14 @@ class Engine:
         end_ns = self._ns(window.end_s)
         variants = len(self.profile.variants)
         while (now := self._clock()) < end_ns:
-            wanted = target_in_flight(window, (now - self._t0_ns) / NS_PER_S)
+            wanted = self.share.part(target_in_flight(window, (now - self._t0_ns) / NS_PER_S))
             capacity = self.governor.run_capacity()
             if capacity is not None:
                 wanted = min(wanted, capacity)
             while (busy := self.runs_in_flight + self._runs_waiting) < wanted:
                 shape = replace(window.stage.batch, runs=min(window.stage.batch.runs, wanted - busy))
-                start = BatchStart(self._seq, 0.0, window.index, self._seq % variants, shape)
+                seq = self.share.next_seq(self._seq)
+                start = BatchStart(seq, 0.0, window.index, seq % variants, shape)
                 if not self._launch(batches, start, now):
                     return
             room = self._room

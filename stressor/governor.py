@@ -60,8 +60,9 @@ class GovernorReport:
 class Governor:
     """Limits, backoff and breaker state shared by every task of one run."""
 
-    def __init__(self, limits: Limits, rng: random.Random | None = None) -> None:
+    def __init__(self, limits: Limits, rng: random.Random | None = None, *, share: float = 1.0) -> None:
         self.limits = limits
+        self.share = share  # the part of the server's quota this process may use (one of several workers)
         self.obey = limits.mode == "obey"
         rng = rng if rng is not None else random.Random()
         self._buckets: dict[RequestKind, Gcra] = {
@@ -86,6 +87,7 @@ class Governor:
         self.retry_after = LatencyRecorder()
         self.unparseable: Counter[str] = Counter()
         self.runs_in_flight = 0  # kept by the engine; the AIMD limit grows only while it is reached
+        self._absorbed_run_limit: int | None = None  # the workers' run limits, summed (see ``absorb``)
 
     # ------------------------------------------------------------------------------------------ requests
 
@@ -155,7 +157,7 @@ class Governor:
         for header in signal.unparseable:
             self.unparseable[header] += 1
         if self.obey and signal.limit and signal.window_s:
-            rate = signal.limit / signal.window_s
+            rate = signal.limit / signal.window_s * self.share
             if rate != self.server_rate:
                 self.server_rate = rate
                 self._server_bucket.set_rate(rate)
@@ -188,6 +190,21 @@ class Governor:
         """Full-jitter backoff after ``failures`` consecutive failures (for polls, added to their interval)."""
         return self._backoff.delay(failures - 1) if failures > 0 else 0.0
 
+    def absorb(self, report: GovernorReport, server_rate: float | None) -> None:
+        """Add another governor's totals to this one's: how a coordinator sums its workers' governors (each
+        ran with its share of the limits, so their run limits and learned server rates add up too)."""
+        self.throttle_wait_s += report.throttle_wait_s
+        self.server_pause_s = max(self.server_pause_s, report.server_pause_s)  # wall time, shared by all
+        self.capacity_wait_s += report.capacity_wait_s
+        self.retries.update(report.retries)
+        self.retry_after.merge(report.retry_after_s)
+        self.unparseable.update(report.unparseable_headers)
+        self._trip = self._trip or report.trip
+        if report.run_limit is not None:
+            self._absorbed_run_limit = (self._absorbed_run_limit or 0) + report.run_limit
+        if server_rate is not None:
+            self.server_rate = (self.server_rate or 0.0) + server_rate
+
     def report(self) -> GovernorReport:
         return GovernorReport(
             mode=self.limits.mode,
@@ -197,6 +214,6 @@ class Governor:
             retries=dict(self.retries),
             retry_after_s=self.retry_after,
             unparseable_headers=dict(self.unparseable),
-            run_limit=self.run_capacity(),
+            run_limit=self._absorbed_run_limit if self._absorbed_run_limit is not None else self.run_capacity(),
             trip=self._trip,
         )

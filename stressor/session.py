@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 
 import anyio
 
+from stressor.distributed.cluster import ClusterWorkers
+from stressor.distributed.coordinator import Coordinator
+from stressor.distributed.local import LocalWorkers
 from stressor.engine import Engine, EngineResult
 from stressor.governor import Governor
 from stressor.grades import GradeBook
@@ -23,6 +27,7 @@ from stressor.sim.config import SimConfig
 from stressor.sim.records import TruthRecord
 from stressor.sim.server import SimulatorProcess, fetch_truth_async
 from stressor.targets.base import RunEnd
+from stressor.targets.from_profile import build_target
 from stressor.targets.inbox import CompletionInbox
 from stressor.targets.testcalls import TestCallsTarget
 from stressor.timestamps import ClockAnchor
@@ -45,6 +50,16 @@ class Where:
 
 
 @dataclass(frozen=True, slots=True)
+class Scale:
+    """Run on several workers: ``workers`` processes (None: one per core, or per thread of the cluster),
+    on this machine or on the Dask cluster whose scheduler is at ``cluster``."""
+
+    workers: int | None = None
+    cluster: str | None = None
+    lead_s: float = 2.0  # from the decision to the shared start: time for the workers to come up
+
+
+@dataclass(frozen=True, slots=True)
 class SessionResult:
     """The engine's result, grades joined in, and what the session saw of the target and its webhooks."""
 
@@ -54,17 +69,6 @@ class SessionResult:
     webhooks: ReceiverStats | None
     late_polls: int
     truth: tuple[TruthRecord, ...] | None = None  # the embedded simulator's ground truth, when asked for
-
-
-def fallback_seconds(profile: Profile) -> float | None:
-    """After how long a run whose webhook has not come is polled (None: never)."""
-    fallback = profile.webhooks.fallback
-    if fallback == "off":
-        return None
-    if fallback == "auto":
-        longest_stagger = max(((s.batch.runs - 1) * s.batch.stagger_s for s in profile.stages), default=0.0)
-        return max(1.0, 2 * profile.mean_call_duration_s + longest_stagger)
-    return float(fallback)
 
 
 class Session:
@@ -78,8 +82,12 @@ class Session:
         enforce_budget: bool,
         keep_truth: bool = False,
         runs_log: RunLog | None = None,
+        scale: Scale | None = None,
+        warn: Callable[[str], None] | None = None,
     ) -> None:
         self.profile = profile
+        self.scale = scale
+        self.warn = warn
         self.keep_truth = keep_truth
         self.runs_log = runs_log
         self.where = where
@@ -88,7 +96,7 @@ class Session:
         self.governor = Governor(profile.limits)
         self.grades = GradeBook()
         self.inbox = CompletionInbox() if profile.webhooks.enabled else None
-        self.engine: Engine | None = None
+        self.engine: Engine | Coordinator | None = None
         self._interrupted = False
 
     def interrupt(self) -> None:
@@ -135,28 +143,21 @@ class Session:
                 if webhook_url is not None:
                     config = replace(config, webhook_url=webhook_url, webhook_secret=where.webhook_secrets[0])
                 base_url = await stack.enter_async_context(SimulatorProcess(config))
-            target = TestCallsTarget(
-                base_url,
-                where.api_key,
-                requests=self.metrics,
-                governor=self.governor,
-                submit_mode=profile.target.submit,
-                poll_interval_s=profile.target.poll_interval_s,
-                poll_max_interval_s=profile.target.poll_interval_max_s,
-                timeout_s=profile.target.request_timeout_s,
-                inbox=self.inbox,
-                webhook_fallback_s=fallback_seconds(profile) if self.inbox is not None else None,
-            )
+            target = build_target(profile, base_url, where.api_key, self.metrics, self.governor, self.inbox)
             stack.push_async_callback(target.aclose)
             await target.check()
-            self.engine = Engine(
-                profile,
-                target,
-                metrics=self.metrics,
-                governor=self.governor,
-                enforce_budget=self.enforce_budget,
-                on_record=self._log_run if self.runs_log is not None else None,
-            )
+            on_record = self._log_run if self.runs_log is not None else None
+            if self.scale is None:
+                self.engine = Engine(
+                    profile,
+                    target,
+                    metrics=self.metrics,
+                    governor=self.governor,
+                    enforce_budget=self.enforce_budget,
+                    on_record=on_record,
+                )
+            else:
+                self.engine = await self._coordinator(base_url, where.api_key, on_record)
             if self._interrupted:  # Ctrl-C came while the simulator or the receiver was starting
                 self.engine.interrupt()
             result = await self._run_engine(self.engine, base_url)
@@ -175,7 +176,25 @@ class Session:
                 truth=truth,
             )
 
-    async def _run_engine(self, engine: Engine, base_url: str) -> EngineResult:
+    async def _coordinator(
+        self, base_url: str, api_key: str, on_record: Callable[[RunRecord], None] | None
+    ) -> Coordinator:
+        assert self.scale is not None
+        scale = self.scale
+        backend = LocalWorkers() if scale.cluster is None else ClusterWorkers(scale.cluster)
+        return Coordinator(
+            self.profile,
+            backend,
+            workers=scale.workers or await backend.capacity(),
+            base_url=base_url,
+            api_key=api_key,
+            enforce_budget=self.enforce_budget,
+            on_record=on_record,
+            lead_s=scale.lead_s,
+            warn=self.warn,
+        )
+
+    async def _run_engine(self, engine: Engine | Coordinator, base_url: str) -> EngineResult:
         """The engine, with the runs log started before it and flushed every second while it runs."""
         log = self.runs_log
         if log is None:

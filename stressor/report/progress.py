@@ -9,6 +9,9 @@ from dataclasses import dataclass
 
 from rich.table import Table
 
+from stressor.metrics import Measure, Metrics, Outcome
+from stressor.plan import stage_at
+from stressor.profile import Profile
 from stressor.units import format_duration
 
 
@@ -33,6 +36,34 @@ class Progress:
     q2c_p50_s: float | None
     q2c_p99_s: float | None
     throttled_s: float
+
+
+def progress_of(profile: Profile, metrics: Metrics, elapsed_s: float, in_flight: int, throttled_s: float) -> Progress:
+    """The snapshot of a run ``elapsed_s`` into it (percentiles are read from the histogram: about once a
+    second, not more)."""
+    window = stage_at(profile, elapsed_s)
+    outcomes = metrics.outcomes
+    q2c = metrics.recorders[Measure.QUEUE_TO_COMPLETION].summary().percentiles_s
+    span = max(elapsed_s, 1e-9)
+    return Progress(
+        elapsed_s=elapsed_s,
+        planned_s=profile.duration_s,
+        stage=window.stage.name if window else "",
+        stage_left_s=window.end_s - elapsed_s if window else 0.0,
+        planned=metrics.planned_runs,
+        submitted=metrics.submitted_runs,
+        in_flight=in_flight,
+        completed=outcomes[Outcome.COMPLETED],
+        failed=outcomes[Outcome.FAILED],
+        errored=outcomes[Outcome.ERRORED],
+        rejected=outcomes[Outcome.REJECTED],
+        not_started=sum(metrics.not_started.values()),
+        offered_per_s=metrics.planned_runs / span,
+        achieved_per_s=metrics.submitted_runs / span,
+        q2c_p50_s=q2c.get(50.0),
+        q2c_p99_s=q2c.get(99.0),
+        throttled_s=throttled_s,
+    )
 
 
 def _latency(value: float | None) -> str:

@@ -1,0 +1,43 @@
+"""The test-calls target set up as a profile says: poll cadence, timeouts, submit mode, webhook fallback."""
+
+from __future__ import annotations
+
+from stressor.governor import Governor
+from stressor.metrics import Metrics
+from stressor.profile import Profile
+from stressor.targets.inbox import CompletionInbox
+from stressor.targets.testcalls import TestCallsTarget
+
+
+def fallback_seconds(profile: Profile) -> float | None:
+    """After how long a run whose webhook has not come is polled (None: never)."""
+    fallback = profile.webhooks.fallback
+    if fallback == "off":
+        return None
+    if fallback == "auto":
+        longest_stagger = max(((s.batch.runs - 1) * s.batch.stagger_s for s in profile.stages), default=0.0)
+        return max(1.0, 2 * profile.mean_call_duration_s + longest_stagger)
+    return float(fallback)
+
+
+def build_target(
+    profile: Profile,
+    base_url: str,
+    api_key: str,
+    metrics: Metrics,
+    governor: Governor,
+    inbox: CompletionInbox | None = None,
+) -> TestCallsTarget:
+    """The test-calls target as the profile sets it up (webhook completions arrive in ``inbox``)."""
+    return TestCallsTarget(
+        base_url,
+        api_key,
+        requests=metrics,
+        governor=governor,
+        submit_mode=profile.target.submit,
+        poll_interval_s=profile.target.poll_interval_s,
+        poll_max_interval_s=profile.target.poll_interval_max_s,
+        timeout_s=profile.target.request_timeout_s,
+        inbox=inbox,
+        webhook_fallback_s=fallback_seconds(profile) if inbox is not None else None,
+    )
