@@ -37,7 +37,7 @@ from stressor.metrics import Metrics, Outcome
 from stressor.profile import OpenLoad, Profile, parse_profile
 from stressor.sim.config import SimConfig
 from stressor.sim.server import SimulatorProcess
-from stressor.targets.testcalls import TestCallsTarget
+from stressor.targets.from_profile import build_target
 from stressor.timestamps import ClockAnchor
 from stressor.units import parse_duration
 
@@ -158,14 +158,7 @@ async def soak(profile: Profile, base_url: str, every_s: float, samples: list[Sa
     """Run the engine against the simulator, wired as ``stressor run`` wires it, sampling as it goes."""
     metrics = Metrics(ClockAnchor.now())
     governor = Governor(profile.limits)
-    target = TestCallsTarget(
-        base_url,
-        API_KEY,
-        metrics,
-        governor=governor,
-        poll_interval_s=profile.target.poll_interval_s,
-        timeout_s=profile.target.request_timeout_s,
-    )
+    target = build_target(profile, base_url, API_KEY, metrics, governor)
     try:
         await target.check()
         engine = Engine(profile, target, metrics=metrics, governor=governor)
