@@ -9,9 +9,16 @@ cadence) at which each batch is polled about once, so polling is no larger than 
 Start lateness is ``metrics.recorders[Measure.START_LATENESS]``: batch due (plan) -> request sent. The goal
 is p99 < 2 ms at 200 starts/s. Loopback only; every run stops by itself (stages plus a short grace).
 
+Each rate runs as ``stressor run`` runs (``stressor.runtime.run``): on uvloop when it is installed
+(``--loop asyncio`` for the standard loop) and with the garbage collector tuned for the run
+(``--no-gc-tuning`` to leave it as Python sets it). ``waited s`` is the time the client was ready to run while
+its core ran another process (``/proc/self/schedstat``): on a shared machine, lateness with a large
+``waited s`` is the machine's, not the generator's.
+
     python benchmarks/start_lateness.py                          # rates 50,200,500; 10 s each
     python benchmarks/start_lateness.py --rates 200 --duration 5 --poll-interval 30
     python benchmarks/start_lateness.py --engine-only                  # the pacer alone: no simulator, no HTTP
+    python benchmarks/start_lateness.py --loop asyncio --no-gc-tuning --wake-early-ms 0   # as before issue 7
 """
 
 from __future__ import annotations
@@ -21,17 +28,19 @@ import itertools
 import os
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
 from pinning import pin, usable_cores
 
-from stressor.engine import Engine, EngineResult
+from stressor.engine import WAKE_EARLY_NS, Engine, EngineResult
 from stressor.governor import Governor
 from stressor.metrics import Measure, Metrics
 from stressor.profile import Profile, parse_profile
+from stressor.runtime import loop_for
+from stressor.runtime import run as run_async
 from stressor.sim.config import SimConfig
 from stressor.sim.server import SimulatorProcess
 from stressor.targets.base import BatchOrder, RunEnd, Submission, SubmittedRun
@@ -97,6 +106,7 @@ class Row:
     max_s: float
     dispatch_p99_s: float
     cpu_s: float
+    waited_s: float
     requests: int
     open_runs: int
     lost_runs: int
@@ -114,6 +124,21 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--poll-interval", type=float, default=1.0, help="seconds between polls of a batch")
     parser.add_argument(
         "--engine-only", action="store_true", help="no simulator, no HTTP: a target that answers at once"
+    )
+    parser.add_argument(
+        "--loop",
+        choices=["auto", "asyncio", "uvloop"],
+        default="auto",
+        help="event loop, as stressor.runtime.run chooses it (auto: uvloop when installed)",
+    )
+    parser.add_argument(
+        "--wake-early-ms",
+        type=float,
+        default=WAKE_EARLY_NS / 1e6,
+        help="the pacer's timer is set this early, then it yields to the loop until the due time (0: sleep only)",
+    )
+    parser.add_argument(
+        "--no-gc-tuning", action="store_true", help="leave the garbage collector as Python sets it (no freeze)"
     )
     parser.add_argument(
         "--max-connections", type=int, default=None, help="size of the client's connection pool (default: the target's)"
@@ -158,7 +183,9 @@ def time_limit_s(profile: Profile) -> float:
     return profile.duration_s + profile.grace_s + SHUTDOWN_SLACK_S
 
 
-async def drive(profile: Profile, base_url: str, max_connections: int | None = None) -> EngineResult:
+async def drive(
+    profile: Profile, base_url: str, max_connections: int | None = None, wake_early_ns: int = WAKE_EARLY_NS
+) -> EngineResult:
     """Run the engine against the simulator, wired as ``stressor run`` wires it."""
     metrics = SendLog(ClockAnchor.now())
     governor = Governor(profile.limits)
@@ -174,24 +201,24 @@ async def drive(profile: Profile, base_url: str, max_connections: int | None = N
     )
     try:
         await target.check()
-        engine = Engine(profile, target, metrics=metrics, governor=governor)
+        engine = Engine(profile, target, metrics=metrics, governor=governor, wake_early_ns=wake_early_ns)
         return await run_bounded(engine, time_limit_s(profile))
     finally:
         with anyio.move_on_after(SHUTDOWN_SLACK_S, shield=True):
             await target.aclose()
 
 
-async def drive_engine_only(profile: Profile) -> EngineResult:
+async def drive_engine_only(profile: Profile, wake_early_ns: int = WAKE_EARLY_NS) -> EngineResult:
     """Run the engine against ``InstantTarget``: the pacer and the batch tasks alone."""
     metrics = SendLog(ClockAnchor.now())
     governor = Governor(profile.limits)
-    engine = Engine(profile, InstantTarget(), metrics=metrics, governor=governor)
+    engine = Engine(profile, InstantTarget(), metrics=metrics, governor=governor, wake_early_ns=wake_early_ns)
     return await run_bounded(engine, time_limit_s(profile))
 
 
-def row_of(rate: float, duration_s: float, timed: tuple[EngineResult, float]) -> Row:
+def row_of(rate: float, duration_s: float, timed: tuple[EngineResult, float, float]) -> Row:
     """The figures of one rate from the engine's result and the client's CPU seconds."""
-    result, cpu_s = timed
+    result, cpu_s, waited_s = timed
     metrics = result.metrics
     assert isinstance(metrics, SendLog)
     window_end_ns = result.t0_ns + round(duration_s * NS_PER_S)
@@ -207,24 +234,45 @@ def row_of(rate: float, duration_s: float, timed: tuple[EngineResult, float]) ->
         max_s=lateness.max_s or 0.0,
         dispatch_p99_s=dispatch.percentiles_s.get(99.0, 0.0),
         cpu_s=cpu_s,
+        waited_s=waited_s,
         requests=sum(metrics.requests.values()),
         open_runs=metrics.outcomes["open"],
         lost_runs=metrics.planned_runs - len(result.records),
     )
 
 
-def timed(run: Callable[[], EngineResult]) -> tuple[EngineResult, float]:
-    """The engine's result and the CPU seconds this process spent on it."""
-    cpu_before = time.process_time()
+def run_queue_wait_s() -> float:
+    """Seconds this process's main thread has spent runnable but not running (another process had its core:
+    ``/proc/self/schedstat``); 0 where the kernel does not say."""
+    try:
+        return int(Path("/proc/self/schedstat").read_text().split()[1]) / NS_PER_S
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def timed(run: Callable[[], EngineResult]) -> tuple[EngineResult, float, float]:
+    """The engine's result, the CPU seconds this process spent on it and the seconds it waited for a core."""
+    cpu_before, waited_before = time.process_time(), run_queue_wait_s()
     result = run()
-    return result, time.process_time() - cpu_before
+    return result, time.process_time() - cpu_before, run_queue_wait_s() - waited_before
+
+
+def run_with(args: argparse.Namespace, fn: Callable[..., Awaitable[EngineResult]], *fn_args: object) -> EngineResult:
+    """One rate on the event loop and with the collector settings ``stressor run`` uses (``stressor.runtime``)."""
+    return run_async(fn, *fn_args, loop=args.loop, tune_gc=not args.no_gc_tuning)
+
+
+def wake_early_ns(args: argparse.Namespace) -> int:
+    """The pacer's early wake (``--wake-early-ms``) in nanoseconds."""
+    return round(args.wake_early_ms * 1e6)
 
 
 def run_rate(rate: float, args: argparse.Namespace, cores: set[int]) -> Row:
     """One rate against a fresh simulator pinned away from the client (or against no I/O at all)."""
     profile = build_profile(rate, args.duration, args.poll_interval)
     if args.engine_only:
-        return row_of(rate, args.duration, timed(lambda: anyio.run(drive_engine_only, profile)))
+        early_ns = wake_early_ns(args)
+        return row_of(rate, args.duration, timed(lambda: run_with(args, drive_engine_only, profile, early_ns)))
     config = SimConfig.from_text(slots=SIM_SLOTS, call_duration=CALL_DURATION, seed=1)
     simulator = SimulatorProcess(config)
     base_url = simulator.start()
@@ -232,7 +280,7 @@ def run_rate(rate: float, args: argparse.Namespace, cores: set[int]) -> Row:
         assert simulator.pid is not None
         pinning = pin(simulator.pid, SIMULATOR_CORE, cores)
         print(f"  rate {rate:g}/s: simulator pid {simulator.pid} {pinning}", flush=True)
-        figures = timed(lambda: anyio.run(drive, profile, base_url, args.max_connections))
+        figures = timed(lambda: run_with(args, drive, profile, base_url, args.max_connections, wake_early_ns(args)))
     finally:
         simulator.stop()
     return row_of(rate, args.duration, figures)
@@ -246,6 +294,7 @@ def ms(seconds: float) -> str:
 LEGEND = """\
   p50/p99/max: start lateness, batch due (plan) -> request sent; dispatch: due -> the batch task ran
   achieved/s: requests sent inside the stage per second; client CPU s: this process, grace included
+  waited s: time the client was ready to run but its core ran another process (a shared machine's noise)
   requests: all HTTP requests (submits, batch polls, list pages); open: runs still open after the grace
   lost: planned runs that ended in no outcome (their create request was cut off at the end of the grace)"""
 
@@ -254,14 +303,14 @@ def format_table(rows: list[Row]) -> str:
     """The figures of every rate, one line each, under a header."""
     header = (
         f"{'rate/s':>7} {'batches':>8} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'dispatch p99 ms':>16} "
-        f"{'achieved/s':>10} {'client CPU s':>12} {'requests':>9} {'open':>5} {'lost':>5}"
+        f"{'achieved/s':>10} {'client CPU s':>12} {'waited s':>8} {'requests':>9} {'open':>5} {'lost':>5}"
     )
     lines = [header]
     for row in rows:
         lines.append(
             f"{row.rate:>7g} {row.batches:>8} {ms(row.p50_s):>7} {ms(row.p99_s):>7} {ms(row.max_s):>7} "
-            f"{ms(row.dispatch_p99_s):>16} {row.achieved_rate:>10.1f} {row.cpu_s:>12.2f} {row.requests:>9} "
-            f"{row.open_runs:>5} {row.lost_runs:>5}"
+            f"{ms(row.dispatch_p99_s):>16} {row.achieved_rate:>10.1f} {row.cpu_s:>12.2f} {row.waited_s:>8.2f} "
+            f"{row.requests:>9} {row.open_runs:>5} {row.lost_runs:>5}"
         )
     return "\n".join(lines)
 
@@ -288,6 +337,10 @@ def main() -> None:
         )
     cores = usable_cores()
     load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    tuning = "as Python sets it" if args.no_gc_tuning else "tuned (stressor.runtime.tuned_gc)"
+    print(
+        f"event loop: {loop_for(args.loop)}; garbage collector: {tuning}; pacer wakes {args.wake_early_ms:g} ms early"
+    )
     print(f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, load average {load}")
     print(f"client pid {os.getpid()} {pin(os.getpid(), CLIENT_CORE, cores)}", flush=True)
     rows = [run_rate(rate, args, cores) for rate in args.rates]

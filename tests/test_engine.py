@@ -12,9 +12,10 @@ import pytest
 
 from stressor.engine import Engine, EngineResult
 from stressor.limits import HttpOutcome
-from stressor.metrics import Measure, Outcome
+from stressor.metrics import Measure, Metrics, Outcome
 from stressor.profile import Profile, parse_profile
 from stressor.targets.base import BatchOrder, RunEnd, Submission, SubmitError, SubmittedRun
+from stressor.timestamps import ClockAnchor
 
 
 class FakeTarget:
@@ -79,6 +80,28 @@ def test_open_stage_starts_every_batch_and_follows_every_run() -> None:
     lateness = result.metrics.recorders[Measure.START_LATENESS].summary()
     assert lateness.count == 10
     assert result.metrics.recorders[Measure.QUEUE_TO_COMPLETION].count == 30
+
+
+class SendTimes(Metrics):
+    """Metrics that keep every batch's due and send instants."""
+
+    def __init__(self) -> None:
+        super().__init__(ClockAnchor.now())
+        self.starts: list[tuple[int, int]] = []
+
+    def record_batch_start(self, due_ns: int, sent_ns: int) -> None:
+        super().record_batch_start(due_ns, sent_ns)
+        self.starts.append((due_ns, sent_ns))
+
+
+def test_no_batch_starts_before_its_due_time_and_starts_come_soon_after() -> None:
+    profile = profile_of([{"duration": "0.5s", "rate": "200/s"}])
+    metrics = SendTimes()
+    run(profile, FakeTarget(duration_s=0.001), metrics=metrics)
+    assert len(metrics.starts) == 100
+    lateness_ms = sorted((sent - due) / 1e6 for due, sent in metrics.starts)
+    assert lateness_ms[0] >= 0  # the pacer wakes early but never sends early
+    assert lateness_ms[len(lateness_ms) // 2] < 50  # loose: a shared CI machine, not a benchmark
 
 
 def test_runs_still_going_after_grace_are_reported_open() -> None:

@@ -14,7 +14,7 @@ import respx
 from stressor.governor import Governor
 from stressor.profile import Limits, RunRequest
 from stressor.targets.base import BatchOrder, RunEnd, Submission, SubmitError, SubmittedRun, TargetUnavailable
-from stressor.targets.testcalls import PollSchedule, TestCallsTarget
+from stressor.targets.testcalls import SCAN_PAGE_SIZE, PollSchedule, TestCallsTarget
 from stressor.timestamps import parse_iso
 
 # respx at the client level: it sees requests whatever transport the client uses (aiohttp by default).
@@ -309,6 +309,26 @@ async def test_lister_scans_once_for_every_follower_waiting(respx_mock: respx.Mo
             tasks.start_soon(look, ids)
     assert set(found) == {"tc_1", "tc_5", "tc_250", "tc_399"}
     assert route.call_count <= 4  # two pages per scan, at most two scans, not one scan per caller
+
+
+async def test_lister_pages_through_small_pages_newest_first_and_parses_only_runs_asked_for(
+    respx_mock: respx.MockRouter,
+) -> None:
+    asked: list[tuple[int, int]] = []
+
+    def page(request: httpx.Request) -> httpx.Response:
+        limit, offset = int(request.url.params["limit"]), int(request.url.params["offset"])
+        asked.append((limit, offset))
+        # runs newest first; one with an unreadable timestamp the lister need not parse
+        runs = [run_object(f"tc_{i}", "completed", created_at="junk") for i in range(offset, min(offset + limit, 250))]
+        return httpx.Response(200, json=runs)
+
+    respx_mock.get(f"{BASE}/v1/test-calls").mock(side_effect=page)
+    found = await target(Log())._lister.lookup({"tc_3": None, "tc_180": None})
+    assert set(found) == {"tc_3", "tc_180"}
+    assert found["tc_180"].status == "completed" and found["tc_180"].completed_at is not None
+    # consecutive pages until the deepest run asked for, no further
+    assert asked == [(SCAN_PAGE_SIZE, offset) for offset in range(0, 181, SCAN_PAGE_SIZE)]
 
 
 async def test_check_says_why_a_target_cannot_be_used(respx_mock: respx.MockRouter) -> None:
