@@ -21,10 +21,17 @@ Candidates: httpx's default client (pool of 100, keep-alive 20), httpx with a po
 8 httpx clients of 32 connections used round robin (the ``ShardedClient`` of commit 722fb0b), httpx over
 ``httpx_aiohttp.AiohttpTransport`` (pool 256), stressor's own client (``stressor.targets.http.HttpClient``
 as ``TestCallsTarget`` builds it), aiohttp alone (pool 256) and the ``httpx2`` fork (its defaults), when
-installed. Every client gets a 10 s timeout so that the stall shows pool behaviour, not timeouts.
+installed. Then stressor's two transports, each through one ``httpx.AsyncClient`` and called directly
+(``await transport.handle_async_request(httpx.Request("GET", url))`` and ``aread()``, the request carrying the
+same timeout extension a client would give it): ``aiohttp-tr`` / ``aiohttp-tr-direct``
+(``stressor.targets.http.AiohttpTransport``) and ``wire`` / ``wire-direct``
+(``stressor.targets.wire.WireTransport``), pool 256. Every client gets a 10 s timeout so that the stall shows
+pool behaviour, not timeouts. ``--loop asyncio,uvloop`` measures every candidate on each event loop.
 
-    python benchmarks/transport.py                         # everything, ~2.5 minutes
+    python benchmarks/transport.py                         # everything, ~3.5 minutes
     python benchmarks/transport.py --only httpx-default,stressor --concurrency 64 --duration 1
+    python benchmarks/transport.py --only aiohttp-tr,aiohttp-tr-direct,wire,wire-direct --loop asyncio,uvloop \
+        --no-stall
 
 Loopback only; every phase is bounded in time; the server process is stopped at the end.
 """
@@ -41,9 +48,10 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from statistics import quantiles
+from typing import Any, TypeVar
 
 import aiohttp
 import httpx
@@ -58,6 +66,7 @@ DRAIN_LIMIT_S = 4.0  # after a stall run's schedule ends, in-flight requests get
 BIN_S = 0.1
 BODY = b'{"status":"ok"}'
 
+T = TypeVar("T")
 Get = Callable[[], Awaitable[int]]
 Close = Callable[[], Awaitable[None]]
 
@@ -237,6 +246,57 @@ def aiohttp_alone(base_url: str) -> tuple[Get, Close]:
     return get, session.close
 
 
+def _timeouts() -> dict[str, float | None]:
+    return httpx.Timeout(TIMEOUT_S).as_dict()
+
+
+def _transport_through_client(transport: httpx.AsyncBaseTransport, base_url: str) -> tuple[Get, Close]:
+    client = httpx.AsyncClient(base_url=base_url, timeout=TIMEOUT_S, transport=transport)
+    return _httpx_get(client), client.aclose
+
+
+def _transport_direct(transport: httpx.AsyncBaseTransport, base_url: str) -> tuple[Get, Close]:
+    """The transport without httpx's client: the request is built and the body read, nothing else (no URL
+    merging, cookies, auth, redirects or event hooks)."""
+    url = base_url + PATH
+    extensions = {"timeout": _timeouts()}
+
+    async def get() -> int:
+        response = await transport.handle_async_request(httpx.Request("GET", url, extensions=extensions))
+        await response.aread()
+        return response.status_code
+
+    return get, transport.aclose
+
+
+def _limits() -> httpx.Limits:
+    return httpx.Limits(max_connections=POOL, max_keepalive_connections=POOL)
+
+
+def aiohttp_transport(base_url: str) -> tuple[Get, Close]:
+    from stressor.targets.http import AiohttpTransport
+
+    return _transport_through_client(AiohttpTransport(limits=_limits()), base_url)
+
+
+def aiohttp_transport_direct(base_url: str) -> tuple[Get, Close]:
+    from stressor.targets.http import AiohttpTransport
+
+    return _transport_direct(AiohttpTransport(limits=_limits()), base_url)
+
+
+def wire_transport(base_url: str) -> tuple[Get, Close]:
+    from stressor.targets.wire import WireTransport
+
+    return _transport_through_client(WireTransport(limits=_limits()), base_url)
+
+
+def wire_transport_direct(base_url: str) -> tuple[Get, Close]:
+    from stressor.targets.wire import WireTransport
+
+    return _transport_direct(WireTransport(limits=_limits()), base_url)
+
+
 def httpx2_default(base_url: str) -> tuple[Get, Close]:
     import httpx2
 
@@ -254,6 +314,13 @@ def _installed(module: str) -> bool:
     except ImportError:
         return False
     return True
+
+
+def _version(module: str) -> str:
+    try:
+        return str(__import__(module).__version__)
+    except ImportError:
+        return "not installed"
 
 
 @dataclass(frozen=True)
@@ -283,6 +350,20 @@ def candidates() -> list[Candidate]:
             httpx2_default,
             "" if _installed("httpx2") else "httpx2 is not installed (pip install httpx2)",
         ),
+        Candidate("aiohttp-tr", "httpx.AsyncClient + stressor's AiohttpTransport (256)", aiohttp_transport),
+        Candidate("aiohttp-tr-direct", "stressor's AiohttpTransport called directly (256)", aiohttp_transport_direct),
+        Candidate(
+            "wire",
+            "httpx.AsyncClient + stressor's WireTransport (256)",
+            wire_transport,
+            "" if _installed("httptools") else "httptools is not installed (pip install httptools)",
+        ),
+        Candidate(
+            "wire-direct",
+            "stressor's WireTransport called directly (256)",
+            wire_transport_direct,
+            "" if _installed("httptools") else "httptools is not installed (pip install httptools)",
+        ),
     ]
 
 
@@ -309,6 +390,10 @@ class Closed:
     @property
     def rate(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
+
+    @property
+    def per_cpu_second(self) -> float:
+        return self.requests / self.cpu_s if self.cpu_s else math.nan
 
     @property
     def cpu_ms_per_request(self) -> float:
@@ -443,22 +528,26 @@ def ms(seconds: float) -> str:
 
 
 def print_closed(rows: dict[str, list[Closed]], concurrencies: list[int]) -> None:
-    base = {row.concurrency: row for row in rows.get("httpx-default", [])}
     print()
-    print("closed loop: req/s (x httpx default) | CPU ms per request = CPU s per 1,000 | latency p50 / p99 ms")
     print(
-        f"{'candidate':<15} {'conc':>5} {'req/s':>8} {'x default':>9} {'CPU ms/req':>10} {'x default':>9} "
-        f"{'p50 ms':>8} {'p99 ms':>8} {'errors':>6}"
+        "closed loop: req/s (x httpx default on the same loop) | requests per CPU second of the client | "
+        "CPU ms per request | latency p50 / p99 ms"
+    )
+    print(
+        f"{'candidate':<25} {'conc':>5} {'req/s':>8} {'x default':>9} {'req/CPU-s':>9} {'CPU ms/req':>10} "
+        f"{'x default':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}"
     )
     for name, results in rows.items():
+        loop = name.partition("@")[2]
+        base = {row.concurrency: row for row in rows.get(f"httpx-default@{loop}" if loop else "httpx-default", [])}
         for row in results:
             ref = base.get(row.concurrency)
             speed = f"{row.rate / ref.rate:.2f}" if ref and ref.rate else "-"
             cpu = f"{row.cpu_ms_per_request / ref.cpu_ms_per_request:.2f}" if ref and ref.requests else "-"
             print(
-                f"{name:<15} {row.concurrency:>5} {row.rate:>8.0f} {speed:>9} {row.cpu_ms_per_request:>10.3f} "
-                f"{cpu:>9} {ms(percentile(row.latencies, 50)):>8} {ms(percentile(row.latencies, 99)):>8} "
-                f"{row.errors:>6}"
+                f"{name:<25} {row.concurrency:>5} {row.rate:>8.0f} {speed:>9} {row.per_cpu_second:>9.0f} "
+                f"{row.cpu_ms_per_request:>10.3f} {cpu:>9} {ms(percentile(row.latencies, 50)):>8} "
+                f"{ms(percentile(row.latencies, 99)):>8} {row.errors:>6}"
             )
 
 
@@ -469,14 +558,14 @@ def print_stalls(rows: dict[str, Stall], args: argparse.Namespace) -> None:
         f"at {args.stall_at:g} s; latency from the due time"
     )
     print(
-        f"{'candidate':<15} {'sent/planned':>12} {'before p99':>10} {'after p50':>10} {'after p99':>10} "
+        f"{'candidate':<25} {'sent/planned':>12} {'before p99':>10} {'after p50':>10} {'after p99':>10} "
         f"{'recovery':>9} {'CPU s':>6} {'unfinished':>10}  errors"
     )
     for name, row in rows.items():
         rec = "never" if row.recovery_s is None else f"{row.recovery_s * 1000:.0f} ms"
         errors = ", ".join(f"{k} {v}" for k, v in sorted(row.errors.items())) or "none"
         print(
-            f"{name:<15} {f'{row.sent}/{row.planned}':>12} {ms(row.before_p99_s):>10} {ms(row.after_p50_s):>10} "
+            f"{name:<25} {f'{row.sent}/{row.planned}':>12} {ms(row.before_p99_s):>10} {ms(row.after_p50_s):>10} "
             f"{ms(row.after_p99_s):>10} {rec:>9} {row.cpu_s:>6.2f} {row.unfinished:>10}  {errors}"
         )
     print(
@@ -498,12 +587,26 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--stall-at", type=float, default=1.5, help="when the server stalls (s into the run)")
     parser.add_argument("--stall-for", type=float, default=1.0, help="how long the server stalls (s)")
     parser.add_argument("--no-stall", action="store_true", help="skip the stall runs")
+    parser.add_argument("--loop", default="asyncio", help="event loops, comma-separated: asyncio, uvloop")
     args = parser.parse_args()
+    args.loop = [name.strip() for name in args.loop.split(",") if name.strip()]
+    if unknown := set(args.loop) - {"asyncio", "uvloop"}:
+        parser.error(f"unknown event loop(s): {', '.join(sorted(unknown))}")
     args.concurrency = [int(c) for c in args.concurrency.split(",") if c.strip()]
     args.only = [name for name in args.only.split(",") if name.strip()]
     if args.stall_at + args.stall_for >= args.stall_run:
         parser.error("the stall must end before the stall run does")
     return args
+
+
+def run(coroutine: Coroutine[Any, Any, T], loop: str) -> T:
+    """Run ``coroutine`` on a fresh event loop of the kind asked for."""
+    if loop == "uvloop":
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(coroutine)
+    return asyncio.run(coroutine)
 
 
 def main() -> None:
@@ -516,7 +619,8 @@ def main() -> None:
     load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
     print(
         f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, httpx {httpx.__version__}, "
-        f"aiohttp {aiohttp.__version__}, load average {load}"
+        f"aiohttp {aiohttp.__version__}, httptools {_version('httptools')}, uvloop {_version('uvloop')}, "
+        f"load average {load}"
     )
     print(f"client pid {os.getpid()} {pin(os.getpid(), CLIENT_CORE, cores)}")
     server = ServerProcess()
@@ -524,20 +628,25 @@ def main() -> None:
     print(f"server {base_url} pid {server.process.pid if server.process else '?'} {server.pinning}")
     closed: dict[str, list[Closed]] = {}
     stalls: dict[str, Stall] = {}
+    if "uvloop" in args.loop and not _installed("uvloop"):
+        args.loop.remove("uvloop")
+        print("uvloop: skipped, not installed (pip install uvloop)")
     try:
-        for candidate in chosen:
-            print(f"  {candidate.name:<15} {candidate.label}", end="", flush=True)
-            if candidate.missing:
-                print(f": skipped, {candidate.missing}")
-                continue
-            results = closed.setdefault(candidate.name, [])
-            for concurrency in args.concurrency:
-                results.append(asyncio.run(closed_loop(candidate, base_url, concurrency, args.duration)))
-                print(f"  {concurrency}: {results[-1].rate:.0f}/s", end="", flush=True)
-            if not args.no_stall:
-                stalls[candidate.name] = asyncio.run(stall_run(candidate, base_url, args))
-                print("  stall: done", end="")
-            print(flush=True)
+        for loop in args.loop:
+            for candidate in chosen:
+                name = candidate.name if args.loop == ["asyncio"] else f"{candidate.name}@{loop}"
+                print(f"  {name:<25} {candidate.label}", end="", flush=True)
+                if candidate.missing:
+                    print(f": skipped, {candidate.missing}")
+                    continue
+                results = closed.setdefault(name, [])
+                for concurrency in args.concurrency:
+                    results.append(run(closed_loop(candidate, base_url, concurrency, args.duration), loop))
+                    print(f"  {concurrency}: {results[-1].rate:.0f}/s", end="", flush=True)
+                if not args.no_stall:
+                    stalls[name] = run(stall_run(candidate, base_url, args), loop)
+                    print("  stall: done", end="")
+                print(flush=True)
     finally:
         server.stop()
     print_closed(closed, args.concurrency)

@@ -23,6 +23,7 @@ import typer
 from rich.console import Console
 from rich.live import Live
 
+from stressor import runtime
 from stressor.capacity import Step, knee, levels, measure_step, step_profile
 from stressor.distributed.cluster import ClusterUnavailable
 from stressor.distributed.tally import WORKER_LOST
@@ -404,7 +405,7 @@ def run(
         profile, where, enforce_budget=not embedded, runs_log=log, scale=scale, warn=_warn if scale else None
     )
     try:
-        outcome = anyio.run(_run_session, session, progress or None, [t for t in thresholds if t.abort])
+        outcome = runtime.run(_run_session, session, progress or None, [t for t in thresholds if t.abort])
     except (TargetUnavailable, ClusterUnavailable) as exc:
         raise _fail(str(exc), EXIT_TARGET) from None
     except OSError as exc:
@@ -622,7 +623,7 @@ def capacity(
         err=True,
     )
     try:
-        steps = anyio.run(_capacity_steps, profile, where, model, step_levels, duration_s, slos)
+        steps = runtime.run(_capacity_steps, profile, where, model, step_levels, duration_s, slos)
     except TargetUnavailable as exc:
         raise _fail(str(exc), EXIT_TARGET) from None
     found = knee(steps)

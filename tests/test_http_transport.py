@@ -1,15 +1,17 @@
 """The targets' HTTP client on real loopback sockets: which httpx exception each failure becomes (the target
 decides from it whether a run-creating request may have reached the server), keep-alive, and what reaches
-the wire and comes back through the aiohttp transport."""
+the wire and comes back, through each of the fast transports (wire and aiohttp)."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import gzip
 import socket
 import ssl
 import struct
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -95,10 +97,22 @@ async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
     await asyncio.sleep(30)
 
 
-def fast_client(base_url: str, timeout: float = 5.0, connections: int = 8) -> HttpClient:
-    client = HttpClient(connections_per_shard=connections, base_url=base_url, timeout=httpx.Timeout(timeout))
-    assert client.backend == "aiohttp"
-    return client
+ClientFactory = Callable[..., HttpClient]
+
+
+@pytest.fixture(params=["wire", "aiohttp"])
+def fast_client(request: pytest.FixtureRequest) -> ClientFactory:
+    """Clients over each of the fast transports: every test below holds for both."""
+
+    def make(base_url: str, timeout: float = 5.0, connections: int = 8) -> HttpClient:
+        return HttpClient(
+            connections_per_shard=connections,
+            base_url=base_url,
+            timeout=httpx.Timeout(timeout),
+            backend=request.param,
+        )
+
+    return make
 
 
 def free_port() -> int:
@@ -117,14 +131,16 @@ async def failure_of(client: HttpClient, method: str = "POST") -> httpx.Transpor
 # ------------------------------------------------------------------------------------ failures, classified
 
 
-async def test_a_refused_connection_is_a_connect_error_so_nothing_was_sent() -> None:
+async def test_a_refused_connection_is_a_connect_error_so_nothing_was_sent(fast_client: ClientFactory) -> None:
     error = await failure_of(fast_client(f"http://127.0.0.1:{free_port()}"))
     assert type(error) is httpx.ConnectError
     assert transport_failure(error) == "connect_error"
     assert isinstance(error.__cause__, ConnectionRefusedError)  # chained as httpx's own transport chains it
 
 
-async def test_a_tls_handshake_with_a_plain_http_port_is_a_connect_error_from_the_ssl_error() -> None:
+async def test_a_tls_handshake_with_a_plain_http_port_is_a_connect_error_from_the_ssl_error(
+    fast_client: ClientFactory,
+) -> None:
     async def plain(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.read(100)  # the ClientHello: a plain HTTP server answers it with an HTTP error
         writer.write(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
@@ -141,7 +157,7 @@ async def test_a_tls_handshake_with_a_plain_http_port_is_a_connect_error_from_th
     assert isinstance(error.__cause__, ssl.SSLError) and error.__cause__.reason == "WRONG_VERSION_NUMBER"
 
 
-async def test_a_server_that_closes_without_answering_may_have_received_the_request() -> None:
+async def test_a_server_that_closes_without_answering_may_have_received_the_request(fast_client: ClientFactory) -> None:
     async with running(close_without_answer) as server:
         error = await failure_of(fast_client(server.base_url))
     assert type(error) is httpx.RemoteProtocolError
@@ -149,7 +165,7 @@ async def test_a_server_that_closes_without_answering_may_have_received_the_requ
     assert len(server.requests) == 1
 
 
-async def test_a_reset_instead_of_an_answer_is_a_read_error() -> None:
+async def test_a_reset_instead_of_an_answer_is_a_read_error(fast_client: ClientFactory) -> None:
     async with running(reset) as server:
         error = await failure_of(fast_client(server.base_url))
     assert type(error) is httpx.ReadError
@@ -157,7 +173,7 @@ async def test_a_reset_instead_of_an_answer_is_a_read_error() -> None:
     assert len(server.requests) == 1
 
 
-async def test_a_failed_get_is_not_resent_behind_the_callers_back() -> None:
+async def test_a_failed_get_is_not_resent_behind_the_callers_back(fast_client: ClientFactory) -> None:
     # aiohttp resends an idempotent request once after a reset; a load tester must see and count each one
     async with running(reset) as server:
         error = await failure_of(fast_client(server.base_url), "GET")
@@ -166,7 +182,7 @@ async def test_a_failed_get_is_not_resent_behind_the_callers_back() -> None:
     assert server.connections == 1
 
 
-async def test_no_answer_within_the_read_timeout_is_a_read_timeout() -> None:
+async def test_no_answer_within_the_read_timeout_is_a_read_timeout(fast_client: ClientFactory) -> None:
     async with running(never_answer) as server:
         started = time.perf_counter()
         error = await failure_of(fast_client(server.base_url, timeout=0.2))
@@ -176,7 +192,9 @@ async def test_no_answer_within_the_read_timeout_is_a_read_timeout() -> None:
     assert 0.15 < elapsed < 2.0
 
 
-async def test_waiting_too_long_for_a_pooled_connection_is_a_connect_timeout_so_nothing_was_sent() -> None:
+async def test_waiting_too_long_for_a_pooled_connection_is_a_connect_timeout_so_nothing_was_sent(
+    fast_client: ClientFactory,
+) -> None:
     async with running(never_answer) as server:
         client = fast_client(server.base_url, connections=1)
         hold = asyncio.ensure_future(client.get("/busy", timeout=httpx.Timeout(5.0)))
@@ -211,7 +229,7 @@ async def test_the_simulators_connection_reset_is_a_reset_and_each_request_is_se
 # ------------------------------------------------------------------------------------ keep-alive, wire format
 
 
-async def test_keep_alive_connections_are_reused() -> None:
+async def test_keep_alive_connections_are_reused(fast_client: ClientFactory) -> None:
     async with running(answer_ok) as server:
         client = fast_client(server.base_url, connections=4)
         for _ in range(20):
@@ -263,10 +281,13 @@ async def test_an_unsupported_scheme_is_refused_before_any_connection() -> None:
 
 
 @pytest.mark.respx(using="httpx")
-async def test_respx_at_the_client_level_mocks_the_aiohttp_backend_too(respx_mock: respx.MockRouter) -> None:
+@pytest.mark.parametrize("backend", ["wire", "aiohttp"])
+async def test_respx_at_the_client_level_mocks_the_fast_backends_too(
+    respx_mock: respx.MockRouter, backend: str
+) -> None:
     respx_mock.get("http://api.test/v1/healthz").respond(200, json={"status": "ok"})
-    client = HttpClient(shards=2, connections_per_shard=4, base_url="http://api.test")
-    assert client.backend == "aiohttp"
+    client = HttpClient(shards=2, connections_per_shard=4, base_url="http://api.test", backend=backend)  # type: ignore[arg-type]
+    assert client.backend == backend
     assert (await client.get("/v1/healthz")).json() == {"status": "ok"}
     await client.aclose()
 
@@ -292,3 +313,18 @@ async def test_httpxs_own_transport_can_be_asked_for() -> None:
         assert [(await client.get("/")).status_code for _ in range(4)] == [200] * 4
         await client.aclose()
     assert server.connections == 2  # one per shard, used in turn
+
+
+async def test_a_response_is_freed_as_soon_as_it_is_dropped_not_by_the_cycle_collector() -> None:
+    # httpx ties a response to its stream in a cycle; left in place, every response waits for a collection
+    client = HttpClient(transport=httpx.MockTransport(lambda request: httpx.Response(200, json={"ok": True})))
+    gc.disable()
+    try:
+        response = await client.request("GET", "http://127.0.0.1:9/v1/healthz")
+        assert response.json() == {"ok": True} and response.content == b'{"ok":true}'
+        gone = weakref.ref(response)
+        del response
+        assert gone() is None
+    finally:
+        gc.enable()
+        await client.aclose()

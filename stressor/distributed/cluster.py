@@ -46,7 +46,7 @@ def _dask_task(spec: WorkerSpec, run: str) -> str:
         except TimeoutError:  # not set (yet), or the scheduler is slow: go on as told last
             return "run"
 
-    run_worker(spec, snapshots.put, command)
+    run_worker(spec, snapshots.put, command, own_process=False)
     return "done"
 
 

@@ -17,6 +17,7 @@ from typing import Literal
 
 import anyio
 
+from stressor import runtime
 from stressor.distributed.snapshot import Snapshot, rebase
 from stressor.engine import Engine, EngineResult
 from stressor.governor import Governor
@@ -96,11 +97,13 @@ class _Reporter:
 Emit = Callable[[bytes], None]
 
 
-def run_worker(spec: WorkerSpec, emit: Emit, control: Callable[[], Command]) -> None:
+def run_worker(spec: WorkerSpec, emit: Emit, control: Callable[[], Command], *, own_process: bool = True) -> None:
     """Run one share of the profile to its end (blocking), emitting pickled snapshots (pickled at once, on
     the event loop, so that each is the state of one instant). ``emit`` and ``control`` may block (a Dask
-    queue is a network call): they are called from a thread, never from the event loop."""
-    anyio.run(_work, spec, emit, control)
+    queue is a network call): they are called from a thread, never from the event loop. The garbage collector
+    is tuned for the run only when the worker has its process to itself (``own_process``): its settings are
+    the process's, shared by a Dask worker's other threads."""
+    runtime.run(_work, spec, emit, control, tune_gc=own_process)
 
 
 async def _work(spec: WorkerSpec, emit: Emit, control: Callable[[], Command]) -> None:

@@ -1,35 +1,40 @@
-"""HTTP for targets: an ``httpx.AsyncClient`` whose requests travel over aiohttp's connection pool.
+"""HTTP for targets: httpx's API over a connection pool that holds up under load.
 
 Targets speak httpx (``httpx.Request``, ``httpx.Response``, httpx's exceptions), but httpx's own pool
 (httpcore) costs ~2 ms of CPU per request once tens of requests are in flight and, after a server stall,
-stays CPU-bound for seconds (``benchmarks/transport.py``; engineering notes). ``AiohttpTransport`` keeps the
-httpx API and hands the wire to aiohttp: ~0.35 ms per request at any concurrency, and back to normal latency
-~0.1 s after a stall ends.
+stays CPU-bound for seconds (``benchmarks/transport.py``; engineering notes). Two transports keep the httpx
+API and replace the pool: ``WireTransport`` (``stressor.targets.wire``: asyncio protocols and httptools'
+C parser, the fastest) and ``AiohttpTransport`` (aiohttp's pool: ~0.35 ms per request at any concurrency).
 
 ``HttpClient`` picks the transport:
 
 - an injected ``transport`` (tests, instrumentation) is used as given, by one client;
-- ``backend="aiohttp"`` (the default): one client over ``AiohttpTransport`` with the whole pool;
+- ``backend="wire"`` (the default) or ``backend="aiohttp"``: one client over that transport, the whole pool;
 - ``backend="httpx"``: httpx's own transport, as several small clients used round robin (one large httpcore
   pool scans every connection on each event).
 
-Tests that mock HTTP with respx use its client-level mocker, ``pytest.mark.respx(using="httpx")``, which
-sees requests whatever the transport.
+``HttpClient.request`` hands each request to the client's transport itself (see there). Tests that mock HTTP
+with respx use its client-level mocker, ``pytest.mark.respx(using="httpx")``, which sees requests whatever
+the transport.
 
-What differs from httpx's own transport: see ``AiohttpTransport``.
+What differs from httpx's own transport: see ``AiohttpTransport`` and ``WireTransport``.
 """
 
 from __future__ import annotations
 
 import itertools
 import ssl
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import aiohttp
 import httpx
 from yarl import URL
 
-Backend = Literal["aiohttp", "httpx"]
+from stressor.targets.wire import WireTransport
+
+Backend = Literal["wire", "aiohttp", "httpx"]
+URL_CACHE_SIZE = 4096  # parsed URLs kept by a client
 
 
 async def _read_at_most(answer: aiohttp.ClientResponse, limit: int) -> bytes:
@@ -181,9 +186,9 @@ def underlying(exc: BaseException) -> BaseException:
 
 
 class HttpClient:
-    """One ``request`` for a target, over aiohttp's pool or httpx's own (see the module's docstring).
+    """One ``request`` for a target, over a transport the module's docstring describes.
 
-    ``shards x connections_per_shard`` is the pool: one aiohttp pool of that size, or that many small httpx
+    ``shards x connections_per_shard`` is the pool: one pool of that size, or that many small httpx
     clients when httpx's own transport is used. ``client_options`` go to every ``httpx.AsyncClient``.
     """
 
@@ -193,7 +198,7 @@ class HttpClient:
         shards: int = 1,
         connections_per_shard: int = 100,
         transport: httpx.AsyncBaseTransport | None = None,
-        backend: Backend = "aiohttp",
+        backend: Backend = "wire",
         **client_options: Any,
     ) -> None:
         shards = max(1, shards)
@@ -201,10 +206,11 @@ class HttpClient:
         if transport is not None:
             self.backend = "injected"
             clients = [httpx.AsyncClient(transport=transport, **client_options)]
-        elif backend == "aiohttp":
-            self.backend = "aiohttp"
+        elif backend in ("wire", "aiohttp"):
+            self.backend = backend
             limits = httpx.Limits(max_connections=shards * per_shard, max_keepalive_connections=shards * per_shard)
-            clients = [httpx.AsyncClient(transport=AiohttpTransport(limits=limits), **client_options)]
+            pool = WireTransport(limits=limits) if backend == "wire" else AiohttpTransport(limits=limits)
+            clients = [httpx.AsyncClient(transport=pool, **client_options)]
         else:
             self.backend = "httpx"
             # keep-alive as large as each pool: with httpx's default of 20, connections churn above 20 in flight
@@ -212,11 +218,66 @@ class HttpClient:
             clients = [httpx.AsyncClient(limits=limits, **client_options) for _ in range(shards)]
         self._clients = clients
         self._next = itertools.cycle(clients).__next__
+        self._headers = httpx.Headers(clients[0].headers)  # httpx's defaults (Accept-Encoding...), the caller's
+        self._urls: dict[str, httpx.URL] = {}  # see _parsed
+        self._timeout = clients[0].timeout.as_dict()
+        self._base_url = str(clients[0].base_url).rstrip("/") + "/"
 
-    async def request(self, method: str, url: str, **options: Any) -> httpx.Response:
-        return await self._next().request(method, url, **options)
+    async def request(
+        self,
+        method: str,
+        url: str | httpx.URL,
+        *,
+        params: Any = None,
+        headers: Mapping[str, str] | None = None,
+        json: Any = None,
+        content: bytes | None = None,
+        timeout: float | httpx.Timeout | None = None,
+        extensions: Mapping[str, Any] | None = None,
+    ) -> httpx.Response:
+        """Send one request and return its answer, read whole.
 
-    async def get(self, url: str, **options: Any) -> httpx.Response:
+        The request goes straight to the client's transport: ``AsyncClient.send`` would add only what a
+        target does not use (cookies, auth flows, redirects, event hooks) and cost half of the CPU of a
+        request on loopback (``benchmarks/transport.py``: URL merging and cookie extraction). The client still
+        says which transport serves a URL (its mounts: proxies from the environment, and respx's mocks), and
+        gives the headers and timeouts every request carries (``timeout``: this request's own)."""
+        client = self._next()
+        if isinstance(url, str):
+            url = self._parsed(url)
+        request = httpx.Request(
+            method,
+            url,
+            params=params,
+            headers=self._headers if headers is None else {**self._headers, **headers},
+            json=json,
+            content=content,
+            extensions={
+                "timeout": self._timeout if timeout is None else httpx.Timeout(timeout).as_dict(),
+                **(extensions or {}),
+            },
+        )
+        # The one private name used: the client's choice of transport for a URL (respx patches it to mock).
+        transport = client._transport_for_url(request.url)
+        response = await transport.handle_async_request(request)
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response
+
+    def _parsed(self, url: str) -> httpx.URL:
+        """The absolute URL of a URL or a path (merged with the base URL as httpx does), parsed once: parsing
+        was a fifth of the CPU of a request."""
+        parsed = self._urls.get(url)
+        if parsed is None:
+            parsed = httpx.URL(url if "://" in url else self._base_url + url.lstrip("/"))
+            if len(self._urls) >= URL_CACHE_SIZE:
+                self._urls.clear()  # paths that differ per batch or run: forget them all now and then
+            self._urls[url] = parsed
+        return parsed
+
+    async def get(self, url: str | httpx.URL, **options: Any) -> httpx.Response:
         return await self.request("GET", url, **options)
 
     async def aclose(self) -> None:
