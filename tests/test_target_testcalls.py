@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import anyio
 import httpx
@@ -14,7 +15,7 @@ import respx
 from stressor.governor import Governor
 from stressor.profile import Limits, RunRequest
 from stressor.targets.base import BatchOrder, RunEnd, Submission, SubmitError, SubmittedRun, TargetUnavailable
-from stressor.targets.testcalls import SCAN_PAGE_SIZE, PollSchedule, TestCallsTarget
+from stressor.targets.testcalls import SCAN_PAGE_SIZE, PollSchedule, RunLister, TestCallsTarget
 from stressor.timestamps import parse_iso
 
 # respx at the client level: it sees requests whatever transport the client uses (aiohttp by default).
@@ -351,3 +352,26 @@ def test_polls_slow_down_as_a_batch_ages_within_bounds() -> None:
     assert [schedule.next_interval(age) for age in (0, 5, 20, 40, 400)] == [1.0, 1.0, 2.0, 4.0, 5.0]
     fixed = PollSchedule(interval_s=0.5, max_interval_s=0.5)
     assert {fixed.next_interval(age) for age in (0, 10, 1000)} == {0.5}
+
+
+
+async def test_a_lister_looking_for_runs_of_known_age_pages_past_ten_pages_and_stops_at_older_ones() -> None:
+    # Thousands of runs created per second: the run that ended sits below 2,500 newer ones.
+    created = datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC)
+    offsets: list[int] = []
+
+    async def newest_first(purpose: str, path: str, params: dict[str, int]) -> tuple[object, int]:
+        offsets.append(params["offset"])
+        ages = range(params["offset"], params["offset"] + params["limit"])  # run i: created i ms before
+        page = [
+            run_object(f"tc_{i}", "completed", created_at=(created - timedelta(milliseconds=i)).isoformat())
+            for i in ages
+        ]
+        return page, 0
+
+    lister = RunLister(newest_first, max_pages=10, page_size=100)
+    wanted_at = (created - timedelta(milliseconds=2_500)).timestamp()
+    found = await lister.lookup({"tc_2500": wanted_at, "tc_missing": wanted_at})
+    assert set(found) == {"tc_2500"}
+    # past the tenth page, and not beyond the first page older than the wanted runs by a second (3,500 ms)
+    assert offsets == list(range(0, 3_600, 100))

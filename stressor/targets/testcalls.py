@@ -62,6 +62,7 @@ LIST_PAGE_SIZE = 200  # the API's maximum
 # Runs per page when the lister looks for runs that ended. A page of 200 runs (~180 KiB) took ~1.2 ms to decode
 # in one step of the event loop, delaying any batch due meanwhile; the runs looked for are the newest ones.
 SCAN_PAGE_SIZE = 100
+MAX_DATED_PAGES = 100  # how deep a scan for runs of known creation times may page (see RunLister)
 MIN_SLEEP_S = 0.001  # shorter sleeps spin under uvloop (engineering notes)
 RECONCILE_WINDOW_S = 5.0  # a reconciled single run must have been created at most this long before the POST
 KNOWN_RUNS_HORIZON_S = RECONCILE_WINDOW_S * 10  # how long a created run id is remembered
@@ -379,10 +380,20 @@ def read_run_submission(answer: Any, index: int = 0) -> SubmittedRun:
 class RunLister:
     """Finds runs by id on the list endpoint, one scan for all callers waiting at that moment."""
 
-    def __init__(self, get: Callable[..., Any], max_pages: int = 10, page_size: int = LIST_PAGE_SIZE) -> None:
+    def __init__(
+        self,
+        get: Callable[..., Any],
+        max_pages: int = 10,
+        page_size: int = LIST_PAGE_SIZE,
+        max_dated_pages: int = MAX_DATED_PAGES,
+    ) -> None:
         # ``get(purpose, path, params)`` -> (decoded JSON or None, monotonic ns of the answer)
         self._get = get
         self._max_pages = max_pages
+        # When every wanted run's creation time is known, a scan stops at the first page older than them all,
+        # so it may go deeper: at thousands of runs created per second, a run that ends has thousands of newer
+        # runs above it, and a scan that gave up after 10 pages left every run open (benchmarks/peers.py).
+        self._max_dated_pages = max(max_pages, max_dated_pages)
         self._page_size = page_size
         self._wanted: dict[str, float | None] = {}
         self._found: dict[str, RunView] = {}
@@ -409,7 +420,7 @@ class RunLister:
         times = [t for t in wanted.values() if t is not None]
         oldest = min(times) - 1.0 if len(times) == len(wanted) else None
         size = self._page_size
-        for page in range(self._max_pages):
+        for page in range(self._max_pages if oldest is None else self._max_dated_pages):
             params = {"limit": size, "offset": page * size}
             body, seen_ns = await self._get("list_runs", "/v1/test-calls", params=params)
             if not isinstance(body, list):
