@@ -150,3 +150,14 @@ def test_a_workers_own_stop_reason_is_the_runs() -> None:
     result = tally.result()
     assert result.stop_cause == "breaker"
     assert result.stop_reason == "worker 1: stopped submitting: 30 of 40 requests failed"
+
+
+def test_a_snapshot_that_comes_after_its_workers_final_one_keeps_its_runs_not_its_counters() -> None:
+    rng = random.Random(5)
+    tally = Tally(PROFILE, 1, ANCHOR, START_NS)
+    tally.add(_snapshot(0, [], final=True, planned=6, lateness=[10]))
+    late = [_record(rng, i, 0) for i in range(4)]
+    assert len(tally.add(_snapshot(0, late, final=False, planned=2, lateness=[1, 2]))) == 4
+    result = tally.result()
+    assert len(result.records) == 4 and sum(result.metrics.outcomes.values()) == 4
+    assert result.metrics.planned_runs == 6 and result.metrics.recorders[Measure.START_LATENESS].count == 1

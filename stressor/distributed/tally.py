@@ -60,12 +60,14 @@ class Tally:
 
     def add(self, snapshot: Snapshot) -> list[RunRecord]:
         """Fold one snapshot in; the records it brought, on the coordinator's clock (for the runs log)."""
-        if snapshot.worker in self.lost or snapshot.worker in self._ends:
-            return []  # after its loss or its end nothing from a worker counts twice
+        if snapshot.worker in self.lost:
+            return []  # its runs in flight were counted open when it was lost
         records = [rebase(r, 0, self.start_ns) for r in snapshot.records]
         for record in records:
             self._runs.record_run(record)
         self.records.extend(records)
+        if snapshot.worker in self._ends:
+            return records  # late: its runs count, its counters are older than the final snapshot's
         grid = list(snapshot.samples)
         if snapshot.final and grid:
             self._ends[snapshot.worker] = grid.pop()  # a final snapshot ends with the sample at the worker's end

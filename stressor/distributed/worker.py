@@ -142,7 +142,10 @@ async def _report_intervals(reporter: _Reporter, profile: Profile, emit: Emit) -
         boundary_ns = reporter.start_ns + boundary * interval_ns
         await anyio.sleep(max(0.0, (boundary_ns - time.perf_counter_ns()) / NS_PER_S))
         reporter.sample(boundary_ns)
-        await anyio.to_thread.run_sync(emit, pickle.dumps(reporter.snapshot()))
+        # Shielded: the snapshot has taken the records that ended; the run's end cancelling this task before
+        # the snapshot is handed over would lose them (and the final snapshot must come after it).
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(emit, pickle.dumps(reporter.snapshot()))
 
 
 async def _obey(engine: Engine, control: Callable[[], Command]) -> None:
