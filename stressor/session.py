@@ -268,6 +268,6 @@ class Session:
             grade = self.grades.get(record.call_id)
             graded = record if grade is None else replace(record, grade=grade.score)
             if graded.outcome is Outcome.COMPLETED:
-                self.metrics.record_grade(graded, threshold)
+                result.metrics.record_grade(graded, threshold)
             records.append(graded)
         return replace(result, records=tuple(records))

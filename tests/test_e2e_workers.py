@@ -76,6 +76,25 @@ def test_two_worker_processes_run_the_plan_once_and_merge_to_the_truth() -> None
     _check_against_truth(outcome, batches=18)
 
 
+def test_grades_fetched_after_a_run_on_workers_join_the_merged_results() -> None:
+    profile = profile_of(
+        {
+            "grace": "20s",
+            "target": {"poll_interval": "50ms"},
+            "batch": {"runs": 2},
+            "stages": [{"duration": "1s", "rate": "4/s"}],
+            "grades": {"fetch": True, "threshold": 0.5},
+        }
+    )
+    outcome = _run(profile, Scale(workers=2, lead_s=1.5))
+    result, truth = outcome.engine, outcome.truth
+    assert truth is not None
+    scores = {t.id: t.grade_score for t in truth}
+    assert all(s is not None for s in scores.values())
+    assert {r.run_id: r.grade for r in result.records} == pytest.approx(scores)
+    assert result.metrics.grades.to_json()["count"] == len(truth) == 8
+
+
 # ---------------------------------------------------------------------------------------------- killing
 
 
