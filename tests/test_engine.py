@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -280,8 +281,11 @@ def test_progress_snapshots_say_where_the_run_is() -> None:
 
     anyio.run(main)
     [snapshot] = snapshots
-    assert snapshot.stage == "warm" and 0.1 < snapshot.stage_left_s < 0.4
-    assert 8 <= snapshot.planned <= 14 and snapshot.completed > 0
+    # Read against the snapshot's own clock: a busy machine wakes the watcher late.
+    assert snapshot.stage == "warm" and 0.0 < snapshot.stage_left_s < 0.4
+    assert snapshot.stage_left_s == pytest.approx(0.5 - snapshot.elapsed_s)
+    due_batches = math.floor(20 * snapshot.elapsed_s) + 1  # batch k is due at k / 20 s
+    assert abs(snapshot.planned - 2 * due_batches) <= 2 and snapshot.completed > 0
     assert snapshot.q2c_p50_s is not None
     line = progress_line(snapshot)
     assert "warm" in line and f"submitted {snapshot.submitted}/{snapshot.planned}" in line
