@@ -46,7 +46,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
-from pinning import pin, usable_cores
+from pinning import ServerChild, pin, usable_cores
 
 from stressor.sim.config import SimConfig
 from stressor.sim.server import SimulatorProcess, fetch_truth
@@ -475,33 +475,6 @@ def serve_plain() -> None:
     uvloop.run(_serve_plain())
 
 
-class PlainServer:
-    """The trivial server in a child process, pinned to the server's core."""
-
-    def __init__(self, cores: set[int]) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--serve-plain"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if not line.startswith("listening "):
-            self.stop()
-            raise RuntimeError(f"the plain server did not start: {line!r}")
-        self.base_url = f"http://127.0.0.1:{int(line.split()[1])}"
-        self.pinning = pin(self.process.pid, SERVER_CORE, cores)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
 async def _stressor_plain(base_url: str, concurrency: int, warmup_s: float, duration_s: float) -> dict[str, float]:
     """N tasks, each sending ``GET /`` through one ``HttpClient`` as fast as answers come; counts the requests
     answered inside the window that starts after the warm-up."""
@@ -859,7 +832,7 @@ def main() -> None:
         print_lifecycle(rows, startup)
     server = ""
     if args.workload in ("both", "plain"):
-        plain_server = PlainServer(cores)
+        plain_server = ServerChild([sys.executable, str(Path(__file__).resolve()), "--serve-plain"], SERVER_CORE, cores)
         server = f"a raw asyncio protocol server on uvloop ({plain_server.base_url}, {plain_server.pinning})"
         try:
             candidates: list[Callable[[], PlainRow | None]] = [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 
 
 def usable_cores() -> set[int]:
@@ -16,3 +17,26 @@ def pin(pid: int, core: int, cores: set[int]) -> str:
         return f"not pinned (usable cores: {sorted(cores) or 'unknown'})"
     os.sched_setaffinity(pid, {core})
     return f"pinned to core {core}"
+
+
+class ServerChild:
+    """A benchmark's trivial server in a child process (``argv``, which prints ``listening PORT`` once it
+    listens on 127.0.0.1), pinned to ``core`` where the machine allows; ``stop`` ends it."""
+
+    def __init__(self, argv: list[str], core: int, cores: set[int]) -> None:
+        self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line.startswith("listening "):
+            self.stop()
+            raise RuntimeError(f"the server {argv[1:]} did not start: {line!r}")
+        self.base_url = f"http://127.0.0.1:{int(line.split()[1])}"
+        self.pinning = pin(self.process.pid, core, cores)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()

@@ -45,7 +45,6 @@ import math
 import os
 import platform
 import re
-import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -55,7 +54,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 import httpx
-from pinning import pin, usable_cores
+from pinning import ServerChild, pin, usable_cores
 
 PATH = "/"
 TIMEOUT_S = 10.0
@@ -129,41 +128,6 @@ async def _serve() -> None:
     server = await loop.create_server(_Connection, "127.0.0.1", 0, backlog=4096)
     print(f"listening {server.sockets[0].getsockname()[1]}", flush=True)
     await asyncio.Event().wait()
-
-
-class ServerProcess:
-    """The trivial server in a child process (``--serve``); pinned to ``SERVER_CORE`` where possible."""
-
-    def __init__(self) -> None:
-        self.process: subprocess.Popen[str] | None = None
-        self.base_url = ""
-        self.pinning = ""
-
-    def start(self, cores: set[int]) -> str:
-        self.process = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), "--serve"],
-            stdout=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if not line.startswith("listening "):
-            self.stop()
-            raise RuntimeError(f"the server did not start: {line!r}")
-        self.base_url = f"http://127.0.0.1:{int(line.split()[1])}"
-        self.pinning = pin(self.process.pid, SERVER_CORE, cores)
-        return self.base_url
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-            self.process = None
 
 
 async def stall_server(base_url: str, seconds: float) -> None:
@@ -623,9 +587,9 @@ def main() -> None:
         f"load average {load}"
     )
     print(f"client pid {os.getpid()} {pin(os.getpid(), CLIENT_CORE, cores)}")
-    server = ServerProcess()
-    base_url = server.start(cores)
-    print(f"server {base_url} pid {server.process.pid if server.process else '?'} {server.pinning}")
+    server = ServerChild([sys.executable, os.path.abspath(__file__), "--serve"], SERVER_CORE, cores)
+    base_url = server.base_url
+    print(f"server {base_url} pid {server.process.pid} {server.pinning}")
     closed: dict[str, list[Closed]] = {}
     stalls: dict[str, Stall] = {}
     if "uvloop" in args.loop and not _installed("uvloop"):
