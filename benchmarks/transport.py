@@ -24,7 +24,7 @@ as ``TestCallsTarget`` builds it), aiohttp alone (pool 256) and the ``httpx2`` f
 installed. Then stressor's two transports, each through one ``httpx.AsyncClient`` and called directly
 (``await transport.handle_async_request(httpx.Request("GET", url))`` and ``aread()``, the request carrying the
 same timeout extension a client would give it): ``aiohttp-tr`` / ``aiohttp-tr-direct``
-(``stressor.targets.http.AiohttpTransport``) and ``wire`` / ``wire-direct``
+(``stressor.targets.aiohttp_transport.AiohttpTransport``) and ``wire`` / ``wire-direct``
 (``stressor.targets.wire.WireTransport``), pool 256. Every client gets a 10 s timeout so that the stall shows
 pool behaviour, not timeouts. ``--loop asyncio,uvloop`` measures every candidate on each event loop.
 
@@ -238,13 +238,13 @@ def _limits() -> httpx.Limits:
 
 
 def aiohttp_transport(base_url: str) -> tuple[Get, Close]:
-    from stressor.targets.http import AiohttpTransport
+    from stressor.targets.aiohttp_transport import AiohttpTransport
 
     return _transport_through_client(AiohttpTransport(limits=_limits()), base_url)
 
 
 def aiohttp_transport_direct(base_url: str) -> tuple[Get, Close]:
-    from stressor.targets.http import AiohttpTransport
+    from stressor.targets.aiohttp_transport import AiohttpTransport
 
     return _transport_direct(AiohttpTransport(limits=_limits()), base_url)
 

@@ -1,8 +1,8 @@
 """A lean HTTP/1.1 client transport for httpx: asyncio ``Protocol`` connections, answers parsed by httptools (C).
 
-``AiohttpTransport`` (``stressor.targets.http``) hands the wire to aiohttp, which is fast but still builds its
-own request and response objects, a ``StreamReader`` per answer and a timer tree, on top of which httpx builds
-its own. ``WireTransport`` keeps only what a load tester needs from a client: a pool of keep-alive
+``AiohttpTransport`` (``stressor.targets.aiohttp_transport``) hands the wire to aiohttp, which is fast but
+still builds its own request and response objects, a ``StreamReader`` per answer and a timer tree, on top of
+which httpx builds its own. ``WireTransport`` keeps only what a load tester needs from a client: a pool of keep-alive
 connections, one request at a time per connection, the answer parsed by llhttp (through httptools) straight
 into what ``httpx.Response`` takes. It runs on asyncio's default loop and on uvloop (plain ``Protocol``
 callbacks, no loop-specific API).
@@ -275,7 +275,7 @@ class _Connection(asyncio.Protocol):
 
 class WireTransport(httpx.AsyncBaseTransport):
     """An httpx transport over a pool of plain asyncio connections, HTTP/1.1 only; a drop-in for
-    ``stressor.targets.http.AiohttpTransport``.
+    ``stressor.targets.aiohttp_transport.AiohttpTransport``.
 
     Behaviour a caller may notice, beside httpx's own transport:
 
