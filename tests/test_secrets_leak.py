@@ -27,7 +27,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from stressor.secrets import mask_secret, redact
+from stressor.distributed.worker import WorkerSpec
+from stressor.profile import parse_profile
+from stressor.secrets import mask_secret, redact, redact_cut
+from stressor.session import Where
+from stressor.shares import Share
 
 pytestmark = pytest.mark.e2e
 
@@ -226,6 +230,92 @@ def test_a_401_that_echoes_the_key_is_masked_in_every_artifact(tmp_path: Path) -
     assert b"API key was refused" in finished.stderr
     assert mask_secret(key).encode() in finished.stderr  # the server's words are shown, the key masked in them
     assert_nowhere(finished.everything(), key, key[len("sk_live_") :], key[12:-8])
+
+
+class _EchoingRunApi(BaseHTTPRequestHandler):
+    """An API that creates batches and fails every run with an ``error_message`` repeating the Authorization
+    header of the create (as a careless server might): the message reaches the records, the runs log and
+    the summary, and must carry the key masked."""
+
+    lock = threading.Lock()
+    runs: list[dict[str, object]] = []  # noqa: RUF012 - the server's state, reset by the test
+    batches: dict[str, list[str]] = {}  # noqa: RUF012
+
+    def _answer(self, status: int, body: object) -> None:
+        data = orjson.dumps(body)
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        with self.lock:
+            if self.path.startswith("/v1/healthz"):
+                self._answer(200, {"ok": True})
+            elif self.path.startswith("/v1/test-call-batches/"):
+                run_ids = self.batches.get(self.path.rsplit("/", 1)[1], [])
+                self._answer(200, {"id": "b", "completed_runs": 0, "failed_runs": len(run_ids), "run_ids": run_ids})
+            elif self.path.startswith("/v1/test-calls?") and "offset=" in self.path:
+                self._answer(200, list(reversed(self.runs)))
+            else:
+                self._answer(200, [])
+
+    def do_POST(self) -> None:
+        body = orjson.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+        now = "2026-11-29T18:24:09.011Z"
+        with self.lock:
+            batch_id = f"tcb_{len(self.batches)}"
+            run_ids = [f"tc_{len(self.runs) + i}" for i in range(body["run_count"])]
+            message = f"upstream refused the call: Authorization {self.headers.get('Authorization')}"
+            for run_id in run_ids:
+                times = {"created_at": now, "started_at": now, "completed_at": now}
+                self.runs.append({"id": run_id, "status": "failed", "error_message": message, **times})
+            self.batches[batch_id] = run_ids
+        self._answer(201, {"id": batch_id, "run_ids": run_ids, "created_at": now, "status": "pending"})
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet: the test reads stressor's output, not this server's."""
+
+
+def test_a_run_error_message_that_echoes_the_key_is_masked_in_every_artifact(tmp_path: Path) -> None:
+    key = fake_key()
+    _EchoingRunApi.runs, _EchoingRunApi.batches = [], {}
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _EchoingRunApi)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base_url = f"http://127.0.0.1:{server.server_address[1]}"
+        finished = stressor_run(
+            tmp_path, write_profile(tmp_path), child_env(THUNDERPHONE_API_KEY=key), "--base-url", base_url
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    found = finished.everything()
+    results = orjson.loads(found["results.json"])
+    assert results["runs"]["failed"] == results["runs"]["planned"] == 16, finished.stderr.decode()
+    assert mask_secret(key).encode() in found["runs.jsonl"]  # the server's message is kept, the key masked in it
+    assert_nowhere(found, key, key[len("sk_live_") :], key[12:-8])
+
+
+def test_the_reprs_that_carry_the_key_mask_it() -> None:
+    # a repr lands in tracebacks and in dask's "Compute Failed" log lines (repr(run_spec)[:1000])
+    key, secret = fake_key(), "whsec_" + secrets.token_hex(24)
+    where = Where(base_url="http://127.0.0.1:9", api_key=key, webhook_secrets=(secret,))
+    profile = parse_profile({"name": "tiny", "stages": [{"duration": "1s", "rate": "1/s"}]}, "tiny.toml", Path())
+    spec = WorkerSpec(profile, Share(), "http://127.0.0.1:9", key, 0.0, enforce_budget=False)
+    for shown in (repr(where), repr(spec)):
+        assert key not in shown and key[len("sk_live_") :] not in shown and secret[len("whsec_") :] not in shown
+        assert mask_secret(key) in shown
+    assert mask_secret(secret) in repr(where)
+
+
+def test_redact_cut_masks_a_secret_cut_off_at_the_end() -> None:
+    key = fake_key()
+    assert redact_cut(f"got {key} twice {key}", key) == f"got {mask_secret(key)} twice {mask_secret(key)}"
+    assert redact_cut(f"got {key[:20]}", key) == f"got {mask_secret(key)}"  # the rest was cut off
+    assert redact_cut("nothing here", key) == "nothing here"
 
 
 # ------------------------------------------------------------------------------------------------ mask_secret

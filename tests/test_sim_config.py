@@ -85,7 +85,7 @@ def test_from_mapping_takes_the_flag_names_with_values_as_written() -> None:
         ({"rate_limit_scope": "reads"}, "rate_limit_scope", "one of all, create"),
         ({"rate_limit_status": 418}, "rate_limit_status", "one of 429, 503"),
         ({"retry_after": "soon"}, "retry_after", "one of seconds, http-date, none"),
-        ({"rate_limit_headers": "draft"}, "rate_limit_headers", "one of none, x-ratelimit, ietf"),
+        ({"rate_limit_headers": "draft"}, "rate_limit_headers", "one of none, x-ratelimit, x-ratelimit-epoch, ietf"),
         ({"error_rate": 1.5}, "error_rate", "between 0 and 1"),
         ({"error_status": 502}, "error_status", "one of 500, 503, mixed"),
         ({"error_burst": "every=5s"}, "error_burst", "lacks length="),

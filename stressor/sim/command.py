@@ -115,7 +115,8 @@ def sim(
         str,
         typer.Option(
             help="Quota headers on every answer the rate limit counts: none, x-ratelimit (X-RateLimit-Limit/"
-            "-Remaining/-Reset) or ietf (RateLimit-Policy and RateLimit)."
+            "-Remaining/-Reset, Reset a delay in seconds), x-ratelimit-epoch (the same, Reset an epoch time) or "
+            "ietf (RateLimit-Policy and RateLimit)."
         ),
     ] = "none",
     error_rate: Annotated[

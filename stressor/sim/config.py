@@ -162,10 +162,10 @@ DEFAULT_GRADE_SCORE = Distribution.lognormal(0.85, 0.1)
 
 RateLimitScope = Literal["all", "create"]
 RetryAfterForm = Literal["seconds", "http-date", "none"]
-RateLimitHeaders = Literal["none", "x-ratelimit", "ietf"]
+RateLimitHeaders = Literal["none", "x-ratelimit", "x-ratelimit-epoch", "ietf"]
 RATE_LIMIT_SCOPES: tuple[str, ...] = ("all", "create")
 RETRY_AFTER_FORMS: tuple[str, ...] = ("seconds", "http-date", "none")
-RATE_LIMIT_HEADER_FORMS: tuple[str, ...] = ("none", "x-ratelimit", "ietf")
+RATE_LIMIT_HEADER_FORMS: tuple[str, ...] = ("none", "x-ratelimit", "x-ratelimit-epoch", "ietf")
 RATE_LIMIT_STATUSES: tuple[int, ...] = (429, 503)
 GRADE_SCALES: tuple[int, ...] = (100, 1)
 WEBHOOK_SECRET_PREFIX = "whsec_"
@@ -308,7 +308,8 @@ class SimConfig:
     grade_delay: float = 0.0
     """Real seconds from a completed call's end to its grade (and its ``call.graded`` event)."""
     grade_twice: bool = False
-    """Grade each completed call twice: a ``fast`` grade after grade_delay, the full one after twice that."""
+    """Grade each completed call twice: a ``fast`` grade after grade_delay, the full one after twice that (and
+    always at least 10 ms after the fast one, so its ``graded_at`` is the later)."""
 
     @classmethod
     def from_mapping(cls, settings: Mapping[str, Any]) -> SimConfig:

@@ -141,19 +141,22 @@ def retry_after(form: str, wait: float, wall_now: float) -> str | None:
     return formatdate(math.ceil(wall_now + max(wait, 1.0)), usegmt=True)
 
 
-def quota_headers(form: str, limiter: RateLimiter, now: float) -> Headers:
+def quota_headers(form: str, limiter: RateLimiter, now: float, wall_now: float = 0.0) -> Headers:
     """The quota headers of an answer at ``now`` (after this request was counted), in ``form``.
 
     ``x-ratelimit``: ``X-RateLimit-Limit`` (q), ``-Remaining``, ``-Reset`` (whole seconds until the full burst
-    is back: a delay, not an epoch). ``ietf``: ``RateLimit-Policy: "default";q=Q;w=W`` and
-    ``RateLimit: "default";r=R;t=T`` (the IETF httpapi draft).
+    is back: a delay). ``x-ratelimit-epoch``: the same, but ``-Reset`` is the epoch second (``wall_now`` plus
+    that delay, rounded up) at which the burst is back, as GitHub and others send it. ``ietf``:
+    ``RateLimit-Policy: "default";q=Q;w=W`` and ``RateLimit: "default";r=R;t=T`` (the IETF httpapi draft).
     """
     if form == "none":
         return ()
     quota, window = quota_policy(limiter.rate)
     remaining = limiter.remaining(now)
     reset = math.ceil(limiter.reset_after(now))
-    if form == "x-ratelimit":
+    if form in ("x-ratelimit", "x-ratelimit-epoch"):
+        if form == "x-ratelimit-epoch":
+            reset = math.ceil(wall_now + limiter.reset_after(now))
         return (
             ("x-ratelimit-limit", str(quota)),
             ("x-ratelimit-remaining", str(remaining)),
@@ -233,7 +236,7 @@ class FaultPlan:
         fault: Fault | None = None
         if self.limiter is not None and (config.rate_limit_scope == "all" or creates):
             wait = self.limiter.admit(now)
-            quota = quota_headers(config.rate_limit_headers, self.limiter, now)
+            quota = quota_headers(config.rate_limit_headers, self.limiter, now, wall_now)
             if wait > 0:
                 fault = Fault(
                     "rate_limited",

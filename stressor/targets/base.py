@@ -59,9 +59,10 @@ class RunEnd:
 class SubmitError(Exception):
     """A batch order that did not end in created runs.
 
-    ``cause`` is a stable class for the results (``http_400``, ``http_5xx``, ``transport``, ``timeout``,
-    ``bad_response``); ``fatal`` means no later submit can succeed either (a refused key, a forbidden target):
-    the engine then stops the whole run and says why.
+    ``cause`` is a stable class for the results (``http_400``, ``http_5xx``, ``connect``, ``dns``, ``timeout``,
+    ``bad_response``, ...; ``unknown`` when the create's answer was lost and reconciliation could not tell
+    whether its runs exist: they may, so it is never sent again); ``fatal`` means no later submit can succeed
+    either (a refused key, a forbidden target): the engine then stops the whole run and says why.
     """
 
     def __init__(self, cause: str, message: str, *, fatal: bool = False) -> None:

@@ -9,12 +9,16 @@ so the list endpoint is read about once per poll interval however many batches a
 Every request goes through the run's ``Governor`` (client-side rates, the server's Retry-After and rate-limit
 headers, backoff, breaker). A run-creating POST is never sent twice blindly: it is retried only when it
 provably created nothing (429/503, no connection), and after an answer that leaves it open (a timeout, a
-reset, a 5xx, an unreadable 2xx) the target first *reconciles*: it looks for the batch by its unique name,
-or for the run by target, prompt and time, and adopts what it finds. Only a proven absence allows a retry.
+reset, a 5xx, an unreadable 2xx) the target first *reconciles*: it looks for the batch by its unique name (with
+this target's random run token) and creation time, or for the run by target, prompt and time, paging back to
+the time of the request, and adopts what it finds. A request the server may still hold (no answer, a 5xx) is
+looked for only after a settle delay, and only two listings a settle delay apart that both lack it prove its
+absence, which alone allows a retry; anything unsettled after ``reconcile_deadline_s`` is ``unknown``.
 
 Answers are not trusted to be well formed. Every request is counted once in ``requests`` under one outcome:
-``ok``, ``http_<status>``, a transport failure (``connect``, ``timeout``, ``reset``, ``protocol``, ``write``),
-or what was wrong with a 2xx answer: ``too_large`` (over ``BODY_LIMIT``, ``LIST_BODY_LIMIT`` for list pages),
+``ok``, ``http_<status>`` (``unknown_batch`` for a batch poll answered 404), a transport failure (``connect``,
+``dns``, ``tls``, ``timeout``, ``reset``, ``protocol``, ``write``), or what was wrong with a 2xx answer:
+``too_large`` (over ``BODY_LIMIT``, ``LIST_BODY_LIMIT`` for list pages, or a head over WireTransport's limit),
 ``cut_off`` (the body ended early), ``bad_response`` (not JSON, or undecodable), ``bad_shape`` (JSON of the
 wrong shape), ``unknown_status`` (a status the API does not define: the run is still followed) or
 ``run_ids_changed`` (a batch poll whose ``run_ids`` differ from the batch's: only its counters are used).
@@ -27,12 +31,13 @@ from __future__ import annotations
 
 import logging
 import random
+import secrets
 import socket
 import ssl
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
@@ -43,7 +48,7 @@ import orjson
 from stressor.governor import Governor, RequestKind
 from stressor.limits import Decision, HttpOutcome, TransportFailure
 from stressor.profile import Limits, RunRequest
-from stressor.secrets import mask_secret, redact
+from stressor.secrets import mask_secret, redact, redact_cut
 from stressor.targets.base import (
     BatchOrder,
     RequestLog,
@@ -55,6 +60,7 @@ from stressor.targets.base import (
 )
 from stressor.targets.http import ShardedClient
 from stressor.targets.inbox import CompletionInbox
+from stressor.targets.wire import HEAD_TOO_LARGE
 from stressor.timestamps import NS_PER_S, parse_iso_or_none
 from stressor.webhooks.events import BadEvent, CallGraded, parse_grade
 
@@ -64,8 +70,17 @@ LIST_PAGE_SIZE = 200  # the API's maximum
 SCAN_PAGE_SIZE = 100
 MAX_DATED_PAGES = 100  # how deep a scan for runs of known creation times may page (see RunLister)
 MIN_SLEEP_S = 0.001  # shorter sleeps spin under uvloop (engineering notes)
-RECONCILE_WINDOW_S = 5.0  # a reconciled single run must have been created at most this long before the POST
+RECONCILE_WINDOW_S = 5.0  # a reconciled run or batch must have been created at most this long before the POST
+# How long a reconciliation may keep trying to read the lists (a 5xx burst, a stall) before it gives up and
+# the create's runs are counted ``unknown``: giving up in half a second counted existing, billed runs errored.
+RECONCILE_DEADLINE_S = 60.0
+RECONCILE_CHECKS = 2  # listings, a settle delay apart, that must all lack a create in doubt before it is resent
+RECONCILE_MAX_PAGES = 50  # pages of a list read back to the time of the create, at most
+RUN_TOKEN_BYTES = 3  # the random token in this target's batch names (6 hex digits)
 KNOWN_RUNS_HORIZON_S = RECONCILE_WINDOW_S * 10  # how long a created run id is remembered
+# Scans of the run list, each read back past a run's creation time, that must all miss it before it counts as
+# ``unknown_run`` (one miss could be a list that lags its batch's counters).
+MISSES_FOR_UNKNOWN_RUN = 3
 HTTP_SHARDS = 8
 MISSING = object()
 TERMINAL = ("completed", "failed")
@@ -76,7 +91,7 @@ LIST_BODY_LIMIT = 8 * 1024 * 1024  # a page of 200 runs is ~200 KiB: 40 times th
 MAX_ID_LENGTH = 256  # an id longer than this is not one (and would not fit in a URL path for long)
 ERROR_MESSAGE_LIMIT = 1000  # characters of a run's error_message kept in its record
 DEADLINE_SLACK = 1.1  # a whole request may take this times the request timeout
-URL_CACHE_SIZE = 4096  # absolute URLs kept parsed (list pages, the batches being polled)
+URL_CACHE_SIZE = 256  # absolute URLs kept parsed (list pages, the batches being polled); bounded so memory stays flat
 MAX_BODY_EXTENSION = "max_body_bytes"  # the request extension that tells the transport the body limit
 logger = logging.getLogger(__name__)
 # What each class of bad answer means, for the one line logged the first time it happens.
@@ -86,13 +101,16 @@ ANOMALIES: Mapping[str, str] = {
     "unknown_status": "answered a status the API does not define; such runs are still followed",
     "run_ids_changed": "answered run_ids that differ from the batch's own; only its counters are used",
     "unknown_batch": "answered 404 for a batch stressor created; its runs are looked for in the run list instead",
-    "too_large": "answered a body over the size limit; it was not used",
+    "unknown_run": "left out of its run list a run it created (read back past its creation time); it stays open",
+    "too_large": "answered a body (or a head) over the size limit; it was not used",
     "cut_off": "sent an answer whose body was cut off before its end",
     "timeout": "gave no complete answer within the request timeout",
     "reset": "reset the connection",
     "protocol": "closed the connection without a complete answer, or answered something that is not HTTP",
     "write": "closed the connection while the request was being sent",
-    "connect": "could not be connected to (refused, unreachable, or the TLS handshake failed)",
+    "connect": "could not be connected to (refused or unreachable)",
+    "dns": "could not be found: its host name did not resolve (DNS)",
+    "tls": "failed the TLS handshake, or its certificate was not accepted",
     "invalid_url": "could not be asked: the URL is not valid",
 }
 # Answers that mean no later request can succeed either: the run stops and says why.
@@ -171,6 +189,23 @@ def body_cut_off(exc: httpx.TransportError) -> bool:
     return any(word in str(cause) for cause in _causes(exc) for word in _CUT_OFF_WORDS)
 
 
+def failure_label(exc: httpx.TransportError) -> str | None:
+    """The class a transport failure is counted under when it is more precise than the governor's cause:
+    ``cut_off`` (the body ended early), ``dns`` (the name did not resolve), ``tls`` (the handshake or the
+    certificate failed); None for the rest."""
+    if body_cut_off(exc):
+        return "cut_off"
+    if isinstance(exc, httpx.RemoteProtocolError) and HEAD_TOO_LARGE in str(exc):
+        return "too_large"  # an answer head over WireTransport's limit: dropped, not read to the deadline
+    if isinstance(exc, httpx.ConnectError):
+        for cause in _causes(exc):
+            if isinstance(cause, socket.gaierror):
+                return "dns"
+            if isinstance(cause, ssl.SSLError):
+                return "tls"
+    return None
+
+
 def why_unreachable(exc: BaseException | None, timeout_s: float) -> str:
     """The reason a target could not be reached, in words a user can act on (no trailing period)."""
     if exc is None or isinstance(exc, httpx.TimeoutException):
@@ -185,6 +220,12 @@ def why_unreachable(exc: BaseException | None, timeout_s: float) -> str:
         if isinstance(cause, ConnectionRefusedError):
             return "the connection was refused (is anything listening on that port?)"
     return str(exc) or type(exc).__name__
+
+
+def _seconds(value: float) -> int | float:
+    """Whole seconds as an integer (``2``, not ``2.0``): the API documents ``stagger_seconds`` as 0..60 and an
+    integer field would refuse ``2.0``; only a fraction (which the simulator takes) goes out as a float."""
+    return int(value) if float(value).is_integer() else value
 
 
 def _outcome(status: int) -> str:
@@ -397,11 +438,17 @@ class RunLister:
         self._page_size = page_size
         self._wanted: dict[str, float | None] = {}
         self._found: dict[str, RunView] = {}
+        self._missing: set[str] = set()  # wanted ids a complete scan (back past their creation) did not find
         self._lock = anyio.Lock()
         self._scans_started = 0
 
     async def lookup(self, wanted: Mapping[str, float | None]) -> dict[str, RunView]:
         """The current view of these runs (id -> created_at); ids the scan did not reach are left out."""
+        return (await self.lookup_all(wanted))[0]
+
+    async def lookup_all(self, wanted: Mapping[str, float | None]) -> tuple[dict[str, RunView], frozenset[str]]:
+        """``lookup``, and the ids the scan proved missing: it read the list to its end, or back past their
+        creation time, without finding them."""
         self._wanted.update(wanted)
         ticket = self._scans_started
         try:
@@ -409,11 +456,13 @@ class RunLister:
                 if self._scans_started == ticket:  # no scan began since we asked: run one for everybody
                     self._scans_started += 1
                     await self._scan()
-            return {run_id: self._found.pop(run_id) for run_id in wanted if run_id in self._found}
+            found = {run_id: self._found.pop(run_id) for run_id in wanted if run_id in self._found}
+            return found, frozenset(run_id for run_id in wanted if run_id in self._missing)
         finally:
             for run_id in wanted:
                 self._wanted.pop(run_id, None)
                 self._found.pop(run_id, None)
+                self._missing.discard(run_id)
 
     async def _scan(self) -> None:
         wanted = dict(self._wanted)
@@ -439,6 +488,8 @@ class RunLister:
                 oldest is not None and last is not None and last.created_at is not None and (last.created_at < oldest)
             )
             if not wanted or len(body) < size or page_is_older:
+                # read to the end, or past the oldest of them: what is still wanted is not in the list
+                self._missing.update(wanted)
                 return
 
 
@@ -483,6 +534,13 @@ class _Unknown:
 
 
 @dataclass(frozen=True, slots=True)
+class _Unread:
+    """A reconciliation's listing got no usable answer this time: it is asked again, until the deadline."""
+
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
 class PollSchedule:
     """When a batch is polled: ``interval`` at first, then a ``growth`` fraction of the batch's age, at most
     ``max_interval`` (long calls do not need a poll a second from their first second)."""
@@ -517,6 +575,9 @@ class TestCallsTarget:
         transport: httpx.AsyncBaseTransport | None = None,
         inbox: CompletionInbox | None = None,
         webhook_fallback_s: float | None = None,
+        reconcile_settle_s: float | None = None,
+        reconcile_deadline_s: float = RECONCILE_DEADLINE_S,
+        run_token: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
@@ -544,12 +605,20 @@ class TestCallsTarget:
         self._inbox = inbox
         self._webhook_fallback_s = webhook_fallback_s
         self.late_polls = 0  # batches that had to fall back to polling
+        self.unknown_runs = 0  # runs created but left out of the run list scan after scan (``unknown_run``)
         # Run ids this target created recently: a reconciliation must never adopt one of them twice.
         # Remembered for KNOWN_RUNS_HORIZON_S, oldest first, so memory stays flat however long the run.
         self._known_runs: OrderedDict[str, float] = OrderedDict()
         # Run ids being followed now: a create answering one of them again would make two runs one.
         self._following: set[str] = set()
         self._rng = random.Random()
+        # A create that timed out may still be held by the server and be handled later: it is looked for only
+        # after this delay (at least the whole-request deadline), and twice, before it may be sent again.
+        self._settle_s = timeout_s * DEADLINE_SLACK if reconcile_settle_s is None else reconcile_settle_s
+        self._reconcile_deadline_s = reconcile_deadline_s
+        # Batch names repeat from one stressor run to the next ("stressor <profile> #<seq>"): this target's own
+        # token in each name keeps a reconciliation from adopting a batch an earlier run created.
+        self.run_token = run_token if run_token is not None else secrets.token_hex(RUN_TOKEN_BYTES)
 
     def __repr__(self) -> str:
         return f"TestCallsTarget({self.base_url!r}, api_key={mask_secret(self._api_key)!r})"
@@ -613,7 +682,7 @@ class TestCallsTarget:
                 # the body came but its Content-Encoding could not be undone: a garbled answer
                 return _Failed("remote_protocol", "bad_response", exc)
             except httpx.TransportError as exc:
-                return _Failed(transport_failure(exc), "cut_off" if body_cut_off(exc) else None, exc)
+                return _Failed(transport_failure(exc), failure_label(exc), exc)
             except httpx.InvalidURL as exc:
                 return _Failed("connect_error", "invalid_url", exc)  # refused before anything was sent
         return _Failed("read_timeout", None, None)
@@ -628,10 +697,12 @@ class TestCallsTarget:
         read: Callable[[Any], Read[T]] = _as_is,
         limit: int = BODY_LIMIT,
         retry: bool = True,
+        status_labels: Mapping[int, str] | None = None,
         **options: Any,
     ) -> Reply[T]:
         """One request through the governor, retried as it decides; a 2xx body is decoded and given to
-        ``read``. Every attempt is counted once in ``requests``, with what was wrong with it if anything."""
+        ``read``. Every attempt is counted once in ``requests``, with what was wrong with it if anything
+        (``status_labels``: the class an answer of that status is counted under instead of ``http_<status>``)."""
         attempt = 0
         while True:
             wait = self._governor.reserve(kind, self._now_s())
@@ -657,6 +728,8 @@ class TestCallsTarget:
                     self._note(finding, method, path)
             else:
                 label = _outcome(sent.status_code)
+                if status_labels is not None:
+                    label = status_labels.get(sent.status_code, label)
             self._requests.record_request(purpose, label)
             if decision.action != "retry" or not retry:
                 return Reply(decision, response, answered_ns, label, value)
@@ -721,22 +794,30 @@ class TestCallsTarget:
             fields["target_number"] = request.target_number
         return fields
 
+    def batch_name(self, order: BatchOrder) -> str:
+        """The name this target gives the order's batch: the engine's name and this target's run token."""
+        return f"{order.name} ~{self.run_token}"
+
     def _order_body(self, order: BatchOrder) -> tuple[str, dict[str, object]]:
         if self._submit_mode == "single":
             return "/v1/test-calls", {**self._run_fields(order.request), "scenario_prompt": order.prompts[0]}
         return "/v1/test-call-batches", {
             **self._run_fields(order.request),
-            "name": order.name,
+            "name": self.batch_name(order),
             "run_count": len(order.prompts),
-            "stagger_seconds": order.stagger_s,
+            "stagger_seconds": _seconds(order.stagger_s),
             "scenario_prompts": list(order.prompts),
         }
 
     async def submit(self, order: BatchOrder) -> Submission:
         path, body = self._order_body(order)
         content = orjson.dumps(body)
+        # Every attempt of this order is looked for from the first one on: a batch an earlier attempt created
+        # after its listings had shown nothing is still this order's, and must be seen (two matches: unknown).
+        first_sent_wall: float | None = None
         while True:
             sent_wall = self._wall()
+            first_sent_wall = sent_wall if first_sent_wall is None else first_sent_wall
             reply = await self._request(
                 "create", "submit", "POST", path, read=self._submission_reader(order), content=content, headers=_JSON
             )
@@ -748,25 +829,31 @@ class TestCallsTarget:
                     return self._remember(reply.value)
                 # a 2xx we cannot read: the runs exist but their ids are unknown, reconcile
             elif decision.action == "fail":
-                raise self._failure(path, decision, reply.response)
-            found = await self._reconcile(order, sent_wall)
+                raise self._failure(path, decision, reply.response, cause)
+            # Without an answer (a timeout, a reset) or with a 5xx (a gateway's 504 while the API goes on),
+            # the server may still hold the request and create the runs later; a 2xx was handled in full.
+            in_doubt = decision.action != "done"
+            found = await self._reconcile(order, first_sent_wall, in_doubt=in_doubt)
             if isinstance(found, Submission):
                 self._requests.record_request("submit", "reconciled")
                 return self._remember(found)
             if isinstance(found, _Unknown):
-                raise SubmitError(cause, f"POST {path} ended in {cause} and {found.why}: not retried")
+                raise SubmitError(
+                    "unknown", f"POST {path} ended in {cause} and {found.why}: not sent again, its runs may exist"
+                )
             delay = self._governor.note_reconcile_retry(self._now_s())
             if delay is None:
                 raise SubmitError(cause, f"POST {path} ended in {cause}; the retry budget is spent")
             await anyio.sleep(delay)
 
-    def _failure(self, path: str, decision: Decision, response: httpx.Response | None) -> SubmitError:
+    def _failure(self, path: str, decision: Decision, response: httpx.Response | None, cause: str) -> SubmitError:
         if response is not None and response.status_code in FATAL_STATUSES:
             reason = FATAL_STATUSES[response.status_code]
             detail = _detail(response, self._api_key)
             return SubmitError(f"http_{response.status_code}", f"{reason}: {detail}", fatal=True)
-        status = f"answered {response.status_code}" if response is not None else f"failed ({decision.cause})"
-        return SubmitError(decision.cause, f"POST {path} {status}")
+        if response is not None:
+            return SubmitError(decision.cause, f"POST {path} answered {response.status_code}")
+        return SubmitError(cause, f"POST {path} failed ({cause})")
 
     def _submission_reader(self, order: BatchOrder) -> Callable[[Any], Read[Submission]]:
         """How the answer to this order's create is read: the runs it made, with ids not seen before."""
@@ -800,49 +887,111 @@ class TestCallsTarget:
             self._known_runs.popitem(last=False)
         return submission
 
-    async def _reconcile(self, order: BatchOrder, sent_wall: float) -> Submission | _Absent | _Unknown:
-        """Find out whether a create that ended without a readable answer made its runs."""
+    async def _reconcile(
+        self, order: BatchOrder, sent_wall: float, *, in_doubt: bool = True
+    ) -> Submission | _Absent | _Unknown:
+        """Find out whether a create that ended without a readable answer made its runs.
+
+        A create ``in_doubt`` (no answer, or a 5xx) may still be held by the server: it is looked for after the
+        settle delay, and proved absent only by ``RECONCILE_CHECKS`` listings a settle delay apart. A listing
+        that cannot be read is asked again with backoff until ``reconcile_deadline_s``; after that, or when
+        what the lists show is ambiguous, the answer is ``_Unknown``: never a guess, never a second POST."""
+        started = self._now_s()
+        checks = RECONCILE_CHECKS if in_doubt else 1
+        wait = self._settle_s if in_doubt else 0.0
+        # the settle delays are not part of the time given to reading the lists (a request timeout of a minute
+        # must not leave no time at all)
+        deadline = started + wait * checks + self._reconcile_deadline_s
+        absent = failures = 0
+        why = "the list could not be read"
+        while True:
+            if wait > 0:
+                if self._now_s() + wait > deadline:
+                    return _Unknown(f"{why} within {self._reconcile_deadline_s:g} s")
+                await anyio.sleep(wait)
+            found = await self._look_for(order, sent_wall)
+            if isinstance(found, _Absent):
+                absent += 1
+                if absent >= checks:
+                    return found
+                wait, why = self._settle_s, "its absence was not confirmed"
+            elif isinstance(found, _Unread):
+                failures += 1
+                wait, why = max(self._governor.backoff_delay(failures), MIN_SLEEP_S), found.why
+            else:
+                return found
+
+    async def _look_for(self, order: BatchOrder, sent_wall: float) -> Submission | _Absent | _Unknown | _Unread:
+        """One look at the lists for the runs of a create sent at ``sent_wall`` (epoch seconds)."""
+        since = sent_wall - RECONCILE_WINDOW_S  # the server's clock may run a little behind ours
         if self._submit_mode == "single":
-            return await self._reconcile_run(order, sent_wall)
-        body, _ = await self._list_for_reconcile("/v1/test-call-batches")
-        if body is None:
-            return _Unknown("the batch list could not be read")
-        matches = [item for item in body if isinstance(item, dict) and item.get("name") == order.name]
-        if not matches:
+            return await self._look_for_run(order, since)
+        name = self.batch_name(order)
+
+        def ours(item: dict[str, Any]) -> bool:
+            created_at = parse_iso_or_none(item.get("created_at"))
+            return item.get("name") == name and (created_at is None or created_at >= since)
+
+        listed = await self._list_since("/v1/test-call-batches", since, ours, "the batch list")
+        if not isinstance(listed, list):
+            return listed
+        if not listed:
             return _Absent()
-        if len(matches) > 1:
-            return _Unknown(f"{len(matches)} batches carry its name")
+        if len(listed) > 1:
+            return _Unknown(f"{len(listed)} batches carry its name")
         try:
-            found = read_batch_submission(matches[0], len(order.prompts))
+            found = read_batch_submission(listed[0], len(order.prompts))
         except SubmitError:
             return _Unknown("its batch was found but could not be read")
         if any(self._is_known(run.run_id) for run in found.runs):
             return _Unknown("its batch was found with run ids already given to an earlier create")
         return found
 
-    async def _list_for_reconcile(self, path: str) -> tuple[Any, int]:
-        """The newest page of a list; retried, since nothing may be sent again until it has an answer."""
-        return await self._get_json(
-            "reconcile", path, params={"limit": LIST_PAGE_SIZE}, read=read_list, limit=LIST_BODY_LIMIT, retry=True
-        )
+    async def _list_since(
+        self, path: str, since: float, ours: Callable[[dict[str, Any]], bool], what: str
+    ) -> list[dict[str, Any]] | _Unknown | _Unread:
+        """The items of a list (newest first) that are ``ours``, read page by page back past ``since``.
 
-    async def _reconcile_run(self, order: BatchOrder, sent_wall: float) -> Submission | _Absent | _Unknown:
-        body, seen_ns = await self._list_for_reconcile("/v1/test-calls")
-        if body is None:
-            return _Unknown("the run list could not be read")
+        Only a list read to its end, or to an item created before ``since``, can prove an absence: the newest
+        page alone misses a create that hundreds of newer items have pushed down."""
+        matches: list[dict[str, Any]] = []
+        first_key: object = MISSING
+        for page in range(RECONCILE_MAX_PAGES):
+            params = {"limit": LIST_PAGE_SIZE, "offset": page * LIST_PAGE_SIZE}
+            body, _ = await self._get_json("reconcile", path, params, read=read_list, limit=LIST_BODY_LIMIT)
+            if body is None:
+                return _Unread(f"{what} could not be read")
+            if page > 0 and body and _run_key(body[0]) == first_key:
+                return _Unknown(f"{what} could not be paged (the server ignored its offset)")
+            first_key = _run_key(body[0]) if body else None
+            matches.extend(item for item in body if isinstance(item, dict) and ours(item))
+            if len(body) < LIST_PAGE_SIZE:
+                return matches  # the end of the list
+            last = body[-1]
+            created_at = parse_iso_or_none(last.get("created_at")) if isinstance(last, dict) else None
+            if created_at is not None and created_at < since:
+                return matches  # newest first: every later page is older still
+        return _Unknown(f"{what} was not read back to the time of the request in {RECONCILE_MAX_PAGES} pages")
+
+    async def _look_for_run(self, order: BatchOrder, since: float) -> Submission | _Absent | _Unknown | _Unread:
         request = order.request
+        wanted = (request.target_type, request.target_id, order.prompts[0])
+
+        def ours(item: dict[str, Any]) -> bool:
+            created_at = parse_iso_or_none(item.get("created_at"))
+            return (
+                created_at is not None
+                and created_at >= since
+                and (item.get("target_type"), item.get("target_id"), item.get("scenario_prompt")) == wanted
+            )
+
+        listed = await self._list_since("/v1/test-calls", since, ours, "the run list")
+        if not isinstance(listed, list):
+            return listed
         matches = []
-        for item in body:
-            view = parse_run(item, seen_ns)
-            if view is None or self._is_known(view.run_id) or not isinstance(item, dict):
-                continue
-            if view.created_at is None or view.created_at < sent_wall - RECONCILE_WINDOW_S:
-                continue
-            if (item.get("target_type"), item.get("target_id"), item.get("scenario_prompt")) == (
-                request.target_type,
-                request.target_id,
-                order.prompts[0],
-            ):
+        for item in listed:
+            view = parse_run(item, 0)
+            if view is not None and not self._is_known(view.run_id):
                 matches.append(SubmittedRun(view.run_id, 0, view.created_at, None))
         if not matches:
             return _Absent()
@@ -870,7 +1019,7 @@ class TestCallsTarget:
 
         def pushed(end: RunEnd) -> None:
             if open_runs.pop(end.run_id, MISSING) is not MISSING:
-                on_end(end)
+                on_end(self._masked(end))
             if not open_runs:
                 all_ended.set()
 
@@ -913,6 +1062,7 @@ class TestCallsTarget:
         failures = 0
         batch_id = submission.batch_id  # None once the server has said it does not know the batch
         run_ids = tuple(run.run_id for run in submission.runs)
+        misses: dict[str, int] = {}  # complete scans in a row that did not find a run
         while open_runs:
             # A fixed cadence, not a sleep after each poll: the time a poll takes must not stretch the
             # interval, or detection would lag by more than one interval.
@@ -929,9 +1079,29 @@ class TestCallsTarget:
                     known_ended = len(submission.runs) - len(open_runs)
                     if ended is None or ended <= known_ended:
                         continue  # nothing new: the list endpoint is not asked
-            for view in (await self._lister.lookup(open_runs)).values():
+            found, missing = await self._lister.lookup_all(open_runs)
+            for view in found.values():
                 if view.ended and open_runs.pop(view.run_id, MISSING) is not MISSING:
-                    on_end(view.as_end())
+                    on_end(self._masked(view.as_end()))
+            self._note_missing(misses, found, missing)
+
+    def _note_missing(self, misses: dict[str, int], found: Mapping[str, RunView], missing: frozenset[str]) -> None:
+        """Count a run as ``unknown_run`` once ``MISSES_FOR_UNKNOWN_RUN`` complete scans in a row missed it."""
+        for run_id in found:
+            misses.pop(run_id, None)
+        for run_id in missing:
+            misses[run_id] = misses.get(run_id, 0) + 1
+            if misses[run_id] == MISSES_FOR_UNKNOWN_RUN:
+                self.unknown_runs += 1
+                self._note(Finding("unknown_run", f"run id {run_id[:40]!r}"), "GET", "/v1/test-calls")
+
+    def _masked(self, end: RunEnd) -> RunEnd:
+        """The end with the key masked in its server-written ``error_message``, which goes into the records,
+        the runs log and the summary (a server may echo the Authorization header it got)."""
+        if not end.error_message:
+            return end
+        masked = redact_cut(end.error_message, self._api_key)
+        return end if masked == end.error_message else replace(end, error_message=masked)
 
     async def fetch_grade(self, call_id: str) -> CallGraded | None:
         """The current grade of a call (``GET /v1/calls/{id}/grade``), or None when unreadable or pending."""
@@ -947,7 +1117,13 @@ class TestCallsTarget:
         """How many of the batch's runs have ended; None when the poll failed or could not be read."""
         path = f"/v1/test-call-batches/{_in_path(batch_id)}"
         reply = await self._request(
-            "poll", "poll_batch", "GET", path, read=lambda body: read_batch_poll(body, run_ids), retry=False
+            "poll",
+            "poll_batch",
+            "GET",
+            path,
+            read=lambda body: read_batch_poll(body, run_ids),
+            retry=False,
+            status_labels=_UNKNOWN_BATCH,  # counted under the class its log line names
         )
         if reply.response is not None and reply.response.status_code == 404:
             self._note(Finding("unknown_batch", f"batch id {batch_id[:40]!r}"), "GET", path)
@@ -956,3 +1132,4 @@ class TestCallsTarget:
 
 
 _JSON = {"Content-Type": "application/json"}
+_UNKNOWN_BATCH: Mapping[int, str] = {404: "unknown_batch"}

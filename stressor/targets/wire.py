@@ -27,6 +27,11 @@ __all__ = ["WireTransport"]
 # a body at most this large goes out in the same write (and usually the same segment) as the request's head
 _JOIN_BELOW = 64 * 1024
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+# Bytes of an answer's head (status line and headers) read at most: llhttp keeps a header line whole until it
+# ends, so a server sending an endless one would grow memory until the request's deadline. Real heads are a
+# few hundred bytes; 64 KiB is what common servers accept for a request head.
+HEAD_LIMIT = 64 * 1024
+HEAD_TOO_LARGE = "answer head too large"  # in the failure's message: how callers tell it apart
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +93,7 @@ class _Connection(asyncio.Protocol):
         self.size = 0
         self.received = False  # any byte of this answer arrived
         self.headers_done = False
+        self.head_size = 0  # bytes received while the answer's head was not complete
         self.overflow = False
         self.last_read = 0.0
         self.timer: asyncio.TimerHandle | None = None
@@ -107,6 +113,7 @@ class _Connection(asyncio.Protocol):
             return
         self.received = True
         self.last_read = self.loop.time()
+        in_head = not self.headers_done
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -119,6 +126,14 @@ class _Connection(asyncio.Protocol):
                 waiter.set_exception(_Failure(httpx.RemoteProtocolError, f"malformed HTTP answer: {exc}", exc))
             self.close()
             return
+        if in_head and not self.headers_done and not waiter.done():
+            # still no end of the head: this whole chunk was head (a chunk is one read, at most a few 100 KiB)
+            self.head_size += len(data)
+            if self.head_size > HEAD_LIMIT:
+                message = f"{HEAD_TOO_LARGE}: over {HEAD_LIMIT} bytes without the end of its headers"
+                waiter.set_exception(_Failure(httpx.RemoteProtocolError, message))
+                self.close()
+                return
         if self.overflow and not waiter.done():
             # the caller's body limit was passed: return what was read (limit + 1 bytes) and drop the rest with
             # the connection rather than read a body the caller will refuse
@@ -205,6 +220,7 @@ class _Connection(asyncio.Protocol):
         self.limit = limit
         self.status, self.reason, self.headers, self.chunks, self.size = 0, b"", [], [], 0
         self.received = self.headers_done = self.overflow = self.reusable = False
+        self.head_size = 0
         waiter = self.waiter = self.loop.create_future()
         assert self.transport is not None
         if body and len(body) >= _JOIN_BELOW:

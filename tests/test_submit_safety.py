@@ -1,0 +1,197 @@
+"""Reconciling a create that may have worked (respx): the batch is matched by this run's own name and time, found
+beyond the first page, looked for again before any resend, and looked for through a 5xx burst."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import orjson
+import pytest
+import respx
+
+from stressor.governor import Governor
+from stressor.profile import Limits, RunRequest
+from stressor.targets.base import BatchOrder, SubmitError
+from stressor.targets.testcalls import LIST_PAGE_SIZE, TestCallsTarget
+
+pytestmark = [pytest.mark.anyio, pytest.mark.respx(using="httpx")]
+
+BASE = "http://127.0.0.1:9"
+KEY = "sk_live_abcdefghijklmnop1234"
+FAST = Limits(backoff_base_s=0.001, backoff_cap_s=0.005)
+ORDER = BatchOrder(seq=3, name="stressor t #3", request=RunRequest(target_id=7), prompts=("a", "b"), stagger_s=0.5)
+
+
+class Log:
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+
+    def record_request(self, kind: str, outcome: str) -> None:
+        self.counts[f"{kind} {outcome}"] += 1
+
+
+def target(log: Log, **options: object) -> TestCallsTarget:
+    options.setdefault("governor", Governor(FAST))
+    options.setdefault("reconcile_settle_s", 0.001)
+    options.setdefault("reconcile_deadline_s", 2.0)
+    return TestCallsTarget(BASE, KEY, log, poll_interval_s=0.001, **options)  # type: ignore[arg-type]
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def batch(batch_id: str, name: str, created: datetime, runs: int = 2) -> dict:
+    return {
+        "id": batch_id,
+        "name": name,
+        "run_ids": [f"{batch_id}_r{i}" for i in range(runs)],
+        "created_at": iso(created),
+    }
+
+
+def sent_names(post: respx.Route) -> list[str]:
+    return [orjson.loads(call.request.content)["name"] for call in post.calls]
+
+
+async def test_each_target_names_its_batches_with_a_token_of_its_own() -> None:
+    one, two = target(Log()), target(Log())
+    assert one.run_token != two.run_token
+    assert one.batch_name(ORDER) == f"stressor t #3 ~{one.run_token}"
+    await one.aclose()
+    await two.aclose()
+
+
+async def test_a_batch_of_the_same_name_from_an_earlier_run_is_not_adopted(respx_mock: respx.MockRouter) -> None:
+    now = datetime.now(UTC)
+    the_target = target(Log(), run_token="today")
+    created = batch("tcb_new", the_target.batch_name(ORDER), now)
+    post = respx_mock.post(f"{BASE}/v1/test-call-batches").mock(
+        side_effect=[httpx.ReadTimeout("slow"), httpx.Response(201, json=created)]
+    )
+    stale = [
+        batch("tcb_yesterday", ORDER.name, now - timedelta(days=1)),  # an earlier stressor run: no token
+        batch("tcb_old_same_token", the_target.batch_name(ORDER), now - timedelta(hours=1)),  # too old to be it
+    ]
+    listing = respx_mock.get(f"{BASE}/v1/test-call-batches").respond(200, json=stale)
+    submission = await the_target.submit(ORDER)
+    assert submission.batch_id == "tcb_new"
+    assert post.call_count == 2 and sent_names(post) == [the_target.batch_name(ORDER)] * 2
+    assert listing.call_count == 2  # absent twice, a settle delay apart, before the create was sent again
+    await the_target.aclose()
+
+
+async def test_a_batch_beyond_the_first_page_is_found_and_not_created_again(respx_mock: respx.MockRouter) -> None:
+    now = datetime.now(UTC)
+    the_target = target(Log())
+    newer = [batch(f"tcb_other{i}", f"someone else #{i}", now + timedelta(milliseconds=i)) for i in range(500)]
+    ours = batch("tcb_ours", the_target.batch_name(ORDER), now)
+    older = [batch(f"tcb_older{i}", f"older #{i}", now - timedelta(hours=1, seconds=i)) for i in range(300)]
+    everything = [*reversed(newer), ours, *older]  # newest first, ours at offset 500: the third page
+
+    def page(request: httpx.Request) -> httpx.Response:
+        limit, offset = int(request.url.params["limit"]), int(request.url.params.get("offset", 0))
+        assert limit == LIST_PAGE_SIZE
+        return httpx.Response(200, json=everything[offset : offset + limit])
+
+    post = respx_mock.post(f"{BASE}/v1/test-call-batches").mock(side_effect=[httpx.Response(502)])
+    listing = respx_mock.get(f"{BASE}/v1/test-call-batches").mock(side_effect=page)
+    log = Log()
+    the_target = target(log, run_token=the_target.run_token)
+    submission = await the_target.submit(ORDER)
+    assert submission.batch_id == "tcb_ours"
+    assert post.call_count == 1  # found, so never sent twice
+    offsets = [int(call.request.url.params["offset"]) for call in listing.calls]
+    assert offsets == [0, 200, 400]  # read back until it was found in a page reaching past the request
+    assert log.counts["submit reconciled"] == 1
+    await the_target.aclose()
+
+
+async def test_a_create_the_server_handles_late_is_adopted_not_sent_again(respx_mock: respx.MockRouter) -> None:
+    # The POST timed out while the server held it; the first listing comes before the server handled it.
+    the_target = target(Log())
+    ours = batch("tcb_late", the_target.batch_name(ORDER), datetime.now(UTC))
+    post = respx_mock.post(f"{BASE}/v1/test-call-batches").mock(side_effect=[httpx.ReadTimeout("held")])
+    listing = respx_mock.get(f"{BASE}/v1/test-call-batches").mock(
+        side_effect=[httpx.Response(200, json=[]), httpx.Response(200, json=[ours])]
+    )
+    submission = await the_target.submit(ORDER)
+    assert submission.batch_id == "tcb_late" and post.call_count == 1 and listing.call_count == 2
+    await the_target.aclose()
+
+
+async def test_the_listing_is_asked_again_through_a_burst_of_5xx(respx_mock: respx.MockRouter) -> None:
+    the_target = target(Log())
+    ours = batch("tcb_1", the_target.batch_name(ORDER), datetime.now(UTC))
+    post = respx_mock.post(f"{BASE}/v1/test-call-batches").respond(500)
+    burst = [httpx.Response(500)] * 12 + [httpx.Response(503, headers={"Retry-After": "0"})] * 3
+    answers = [*burst, httpx.Response(200, json=[ours])]
+    listing = respx_mock.get(f"{BASE}/v1/test-call-batches").mock(side_effect=answers)
+    submission = await the_target.submit(ORDER)
+    assert submission.batch_id == "tcb_1" and post.call_count == 1 and listing.call_count == 16
+    await the_target.aclose()
+
+
+async def test_a_list_whose_offset_is_ignored_cannot_prove_an_absence(respx_mock: respx.MockRouter) -> None:
+    now = datetime.now(UTC)
+    full_page = [batch(f"tcb_{i}", f"other #{i}", now) for i in range(LIST_PAGE_SIZE)]
+    post = respx_mock.post(f"{BASE}/v1/test-call-batches").mock(side_effect=[httpx.ReadTimeout("slow")])
+    respx_mock.get(f"{BASE}/v1/test-call-batches").respond(200, json=full_page)
+    with pytest.raises(SubmitError, match="could not be paged") as info:
+        await target(Log()).submit(ORDER)
+    assert info.value.cause == "unknown" and post.call_count == 1
+
+
+async def test_a_single_run_is_matched_by_target_prompt_and_time_after_a_late_listing(
+    respx_mock: respx.MockRouter,
+) -> None:
+    now = datetime.now(UTC)
+    order = BatchOrder(seq=0, name="n", request=RunRequest(target_id=7), prompts=("hello",), stagger_s=0)
+    fields = {"target_type": "agent", "target_id": 7, "scenario_prompt": "hello", "status": "queued"}
+    yesterday = {"id": "tc_old", **fields, "created_at": iso(now - timedelta(days=1))}
+    ours = {"id": "tc_ours", **fields, "created_at": iso(now)}
+    post = respx_mock.post(f"{BASE}/v1/test-calls").mock(side_effect=[httpx.ReadTimeout("held")])
+    respx_mock.get(f"{BASE}/v1/test-calls").mock(
+        side_effect=[httpx.Response(200, json=[yesterday]), httpx.Response(200, json=[ours, yesterday])]
+    )
+    submission = await target(Log(), submit_mode="single").submit(order)
+    assert [run.run_id for run in submission.runs] == ["tc_ours"] and post.call_count == 1
+
+
+@pytest.mark.parametrize(("stagger", "sent"), [(2.0, 2), (0.0, 0), (60.0, 60), (0.5, 0.5)])
+async def test_a_whole_stagger_is_sent_as_an_integer(
+    respx_mock: respx.MockRouter, stagger: float, sent: object
+) -> None:
+    created = {"id": "tcb_1", "run_ids": ["tc_1"], "created_at": iso(datetime.now(UTC))}
+    post = respx_mock.post(f"{BASE}/v1/test-call-batches").respond(201, json=created)
+    order = BatchOrder(seq=0, name="n", request=RunRequest(), prompts=("a",), stagger_s=stagger)
+    the_target = target(Log())
+    await the_target.submit(order)
+    await the_target.aclose()
+    value = orjson.loads(post.calls[0].request.content)["stagger_seconds"]
+    assert value == sent and type(value) is type(sent)
+    assert b'"stagger_seconds":%s' % str(sent).encode() in post.calls[0].request.content
+
+
+async def test_a_batch_an_earlier_attempt_made_late_is_seen_and_nothing_is_guessed(
+    respx_mock: respx.MockRouter,
+) -> None:
+    # Attempt 1 times out and two listings show nothing, so it is sent again; attempt 2 times out too. By then
+    # the server has handled both: two batches carry the name, the first created well before attempt 2.
+    start = datetime.now(UTC)
+    walls = iter([start.timestamp(), start.timestamp() + 30])
+    the_target = target(Log(), wall=lambda: next(walls, start.timestamp() + 60))
+    name = the_target.batch_name(ORDER)
+    first, second = batch("tcb_a", name, start), batch("tcb_b", name, start + timedelta(seconds=30))
+    post = respx_mock.post(f"{BASE}/v1/test-call-batches").mock(
+        side_effect=[httpx.ReadTimeout("held"), httpx.ReadTimeout("held again")]
+    )
+    respx_mock.get(f"{BASE}/v1/test-call-batches").mock(
+        side_effect=[httpx.Response(200, json=[])] * 2 + [httpx.Response(200, json=[second, first])] * 4
+    )
+    with pytest.raises(SubmitError, match="2 batches carry its name") as info:
+        await the_target.submit(ORDER)
+    assert info.value.cause == "unknown" and post.call_count == 2  # neither adopted at random, no third POST
+    await the_target.aclose()
