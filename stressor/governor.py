@@ -2,8 +2,10 @@
 
 It ties the pieces of ``stressor.limits`` together for one run: client-side request rates (one GCRA for
 run-creating requests, one for polls), the server's push-back (Retry-After, rate-limit headers: they pause
-*both* limiters, not only the request that heard them), retries with full-jitter backoff inside a retry
-budget, an AIMD limit on runs in flight, and a breaker that stops submitting after sustained failure.
+*both* limiters, not only the request that heard them; a bare 429/503 pauses them too, for a backoff, and a 429
+cuts a request rate learned for the whole client, which then releases the requests held by any pause), retries
+with full-jitter backoff inside a retry budget, an AIMD limit on runs in flight, and a breaker that stops
+submitting after sustained failure.
 
 Targets ask it before each request (``reserve``) and tell it how each attempt went (``after_attempt``); the
 engine asks it how many runs may be in flight (``run_capacity``) and whether to stop (``trip``).
@@ -21,11 +23,13 @@ from typing import Literal
 
 from stressor.limits import (
     AimdLimit,
+    AimdRate,
     Backoff,
     Breaker,
     BreakerTrip,
     Decision,
     Gcra,
+    HeldTime,
     HttpOutcome,
     RetryBudget,
     TransportFailure,
@@ -34,12 +38,17 @@ from stressor.limits import (
     read_signal,
 )
 from stressor.metrics import LatencyRecorder
-from stressor.profile import Limits
+from stressor.profile import MAX_RUNS_PER_BATCH, Limits
 
 RequestKind = Literal["create", "poll"]
 # Causes that say the server is overloaded: they shrink the AIMD limit and count against the breaker.
 OVERLOAD_CAUSES = frozenset({"http_429", "http_503", "http_5xx", "timeout", "connect", "reset", "protocol", "write"})
 AIMD_CEILING = 100_000  # "no limit" for runs in flight, as an int the AIMD limit can shrink from
+REFUSALS = (429, 503)
+# The client counts as held by the learned rate (so the rate may grow) while a request waited on it this recently.
+BOUND_RECENTLY_S = 1.0
+# The longest shared pause a refusal that named no time earns: the learned rate does the lasting slowing.
+BARE_PAUSE_CAP_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +59,10 @@ class GovernorReport:
     throttle_wait_s: float
     server_pause_s: float
     capacity_wait_s: float
+    client_wait_s: float
+    server_rate_wait_s: float
+    responses: dict[str, int]
+    learned_rate: float | None
     retries: dict[str, int]
     retry_after_s: LatencyRecorder
     unparseable_headers: dict[str, int]
@@ -72,29 +85,54 @@ class Governor:
         # The server's own quota, shared by every request, learned from RateLimit-Policy (q requests per w
         # seconds): obeying it up front avoids the 429s that only pausing after the fact would cost.
         self._server_bucket = Gcra(math.inf)
-        self.server_rate: float | None = None
+        self.server_rate: float | None = None  # the quota the server stated (RateLimit-Policy, X-RateLimit-*)
+        # The rate learned from refusals: a 429/503 that names no limit still means "slower" for everyone.
+        # Its floor keeps enough requests going for the breaker to judge within its window: a client that
+        # slowed to a trickle must still find out, and say, that the target has stopped working.
+        self._learned = AimdRate(floor=max(1.0, limits.breaker_min_requests / limits.breaker_window_s))
+        self._bound_at = -math.inf  # when a request last waited on the server's (stated or learned) rate
+        self._refusal_streak = 0  # pauses in a row without an accepted answer in between: the backoff attempt
+        self._rng = rng
         self._backoff = Backoff(limits.backoff_base_s, limits.backoff_cap_s, rng=rng)
         self._budget = RetryBudget(limits.retry_ratio)
-        ceiling = limits.max_runs_in_flight or AIMD_CEILING
-        self._aimd = AimdLimit(ceiling, maximum=ceiling) if limits.adaptive and self.obey else None
+        # Started at the first overload from the runs then in flight (or max_runs_in_flight, when lower): a
+        # limit started from a made-up ceiling would take dozens of cuts to reach what was really in flight.
+        self._aimd: AimdLimit | None = None
+        self._adaptive = limits.adaptive and self.obey
         self._breaker = Breaker(limits.breaker_window_s, limits.breaker_failure_ratio, limits.breaker_min_requests)
         self._trip: BreakerTrip | None = None
         self._paused_until = -math.inf
-        self.throttle_wait_s = 0.0  # summed over requests: waits the rate limiters imposed
-        self.server_pause_s = 0.0  # wall time during which the server's Retry-After held every request
+        # Throttling as wall time the client was held (overlapping waits of concurrent requests count once).
+        self._held = {name: HeldTime() for name in ("client", "server_rate", "paced", "pause")}
+        self.client_wait_s = 0.0  # held by the client's own create/poll rates
+        self.server_rate_wait_s = 0.0  # held by the server's rate: its stated quota or the one learned from refusals
+        self.throttle_wait_s = 0.0  # held by either rate (the two above, overlaps counted once)
+        self.server_pause_s = 0.0  # held by a server pause (Retry-After, an exhausted quota, a bare 429/503)
         self.capacity_wait_s = 0.0  # summed over batches: waits for room under the runs-in-flight limits
+        self.responses: Counter[str] = Counter()  # 429 and 503 answers, by status (every attempt counted)
         self.retries: Counter[str] = Counter()
         self.retry_after = LatencyRecorder()
         self.unparseable: Counter[str] = Counter()
         self.runs_in_flight = 0  # kept by the engine; the AIMD limit grows only while it is reached
         self._absorbed_run_limit: int | None = None  # the workers' run limits, summed (see ``absorb``)
+        self._absorbed_learned_rate: float | None = None  # the workers' learned rates, summed
 
     # ------------------------------------------------------------------------------------------ requests
 
     def reserve(self, kind: RequestKind, now: float) -> float:
         """Seconds to wait before sending a request of this kind (booked: call once per attempt)."""
-        wait = max(self._buckets[kind].reserve(now), self._server_bucket.reserve(now))
-        self.throttle_wait_s += wait
+        own = self._buckets[kind].reserve(now)
+        server = self._server_bucket.reserve(now)
+        wait = max(own, server)
+        # Each bucket's wait includes the pause: the part up to its end is the server's pause, the rest pacing.
+        paused = min(wait, max(0.0, self._paused_until - now))
+        held = self._held
+        self.server_pause_s += held["pause"].hold(now, now + paused)
+        self.client_wait_s += held["client"].hold(now + paused, now + own)
+        self.server_rate_wait_s += held["server_rate"].hold(now + paused, now + server)
+        self.throttle_wait_s += held["paced"].hold(now + paused, now + wait)
+        if server > paused:
+            self._bound_at = now
         return wait
 
     def after_attempt(
@@ -119,10 +157,10 @@ class Governor:
         trip = self._breaker.record(now, not overloaded)
         if self.obey:
             self._trip = self._trip or trip
-            if self._aimd is not None:
+            if self._adaptive:
                 if overloaded:
-                    self._aimd.on_overload(now)
-                elif decision.action == "done":
+                    self._cut_runs_in_flight(now)
+                elif decision.action == "done" and self._aimd is not None:
                     self._aimd.on_success(now, self.runs_in_flight)
         elif kind == "create" and decision.cause in ("http_429", "http_503"):
             return Decision("fail", None, decision.cause)  # stress: the refusal is the measurement
@@ -150,26 +188,71 @@ class Governor:
         self.retries["reconciled_absent"] += 1
         return self._backoff.delay(0)
 
+    def _cut_runs_in_flight(self, now: float) -> None:
+        """An overload answer: cut the AIMD limit on runs in flight, starting it at the first overload."""
+        if self._aimd is None:
+            ceiling = self.limits.max_runs_in_flight or AIMD_CEILING
+            # Never below the largest batch the API takes (unless the user's own limit is lower): a limit under
+            # a batch's size would never let that batch start, and one batch in flight cannot overload much.
+            floor = min(ceiling, MAX_RUNS_PER_BATCH)
+            start = min(ceiling, max(floor, self.runs_in_flight))
+            self._aimd = AimdLimit(start, minimum=floor, maximum=ceiling)
+        self._aimd.on_overload(now)
+
     def _read_signals(self, outcome: HttpOutcome, now: float, now_wall: float) -> None:
         signal = read_signal(outcome.status, outcome.headers, now, now_wall, self.limits.max_pause_s)
-        if signal is None:
+        refused = outcome.status in REFUSALS
+        if refused:
+            self.responses[str(outcome.status)] += 1
+        if signal is not None:
+            for header in signal.unparseable:
+                self.unparseable[header] += 1
+            if self.obey and signal.limit and signal.window_s:
+                rate = signal.limit / signal.window_s * self.share
+                if rate != self.server_rate:
+                    self.server_rate = rate
+                    self._set_server_pace()
+            if signal.retry_at is not None and refused:
+                self.retry_after.record_s(signal.retry_at - now)
+        if not self.obey:
             return
-        for header in signal.unparseable:
-            self.unparseable[header] += 1
-        if self.obey and signal.limit and signal.window_s:
-            rate = signal.limit / signal.window_s * self.share
-            if rate != self.server_rate:
-                self.server_rate = rate
-                self._server_bucket.set_rate(rate)
-        if signal.retry_at is None:
-            return
-        if outcome.status in (429, 503):
-            self.retry_after.record_s(signal.retry_at - now)
-        if self.obey and signal.retry_at > now:
-            self.server_pause_s += max(0.0, signal.retry_at - max(now, self._paused_until))
-            self._paused_until = max(self._paused_until, signal.retry_at)
+        if outcome.status == 429:
+            # Only a 429 says "too many requests": a 503 says "overloaded", which the pause below and the limit
+            # on runs in flight answer. Cutting the rate on every 503 would drive it to its floor against a
+            # server that fails a steady share of requests whatever the rate.
+            self._learned.on_refusal(now)
+            self._set_server_pace()
+        elif outcome.status < 500:
+            self._refusal_streak = 0
+            before = self._learned.rate
+            if self._learned.on_accepted(now, bound=now - self._bound_at < BOUND_RECENTLY_S) != before:
+                self._set_server_pace()
+        retry_at = signal.retry_at if signal is not None else None
+        if retry_at is None and refused:
+            # Refused with nothing said about when or how much: back off the whole client, longer each time
+            # (a refusal that arrives during the pause came from a request sent before it: same episode).
+            if now >= self._paused_until:
+                self._refusal_streak += 1
+            ceiling = min(BARE_PAUSE_CAP_S, self._backoff.ceiling(self._refusal_streak - 1))
+            retry_at = now + ceiling * self._rng.uniform(0.5, 1.0)  # jittered, yet never next to nothing
+        if retry_at is not None and retry_at > now:
+            self._paused_until = max(self._paused_until, retry_at)
             for bucket in (*self._buckets.values(), self._server_bucket):
-                bucket.pause_until(signal.retry_at)
+                bucket.pause_until(retry_at)
+
+    def _set_server_pace(self) -> None:
+        """Pace every request to the lower of the server's stated quota and the rate learned from refusals."""
+        rate = min(self.server_rate or math.inf, self._learned.rate * self.share)
+        if rate != self._server_bucket.rate_per_s:
+            self._server_bucket.set_rate(rate)
+
+    @property
+    def learned_rate(self) -> float | None:
+        """The request rate learned from 429/503 answers (None before the first)."""
+        if self._absorbed_learned_rate is not None:
+            return self._absorbed_learned_rate
+        rate = self._learned.rate * self.share
+        return rate if math.isfinite(rate) else None
 
     # ------------------------------------------------------------------------------------------ engine
 
@@ -194,14 +277,19 @@ class Governor:
         """Add another governor's totals to this one's: how a coordinator sums its workers' governors (each
         ran with its share of the limits, so their run limits and learned server rates add up too)."""
         self.throttle_wait_s += report.throttle_wait_s
+        self.client_wait_s += report.client_wait_s
+        self.server_rate_wait_s += report.server_rate_wait_s
         self.server_pause_s = max(self.server_pause_s, report.server_pause_s)  # wall time, shared by all
         self.capacity_wait_s += report.capacity_wait_s
+        self.responses.update(report.responses)
         self.retries.update(report.retries)
         self.retry_after.merge(report.retry_after_s)
         self.unparseable.update(report.unparseable_headers)
         self._trip = self._trip or report.trip
         if report.run_limit is not None:
             self._absorbed_run_limit = (self._absorbed_run_limit or 0) + report.run_limit
+        if report.learned_rate is not None:
+            self._absorbed_learned_rate = (self._absorbed_learned_rate or 0.0) + report.learned_rate
         if server_rate is not None:
             self.server_rate = (self.server_rate or 0.0) + server_rate
 
@@ -211,6 +299,10 @@ class Governor:
             throttle_wait_s=self.throttle_wait_s,
             server_pause_s=self.server_pause_s,
             capacity_wait_s=self.capacity_wait_s,
+            client_wait_s=self.client_wait_s,
+            server_rate_wait_s=self.server_rate_wait_s,
+            responses={status: self.responses[status] for status in ("429", "503")},
+            learned_rate=self.learned_rate,
             retries=dict(self.retries),
             retry_after_s=self.retry_after,
             unparseable_headers=dict(self.unparseable),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -206,16 +207,52 @@ class RunRecord:
 
 @dataclass
 class Breakdown:
-    """Outcome counts and end-to-end latencies of one slice of the runs (a variant, a scenario)."""
+    """Every figure of one slice of the runs (a variant, a scenario): outcomes, each measure, grades, runs not
+    started by cause, runs submitted and their estimated cost.
+
+    A measure's histogram is made on its first value (each is 184 KiB, and a corpus may have hundreds of
+    scenarios); ``measures`` holds only those that have one.
+    """
 
     outcomes: Counter[str] = field(default_factory=Counter)
-    queue_to_completion: LatencyRecorder = field(default_factory=LatencyRecorder)
-    time_in_progress: LatencyRecorder = field(default_factory=LatencyRecorder)
+    measures: dict[Measure, LatencyRecorder] = field(default_factory=dict)
     grades: ScoreStats = field(default_factory=ScoreStats)
+    not_started: Counter[str] = field(default_factory=Counter)
+    submitted_runs: int = 0
+    cost_cents: float = 0.0
+
+    def recorder(self, measure: Measure) -> LatencyRecorder:
+        """The slice's recorder of ``measure``, made when first needed."""
+        recorder = self.measures.get(measure)
+        if recorder is None:
+            recorder = self.measures[measure] = LatencyRecorder()
+        return recorder
+
+    @property
+    def queue_to_completion(self) -> LatencyRecorder:
+        """The slice's queue-to-completion recorder."""
+        return self.recorder(Measure.QUEUE_TO_COMPLETION)
+
+    @property
+    def time_in_progress(self) -> LatencyRecorder:
+        """The slice's time-in-progress recorder."""
+        return self.recorder(Measure.TIME_IN_PROGRESS)
+
+    def merge(self, other: Breakdown) -> None:
+        """Add another slice's figures (lossless: counts add, histograms merge)."""
+        self.outcomes.update(other.outcomes)
+        for measure, recorder in other.measures.items():
+            self.recorder(measure).merge(recorder)
+        self.grades.scores.extend(other.grades.scores)
+        self.grades.below_threshold += other.grades.below_threshold
+        self.grades.ungraded += other.grades.ungraded
+        self.not_started.update(other.not_started)
+        self.submitted_runs += other.submitted_runs
+        self.cost_cents += other.cost_cents
 
 
 def _slice(pieces: dict[str, Breakdown], name: str) -> Breakdown:
-    # Not setdefault: a Breakdown holds two 184 KiB histograms, too dear to build and drop on every run.
+    # Not setdefault: that would build a Breakdown to drop it on every call.
     piece = pieces.get(name)
     if piece is None:
         piece = pieces[name] = Breakdown()
@@ -236,24 +273,56 @@ class Metrics:
         self.requests: Counter[str] = Counter()
         self.planned_runs = 0
         self.submitted_runs = 0
+        # When submitting went on (monotonic ns): the first started batch's due time, the last create's answer.
+        # Achieved load is runs submitted per second of that span, not of the plan's.
+        self.first_due_ns: int | None = None
+        self.last_due_ns: int | None = None
+        self.last_submit_ns: int | None = None
         self.cost_cents = 0.0
         self.by_variant: dict[str, Breakdown] = {}
         self.by_scenario: dict[str, Breakdown] = {}
         self.grades = ScoreStats()
 
-    def record_batch_start(self, due_ns: int, sent_ns: int) -> None:
-        self.recorders[Measure.START_LATENESS].record_ns(sent_ns - due_ns)
+    def _slices(self, variant: str | None, scenarios: Iterable[str]) -> list[Breakdown]:
+        """The variant's slice and each distinct scenario's (a batch may carry one scenario several times)."""
+        pieces = [_slice(self.by_variant, variant)] if variant is not None else []
+        pieces += [_slice(self.by_scenario, name) for name in dict.fromkeys(scenarios)]
+        return pieces
 
-    def record_submit(self, sent_ns: int, acked_ns: int) -> None:
+    def record_batch_start(
+        self, due_ns: int, sent_ns: int, *, variant: str | None = None, scenarios: Iterable[str] = ()
+    ) -> None:
+        """A batch's create is about to be sent: how late after its due time (also in its variant's slice and
+        in the slice of each scenario it carries)."""
+        self.recorders[Measure.START_LATENESS].record_ns(sent_ns - due_ns)
+        for piece in self._slices(variant, scenarios):
+            piece.recorder(Measure.START_LATENESS).record_ns(sent_ns - due_ns)
+        self.first_due_ns = due_ns if self.first_due_ns is None else min(self.first_due_ns, due_ns)
+        self.last_due_ns = due_ns if self.last_due_ns is None else max(self.last_due_ns, due_ns)
+
+    def record_submit(
+        self, sent_ns: int, acked_ns: int, *, variant: str | None = None, scenarios: Iterable[str] = ()
+    ) -> None:
+        """A batch's create was answered with its runs: the round trip, governor waits and retries included."""
         self.recorders[Measure.SUBMIT_RTT].record_ns(acked_ns - sent_ns)
+        for piece in self._slices(variant, scenarios):
+            piece.recorder(Measure.SUBMIT_RTT).record_ns(acked_ns - sent_ns)
+        self.last_submit_ns = acked_ns if self.last_submit_ns is None else max(self.last_submit_ns, acked_ns)
 
     def record_request(self, kind: str, outcome: str) -> None:
         """Count one HTTP request by what it was for and how it ended (``2xx``, ``http_503``, ``timeout``...)."""
         self.requests[f"{kind} {outcome}"] += 1
 
-    def record_not_started(self, cause: str, runs: int) -> None:
-        """Runs that were due but not started (budget, limits...), like k6's dropped iterations."""
+    def record_not_started(
+        self, cause: str, runs: int, *, variant: str | None = None, scenarios: Sequence[str] = ()
+    ) -> None:
+        """Runs that were due but not started (budget, limits...), like k6's dropped iterations. ``scenarios``,
+        when given, names each run's scenario (one per run)."""
         self.not_started[cause] += runs
+        if variant is not None:
+            _slice(self.by_variant, variant).not_started[cause] += runs
+        for name in scenarios:
+            _slice(self.by_scenario, name).not_started[cause] += 1
 
     def record_run(self, record: RunRecord) -> None:
         """Count a run that has reached its end (or was given up as open) and record its durations."""
@@ -266,25 +335,31 @@ class Metrics:
         )
         for piece in slices:
             piece.outcomes[record.outcome] += 1
+            if record.run_id is not None:
+                piece.submitted_runs += 1
+            piece.cost_cents += record.cost_cents or 0.0
         if record.outcome not in (Outcome.COMPLETED, Outcome.FAILED) or record.detected_ns is None:
             return
         end_to_end = record.detected_ns - record.due_ns
         self.recorders[Measure.QUEUE_TO_COMPLETION].record_ns(end_to_end)
         for piece in slices:
-            piece.queue_to_completion.record_ns(end_to_end)
+            piece.recorder(Measure.QUEUE_TO_COMPLETION).record_ns(end_to_end)
         if record.completed_at is not None:
             detected_wall = self.anchor.to_wall_s(record.detected_ns)
-            self.recorders[Measure.DETECTION_DELAY].record_s(detected_wall - record.completed_at)
+            self._record(slices, Measure.DETECTION_DELAY, detected_wall - record.completed_at)
         if record.started_at is None:
             return
         if record.created_at is not None:
             launched = record.created_at + record.index * record.stagger_s
-            self.recorders[Measure.TIME_QUEUED].record_s(record.started_at - launched)
+            self._record(slices, Measure.TIME_QUEUED, record.started_at - launched)
         if record.completed_at is not None:
-            in_progress = record.completed_at - record.started_at
-            self.recorders[Measure.TIME_IN_PROGRESS].record_s(in_progress)
-            for piece in slices:
-                piece.time_in_progress.record_s(in_progress)
+            self._record(slices, Measure.TIME_IN_PROGRESS, record.completed_at - record.started_at)
+
+    def _record(self, slices: Iterable[Breakdown], measure: Measure, value_s: float) -> None:
+        """One value of a run-level measure, in the totals and in the run's slices."""
+        self.recorders[measure].record_s(value_s)
+        for piece in slices:
+            piece.recorder(measure).record_s(value_s)
 
     def record_grade(self, record: RunRecord, threshold: float | None) -> None:
         """Count the grade of a run that completed (an ungraded one too: grades may never come)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import itertools
 import random
 from dataclasses import replace
 
@@ -23,7 +24,10 @@ def test_client_rates_are_separate_for_creates_and_polls() -> None:
     g = governor(create_rate=10.0, poll_rate=100.0)
     assert [round(g.reserve("create", 0.0), 3) for _ in range(3)] == [0.0, 0.1, 0.2]
     assert [round(g.reserve("poll", 0.0), 3) for _ in range(3)] == [0.0, 0.01, 0.02]
-    assert g.throttle_wait_s == pytest.approx(0.33)
+    # Wall time the client was held, not the waits summed: the three creates and three polls overlap.
+    assert g.throttle_wait_s == pytest.approx(0.2)
+    assert g.client_wait_s == pytest.approx(0.2)
+    assert g.server_pause_s == 0 and g.server_rate_wait_s == 0
 
 
 def test_retry_after_pauses_every_request_not_only_the_one_that_heard_it() -> None:
@@ -33,7 +37,9 @@ def test_retry_after_pauses_every_request_not_only_the_one_that_heard_it() -> No
     assert decision.delay == pytest.approx(2.0)
     assert g.reserve("create", 10.5) == pytest.approx(1.5)  # a create that never saw the 429 waits too
     assert g.reserve("poll", 11.0) >= 1.0
-    assert g.server_pause_s == pytest.approx(2.0)
+    assert g.server_pause_s == pytest.approx(1.5)  # held from the first request that waited until the end
+    assert g.client_wait_s == 0
+    assert g.responses == {"429": 1}
     assert g.retry_after.summary().max_s == pytest.approx(2.0)
     assert g.retries == {"http_429": 1}
 
@@ -62,6 +68,7 @@ def test_stress_mode_records_push_back_but_neither_pauses_nor_retries_creates() 
 def test_runs_in_flight_limit_shrinks_on_overload_and_grows_back_when_busy() -> None:
     g = governor(max_runs_in_flight=100)
     assert g.run_capacity() == 100
+    g.runs_in_flight = 150  # more than the limit (it was just lowered, say): the limit is where the cut starts
     g.after_attempt("create", HttpOutcome(503), attempt=0, now=0.0, now_wall=WALL)
     assert g.run_capacity() == 90
     g.after_attempt("create", HttpOutcome(503), attempt=0, now=0.1, now_wall=WALL)
@@ -84,7 +91,9 @@ def test_breaker_needs_more_than_half() -> None:
         g.after_attempt("poll", HttpOutcome(503), attempt=0, now=float(i), now_wall=WALL)
     assert g.trip(10.0) is None
     g.after_attempt("poll", HttpOutcome(503), attempt=0, now=10.0, now_wall=WALL)
-    trip = g.trip(10.0)
+    assert g.trip(10.0) is None  # more than half now, but not yet for half the 30 s window
+    assert g.trip(24.9) is None
+    trip = g.trip(25.0)
     assert trip is not None
     assert trip.describe().startswith("stopped submitting: 11 of 21 requests failed")
     assert governor(mode="stress").trip(10.0) is None
@@ -118,3 +127,107 @@ def test_the_servers_quota_policy_paces_every_request_up_front() -> None:
     waits = [g.reserve("create" if i % 2 else "poll", 1.0) for i in range(4)]
     assert waits == pytest.approx([0.0, 0.05, 0.1, 0.15])  # one shared pace for creates and polls
     assert governor(mode="stress").server_rate is None
+
+
+def test_the_runs_in_flight_limit_binds_without_max_runs_in_flight() -> None:
+    # No max_runs_in_flight: the first overload starts the limit from the runs then in flight and cuts it.
+    g = governor()
+    assert g.run_capacity() is None
+    g.runs_in_flight = 200
+    g.after_attempt("create", HttpOutcome(503), attempt=0, now=0.0, now_wall=WALL)
+    assert g.run_capacity() == 180
+    g.after_attempt("create", HttpOutcome(429), attempt=0, now=1.5, now_wall=WALL)
+    assert g.run_capacity() == 162
+    assert g.report().run_limit == 162
+    # A max_runs_in_flight above what is in flight: the cut starts from what is in flight, not from the max.
+    capped = governor(max_runs_in_flight=1000)
+    capped.runs_in_flight = 50
+    capped.after_attempt("create", "read_timeout", attempt=0, now=0.0, now_wall=WALL)
+    assert capped.run_capacity() == 45
+    # Few in flight: the limit never goes below the largest batch the API takes, or no batch could start.
+    idle = governor()
+    idle.runs_in_flight = 3
+    idle.after_attempt("create", HttpOutcome(503), attempt=0, now=0.0, now_wall=WALL)
+    assert idle.run_capacity() == 20
+    assert governor(max_runs_in_flight=5).run_capacity() == 5
+    assert governor(adaptive=False).run_capacity() is None
+
+
+def test_a_bare_429_pauses_the_whole_client_and_cuts_a_shared_rate() -> None:
+    g = governor(backoff_base_s=0.5, backoff_cap_s=4.0)
+    for i in range(30):  # 30 answers accepted within the last second: the server took 30/s
+        g.after_attempt("poll", HttpOutcome(200), attempt=0, now=9.15 + i * 0.028, now_wall=WALL)
+    assert g.reserve("create", 10.0) == 0.0  # no limit was ever shown: none is guessed
+    decision = g.after_attempt("poll", HttpOutcome(429), attempt=0, now=10.0, now_wall=WALL)
+    assert decision.action == "retry"
+    rate = 30 / 1.0 / 2  # half the rate the server accepted over the last second
+    assert g.learned_rate == pytest.approx(rate)
+    # Every request waits, not only the one that was refused: a pause of 0.25..0.5 s (the backoff's first step,
+    # jittered but never next to nothing), then one request per 1/15 s: released at the rate, not all at once.
+    waits = [g.reserve("create" if i % 2 else "poll", 10.0) for i in range(6)]
+    assert 0.25 <= waits[0] <= 0.5
+    assert [b - a for a, b in itertools.pairwise(waits)] == pytest.approx([1 / rate] * 5)
+    assert g.server_pause_s == pytest.approx(waits[0])
+    assert g.server_rate_wait_s == pytest.approx(5 / rate)
+    # A refusal that arrives within the cooldown came from a request sent under the old rate: no second cut.
+    g.after_attempt("poll", HttpOutcome(503), attempt=0, now=10.2, now_wall=WALL)
+    assert g.learned_rate == pytest.approx(rate)
+    assert g.responses == {"429": 1, "503": 1}
+    # The next refusal after the pause is a new episode: a longer pause (the second backoff step).
+    g.after_attempt("poll", HttpOutcome(429), attempt=0, now=12.0, now_wall=WALL)
+    assert g.learned_rate is not None and g.learned_rate < rate
+    assert 0.5 <= g.reserve("poll", 12.0) <= 1.0 + 1 / rate
+
+
+def test_steady_503s_pause_but_do_not_drive_the_learned_rate_down() -> None:
+    # A server failing 1 request in 20 with a bare 503, whatever the rate: "overloaded", not "too many". The
+    # client backs off (pause) but learns no request rate, which would otherwise fall to its floor.
+    g = governor()
+    now = 0.0
+    for i in range(2000):  # 100 requests/s for 20 s
+        status = 503 if i % 20 == 19 else 200
+        g.after_attempt("poll", HttpOutcome(status), attempt=1, now=now, now_wall=WALL)
+        now += 0.01
+    assert g.learned_rate is None
+    assert g.responses["503"] == 100
+    g.after_attempt("poll", HttpOutcome(429), attempt=0, now=now, now_wall=WALL)
+    assert g.learned_rate is not None  # a 429 does teach a rate
+
+
+def test_the_learned_rate_grows_back_only_while_it_holds_requests() -> None:
+    g = governor()
+    g.after_attempt("poll", HttpOutcome(429), attempt=0, now=0.0, now_wall=WALL)
+    assert g.learned_rate == pytest.approx(1.0)  # nothing was accepted before: the floor (enough for the breaker)
+    now = 2.0
+    for _ in range(60):  # one accepted answer per 0.5 s for 30 s, every request held by the rate
+        g.reserve("poll", now)
+        g.reserve("poll", now)
+        g.after_attempt("poll", HttpOutcome(200), attempt=0, now=now, now_wall=WALL)
+        now += 0.5
+    grown = g.learned_rate
+    assert grown is not None and 1.5 < grown < 2.5  # slowly: a few per cent per second
+    for _ in range(20):  # answers keep coming but nothing waits on the rate: no evidence of room, no growth
+        now += 0.5
+        g.after_attempt("poll", HttpOutcome(200), attempt=0, now=now, now_wall=WALL)
+    assert g.learned_rate == grown
+
+
+def test_stress_mode_counts_refusals_but_learns_no_rate() -> None:
+    g = governor(mode="stress")
+    g.after_attempt("create", HttpOutcome(503), attempt=0, now=0.0, now_wall=WALL)
+    g.after_attempt("create", HttpOutcome(429), attempt=0, now=0.0, now_wall=WALL)
+    assert g.responses == {"503": 1, "429": 1}
+    assert g.learned_rate is None
+    assert g.reserve("create", 0.0) == 0.0
+    assert g.report().responses == {"429": 1, "503": 1}
+
+
+def test_requests_held_by_a_retry_after_pause_are_released_at_the_learned_rate() -> None:
+    g = governor()
+    for i in range(20):  # the server accepted 20 in the last second
+        g.after_attempt("poll", HttpOutcome(200), attempt=0, now=9.15 + i * 0.04, now_wall=WALL)
+    g.after_attempt("poll", HttpOutcome(429, {"Retry-After": "2"}), attempt=0, now=10.0, now_wall=WALL)
+    assert g.learned_rate == pytest.approx(10.0)
+    waits = [g.reserve("poll", 10.5) for _ in range(5)]  # five requests queued behind the pause
+    assert waits[0] == pytest.approx(1.5)
+    assert [b - a for a, b in itertools.pairwise(waits)] == pytest.approx([0.1] * 4)  # not all at 12.0

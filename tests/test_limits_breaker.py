@@ -1,4 +1,5 @@
-"""The breaker stops a run that mostly fails, needs enough evidence, forgets old bursts, never un-trips."""
+"""The breaker stops a run that mostly fails, needs enough evidence and a sustained failure, forgets old bursts,
+never un-trips. Tests of the ratio itself set ``sustain_s=0`` so that they judge at once."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from stressor.limits import Breaker, BreakerTrip
 
 
 def test_needs_min_requests_before_judging() -> None:
-    breaker = Breaker(window_s=30.0, failure_ratio=0.5, min_requests=20)
+    breaker = Breaker(window_s=30.0, failure_ratio=0.5, min_requests=20, sustain_s=0.0)
     for i in range(19):
         assert breaker.record(i * 0.1, ok=False) is None
     trip = breaker.record(2.0, ok=False)
@@ -18,7 +19,7 @@ def test_needs_min_requests_before_judging() -> None:
 
 
 def test_trips_above_the_ratio_not_at_it() -> None:
-    breaker = Breaker(min_requests=20)
+    breaker = Breaker(min_requests=20, sustain_s=0.0)
     for _ in range(10):
         breaker.record(1.0, ok=True)
     for _ in range(10):
@@ -35,7 +36,7 @@ def test_describe_reads_as_one_sentence_for_the_summary() -> None:
 
 
 def test_describe_of_a_real_trip() -> None:
-    breaker = Breaker(window_s=10.0, min_requests=4)
+    breaker = Breaker(window_s=10.0, min_requests=4, sustain_s=0.0)
     for ok in (True, False, False, False):
         trip = breaker.record(1.0, ok)
     assert trip is not None
@@ -43,7 +44,7 @@ def test_describe_of_a_real_trip() -> None:
 
 
 def test_trips_at_the_moment_the_ratio_is_crossed() -> None:
-    breaker = Breaker(min_requests=20)
+    breaker = Breaker(min_requests=20, sustain_s=0.0)
     outcomes = [True] * 10 + [False] * 40
     trip = None
     for i, ok in enumerate(outcomes):
@@ -72,7 +73,7 @@ def test_old_failures_alone_do_not_trip_later() -> None:
 
 
 def test_ratio_can_rise_as_old_successes_leave_the_window() -> None:
-    breaker = Breaker(window_s=30.0, min_requests=20)
+    breaker = Breaker(window_s=30.0, min_requests=20, sustain_s=0.0)
     for _ in range(30):
         breaker.record(0.0, ok=True)
     for _ in range(25):
@@ -84,7 +85,7 @@ def test_ratio_can_rise_as_old_successes_leave_the_window() -> None:
 
 
 def test_once_tripped_it_stays_tripped() -> None:
-    breaker = Breaker(min_requests=20)
+    breaker = Breaker(min_requests=20, sustain_s=0.0)
     for _ in range(20):
         breaker.record(0.0, ok=False)
     trip = breaker.tripped(0.0)
@@ -100,6 +101,8 @@ def test_once_tripped_it_stays_tripped() -> None:
         ({"failure_ratio": 1.0}, "failure_ratio"),
         ({"min_requests": 0}, "min_requests"),
         ({"window_s": 0.5}, "window"),
+        ({"sustain_s": 31.0}, "sustain_s"),
+        ({"sustain_s": -1.0}, "sustain_s"),
     ],
 )
 def test_bad_arguments(kwargs: dict[str, float], message: str) -> None:
@@ -121,3 +124,39 @@ def test_trip_always_reports_a_ratio_above_threshold_with_enough_requests(
             assert trip.failures * 2 > trip.total
             assert trip.ratio == trip.failures / trip.total
             assert trip.at <= now
+
+
+def test_a_dense_burst_trips_only_once_the_failing_has_lasted_half_the_window() -> None:
+    breaker = Breaker(window_s=30.0, min_requests=20)
+    assert breaker.sustain_s == 15.0
+    for i in range(100):  # 100 failures in the first second: plenty of evidence, but not sustained
+        assert breaker.record(i * 0.01, ok=False) is None
+    for second in range(1, 15):
+        assert breaker.record(float(second), ok=False) is None
+    trip = breaker.record(15.5, ok=False)
+    assert trip is not None and trip.at == 15.5
+
+
+def test_a_burst_that_ends_before_it_is_sustained_does_not_trip() -> None:
+    breaker = Breaker(window_s=10.0, min_requests=10)
+    for i in range(30):
+        assert breaker.record(i * 0.1, ok=False) is None  # 3 s of failures: under the 5 s needed
+    for i in range(200):  # then the server recovers: the failures are outweighed within the window
+        assert breaker.record(3.0 + i * 0.05, ok=True) is None
+    assert breaker.tripped(13.0) is None
+
+
+def test_a_client_that_slowed_to_a_trickle_still_trips_when_the_trickle_fails() -> None:
+    # 2 s window, 10 requests needed: a client backing off to one request a second never has 10 in the window,
+    # so the last 10 outcomes are judged instead, over the time they took.
+    breaker = Breaker(window_s=2.0, min_requests=10)
+    trip = None
+    for second in range(30):
+        trip = trip or breaker.record(float(second), ok=False)
+    assert trip is not None
+    assert trip.at == 10.0  # the tenth outcome gives the evidence; the failing had lasted long before that
+    assert (trip.failures, trip.total, trip.window_s) == (10, 10, 9.0)
+    assert trip.describe() == "stopped submitting: 10 of 10 requests failed (100 %) over the last 9 s"
+    healthy = Breaker(window_s=2.0, min_requests=10)
+    for second in range(30):
+        assert healthy.record(float(second), ok=second % 3 != 0) is None  # a third failing: no trip

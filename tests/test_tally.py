@@ -54,7 +54,9 @@ def _recorder(values: list[int]) -> LatencyRecorder:
 def _snapshot(worker: int, records: list[RunRecord], *, final: bool, planned: int, lateness: list[int]) -> Snapshot:
     governor = Governor(Limits(max_runs_in_flight=20))
     governor.throttle_wait_s = 0.5
+    governor.client_wait_s = 0.25
     governor.retries["http_503"] = worker + 1
+    governor.responses["503"] = worker + 1
     return Snapshot(
         worker=worker,
         final=final,
@@ -102,8 +104,20 @@ def test_the_merge_is_what_one_process_would_have_recorded() -> None:
         assert merged.recorders[measure].summary() == one.recorders[measure].summary()
         assert merged.recorders[measure].encode() == one.recorders[measure].encode()
     assert merged.by_variant.keys() == one.by_variant.keys()
-    for name, piece in one.by_variant.items():
-        assert merged.by_variant[name].queue_to_completion.summary() == piece.queue_to_completion.summary()
+    for pieces, merged_pieces in ((one.by_variant, merged.by_variant), (one.by_scenario, merged.by_scenario)):
+        assert merged_pieces.keys() == pieces.keys()
+        for name, piece in pieces.items():
+            got = merged_pieces[name]
+            assert got.measures.keys() == piece.measures.keys()
+            for measure, recorder in piece.measures.items():  # every run-level measure, every bucket
+                assert got.measures[measure].encode() == recorder.encode()
+                assert got.measures[measure].summary() == recorder.summary()
+            assert (got.outcomes, got.submitted_runs, got.cost_cents) == (
+                piece.outcomes,
+                piece.submitted_runs,
+                piece.cost_cents,
+            )
+    assert merged.first_due_ns == min(rebase(r, worker_starts[w], START_NS).due_ns for w in (0, 1) for r in records[w])
     both = _recorder(lateness[0] + lateness[1])
     assert merged.recorders[Measure.START_LATENESS].encode() == both.encode()  # lossless, every bucket
     assert merged.recorders[Measure.START_LATENESS].summary() == both.summary()
@@ -113,6 +127,8 @@ def test_the_merge_is_what_one_process_would_have_recorded() -> None:
     assert merged.not_started == Counter({"budget": 1})
     governor = tally.governor().report()
     assert governor.throttle_wait_s == 1.0 and governor.retries == {"http_503": 3}
+    assert governor.responses == {"429": 0, "503": 3}  # each worker's refusals, summed
+    assert governor.client_wait_s == 0.5 and governor.learned_rate is None
     assert governor.run_limit == 40  # each worker's 20, summed
     # Records come out on the coordinator's clock, every one once.
     result = tally.result()

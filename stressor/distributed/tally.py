@@ -110,6 +110,10 @@ class Tally:
         merged.outcomes = Counter(runs.outcomes)
         merged.errors = runs.errors
         merged.by_variant, merged.by_scenario, merged.grades = runs.by_variant, runs.by_scenario, runs.grades
+        # When batches were due, from the runs' records (a snapshot carries no submit times): offered load after
+        # an early stop counts the time up to the last batch that was due.
+        dues = [r.due_ns - round(r.index * r.stagger_s * NS_PER_S) for r in self.records]
+        merged.first_due_ns, merged.last_due_ns = (min(dues), max(dues)) if dues else (None, None)
         merged.planned_runs = sum(s.planned_runs for s in latest)
         merged.submitted_runs = sum(s.submitted_runs for s in latest)
         merged.cost_cents = sum(s.cost_cents for s in latest)

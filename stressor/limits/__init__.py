@@ -1,4 +1,4 @@
-"""The rate-aware scheduler's pure core: limiter, server signals, backoff, adaptive limit, breaker, decisions.
+"""The rate-aware scheduler's pure core: limiter, server signals, backoff, adaptive limits, breaker, decisions.
 
 Nothing here does I/O or reads a clock: every call takes the time (`now`, monotonic seconds) from the caller,
 and randomness comes from an injected `random.Random`.
@@ -19,6 +19,7 @@ from stressor.limits.decisions import (
     plan_retry,
 )
 from stressor.limits.gcra import Gcra
+from stressor.limits.pace import AimdRate, HeldTime
 from stressor.limits.signals import DEFAULT_MAX_PAUSE, ServerSignal, parse_retry_after, read_signal
 from stressor.limits.window import SlidingCounts
 
@@ -27,12 +28,14 @@ __all__ = [
     "TRANSPORT_FAILURES",
     "Action",
     "AimdLimit",
+    "AimdRate",
     "AttemptKind",
     "Backoff",
     "Breaker",
     "BreakerTrip",
     "Decision",
     "Gcra",
+    "HeldTime",
     "HttpOutcome",
     "Outcome",
     "RetryBudget",

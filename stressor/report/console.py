@@ -10,22 +10,42 @@ from stressor.units import format_duration
 _COLUMNS = ("p50", "p90", "p99", "max")
 
 
-def _duration(value: float | None) -> str:
-    return "-" if value is None else format_duration(value)
+def _duration(value: object) -> str:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return "-"
+    return format_duration(value)
 
 
-def _measure_lines(measures: Mapping[str, Mapping[str, Any]]) -> list[str]:
+def _map(value: object) -> Mapping[str, Any]:
+    """A mapping from the document, or an empty one: a partial results file renders what it has."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _seconds(value: object) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+
+def _measure_lines(measures: Mapping[str, Any]) -> list[str]:
+    measures = {name: _map(figures) for name, figures in measures.items()}
+    if not measures:
+        return []
     width = max(len(name) for name in measures)
     header = f"  {'measure':<{width}}  {'count':>7}" + "".join(f"  {c:>8}" for c in _COLUMNS) + "  source"
     lines = [header]
     for name, figures in measures.items():
         cells = "".join(f"  {_duration(figures.get(c)):>8}" for c in _COLUMNS)
         clamped = f"  ({figures['clamped']} clamped)" if figures.get("clamped") else ""
-        lines.append(f"  {name:<{width}}  {figures['count']:>7}{cells}  {figures['source']}{clamped}")
+        source = figures.get("source", "")
+        lines.append(f"  {name:<{width}}  {_count(figures.get('count')):>7}{cells}  {source}{clamped}")
     return lines
 
 
-def _breakdown_lines(title: str, pieces: Mapping[str, Mapping[str, Any]]) -> list[str]:
+def _breakdown_lines(title: str, pieces: Mapping[str, Any]) -> list[str]:
+    pieces = {name: _map(piece) for name, piece in pieces.items()}
     if len(pieces) < 2:
         return []
     width = max(len(name) for name in pieces)
@@ -35,11 +55,12 @@ def _breakdown_lines(title: str, pieces: Mapping[str, Mapping[str, Any]]) -> lis
         f"  {title:<{width}}  {'done':>6}  {'failed':>6}  {'open':>5}" + "".join(f"  {c:>8}" for c in _COLUMNS),
     ]
     for name, piece in pieces.items():
-        outcomes, q2c = piece["outcomes"], piece["queue_to_completion"]
+        outcomes, q2c = _map(piece.get("outcomes")), _map(piece.get("queue_to_completion"))
         cells = "".join(f"  {_duration(q2c.get(c)):>8}" for c in _COLUMNS)
+        failed = _count(outcomes.get("failed")) + _count(outcomes.get("errored"))
         lines.append(
-            f"  {name:<{width}}  {outcomes['completed']:>6}  {outcomes['failed'] + outcomes['errored']:>6}"
-            f"  {outcomes['open']:>5}{cells}"
+            f"  {name:<{width}}  {_count(outcomes.get('completed')):>6}  {failed:>6}"
+            f"  {_count(outcomes.get('open')):>5}{cells}"
         )
     return lines
 
@@ -49,86 +70,115 @@ def _limits_lines(limits: Mapping[str, Any]) -> list[str]:
     lines = []
     if limits.get("breaker"):
         lines.append(f"BREAKER: {limits['breaker']}")
+    responses = _map(limits.get("responses"))
+    refusals = [f"{status} x{_count(responses.get(status))}" for status in ("429", "503") if responses.get(status)]
+    shown = [f"refused {', '.join(refusals)}"] if refusals else []
+    # Wall time the client was held (results from before the split have only the combined throttle figure).
+    client = limits.get("client_wait_s", limits.get("throttle_wait_s"))
     waits = [
-        (limits["server_pause_s"], "paused by the server"),
-        (limits["throttle_wait_s"], "waited on client rate limits"),
-        (limits["capacity_wait_s"], "waited for room in flight"),
+        (limits.get("server_pause_s"), "paused by the server"),
+        (limits.get("server_rate_wait_s"), "held to the server's rate"),
+        (client, "held by client rate limits"),
+        (limits.get("capacity_wait_s"), "waited for room in flight"),
     ]
-    shown = [f"{what} {_duration(seconds)}" for seconds, what in waits if seconds > 0]
-    if limits["retries"]:
-        shown.append("retries " + ", ".join(f"{cause} {n}" for cause, n in sorted(limits["retries"].items())))
-    retry_after = limits["retry_after"]
-    if retry_after["count"]:
-        shown.append(f"Retry-After seen {retry_after['count']}x (max {_duration(retry_after['max'])})")
+    shown += [f"{what} {_duration(_seconds(seconds))}" for seconds, what in waits if _seconds(seconds) > 0]
+    if (learned := limits.get("learned_rate")) is not None:
+        shown.append(f"rate learned from refusals {learned:.3g}/s")
+    retries = _map(limits.get("retries"))
+    if retries:
+        shown.append("retries " + ", ".join(f"{cause} {n}" for cause, n in sorted(retries.items())))
+    retry_after = _map(limits.get("retry_after"))
+    if retry_after.get("count"):
+        shown.append(f"Retry-After seen {retry_after['count']}x (max {_duration(retry_after.get('max'))})")
     if shown:
-        lines.append(f"limits ({limits['mode']}): " + "; ".join(shown))
+        lines.append(f"limits ({limits.get('mode', '?')}): " + "; ".join(shown))
     return lines
 
 
 def _webhook_and_grade_lines(results: Mapping[str, Any]) -> list[str]:
     lines = []
-    hooks = results.get("webhooks")
+    hooks = _map(results.get("webhooks"))
     if hooks:
-        bad = sum(hooks["bad_signature"].values())
+        bad = sum(_count(n) for n in _map(hooks.get("bad_signature")).values())
         lines.append(
-            f"webhooks: {hooks['accepted']} accepted, {hooks['duplicates']} duplicates, {bad} bad signatures, "
-            f"{hooks['batches_polled_late']} batches polled for late events"
+            f"webhooks: {_count(hooks.get('accepted'))} accepted, {_count(hooks.get('duplicates'))} duplicates, "
+            f"{bad} bad signatures, {_count(hooks.get('batches_polled_late'))} batches polled for late events"
         )
-    grades = results.get("grades") or {}
+    grades = _map(results.get("grades"))
     if grades.get("count") or grades.get("ungraded"):
         threshold = grades.get("threshold")
         quality = (
-            f", {grades['below_threshold']} below {threshold:g} (quality failures)" if threshold is not None else ""
+            f", {_count(grades.get('below_threshold'))} below {threshold:g} (quality failures)"
+            if isinstance(threshold, int | float)
+            else ""
         )
-        mean = "-" if grades["mean"] is None else f"{grades['mean']:.2f}"
+        mean = grades.get("mean")
+        shown_mean = f"{mean:.2f}" if isinstance(mean, int | float) else "-"
         lines.append(
-            f"grades: {grades['count']} graded, mean {mean}, p10 {grades['p10']}, p50 {grades['p50']}"
-            f"{quality}, {grades['ungraded']} ungraded"
+            f"grades: {_count(grades.get('count'))} graded, mean {shown_mean}, p10 {grades.get('p10', '-')}, "
+            f"p50 {grades.get('p50', '-')}{quality}, {_count(grades.get('ungraded'))} ungraded"
         )
     return lines
 
 
 def render_summary(results: Mapping[str, Any]) -> str:
     """The summary a user reads at the end of a run: counts, failure rate, percentiles in human units."""
-    runs = results["runs"]
-    target = results["target"]
+    runs = _map(results.get("runs"))
+    target = _map(results.get("target"))
     where = "the embedded simulator" if target.get("embedded_simulator") else target.get("base_url", "?")
-    lines = [f"stressor: profile {results['profile']['name']!r}, {results['elapsed_s']:.1f}s against {where}"]
+    name = _map(results.get("profile")).get("name", "?")
+    elapsed = results.get("elapsed_s")
+    took = f"{elapsed:.1f}s" if isinstance(elapsed, int | float) else "?s"
+    lines = [f"stressor: profile {name!r}, {took} against {where}"]
     if results.get("interrupted"):
         lines.append("INTERRUPTED: the figures cover what was gathered until then.")
     elif results.get("stop_reason"):
         lines.append(f"STOPPED EARLY: {results['stop_reason']}")
-    not_started = sum(runs["not_started"].values())
-    lines.append(
-        f"runs: planned {runs['planned']}, submitted {runs['submitted']}, completed {runs['completed']}, "
-        f"failed {runs['failed']}, errored {runs['errored']}, rejected {runs['rejected']}, open {runs['open']}, "
-        f"not started {not_started}"
+    not_started = _map(runs.get("not_started"))
+    counts = ", ".join(
+        f"{label} {_count(runs.get(key))}"
+        for label, key in (
+            ("planned", "planned"),
+            ("submitted", "submitted"),
+            ("completed", "completed"),
+            ("failed", "failed"),
+            ("errored", "errored"),
+            ("rejected", "rejected"),
+            ("open", "open"),
+        )
     )
-    rate = results["failure_rate"]
-    load = results["load"]
-    per_run = load["requests_per_ended_run"]
+    lines.append(f"runs: {counts}, not started {sum(_count(n) for n in not_started.values())}")
+    rate = results.get("failure_rate")
+    load = _map(results.get("load"))
+    per_run = load.get("requests_per_ended_run")
+    offered, achieved = load.get("offered_runs_per_s"), load.get("achieved_runs_per_s")
+    cost = results.get("estimated_cost_cents")
     lines.append(
-        f"failure rate: {'-' if rate is None else f'{rate:.1%}'}"
-        f"   load: offered {load['offered_runs_per_s']:.3g} runs/s, achieved {load['achieved_runs_per_s']:.3g}"
-        f"   HTTP requests: {sum(results['requests'].values())}"
-        + (f" ({per_run:.1f} per ended run)" if per_run is not None else "")
-        + f"   estimated cost: {results['estimated_cost_cents'] / 100:.2f} USD"
+        f"failure rate: {f'{rate:.1%}' if isinstance(rate, int | float) else '-'}"
+        f"   load: offered {_rate(offered)} runs/s, achieved {_rate(achieved)}"
+        f"   HTTP requests: {sum(_count(n) for n in _map(results.get('requests')).values())}"
+        + (f" ({per_run:.1f} per ended run)" if isinstance(per_run, int | float) else "")
+        + (f"   estimated cost: {cost / 100:.2f} USD" if isinstance(cost, int | float) else "")
     )
-    lines.extend(_limits_lines(results["limits"]))
+    lines.extend(_limits_lines(_map(results.get("limits"))))
     lines.extend(_webhook_and_grade_lines(results))
-    generator = results.get("generator") or {}
+    generator = _map(results.get("generator"))
     if generator.get("behind"):
         lines.append(
             f"WARNING: the generator fell behind its schedule: dispatch lag p99 "
-            f"{_duration(generator['dispatch_lag_p99'])} > {_duration(generator['limit'])}; "
+            f"{_duration(generator.get('dispatch_lag_p99'))} > {_duration(generator.get('limit'))}; "
             "latencies include client-side delay and less load was offered than planned."
         )
-    details = [f"{cause} {count}" for cause, count in sorted(results["errors"].items())]
-    details += [f"not started ({cause}) {count}" for cause, count in sorted(runs["not_started"].items())]
+    details = [f"{cause} {count}" for cause, count in sorted(_map(results.get("errors")).items())]
+    details += [f"not started ({cause}) {count}" for cause, count in sorted(not_started.items())]
     if details:
         lines.append("errors: " + ", ".join(details))
     lines.append("")
-    lines.extend(_measure_lines(results["measures"]))
-    lines.extend(_breakdown_lines("variant", results["variants"]))
-    lines.extend(_breakdown_lines("scenario", results["scenarios"]))
+    lines.extend(_measure_lines(_map(results.get("measures"))))
+    lines.extend(_breakdown_lines("variant", _map(results.get("variants"))))
+    lines.extend(_breakdown_lines("scenario", _map(results.get("scenarios"))))
     return "\n".join(lines)
+
+
+def _rate(value: object) -> str:
+    return f"{value:.3g}" if isinstance(value, int | float) and not isinstance(value, bool) else "-"

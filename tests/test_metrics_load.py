@@ -1,0 +1,64 @@
+"""Offered and achieved load: offered counts only the runs the plan made due (not the rest of a plan a stop cut
+off), achieved divides the runs submitted by the time they were really being submitted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stressor.metrics import Metrics
+from stressor.profile import Profile, parse_profile
+from stressor.report.results import load_json
+from stressor.timestamps import NS_PER_S, ClockAnchor
+
+T0 = 1_000 * NS_PER_S
+
+
+def plan(seconds: int, rate: str) -> Profile:
+    return parse_profile({"stages": [{"duration": f"{seconds}s", "rate": rate}]}, "load.toml", Path())
+
+
+def batch(metrics: Metrics, due_s: float, answered_s: float | None, runs: int = 1) -> None:
+    """One batch due at ``due_s``, its create answered at ``answered_s`` (None: it failed)."""
+    metrics.planned_runs += runs
+    due = T0 + round(due_s * NS_PER_S)
+    metrics.record_batch_start(due, due)
+    if answered_s is not None:
+        metrics.record_submit(due, T0 + round(answered_s * NS_PER_S))
+        metrics.submitted_runs += runs
+
+
+def test_a_breaker_stop_offers_only_what_became_due() -> None:
+    # A 20 s plan at 10 batches/s, stopped by the breaker 2 s in: 20 batches were due, 180 never were.
+    metrics = Metrics(ClockAnchor.now())
+    for i in range(21):
+        batch(metrics, i / 10, None)
+    metrics.planned_runs += 179
+    metrics.record_not_started("breaker", 180)  # the batch refused at the trip, and the rest of the plan
+    load = load_json(metrics, plan(20, "10/s"), elapsed_s=7.0, stop_cause="breaker")
+    assert load["offered_runs_per_s"] == pytest.approx(10.0, rel=0.1)
+    # Before: all 200 planned runs over the 7 s elapsed (stop plus grace): 28.6/s for a 10/s plan.
+    unstopped = load_json(metrics, plan(20, "10/s"), elapsed_s=7.0)
+    assert unstopped["offered_runs_per_s"] == pytest.approx(200 / 7)
+
+
+def test_a_throttled_run_achieves_less_than_it_offered() -> None:
+    # 30 batches due over 3 s, but the server's limit stretched their creates over 6 s.
+    metrics = Metrics(ClockAnchor.now())
+    for i in range(30):
+        batch(metrics, i / 10, 0.2 + i * 0.2, runs=2)
+    load = load_json(metrics, plan(3, "10/s"), elapsed_s=8.0)
+    assert load["offered_runs_per_s"] == pytest.approx(20.0)
+    assert load["achieved_runs_per_s"] == pytest.approx(60 / 6.0)
+
+
+def test_an_unthrottled_run_achieves_what_it_offered() -> None:
+    metrics = Metrics(ClockAnchor.now())
+    for i in range(30):
+        batch(metrics, i / 10, i / 10 + 0.005, runs=2)
+    load = load_json(metrics, plan(3, "10/s"), elapsed_s=4.0)
+    assert load["offered_runs_per_s"] == pytest.approx(20.0)
+    assert load["achieved_runs_per_s"] == pytest.approx(60 / 2.905)  # the last create answered at 2.905 s
+    empty = load_json(Metrics(ClockAnchor.now()), plan(3, "10/s"), elapsed_s=4.0)
+    assert empty["offered_runs_per_s"] == 0 and empty["achieved_runs_per_s"] == 0
