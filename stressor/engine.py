@@ -8,8 +8,8 @@ still going; then the task group is cancelled and whatever is still open is reco
 
 The ``Governor`` (shared with the target) says how many runs may be in flight; a due batch that finds no room
 waits up to ``limits.max_start_delay`` (its due time unchanged, so the wait shows in its latency) and is
-otherwise counted as not started. A tripped breaker or a fatal answer stops the starting of batches, and the
-rest of the plan is counted as not started, by cause.
+otherwise counted as not started. A tripped breaker, a fatal answer or a spent budget stops the starting of
+batches, and the rest of the plan is counted as not started, by cause.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import itertools
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 import anyio
@@ -44,10 +44,11 @@ THROTTLED = ("http_429", "http_503")  # a create refused this way made nothing: 
 
 @dataclass(frozen=True, slots=True)
 class EngineResult:
-    """What a run of the engine produced; ``records`` holds one record per run, open ones included."""
+    """What a run of the engine produced; ``records`` holds one record per run, open ones included (read back
+    from the runs log when the engine streamed them there instead of keeping them)."""
 
     metrics: Metrics
-    records: tuple[RunRecord, ...]
+    records: Sequence[RunRecord]
     t0_ns: int
     ended_ns: int
     interrupted: bool
@@ -62,7 +63,8 @@ class EngineResult:
 
 
 class Engine:
-    """Drives one profile against one target."""
+    """Drives one profile against one target. Each run's record goes to ``on_record`` as the run ends; with
+    ``keep_records=False`` (when that sink keeps them, as the runs log does) the engine holds none itself."""
 
     def __init__(
         self,
@@ -73,6 +75,7 @@ class Engine:
         governor: Governor | None = None,
         enforce_budget: bool = False,
         on_record: Callable[[RunRecord], None] | None = None,
+        keep_records: bool = True,
         clock: Callable[[], int] = time.perf_counter_ns,
         share: Share = WHOLE,
         wake_early_ns: int = WAKE_EARLY_NS,
@@ -84,6 +87,8 @@ class Engine:
         self.enforce_budget = enforce_budget and profile.cost.budget_cents is not None
         self._clock = clock
         self._on_record = on_record  # told of every run as it ends (the runs log)
+        # False when ``on_record`` keeps them (the runs log): memory then stays flat however long the run.
+        self._keep_records = keep_records
         self.metrics = metrics if metrics is not None else Metrics(ClockAnchor.now())
         self.governor = governor if governor is not None else Governor(profile.limits)
         self._t0_ns = 0
@@ -127,7 +132,7 @@ class Engine:
 
     def stop(self, reason: str, *, cause: str = "fatal") -> None:
         """Stop starting batches; runs in flight are still followed through the grace period. ``cause``
-        (``fatal``, ``breaker``, ``interrupted``) labels the runs of the plan that were not started."""
+        (``fatal``, ``breaker``, ``budget``, ``interrupted``) labels the runs of the plan that were not started."""
         if self.stop_reason is None:
             self.stop_reason, self.stop_cause = reason, cause
         self._drive_scope.cancel()
@@ -188,7 +193,7 @@ class Engine:
         rest = self._starts if self._upcoming is None else [self._upcoming, *self._starts]
         for start in rest:
             self.metrics.planned_runs += start.shape.runs
-            self.metrics.record_not_started(self.stop_cause, start.shape.runs)
+            self.metrics.record_not_started(self.stop_cause, start.shape.runs, variant=self._variant_of(start))
 
     # ------------------------------------------------------------------------------------------ driving
 
@@ -266,14 +271,22 @@ class Engine:
         self._seq = max(self._seq, start.seq + 1)
         trip = self.governor.trip(self._clock() / NS_PER_S)
         if trip is not None:
-            self.metrics.record_not_started("breaker", runs)
+            self.metrics.record_not_started("breaker", runs, variant=self._variant_of(start))
             self.stop(trip.describe(), cause="breaker")
             return False
         if self.enforce_budget:
-            assert self.profile.cost.budget_cents is not None
-            if self._committed_cents + runs * self.profile.cost.run_cost_cents > self.profile.cost.budget_cents:
-                self.metrics.record_not_started("budget", runs)
-                return True
+            budget = self.profile.cost.budget_cents
+            assert budget is not None
+            if self._committed_cents + runs * self.profile.cost.run_cost_cents > budget:
+                # No batch starts after this one: a later, smaller one could still fit, but walking on would
+                # keep a closed stage topping up forever and an open one idling through its whole schedule.
+                self.metrics.record_not_started("budget", runs, variant=self._variant_of(start))
+                self.stop(
+                    f"budget reached: {self._committed_cents:.0f} of {budget:g} cents committed, "
+                    f"the next batch would cost {runs * self.profile.cost.run_cost_cents:g} more",
+                    cause="budget",
+                )
+                return False
             self._committed_cents += runs * self.profile.cost.run_cost_cents
         self._runs_waiting += runs
         self._active_batches += 1
@@ -314,6 +327,9 @@ class Engine:
 
     # ------------------------------------------------------------------------------------------ batches
 
+    def _variant_of(self, start: BatchStart) -> str:
+        return self.profile.variants[start.variant].name
+
     def _deal(self, variant: int, runs: int) -> list[Scenario]:
         """Scenarios for the next ``runs`` runs of a variant: the corpus in order, cycled."""
         first = self._dealt[variant]
@@ -329,12 +345,13 @@ class Engine:
             try:
                 blocked = await self._wait_for_room(runs, due_ns)
             except anyio.get_cancelled_exc_class():
-                self.metrics.record_not_started("stopped", runs)  # the run ended while it waited for room
+                # the run ended while it waited for room
+                self.metrics.record_not_started("stopped", runs, variant=self._variant_of(start))
                 raise
             finally:
                 self._runs_waiting -= runs
             if blocked is not None:
-                self.metrics.record_not_started(blocked, runs)
+                self.metrics.record_not_started(blocked, runs, variant=self._variant_of(start))
                 return
             admitted = True
             self.governor.runs_in_flight += runs
@@ -372,7 +389,8 @@ class Engine:
             stagger_s=start.shape.stagger_s,
         )
         sent_ns = self._clock()
-        self.metrics.record_batch_start(due_ns, sent_ns)
+        names = [s.name for s in scenarios]
+        self.metrics.record_batch_start(due_ns, sent_ns, variant=variant.name, scenarios=names)
         try:
             submission = await self.target.submit(order)
         except anyio.get_cancelled_exc_class():
@@ -382,14 +400,15 @@ class Engine:
             raise
         except SubmitError as error:
             outcome = Outcome.REJECTED if error.cause in THROTTLED else Outcome.ERRORED
+            learned_ns = self._clock()  # when the client learned the create failed: the interval it counts in
             for record in runs:
-                self._finish(replace(record, outcome=outcome, error=error.cause))
+                self._finish(replace(record, outcome=outcome, error=error.cause, detected_ns=learned_ns))
             if error.fatal:
                 self.stop(error.message)
             elif (trip := self.governor.trip(self._clock() / NS_PER_S)) is not None:
                 self.stop(trip.describe(), cause="breaker")
             return
-        self.metrics.record_submit(sent_ns, self._clock())
+        self.metrics.record_submit(sent_ns, self._clock(), variant=variant.name, scenarios=names)
         self.metrics.submitted_runs += len(submission.runs)
         self._register(submission, runs)
         # The records now live in ``self._open``; this frame lives as long as the batch is followed, and its
@@ -440,7 +459,8 @@ class Engine:
         return self._t0_ns
 
     def _finish(self, record: RunRecord) -> None:
-        self._records.append(record)
+        if self._keep_records:
+            self._records.append(record)
         if self._on_record is not None:
             self._on_record(record)
         self.metrics.record_run(record)

@@ -2,16 +2,16 @@
 
 Two sources meet here. Live samples, taken by the engine at the end of every interval, give what only the
 client knows as it goes: requests sent, runs in flight, time throttled. The run records give the rest after
-the fact, exactly: runs queued and in progress at each interval's end (from the server's stamps), runs that
-ended in it, and the queue-to-completion of the runs the client saw end in it, as an HDR histogram per
-interval (for the ``.hlog`` interval log).
+the fact, exactly: runs queued, in progress and open at each interval's end (from the server's stamps and
+when the client saw runs end), runs that ended in it, errored or rejected in it, and the queue-to-completion
+of the runs the client saw end in it, as an HDR histogram per interval (for the ``.hlog`` interval log).
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 
 from stressor.metrics import LatencyRecorder, Outcome, RunRecord, Summary
 from stressor.timestamps import NS_PER_S, ClockAnchor
@@ -37,51 +37,73 @@ class Interval:
     in_progress: int
     completed: int  # ended in the interval, by the server's stamps
     failed: int
-    open: int  # in flight for the client at the interval's end
+    errored: int  # the create failed in the interval (when the client learned it)
+    rejected: int  # the create was refused (429/503) in the interval
+    open: int  # created by the server by the interval's end and not yet seen to end by the client
+    in_flight: int  # the client's runs in flight at the interval's end (creates not yet answered included)
     requests_per_s: float
     throttled_s: float
     queue_to_completion: Summary  # of the runs the client saw end in the interval
     histogram: str | None  # that histogram, encoded (None when empty)
 
 
-def _sorted(values: Sequence[float | None]) -> list[float]:
-    return sorted(v for v in values if v is not None)
+@dataclass
+class _Stamps:
+    """What the series needs of the records, gathered in one walk (the records may be read from a file)."""
+
+    created: list[float] = field(default_factory=list)  # server stamps, seconds since the start
+    started: list[float] = field(default_factory=list)
+    completed: list[float] = field(default_factory=list)
+    failed: list[float] = field(default_factory=list)
+    seen_ended: list[float] = field(default_factory=list)  # client: when runs the server created were seen to end
+    q2c_ns: dict[int, list[int]] = field(default_factory=dict)  # queue-to-completion by interval seen in
+    refused: dict[tuple[int, Outcome], int] = field(default_factory=dict)  # errored / rejected by interval
 
 
-def _ended_by_interval(records: Sequence[RunRecord], t0_ns: int, interval_ns: int) -> dict[int, list[RunRecord]]:
-    by_interval: dict[int, list[RunRecord]] = {}
+def _gather(records: Iterable[RunRecord], start_wall: float, t0_ns: int, interval_ns: int) -> _Stamps:
+    stamps = _Stamps()
     for record in records:
-        if record.detected_ns is not None and record.outcome in (Outcome.COMPLETED, Outcome.FAILED):
-            by_interval.setdefault((record.detected_ns - t0_ns) // interval_ns, []).append(record)
-    return by_interval
+        outcome = record.outcome
+        if record.created_at is not None:
+            stamps.created.append(record.created_at - start_wall)
+            if record.detected_ns is not None:
+                stamps.seen_ended.append((record.detected_ns - t0_ns) / NS_PER_S)
+        if record.started_at is not None:
+            stamps.started.append(record.started_at - start_wall)
+        if record.completed_at is not None and outcome in (Outcome.COMPLETED, Outcome.FAILED):
+            (stamps.completed if outcome is Outcome.COMPLETED else stamps.failed).append(
+                record.completed_at - start_wall
+            )
+        if outcome in (Outcome.COMPLETED, Outcome.FAILED) and record.detected_ns is not None:
+            index = (record.detected_ns - t0_ns) // interval_ns
+            stamps.q2c_ns.setdefault(index, []).append(record.detected_ns - record.due_ns)
+        elif outcome in (Outcome.ERRORED, Outcome.REJECTED):
+            # when the client learned it; records written before that was kept fall back to the due time
+            index = ((record.detected_ns or record.due_ns) - t0_ns) // interval_ns
+            stamps.refused[index, outcome] = stamps.refused.get((index, outcome), 0) + 1
+    for stamp_list in (stamps.created, stamps.started, stamps.completed, stamps.failed, stamps.seen_ended):
+        stamp_list.sort()
+    return stamps
 
 
 def interval_series(
-    records: Sequence[RunRecord],
+    records: Iterable[RunRecord],
     samples: Sequence[Sample],
     anchor: ClockAnchor,
     t0_ns: int,
     interval_s: float,
 ) -> Iterator[Interval]:
-    """One ``Interval`` per sample, in order. Lazy: each interval's histogram lives only while it is built."""
-    start_wall = anchor.to_wall_s(t0_ns)
-
-    def relative(stamps: Sequence[float | None]) -> list[float]:
-        return [s - start_wall for s in _sorted(stamps)]
-
-    created = relative([r.created_at for r in records])
-    started = relative([r.started_at for r in records])
-    completed = relative([r.completed_at for r in records if r.outcome is Outcome.COMPLETED])
-    failed = relative([r.completed_at for r in records if r.outcome is Outcome.FAILED])
+    """One ``Interval`` per sample, in order. ``records`` is walked once (only the stamps the series needs
+    are kept); each interval's histogram lives only while it is built."""
+    stamps = _gather(records, anchor.to_wall_s(t0_ns), t0_ns, round(interval_s * NS_PER_S))
+    created, started, completed, failed = stamps.created, stamps.started, stamps.completed, stamps.failed
     ended = sorted(completed + failed)
-    detected = _ended_by_interval(records, t0_ns, round(interval_s * NS_PER_S))
     previous = Sample(0.0, 0, 0, 0.0)
     for index, sample in enumerate(samples):
         start, end = previous.t_s, sample.t_s
         recorder = LatencyRecorder()
-        for record in detected.get(index, ()):
-            assert record.detected_ns is not None
-            recorder.record_ns(record.detected_ns - record.due_ns)
+        for latency_ns in stamps.q2c_ns.get(index, ()):
+            recorder.record_ns(latency_ns)
         span = end - start
         yield Interval(
             start_s=start,
@@ -90,7 +112,10 @@ def interval_series(
             in_progress=bisect.bisect_right(started, end) - bisect.bisect_right(ended, end),
             completed=bisect.bisect_right(completed, end) - bisect.bisect_right(completed, start),
             failed=bisect.bisect_right(failed, end) - bisect.bisect_right(failed, start),
-            open=sample.runs_in_flight,
+            errored=stamps.refused.get((index, Outcome.ERRORED), 0),
+            rejected=stamps.refused.get((index, Outcome.REJECTED), 0),
+            open=bisect.bisect_right(created, end) - bisect.bisect_right(stamps.seen_ended, end),
+            in_flight=sample.runs_in_flight,
             requests_per_s=(sample.requests - previous.requests) / span if span > 0 else 0.0,
             throttled_s=sample.throttled_s - previous.throttled_s,
             queue_to_completion=recorder.summary(),

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
+from typing import Any
 
 import anyio
 
@@ -22,7 +23,8 @@ from stressor.governor import Governor
 from stressor.grades import GradeBook
 from stressor.metrics import Metrics, Outcome, RunRecord
 from stressor.profile import Profile
-from stressor.report.runlog import RunLog
+from stressor.report.runlog import LoggedRecords, RunLog, counters_line, keep_flushed
+from stressor.secrets import mask_secret
 from stressor.sim.config import SimConfig
 from stressor.sim.records import TruthRecord
 from stressor.sim.server import SimulatorProcess, fetch_truth_async
@@ -47,6 +49,15 @@ class Where:
     api_key: str
     simulator: SimConfig | None = None
     webhook_secrets: tuple[str, ...] = ()
+    webhook_allow_remote: bool = False  # the receiver may bind a non-loopback address (--webhook-allow-remote)
+
+    def __repr__(self) -> str:
+        # masked: a repr lands in tracebacks and in dask's "Compute Failed" log lines
+        hooks = tuple(mask_secret(secret) for secret in self.webhook_secrets)
+        return (
+            f"Where(base_url={self.base_url!r}, api_key={mask_secret(self.api_key)!r}, "
+            f"simulator={self.simulator!r}, webhook_secrets={hooks!r})"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +105,7 @@ class Session:
         self.enforce_budget = enforce_budget
         self.metrics = Metrics(ClockAnchor.now())
         self.governor = Governor(profile.limits)
-        self.grades = GradeBook()
+        self.grades = GradeBook(profile.grades.scale)
         self.inbox = CompletionInbox() if profile.webhooks.enabled else None
         self.engine: Engine | Coordinator | None = None
         self._interrupted = False
@@ -132,7 +143,9 @@ class Session:
                 receiver = WebhookReceiver(secrets_, self._on_webhook)
                 hooks = profile.webhooks
                 running = await stack.enter_async_context(
-                    serve_receiver(receiver, hooks.listen_host, hooks.listen_port)
+                    serve_receiver(
+                        receiver, hooks.listen_host, hooks.listen_port, allow_remote=where.webhook_allow_remote
+                    )
                 )
                 webhook_url = hooks.public_url or running.url
                 where = replace(where, webhook_secrets=secrets_)
@@ -155,6 +168,7 @@ class Session:
                     governor=self.governor,
                     enforce_budget=self.enforce_budget,
                     on_record=on_record,
+                    keep_records=not self._records_in_log,  # the runs log keeps them: memory stays flat
                 )
             else:
                 self.engine = await self._coordinator(base_url, where.api_key, on_record)
@@ -190,20 +204,20 @@ class Session:
             api_key=api_key,
             enforce_budget=self.enforce_budget,
             on_record=on_record,
+            keep_records=not self._records_in_log,
             lead_s=scale.lead_s,
             warn=self.warn,
         )
 
     async def _run_engine(self, engine: Engine | Coordinator, base_url: str) -> EngineResult:
-        """The engine, with the runs log started before it and flushed every second while it runs."""
+        """The engine, with the runs log started before it and flushed twice a second while it runs; the
+        result's records are then read back from the log (the engine kept none)."""
         log = self.runs_log
         if log is None:
             return await engine.run()
 
-        async def flush_every_second() -> None:
-            while True:
-                await anyio.sleep(1.0)
-                log.flush()
+        def counters() -> dict[str, Any]:
+            return counters_line(engine.metrics, engine.elapsed_s())
 
         log.write(
             {
@@ -216,9 +230,10 @@ class Session:
         )
         log.flush()
         async with anyio.create_task_group() as flusher:
-            flusher.start_soon(flush_every_second)
+            flusher.start_soon(keep_flushed, log, counters)
             result = await engine.run()
             flusher.cancel_scope.cancel()
+        log.write(counters_line(result.metrics, result.elapsed_s))
         log.write(
             {
                 "type": "end",
@@ -228,7 +243,14 @@ class Session:
             }
         )
         log.flush()
-        return result
+        return replace(result, records=LoggedRecords(log.path, result.t0_ns)) if self._records_in_log else result
+
+    @property
+    def _records_in_log(self) -> bool:
+        """Whether the run's records are read back from the runs log rather than kept: not when there is no
+        log, nor when it is not a file that reads back (``--runs-log /dev/null``)."""
+        log = self.runs_log
+        return log is not None and (log.path.is_file() or not log.path.exists())
 
     def _log_run(self, record: RunRecord) -> None:
         assert self.runs_log is not None and self.engine is not None
@@ -263,11 +285,19 @@ class Session:
         if not self._grading:
             return result
         threshold = self.profile.grades.threshold
-        records = []
-        for record in result.records:
-            grade = self.grades.get(record.call_id)
-            graded = record if grade is None else replace(record, grade=grade.score)
-            if graded.outcome is Outcome.COMPLETED:
-                result.metrics.record_grade(graded, threshold)
-            records.append(graded)
-        return replace(result, records=tuple(records))
+
+        def grade_of(call_id: str | None) -> float | None:
+            grade = self.grades.get(call_id)
+            return None if grade is None else grade.score
+
+        if isinstance(result.records, LoggedRecords):  # walked twice, never held: here and when written
+            records: Sequence[RunRecord] = result.records.with_grades(grade_of)
+        else:
+            records = tuple(
+                record if (score := grade_of(record.call_id)) is None else replace(record, grade=score)
+                for record in result.records
+            )
+        for record in records:
+            if record.outcome is Outcome.COMPLETED:
+                result.metrics.record_grade(record, threshold)
+        return replace(result, records=records)

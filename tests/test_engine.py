@@ -7,6 +7,7 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -81,6 +82,11 @@ def test_open_stage_starts_every_batch_and_follows_every_run() -> None:
     lateness = result.metrics.recorders[Measure.START_LATENESS].summary()
     assert lateness.count == 10
     assert result.metrics.recorders[Measure.QUEUE_TO_COMPLETION].count == 30
+    # Batch-level figures land in the slice of the batch's variant and of each scenario it carries.
+    by_variant = result.metrics.by_variant
+    for measure in (Measure.START_LATENESS, Measure.SUBMIT_RTT):
+        assert [by_variant[v].recorder(measure).count for v in ("x", "y")] == [5, 5]
+        assert sorted(piece.recorder(measure).count for piece in result.metrics.by_scenario.values()) == [10, 10]
 
 
 class SendTimes(Metrics):
@@ -90,8 +96,8 @@ class SendTimes(Metrics):
         super().__init__(ClockAnchor.now())
         self.starts: list[tuple[int, int]] = []
 
-    def record_batch_start(self, due_ns: int, sent_ns: int) -> None:
-        super().record_batch_start(due_ns, sent_ns)
+    def record_batch_start(self, due_ns: int, sent_ns: int, **slices: Any) -> None:
+        super().record_batch_start(due_ns, sent_ns, **slices)
         self.starts.append((due_ns, sent_ns))
 
 
@@ -225,7 +231,7 @@ def test_max_batches_in_flight() -> None:
 def test_throttled_creates_are_rejected_and_a_tripped_breaker_stops_the_run() -> None:
     profile = profile_of(
         [{"duration": "2s", "rate": "50/s"}],
-        limits={"breaker_min_requests": 5, "breaker_window": "10s"},
+        limits={"breaker_min_requests": 5, "breaker_window": "1s"},  # trips once failing half of it
     )
 
     class Throttling(FakeTarget):
@@ -290,3 +296,81 @@ def test_progress_snapshots_say_where_the_run_is() -> None:
     line = progress_line(snapshot)
     assert "warm" in line and f"submitted {snapshot.submitted}/{snapshot.planned}" in line
     assert progress_table(snapshot).row_count == 4
+
+
+class BoundedMetrics(Metrics):
+    """Metrics that fail the test rather than let a spinning engine (one that never yields, so no timeout can
+    fire) count refused runs for ever: a budget bug once did."""
+
+    def __init__(self) -> None:
+        super().__init__(ClockAnchor.now())
+
+    def record_not_started(self, cause: str, runs: int, **slices: Any) -> None:
+        super().record_not_started(cause, runs, **slices)
+        assert sum(self.not_started.values()) < 10_000, "the engine spins on runs it does not start"
+
+
+def run_within(seconds: float, profile: Profile, target: FakeTarget, **options: object) -> EngineResult:
+    """``run`` with bounded metrics, failed (not hung) if it outlasts ``seconds``."""
+
+    async def main() -> EngineResult:
+        with anyio.fail_after(seconds):
+            return await Engine(profile, target, metrics=BoundedMetrics(), **options).run()  # type: ignore[arg-type]
+
+    return anyio.run(main)
+
+
+def test_budget_in_a_closed_stage_stops_without_hanging() -> None:
+    # 4 in flight, 16 cents a run, 100 cents: 6 runs fit. Runs end fast, so the stage would top up for ever.
+    profile = profile_of(
+        [{"duration": "3s", "in_flight": 4}],
+        batch={"runs": 2},
+        cost={"budget_cents": 100, "cost_per_run_cents": 8, "charge_multiplier": 2},
+        grace="1s",
+    )
+    target = FakeTarget(duration_s=0.01)
+    result = run_within(10, profile, target, enforce_budget=True)
+    submitted = sum(len(o.prompts) for o in target.orders)
+    assert submitted == 6 and submitted * 16 <= 100
+    assert result.stop_cause == "budget" and "budget" in (result.stop_reason or "")
+    assert result.metrics.not_started["budget"] == 2  # the batch the budget refused
+    assert result.metrics.planned_runs == submitted + 2
+    assert result.metrics.outcomes[Outcome.COMPLETED] == 6
+    assert result.elapsed_s < 2.5  # left the 3 s stage once the budget was spent
+
+
+def test_budget_stop_ends_an_open_stage_early_and_counts_the_rest_of_the_plan() -> None:
+    profile = profile_of(
+        [{"duration": "1s", "rate": "10/s"}, {"duration": "5s", "rate": "10/s"}],
+        cost={"budget_cents": 50, "cost_per_run_cents": 8, "charge_multiplier": 2},
+        grace="1s",
+    )
+    target = FakeTarget(duration_s=0.01)
+    result = run_within(10, profile, target, enforce_budget=True)
+    assert len(target.orders) == 3  # 3 x 16 = 48 <= 50
+    assert result.stop_cause == "budget"
+    assert result.metrics.planned_runs == 60  # the whole plan: 10 + 50 runs
+    assert result.metrics.not_started == {"budget": 57}
+    assert result.elapsed_s < 2  # not the 6 s schedule
+
+
+def test_slow_submits_and_long_runs_do_not_delay_the_next_batch() -> None:
+    # Each create takes 0.3 s and each run 0.5 s, while a batch is due every 50 ms: an engine that waited on
+    # the previous batch's answer would start the 20th batch seconds late.
+    class Slow(FakeTarget):
+        async def submit(self, order: BatchOrder) -> Submission:
+            await anyio.sleep(0.3)
+            return await super().submit(order)
+
+    profile = profile_of([{"duration": "1s", "rate": "20/s"}])
+    metrics = SendTimes()
+    target = Slow(duration_s=0.5)
+    result = run(profile, target, metrics=metrics)
+    assert len(metrics.starts) == 20
+    dues = [due for due, _ in metrics.starts]
+    assert [round((d - dues[0]) / 1e6) for d in dues] == list(range(0, 1000, 50))  # the plan's due times
+    lateness_ms = sorted((sent - due) / 1e6 for due, sent in metrics.starts)
+    assert lateness_ms[0] >= 0
+    assert lateness_ms[len(lateness_ms) // 2] < 10 and lateness_ms[-1] < 100  # not 300 ms behind per batch
+    assert target.peak_in_flight >= 8  # ~10 (0.5 s runs at 20/s) overlapped, as their due times say they must
+    assert result.metrics.outcomes == {Outcome.COMPLETED: 20}

@@ -46,7 +46,10 @@ def test_states_at_each_interval_end_and_ends_within_it() -> None:
     series = list(interval_series(RECORDS, SAMPLES, ANCHOR, 0, 1.0))
     assert [(i.queued, i.in_progress) for i in series] == [(1, 0), (1, 1), (1, 0)]
     assert [(i.completed, i.failed) for i in series] == [(1, 0), (0, 1), (1, 0)]
-    assert [i.open for i in series] == [2, 2, 1]
+    # Open: created by the server and not yet seen to end by the client; in flight: the client's own count.
+    assert [i.open for i in series] == [1, 3, 1]
+    assert [i.in_flight for i in series] == [2, 2, 1]
+    assert [(i.errored, i.rejected) for i in series] == [(0, 0)] * 3
     assert [i.requests_per_s for i in series] == [10.0, 15.0, 5.0]
     assert [i.throttled_s for i in series] == [0.0, 0.5, 0.0]
     # Queue-to-completion by the interval in which the client saw the end: 0.6 s; then 2.35 s and 1.0 s.
@@ -70,3 +73,34 @@ def test_the_hlog_reads_back_with_hdrhistograms_own_reader(tmp_path: Path) -> No
     text = path.read_text()
     assert "#[StartTime: 1800000000.000" in text
     assert "#[BaseTime: 1800000000.000" in text
+
+
+def test_errored_and_rejected_runs_count_in_the_interval_the_client_learned_of_them() -> None:
+    def refused(seq: int, outcome: Outcome, due: float, learned: float | None) -> RunRecord:
+        detected = None if learned is None else round(learned * NS)
+        return RunRecord(seq, 0, 0, "v", "s", outcome, due_ns=round(due * NS), error="x", detected_ns=detected)
+
+    more = [
+        refused(10, Outcome.ERRORED, 0.1, 1.2),
+        refused(11, Outcome.ERRORED, 0.1, 1.3),
+        refused(12, Outcome.REJECTED, 2.2, 2.4),
+        refused(13, Outcome.REJECTED, 0.5, None),  # an older record with no client end time: its due time
+    ]
+    series = list(interval_series(RECORDS + more, SAMPLES, ANCHOR, 0, 1.0))
+    assert [(i.errored, i.rejected) for i in series] == [(0, 1), (2, 0), (0, 1)]
+    # none of them was created, so none is open; the runs that were are counted as before
+    assert [i.open for i in series] == [1, 3, 1]
+    assert [(i.completed, i.failed) for i in series] == [(1, 0), (0, 1), (1, 0)]
+
+
+def test_records_are_walked_once_so_they_may_come_from_a_file() -> None:
+    walks = []
+
+    class OneWalk:
+        def __iter__(self):  # type: ignore[no-untyped-def]
+            walks.append(1)
+            return iter(RECORDS)
+
+    series = list(interval_series(OneWalk(), SAMPLES, ANCHOR, 0, 1.0))  # type: ignore[arg-type]
+    assert len(walks) == 1
+    assert series == list(interval_series(RECORDS, SAMPLES, ANCHOR, 0, 1.0))

@@ -53,6 +53,7 @@ class Coordinator:
         api_key: str,
         enforce_budget: bool,
         on_record: Callable[[RunRecord], None] | None = None,
+        keep_records: bool = True,
         lead_s: float = 2.0,
         warn: Callable[[str], None] | None = None,
     ) -> None:
@@ -60,6 +61,7 @@ class Coordinator:
         self.backend = backend
         self.workers = workers
         self._on_record = on_record
+        self._keep_records = keep_records  # False when ``on_record`` keeps them (the runs log)
         self._warn = warn
         anchor = ClockAnchor.now()
         start_at = anchor.wall_ns / NS_PER_S + lead_s
@@ -118,6 +120,8 @@ class Coordinator:
         for record in self.tally.add(message):
             if self._on_record is not None:
                 self._on_record(record)
+        if not self._keep_records:
+            self.tally.records.clear()  # the runs log has them; a long run's memory stays flat
 
     async def run(self) -> EngineResult:
         """Run every worker to its end and return the merged result."""

@@ -24,6 +24,7 @@ from stressor.governor import Governor
 from stressor.intervals import Sample
 from stressor.metrics import Measure, Metrics, RunRecord
 from stressor.profile import Profile
+from stressor.secrets import mask_secret
 from stressor.shares import Share
 from stressor.targets.from_profile import build_target
 from stressor.timestamps import NS_PER_S, ClockAnchor
@@ -42,6 +43,14 @@ class WorkerSpec:
     api_key: str
     start_at: float  # wall-clock epoch seconds, the same for every worker
     enforce_budget: bool
+
+    def __repr__(self) -> str:
+        # masked: dask logs repr(run_spec)[:1000] when a task fails, and the key must not be in it
+        return (
+            f"WorkerSpec(profile={self.profile.name!r}, share={self.share!r}, base_url={self.base_url!r}, "
+            f"api_key={mask_secret(self.api_key)!r}, start_at={self.start_at!r}, "
+            f"enforce_budget={self.enforce_budget!r})"
+        )
 
 
 class _Reporter:
@@ -122,6 +131,7 @@ async def _work(spec: WorkerSpec, emit: Emit, control: Callable[[], Command]) ->
             enforce_budget=spec.enforce_budget,
             on_record=reporter.ended,
             share=spec.share,
+            keep_records=False,  # every record goes out in a snapshot: the worker's memory stays flat
         )
         await anyio.sleep(max(0.0, (start_ns - time.perf_counter_ns()) / NS_PER_S))
         async with anyio.create_task_group() as helpers:

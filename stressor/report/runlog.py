@@ -1,32 +1,45 @@
-"""The runs log: one JSON line per run as it ends, flushed at least every second, so nothing is lost.
+"""The runs log: one JSON line per run as it ends, flushed every half second, so nothing is lost.
 
 A killed stressor (even ``kill -9``) loses at most the last second of runs; ``stressor report runs.jsonl``
-rebuilds the summary from the log alone. Lines:
+rebuilds the summary from the log alone. It is also where the engine's records live during a run (the engine
+keeps none in memory): the results file's ``run_records`` and interval series are read back from it. Lines:
 
 - ``{"type": "start", "profile": ..., "source": ..., "started_at": <epoch>, "target": {...}}`` first;
 - ``{"type": "run", ...}``: a run record (``RunRecord.to_json``: client times in seconds since the start);
+- ``{"type": "counters", "t_s": ..., "planned": ..., "submitted": ..., "not_started": {...}, "requests": {...},
+  "cost_cents": ...}`` every second or so and once at the end: the cumulative figures no run line carries
+  (HTTP requests and bad answers by class), so they survive a kill too;
 - ``{"type": "end", "ended_at": <epoch>, "interrupted": ..., "stop_reason": ...}`` when the run ended cleanly.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import itertools
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol, overload
 
+import anyio
 import orjson
 
-from stressor.metrics import Outcome, RunRecord
+from stressor.metrics import Metrics, Outcome, RunRecord
 from stressor.timestamps import NS_PER_S, ClockAnchor
+
+FLUSH_EVERY_S = 0.5  # so a kill loses under a second of runs, even with the event loop stalled a while
+COUNTERS_EVERY = 2  # flushes between two counters lines
 
 
 class RunLog:
-    """Appends lines to the log; ``flush`` writes what is buffered (call it at least once a second)."""
+    """Appends lines to the log; ``flush`` writes what is buffered (``keep_flushed`` calls it twice a second).
+    The file is created at the first flush with something to write: a run that never started (its target
+    unreachable, say) leaves no empty log behind."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._file: IO[bytes] = path.open("wb")
+        self._file: IO[bytes] | None = None
         self._pending: list[bytes] = []
 
     def write(self, line: Mapping[str, Any]) -> None:
@@ -34,65 +47,171 @@ class RunLog:
 
     def flush(self) -> None:
         if self._pending:
+            if self._file is None:
+                self._file = self.path.open("wb")
             self._file.write(b"".join(self._pending))
             self._pending.clear()
-        self._file.flush()
+        if self._file is not None:
+            self._file.flush()
 
     def close(self) -> None:
         self.flush()
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
+
+
+def counters_line(metrics: Metrics, t_s: float) -> dict[str, Any]:
+    """The cumulative figures of a run that no run line carries, as of ``t_s`` seconds after the start."""
+    return {
+        "type": "counters",
+        "t_s": t_s,
+        "planned": metrics.planned_runs,
+        "submitted": metrics.submitted_runs,
+        "not_started": dict(metrics.not_started),
+        "requests": dict(metrics.requests),
+        "cost_cents": metrics.cost_cents,
+    }
+
+
+class Flushable(Protocol):
+    """What ``keep_flushed`` needs of a runs log."""
+
+    def write(self, line: Mapping[str, Any]) -> None: ...
+
+    def flush(self) -> None: ...
+
+
+async def keep_flushed(
+    log: Flushable,
+    counters: Callable[[], Mapping[str, Any]],
+    every_s: float = FLUSH_EVERY_S,
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
+    """Flush ``log`` every ``every_s``, on a fixed grid (a slow flush does not push the next one back), with a
+    counters line (from ``counters``) every ``COUNTERS_EVERY`` flushes; runs until cancelled."""
+    began = clock()
+    for tick in itertools.count(1):
+        await anyio.sleep(max(0.0, began + tick * every_s - clock()))
+        if tick % COUNTERS_EVERY == 0:
+            log.write(counters())
+        log.flush()
 
 
 class RunLogError(ValueError):
     """A runs log that cannot be read back; the message names the line."""
 
 
-def read_runs_log(path: Path) -> tuple[dict[str, Any], list[RunRecord], dict[str, Any] | None, ClockAnchor]:
-    """The start line, the run records (client times rebuilt on a clock that starts at 0) and the end line
-    (None when the run was killed). A last line cut off by a kill is ignored."""
-    lines = list(_lines(path))
-    if not lines or lines[0].get("type") != "start":
+@dataclass(frozen=True, slots=True)
+class RunsLogContent:
+    """What a runs log holds: its start line, run records, last counters line (None when it has none) and
+    end line (None when the run was killed), and the clock its records were rebuilt on."""
+
+    start: dict[str, Any]
+    records: list[RunRecord]
+    counters: dict[str, Any] | None
+    end: dict[str, Any] | None
+    anchor: ClockAnchor
+
+
+def read_runs_log(path: Path) -> RunsLogContent:
+    """Everything in a runs log, client times rebuilt on a clock that starts at 0. A last line cut off by a
+    kill is ignored."""
+    lines = _lines(path)
+    first = next(lines, None)
+    if first is None or first[1].get("type") != "start":
         raise RunLogError(f"{path}: line 1: expected the start line of a stressor runs log")
-    start = lines[0]
+    start = first[1]
     anchor = ClockAnchor(wall_ns=round(float(start["started_at"]) * NS_PER_S), mono_ns=0)
-    records, end = [], None
-    for number, line in enumerate(lines[1:], start=2):
+    records: list[RunRecord] = []
+    counters, end = None, None
+    for number, line in lines:
         kind = line.get("type")
         if kind == "run":
-            try:
-                records.append(_record(line))
-            except (KeyError, TypeError, ValueError) as exc:
-                raise RunLogError(f"{path}: line {number}: not a run record ({exc})") from None
+            if not records and isinstance(line.get("due_at"), float | int) and isinstance(line.get("due_s"), float):
+                # The start line's wall time was taken a little before the engine's start: a run's own due
+                # time, in both clocks, puts wall times back where the results file has them.
+                anchor = ClockAnchor(wall_ns=round((line["due_at"] - line["due_s"]) * NS_PER_S), mono_ns=0)
+            records.append(_checked_record(path, number, line, 0))
+        elif kind == "counters":
+            counters = line
         elif kind == "end":
             end = line
-    return start, records, end, anchor
+    return RunsLogContent(start, records, counters, end, anchor)
 
 
-def _lines(path: Path) -> Iterator[dict[str, Any]]:
+def _checked_record(path: Path, number: int, line: Mapping[str, Any], t0_ns: int) -> RunRecord:
     try:
-        raw = path.read_bytes().split(b"\n")
+        return _record(line, t0_ns)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RunLogError(f"{path}: line {number}: not a run record ({exc})") from None
+
+
+class LoggedRecords(Sequence[RunRecord]):
+    """The run records of a runs log, read from the file each time they are walked (never all held): the
+    records of a run whose engine streamed them to the log. ``t0_ns`` puts them back on the engine's clock;
+    ``grade_of`` joins the grades known by now (given a call id)."""
+
+    def __init__(self, path: Path, t0_ns: int, grade_of: Callable[[str | None], float | None] | None = None):
+        self.path = path
+        self.t0_ns = t0_ns
+        self.grade_of = grade_of
+        self._length: int | None = None
+
+    def with_grades(self, grade_of: Callable[[str | None], float | None]) -> LoggedRecords:
+        """The same records, each with its call's grade when ``grade_of`` knows it."""
+        return LoggedRecords(self.path, self.t0_ns, grade_of)
+
+    def __iter__(self) -> Iterator[RunRecord]:
+        grade_of = self.grade_of
+        for number, line in _lines(self.path):
+            if line.get("type") != "run":
+                continue
+            record = _checked_record(self.path, number, line, self.t0_ns)
+            if grade_of is not None and (grade := grade_of(record.call_id)) is not None:
+                record = replace(record, grade=grade)
+            yield record
+
+    def __len__(self) -> int:
+        if self._length is None:
+            self._length = sum(1 for _ in self)
+        return self._length
+
+    @overload
+    def __getitem__(self, index: int) -> RunRecord: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[RunRecord]: ...
+    def __getitem__(self, index: int | slice) -> RunRecord | Sequence[RunRecord]:
+        return list(self)[index]  # a whole walk: for the odd look, not for loops
+
+
+def _lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The log's lines, numbered, one at a time (a long run's log may not fit in memory twice)."""
+    try:
+        file = path.open("rb")
     except OSError as exc:
         raise RunLogError(f"{path}: cannot read ({exc.strerror})") from None
-    for number, text in enumerate(raw, start=1):
-        if not text.strip():
-            continue
-        try:
-            line = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            if number == len(raw):  # the line a kill cut in half
-                return
-            raise RunLogError(f"{path}: line {number}: not JSON") from None
-        if not isinstance(line, dict):
-            raise RunLogError(f"{path}: line {number}: not a JSON object")
-        yield line
+    with file:
+        for number, text in enumerate(file, start=1):
+            if not text.strip():
+                continue
+            try:
+                line = orjson.loads(text)
+            except orjson.JSONDecodeError:
+                if not text.endswith(b"\n"):  # the last line, cut in half by a kill
+                    return
+                raise RunLogError(f"{path}: line {number}: not JSON") from None
+            if not isinstance(line, dict):
+                raise RunLogError(f"{path}: line {number}: not a JSON object")
+            yield number, line
 
 
 def _ns(seconds: object) -> int | None:
     return None if seconds is None else round(float(seconds) * NS_PER_S)  # type: ignore[arg-type]
 
 
-def _record(line: Mapping[str, Any]) -> RunRecord:
+def _record(line: Mapping[str, Any], t0_ns: int = 0) -> RunRecord:
     due_ns = _ns(line["due_s"])
+    detected_ns = _ns(line.get("detected_s"))
     assert due_ns is not None
     return RunRecord(
         batch_seq=int(line["batch_seq"]),
@@ -101,11 +220,11 @@ def _record(line: Mapping[str, Any]) -> RunRecord:
         variant=str(line["variant"]),
         scenario=str(line["scenario"]),
         outcome=Outcome(line["outcome"]),
-        due_ns=due_ns,
+        due_ns=t0_ns + due_ns,
         run_id=line.get("run_id"),
         batch_id=line.get("batch_id"),
         error=line.get("error"),
-        detected_ns=_ns(line.get("detected_s")),
+        detected_ns=None if detected_ns is None else t0_ns + detected_ns,
         created_at=line.get("created_at"),
         started_at=line.get("started_at"),
         completed_at=line.get("completed_at"),
