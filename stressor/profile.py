@@ -21,11 +21,15 @@ from typing import Any, Literal, TypeVar
 import orjson
 
 from stressor.units import parse_duration, parse_rate
+from stressor.webhooks.events import GRADE_SCALES, GradeScale
 
 MAX_RUNS_PER_BATCH = 20
 MAX_IN_FLIGHT = 1_000_000
 MAX_NUMBER = 1e15  # costs and budgets: beyond any real figure, and still exact as a float
 MAX_STAGGER_S = 60.0
+MAX_STAGE_BATCHES = 1e12  # an open stage's integral: far past any real test, still exact as a float
+POLL_GROWTH_BOUND = 10  # default poll_interval_max: this many poll intervals...
+POLL_INTERVAL_MAX_CAP_S = 30.0  # ...but no more than this (never less than poll_interval itself)
 TARGET_KINDS = ("test-calls",)
 SUBMIT_MODES = ("batch", "single")
 TARGET_TYPES = ("agent", "phone_number")
@@ -146,6 +150,13 @@ class TargetSpec:
     poll_interval_s: float = 1.0
     poll_interval_max_s: float | None = None  # polls slow down as a batch ages, up to this (None: fixed)
     request_timeout_s: float = 10.0
+    # True when the profile left poll_interval_max out: the bound then follows poll_interval (see
+    # default_poll_interval_max), also when a flag replaces the interval.
+    poll_interval_max_default: bool = False
+
+    def __post_init__(self) -> None:
+        if self.poll_interval_max_default:
+            object.__setattr__(self, "poll_interval_max_s", default_poll_interval_max(self.poll_interval_s))
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +218,7 @@ class Grades:
     threshold: float | None = None  # 0..1
     fetch: bool = False  # GET /v1/calls/{id}/grade for runs whose grade no webhook brought
     wait_s: float = 0.0  # after the last run ended, how long to wait for grades
+    scale: GradeScale = "auto"  # how the server writes scores: "1" (0..1), "100" (0..100), "auto" (per value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,17 +369,31 @@ def _short(value: object) -> str:
 
 
 def _positive_duration(value: object) -> float:
-    seconds = parse_duration(value)
+    # One message for every way to miss, so it states the rule (a negative or zero one is as wrong as a typo).
+    try:
+        seconds = parse_duration(value)
+    except ValueError:
+        seconds = 0.0
     if seconds <= 0:
-        raise ValueError(f"must be a duration greater than zero, got {value!r}")
+        raise ValueError(f"must be a duration greater than zero like '30s', '5m' or '250ms', got {_short(value)}")
     return seconds
 
 
 def _stagger(value: object) -> float:
-    seconds = parse_duration(value)
+    try:
+        seconds = parse_duration(value)
+    except ValueError:
+        seconds = math.inf
     if seconds > MAX_STAGGER_S:
-        raise ValueError(f"must be a duration from 0 to 60s (fractions allowed), got {value!r}")
+        raise ValueError(f"must be a duration from 0 to 60s (fractions allowed, like '1.5s'), got {_short(value)}")
     return seconds
+
+
+def default_poll_interval_max(poll_interval_s: float) -> float:
+    """How far polls may slow down when a profile does not say: ten intervals, at most 30 s, never below
+    the interval itself. A 45 s call polled every second costs ~46 polls; growing with the batch's age
+    (``stressor.targets.testcalls.PollSchedule``) it costs ~26, and its end is seen within 4.5 s."""
+    return max(poll_interval_s, min(POLL_GROWTH_BOUND * poll_interval_s, POLL_INTERVAL_MAX_CAP_S))
 
 
 def _base_url(value: object) -> str:
@@ -465,30 +491,50 @@ def _prompt_list(value: object) -> list[str]:
 
 
 def load_corpus(path: Path, source: str, field_path: str) -> tuple[Scenario, ...]:
-    """Read a scenario corpus: a JSON array or JSONL lines of ``{name, scenario_prompt, expected_outcome}``."""
+    """Read a scenario corpus: a JSON array or JSONL lines of ``{name, scenario_prompt, expected_outcome}``.
+
+    Errors name the profile and its ``field_path`` (``scenarios.corpus``), then the corpus file with the line
+    (JSONL) or item (JSON array) and the item's field.
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ProfileError(source, field_path, f"cannot read corpus file {path}: {exc.strerror}") from None
-    except ValueError as exc:  # a NUL in the name, bytes that are not UTF-8
-        raise ProfileError(source, field_path, f"cannot read corpus file {path!r}: {exc}") from None
-    where = str(path)
-    try:
-        if text.lstrip().startswith("["):
+    except UnicodeDecodeError as exc:
+        raise ProfileError(
+            source, field_path, f"corpus file {path} is not UTF-8 text (byte {exc.start} cannot be decoded)"
+        ) from None
+    except ValueError as exc:  # a NUL in the name
+        raise ProfileError(source, field_path, f"cannot read corpus file {path}: {exc}") from None
+
+    def refuse(where: str, message: str) -> ProfileError:
+        return ProfileError(source, field_path, f"{path}: {where}: {message}")
+
+    numbered: list[tuple[str, object]] = []
+    if text.lstrip().startswith("["):
+        try:
             items = orjson.loads(text)
-            numbered = [(f"item {i + 1}", item) for i, item in enumerate(items)]
-        else:
-            numbered = [
-                (f"line {n}", orjson.loads(line)) for n, line in enumerate(text.splitlines(), start=1) if line.strip()
-            ]
-    except orjson.JSONDecodeError as exc:
-        raise ProfileError(where, "", f"is not valid JSON or JSONL ({exc})") from None
+        except orjson.JSONDecodeError as exc:
+            raise refuse(f"line {exc.lineno} column {exc.colno}", f"is not valid JSON ({exc.msg})") from None
+        numbered = [(f"item {i + 1}", item) for i, item in enumerate(items)]
+    else:
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                numbered.append((f"line {number}", orjson.loads(line)))
+            except orjson.JSONDecodeError as exc:
+                raise refuse(
+                    f"line {number}",
+                    f"is not valid JSON ({exc.msg} at column {exc.colno}); each line holds one "
+                    "object {name, scenario_prompt, expected_outcome}",
+                ) from None
     scenarios = []
     names: set[str] = set()
     for label, item in numbered:
         if not isinstance(item, dict):
-            raise ProfileError(where, label, "must be an object {name, scenario_prompt, expected_outcome}")
-        entry = _Table(item, label, where)
+            raise refuse(label, f"must be an object {{name, scenario_prompt, expected_outcome}}, got {_kind(item)}")
+        entry = _Table(item, label, f"{source}: {field_path}: {path}")
         scenario = Scenario(
             name=entry.require("name", _non_empty, "a unique scenario name"),
             prompt=entry.require("scenario_prompt", _non_empty, "the prompt sent with the run"),
@@ -496,11 +542,11 @@ def load_corpus(path: Path, source: str, field_path: str) -> tuple[Scenario, ...
         )
         entry.finish()
         if scenario.name in names:
-            raise ProfileError(where, f"{label}.name", f"duplicates the scenario name {scenario.name!r}")
+            raise refuse(f"{label}.name", f"duplicates the scenario name {scenario.name!r}")
         names.add(scenario.name)
         scenarios.append(scenario)
     if not scenarios:
-        raise ProfileError(where, "", "holds no scenarios (expected at least one)")
+        raise ProfileError(source, field_path, f"corpus file {path} holds no scenarios (expected at least one)")
     return tuple(scenarios)
 
 
@@ -580,11 +626,29 @@ def _webhooks(table: _Table) -> Webhooks:
     return webhooks
 
 
+def _grade_scale(value: object) -> GradeScale:
+    # 1 and 100 may be written as numbers too; a bool is never a scale
+    text = str(value) if isinstance(value, int | str) and not isinstance(value, bool) else ""
+    if text not in GRADE_SCALES:
+        raise ValueError(f"must be one of {', '.join(repr(a) for a in GRADE_SCALES)}, got {value!r}")
+    return text  # type: ignore[return-value]
+
+
 def _grades(table: _Table) -> Grades:
+    scale = table.get("scale", _grade_scale, "auto")
+
+    def threshold(value: object) -> float:
+        score = _score(value)
+        if scale == "1" and score != value:
+            raise ValueError(f"must be a score from 0 to 1 (grades.scale is '1'), got {value!r}")
+        # a threshold is written on the scale the scores are: with "100", 1 means 1 %
+        return value / 100 if scale == "100" else score  # type: ignore[operator]
+
     grades = Grades(
-        threshold=table.get("threshold", _score, None),
+        threshold=table.get("threshold", threshold, None),
         fetch=table.get("fetch", _boolean, False),
         wait_s=table.get("wait", parse_duration, 0.0),
+        scale=scale,
     )
     table.finish()
     return grades
@@ -609,9 +673,20 @@ def _string_list(value: object) -> list[str]:
     return value
 
 
+def simulator_settings() -> tuple[str, ...]:
+    """The keys a profile's ``[simulator]`` table may hold: the ``stressor sim`` settings (``SimConfig``),
+    but the API key, which the embedded simulator is always given by stressor itself."""
+    # Imported here: the simulator's settings live with the simulator.
+    from stressor.sim.config import SimConfig  # noqa: PLC0415
+
+    return tuple(sorted(name for name in SimConfig.__dataclass_fields__ if name != "api_key"))
+
+
 def _simulator(table: _Table) -> Mapping[str, Any]:
-    """Settings of the embedded simulator (faults, slots...): checked by the simulator's own config."""
-    table.used.update(table.data)
+    """Settings of the embedded simulator (faults, slots...): names checked here, for ``plan`` and ``run``
+    alike; values are checked by the simulator's own config when one is started."""
+    table.used.update(simulator_settings())
+    table.finish()
     return dict(table.data)
 
 
@@ -630,6 +705,8 @@ def parse_profile(data: Mapping[str, Any], source: str, base_dir: Path | None = 
         poll_interval_max_s=target_table.get("poll_interval_max", _positive_duration, None),
         request_timeout_s=target_table.get("request_timeout", _positive_duration, 10.0),
     )
+    if target.poll_interval_max_s is None:
+        target = replace(target, poll_interval_max_default=True)
     if target.poll_interval_max_s is not None and target.poll_interval_max_s < target.poll_interval_s:
         raise target_table.error("poll_interval_max", "must be at least poll_interval")
     request_table = target_table.table("request")
@@ -651,6 +728,13 @@ def parse_profile(data: Mapping[str, Any], source: str, base_dir: Path | None = 
             batch=batch,
         )
         stage_table.finish()
+        if isinstance(stage.load, OpenLoad) and stage.load.batches_per_s.mean * stage.duration_s > MAX_STAGE_BATCHES:
+            raise ProfileError(
+                source,
+                stage_table.path,
+                f"would start {stage.load.batches_per_s.mean * stage.duration_s:.3g} batches, "
+                f"more than the {MAX_STAGE_BATCHES:g} a stage may start (lower its rate or its duration)",
+            )
         stages.append(stage)
     if not stages:
         raise root.error("stages", "needs at least one stage ([[stages]] with a duration and a load model)")

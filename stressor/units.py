@@ -41,10 +41,14 @@ def parse_duration(value: object) -> float:
         seconds = _as_float(value)
     elif isinstance(value, str):
         text = value.strip().replace(" ", "")
+        negative = text.startswith("-")  # "-5s" is a duration, just not an allowed one: say which rule it breaks
+        text = text.removeprefix("-")
         parts = _DURATION_PART.findall(text)
         if not parts or "".join(n + u for n, u in parts) != text:
             raise ValueError(f"expected a duration like '30s', '5m', '1h30m' or '250ms', got {value!r}")
         seconds = sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
+        if negative and seconds > 0:
+            seconds = -seconds
     else:
         raise ValueError(f"expected a duration like '30s', '5m' or '250ms', got {value!r}")
     if not math.isfinite(seconds) or seconds < 0:

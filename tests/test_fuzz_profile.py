@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from stressor.plan import estimate
 from stressor.profile import Profile, ProfileError, load_profile, parse_profile
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -87,6 +88,10 @@ def parsed_or_refused(data: Any) -> None:
         assert str(error)  # a sentence the CLI can show
         return
     assert isinstance(profile, Profile)
+    # `stressor plan` and the cost guard estimate every profile that loads: that must not fail either.
+    stages, total = estimate(profile)
+    assert len(stages) == len(profile.stages)
+    assert total.runs >= 0 and total.peak_in_flight >= 0
 
 
 def loaded_or_refused(raw: bytes, suffix: str) -> None:
@@ -106,6 +111,9 @@ def loaded_or_refused(raw: bytes, suffix: str) -> None:
 @example(data={"stages": [{"duration": "1s", "in_flight": 2**64 - 1, "batch": {"runs": 2**63}}]})
 @example(data={"stages": [{"duration": "1e308s", "rate": "1e308/s"}], "cost": {"budget_cents": 1e308}})
 @example(data={"stages": [{"duration": "1s", "rate": "1/s"}], "scenarios": {"corpus": "/"}})
+@example(data={"stages": [{"duration": 1e300, "in_flight": 10}, {"duration": 1e300, "rate": 0}]})
+@example(data={"stages": [{"duration": 1e300, "pause": True}, {"duration": "1s", "rate": {"from": 0, "to": 5}}]})
+@example(data={"stages": [{"duration": "24h", "rate": "1e6/s"}]})
 def test_a_random_table_is_a_profile_or_a_profile_error(data: dict[str, Any]) -> None:
     parsed_or_refused(data)
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -64,12 +67,30 @@ def test_stage_models() -> None:
         ({**BASE, "colour": "red"}, "p.toml: colour: is not a known key"),
         ({**BASE, "batch": {"runs": 21}}, "p.toml: batch.runs: must be an integer from 1 to 20, got 21"),
         ({**BASE, "batch": {"stagger": 61}}, "p.toml: batch.stagger: must be a duration from 0 to 60s"),
-        ({**BASE, "batch": {"stagger": "-1s"}}, "p.toml: batch.stagger: expected a duration"),
+        ({**BASE, "batch": {"stagger": "-1s"}}, "p.toml: batch.stagger: must be a duration from 0 to 60s"),
         (
             {"stages": [{"duration": "0s", "rate": 1}]},
             "p.toml: stages[0].duration: must be a duration greater",
         ),
-        ({"stages": [{"duration": -5, "rate": 1}]}, "p.toml: stages[0].duration: a duration must be"),
+        (
+            {"stages": [{"duration": -5, "rate": 1}]},
+            "p.toml: stages[0].duration: must be a duration greater than zero like '30s', '5m' or '250ms', got -5",
+        ),
+        (
+            {"stages": [{"duration": "-5s", "rate": 1}]},
+            "p.toml: stages[0].duration: must be a duration greater than zero like '30s', '5m' or '250ms', got '-5s'",
+        ),
+        ({"stages": [{"duration": "1m", "rate": {"to": 1}}]}, "p.toml: stages[0].rate.from: is required"),
+        ({**BASE, "grace": "-5s"}, "p.toml: grace: a duration must be a finite number of seconds >= 0, got '-5s'"),
+        (
+            {**BASE, "simulator": {"slotz": 3}},
+            "p.toml: simulator.slotz: is not a known key (allowed here: call_duration, charge_multiplier,",
+        ),
+        ({**BASE, "simulator": {"api_key": "sk"}}, "p.toml: simulator.api_key: is not a known key"),
+        (
+            {"stages": [{"duration": "24h", "rate": "1000000000/s"}]},
+            "p.toml: stages[0]: would start 8.64e+13 batches, more than the 1e+12 a stage may start",
+        ),
         ({"stages": [{"rate": 1}]}, "p.toml: stages[0].duration: is required"),
         ({"stages": [{"duration": "1m", "rate": {"from": 1}}]}, "p.toml: stages[0].rate.to: is required"),
         ({"stages": [{"duration": "1m"}]}, "p.toml: stages[0]: needs exactly one load model"),
@@ -123,11 +144,24 @@ def test_corpus_jsonl_and_json(tmp_path: Path) -> None:
     ("content", "expected"),
     [
         (None, "p.toml: scenarios.corpus: cannot read corpus file"),
-        ("{not json", "is not valid JSON or JSONL"),
-        ('{"name": "a"}', "line 1.scenario_prompt: is required"),
-        ('{"name": "a", "scenario_prompt": "x", "mood": 1}', "line 1.mood: is not a known key"),
-        ("[1]", "item 1: must be an object"),
-        ("", "holds no scenarios"),
+        ("{not json", "p.toml: scenarios.corpus: {dir}/c.jsonl: line 1: is not valid JSON ("),
+        (
+            '{"name": "a", "scenario_prompt": "x"}\n\n{"name": "b", "scenario_prompt": "y"}\n{"name": "c", oops}\n',
+            "p.toml: scenarios.corpus: {dir}/c.jsonl: line 4: is not valid JSON (",
+        ),
+        ('[{"name": "a",\n "scenario_prompt": }]', "p.toml: scenarios.corpus: {dir}/c.jsonl: line 2 column 21:"),
+        (
+            '{"name": "a"}',
+            "p.toml: scenarios.corpus: {dir}/c.jsonl: line 1.scenario_prompt: is required (the prompt sent",
+        ),
+        (
+            '{"name": "a", "scenario_prompt": "x", "mood": 1}',
+            "c.jsonl: line 1.mood: is not a known key (allowed here: expected_outcome, name, scenario_prompt)",
+        ),
+        ('{"name": "a", "scenario_prompt": "x", "expected_outcome": 3}', "line 1.expected_outcome: must be a string"),
+        ('{"name": "a", "scenario_prompt": "x"}\n{"name": "a", "scenario_prompt": "y"}', "line 2.name: duplicates"),
+        ("[1]", "p.toml: scenarios.corpus: {dir}/c.jsonl: item 1: must be an object"),
+        ("", "p.toml: scenarios.corpus: corpus file {dir}/c.jsonl holds no scenarios"),
     ],
 )
 def test_bad_corpus(tmp_path: Path, content: str | None, expected: str) -> None:
@@ -135,7 +169,47 @@ def test_bad_corpus(tmp_path: Path, content: str | None, expected: str) -> None:
         (tmp_path / "c.jsonl").write_text(content)
     with pytest.raises(ProfileError, match=None) as info:
         parse_profile({**BASE, "scenarios": {"corpus": "c.jsonl"}}, "p.toml", tmp_path)
-    assert expected in str(info.value)
+    assert expected.format(dir=tmp_path) in str(info.value)
+
+
+def test_a_corpus_that_is_not_utf8_is_named_plainly(tmp_path: Path) -> None:
+    (tmp_path / "c.jsonl").write_bytes(b'{"name": "caf\xe9", "scenario_prompt": "x"}\n')
+    with pytest.raises(ProfileError) as info:
+        parse_profile({**BASE, "scenarios": {"corpus": "c.jsonl"}}, "p.toml", tmp_path)
+    message = str(info.value)
+    where = f"p.toml: scenarios.corpus: corpus file {tmp_path}/c.jsonl"
+    assert message == f"{where} is not UTF-8 text (byte 13 cannot be decoded)"
+    assert "PosixPath" not in message
+
+
+def test_known_simulator_settings_pass_through() -> None:
+    profile = parse({**BASE, "simulator": {"slots": 3, "call_duration": "fixed(0.2)", "seed": 7}})
+    assert profile.simulator == {"slots": 3, "call_duration": "fixed(0.2)", "seed": 7}
+
+
+def test_polls_slow_down_by_default_within_a_bound() -> None:
+    assert parse(BASE).target.poll_interval_max_s == 10.0  # 10 x the default 1 s
+    assert parse({**BASE, "target": {"poll_interval": "50ms"}}).target.poll_interval_max_s == 0.5
+    assert parse({**BASE, "target": {"poll_interval": "5s"}}).target.poll_interval_max_s == 30.0  # the cap
+    assert parse({**BASE, "target": {"poll_interval": "45s"}}).target.poll_interval_max_s == 45.0  # never below
+    fixed = parse({**BASE, "target": {"poll_interval": "2s", "poll_interval_max": "2s"}})
+    assert fixed.target.poll_interval_max_s == 2.0  # equal bounds: polls at a fixed interval
+    # A flag that replaces the interval (`run --poll-interval`) moves the default bound along, not a set one.
+    assert replace(parse(BASE).target, poll_interval_s=0.1).poll_interval_max_s == 1.0
+    assert replace(fixed.target, poll_interval_s=1.0).poll_interval_max_s == 2.0
+    assert "poll_interval_max: must be at least poll_interval" in error_of(
+        {**BASE, "target": {"poll_interval": "2s", "poll_interval_max": "1s"}}
+    )
+
+
+def test_a_stage_batch_overrides_the_profile_batch_and_keeps_its_stagger() -> None:
+    profile = parse(
+        {
+            "batch": {"runs": 4, "stagger": "2s"},
+            "stages": [{"duration": "1m", "rate": "1/s"}, {"duration": "1m", "rate": "1/s", "batch": {"runs": 7}}],
+        }
+    )
+    assert [(s.batch.runs, s.batch.stagger_s) for s in profile.stages] == [(4, 2.0), (7, 2.0)]
 
 
 def test_file_errors(tmp_path: Path) -> None:
@@ -148,3 +222,44 @@ def test_file_errors(tmp_path: Path) -> None:
     as_json = tmp_path / "p.json"
     as_json.write_text('{"stages": [{"duration": "1s", "rate": 1}]}')
     assert load_profile(as_json).duration_s == 1.0
+
+
+PLAIN = '[[stages]]\nduration = "1s"\nrate = "1/s"\n'
+
+
+@pytest.mark.parametrize(
+    ("extra", "corpus", "message"),
+    [
+        ("[simulator]\nslotz = 3\n", None, "p.toml: simulator.slotz: is not a known key (allowed here: call_duration"),
+        (
+            '[scenarios]\ncorpus = "c.jsonl"\n',
+            b'{"name": "a", "scenario_prompt": "x"}\n\n{"name": "b" "scenario_prompt": "y"}\n',
+            "p.toml: scenarios.corpus: {dir}/c.jsonl: line 3: is not valid JSON (",
+        ),
+        (
+            '[scenarios]\ncorpus = "c.jsonl"\n',
+            b'{"name": "\xff", "scenario_prompt": "x"}\n',
+            "p.toml: scenarios.corpus: corpus file {dir}/c.jsonl is not UTF-8 text",
+        ),
+        ('[[stages]]\nduration = "-5s"\nrate = 1\n', None, "stages[1].duration: must be a duration greater than zero"),
+    ],
+)
+def test_plan_and_run_refuse_in_one_sentence(tmp_path: Path, extra: str, corpus: bytes | None, message: str) -> None:
+    profile = tmp_path / "p.toml"
+    profile.write_text(PLAIN + extra)
+    if corpus is not None:
+        (tmp_path / "c.jsonl").write_bytes(corpus)
+    # `run` against a real API too: the profile is refused before anything else is looked at.
+    for command in (["plan"], ["run"], ["run", "--base-url", "http://127.0.0.1:9"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "stressor", *command, str(profile)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            cwd=tmp_path,
+        )
+        assert done.returncode == 2, (command, done.stderr)
+        assert message.format(dir=tmp_path) in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
+        assert "Traceback" not in done.stderr and "PosixPath" not in done.stderr

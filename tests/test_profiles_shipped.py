@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import anyio
+import orjson
 import pytest
 
 from stressor.engine import Engine, EngineResult
@@ -16,6 +17,7 @@ from stressor.governor import Governor
 from stressor.metrics import Metrics
 from stressor.plan import estimate
 from stressor.profile import Profile, load_profile, parse_profile
+from stressor.report.thresholds import lookup, parse_thresholds
 from stressor.sim.config import SimConfig
 from stressor.sim.records import TruthRecord
 from stressor.sim.server import SimulatorProcess, fetch_truth
@@ -85,6 +87,29 @@ def test_tier_benchmark_compares_three_tiers_on_the_same_corpus() -> None:
     assert len({v.request.target_id for v in profile.variants}) == 3
     assert len(profile.scenarios) >= 6
     assert all(s.expected_outcome for s in profile.scenarios)
+
+
+def test_ci_gate_gates_on_failures_drops_and_queue_time() -> None:
+    profile = load_profile(PROFILES_DIR / "ci-gate.toml")
+    header = "\n".join(leading_comment(PROFILES_DIR / "ci-gate.toml"))
+    assert "no thresholds" not in header
+    assert "exit code 5" in header
+    gate = parse_thresholds(profile.thresholds)
+    assert {t.path.text for t in gate} >= {"failure_rate", "dropped", "errored", "open", "queue_to_completion.p95"}
+    assert any(t.abort for t in gate)
+    healthy = orjson.loads((Path(__file__).parent / "data" / "results-small.json").read_bytes())
+    healthy["runs"] = {**healthy["runs"], "completed": 40, "failed": 0}
+    healthy["failure_rate"] = 0.0
+
+    def passes(document: dict) -> list[bool]:
+        return [(value := lookup(document, t.path).value) is not None and t.holds(value) for t in gate]
+
+    assert all(passes(healthy))
+    failing = {**healthy, "failure_rate": 0.2}
+    dropping = {**healthy, "runs": {**healthy["runs"], "not_started": {"runs_in_flight": 3}}}
+    queueing = {**healthy, "measures": {**healthy["measures"], "queue_to_completion": {"count": 40, "p95": 30.0}}}
+    for bad in (failing, dropping, queueing):
+        assert passes(bad).count(False) == 1
 
 
 # ---------------------------------------------------------------------------------------------- end to end

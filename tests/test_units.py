@@ -48,3 +48,9 @@ def test_format_duration_picks_readable_units() -> None:
     assert format_duration(0.0123) == "12.3ms"
     assert format_duration(4.214) == "4.21s"
     assert format_duration(185) == "3m05.0s"
+
+
+@pytest.mark.parametrize("text", ["-5s", "-1m30s", -5, -0.5])
+def test_negative_durations_say_the_rule_they_break(text: object) -> None:
+    with pytest.raises(ValueError, match=r"a duration must be a finite number of seconds >= 0, got "):
+        parse_duration(text)
