@@ -1,37 +1,48 @@
 """Grades of the calls runs made: kept per call (the latest wins), then joined to runs. Pure.
 
 A call may be graded twice (a fast grade, then a full one): the grade with the latest ``graded_at`` (or,
-without stamps, the last to arrive) is the call's grade. Scores are on 0..1 (the SDK's 0..100 is normalised
-when the grade is read). A run whose grade is below the profile's threshold is a *quality* failure, counted
-apart from transport and call failures.
+without stamps, the last to arrive) is the call's grade; on a tie the grade already held stays. Scores are on
+0..1: the SDK's 0..100 is normalised when the grade is read, per value (``auto``) or on the profile's
+``[grades] scale`` when set (the book re-reads the score as sent on that scale). A run whose grade is below
+the profile's threshold is a *quality* failure, counted apart from transport and call failures.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from stressor.webhooks.events import CallGraded
+from stressor.webhooks.events import CallGraded, GradeScale, normalise_score
 
 
 class GradeBook:
-    """The current grade of every call heard of."""
+    """The current grade of every call heard of, its score read on the profile's ``[grades] scale``."""
 
-    def __init__(self) -> None:
+    def __init__(self, scale: GradeScale = "auto") -> None:
         self._grades: dict[str, CallGraded] = {}
+        self._scale = scale
 
     def __len__(self) -> int:
         return len(self._grades)
 
     def record(self, grade: CallGraded) -> None:
-        """Keep ``grade`` unless the call already has a later one."""
+        """Keep ``grade`` unless the call already has one at least as late.
+
+        Deliveries come out of order, so on equal ``graded_at`` the grade held stays: a fast grade that arrives
+        after the full one with the same stamp must not replace it. The one exception is a grade that is not
+        ``completed`` yet (pending), which a completed one with the same stamp replaces. Without stamps on
+        either side, the last to arrive wins (nothing else tells them apart).
+        """
+        if self._scale != "auto" and grade.raw_score is not None:
+            grade = replace(grade, score=normalise_score(grade.raw_score, self._scale))
         current = self._grades.get(grade.call_id)
-        if (
-            current is None
-            or current.graded_at is None
-            or grade.graded_at is None
-            or grade.graded_at >= current.graded_at
-        ):
+        if current is None or current.graded_at is None or grade.graded_at is None:
+            newer = True
+        elif grade.graded_at == current.graded_at:
+            newer = current.status != "completed" and grade.status == "completed"
+        else:
+            newer = grade.graded_at > current.graded_at
+        if newer:
             self._grades[grade.call_id] = grade
 
     def get(self, call_id: str | None) -> CallGraded | None:

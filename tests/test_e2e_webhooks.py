@@ -8,7 +8,7 @@ import math
 import pytest
 from sessions import profile_of, run_session
 
-from stressor.metrics import Measure, Outcome
+from stressor.metrics import PERCENTILES, LatencyRecorder, Measure, Outcome
 from stressor.session import SessionResult
 
 pytestmark = pytest.mark.e2e
@@ -18,6 +18,11 @@ def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[max(0, math.ceil(len(ordered) * p / 100) - 1)]
 
+
+CLOCK_JITTER_S = 0.002
+WEBHOOK_GOAL_S = 0.005
+WEBHOOK_SLACK_S = 0.015
+WEBHOOK_TAIL_SLACK_S = 0.05
 
 BASE = {
     "grace": "5s",
@@ -48,15 +53,28 @@ def test_with_polling_off_webhooks_alone_end_every_run_and_time_it_closely() -> 
     # simulator's own record of the delivery (its 2xx came back after our receiver stamped the event).
     truth = {run.id: run for run in outcome.truth or ()}
     anchor = result.metrics.anchor
-    lags = []
+    lags, errors, true_q2c = [], [], LatencyRecorder()
     for record in result.records:
         real = truth[record.run_id]
         assert record.detected_ns is not None and real.completed is not None and real.webhook_delivered
         seen = anchor.to_wall_s(record.detected_ns)
-        assert seen >= real.completed - 0.002
+        assert seen >= real.completed - CLOCK_JITTER_S
+        errors.append(seen - real.completed)
         lags.append(real.webhook_delivered - seen)
-    assert percentile(lags, 50) >= -0.002  # the delivery's answer comes after the event is stamped
-    assert percentile(lags, 90) < 0.05
+        true_q2c.record_s(real.completed - anchor.to_wall_s(record.due_ns))
+    # The simulator's record of each delivery comes after our receiver stamped it (its 2xx came back after):
+    # a client that saw a fraction of the ends late fails the p10.
+    assert percentile(lags, 10) >= -CLOCK_JITTER_S
+    # The goal: every queue-to-completion percentile within 5 ms of the truth. The slack covers the sender's
+    # and the receiver's scheduling on a busy machine; the tail (a handful of runs) gets more. Seeing 40 % of
+    # the ends 40 ms late fails the p90 and per-run bounds.
+    assert percentile(errors, 50) <= WEBHOOK_GOAL_S + WEBHOOK_SLACK_S
+    assert percentile(errors, 90) <= WEBHOOK_GOAL_S + WEBHOOK_SLACK_S
+    ours, theirs = result.metrics.recorders[Measure.QUEUE_TO_COMPLETION].summary(), true_q2c.summary()
+    for p in PERCENTILES:
+        slack = WEBHOOK_SLACK_S if p < 99 else WEBHOOK_TAIL_SLACK_S
+        assert -CLOCK_JITTER_S <= ours.percentiles_s[p] - theirs.percentiles_s[p] <= WEBHOOK_GOAL_S + slack, p
+    assert -CLOCK_JITTER_S <= ours.max_s - theirs.max_s <= WEBHOOK_GOAL_S + WEBHOOK_TAIL_SLACK_S
 
 
 def test_lost_repeated_and_reordered_webhooks_still_end_every_run_once() -> None:
@@ -92,29 +110,50 @@ def test_grades_are_normalised_and_quality_failures_counted_apart() -> None:
     assert result.metrics.failure_rate == 0  # quality failures are not call failures
 
 
-@pytest.mark.parametrize(("webhooks", "detection_allowance_s"), [(False, 1.0), (True, 0.5)])
-def test_a_server_stall_shows_in_the_p99_as_in_the_ground_truth(webhooks: bool, detection_allowance_s: float) -> None:
-    # Open model at 20 batches/s for 6 s; the simulator holds every request for 2 s from 3 s after it
-    # started. Runs due in the stall cannot even be created until it ends: a closed-loop tester would hide
-    # that (coordinated omission); measured from the due time, it must show.
-    profile = profile_of(
-        {
-            "grace": "5s",
-            "target": {"poll_interval": "50ms"},
-            "batch": {"runs": 1},
-            "stages": [{"duration": "6s", "rate": "20/s"}],
-            "webhooks": {"enabled": webhooks, "fallback": "off"},
-        }
-    )
-    outcome = run_session(profile, {"seed": 1, "stall": "at=3s,for=2s", "slots": 200})
+# How far above the truth the stall's percentiles and max may read: the detection delay (one 50 ms poll
+# interval, or a webhook's trip) plus the time the client and the simulator's sender take to work through the
+# 40 requests the stall releases at once. Measured at 1f5ef76 on a shared 2-core machine, six runs per mode:
+# p99 +81..+184 ms polling, +15..+255 ms webhooks (the sender's burst). Half the stall's 2 s, as before,
+# would also pass a client that saw the released runs half a second late.
+STALL_ALLOWANCE_S = 0.3
+
+
+@pytest.mark.parametrize("limited", [False, True], ids=["sent-on-time", "sent-late"])
+@pytest.mark.parametrize("webhooks", [False, True], ids=["polling", "webhooks"])
+def test_a_server_stall_shows_in_the_p99_as_in_the_ground_truth(webhooks: bool, limited: bool) -> None:
+    # Open model at 20 runs/s for 6 s; the simulator holds every request for 2 s from 3 s after it started.
+    # Runs due in the stall cannot even be created until it ends: a closed-loop tester would hide that
+    # (coordinated omission); measured from the due time, it must show. In the "sent-late" variant the client
+    # may have only 8 runs in flight, so during the stall it cannot even send the runs that fall due: timing
+    # from the send instead of the due time would then hide the stall as well.
+    data: dict[str, object] = {
+        "grace": "5s",
+        "target": {"poll_interval": "50ms"},
+        "batch": {"runs": 1},
+        "stages": [{"duration": "6s", "rate": "20/s"}],
+        "webhooks": {"enabled": webhooks, "fallback": "off"},
+    }
+    if limited:
+        data["limits"] = {"max_runs_in_flight": 8, "adaptive": False}
+    outcome = run_session(profile_of(data), {"seed": 1, "stall": "at=3s,for=2s", "slots": 200})
     result, truth = outcome.engine, {run.id: run for run in outcome.truth or ()}
+    assert_every_run_once_as_the_server_says(outcome, 120)
     anchor = result.metrics.anchor
-    real = [truth[r.run_id].completed - anchor.to_wall_s(r.due_ns) for r in result.records]  # type: ignore[operator]
-    ours = result.metrics.recorders[Measure.QUEUE_TO_COMPLETION].summary()
-    truth_p99 = percentile(real, 99)
-    assert truth_p99 > 1.5  # the stall is in the truth...
-    # ...and in ours: never below it, above it only by the detection delay. The 40 requests the stall releases
-    # at once take the client (and, for webhooks, the simulator's sender) a few hundred ms to work through:
-    # httpx's pool recovers slowly from a stall (engineering notes), which the transport work addresses.
-    assert truth_p99 - 0.002 <= ours.percentiles_s[99.0] <= truth_p99 + detection_allowance_s
+    real, from_creation = LatencyRecorder(), LatencyRecorder()
+    for record in result.records:
+        run = truth[record.run_id]
+        assert run.completed is not None
+        real.record_s(run.completed - anchor.to_wall_s(record.due_ns))
+        from_creation.record_s(run.completed - run.created)
+    ours, theirs = result.metrics.recorders[Measure.QUEUE_TO_COMPLETION].summary(), real.summary()
+    late_start = result.metrics.recorders[Measure.START_LATENESS].summary().max_s
+    assert theirs.percentiles_s[99.0] > 1.5  # the stall is in the truth...
+    # ...but not in the time from the run's creation: a figure that starts when the server got the request
+    # would miss it, and in the sent-late variant so would one that starts when the client sent it
+    assert from_creation.summary().percentiles_s[99.0] < theirs.percentiles_s[99.0] - 1.0
+    assert late_start > 1.0 if limited else late_start < 0.5
+    # ...and in ours: never below the truth, above it only by the detection delay
+    for p in (50.0, 90.0, 99.0):
+        assert -CLOCK_JITTER_S <= ours.percentiles_s[p] - theirs.percentiles_s[p] <= STALL_ALLOWANCE_S, p
+    assert -CLOCK_JITTER_S <= ours.max_s - theirs.max_s <= STALL_ALLOWANCE_S
     assert ours.percentiles_s[50.0] < 0.5  # outside the stall, calls stay short

@@ -436,7 +436,8 @@ async def test_truth_and_stats_need_no_key_and_tell_the_truth(app: SimApp, clock
         first, second, third = records
         assert set(first) == {
             "id", "batch_id", "index", "scenario_prompt", "created", "released", "started", "completed",
-            "status", "call_id", "grade_score", "webhook_delivered",
+            "status", "call_id", "grade_score", "webhook_delivered", "webhook_sent", "shown_ended", "submit_arrived",
+            "submit_answered",
         }  # fmt: skip
         assert first["grade_score"] == pytest.approx(app.model.get_run(first["id"]).grade.score)  # type: ignore[union-attr]
         assert 0 <= first["grade_score"] <= 1 and second["grade_score"] is None  # graded once the call ended

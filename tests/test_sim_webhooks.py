@@ -311,6 +311,7 @@ async def test_every_run_end_arrives_signed_compact_and_sorted_and_is_in_the_tru
         record = by_id[run_id]
         assert record.webhook_delivered is not None and record.completed is not None
         assert 0 <= record.webhook_delivered - record.completed < 2.0
+        assert record.webhook_sent is not None and record.completed <= record.webhook_sent <= record.webhook_delivered
         if record.status == "completed":
             assert record.grade_score is not None and round(record.grade_score * 100) == grades[record.call_id]["score"]  # type: ignore[index]
         else:
@@ -340,6 +341,9 @@ async def test_a_failed_attempt_is_retried_after_the_backoff() -> None:
         # delivered means answered 2xx: the retry, not the refused first attempt
         assert record.webhook_delivered is not None and record.completed is not None
         assert record.webhook_delivered - record.completed >= 0.045
+        # sent means the delivery that got through was sent: the retry, after the backoff
+        assert record.webhook_sent is not None and record.webhook_sent - record.completed >= 0.045
+        assert record.webhook_sent <= record.webhook_delivered
     assert {record.id for record in truth} == set(run_ids)
     assert stats["failures"] == stats["retries"] == 6 and stats["delivered"] == 6 and stats["attempts"] == 12
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -11,10 +12,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from stressor.grades import GradeBook
+from stressor.profile import ProfileError, parse_profile
 from stressor.webhooks.events import (
     BadEvent,
     CallGraded,
     Deduper,
+    GradeScale,
     RunCompleted,
     UnknownEvent,
     normalise_score,
@@ -141,6 +145,69 @@ def test_scores_on_either_scale_come_out_on_zero_to_one(raw: float, score: float
     assert isinstance(event, CallGraded)
     assert event.score == pytest.approx(score)
     assert event.raw_score == raw
+
+
+@pytest.mark.parametrize(
+    ("raw", "scale", "score"),
+    [
+        (1, "auto", 1.0),  # auto guesses: 1 is a perfect score on 0..1, never 1 %
+        (1, "100", 0.01),
+        (0.5, "100", 0.005),
+        (80, "100", 0.8),
+        (100, "100", 1.0),
+        (1, "1", 1.0),
+        (0.8, "1", 0.8),
+        (80, "1", None),  # above the scale's top: not a score
+        (100.5, "100", None),
+        (-0.1, "1", None),
+    ],
+)
+def test_a_fixed_scale_reads_every_score_on_it(raw: float, scale: GradeScale, score: float | None) -> None:
+    assert normalise_score(raw, scale) == (None if score is None else pytest.approx(score))
+
+
+@pytest.mark.parametrize(("scale", "score"), [("auto", 1.0), ("100", 0.01), ("1", 1.0)])
+def test_the_grade_book_reads_the_score_as_sent_on_the_profiles_scale(scale: GradeScale, score: float) -> None:
+    event = parse_event(graded(score=1))
+    assert isinstance(event, CallGraded)
+    book = GradeBook(scale)
+    book.record(event)
+    kept = book.get(event.call_id)
+    assert kept is not None and kept.score == pytest.approx(score) and kept.raw_score == 1
+
+
+@pytest.mark.parametrize(
+    ("grades", "threshold", "scale"),
+    [
+        ({}, None, "auto"),
+        ({"threshold": 80}, 0.8, "auto"),
+        ({"threshold": 0.8}, 0.8, "auto"),
+        ({"scale": "100", "threshold": 80}, 0.8, "100"),
+        ({"scale": 100, "threshold": 1}, 0.01, "100"),
+        ({"scale": "1", "threshold": 0.8}, 0.8, "1"),
+        ({"scale": 1}, None, "1"),
+    ],
+)
+def test_the_profile_sets_the_scale_and_reads_the_threshold_on_it(
+    grades: dict[str, Any], threshold: float | None, scale: str
+) -> None:
+    profile = parse_profile({"stages": [{"duration": "1s", "rate": "1/s"}], "grades": grades}, "p.toml", Path())
+    assert profile.grades.scale == scale
+    assert profile.grades.threshold == (None if threshold is None else pytest.approx(threshold))
+
+
+@pytest.mark.parametrize(
+    ("grades", "message"),
+    [
+        ({"scale": "10"}, "grades.scale: must be one of 'auto', '1', '100', got '10'"),
+        ({"scale": True}, "grades.scale: must be one of"),
+        ({"scale": "1", "threshold": 80}, "grades.threshold: must be a score from 0 to 1 (grades.scale is '1')"),
+    ],
+)
+def test_a_bad_scale_or_a_threshold_off_it_is_one_clear_sentence(grades: dict[str, Any], message: str) -> None:
+    with pytest.raises(ProfileError) as refused:
+        parse_profile({"stages": [{"duration": "1s", "rate": "1/s"}], "grades": grades}, "p.toml", Path())
+    assert message in str(refused.value) and str(refused.value).startswith("p.toml: ")
 
 
 @pytest.mark.parametrize("raw", [-1, 100.5, 250, "0.8", None, True, [80]])

@@ -30,7 +30,7 @@ import socket
 import struct
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -93,6 +93,7 @@ class Response:
     status: int
     body: bytes = b""
     headers: tuple[tuple[str, str], ...] = ()
+    created: tuple[str, ...] = ()  # ids of the runs this answer created (for the ground truth)
 
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -275,6 +276,7 @@ class SimApp:
         if scope["type"] != "http":
             await send({"type": "websocket.close", "code": 1003})
             return
+        arrived = self.clock()
         method: str = scope["method"]
         path: str = scope["path"]
         matched = self.router.match(path)
@@ -310,6 +312,8 @@ class SimApp:
                 return
         # counted before the answer leaves, so a client that got it can already see it in the stats
         self.stats.record(method, template, response.status)
+        if response.created and response.status == 201:
+            self.model.record_submit(response.created, arrived, self.clock())
         await _send_response(send, response)
 
     async def _read_body(
@@ -352,7 +356,7 @@ class SimApp:
 
     def _create_run(self, request: Request) -> Response:
         run = self.model.create_run(parse_run_request(_json_object(request.body)), self.clock())
-        return json_response(201, run_json(run, self._scale))
+        return replace(json_response(201, run_json(run, self._scale)), created=(run.id,))
 
     def _list_runs(self, request: Request) -> Response:
         query = parse_run_list_query(request.query)
@@ -363,11 +367,12 @@ class SimApp:
             status=query.status,
             agent_id=query.agent_id,
         )
+        self.model.record_shown(runs, self.clock())
         return json_response(200, [run_json(run, self._scale) for run in runs])
 
     def _create_batch(self, request: Request) -> Response:
         batch = self.model.create_batch(parse_batch_request(_json_object(request.body)), self.clock())
-        return json_response(201, batch_json(batch))
+        return replace(json_response(201, batch_json(batch)), created=batch.run_ids)
 
     def _list_batches(self, request: Request) -> Response:
         page = parse_page_query(request.query)

@@ -28,7 +28,7 @@ import itertools
 import random
 import secrets
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -61,6 +61,8 @@ FAST_GRADER_MODEL = "fast"
 _Kind = Literal["release", "end", "grade"]
 # how far a fast grade's score lies from the full one's (0..1 scale): different, but in the same region
 _FAST_OFFSET = (0.05, 0.15)
+# least real seconds between a fast grade and the full one: more than the API stamps' 1 ms resolution
+FULL_GRADE_GAP_S = 0.01
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +102,9 @@ class SimModel:
         self._fates: dict[str, _Fate] = {}
         self._grades: dict[str, deque[Grade]] = {}  # run id -> grades still to come, in time order
         self._webhook_delivered: dict[str, float] = {}  # run id -> epoch of the first 2xx delivery
+        self._webhook_sent: dict[str, float] = {}  # run id -> epoch that delivery was sent
+        self._shown_ended: dict[str, float] = {}  # run id -> epoch of the first list answer showing it ended
+        self._submits: dict[str, tuple[float, float]] = {}  # run id -> epochs its create arrived, was answered
         self._now = float("-inf")
         self._listeners: list[EventListener] = []
 
@@ -203,6 +208,10 @@ class SimModel:
                 call_id=run.call_id,
                 grade_score=self._final_score(run),
                 webhook_delivered=self._webhook_delivered.get(run.id),
+                webhook_sent=self._webhook_sent.get(run.id),
+                shown_ended=self._shown_ended.get(run.id),
+                submit_arrived=self._submits.get(run.id, (None, None))[0],
+                submit_answered=self._submits.get(run.id, (None, None))[1],
             )
             for run in self._runs.values()
         ]
@@ -243,11 +252,29 @@ class SimModel:
                 self._apply_grade(run_id, at, events)
         return events
 
-    def record_webhook_delivered(self, run_id: str, now: float) -> None:
-        """Note that the run's ``test-call.completed`` webhook was answered 2xx at ``now`` (the first time
-        counts; later deliveries, duplicates included, change nothing). Unknown ids are ignored."""
+    def record_webhook_delivered(self, run_id: str, now: float, sent: float | None = None) -> None:
+        """Note that the run's ``test-call.completed`` webhook, sent at ``sent`` (default ``now``), was
+        answered 2xx at ``now`` (the first time counts; later deliveries, duplicates included, change
+        nothing). Unknown ids are ignored."""
         if run_id in self._runs and run_id not in self._webhook_delivered:
             self._webhook_delivered[run_id] = self.wall(max(now, self._now))
+            self._webhook_sent[run_id] = self.wall(now if sent is None else sent)
+
+    def record_shown(self, runs: Iterable[Run], now: float) -> None:
+        """Note that an answer built at ``now`` showed ``runs``: the first answer to show a run ended is the
+        earliest a polling client could have known it ended (the truth of its detection delay)."""
+        stamp = self.wall(max(now, self._now))
+        for run in runs:
+            if run.ended and run.id not in self._shown_ended:
+                self._shown_ended[run.id] = stamp
+
+    def record_submit(self, run_ids: Iterable[str], arrived: float, answered: float) -> None:
+        """Note that the request that created ``run_ids`` arrived at ``arrived`` and was answered (201) at
+        ``answered``: the server's share of the client's submit round trip. Unknown ids are ignored."""
+        times = (self.wall(arrived), self.wall(answered))
+        for run_id in run_ids:
+            if run_id in self._runs:
+                self._submits.setdefault(run_id, times)
 
     def create_run(self, request: RunRequest, now: float) -> Run:
         """Create one ``queued`` run, released at once (it starts at the next ``advance`` if a slot is
@@ -433,8 +460,13 @@ class SimModel:
             grades.append(_completed_grade(fast, FAST_GRADER_MODEL))
             self._schedule(ended_at + config.grade_delay, "grade", run_id)
         grades.append(_completed_grade(full, GRADER_MODEL))
-        delays = 2 if config.grade_twice else 1
-        self._schedule(ended_at + delays * config.grade_delay, "grade", run_id)
+        if config.grade_twice:
+            # strictly after the fast grade, even with no delay, so the two never share a (millisecond)
+            # graded_at and the full grade is the latest whatever order the webhooks arrive in
+            full_at = ended_at + max(2 * config.grade_delay, config.grade_delay + FULL_GRADE_GAP_S)
+        else:
+            full_at = ended_at + config.grade_delay
+        self._schedule(full_at, "grade", run_id)
         self._grades[run_id] = grades
 
     def _score(self, value: float) -> float:

@@ -141,7 +141,10 @@ class TruthRecord:
     """Ground truth of one run, at full precision (epoch seconds; None when it has not happened yet).
 
     ``grade_score`` is the final grade's score on 0..1 (None before the last grading, and for failed runs);
-    ``webhook_delivered`` is when the run's ``test-call.completed`` webhook was first answered 2xx.
+    ``webhook_delivered`` is when the run's ``test-call.completed`` webhook was first answered 2xx, and
+    ``webhook_sent`` when that delivery was sent. ``shown_ended`` is when an answer (a run list page) first
+    showed the run ended: the earliest a polling client could know. ``submit_arrived`` and ``submit_answered``
+    are when the request that created the run reached the simulator and when its 201 was built.
     """
 
     id: str
@@ -156,6 +159,10 @@ class TruthRecord:
     call_id: str | None = None
     grade_score: float | None = None
     webhook_delivered: float | None = None
+    webhook_sent: float | None = None
+    shown_ended: float | None = None
+    submit_arrived: float | None = None
+    submit_answered: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

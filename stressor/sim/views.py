@@ -224,6 +224,10 @@ def truth_json(record: TruthRecord) -> JsonObject:
         "call_id": record.call_id,
         "grade_score": record.grade_score,
         "webhook_delivered": record.webhook_delivered,
+        "webhook_sent": record.webhook_sent,
+        "shown_ended": record.shown_ended,
+        "submit_arrived": record.submit_arrived,
+        "submit_answered": record.submit_answered,
     }
 
 
@@ -264,6 +268,10 @@ def truth_from_json(data: object) -> TruthRecord:
             # optional, so documents written before these fields existed still read
             grade_score=_optional_float(data, "grade_score", required=False),
             webhook_delivered=_optional_float(data, "webhook_delivered", required=False),
+            webhook_sent=_optional_float(data, "webhook_sent", required=False),
+            shown_ended=_optional_float(data, "shown_ended", required=False),
+            submit_arrived=_optional_float(data, "submit_arrived", required=False),
+            submit_answered=_optional_float(data, "submit_answered", required=False),
         )
     except KeyError as missing:
         raise ValueError(f"ground-truth record lacks field {missing}") from None

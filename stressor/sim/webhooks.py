@@ -253,7 +253,8 @@ class WebhookSender:
                 elif delivery.copy:
                     self._counts["duplicates"] += 1
                 body = delivery.webhook.body
-                unix = int(self.model.wall(self.clock()))
+                sent = self.clock()
+                unix = int(self.model.wall(sent))
                 headers = signature_headers(self._secret, body, self._target, unix)
                 try:
                     response = await client.post(self.url, content=body, headers=headers)
@@ -264,16 +265,16 @@ class WebhookSender:
         finally:
             self._in_flight -= 1
         if delivered:
-            self._on_delivered(delivery)
+            self._on_delivered(delivery, sent)
         else:
             self._on_failed(delivery)
 
-    def _on_delivered(self, delivery: _Delivery) -> None:
+    def _on_delivered(self, delivery: _Delivery, sent: float) -> None:
         webhook = delivery.webhook
         self._counts["delivered"] += 1
         self._delivered_by_type[webhook.type] += 1
         if webhook.run_id is not None:
-            self.model.record_webhook_delivered(webhook.run_id, self.clock())
+            self.model.record_webhook_delivered(webhook.run_id, self.clock(), sent)
         if not delivery.copy and self.policy.duplicate():
             self._push(self.clock(), _Delivery(webhook, copy=True))
 

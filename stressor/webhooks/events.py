@@ -18,7 +18,7 @@ import math
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import orjson
 
@@ -87,13 +87,22 @@ WebhookEvent = RunCompleted | CallGraded
 ParsedBody = RunCompleted | CallGraded | UnknownEvent | BadEvent
 
 
-def normalise_score(value: float) -> float | None:
-    """A grade score on 0..1. The docs write 0..1 (0.8), the SDK integers 0..100 (80): a score above 1 is
-    read as a percentage. Exactly 1 is read as 1.0 (a perfect score, not 1 %). Outside 0..100 (or not
+GradeScale = Literal["auto", "1", "100"]
+GRADE_SCALES: tuple[str, ...] = ("auto", "1", "100")
+
+
+def normalise_score(value: float, scale: GradeScale = "auto") -> float | None:
+    """A grade score on 0..1, read on ``scale``: ``"1"`` (the docs' 0..1, e.g. 0.8), ``"100"`` (the SDK's
+    integers 0..100, e.g. 80), or ``"auto"``, a guess per value: above 1 is read as a percentage, and 1 or
+    less as 0..1, so exactly 1 is a perfect score, never 1 % (a 0..100 server's scores of 0 and 1 are
+    therefore misread: set the scale when the server's is known). Outside the scale's range (or not
     finite): None."""
-    if not math.isfinite(value) or value < 0 or value > 100:
+    top = 1 if scale == "1" else 100
+    if not math.isfinite(value) or value < 0 or value > top:
         return None
-    return float(value) if value <= 1 else value / 100
+    if scale == "100" or (scale == "auto" and value > 1):
+        return value / 100
+    return float(value)
 
 
 def _is_number(value: object) -> bool:
