@@ -1,6 +1,7 @@
 """The ``stressor`` command line. Nothing else imports this module.
 
-Exit codes (documented in the README): 0 success, 2 bad input (profile, flags, cost guard), 3 the target
+Exit codes (documented in the README): 0 success, 1 a crash (a bug), 2 bad input (profile, flags, an output path
+that cannot be written, cost guard), 3 the target
 cannot be used (unreachable, key refused, stopped by a fatal answer), 4 stopped by the breaker (sustained
 failure), 5 a threshold failed, 6 ``compare`` found a regression, 7 a worker was lost (``--workers``,
 ``--cluster``), 130 interrupted (Ctrl-C). Results gathered
@@ -13,9 +14,10 @@ import os
 import signal
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import asdict, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
+from urllib.parse import urlsplit
 
 import anyio
 import orjson
@@ -24,18 +26,19 @@ from rich.console import Console
 from rich.live import Live
 
 from stressor import runtime
+from stressor.asgi_server import is_loopback
 from stressor.capacity import Step, knee, levels, measure_step, step_profile
 from stressor.distributed.cluster import ClusterUnavailable
 from stressor.distributed.tally import WORKER_LOST
 from stressor.intervals import interval_series
-from stressor.plan import estimate
+from stressor.plan import assumptions_line, estimate, plan_document
 from stressor.profile import Profile, ProfileError, load_profile
 from stressor.report.commands import compare, report
 from stressor.report.console import render_summary
 from stressor.report.hlog import write_hlog
 from stressor.report.html import render_capacity_html, render_html
 from stressor.report.junit import junit_xml
-from stressor.report.progress import progress_line, progress_table
+from stressor.report.progress import ProgressWindow, progress_line, progress_table
 from stressor.report.results import build_results, figures, webhooks_json, write_results
 from stressor.report.runlog import RunLog
 from stressor.report.thresholds import (
@@ -86,6 +89,33 @@ def _load(path: Path) -> Profile:
         return load_profile(path)
     except ProfileError as exc:
         raise _fail(str(exc), EXIT_USAGE) from None
+
+
+def _check_output(path: Path | None, flag: str) -> None:
+    """Refuse, before anything runs, an output path that cannot be written: a run whose results are lost at its
+    end wastes the whole run. Missing parent directories are created (as the writers do)."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise _fail(f"{flag} {path}: is a directory; give the path of a file in it", EXIT_USAGE)
+    parent = path.parent
+    blocking = next((p for p in (parent, *parent.parents) if p.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        raise _fail(f"{flag} {path}: {blocking} is a file, not a directory", EXIT_USAGE)
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = exc.strerror or exc
+        raise _fail(f"{flag} {path}: cannot create its directory {parent} ({reason})", EXIT_USAGE) from None
+    # Try it: os.access says yes to root on a read-only file system like /proc.
+    probe = path.with_name(f".{path.name}.probe")
+    try:
+        probe.touch()
+        probe.unlink()
+        if path.exists():
+            path.open("ab").close()
+    except OSError as exc:
+        raise _fail(f"{flag} {path}: cannot be written ({exc.strerror or exc})", EXIT_USAGE) from None
 
 
 def _duration_flag(value: str | None, flag: str) -> float | None:
@@ -157,16 +187,17 @@ async def _run_session(
     async def report_progress(every_s: float) -> None:
         # A live table on a terminal; plain lines every few seconds when stderr is a log (CI).
         console = Console(stderr=True)
+        window = ProgressWindow()  # rates and percentiles of the last few seconds, not the whole run's
         if console.is_terminal:
             with Live(console=console, refresh_per_second=2, transient=True) as live:
                 while True:
                     await anyio.sleep(0.5)
                     if session.engine is not None:
-                        live.update(progress_table(session.engine.progress()))
+                        live.update(progress_table(window.read(session.engine)))
         while True:
             await anyio.sleep(every_s)
             if session.engine is not None:
-                typer.echo(progress_line(session.engine.progress()), err=True)
+                typer.echo(progress_line(window.read(session.engine)), err=True)
 
     failure: TargetUnavailable | ClusterUnavailable | OSError | None = None
     async with anyio.create_task_group() as tasks:
@@ -225,7 +256,7 @@ def _with_flags(profile: Profile, **flags: Any) -> Profile:
     return profile
 
 
-SIM_HELP = "Embedded simulator (overrides the profile's [simulator] table): "
+SIM_HELP = "Embedded simulator (overrides the profile's \\[simulator] table): "
 
 
 @app.command()
@@ -314,6 +345,14 @@ def run(
         str | None,
         typer.Option(help="Override webhooks.fallback: poll a run whose webhook is this late ('auto', '5s', 'off')."),
     ] = None,
+    webhook_allow_remote: Annotated[
+        bool,
+        typer.Option(
+            "--webhook-allow-remote",
+            help="Let the webhook receiver bind an address that is not loopback (e.g. --webhook-listen 0.0.0.0:8090), "
+            "opening a port to the network; without it such an address is refused.",
+        ),
+    ] = False,
     progress: Annotated[
         float,
         typer.Option(
@@ -343,7 +382,7 @@ def run(
         str | None,
         typer.Option(
             help="Run the workers on the Dask cluster whose scheduler is at this address, e.g. "
-            "tcp://10.0.0.5:8786 (needs stressor[dask] here and on every worker).",
+            "tcp://10.0.0.5:8786 (needs stressor\\[dask] here and on every worker).",
         ),
     ] = None,
 ) -> None:
@@ -354,7 +393,7 @@ def run(
     listen = _flag(_listen_flag, webhook_listen, "--webhook-listen")
     profile = _with_flags(
         _load(profile_path),
-        base_url=base_url.rstrip("/") if base_url else None,
+        base_url=_flag(_url_flag, base_url, "--base-url") if base_url else None,
         poll_interval_s=_duration_flag(poll_interval, "--poll-interval"),
         grace_s=_duration_flag(grace, "--grace"),
         mode=mode,
@@ -378,6 +417,13 @@ def run(
             "that follows each run; run with --no-webhooks, or in one process",
             EXIT_USAGE,
         )
+    hooks = profile.webhooks
+    if hooks.enabled and not webhook_allow_remote and not is_loopback(hooks.listen_host):
+        raise _fail(
+            f"the webhook receiver would listen on {hooks.listen_host}:{hooks.listen_port}, which is not loopback: "
+            "pass --webhook-allow-remote to open that port to the network, or listen on 127.0.0.1",
+            EXIT_USAGE,
+        )
     embedded = profile.target.base_url is None
     if embedded:
         simulator = _simulator_config(
@@ -399,8 +445,20 @@ def run(
         if profile.webhooks.enabled and not secrets_:
             raise _fail(f"webhooks against a real API need the signing secret in {WEBHOOK_SECRET_ENV}", EXIT_USAGE)
         where = Where(base_url=profile.target.base_url, api_key=api_key, webhook_secrets=secrets_)
+        fractional = sorted({s.batch.stagger_s for s in profile.stages if not float(s.batch.stagger_s).is_integer()})
+        if fractional:
+            # the API documents stagger_seconds as 0..60 without saying whether fractions are accepted
+            _warn(
+                f"stagger {', '.join(f'{v:g}s' for v in fractional)} is not a whole number of seconds: the API "
+                "may refuse it (400) or round it; the simulator accepts fractions"
+            )
+    where = replace(where, webhook_allow_remote=webhook_allow_remote)
 
-    log = RunLog(runs_log or out.with_suffix(".runs.jsonl"))
+    log_path = runs_log or out.with_suffix(".runs.jsonl")
+    outputs = {"--out": out, "--runs-log": log_path, "--hlog": hlog, "--junit": junit, "--html": html}
+    for flag, path in outputs.items():
+        _check_output(path, flag)
+    log = RunLog(log_path)
     session = Session(
         profile, where, enforce_budget=not embedded, runs_log=log, scale=scale, warn=_warn if scale else None
     )
@@ -425,29 +483,69 @@ def run(
         interval_series(result.records, result.samples, result.metrics.anchor, result.t0_ns, profile.interval_s)
     )
     document = build_results(result, profile, target_info, intervals, webhooks=webhooks_json(outcome))
-    write_results(out, document)
-    if hlog is not None:
-        write_hlog(hlog, intervals, document["started_at"])
+    # The run's gates go with its figures, so that 'stressor report' checks them again (and JUnit shows them).
+    document["thresholds"] = [t.text for t in thresholds]
     verdicts = evaluate(thresholds, document)
+    # The paths were checked before the run, but a disk may fill or a directory vanish while it goes: the
+    # summary is printed anyway, and the runs log (written as runs ended) still holds every run.
+    writers: list[tuple[str, Path, Callable[[Path], object]]] = [
+        ("results", out, lambda path: _write_results(path, document))
+    ]
+    if hlog is not None:
+        writers.append(("HDR log", hlog, lambda path: write_hlog(path, intervals, document["started_at"])))
     if junit is not None:
-        junit.write_text(junit_xml(document, verdicts), encoding="utf-8")
+        writers.append(("JUnit XML", junit, lambda path: _write_text(path, junit_xml(document, verdicts))))
     if html is not None:
-        html.write_text(render_html(document, verdicts), encoding="utf-8")
+        writers.append(("HTML report", html, lambda path: _write_text(path, render_html(document, verdicts))))
+    unwritten = [
+        f"could not write the {what} to {path}: {error}"
+        for what, path, write in writers
+        if (error := _write_or_say(path, write)) is not None
+    ]
     typer.echo(render_summary(document))
     if verdicts:
         typer.echo("\n" + render_verdicts(verdicts))
     typer.echo(f"\nresults: {out}  runs log: {log.path}")
+    if unwritten:
+        raise _fail(
+            "; ".join(unwritten) + f"; the runs log {log.path} has every run ('stressor report {log.path}' "
+            "rebuilds the results)",
+            EXIT_USAGE,
+        )
     if result.interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
     if result.stop_cause == "breaker":
         raise _fail(f"stopped early by the breaker: {result.stop_reason}", EXIT_BREAKER)
     if result.stop_cause == WORKER_LOST:
         raise _fail(str(result.stop_reason), EXIT_WORKER_LOST)
-    if result.stop_reason is not None and result.stop_cause != "threshold":
+    if result.stop_reason is not None and result.stop_cause not in ("threshold", "budget"):
         raise _fail(f"stopped early: {result.stop_reason}", EXIT_TARGET)
     if breached(verdicts) or result.stop_cause == "threshold":
         failed = sum(not v.passed for v in verdicts)
         raise _fail(f"{failed} of {len(verdicts)} thresholds failed", EXIT_THRESHOLDS)
+
+
+def _write_or_say(path: Path, write: Callable[[Path], object]) -> str | None:
+    """Run a writer; the reason it failed, or None."""
+    try:
+        write(path)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
+
+
+def _write_results(path: Path, document: dict[str, Any]) -> None:
+    """write_results, without leaving its temporary file behind when the final rename fails."""
+    try:
+        write_results(path, document)
+    except OSError:
+        path.with_name(f".{path.name}.tmp").unlink(missing_ok=True)
+        raise
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
 
 
 def _scale(workers: str | None, cluster: str | None) -> Scale | None:
@@ -481,6 +579,20 @@ def _flag(convert: Callable[[str], T], value: str | None, flag: str) -> T | None
         raise typer.BadParameter(str(exc), param_hint=flag) from None
 
 
+def _url_flag(value: str) -> str:
+    """An API base URL (from --base-url or STRESSOR_BASE_URL): http(s), a host, a port that exists."""
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"must be an http:// or https:// URL like https://api.example.com, got {value!r}")
+    try:
+        port = parts.port  # urlsplit checks the port only when asked for it
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise ValueError(f"has a port that is not a number from 1 to 65535, in {value!r}")
+    return value.strip().rstrip("/")
+
+
 def _listen_flag(value: str) -> tuple[str, int]:
     host, _, port = value.rpartition(":")
     if not host or not port.isdigit() or int(port) > 65535:
@@ -507,17 +619,12 @@ def plan(
 ) -> None:
     """Show what a profile would do, sending nothing: batches, runs, peak in flight, requests, cost."""
     profile = _load(profile_path)
-    stages, total = estimate(profile)
     if as_json:
-        document = {"profile": profile.name, "stages": [asdict(s) for s in stages], "total": asdict(total)}
-        typer.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
+        typer.echo(orjson.dumps(plan_document(profile), option=orjson.OPT_INDENT_2).decode())
         return
+    stages, total = estimate(profile)
     typer.echo(f"plan of {profile.name!r} ({profile.source}): sends nothing")
-    typer.echo(
-        f"  mean call duration {format_duration(profile.mean_call_duration_s)} (profile: mean_call_duration), "
-        f"poll interval {format_duration(profile.target.poll_interval_s)}, "
-        f"{profile.cost.run_cost_cents:g} cents per run"
-    )
+    typer.echo(f"  {assumptions_line(profile)}")
     typer.echo(
         f"  {'stage':<16} {'model':<6} {'duration':>9} {'batches':>8} {'runs':>8}"
         f" {'peak':>8} {'requests':>9} {'cost':>10}"
@@ -533,24 +640,63 @@ def plan(
 # ---------------------------------------------------------------------------------------------------- capacity
 
 
+@dataclass
+class _Search:
+    """The capacity search's state, shared between its steps and the signal watcher (one per search)."""
+
+    steps: list[Step] = field(default_factory=list)
+    session: Session | None = None
+    interrupted: bool = False
+
+
 async def _capacity_steps(
     profile: Profile, where: Where, model: str, step_levels: list[float], duration_s: float, slos: list[Threshold]
-) -> list[Step]:
-    steps: list[Step] = []
-    async with AsyncExitStack() as stack:
-        if where.base_url is None:  # one simulator for every step, so the search measures the load, not boots
-            assert where.simulator is not None
-            where = replace(where, base_url=await stack.enter_async_context(SimulatorProcess(where.simulator)))
-        for level in step_levels:
-            step_run = step_profile(profile, level, model, duration_s)  # type: ignore[arg-type]
-            outcome = await Session(step_run, where, enforce_budget=False).run()
-            document = build_results(outcome.engine, step_run, {"base_url": outcome.base_url})
-            step = measure_step(level, document, slos)
-            steps.append(step)
-            typer.echo(_capacity_row(step), err=True)
-            if not step.held or outcome.engine.interrupted:
-                break
-    return steps
+) -> _Search:
+    """Run the steps until one breaks. Ctrl-C / SIGTERM stops the step that runs (its partial figures are not
+    a step) and keeps the steps measured so far."""
+    search = _Search()
+
+    async def interrupt_on_signal() -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for _ in signals:
+                typer.echo("stressor: interrupted; keeping the steps measured so far", err=True)
+                search.interrupted = True
+                if search.session is not None:
+                    search.session.interrupt()
+                return
+
+    async def search_steps() -> None:
+        async with AsyncExitStack() as stack:
+            here = where
+            if here.base_url is None:  # one simulator for every step, so the search measures the load, not boots
+                assert here.simulator is not None
+                here = replace(here, base_url=await stack.enter_async_context(SimulatorProcess(here.simulator)))
+            for level in step_levels:
+                if search.interrupted:
+                    return
+                step_run = step_profile(profile, level, model, duration_s)  # type: ignore[arg-type]
+                search.session = Session(step_run, here, enforce_budget=False)
+                outcome = await search.session.run()
+                if outcome.engine.interrupted or search.interrupted:
+                    return
+                document = build_results(outcome.engine, step_run, {"base_url": outcome.base_url})
+                step = measure_step(level, document, slos)
+                search.steps.append(step)
+                typer.echo(_capacity_row(step), err=True)
+                if not step.held:
+                    return
+
+    failure: TargetUnavailable | OSError | None = None
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(interrupt_on_signal)
+        try:
+            await search_steps()
+        except (TargetUnavailable, OSError) as exc:
+            failure = exc  # raised outside the task group, or it would come wrapped in an ExceptionGroup
+        tasks.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
+    return search
 
 
 def _capacity_row(step: Step) -> str:
@@ -598,7 +744,7 @@ def capacity(
     """Step the load up until an SLO breaks; report the last step that held, the first that broke (the knee)."""
     if model not in ("closed", "open"):
         raise _fail("--model must be 'closed' or 'open'", EXIT_USAGE)
-    profile = _with_flags(_load(profile_path), base_url=base_url.rstrip("/") if base_url else None)
+    profile = _with_flags(_load(profile_path), base_url=_flag(_url_flag, base_url, "--base-url") if base_url else None)
     duration_s = _duration_flag(step_duration, "--step-duration")
     assert duration_s is not None
     try:
@@ -616,6 +762,8 @@ def capacity(
             replace(profile, stages=tuple(step_profile(profile, lv, model, duration_s).stages[0] for lv in step_levels))
         )  # type: ignore[arg-type]
         where = Where(base_url=profile.target.base_url, api_key=api_key)
+    _check_output(out, "--out")
+    _check_output(html, "--html")
     load_label = "runs in flight" if model == "closed" else "batches per second"
     typer.echo(
         f"capacity search of {profile.name!r}: {load_label} from {start:g} by {step:g} up to {max_level:g}, "
@@ -623,9 +771,12 @@ def capacity(
         err=True,
     )
     try:
-        steps = runtime.run(_capacity_steps, profile, where, model, step_levels, duration_s, slos)
+        search = runtime.run(_capacity_steps, profile, where, model, step_levels, duration_s, slos)
     except TargetUnavailable as exc:
         raise _fail(str(exc), EXIT_TARGET) from None
+    except OSError as exc:
+        raise _fail(f"could not start what the search needs: {exc}", EXIT_TARGET) from None
+    steps = search.steps
     found = knee(steps)
     rows = [
         {
@@ -651,21 +802,25 @@ def capacity(
                     "slos": [t.text for t in slos],
                     "steps": rows,
                     "knee": {"last_held": held, "first_broke": broke},
+                    "interrupted": search.interrupted,
                 },
                 option=orjson.OPT_INDENT_2,
             )
         )
     if html is not None:
-        html.write_text(render_capacity_html(f"Capacity of {profile.name}", load_label, rows), encoding="utf-8")
+        html.write_text(render_capacity_html(f"Capacity of {profile.name}", load_label, rows, slos), encoding="utf-8")
     if broke is None:
-        typer.echo(
-            f"no step broke the SLO up to {max_level:g} {load_label}; the last held at {held:g}"
-            if held
-            else "no step ran"
-        )
+        if held is None:
+            typer.echo("no step ran to its end")
+        elif search.interrupted:
+            typer.echo(f"knee so far (interrupted): held up to {held:g} {load_label}; no step broke the SLO yet")
+        else:
+            typer.echo(f"no step broke the SLO up to {max_level:g} {load_label}; the last held at {held:g}")
     else:
         where_held = f"held at {held:g}" if held is not None else "broke at the first step"
         typer.echo(f"knee: {where_held}, broke at {broke:g} {load_label}")
+    if search.interrupted:
+        raise typer.Exit(EXIT_INTERRUPTED)
 
 
 # ---------------------------------------------------------------------------------------------------- report

@@ -151,7 +151,7 @@ def test_default_rules_fire_on_slower_p99_and_more_failures() -> None:
     base, new = _pair()
     new["measures"]["queue_to_completion"]["p99"] = base["measures"]["queue_to_completion"]["p99"] * 1.11
     new["failure_rate"] = base["failure_rate"] + 0.011
-    comparison = compare(base, new)
+    comparison = compare(base, new, significant_only=False)  # the rules' own margins
     assert [c.rule.text for c in comparison.regressions] == ["queue_to_completion.p99 +10%", "failure_rate +1pt"]
     assert comparison.regressed
 
@@ -202,7 +202,7 @@ def test_wildcard_rules_apply_to_every_slice_in_both_runs() -> None:
         for piece in doc["variants"].values():
             piece["queue_to_completion"]["count"] = 500
     new["variants"]["bolt"]["queue_to_completion"]["p99"] *= 1.5
-    comparison = compare(base, new, [parse_rule("variant[*].queue_to_completion.p99 +10%")])
+    comparison = compare(base, new, [parse_rule("variant[*].queue_to_completion.p99 +10%")], significant_only=False)
     assert {c.path.scope_name: c.regressed for c in comparison.checks} == {"spark": False, "bolt": True}
 
 
@@ -213,7 +213,7 @@ def test_per_scenario_grades_are_diffed_and_drops_beyond_the_rule_flagged() -> N
     base, new = _pair()
     new["scenarios"]["refund"]["grades"]["mean"] = base["scenarios"]["refund"]["grades"]["mean"] - 0.1
     new["scenarios"]["hours"]["grades"]["mean"] = base["scenarios"]["hours"]["grades"]["mean"] - 0.03
-    comparison = compare(base, new)
+    comparison = compare(base, new, significant_only=False)
     diffs = {d.scenario: d for d in comparison.grades}
     assert diffs["refund"].dropped and diffs["refund"].delta == pytest.approx(-0.1)
     assert not diffs["hours"].dropped and diffs["hours"].delta == pytest.approx(-0.03)
@@ -250,8 +250,13 @@ def _regressed_pair() -> tuple[dict, dict]:
     return base, new
 
 
+def _raw(pair: tuple[dict, dict]):
+    """Compared with the rules firing on the raw change (the renderings show both rules fired)."""
+    return compare(*pair, significant_only=False)
+
+
 def test_json_rendering_is_serialisable_and_complete() -> None:
-    comparison = compare(*_regressed_pair())
+    comparison = _raw(_regressed_pair())
     data = json.loads(orjson.dumps(comparison_json(comparison)))
     assert data["schema"] == "stressor.comparison/1"
     assert data["regressed"] is True
@@ -276,8 +281,8 @@ def test_json_writes_an_infinite_relative_change_as_a_string() -> None:
 
 
 def test_text_rendering() -> None:
-    text = render_text(compare(*_regressed_pair()))
-    assert text.splitlines()[:2] == ["stressor compare", f"  base: {compare(*_regressed_pair()).base.label}"]
+    text = render_text(_raw(_regressed_pair()))
+    assert text.splitlines()[:2] == ["stressor compare", f"  base: {_raw(_regressed_pair()).base.label}"]
     assert text.splitlines()[1].startswith("  base: 'tiny' 20")
     line = next(x for x in text.splitlines() if x.strip().startswith("queue_to_completion p99"))
     assert line.split()[-3:] == ["(+30.0%)", "worse", "REGRESSED"] or line.split()[-2:] == ["worse", "REGRESSED"]
@@ -288,7 +293,7 @@ def test_text_rendering() -> None:
 
 
 def test_markdown_rendering_for_a_pull_request() -> None:
-    markdown = render_markdown(compare(*_regressed_pair()))
+    markdown = render_markdown(_raw(_regressed_pair()))
     assert markdown.startswith("### stressor compare: ❌ regression\n")
     assert "| ❌ | overall | `queue_to_completion p99` | 82.6ms | 107ms | +24.8ms (+30.0%) | worse |" in markdown
     assert "| ✅ | overall | `failure_rate` |" in markdown

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import html
 import re
 from html.parser import HTMLParser
 
@@ -11,6 +12,7 @@ from test_report_fixture import load_fixture
 from stressor.report.compare import compare
 from stressor.report.html import render_html
 from stressor.report.thresholds import evaluate, parse_thresholds
+from stressor.units import format_rate
 
 CHARTS = ("latency", "runs", "load", "failures", "spectrum")
 VOID = {"meta", "br", "img", "input", "link", "hr", "col", "area", "base", "source", "wbr"}
@@ -63,7 +65,7 @@ def _report() -> str:
     doc = load_fixture()
     verdicts = evaluate(parse_thresholds(["failure_rate < 25%", "queue_to_completion.p99 < 50ms"]), doc)
     new = copy.deepcopy(doc)
-    new["failure_rate"] += 0.05
+    new["failure_rate"] += 0.4  # far past the rule (+1 pt) and the noise of 40 runs: a regression
     return render_html(new, verdicts, compare(doc, new))
 
 
@@ -152,3 +154,141 @@ def test_notes_for_interrupted_and_late_runs() -> None:
     assert "Interrupted: the figures cover what was gathered until then." in page
     assert "The generator fell behind its schedule" in page
     assert "Breaker: more than half of the requests failed over 30s" in page
+
+
+def _points(page: Page, chart: str, series: str | None = None) -> list[tuple[float, float]]:
+    """Every plotted point of a chart (of one series), in SVG coordinates."""
+    found, current = [], None
+    for tag, attrs, within in page.elements:
+        if within != chart:
+            continue
+        if tag == "g" and attrs.get("data-series"):
+            current = attrs["data-series"]
+        if tag == "polyline" and (series is None or current == series):
+            found += [tuple(map(float, p.split(","))) for p in (attrs.get("points") or "").split()]
+    return found  # type: ignore[return-value]
+
+
+def _errored_only() -> dict:
+    """Four intervals in which every failure is an errored or rejected run: the server failed none."""
+    doc = load_fixture()
+    doc["interval_s"] = 1.0
+    doc["intervals"] = [
+        {
+            "start": float(k),
+            "end": float(k + 1),
+            "runs": {
+                "queued": 0,
+                "in_progress": 1,
+                "completed": 8,
+                "failed": 0,
+                "errored": 2 if k % 2 else 0,
+                "rejected": 0 if k % 2 else 2,
+                "open": 1,
+                "in_flight": 3,
+            },
+            "requests_per_s": 5.0,
+            "throttled_s": 0.0,
+            "queue_to_completion": {"count": 8, "max": 0.1, "p50": 0.05, "p90": 0.08, "p99": 0.1},
+        }
+        for k in range(4)
+    ]
+    return doc
+
+
+def test_errored_and_rejected_runs_count_in_the_failure_chart() -> None:
+    page = _parse(render_html(_errored_only()))
+    points = _points(page, "failures")
+    assert len(points) == 4
+    # 2 of 10 settled in every interval: 20 %, drawn well above the axis (y = 218 is 0 % in the 260 px chart).
+    assert all(y < 200 for _, y in points), points
+    assert len({y for _, y in points}) == 1
+    text = " ".join(page.text)
+    assert "failed, errored and rejected / settled in it" in text
+
+
+def test_the_runs_chart_draws_errored_rejected_and_in_flight() -> None:
+    page = _parse(render_html(_errored_only()))
+    groups = [a.get("data-series") for tag, a, within in page.elements if tag == "g" and within == "runs"]
+    assert "errored in the interval (create failed)" in groups
+    assert "rejected in the interval (429/503)" in groups
+    assert "in flight for the client (at the end)" in groups
+    assert len(_points(page, "runs", "errored in the interval (create failed)")) == 4
+
+
+def test_results_without_errored_counts_still_chart_failed_over_ended() -> None:
+    page = _parse(render_html(load_fixture()))  # written before intervals counted errored and rejected runs
+    groups = [a.get("data-series") for tag, a, within in page.elements if tag == "g" and within == "runs"]
+    assert "in flight for the client" in groups and not any("errored" in (g or "") for g in groups)
+    assert "Failure rate per interval (failed / ended in it)" in " ".join(page.text)
+    assert _points(page, "failures")
+
+
+def _with_stages(doc: dict) -> dict:
+    """The fixture with the ``stages`` its run (tests/test_report_fixture.py's profile) writes today."""
+    doc["stages"] = [
+        {
+            "name": "warm-up",
+            "start_s": 0.0,
+            "end_s": 1.0,
+            "model": "open",
+            "target": {"start": 3.0, "end": 3.0, "unit": "batches/s"},
+            "runs_per_batch": 4,
+        },
+        {
+            "name": "steady",
+            "start_s": 1.0,
+            "end_s": 2.0,
+            "model": "open",
+            "target": {"start": 7.0, "end": 7.0, "unit": "batches/s"},
+            "runs_per_batch": 4,
+        },
+        {
+            "name": "cool <down>",
+            "start_s": 2.0,
+            "end_s": 4.0,
+            "model": "closed",
+            "target": {"start": 10.0, "end": 2.0, "unit": "runs in flight"},
+            "runs_per_batch": 1,
+        },
+    ]
+    return doc
+
+
+def _stage_rows(page: str) -> list[list[str]]:
+    section = page[page.index('<section id="stages">') :]
+    section = section[: section.index("</section>")]
+    rows = re.findall(r"<tr>(.*?)</tr>", section)
+    return [[html.unescape(c) for c in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row)] for row in rows]
+
+
+def test_the_stage_table_names_each_stage_with_its_target_and_rates() -> None:
+    doc = _with_stages(load_fixture())
+    rows = _stage_rows(render_html(doc))
+    header, *body = rows
+    assert header[:5] == ["stage", "target", "runs due", "offered", "achieved"]
+    names = [row[0] for row in body]
+    assert names == ["warm-up", "steady", "cool <down>"]  # escaped in the page, read back here
+    assert body[0][1] == "3 batches/s x 4 runs" and body[2][1] == "10 -> 2 runs in flight"
+    due = [sum(1 for r in doc["run_records"] if r["stage"] == k) for k in (0, 1)]
+    assert [int(row[2]) for row in body[:2]] == due and body[2][2] == "0"
+    assert body[0][3] == format_rate(due[0] / 1.0) and body[1][3] == format_rate(due[1] / 1.0)
+    created = sum(1 for r in doc["run_records"] if r["stage"] == 1 and r["created_at"] is not None)
+    assert body[1][4] == format_rate(created / 1.0)
+
+
+def test_results_without_stages_number_them() -> None:
+    rows = _stage_rows(render_html(load_fixture()))
+    assert [row[0] for row in rows[1:]] == ["0", "1"]
+    assert [row[1] for row in rows[1:]] == ["-", "-"]
+
+
+def test_the_limits_table_shows_throttling_as_wall_time_and_its_parts_when_known() -> None:
+    doc = load_fixture()
+    doc["limits"].update(throttle_wait_s=1.5, client_wait_s=0.5, server_rate_wait_s=1.25)
+    page = render_html(doc)
+    assert "<td>held by rate limits (wall time)</td><td>1.5s</td>" in page
+    assert "<td>by the client&#x27;s own rates</td><td>500ms</td>" in page
+    assert "<td>by the server&#x27;s quota (stated or learned)</td><td>1.25s</td>" in page
+    older = render_html(load_fixture())  # results that do not tell the parts apart
+    assert "held by rate limits (wall time)" in older and "own rates" not in older

@@ -1,41 +1,112 @@
-"""The HTML report in a real browser: headless Chromium lays out every chart with a size, and takes a screenshot.
+"""The HTML pages as stressor writes them, in a real browser: headless Chromium draws every chart's points.
 
-Skipped when ``/usr/bin/chromium`` is missing (CI installs Debian's ``chromium``); this test installs nothing.
-The report itself runs no script (its Content-Security-Policy forbids it); to read the laid-out sizes, the test
-renders a copy with the policy relaxed for one inline script that writes each SVG's ``getBoundingClientRect()``
-into a ``data-size`` attribute, then reads them back from ``--dump-dom``.
+The pages come from the commands themselves: a short run against the embedded simulator, then
+``stressor report RESULTS --html``, and ``stressor capacity --html``. The pages run no script (their
+Content-Security-Policy forbids it); to read what the browser drew, the test renders a copy with the policy
+relaxed for one inline script, which writes into each chart's ``<svg>``: its laid-out size, how many plotted
+points (polyline vertices and dots) lie inside the plot frame as laid out, how many marks have a visible
+stroke, and how many guides (the capacity page's knee and SLO) were laid out; ``--dump-dom`` gives them back.
+
+Without ``chromium`` on the PATH the test skips, unless ``STRESSOR_REQUIRE_CHROMIUM`` or ``CI`` is set (``.ci/run``
+sets both after installing Debian's ``chromium``): there it fails, so a CI run cannot pass without a render.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from test_report_fixture import load_fixture
 
-from stressor.report.html import CSP, render_html
-from stressor.report.thresholds import evaluate, parse_thresholds
+from stressor.report.html import CSP
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHARTS = ("latency", "runs", "load", "failures", "spectrum")
+pytestmark = pytest.mark.e2e
+
+REPORT_CHARTS = ("latency", "runs", "load", "failures", "spectrum")
+CAPACITY_CHARTS = ("capacity-latency", "capacity-failures", "capacity-throughput")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+REQUIRED_BY = ("STRESSOR_REQUIRE_CHROMIUM", "CI")
 MEASURE = """<script>
 for (const svg of document.querySelectorAll("svg.chart")) {
   const box = svg.getBoundingClientRect();
+  const frame = svg.querySelector("rect.frame");
+  const inner = frame ? frame.getBoundingClientRect() : null;
+  const inside = (x, y) => inner && x >= inner.left - 1 && x <= inner.right + 1 && y >= inner.top - 1
+    && y <= inner.bottom + 1;
+  const matrix = svg.getScreenCTM();
+  let points = 0, stroked = 0;
+  for (const line of svg.querySelectorAll("g.series polyline")) {
+    const style = getComputedStyle(line);
+    if (style.stroke !== "none" && style.visibility === "visible" && parseFloat(style.strokeWidth) > 0) stroked++;
+    for (let i = 0; i < line.points.numberOfItems; i++) {
+      const at = line.points.getItem(i).matrixTransform(matrix);
+      if (inside(at.x, at.y)) points++;
+    }
+  }
+  for (const dot of svg.querySelectorAll("g.series circle")) {
+    const at = dot.getBoundingClientRect();
+    if (at.width > 0 && inside(at.x + at.width / 2, at.y + at.height / 2)) points++;
+  }
+  let guides = 0;
+  for (const guide of svg.querySelectorAll("g.guide")) {
+    const at = guide.getBoundingClientRect();
+    if ((at.width > 0 || at.height > 0) && inside(at.x + at.width / 2, at.y + at.height / 2)) guides++;
+  }
   svg.setAttribute("data-size", Math.round(box.width) + "x" + Math.round(box.height));
-  svg.setAttribute("data-marks", svg.querySelectorAll("polyline").length);
+  svg.setAttribute("data-drawn", points + " " + stroked + " " + guides);
 }
+document.body.setAttribute("data-measured", "yes");
 </script>"""
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium (Debian package chromium)")
+PROFILE = """
+name = "render"
+grace = "5s"
+interval = "500ms"
+[target]
+poll_interval = "20ms"
+[batch]
+runs = 3
+stagger = "5ms"
+[[stages]]
+name = "warm"
+duration = "1s"
+rate = "5/s"
+[[stages]]
+name = "push"
+duration = "1s"
+rate = "12/s"
+"""
+CAPACITY_PROFILE = """
+grace = "5s"
+[target]
+poll_interval = "20ms"
+[batch]
+runs = 1
+[[stages]]
+duration = "1s"
+in_flight = 1
+"""
 
 
-def _chromium(profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
+@pytest.fixture(scope="module")
+def chromium() -> Path:
+    found = shutil.which("chromium")
+    if found is not None:
+        return Path(found)
+    required = [name for name in REQUIRED_BY if os.environ.get(name)]
+    if required:
+        pytest.fail(f"{' and '.join(required)} is set, but chromium is not on the PATH: the HTML render check needs it")
+    pytest.skip("needs chromium on the PATH (Debian package chromium); CI requires it")
+
+
+def _chromium(binary: Path, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [
-            str(CHROMIUM),
+            str(binary),
             "--headless",
             "--no-sandbox",
             "--disable-gpu",
@@ -55,43 +126,97 @@ def _chromium(profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _stressor(*args: str, cwd: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "stressor", *args], capture_output=True, text=True, timeout=180, cwd=cwd, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
 @pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    doc = load_fixture()
-    verdicts = evaluate(parse_thresholds(["failure_rate < 25%", "queue_to_completion.p99 < 50ms"]), doc)
-    path = tmp_path_factory.mktemp("report") / "report.html"
-    path.write_text(render_html(doc, verdicts), encoding="utf-8")
-    return path
+def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The report of a short real run, through ``stressor report --html``, and a capacity page."""
+    where = tmp_path_factory.mktemp("pages")
+    (where / "p.toml").write_text(PROFILE)
+    (where / "c.toml").write_text(CAPACITY_PROFILE)
+    _stressor("run", "p.toml", "--out", "results.json", "--progress", "0", "--sim-failure-rate", "0.2", cwd=where)
+    _stressor("report", "results.json", "--html", "report.html", "-t", "failure_rate < 50%", cwd=where)
+    _stressor(
+        "capacity", "c.toml", "--sim-slots", "2", "--sim-call-duration", "fixed(300)", "--start", "1", "--step", "2",
+        "--max", "5", "--step-duration", "1s", "--slo", "queue_to_completion.p95 < 450ms", "--html", "capacity.html",
+        cwd=where,
+    )  # fmt: skip
+    return {"report": where / "report.html", "capacity": where / "capacity.html"}
 
 
-def test_every_chart_is_laid_out_with_a_size_in_the_rendered_dom(report: Path, tmp_path: Path) -> None:
-    page = report.read_text(encoding="utf-8")
-    assert CSP in page
-    measured = page.replace(CSP, CSP + "; script-src 'unsafe-inline'").replace("</body>", MEASURE + "</body>")
-    probe = tmp_path / "measured.html"
+def _measure(binary: Path, page: Path, tmp_path: Path) -> dict[str, tuple[int, int, int, int, int]]:
+    """Each chart's (width, height, points drawn inside its frame, stroked lines, guides laid out)."""
+    text = page.read_text(encoding="utf-8")
+    assert CSP in text and "<script" not in text
+    measured = text.replace(CSP, CSP + "; script-src 'unsafe-inline'").replace("</body>", MEASURE + "</body>")
+    probe = tmp_path / f"measured-{page.name}"
     probe.write_text(measured, encoding="utf-8")
-    done = _chromium(tmp_path / "profile", "--dump-dom", probe.as_uri())
+    done = _chromium(binary, tmp_path / "profile", "--dump-dom", probe.as_uri())
     assert done.returncode == 0, done.stderr[-2000:]
-    svgs = re.findall(r"<svg\b[^>]*>", done.stdout)
-    sizes = {}
-    for tag in svgs:
+    assert 'data-measured="yes"' in done.stdout, "the measuring script did not run"
+    charts = {}
+    for tag in re.findall(r"<svg\b[^>]*>", done.stdout):
         chart = re.search(r'data-chart="([^"]+)"', tag)
         size = re.search(r'data-size="(\d+)x(\d+)"', tag)
-        marks = re.search(r'data-marks="(\d+)"', tag)
-        assert chart and size and marks, tag
-        sizes[chart[1]] = (int(size[1]), int(size[2]), int(marks[1]))
-    assert list(sizes) == list(CHARTS)
-    for chart, (width, height, marks) in sizes.items():
+        drawn = re.search(r'data-drawn="(\d+) (\d+) (\d+)"', tag)
+        assert chart and size and drawn, tag
+        charts[chart[1]] = (int(size[1]), int(size[2]), int(drawn[1]), int(drawn[2]), int(drawn[3]))
+    return charts
+
+
+def test_every_chart_of_the_run_report_draws_its_points(chromium: Path, pages: dict[str, Path], tmp_path: Path) -> None:
+    charts = _measure(chromium, pages["report"], tmp_path)
+    assert list(charts) == list(REPORT_CHARTS)
+    for chart, (width, height, points, stroked, _) in charts.items():
         assert width > 300 and height > 100, (chart, width, height)
-        assert marks >= 1, chart
+        # A 2 s run in 500 ms intervals: at least 3 intervals a series, and the spectrum's many steps.
+        assert points >= 3, (chart, points)
+        assert stroked >= 1, chart
 
 
-def test_the_page_renders_to_a_screenshot(report: Path, tmp_path: Path) -> None:
+def test_the_capacity_page_draws_its_steps_the_knee_and_the_slo(
+    chromium: Path, pages: dict[str, Path], tmp_path: Path
+) -> None:
+    charts = _measure(chromium, pages["capacity"], tmp_path)
+    assert list(charts) == list(CAPACITY_CHARTS)
+    text = pages["capacity"].read_text(encoding="utf-8")
+    steps = len(re.findall(r'class="badge (?:ok|bad)"', text))
+    assert steps >= 2, "the search ran fewer than two steps"
+    for chart, (width, height, points, stroked, guides) in charts.items():
+        assert width > 300 and height > 100, (chart, width, height)
+        assert points >= steps, (chart, points, steps)
+        assert stroked >= 1, chart
+        assert guides >= 1, (chart, "the knee is not marked")
+    assert charts["capacity-latency"][4] >= 2  # the knee and the p95 bound
+
+
+def test_the_report_renders_to_a_screenshot(chromium: Path, pages: dict[str, Path], tmp_path: Path) -> None:
     shot = tmp_path / "report.png"
-    done = _chromium(tmp_path / "profile", f"--screenshot={shot}", report.as_uri())
+    done = _chromium(chromium, tmp_path / "profile", f"--screenshot={shot}", pages["report"].as_uri())
     assert done.returncode == 0, done.stderr[-2000:]
     data = shot.read_bytes()
     assert data.startswith(PNG_MAGIC)
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     assert (width, height) == (1280, 2000)
-    assert len(data) > 50_000  # a blank page compresses to a few kilobytes
+
+
+@pytest.mark.parametrize(("required", "outcome"), [(True, "1 error"), (False, "1 skipped")])
+def test_without_chromium_the_check_fails_where_it_is_required(tmp_path: Path, required: bool, outcome: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in REQUIRED_BY}
+    env["PATH"] = str(tmp_path)  # no chromium here (the interpreter is called by its full path)
+    if required:
+        env["STRESSOR_REQUIRE_CHROMIUM"] = "1"
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfs",
+         f"{__file__}::test_the_report_renders_to_a_screenshot"],
+        capture_output=True, text=True, timeout=120, cwd=Path(__file__).parent.parent, env=env, check=False,
+    )  # fmt: skip
+    assert outcome in done.stdout, done.stdout[-2000:]
+    assert (done.returncode != 0) is required
+    if required:
+        assert "STRESSOR_REQUIRE_CHROMIUM is set, but chromium is not on the PATH" in done.stdout

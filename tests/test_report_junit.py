@@ -43,7 +43,7 @@ def test_a_threshold_with_no_data_fails_as_such() -> None:
     assert "no variant 'storm' in the results" in (failure.get("message") or "")
 
 
-def test_scenarios_fail_on_failed_runs_and_quality_failures() -> None:
+def test_scenarios_carry_their_failures_as_figures_and_fail_only_on_their_thresholds() -> None:
     doc = load_fixture()
     doc["scenarios"]["refund"]["outcomes"].update(failed=0, errored=0, rejected=0)
     doc["scenarios"]["refund"]["grades"]["below_threshold"] = 0
@@ -51,34 +51,65 @@ def test_scenarios_fail_on_failed_runs_and_quality_failures() -> None:
     cases = _cases(_suite(junit_xml(doc)))
     assert cases["stressor.scenarios/refund"].find("failure") is None
     assert "completed 18, failed 0" in (cases["stressor.scenarios/refund"].findtext("system-out") or "")
+    hours = cases["stressor.scenarios/hours"]
+    assert hours.find("failure") is None  # no threshold on it: errored runs are figures, not a verdict
+    props = {p.get("name"): p.get("value") for p in hours.iter("property")}
+    assert (props["errored"], props["rejected"], props["below_grade_threshold"]) == ("1", "2", "2")
+    assert "2 below the grade threshold 0.75 (quality failures)" in (hours.findtext("system-out") or "")
+    verdicts = evaluate(parse_thresholds(["scenario[hours].errored == 0", "scenario[refund].failed == 0"]), doc)
+    cases = _cases(_suite(junit_xml(doc, verdicts)))
     failure = cases["stressor.scenarios/hours"].find("failure")
-    assert failure is not None
-    assert failure.get("message") == (
-        "scenario hours: 1 errored, 2 rejected, 2 below the grade threshold 0.75 (quality failures)"
-    )
+    assert failure is not None and failure.get("type") == "threshold"
+    assert failure.get("message") == "scenario hours: scenario[hours].errored == 0 failed: was 1, expected 0"
+    assert cases["stressor.scenarios/refund"].find("failure") is None
+
+
+def test_a_star_threshold_fails_each_scenario_it_fails_on() -> None:
+    doc = load_fixture()
+    verdicts = evaluate(parse_thresholds(["scenario[*].failure_rate < 1%"]), doc)
+    failed = {v.threshold.path.scope_name for v in verdicts if not v.passed}
+    assert failed  # the fixture has failed runs in its scenarios
+    cases = _cases(_suite(junit_xml(doc, verdicts)))
+    for name in doc["scenarios"]:
+        assert (cases[f"stressor.scenarios/{name}"].find("failure") is not None) == (name in failed)
 
 
 def test_suite_counts_and_properties() -> None:
     doc = load_fixture()
     verdicts = evaluate(parse_thresholds(["errored == 0", "failed == 0"]), doc)
     suite = _suite(junit_xml(doc, verdicts))
-    # 2 thresholds + 2 scenarios + the run; failed: "failed == 0" and both scenarios (failed runs).
-    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("5", "3", "0")
+    # 2 thresholds + 2 scenarios + the run; failed: only the threshold "failed == 0".
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("5", "1", "0")
     assert suite.get("timestamp", "").startswith("20")
-    props = {p.get("name"): p.get("value") for p in suite.iter("property")}
+    suite_properties = suite.find("properties")
+    assert suite_properties is not None
+    props = {p.get("name"): p.get("value") for p in suite_properties}
     assert props["profile"] == "tiny"
 
 
-def test_the_run_case_fails_when_the_run_did_not_cover_its_plan() -> None:
+def test_failures_are_exactly_the_failed_thresholds() -> None:
     doc = load_fixture()
-    assert _cases(_suite(junit_xml(doc)))["stressor.run/run"].find("failure") is None
     doc["interrupted"] = True
-    failure = _cases(_suite(junit_xml(doc)))["stressor.run/run"].find("failure")
-    assert failure is not None and failure.get("message", "").startswith("the run was interrupted")
+    for texts in ([], ["failure_rate < 50%"], ["failure_rate < 50%", "queue_to_completion.p99 < 1ms"]):
+        verdicts = evaluate(parse_thresholds(texts), doc)
+        suite = _suite(junit_xml(doc, verdicts))
+        assert suite.get("failures") == str(sum(not v.passed for v in verdicts))
+        assert len(suite.findall(".//failure")) == sum(not v.passed for v in verdicts)
+
+
+def test_the_run_case_is_skipped_with_the_reason_when_the_run_did_not_cover_its_plan() -> None:
+    doc = load_fixture()
+    run = _cases(_suite(junit_xml(doc)))["stressor.run/run"]
+    assert run.find("failure") is None and run.find("skipped") is None
+    doc["interrupted"] = True
+    suite = _suite(junit_xml(doc))
+    skipped = _cases(suite)["stressor.run/run"].find("skipped")
+    assert skipped is not None and skipped.get("message", "").startswith("the run was interrupted")
+    assert (suite.get("failures"), suite.get("skipped")) == ("0", "1")
     doc["interrupted"] = False
     doc["limits"]["breaker"] = "more than half of 40 requests failed over 30s"
-    failure = _cases(_suite(junit_xml(doc)))["stressor.run/run"].find("failure")
-    assert failure is not None and "the breaker stopped the run" in failure.get("message", "")
+    skipped = _cases(_suite(junit_xml(doc)))["stressor.run/run"].find("skipped")
+    assert skipped is not None and "the breaker stopped the run" in skipped.get("message", "")
 
 
 def test_strings_from_outside_stay_valid_xml() -> None:

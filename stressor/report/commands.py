@@ -117,14 +117,28 @@ def report(
             metavar="EXPR",
             help="A threshold like 'queue_to_completion.p95 < 90s', 'failure_rate < 1%' or "
             # typer renders help with rich markup, where [refund] would be a style tag: escape it.
-            "'scenario\\[refund].grade.mean >= 0.8' (repeatable). Any failed, or with no data: exit 5.",
+            "'scenario\\[refund].grade.mean >= 0.8' (repeatable; checked with the run's own). Any failed, or with "
+            "no data: exit 5.",
         ),
     ] = None,
+    saved_thresholds: Annotated[
+        bool,
+        typer.Option(
+            "--saved-thresholds/--no-saved-thresholds",
+            help="Check again the thresholds the run was gated on (saved in the results as 'thresholds').",
+        ),
+    ] = True,
 ) -> None:
     """Print the summary of a results file again, check thresholds, and write reports (HTML, .hgrm, CSV, JUnit)."""
     document = load_results(results)
+    saved = document.get("thresholds") if saved_thresholds else None
+    texts = [t for t in saved if isinstance(t, str)] if isinstance(saved, list) else []
     try:
-        parsed = parse_thresholds(thresholds or [])
+        parsed = parse_thresholds(texts)
+    except ThresholdError as exc:
+        raise _fail(f"{results}: a saved threshold cannot be read: {exc}") from None
+    try:
+        parsed += [t for t in parse_thresholds(thresholds or []) if t.text not in texts]
     except ThresholdError as exc:
         raise _fail(str(exc)) from None
     verdicts = evaluate(parsed, document)
@@ -181,6 +195,14 @@ def compare(
             help="Relative change below which a difference is noise (it grows for small samples).",
         ),
     ] = 0.05,
+    raw_rules: Annotated[
+        bool,
+        typer.Option(
+            "--raw-rules",
+            help="Let regression rules fire on the raw change, even one judged within noise (by default a rule "
+            "fires only on a change beyond the noise of the two runs' sample sizes).",
+        ),
+    ] = False,
 ) -> None:
     """Compare a new run against a base run: better, worse or noise per figure; exit 6 on a regression."""
     base_doc, new_doc = load_results(base), load_results(new)
@@ -188,7 +210,7 @@ def compare(
         parsed = parse_rules(rules) if rules else None
     except RuleError as exc:
         raise _fail(str(exc)) from None
-    comparison = compare_documents(base_doc, new_doc, parsed, tolerance)
+    comparison = compare_documents(base_doc, new_doc, parsed, tolerance, significant_only=not raw_rules)
     as_json = comparison_json(comparison)
     as_markdown = render_markdown(comparison)
     if fmt is OutputFormat.JSON:

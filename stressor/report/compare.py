@@ -14,6 +14,13 @@ any measure a threshold can, per variant or scenario too.
 - Order statistics (percentiles, min, max) are marked *too few samples* instead when either run has fewer
   than 30 samples, or fewer than it takes for one value to lie beyond the percentile (p99: 100, p99.9: 1,000):
   the "p99" of 40 values is their maximum, and two maxima differ by chance.
+- Order statistics are also noise when their **confidence intervals overlap**. A percentile p of n values is
+  the value of rank n·p; by the binomial law the rank of the true percentile lies within
+  ``n·p ± 1.96·sqrt(n·p·(1 - p))`` (95 %), whatever the distribution. The interval's ends are read from the
+  run's HDR histogram (``measures.<m>.hdr``) at those ranks; where there is no histogram (per variant and
+  scenario) they are bracketed by the nearest percentiles the document has (e.g. p95 and max for the p99 of
+  130 runs), which is wider, never narrower. Two runs of the same configuration differ in p99 by 10-15 %
+  at a few hundred runs: that is sampling, and the intervals say so.
 - Shares (failure rates): two-proportion test. The change is noise when it is within two standard errors,
   ``2 x sqrt(p (1 - p) (1/n1 + 1/n2))`` with ``p`` the pooled rate and ``n1``, ``n2`` the runs settled.
 
@@ -22,8 +29,9 @@ the amount) or ``<measure> -<amount>`` (*down* by more). The amount is relative 
 (``queue_to_completion.p99 +10%``), in percentage points with ``pt`` for shares (``failure_rate +1pt``), a
 duration for durations (``time_queued.p99 +50ms``), else a plain number in the measure's own units
 (``grade.mean -0.05``). ``variant[*]`` and ``scenario[*]`` apply a rule to every variant or scenario present in
-both runs. The defaults are ``DEFAULT_RULES``. A rule fires on the raw change, whatever its judgement,
-except on an order statistic with too few samples (it is then reported as not judged); a value that the base
+both runs. The defaults are ``DEFAULT_RULES``. A rule fires only on a change judged *worse* (beyond the noise
+above; with ``significant_only=False``, ``--raw-rules``, on the raw change whatever its judgement), never on
+an order statistic with too few samples (it is then reported as not judged); a value that the base
 has and the new run lacks (no run ended, no grade came) is a regression, since a gate must not pass on no
 data. The ``grade.mean`` rule also applies to each scenario's mean grade ("diff the grades against the
 previous run"), unless a rule names ``scenario[...].grade.mean`` itself.
@@ -31,8 +39,10 @@ previous run"), unless a rule names ``scenario[...].grade.mean`` itself.
 
 from __future__ import annotations
 
+import binascii
 import math
 import re
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,11 +50,14 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, Literal
 
+from hdrh.histogram import HdrHistogram
+
 from stressor.report.thresholds import MEASURES, Kind, MeasurePath, format_value, lookup, parse_path
 from stressor.units import parse_duration
 
 DEFAULT_TOLERANCE = 0.05
 MIN_SAMPLES = 30
+CONFIDENCE_Z = 1.96  # the percentiles' confidence intervals are 95 % ones
 DEFAULT_RULES = ("queue_to_completion.p99 +10%", "failure_rate +1pt", "grade.mean -0.05")
 SCHEMA = "stressor.comparison/1"
 
@@ -265,6 +278,81 @@ def samples_needed(path: MeasurePath) -> int:
     return max(MIN_SAMPLES, math.ceil(round(1 / (1 - percentile / 100), 6)))
 
 
+Interval = tuple[float, float]
+
+
+def _order_fraction(path: MeasurePath, samples: int) -> float | None:
+    """The fraction (0..1) an order statistic stands at: p99 -> 0.99, max -> the top value; None otherwise."""
+    stat = path.name.rpartition(".")[2]
+    if path.kind is not Kind.DURATION or stat not in _ORDER_STATS:
+        return None
+    if stat == "max":
+        return 1 - 1 / (samples + 1)
+    if stat == "min":
+        return 1 / (samples + 1)
+    match = re.fullmatch(r"p(\d+)(?:_(\d+))?", stat)
+    assert match is not None
+    return float(f"{match[1]}.{match[2] or 0}") / 100
+
+
+def _decoded(blob: object) -> Any:
+    """The HDR histogram of a ``measures.<m>.hdr`` string; None when there is none or it does not decode."""
+    if not isinstance(blob, str) or not blob:
+        return None
+    try:
+        return HdrHistogram.decode(blob)
+    except (ValueError, TypeError, binascii.Error, zlib.error):
+        return None
+
+
+def confidence_interval(
+    document: Mapping[str, Any], path: MeasurePath, value: float | None, samples: int | None
+) -> Interval | None:
+    """A distribution-free 95 % confidence interval of an order statistic whose value is ``value`` (see the
+    module's docstring), in seconds; None for anything else or when the document lacks what it takes.
+
+    The interval's reach below and above the value is read from the distribution (the histogram, else the
+    document's own percentiles) and laid around ``value`` itself.
+    """
+    if value is None or not samples or samples < 2:
+        return None
+    fraction = _order_fraction(path, samples)
+    if fraction is None:
+        return None
+    measure = path.name.rpartition(".")[0]
+    section = "variants" if path.scope == "variant" else "scenarios"
+    root = ("measures",) if path.scope is None else (section, str(path.scope_name))
+    figures: object = document
+    for key in (*root, measure):
+        figures = figures.get(key) if isinstance(figures, Mapping) else None
+    if not isinstance(figures, Mapping):
+        return None
+    spread = CONFIDENCE_Z * math.sqrt(samples * fraction * (1 - fraction))
+    low_q = max(1.0, math.floor(samples * fraction - spread)) / samples
+    high_q = min(float(samples), math.ceil(samples * fraction + spread) + 1) / samples
+    stated = [(0.0, figures.get("min")), (1.0, figures.get("max"))]
+    stated += [(float(key[1:].replace("_", ".")) / 100, figures.get(key)) for key in figures if _is_pct(key)]
+    known = sorted((q, float(v)) for q, v in stated if isinstance(v, int | float) and not isinstance(v, bool))
+    histogram = _decoded(figures.get("hdr")) if path.scope is None else None
+    if histogram is not None:
+        at = histogram.get_value_at_percentile(fraction * 100) / 1e6
+        low = histogram.get_value_at_percentile(low_q * 100) / 1e6
+        high = histogram.get_value_at_percentile(high_q * 100) / 1e6
+    elif known:
+        # No histogram: the nearest stated percentile at or below the low rank, at or above the high one:
+        # wider than the true interval, never narrower.
+        at = value
+        low = max((v for q, v in known if q <= low_q), default=known[0][1])
+        high = min((v for q, v in known if q >= high_q), default=known[-1][1])
+    else:
+        return None
+    return value - max(at - low, 0.0), value + max(high - at, 0.0)
+
+
+def _is_pct(key: str) -> bool:
+    return re.fullmatch(r"p\d+(?:_\d+)?", key) is not None
+
+
 def judge(
     path: MeasurePath,
     base: float | None,
@@ -273,8 +361,10 @@ def judge(
     new_samples: int | None,
     direction: Direction | None,
     tolerance: float = DEFAULT_TOLERANCE,
+    intervals: tuple[Interval | None, Interval | None] = (None, None),
 ) -> tuple[Judgement, float | None]:
-    """The judgement of one change (see the module's docstring) and the noise band it used."""
+    """The judgement of one change (see the module's docstring) and the noise band it used. ``intervals``:
+    the base's and the new run's confidence intervals of an order statistic (``confidence_interval``)."""
     if base is None or new is None:
         return Judgement.MISSING, None
     if direction is None:
@@ -294,6 +384,10 @@ def judge(
     change = new - base
     if abs(change) <= band:
         return Judgement.NOISE, band
+    base_ci, new_ci = intervals
+    if base_ci is not None and new_ci is not None and new_ci[0] <= base_ci[1] and base_ci[0] <= new_ci[1]:
+        # Overlapping confidence intervals: as far as these sample sizes can tell, the same value.
+        return Judgement.NOISE, max(band, abs(change))
     lower_better = direction == "lower"
     return (Judgement.BETTER if (change < 0) == lower_better else Judgement.WORSE), band
 
@@ -341,7 +435,8 @@ def _row(
     base, new = lookup(base_doc, path), lookup(new_doc, path)
     if base.value is None and new.value is None:
         return None  # nothing to say (no grades in either run, a measure neither recorded)
-    judgement, band = judge(path, base.value, new.value, base.samples, new.samples, direction, tolerance)
+    intervals = _intervals(path, base_doc, new_doc, base.samples, new.samples)
+    judgement, band = judge(path, base.value, new.value, base.samples, new.samples, direction, tolerance, intervals)
     return Row(section, path, base.value, new.value, base.samples, new.samples, judgement, band)
 
 
@@ -371,11 +466,24 @@ def _expand(rule: Rule, base_doc: Mapping[str, Any], new_doc: Mapping[str, Any])
     return [path.with_scope_name(name) for name in _names(base_doc, section) if name in new_names]
 
 
+def _intervals(
+    path: MeasurePath,
+    base_doc: Mapping[str, Any],
+    new_doc: Mapping[str, Any],
+    base_samples: int | None,
+    new_samples: int | None,
+) -> tuple[Interval | None, Interval | None]:
+    base, new = lookup(base_doc, path).value, lookup(new_doc, path).value
+    return confidence_interval(base_doc, path, base, base_samples), confidence_interval(new_doc, path, new, new_samples)
+
+
 def _check(
     rule: Rule,
     path: MeasurePath,
     base_doc: Mapping[str, Any],
     new_doc: Mapping[str, Any],
+    tolerance: float = DEFAULT_TOLERANCE,
+    significant_only: bool = True,
 ) -> RuleCheck:
     base, new = lookup(base_doc, path), lookup(new_doc, path)
     if base.value is None:
@@ -395,9 +503,14 @@ def _check(
     note = "from a base of 0, any change is infinitely large in relative terms" if math.isinf(change) else None
     if regressed:
         direction: Direction = "lower" if rule.direction == "up" else "higher"
-        judgement, _ = judge(path, base.value, new.value, base.samples, new.samples, direction)
+        intervals = _intervals(path, base_doc, new_doc, base.samples, new.samples)
+        judgement, _ = judge(path, base.value, new.value, base.samples, new.samples, direction, tolerance, intervals)
         if judgement is Judgement.NOISE and note is None:
-            note = "the change is within the noise of these sample sizes: a longer run would tell"
+            if significant_only:
+                regressed = False
+                note = "past the rule's amount but within the noise of these sample sizes: not a regression"
+            else:
+                note = "the change is within the noise of these sample sizes: a longer run would tell"
     return RuleCheck(rule, path, base.value, new.value, change, regressed, note)
 
 
@@ -427,10 +540,16 @@ def compare(
     new_doc: Mapping[str, Any],
     rules: Sequence[Rule] | None = None,
     tolerance: float = DEFAULT_TOLERANCE,
+    significant_only: bool = True,
 ) -> Comparison:
-    """Compare a new run against a base run. ``rules`` default to ``DEFAULT_RULES``."""
+    """Compare a new run against a base run. ``rules`` default to ``DEFAULT_RULES``; with ``significant_only``
+    a rule fires only on a change beyond the noise (see the module's docstring)."""
     rules = parse_rules(DEFAULT_RULES) if rules is None else list(rules)
-    checks = [_check(rule, path, base_doc, new_doc) for rule in rules for path in _expand(rule, base_doc, new_doc)]
+    checks = [
+        _check(rule, path, base_doc, new_doc, tolerance, significant_only)
+        for rule in rules
+        for path in _expand(rule, base_doc, new_doc)
+    ]
     base_scenarios, new_scenarios = _names(base_doc, "scenarios"), _names(new_doc, "scenarios")
     scenarios = _union(base_scenarios, new_scenarios)
     by_scenario = _scenario_grade_rules(rules, scenarios)
@@ -446,7 +565,7 @@ def compare(
         if rule is not None and name in base_scenarios and name in new_scenarios:
             check = next((c for c in checks if c.rule is rule and c.path == path), None)
             if check is None:  # the overall grade.mean rule, applied to this scenario
-                check = _check(rule, path, base_doc, new_doc)
+                check = _check(rule, path, base_doc, new_doc, tolerance, significant_only)
                 checks.append(check)
             dropped = check.regressed
         grades.append(GradeDiff(name, base.value, new.value, base.samples, new.samples, dropped))

@@ -4,10 +4,10 @@ It opens anywhere, offline, and prints. Every string that comes from the results
 
 - queue-to-completion p50 / p90 / p99 per interval (``intervals[].queue_to_completion``);
 - runs by state per interval (``intervals[].runs``: queued and in progress at the interval's end by the server's
-  stamps, in flight for the client, completed and failed in the interval);
+  stamps, in flight for the client, completed, failed, errored and rejected in the interval);
 - offered vs achieved load per interval (runs due and runs the server created, from ``run_records``; HTTP
   requests per second from ``intervals``), against the whole run's offered rate (``load``);
-- failure rate per interval (failed / ended in the interval);
+- failure rate per interval ((failed + errored + rejected) / settled in the interval, as the headline's);
 - the percentile spectrum of queue-to-completion (the HDR histogram, log axis of 1 / (1 - percentile)).
 """
 
@@ -24,7 +24,7 @@ from typing import Any
 
 from stressor.metrics import LatencyRecorder
 from stressor.report.compare import Comparison, Judgement, Row, format_change, headline_rows
-from stressor.report.thresholds import Status, Verdict, format_value
+from stressor.report.thresholds import Status, Threshold, Verdict, format_value
 from stressor.units import format_duration, format_rate
 
 US_PER_S = 1_000_000
@@ -95,6 +95,18 @@ class Axis:
     ticks: tuple[float, ...] | None = None  # fixed ticks; else "nice" ones from the data
 
 
+@dataclass(frozen=True, slots=True)
+class Guide:
+    """A mark on a chart beside its series: a vertical band or line (``x``: from, to) or a horizontal line at
+    ``y`` (a bound, such as an SLO's)."""
+
+    name: str  # the ``data-guide`` attribute, for tests and readers of the markup
+    label: str
+    color: str
+    x: tuple[float, float] | None = None
+    y: float | None = None
+
+
 def _nice_ticks(high: float, count: int = 5) -> list[float]:
     """0 .. a round number above ``high``, in 1 / 2 / 2.5 / 5 x 10^k steps."""
     if high <= 0 or not math.isfinite(high):
@@ -118,8 +130,15 @@ def _segments(points: Sequence[tuple[float, float | None]]) -> list[list[tuple[f
     return [run for run in runs if run]
 
 
-def _chart(chart_id: str, title: str, series: Sequence[Series], x_axis: Axis, y_axis: Axis) -> str:
-    """An SVG line chart with axes, grid, ticks and an HTML legend, in a ``<figure>``."""
+def _chart(
+    chart_id: str,
+    title: str,
+    series: Sequence[Series],
+    x_axis: Axis,
+    y_axis: Axis,
+    guides: Sequence[Guide] = (),
+) -> str:
+    """An SVG line chart with axes, grid, ticks, optional guides and an HTML legend, in a ``<figure>``."""
     plot_w, plot_h = _WIDTH - _LEFT - _RIGHT, _HEIGHT - _TOP - _BOTTOM
     values = [(x, y) for s in series for x, y in s.points if y is not None]
     parts = [
@@ -137,11 +156,13 @@ def _chart(chart_id: str, title: str, series: Sequence[Series], x_axis: Axis, y_
     def tx(x: float) -> float:
         return math.log10(x) if x_axis.log else x
 
-    xs = [tx(x) for x, _ in values]
+    # Guides widen the axes: a bound above every point is still drawn, and shows how far off it is.
+    xs = [tx(x) for x, _ in values] + [tx(x) for g in guides if g.x for x in g.x]
     x_ticks = list(x_axis.ticks) if x_axis.ticks else _nice_ticks(max(xs))
     x_lo = tx(x_ticks[0]) if x_axis.ticks else 0.0
     x_hi = max(tx(x_ticks[-1]) if x_axis.ticks else x_ticks[-1], x_lo + 1e-9)
-    y_ticks = list(y_axis.ticks) if y_axis.ticks else _nice_ticks(max(y for _, y in values))
+    y_top = max([y for _, y in values] + [g.y for g in guides if g.y is not None])
+    y_ticks = list(y_axis.ticks) if y_axis.ticks else _nice_ticks(y_top)
     y_hi = y_ticks[-1] or 1.0
 
     def px(x: float) -> float:
@@ -172,6 +193,7 @@ def _chart(chart_id: str, title: str, series: Sequence[Series], x_axis: Axis, y_
         f'<text transform="translate(14 {_TOP + plot_h / 2}) rotate(-90)" text-anchor="middle" class="axis">'
         f"{_e(y_axis.label)}</text>"
     )
+    parts.extend(_guide(g, px, py, plot_h) for g in guides)
     for s in series:
         dash = ' stroke-dasharray="6 4"' if s.dashed else ""
         group = [f'<g class="series" data-series="{_e(s.name)}">']
@@ -191,14 +213,47 @@ def _chart(chart_id: str, title: str, series: Sequence[Series], x_axis: Axis, y_
         group.append("</g>")
         parts.extend(group)
     parts.append("</svg>")
-    return _figure(chart_id, title, "".join(parts), series)
+    return _figure(chart_id, title, "".join(parts), series, guides)
 
 
-def _figure(chart_id: str, title: str, svg: str, series: Sequence[Series]) -> str:
+def _guide(guide: Guide, px: Callable[[float], float], py: Callable[[float], float], plot_h: float) -> str:
+    """A guide's markup: a shaded band or a dashed line, labelled, under the series."""
+    parts = [f'<g class="guide" data-guide="{_e(guide.name)}">']
+    if guide.x is not None:
+        left, right = sorted((px(guide.x[0]), px(guide.x[1])))
+        if right - left >= 1:
+            parts.append(
+                f'<rect x="{left:.1f}" y="{_TOP}" width="{right - left:.1f}" height="{plot_h}" '
+                f'fill="{guide.color}" fill-opacity="0.14"/>'
+            )
+        for x in sorted({left, right}):
+            parts.append(
+                f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{_TOP}" y2="{_TOP + plot_h}" stroke="{guide.color}" '
+                'stroke-width="1.5" stroke-dasharray="4 3"/>'
+            )
+        # Centred over the band: the knee is often the last step, at the plot's right edge, where a label
+        # placed beside it would be cut off.
+        centre = min(max((left + right) / 2, _LEFT + 90), _WIDTH - _RIGHT - 90)
+        parts.append(
+            f'<text x="{centre:.1f}" y="{_TOP + 12}" text-anchor="middle" class="guide-label">{_e(guide.label)}</text>'
+        )
+    if guide.y is not None:
+        y = py(guide.y)
+        parts.append(
+            f'<line x1="{_LEFT}" x2="{_WIDTH - _RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="{guide.color}" '
+            'stroke-width="1.5" stroke-dasharray="8 4"/>'
+            f'<text x="{_LEFT + 4}" y="{y - 4:.1f}" class="guide-label">'
+            f"{_e(guide.label)}</text>"
+        )
+    parts.append("</g>")
+    return "".join(parts)
+
+
+def _figure(chart_id: str, title: str, svg: str, series: Sequence[Series], guides: Sequence[Guide] = ()) -> str:
     legend = "".join(
         f'<li><span class="swatch{" dashed" if s.dashed else ""}" style="--c:{s.color}"></span>{_e(s.name)}</li>'
         for s in series
-    )
+    ) + "".join(f'<li><span class="swatch dashed" style="--c:{g.color}"></span>{_e(g.label)}</li>' for g in guides)
     return (
         f'<figure class="chart-box" id="chart-{_e(chart_id)}"><figcaption>{_e(title)}</figcaption>{svg}'
         f'<ul class="legend">{legend}</ul></figure>'
@@ -232,17 +287,28 @@ def _latency_chart(intervals: Sequence[Mapping[str, Any]]) -> str:
     )
 
 
+def _has(intervals: Sequence[Mapping[str, Any]], key: str) -> bool:
+    """Whether the series counts ``runs.<key>`` (results written before a count existed lack it)."""
+    return any(key in _map(i.get("runs")) for i in intervals)
+
+
 def _runs_chart(intervals: Sequence[Mapping[str, Any]]) -> str:
+    # Before ``in_flight`` was counted apart, ``open`` was the client's runs in flight.
+    separate = _has(intervals, "in_flight")
     states = (
         ("queued", "queued (at the end)", "#805ad5"),
         ("in_progress", "in progress (at the end)", "#3182ce"),
-        ("open", "in flight for the client", "#718096"),
+        *((("in_flight", "in flight for the client (at the end)", "#718096"),) if separate else ()),
+        ("open", "created, not yet seen to end" if separate else "in flight for the client", "#a0aec0"),
         ("completed", "completed in the interval", "#38a169"),
         ("failed", "failed in the interval", "#e53e3e"),
+        ("errored", "errored in the interval (create failed)", "#dd6b20"),
+        ("rejected", "rejected in the interval (429/503)", "#b7791f"),
     )
     series = [
         Series(label, color, tuple((_num(i.get("end")) or 0.0, _num(_map(i.get("runs")).get(key))) for i in intervals))
         for key, label, color in states
+        if key not in ("errored", "rejected") or _has(intervals, key)
     ]
     return _chart("runs", "Runs by state per interval", series, _time_axis(), Axis("runs", lambda v: f"{v:g}"))
 
@@ -288,17 +354,23 @@ def _load_chart(document: Mapping[str, Any], intervals: Sequence[Mapping[str, An
 
 
 def _failure_chart(intervals: Sequence[Mapping[str, Any]]) -> str:
+    # The headline's definition: failed, errored and rejected runs of those that settled. Results written
+    # before intervals counted errored and rejected runs give failed / ended, and say so.
+    whole = _has(intervals, "errored") or _has(intervals, "rejected")
+    kinds = ("failed", "errored", "rejected") if whole else ("failed",)
     points = []
     for interval in intervals:
         runs = _map(interval.get("runs"))
-        failed, ended = _int(runs.get("failed")), _int(runs.get("completed")) + _int(runs.get("failed"))
-        points.append((_num(interval.get("end")) or 0.0, failed / ended if ended else None))
+        failures = sum(_int(runs.get(k)) for k in kinds)
+        settled = failures + _int(runs.get("completed"))
+        points.append((_num(interval.get("end")) or 0.0, failures / settled if settled else None))
+    what = "failed, errored and rejected / settled in it" if whole else "failed / ended in it"
     return _chart(
         "failures",
-        "Failure rate per interval (failed / ended in it)",
+        f"Failure rate per interval ({what})",
         [Series("failure rate", "#e53e3e", tuple(points))],
         _time_axis(),
-        Axis("failed / ended", lambda v: f"{v * 100:.3g}%"),
+        Axis("failures / settled" if whole else "failed / ended", lambda v: f"{v * 100:.3g}%"),
     )
 
 
@@ -393,13 +465,31 @@ def _failure_rate(outcomes: Mapping[str, Any]) -> float | None:
 _OUTCOMES = ("completed", "failed", "errored", "rejected", "open")
 
 
-def _stages_table(records: Sequence[Mapping[str, Any]]) -> str:
-    by_stage: dict[int, list[Mapping[str, Any]]] = {}
+def _stage_target(stage: Mapping[str, Any]) -> str:
+    """A stage's target as planned: "20 batches/s x 4 runs", "10 -> 30 runs in flight", "pause"."""
+    target = _map(stage.get("target"))
+    low, high = _num(target.get("start")), _num(target.get("end"))
+    if low is None or high is None:
+        return str(stage.get("model") or "-")
+    level = f"{low:g}" if low == high else f"{low:g} -> {high:g}"
+    runs = _int(stage.get("runs_per_batch"))
+    per_batch = f" x {runs} runs" if target.get("unit") == "batches/s" and runs > 1 else ""
+    return f"{level} {target.get('unit', '')}{per_batch}".strip()
+
+
+def _stages_table(records: Sequence[Mapping[str, Any]], stages: Sequence[Mapping[str, Any]]) -> str:
+    """One row per stage: its name and target as planned (results written before stages were saved give the
+    index alone), then the runs due in it, their outcomes, and the rates offered and achieved over it."""
+    by_stage: dict[int, list[Mapping[str, Any]]] = {index: [] for index in range(len(stages))}
     for record in records:
         by_stage.setdefault(_int(record.get("stage")), []).append(record)
     rows = []
-    for stage, members in sorted(by_stage.items()):
+    for index, members in sorted(by_stage.items()):
+        stage = stages[index] if 0 <= index < len(stages) else {}
+        start, end = _num(stage.get("start_s")), _num(stage.get("end_s"))
+        span = end - start if start is not None and end is not None and end > start else None
         outcomes = {k: sum(1 for r in members if r.get("outcome") == k) for k in _OUTCOMES}
+        created = sum(1 for r in members if _num(r.get("created_at")) is not None)
         q2c = sorted(
             detected - due
             for r in members
@@ -409,15 +499,19 @@ def _stages_table(records: Sequence[Mapping[str, Any]]) -> str:
         )
         rows.append(
             [
-                stage,
+                stage.get("name") or index,
+                _stage_target(stage) if stage else "-",
                 len(members),
+                "-" if span is None or not records else format_rate(len(members) / span),
+                "-" if span is None or not records else format_rate(created / span),
                 *outcomes.values(),
                 _share(_failure_rate(outcomes)),
                 _seconds(_nearest_rank(q2c, 50)),
                 _seconds(_nearest_rank(q2c, 99)),
             ]
         )
-    return _table(["stage", "runs", *_OUTCOMES, "failure rate", "q2c p50", "q2c p99"], rows, numeric=range(10))
+    headers = ["stage", "target", "runs due", "offered", "achieved", *_OUTCOMES, "failure rate", "q2c p50", "q2c p99"]
+    return _table(headers, rows, numeric=range(2, 13))
 
 
 def _slices_table(title: str, pieces: Mapping[str, Any], grade_threshold: float | None) -> str:
@@ -497,7 +591,16 @@ def _limits_section(document: Mapping[str, Any]) -> str:
     retry_after = _map(limits.get("retry_after"))
     rows: list[list[object]] = [
         ["mode", limits.get("mode", "-")],
-        ["waited on client rate limits", _seconds(limits.get("throttle_wait_s"))],
+        ["held by rate limits (wall time)", _seconds(limits.get("throttle_wait_s"))],
+        # Parts of it, in results that tell them apart.
+        *(
+            [label, _seconds(limits.get(key))]
+            for key, label in (
+                ("client_wait_s", "by the client's own rates"),
+                ("server_rate_wait_s", "by the server's quota (stated or learned)"),
+            )
+            if key in limits
+        ),
         ["paused by the server (Retry-After, quota)", _seconds(limits.get("server_pause_s"))],
         ["waited for room in flight", _seconds(limits.get("capacity_wait_s"))],
         [
@@ -610,6 +713,8 @@ svg.chart .frame{stroke:#a0aec0;stroke-width:1}
 svg.chart text{font:11px system-ui,sans-serif;fill:#4a5568}
 svg.chart text.axis{font-size:12px;fill:#2d3748}
 svg.chart text.empty{font-size:14px;fill:#a0aec0}
+svg.chart text.guide-label{font-size:11px;font-weight:600;fill:#2d3748}
+.knee{font-size:16px;margin:8px 0 4px}
 .legend{list-style:none;margin:6px 0 0;padding:0;display:flex;flex-wrap:wrap;gap:4px 16px;font-size:12px}
 .swatch{display:inline-block;width:18px;height:3px;background:var(--c);vertical-align:middle;margin-right:6px}
 .swatch.dashed{background:repeating-linear-gradient(90deg,var(--c) 0 6px,transparent 6px 10px)}
@@ -723,8 +828,10 @@ def render_html(
     if comparison is not None:
         body.append(_comparison_section(comparison))
     body.append(_grades_section(document))
-    if records:
-        body.append(f'<section id="stages"><h2>By stage</h2>{_stages_table(records)}</section>')
+    stages = _list(document.get("stages"))
+    if records or stages:
+        table = _stages_table(records, stages)
+        body.append(f'<section id="stages"><h2>By stage</h2>{table}</section>')
     for title, key in (("variant", "variants"), ("scenario", "scenarios")):
         pieces = _map(document.get(key))
         if pieces:
@@ -743,18 +850,74 @@ def render_html(
     )
 
 
-def render_capacity_html(title: str, load_label: str, steps: Sequence[Mapping[str, Any]]) -> str:
-    """A capacity search as one page: latency and failure rate against load, and the table of steps.
+def _knee(steps: Sequence[Mapping[str, Any]]) -> tuple[Mapping[str, Any] | None, Mapping[str, Any] | None]:
+    """The last step that held before the first that broke, and that first (each None when there is none)."""
+    last_held = None
+    for step in steps:
+        if not step.get("held"):
+            return last_held, step
+        last_held = step
+    return last_held, None
 
-    ``steps`` are ``{"level", "p50", "p95", "p99", "failure_rate", "completed_per_s", "held"}`` mappings.
+
+def _knee_sentence(held: Mapping[str, Any] | None, broke: Mapping[str, Any] | None, load_label: str) -> str:
+    if broke is None:
+        return (
+            f"No step broke the SLO: the last held at {float(held['level']):g} {load_label}."
+            if held is not None
+            else "No step ran."
+        )
+    if held is None:
+        return f"Knee: the first step, {float(broke['level']):g} {load_label}, already broke the SLO."
+    return f"Knee: held at {float(held['level']):g}, broke at {float(broke['level']):g} {load_label}."
+
+
+def _slo_bounds(slos: Sequence[Threshold], prefix: str) -> list[Threshold]:
+    """The SLOs on the whole run's measure ``prefix`` (scoped ones are per slice: not one line to draw)."""
+    return [t for t in slos if t.path.scope is None and (t.path.name == prefix or t.path.name.startswith(prefix + "."))]
+
+
+def render_capacity_html(
+    title: str, load_label: str, steps: Sequence[Mapping[str, Any]], slos: Sequence[Threshold] = ()
+) -> str:
+    """A capacity search as one page: the knee in words and marked on every chart (a band from the last step
+    that held to the first that broke), the SLO bounds as dashed lines, latency (p95 dashed, drawn over p99),
+    failure rate and completed runs per second against load, and the table of steps.
+
+    ``steps`` are ``{"level", "p50", "p95", "p99", "failure_rate", "completed_per_s", "held"}`` mappings, in the
+    order they ran; ``slos`` the thresholds each step was held to.
     """
     load_axis = Axis(load_label, lambda v: f"{v:g}")
+    held, broke = _knee(steps)
+    knee: list[Guide] = []
+    if broke is not None:
+        low = float(held["level"]) if held is not None else float(broke["level"])
+        label = f"knee: held {low:g}, broke {float(broke['level']):g}" if held else f"broke {float(broke['level']):g}"
+        knee.append(Guide("capacity-knee", label, "#c53030", x=(low, float(broke["level"]))))
+    elif held is not None:
+        knee.append(
+            Guide("capacity-knee", f"held up to {float(held['level']):g}", "#2f855a", x=(float(held["level"]),) * 2)
+        )
+    latency_bounds = [
+        Guide("slo", f"SLO {t.text}", "#6b46c1", y=t.limit) for t in _slo_bounds(slos, "queue_to_completion")
+    ]
+    failure_bounds = [Guide("slo", f"SLO {t.text}", "#6b46c1", y=t.limit) for t in _slo_bounds(slos, "failure_rate")]
+    # p95 is drawn last and dashed: when it sits on p99 (few runs a step) both stay visible.
     latency = [
-        Series(key, color, tuple((float(s["level"]), _num(s.get(key))) for s in steps))
-        for key, color in (("p50", "#2b6cb0"), ("p95", "#d69e2e"), ("p99", "#c53030"))
+        Series(key, color, tuple((float(s["level"]), _num(s.get(key))) for s in steps), dashed=dashed, width=width)
+        for key, color, dashed, width in (
+            ("p50", "#2b6cb0", False, 2.0),
+            ("p99", "#c53030", False, 3.5),
+            ("p95", "#d69e2e", True, 2.5),
+        )
     ]
     failures = [
         Series("failure rate", "#c53030", tuple((float(s["level"]), _num(s.get("failure_rate"))) for s in steps))
+    ]
+    throughput = [
+        Series(
+            "completed per second", "#2f855a", tuple((float(s["level"]), _num(s.get("completed_per_s"))) for s in steps)
+        )
     ]
     charts = [
         _chart(
@@ -763,6 +926,7 @@ def render_capacity_html(title: str, load_label: str, steps: Sequence[Mapping[st
             latency,
             load_axis,
             _duration_axis("queue-to-completion"),
+            [*knee, *latency_bounds],
         ),
         _chart(
             "capacity-failures",
@@ -770,6 +934,15 @@ def render_capacity_html(title: str, load_label: str, steps: Sequence[Mapping[st
             failures,
             load_axis,
             Axis("failure rate", lambda v: f"{v:.0%}"),
+            [*knee, *failure_bounds],
+        ),
+        _chart(
+            "capacity-throughput",
+            "Runs completed per second against load",
+            throughput,
+            load_axis,
+            Axis("completed per second", format_rate),
+            knee,
         ),
     ]
     rows = [
@@ -785,10 +958,14 @@ def render_capacity_html(title: str, load_label: str, steps: Sequence[Mapping[st
         for s in steps
     ]
     table = _table([load_label, "p50", "p95", "p99", "failure rate", "completed/s", "SLO"], rows, range(6))
+    slo_text = ", ".join(t.text for t in slos)
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
         f"<title>{_e(title)}</title><style>{_CSS}</style></head><body><main>"
-        f'<h1>{_e(title)}</h1><section><div class="charts">{"".join(charts)}</div></section>'
+        f"<h1>{_e(title)}</h1>"
+        f'<p class="knee" id="knee"><strong>{_e(_knee_sentence(held, broke, load_label))}</strong></p>'
+        + (f'<p class="meta" id="slo">SLO: {_e(slo_text)}</p>' if slo_text else "")
+        + f'<section><div class="charts">{"".join(charts)}</div></section>'
         f"<section><h2>Steps</h2>{table}</section></main></body></html>"
     )

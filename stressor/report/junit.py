@@ -7,10 +7,14 @@ figures behind it.
 
 - ``stressor.thresholds``: one case per threshold; failed (or no data, which fails: see ``thresholds``) with
   the verdict's sentence as the message.
-- ``stressor.scenarios``: one case per scenario; failed when it had failed, errored or rejected runs, or
-  quality failures (grades below the profile's threshold). Open runs are shown, not failed on.
-- ``stressor.run``: failed when the run was interrupted, stopped early or stopped by the breaker, since its
-  figures then cover less than the plan.
+- ``stressor.scenarios``: one case per scenario; failed only when a threshold on that scenario
+  (``scenario[<name>]...`` or ``scenario[*]...``) failed. Its failed, errored, rejected and open runs and its
+  quality failures are figures, not verdicts: they are in the case's ``<properties>`` and ``<system-out>``.
+- ``stressor.run``: skipped, with the reason, when the run was interrupted, stopped early or stopped by the
+  breaker (its figures then cover less than the plan; ``stressor run`` exits non-zero for these on its own).
+
+So the file fails exactly when the gate does: a JUnit failure is always a failed threshold, and a run or
+``report`` that exits 0 writes a JUnit file with ``failures="0"``.
 """
 
 from __future__ import annotations
@@ -62,31 +66,36 @@ def _q2c(figures: object) -> str:
     return f"queue-to-completion ({figures['count']} runs): " + ", ".join(cells)
 
 
-def _scenario_case(suite: ET.Element, name: str, piece: Mapping[str, Any], threshold: object) -> bool:
-    """Add one scenario's case; return whether it failed."""
+def _scenario_case(
+    suite: ET.Element, name: str, piece: Mapping[str, Any], threshold: object, failed: Sequence[Verdict]
+) -> bool:
+    """Add one scenario's case, failed by the thresholds on it that failed; return whether it failed."""
     outcomes = piece.get("outcomes") if isinstance(piece.get("outcomes"), Mapping) else {}
     grades = piece.get("grades") if isinstance(piece.get("grades"), Mapping) else {}
     counts = {key: _count(outcomes.get(key)) for key in ("completed", "failed", "errored", "rejected", "open")}
     below = _count(grades.get("below_threshold"))
-    problems = [f"{counts[key]} {key}" for key in ("failed", "errored", "rejected") if counts[key]]
+    case = _case(suite, f"{SUITE}.scenarios", name)
+    properties = ET.SubElement(case, "properties")
+    for key, value in (*counts.items(), ("below_grade_threshold", below)):
+        ET.SubElement(properties, "property", name=key, value=str(value))
+    lines = [", ".join(f"{key} {value}" for key, value in counts.items()), _q2c(piece.get("queue_to_completion"))]
     if below:
         limit = f" {threshold:g}" if isinstance(threshold, int | float) else ""
-        problems.append(f"{below} below the grade threshold{limit} (quality failures)")
-    case = _case(suite, f"{SUITE}.scenarios", name)
-    lines = [", ".join(f"{key} {value}" for key, value in counts.items()), _q2c(piece.get("queue_to_completion"))]
+        lines.append(f"{below} below the grade threshold{limit} (quality failures)")
     if grades.get("count"):
         mean = grades.get("mean")
         lines.append(
             f"grades: {grades['count']} graded, mean {mean:.3g}" if isinstance(mean, int | float) else "grades: -"
         )
-    if problems:
-        _fail(case, f"scenario {name}: " + ", ".join(problems), "runs", "\n".join(lines))
+    if failed:
+        kind = "no-data" if all(v.status is Status.MISSING for v in failed) else "threshold"
+        _fail(case, f"scenario {name}: " + "; ".join(v.sentence for v in failed), kind, "\n".join(lines))
     _output(case, "\n".join(lines))
-    return bool(problems)
+    return bool(failed)
 
 
 def _run_case(suite: ET.Element, document: Mapping[str, Any]) -> bool:
-    """The run itself: did it cover its plan? Return whether it failed."""
+    """The run itself: did it cover its plan? Return whether it is skipped (it did not)."""
     runs = document.get("runs") if isinstance(document.get("runs"), Mapping) else {}
     limits = document.get("limits") if isinstance(document.get("limits"), Mapping) else {}
     elapsed = document.get("elapsed_s")
@@ -110,7 +119,7 @@ def _run_case(suite: ET.Element, document: Mapping[str, Any]) -> bool:
         f"{_q2c((document.get('measures') or {}).get('queue_to_completion'))}"
     )
     if problem:
-        _fail(case, problem, "run", summary)
+        ET.SubElement(case, "skipped", message=_clean(problem))
     _output(case, summary)
     return problem is not None
 
@@ -139,8 +148,13 @@ def junit_xml(document: Mapping[str, Any], verdicts: Sequence[Verdict] = ()) -> 
     grade_threshold = (document.get("grades") or {}).get("threshold")
     for name, piece in scenarios.items():
         if isinstance(piece, Mapping):
-            failures += _scenario_case(suite, str(name), piece, grade_threshold)
-    failures += _run_case(suite, document)
+            on_it = [
+                v
+                for v in verdicts
+                if not v.passed and v.threshold.path.scope == "scenario" and v.threshold.path.scope_name == str(name)
+            ]
+            failures += _scenario_case(suite, str(name), piece, grade_threshold, on_it)
+    skipped = int(_run_case(suite, document))
     tests = len(suite.findall("testcase"))
     started = document.get("started_at")
     elapsed = document.get("elapsed_s")
@@ -149,7 +163,7 @@ def junit_xml(document: Mapping[str, Any], verdicts: Sequence[Verdict] = ()) -> 
         element.set("failures", str(failures))
         element.set("errors", "0")
         element.set("time", f"{elapsed:.3f}" if isinstance(elapsed, int | float) else "0")
-    suite.set("skipped", "0")
+    suite.set("skipped", str(skipped))
     if isinstance(started, int | float):
         suite.set("timestamp", datetime.fromtimestamp(started, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S"))
     ET.indent(root)

@@ -17,13 +17,15 @@ from stressor.engine import EngineResult
 from stressor.governor import Governor, GovernorReport
 from stressor.intervals import Interval
 from stressor.metrics import MEASURE_SOURCES, Breakdown, LatencyRecorder, Measure, Metrics, Outcome, Summary
-from stressor.plan import peak_batch_rate
-from stressor.profile import Limits, Profile, TargetSpec
+from stressor.plan import peak_batch_rate, stage_windows
+from stressor.profile import ClosedLoad, Limits, OpenLoad, Profile, TargetSpec
 from stressor.report.runlog import read_runs_log
 from stressor.session import SessionResult
+from stressor.timestamps import NS_PER_S
 
 SCHEMA = "stressor.results/1"
 GENERATOR_LAG_FLOOR_S = 0.002
+NOT_IN_RUNS_LOG = "not in the runs log"  # what a summary rebuilt from the log says of figures the log lacks
 
 
 def _percentile_key(p: float) -> str:
@@ -47,11 +49,18 @@ def recorder_json(recorder: LatencyRecorder, *, with_histogram: bool = True) -> 
 
 
 def _breakdown_json(pieces: Mapping[str, Breakdown]) -> dict[str, Any]:
+    empty = LatencyRecorder()  # for a measure a slice never had a value of (its recorders are made on use)
     return {
         name: {
             "outcomes": {str(o): piece.outcomes[o] for o in Outcome},
             "queue_to_completion": recorder_json(piece.queue_to_completion, with_histogram=False),
             "time_in_progress": recorder_json(piece.time_in_progress, with_histogram=False),
+            "measures": {
+                str(m): recorder_json(piece.measures.get(m, empty), with_histogram=False) for m in Measure
+            },
+            "not_started": dict(piece.not_started),
+            "submitted": piece.submitted_runs,
+            "estimated_cost_cents": piece.cost_cents,
             "grades": piece.grades.to_json(),
         }
         for name, piece in sorted(pieces.items())
@@ -73,8 +82,12 @@ def limits_json(report: GovernorReport) -> dict[str, Any]:
     return {
         "mode": report.mode,
         "throttle_wait_s": report.throttle_wait_s,
+        "client_wait_s": report.client_wait_s,
+        "server_rate_wait_s": report.server_rate_wait_s,
         "server_pause_s": report.server_pause_s,
         "capacity_wait_s": report.capacity_wait_s,
+        "responses": report.responses,
+        "learned_rate": report.learned_rate,
         "retries": report.retries,
         "retry_after": recorder_json(report.retry_after_s, with_histogram=False),
         "unparseable_headers": report.unparseable_headers,
@@ -83,15 +96,28 @@ def limits_json(report: GovernorReport) -> dict[str, Any]:
     }
 
 
-def load_json(metrics: Metrics, profile: Profile, elapsed_s: float) -> dict[str, Any]:
-    """Offered load (runs that became due) beside achieved load (runs the server accepted), per second of the
-    stages, and what following them cost in HTTP requests."""
-    span = min(profile.duration_s, elapsed_s) or elapsed_s or 1.0
+# Stop causes after which the rest of the plan is counted not started although it never became due.
+REST_OF_PLAN_CAUSES = frozenset({"breaker", "fatal", "interrupted", "budget", "threshold", "worker_lost"})
+
+
+def load_json(metrics: Metrics, profile: Profile, elapsed_s: float, stop_cause: str | None = None) -> dict[str, Any]:
+    """Offered load (runs the plan made due, per second of the stages up to the stop) beside achieved load (runs
+    the server accepted, per second of the time they were being submitted: from the first due batch to the
+    last create's answer), and what following them cost in HTTP requests."""
+    stages_s = min(profile.duration_s, elapsed_s) or elapsed_s or 1.0
+    offered_runs, offered_s = metrics.planned_runs, stages_s
+    first, last_due, last_submit = metrics.first_due_ns, metrics.last_due_ns, metrics.last_submit_ns
+    if stop_cause in REST_OF_PLAN_CAUSES:
+        # The plan's rest was never due: neither its runs nor its time are offered load.
+        offered_runs -= metrics.not_started[stop_cause]
+        if first is not None and last_due is not None and last_due > first:
+            offered_s = min(stages_s, (last_due - first) / NS_PER_S)
+    submitting_s = (last_submit - first) / NS_PER_S if first is not None and last_submit is not None else 0.0
     ended = metrics.outcomes[Outcome.COMPLETED] + metrics.outcomes[Outcome.FAILED]
     requests = sum(metrics.requests.values())
     return {
-        "offered_runs_per_s": metrics.planned_runs / span,
-        "achieved_runs_per_s": metrics.submitted_runs / span,
+        "offered_runs_per_s": max(0, offered_runs) / offered_s,
+        "achieved_runs_per_s": metrics.submitted_runs / (submitting_s if submitting_s > 0 else stages_s),
         "requests_per_ended_run": requests / ended if ended else None,
     }
 
@@ -115,7 +141,10 @@ def intervals_json(intervals: Iterable[Interval]) -> list[dict[str, Any]]:
                 "in_progress": i.in_progress,
                 "completed": i.completed,
                 "failed": i.failed,
+                "errored": i.errored,
+                "rejected": i.rejected,
                 "open": i.open,
+                "in_flight": i.in_flight,
             },
             "requests_per_s": i.requests_per_s,
             "throttled_s": i.throttled_s,
@@ -123,6 +152,32 @@ def intervals_json(intervals: Iterable[Interval]) -> list[dict[str, Any]]:
         }
         for i in intervals
     ]
+
+
+def stages_json(profile: Profile) -> list[dict[str, Any]]:
+    """The plan's stages, in order (a run record's ``stage`` indexes this list): name, where each sits on the
+    timeline, its load model and target (batches per second, or runs in flight; a ramp goes start -> end)."""
+    stages = []
+    for window in stage_windows(profile):
+        load = window.stage.load
+        model, ramp, unit = (
+            ("open", load.batches_per_s, "batches/s")
+            if isinstance(load, OpenLoad)
+            else ("closed", load.runs_in_flight, "runs in flight")
+            if isinstance(load, ClosedLoad)
+            else ("pause", None, None)
+        )
+        stages.append(
+            {
+                "name": window.stage.name,
+                "start_s": window.start_s,
+                "end_s": window.end_s,
+                "model": model,
+                "target": None if ramp is None else {"start": ramp.start, "end": ramp.end, "unit": unit},
+                "runs_per_batch": window.stage.batch.runs,
+            }
+        )
+    return stages
 
 
 def webhooks_json(session: SessionResult) -> dict[str, Any] | None:
@@ -144,7 +199,13 @@ def webhooks_json(session: SessionResult) -> dict[str, Any] | None:
 
 
 def figures(
-    metrics: Metrics, governor: Governor, profile: Profile, elapsed_s: float, *, with_histograms: bool = True
+    metrics: Metrics,
+    governor: Governor,
+    profile: Profile,
+    elapsed_s: float,
+    *,
+    with_histograms: bool = True,
+    stop_cause: str | None = None,
 ) -> dict[str, Any]:
     """The figures of a run, finished or still going (thresholds marked ``abort`` read these live)."""
     return {
@@ -156,7 +217,7 @@ def figures(
         },
         "failure_rate": metrics.failure_rate,
         "generator": generator_check(metrics, profile),
-        "load": load_json(metrics, profile, elapsed_s),
+        "load": load_json(metrics, profile, elapsed_s, stop_cause),
         "limits": limits_json(governor.report()),
         "errors": dict(metrics.errors),
         "requests": dict(sorted(metrics.requests.items())),
@@ -170,8 +231,17 @@ def figures(
         },
         "grades": {"threshold": profile.grades.threshold, **metrics.grades.to_json()},
         "variants": _breakdown_json(metrics.by_variant),
-        "scenarios": _breakdown_json(metrics.by_scenario),
+        "scenarios": _scenarios_json(metrics, profile),
     }
+
+
+def _scenarios_json(metrics: Metrics, profile: Profile) -> dict[str, Any]:
+    """The per-scenario slices, each with the outcome its corpus entry expects (when it states one)."""
+    slices = _breakdown_json(metrics.by_scenario)
+    for scenario in profile.scenarios:
+        if scenario.expected_outcome is not None and scenario.name in slices:
+            slices[scenario.name]["expected_outcome"] = scenario.expected_outcome
+    return slices
 
 
 def build_results(
@@ -192,8 +262,9 @@ def build_results(
         "elapsed_s": result.elapsed_s,
         "interrupted": result.interrupted,
         "stop_reason": result.stop_reason,
-        **figures(result.metrics, result.governor, profile, result.elapsed_s),
+        **figures(result.metrics, result.governor, profile, result.elapsed_s, stop_cause=result.stop_cause),
         "webhooks": webhooks,
+        "stages": stages_json(profile),
         "interval_s": profile.interval_s,
         "intervals": intervals_json(intervals),
         "run_records": [record.to_json(anchor, result.t0_ns) for record in result.records],
@@ -201,21 +272,25 @@ def build_results(
 
 
 def results_from_runs_log(path: Path) -> dict[str, Any]:
-    """A results document rebuilt from a runs log alone (after a kill, say): every run-level figure; the
-    batch-level ones (start lateness, submit round trip) and the interval series are not in the log."""
-    start, records, end, anchor = read_runs_log(path)
-    metrics = Metrics(anchor)
+    """A results document rebuilt from a runs log alone (after a kill, say): every run-level figure, and the
+    request counts and runs not started as of the log's last counters line; the batch-level measures (start
+    lateness, submit round trip), the limits and the interval series are not in the log, and say so."""
+    log = read_runs_log(path)
+    records, end, counters = log.records, log.end, log.counters or {}
+    metrics = Metrics(log.anchor)
     for record in records:
         metrics.record_run(record)
-    metrics.planned_runs = len(records)
-    metrics.submitted_runs = sum(1 for r in records if r.run_id is not None)
-    metrics.cost_cents = sum(r.cost_cents or 0.0 for r in records)
+    metrics.planned_runs = max(len(records), int(counters.get("planned", 0)))
+    metrics.submitted_runs = max(sum(1 for r in records if r.run_id is not None), int(counters.get("submitted", 0)))
+    metrics.not_started.update(counters.get("not_started") or {})
+    metrics.requests.update(counters.get("requests") or {})
+    metrics.cost_cents = max(sum(r.cost_cents or 0.0 for r in records), float(counters.get("cost_cents", 0.0)))
     ended_ns = max((r.detected_ns or r.due_ns for r in records), default=0)
     if end is not None:
-        ended_ns = anchor.to_mono_ns(float(end["ended_at"]))
+        ended_ns = log.anchor.to_mono_ns(float(end["ended_at"]))
     result = EngineResult(
         metrics=metrics,
-        records=tuple(records),
+        records=records,
         t0_ns=0,
         ended_ns=ended_ns,
         interrupted=bool(end and end.get("interrupted")),
@@ -225,19 +300,27 @@ def results_from_runs_log(path: Path) -> dict[str, Any]:
         samples=(),
     )
     profile = Profile(
-        name=str(start.get("profile", "?")),
-        source=str(start.get("source", path)),
+        name=str(log.start.get("profile", "?")),
+        source=str(log.start.get("source", path)),
         target=TargetSpec(),
         stages=(),
         variants=(),
         scenarios=(),
     )
-    return build_results(result, profile, start.get("target", {}))
+    document = build_results(result, profile, log.start.get("target", {}))
+    for measure in (Measure.START_LATENESS, Measure.SUBMIT_RTT):  # counted per batch, never per run
+        document["measures"][str(measure)]["source"] = NOT_IN_RUNS_LOG
+    return document
 
 
 def write_results(path: Path, document: Mapping[str, Any]) -> None:
     """Write the document atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
-    os.replace(temporary, path)
+    try:
+        temporary.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
+        os.replace(temporary, path)
+    except OSError:
+        # Leave nothing behind: a failed write must not strew hidden temporary files (the caller reports it).
+        temporary.unlink(missing_ok=True)
+        raise

@@ -16,6 +16,8 @@ measure                                    in the results document              
 ``rejected``
 ``not_started``                            the sum of ``runs.not_started``                              count
 ``not_started.<cause>``                    ``runs.not_started.<cause>`` (absent: 0)                     count
+``dropped`` ``dropped.<cause>``             the same as ``not_started`` / ``not_started.<cause>``:        count
+                                           runs due but never started (the issue's ``dropped == 0``)
 ``<measure>.<stat>``                       ``measures.<measure>.<stat>``; stats ``min mean max p50      duration
                                            p90 p95 p99 p99_9`` (``p99.9`` too)
 ``<measure>.count`` ``<measure>.clamped``  ``measures.<measure>.count`` / ``.clamped``                  count
@@ -145,7 +147,7 @@ def _known_names(scope: Scope | None) -> str:
     if scope is not None:
         return f"failure_rate, {', '.join(OUTCOMES)}, <measure>.<stat> for {' and '.join(SLICE_MEASURES)}, grade.<stat>"
     return (
-        f"failure_rate, {', '.join(RUN_COUNTS)}, not_started, not_started.<cause>, "
+        f"failure_rate, {', '.join(RUN_COUNTS)}, not_started[.<cause>] (alias dropped[.<cause>]), "
         f"<measure>.<stat> (measures {', '.join(MEASURES)}; stats {', '.join(DURATION_STATS + MEASURE_COUNT_STATS)}), "
         f"grade.<stat> (stats {', '.join(GRADE_SCORE_STATS + GRADE_COUNT_STATS)}), requests_per_ended_run, "
         "offered_runs_per_s, achieved_runs_per_s, dispatch_lag.p99, webhooks.bad_signature, "
@@ -162,7 +164,7 @@ def _all_simple_names(scope: Scope | None) -> list[str]:
     names += [f"{m}.{s}" for m in measures for s in DURATION_STATS + MEASURE_COUNT_STATS]
     names += [f"grade.{s}" for s in GRADE_SCORE_STATS + GRADE_COUNT_STATS]
     if scope is None:
-        names += ["not_started", "requests_per_ended_run", "offered_runs_per_s", "achieved_runs_per_s"]
+        names += ["not_started", "dropped", "requests_per_ended_run", "offered_runs_per_s", "achieved_runs_per_s"]
         names += ["dispatch_lag.p99", "webhooks.bad_signature", *(f"webhooks.{n}" for n in WEBHOOK_COUNTS)]
         names += [*LIMIT_WAITS, "limits.retries", "errors", "requests", "estimated_cost_cents", "elapsed"]
     return names
@@ -311,6 +313,7 @@ def _resolve_document(name: str) -> tuple[Kind, Getter] | str | None:
             _field(("failure_rate",), _runs_settled, "no run settled (completed, failed, errored or rejected)"),
         ),
         "not_started": (Kind.COUNT, _counter_sum(("runs", "not_started"), None, "runs.not_started")),
+        "dropped": (Kind.COUNT, _counter_sum(("runs", "not_started"), None, "runs.not_started")),
         "requests_per_ended_run": (
             Kind.NUMBER,
             _field(("load", "requests_per_ended_run"), _no_samples, "no run ended"),
@@ -337,8 +340,8 @@ def _resolve_document(name: str) -> tuple[Kind, Getter] | str | None:
     if name in LIMIT_WAITS:
         return Kind.DURATION, _field(("limits", LIMIT_WAITS[name]), _no_samples, "no value")
     head, _, rest = name.partition(".")
-    if head in ("not_started", "errors") and rest:
-        keys = ("runs", "not_started") if head == "not_started" else ("errors",)
+    if head in ("not_started", "dropped", "errors") and rest:
+        keys = ("errors",) if head == "errors" else ("runs", "not_started")
         return Kind.COUNT, _counter_sum(keys, rest, ".".join(keys))
     if name.startswith("limits.retries.") and name != "limits.retries.":
         return Kind.COUNT, _counter_sum(("limits", "retries"), name.removeprefix("limits.retries."), "limits.retries")
@@ -587,7 +590,8 @@ class Verdict:
 
 
 def _miss(threshold: Threshold, actual: float) -> str:
-    """How far ``actual`` is from the limit, in points for shares and percent of the limit otherwise."""
+    """How far ``actual`` is from the limit: in points for shares, plainly for counts, as a factor of the limit
+    when it is twice over or more, in percent of the limit otherwise."""
     kind, limit = threshold.path.kind, threshold.limit
     limit_text = threshold.limit_text  # as the user wrote it: "90s" reads better than "1m30.0s"
     gap = actual - limit
@@ -600,8 +604,12 @@ def _miss(threshold: Threshold, actual: float) -> str:
         return f"at the limit {limit_text}, which {threshold.op} excludes"
     if kind is Kind.SHARE:
         return f"{abs(gap) * 100:.3g} points {side} {limit_text}"
-    if limit != 0:
-        return f"{abs(gap) / abs(limit) * 100:.3g}% {side} {limit_text}"
+    if limit != 0 and kind is not Kind.COUNT:
+        share = abs(gap) / abs(limit)
+        if share >= 1 and actual / limit > 0:
+            # "1.15e+03% over 10ms" reads badly; a factor does not.
+            return f"{actual / limit:.3g}x the limit {limit_text}"
+        return f"{share * 100:.3g}% {side} {limit_text}"
     return f"{format_value(kind, abs(gap))} {side} {limit_text}"
 
 

@@ -1,0 +1,61 @@
+"""`stressor capacity` interrupted (Ctrl-C or SIGTERM) keeps the steps measured so far: the knee so far is
+printed, --out and --html are written, and it exits 130."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+PROFILE = """grace = "5s"
+[target]
+poll_interval = "20ms"
+[batch]
+runs = 2
+[[stages]]
+duration = "1s"
+in_flight = 1
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_search_keeps_its_steps_and_says_the_knee_so_far(tmp_path: Path, sig: signal.Signals) -> None:
+    profile = tmp_path / "p.toml"
+    profile.write_text(PROFILE)
+    out, html = tmp_path / "capacity.json", tmp_path / "capacity.html"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stressor", "capacity", str(profile), "--sim-slots", "50", "--sim-call-duration",
+         "fixed(100)", "--start", "2", "--step", "2", "--max", "40", "--step-duration", "2s",
+         "--slo", "queue_to_completion.p95 < 5s", "--out", str(out), "--html", str(html)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k != "STRESSOR_BASE_URL"},
+    )  # fmt: skip
+    assert process.stderr is not None
+    rows = []
+    for line in process.stderr:  # the step rows come on stderr as each step ends
+        if "held" in line or "BROKE" in line:
+            rows.append(line)
+        if len(rows) == 2:
+            break
+    assert len(rows) == 2, "the search ended before two steps were measured"
+    process.send_signal(sig)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    saved = orjson.loads(out.read_bytes())
+    assert saved["interrupted"] is True
+    measured = [step["level"] for step in saved["steps"]]
+    assert measured[:2] == [2, 4] and all(step["held"] for step in saved["steps"])
+    assert len(measured) < 20  # stopped: not every level up to 40
+    assert saved["knee"] == {"last_held": measured[-1], "first_broke": None}
+    assert f"knee so far (interrupted): held up to {measured[-1]:g} runs in flight" in stdout
+    assert html.read_text(encoding="utf-8").startswith("<!doctype html>")

@@ -1,0 +1,115 @@
+"""`stressor run --progress N` with stderr not a terminal (a CI log): plain lines every N seconds, with the rates
+of the last seconds (a faster stage shows its own rate; the grace period offers nothing). On a terminal (a
+pseudo-terminal here): the live table instead."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pty
+import re
+import select
+import struct
+import subprocess
+import sys
+import termios
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+PROFILE = """
+name = "two speeds"
+grace = "10s"
+[target]
+poll_interval = "20ms"
+[batch]
+runs = 1
+[[stages]]
+name = "slow"
+duration = "2s"
+rate = "2/s"
+[[stages]]
+name = "fast"
+duration = "2s"
+rate = "20/s"
+"""
+LINE = re.compile(r"^\[\s*([\d.]+)s/4s\] (?:(\w+), [^|]+ left|grace) \|.*\| (?:last [^:]+|so far): ([\d.]+)/s offered")
+
+
+def test_a_log_gets_plain_periodic_lines_with_the_current_rates(tmp_path: Path) -> None:
+    profile = tmp_path / "p.toml"
+    profile.write_text(PROFILE)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "stressor",
+            "run",
+            str(profile),
+            "--out",
+            str(tmp_path / "r.json"),
+            "--progress",
+            "0.4",
+            "--sim-call-duration",
+            "fixed(1500)",
+        ],
+        capture_output=True,  # stderr is a pipe, not a terminal: no live table
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [line for line in done.stderr.splitlines() if line.startswith("[")]
+    assert len(lines) >= 6, done.stderr[-3000:]
+    assert not re.search("[┏━┃╭─]", done.stderr)  # no table drawing in a log
+    parsed = [LINE.match(line) for line in lines]
+    assert all(parsed), [line for line, match in zip(lines, parsed, strict=True) if not match]
+    offered = {"slow": [], "fast": [], "grace": []}
+    for match in parsed:
+        assert match is not None
+        offered[match[2] or "grace"].append(float(match[3]))
+    assert offered["slow"] and offered["fast"] and offered["grace"], lines
+    # The whole-run average never gets above 11 runs/s here ((4 + 40) / 4 s); the fast stage offers 20 (its
+    # first second's windows reach back into the slow stage, for at least 1 s of arrivals).
+    assert max(offered["fast"]) >= 13, lines
+    assert max(offered["slow"]) <= 6, lines
+    assert offered["grace"] == [0.0] * len(offered["grace"]), lines
+
+
+def test_a_terminal_gets_the_live_table_instead(tmp_path: Path) -> None:
+    profile = tmp_path / "p.toml"
+    profile.write_text(PROFILE)
+    master, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stressor", "run", str(profile), "--out", str(tmp_path / "r.json"), "--progress", "5"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=terminal,
+        env={**os.environ, "TERM": "xterm-256color"},
+    )
+    os.close(terminal)
+    shown = b""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # the terminal's other end closed: the run is over
+                break
+            if not chunk:
+                break
+            shown += chunk
+        elif process.poll() is not None:
+            break
+    os.close(master)
+    assert process.wait(timeout=30) == 0
+    text = shown.decode(errors="replace")
+    # Refreshed twice a second over a 4 s plan: many tables, with the window's figures; no log lines.
+    assert text.count("rate (last") >= 4, text[-3000:]
+    assert "queue-to-completion (last" in text and "│" in text
+    assert not re.search(r"\[\s*[\d.]+s/4s\] ", text)
