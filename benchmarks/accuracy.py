@@ -116,7 +116,9 @@ def percentile(values: Sequence[float], p: float) -> float:
 def run(scenario: Scenario, webhooks: bool) -> SessionResult:
     data = {
         "grace": "10s",
-        "target": {"poll_interval": f"{POLL_S}s"},
+        # a fixed interval: the goal is one poll interval, and polls that grow with a run's age (the default,
+        # poll_interval_max) would make "one interval" a different bound for every run
+        "target": {"poll_interval": f"{POLL_S}s", "poll_interval_max": f"{POLL_S}s"},
         "webhooks": {"enabled": webhooks, "fallback": "off"},
         **scenario.profile,
     }

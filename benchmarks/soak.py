@@ -8,10 +8,12 @@ alive (``len(asyncio.all_tasks())``), runs ended so far and runs in flight. At t
 flatness after the warm-up: the RSS slope per minute (least squares), and how far tasks and sockets rose
 above their level at the end of the warm-up.
 
-The engine keeps one ``RunRecord`` per run for the results file (``run_records``): ~0.4 KiB of objects each
-with its ids and floats (``tracemalloc``), ~0.9 KiB of RSS, so RSS grows with the runs ended by design. The verdict
-therefore gives the growth per run ended beside the slope per minute, and calls memory flat when it grows by
-no more than ``RECORD_ALLOWANCE_KIB`` per run ended: a leak of anything per request or per poll would exceed it.
+The run is wired as ``stressor run`` wires it: a ``Session`` with a runs log (in a temporary directory), so
+the engine streams each ended run to the log and keeps none in memory. Memory is called flat when its
+least-squares slope after the warm-up stays under ``RSS_SLOPE_LIMIT_KIB_PER_MIN``, whatever the runs ended:
+keeping ~0.9 KiB per run (as the engine once did) would give ~1 MiB/min at this load, 10x over it. At the end
+the results document is built as the CLI builds it (records and interval series read back from the log), and
+the time and RSS that takes are printed.
 
     python benchmarks/soak.py                                   # 30 minutes at 4 batches/s of 5 runs
     python benchmarks/soak.py --duration 8m --sample-every 30s  # the same, 8 minutes
@@ -25,20 +27,21 @@ import argparse
 import asyncio
 import os
 import platform
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
 
-from stressor.engine import Engine, EngineResult
-from stressor.governor import Governor
+from stressor.intervals import interval_series
 from stressor.metrics import Metrics, Outcome
 from stressor.profile import OpenLoad, Profile, parse_profile
+from stressor.report.results import build_results, write_results
+from stressor.report.runlog import RunLog
+from stressor.session import Session, SessionResult, Where
 from stressor.sim.config import SimConfig
 from stressor.sim.server import SimulatorProcess
-from stressor.targets.from_profile import build_target
-from stressor.timestamps import ClockAnchor
 from stressor.units import parse_duration
 
 API_KEY = "sk_test_soak"
@@ -48,9 +51,9 @@ POLL_INTERVAL_S = 0.25
 GRACE_S = 5.0
 SHUTDOWN_SLACK_S = 10.0  # past the stage and the grace the engine is interrupted (its figures are kept)
 SIM_SLOTS = 1_000  # far above rate x call length: the server never queues, the load stays steady
-# Flatness limits after the warm-up (the verdict): memory may grow by the records the results keep, tasks and
-# sockets may wander with the runs in flight but must not climb.
-RECORD_ALLOWANCE_KIB = 1.5  # per run ended: a RunRecord with its ids and floats takes ~0.9 KiB of RSS
+# Flatness limits after the warm-up (the verdict): tasks and sockets may wander with the runs in flight but
+# must not climb; RSS may drift with the allocator, not with the runs ended.
+RSS_SLOPE_LIMIT_KIB_PER_MIN = 100.0
 GROWTH_SLACK = 0.25  # tasks / sockets may end up to 25 % (and at least 10) above their warm-up level
 
 
@@ -129,9 +132,7 @@ def format_sample(sample: Sample) -> str:
 HEADER = f"{'elapsed s':>8} {'RSS MiB':>9} {'sockets':>8} {'tasks':>6} {'ended':>9} {'in flight':>9}"
 
 
-async def sample_every(
-    engine: Engine, metrics: Metrics, every_s: float, offset_s: float, samples: list[Sample]
-) -> None:
+async def sample_every(session: Session, every_s: float, offset_s: float, samples: list[Sample]) -> None:
     """Print a sample on a fixed grid from the start (never drifting), forever (cancelled by the caller).
 
     The grid is shifted by ``offset_s`` (half the time between batches): on the batches' own grid every
@@ -145,8 +146,8 @@ async def sample_every(
             rss_kib=rss_kib(),
             sockets=open_sockets(),
             tasks=len(asyncio.all_tasks()),
-            ended=ended_runs(metrics),
-            in_flight=engine.runs_in_flight,
+            ended=ended_runs(session.metrics),
+            in_flight=session.governor.runs_in_flight,
         )
         samples.append(sample)
         print(format_sample(sample), flush=True)
@@ -154,37 +155,46 @@ async def sample_every(
         await anyio.sleep(max(0.0, started + offset_s + step * every_s - time.perf_counter()))
 
 
-async def soak(profile: Profile, base_url: str, every_s: float, samples: list[Sample]) -> EngineResult:
-    """Run the engine against the simulator, wired as ``stressor run`` wires it, sampling as it goes."""
-    metrics = Metrics(ClockAnchor.now())
-    governor = Governor(profile.limits)
-    target = build_target(profile, base_url, API_KEY, metrics, governor)
-    try:
-        await target.check()
-        engine = Engine(profile, target, metrics=metrics, governor=governor)
+async def soak(session: Session, every_s: float, samples: list[Sample]) -> SessionResult:
+    """Run the session against the simulator, sampling as it goes."""
+    profile = session.profile
 
-        async def watchdog() -> None:
-            await anyio.sleep(profile.duration_s + profile.grace_s + SHUTDOWN_SLACK_S)
-            engine.interrupt()
+    async def watchdog() -> None:
+        await anyio.sleep(profile.duration_s + profile.grace_s + SHUTDOWN_SLACK_S)
+        session.interrupt()
 
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(sample_every, engine, metrics, every_s, 0.5 / profile_rate(profile), samples)
-            tasks.start_soon(watchdog)
-            result = await engine.run()
-            tasks.cancel_scope.cancel()
-        final = Sample(
-            elapsed_s=result.elapsed_s,
-            rss_kib=rss_kib(),
-            sockets=open_sockets(),
-            tasks=len(asyncio.all_tasks()),
-            ended=ended_runs(metrics),
-            in_flight=engine.runs_in_flight,
-        )
-        print(format_sample(final) + "   (end, after the grace)", flush=True)
-        return result
-    finally:
-        with anyio.move_on_after(SHUTDOWN_SLACK_S, shield=True):
-            await target.aclose()
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(sample_every, session, every_s, 0.5 / profile_rate(profile), samples)
+        tasks.start_soon(watchdog)
+        outcome = await session.run()
+        tasks.cancel_scope.cancel()
+    result = outcome.engine
+    final = Sample(
+        elapsed_s=result.elapsed_s,
+        rss_kib=rss_kib(),
+        sockets=open_sockets(),
+        tasks=len(asyncio.all_tasks()),
+        ended=ended_runs(result.metrics),
+        in_flight=session.governor.runs_in_flight,
+    )
+    print(format_sample(final) + "   (end, after the grace)", flush=True)
+    return outcome
+
+
+def write_results_as_the_cli_does(outcome: SessionResult, profile: Profile, directory: Path) -> str:
+    """Build and write the results document from the runs log (as ``stressor run`` does); what it cost."""
+    began = time.perf_counter()
+    result = outcome.engine
+    intervals = list(
+        interval_series(result.records, result.samples, result.metrics.anchor, result.t0_ns, profile.interval_s)
+    )
+    document = build_results(result, profile, {"base_url": outcome.base_url}, intervals)
+    write_results(directory / "results.json", document)
+    took = time.perf_counter() - began
+    return (
+        f"results: {len(document['run_records'])} run records and {len(intervals)} intervals read back from the "
+        f"runs log and written in {took:.1f} s; RSS after {rss_kib() / 1024:.1f} MiB"
+    )
 
 
 def slope(xs: list[float], ys: list[float]) -> float:
@@ -208,20 +218,20 @@ def verdict(samples: list[Sample], warmup_s: float) -> list[str]:
     ended_span = steady[-1].ended - steady[0].ended
     # the slope against runs ended, not the two end points: one sample's noise must not decide
     per_run_kib = slope([float(s.ended) for s in steady], [s.rss_kib for s in steady])
+    rss_kib_per_min = rss_per_min * 1024
     first = steady[0]
     task_growth = max(s.tasks for s in steady) - first.tasks
     socket_growth = max(s.sockets for s in steady) - first.sockets
     task_limit = max(10, round(first.tasks * GROWTH_SLACK))
     socket_limit = max(10, round(first.sockets * GROWTH_SLACK))
-    flat_rss = per_run_kib <= RECORD_ALLOWANCE_KIB
+    flat_rss = rss_kib_per_min < RSS_SLOPE_LIMIT_KIB_PER_MIN
     flat_tasks = task_growth <= task_limit
     flat_sockets = socket_growth <= socket_limit
     span_min = minutes[-1] - minutes[0]
     lines = [
         f"after the {warmup_s:g} s warm-up ({len(steady)} samples over {span_min:.1f} min, {ended_span} runs ended):",
-        f"  RSS {rss_mib[0]:.1f} -> {rss_mib[-1]:.1f} MiB, slope {rss_per_min:+.3f} MiB/min, "
-        f"{per_run_kib:+.2f} KiB per run ended (the records kept for the results: ~1; limit "
-        f"{RECORD_ALLOWANCE_KIB}): {'flat beyond the records' if flat_rss else 'GROWING'}",
+        f"  RSS {rss_mib[0]:.1f} -> {rss_mib[-1]:.1f} MiB, slope {rss_kib_per_min:+.1f} KiB/min (limit "
+        f"{RSS_SLOPE_LIMIT_KIB_PER_MIN:g}), {per_run_kib:+.3f} KiB per run ended: {'flat' if flat_rss else 'GROWING'}",
         f"  tasks {first.tasks} at the warm-up's end, max {first.tasks + task_growth} (+{task_growth}; "
         f"limit +{task_limit}): {'flat' if flat_tasks else 'GROWING'}",
         f"  sockets {first.sockets} at the warm-up's end, max {first.sockets + socket_growth} (+{socket_growth}; "
@@ -271,12 +281,19 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, load average {load}")
     config = SimConfig.from_text(slots=SIM_SLOTS, seed=1)
     samples: list[Sample] = []
-    with SimulatorProcess(config) as base_url:
+    with SimulatorProcess(config) as base_url, tempfile.TemporaryDirectory(prefix="soak-") as scratch:
         print(f"simulator: {base_url} (pid in its own process); client pid {os.getpid()}", flush=True)
         print(HEADER, flush=True)
+        runs_log = RunLog(Path(scratch) / "soak.runs.jsonl")
+        session = Session(profile, Where(base_url, API_KEY), enforce_budget=False, runs_log=runs_log)
         cpu_before = time.process_time()
-        result = anyio.run(soak, profile, base_url, args.sample_every, samples)
+        try:
+            outcome = anyio.run(soak, session, args.sample_every, samples)
+        finally:
+            runs_log.close()
         cpu_s = time.process_time() - cpu_before
+        written = write_results_as_the_cli_does(outcome, profile, Path(scratch))
+    result = outcome.engine
     outcomes = result.metrics.outcomes
     print()
     print(
@@ -284,6 +301,7 @@ def main() -> None:
         f"failed {outcomes[Outcome.FAILED]}, errored {outcomes[Outcome.ERRORED]}, open {outcomes[Outcome.OPEN]}; "
         f"requests {sum(result.metrics.requests.values())}; client CPU {cpu_s:.1f} s"
     )
+    print(written)
     for line in verdict(samples, args.warmup):
         print(line)
 

@@ -31,6 +31,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import anyio
 from pinning import pin, usable_cores
@@ -64,8 +65,8 @@ class SendLog(Metrics):
         super().__init__(anchor)
         self.sent_ns: list[int] = []
 
-    def record_batch_start(self, due_ns: int, sent_ns: int) -> None:
-        super().record_batch_start(due_ns, sent_ns)
+    def record_batch_start(self, due_ns: int, sent_ns: int, **slices: Any) -> None:
+        super().record_batch_start(due_ns, sent_ns, **slices)
         self.sent_ns.append(sent_ns)
 
 
