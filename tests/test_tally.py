@@ -7,6 +7,7 @@ import random
 from collections import Counter
 from dataclasses import replace
 
+import pytest
 from sessions import profile_of
 
 from stressor.distributed.snapshot import Snapshot, WorkerLost, rebase
@@ -51,7 +52,15 @@ def _recorder(values: list[int]) -> LatencyRecorder:
     return recorder
 
 
-def _snapshot(worker: int, records: list[RunRecord], *, final: bool, planned: int, lateness: list[int]) -> Snapshot:
+def _snapshot(
+    worker: int,
+    records: list[RunRecord],
+    *,
+    final: bool,
+    planned: int,
+    lateness: list[int],
+    dues: tuple[float, float] | None = None,
+) -> Snapshot:
     governor = Governor(Limits(max_runs_in_flight=20))
     governor.throttle_wait_s = 0.5
     governor.client_wait_s = 0.25
@@ -73,6 +82,9 @@ def _snapshot(worker: int, records: list[RunRecord], *, final: bool, planned: in
         governor=governor.report(),
         server_rate=None,
         runs_in_flight=0 if final else 3,
+        first_due_s=None if dues is None else dues[0],
+        last_due_s=None if dues is None else dues[1],
+        last_submit_s=None if dues is None else dues[1] + 0.25,
         ended_s=1.7 if final else None,
     )
 
@@ -86,10 +98,19 @@ def test_the_merge_is_what_one_process_would_have_recorded() -> None:
     for worker in (0, 1):
         relative = [rebase(r, worker_starts[worker], 0) for r in records[worker]]
         half = len(relative) // 2
+        due_s = [r.due_ns / NS_PER_S for r in relative]
+        early, whole = (min(due_s[:half]), max(due_s[:half])), (min(due_s), max(due_s))
         # Over the wire and back, in two snapshots: the first one's counters are superseded by the final's.
         for snapshot in (
-            _snapshot(worker, relative[:half], final=False, planned=100, lateness=lateness[worker][:10]),
-            _snapshot(worker, relative[half:], final=True, planned=300, lateness=lateness[worker]),
+            _snapshot(worker, relative[:half], final=False, planned=100, lateness=lateness[worker][:10], dues=early),
+            _snapshot(
+                worker,
+                relative[half:],
+                final=True,
+                planned=300,
+                lateness=lateness[worker],
+                dues=whole,
+            ),
         ):
             tally.add(pickle.loads(pickle.dumps(snapshot)))
     assert tally.finished
@@ -117,7 +138,11 @@ def test_the_merge_is_what_one_process_would_have_recorded() -> None:
                 piece.submitted_runs,
                 piece.cost_cents,
             )
-    assert merged.first_due_ns == min(rebase(r, worker_starts[w], START_NS).due_ns for w in (0, 1) for r in records[w])
+    # The span of the load: from the first batch due in any worker to the last, and the last create's answer.
+    dues = [rebase(r, worker_starts[w], START_NS).due_ns for w in (0, 1) for r in records[w]]
+    assert merged.first_due_ns == pytest.approx(min(dues), abs=1)
+    assert merged.last_due_ns == pytest.approx(max(dues), abs=1)
+    assert merged.last_submit_ns == pytest.approx(max(dues) + NS_PER_S // 4, abs=1)
     both = _recorder(lateness[0] + lateness[1])
     assert merged.recorders[Measure.START_LATENESS].encode() == both.encode()  # lossless, every bucket
     assert merged.recorders[Measure.START_LATENESS].summary() == both.summary()

@@ -35,6 +35,11 @@ class Snapshot:
     governor: GovernorReport
     server_rate: float | None
     runs_in_flight: int
+    # When the worker's batches were due (first, last) and its last create was answered, in seconds from the
+    # shared start (None before any): the span of offered and achieved load, whatever records were kept.
+    first_due_s: float | None = None
+    last_due_s: float | None = None
+    last_submit_s: float | None = None
     # Set in the final snapshot only.
     ended_s: float | None = None
     interrupted: bool = False

@@ -9,7 +9,7 @@ had in flight at its last snapshot are counted open, since nobody follows them a
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from stressor.distributed.snapshot import Snapshot, WorkerLost, rebase
 from stressor.engine import EngineResult
@@ -98,6 +98,11 @@ class Tally:
             total.absorb(snapshot.governor, snapshot.server_rate)
         return total
 
+    def _on_clock(self, pick: Callable[[Iterable[float]], float], seconds: Iterable[float | None]) -> int | None:
+        """``pick`` of the workers' times (seconds from the shared start) on the coordinator's clock."""
+        known = [t for t in seconds if t is not None]
+        return self.start_ns + round(pick(known) * NS_PER_S) if known else None
+
     def metrics(self) -> Metrics:
         """The merged figures: run-level from the records, batch-level and counters from the latest
         snapshots. A new object each call; its run-level parts are shared with the tally (read, not fed)."""
@@ -110,10 +115,11 @@ class Tally:
         merged.outcomes = Counter(runs.outcomes)
         merged.errors = runs.errors
         merged.by_variant, merged.by_scenario, merged.grades = runs.by_variant, runs.by_scenario, runs.grades
-        # When batches were due, from the runs' records (a snapshot carries no submit times): offered load after
-        # an early stop counts the time up to the last batch that was due.
-        dues = [r.due_ns - round(r.index * r.stagger_s * NS_PER_S) for r in self.records]
-        merged.first_due_ns, merged.last_due_ns = (min(dues), max(dues)) if dues else (None, None)
+        # When batches were due and the last create was answered, across the workers: the spans of offered and
+        # achieved load (the records may have gone to the runs log already).
+        merged.first_due_ns = self._on_clock(min, (s.first_due_s for s in latest))
+        merged.last_due_ns = self._on_clock(max, (s.last_due_s for s in latest))
+        merged.last_submit_ns = self._on_clock(max, (s.last_submit_s for s in latest))
         merged.planned_runs = sum(s.planned_runs for s in latest)
         merged.submitted_runs = sum(s.submitted_runs for s in latest)
         merged.cost_cents = sum(s.cost_cents for s in latest)

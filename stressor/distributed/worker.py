@@ -96,11 +96,18 @@ class _Reporter:
             governor=governor.report(),
             server_rate=governor.server_rate,
             runs_in_flight=governor.runs_in_flight,
+            first_due_s=self._since_start(metrics.first_due_ns),
+            last_due_s=self._since_start(metrics.last_due_ns),
+            last_submit_s=self._since_start(metrics.last_submit_ns),
             ended_s=None if result is None else (result.ended_ns - self.start_ns) / NS_PER_S,
             interrupted=result is not None and result.interrupted,
             stop_reason=None if result is None else result.stop_reason,
             stop_cause=None if result is None else result.stop_cause,
         )
+
+
+    def _since_start(self, ns: int | None) -> float | None:
+        return None if ns is None else (ns - self.start_ns) / NS_PER_S
 
 
 Emit = Callable[[bytes], None]
