@@ -6,25 +6,17 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import anyio
 import httpx
 import orjson
 import pytest
-from sessions import profile_of
+from sessions import drive, profile_of
 
-from stressor.engine import Engine, EngineResult
-from stressor.governor import Governor
-from stressor.metrics import Metrics, Outcome
-from stressor.profile import Profile
+from stressor.engine import EngineResult
+from stressor.metrics import Outcome
 from stressor.report.results import load_json
-from stressor.sim.config import SimConfig
-from stressor.sim.server import serve
-from stressor.targets.testcalls import TestCallsTarget
-from stressor.timestamps import ClockAnchor
 
 pytestmark = pytest.mark.e2e
 
@@ -50,29 +42,6 @@ class Arrivals(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self._inner.aclose()
-
-
-async def drive(profile: Profile, simulator: Mapping[str, Any], arrivals: Arrivals | None = None):
-    config = SimConfig.from_mapping({"seed": 4, **simulator})
-    async with serve(config) as sim:
-        metrics = Metrics(ClockAnchor.now())
-        governor = Governor(profile.limits)
-        target = TestCallsTarget(
-            sim.base_url,
-            "sk_test_limits",
-            metrics,
-            governor=governor,
-            poll_interval_s=profile.target.poll_interval_s,
-            timeout_s=profile.target.request_timeout_s,
-            transport=arrivals,
-        )
-        try:
-            result = await Engine(profile, target, metrics=metrics, governor=governor).run()
-        finally:
-            await target.aclose()
-        async with httpx.AsyncClient(base_url=sim.base_url) as client:
-            stats = (await client.get("/_sim/stats")).json()
-        return result, sim.model.truth(), stats
 
 
 def every_run_completed_once(result: EngineResult, truth: list) -> None:

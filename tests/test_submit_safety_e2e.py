@@ -5,46 +5,17 @@ billed twice, never lost), and every run created must be followed to its end."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
 from typing import Any
 
 import anyio
-import httpx
 import pytest
-from sessions import profile_of
+from sessions import drive, profile_of
 
-from stressor.engine import Engine, EngineResult
-from stressor.governor import Governor
-from stressor.metrics import Metrics, Outcome
+from stressor.engine import EngineResult
+from stressor.metrics import Outcome
 from stressor.profile import Profile
-from stressor.sim.config import SimConfig
-from stressor.sim.server import serve
-from stressor.targets.testcalls import TestCallsTarget
-from stressor.timestamps import ClockAnchor
 
 pytestmark = pytest.mark.e2e
-
-
-async def drive(profile: Profile, simulator: Mapping[str, Any]) -> tuple[EngineResult, list[Any], dict[str, Any]]:
-    config = SimConfig.from_mapping({"seed": 4, **simulator})
-    async with serve(config) as sim:
-        metrics = Metrics(ClockAnchor.now())
-        governor = Governor(profile.limits)
-        target = TestCallsTarget(
-            sim.base_url,
-            "sk_test_submit_safety",
-            metrics,
-            governor=governor,
-            poll_interval_s=profile.target.poll_interval_s,
-            timeout_s=profile.target.request_timeout_s,
-        )
-        try:
-            result = await Engine(profile, target, metrics=metrics, governor=governor).run()
-        finally:
-            await target.aclose()
-        async with httpx.AsyncClient(base_url=sim.base_url) as client:
-            stats = (await client.get("/_sim/stats")).json()
-        return result, sim.model.truth(), stats
 
 
 def profile(request_timeout: str, seconds: str = "3s") -> Profile:
