@@ -109,6 +109,25 @@ async def test_a_batch_beyond_the_first_page_is_found_and_not_created_again(resp
     await the_target.aclose()
 
 
+async def test_a_batch_seen_twice_while_the_list_shifts_is_one_batch(respx_mock: respx.MockRouter) -> None:
+    # 150 batches are created between the reads of the first and the second page: the second page repeats the
+    # end of the first, ours among it. One batch seen twice is ours, not two batches with its name.
+    now = datetime.now(UTC)
+    the_target = target(Log())
+    ours = batch("tcb_ours", the_target.batch_name(ORDER), now)
+    before = [batch(f"tcb_a{i}", f"someone #{i}", now + timedelta(milliseconds=i)) for i in range(199)]
+    older = [batch(f"tcb_old{i}", f"old #{i}", now - timedelta(hours=1, seconds=i)) for i in range(300)]
+    later = [batch(f"tcb_b{i}", f"someone later #{i}", now + timedelta(seconds=1, milliseconds=i)) for i in range(150)]
+    pages = [[*reversed(before), ours], [*reversed(later), *reversed(before), ours, *older][200:400]]
+    assert any(item["id"] == "tcb_ours" for item in pages[1])  # the shift put it on the second page again
+    post = respx_mock.post(f"{BASE}/v1/test-call-batches").mock(side_effect=[httpx.Response(502)])
+    respx_mock.get(f"{BASE}/v1/test-call-batches").mock(side_effect=[httpx.Response(200, json=p) for p in pages])
+    submission = await the_target.submit(ORDER)
+    assert submission.batch_id == "tcb_ours"
+    assert post.call_count == 1
+    await the_target.aclose()
+
+
 async def test_a_create_the_server_handles_late_is_adopted_not_sent_again(respx_mock: respx.MockRouter) -> None:
     # The POST timed out while the server held it; the first listing comes before the server handled it.
     the_target = target(Log())

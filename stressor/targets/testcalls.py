@@ -954,7 +954,9 @@ class TestCallsTarget:
 
         Only a list read to its end, or to an item created before ``since``, can prove an absence: the newest
         page alone misses a create that hundreds of newer items have pushed down."""
-        matches: list[dict[str, Any]] = []
+        # by id: items created while the pages are read push older ones down, so a page may repeat the end of
+        # the one before it, and one batch seen twice must not read as two batches with its name
+        matches: dict[object, dict[str, Any]] = {}
         first_key: object = MISSING
         for page in range(RECONCILE_MAX_PAGES):
             params = {"limit": LIST_PAGE_SIZE, "offset": page * LIST_PAGE_SIZE}
@@ -964,13 +966,16 @@ class TestCallsTarget:
             if page > 0 and body and _run_key(body[0]) == first_key:
                 return _Unknown(f"{what} could not be paged (the server ignored its offset)")
             first_key = _run_key(body[0]) if body else None
-            matches.extend(item for item in body if isinstance(item, dict) and ours(item))
+            for item in body:
+                if isinstance(item, dict) and ours(item):
+                    key = _run_key(item)
+                    matches[key if key is not None else id(item)] = item
             if len(body) < LIST_PAGE_SIZE:
-                return matches  # the end of the list
+                return list(matches.values())  # the end of the list
             last = body[-1]
             created_at = parse_iso_or_none(last.get("created_at")) if isinstance(last, dict) else None
             if created_at is not None and created_at < since:
-                return matches  # newest first: every later page is older still
+                return list(matches.values())  # newest first: every later page is older still
         return _Unknown(f"{what} was not read back to the time of the request in {RECONCILE_MAX_PAGES} pages")
 
     async def _look_for_run(self, order: BatchOrder, since: float) -> Submission | _Absent | _Unknown | _Unread:
