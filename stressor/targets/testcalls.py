@@ -35,7 +35,7 @@ import secrets
 import socket
 import ssl
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
@@ -60,6 +60,7 @@ from stressor.targets.base import (
 )
 from stressor.targets.http import ShardedClient
 from stressor.targets.inbox import CompletionInbox
+from stressor.targets.ledger import CreationLedger
 from stressor.targets.wire import HEAD_TOO_LARGE
 from stressor.timestamps import NS_PER_S, parse_iso_or_none
 from stressor.webhooks.events import BadEvent, CallGraded, parse_grade
@@ -69,6 +70,7 @@ LIST_PAGE_SIZE = 200  # the API's maximum
 # in one step of the event loop, delaying any batch due meanwhile; the runs looked for are the newest ones.
 SCAN_PAGE_SIZE = 100
 MAX_DATED_PAGES = 100  # how deep a scan for runs of known creation times may page (see RunLister)
+SKIP_MARGIN_RUNS = 20  # runs (a batch) a scan starts above the depth the ledger gives, for ties and late notes
 MIN_SLEEP_S = 0.001  # shorter sleeps spin under uvloop (engineering notes)
 RECONCILE_WINDOW_S = 5.0  # a reconciled run or batch must have been created at most this long before the POST
 # How long a reconciliation may keep trying to read the lists (a 5xx burst, a stall) before it gives up and
@@ -427,9 +429,12 @@ class RunLister:
         max_pages: int = 10,
         page_size: int = LIST_PAGE_SIZE,
         max_dated_pages: int = MAX_DATED_PAGES,
+        ledger: CreationLedger | None = None,
     ) -> None:
         # ``get(purpose, path, params)`` -> (decoded JSON or None, monotonic ns of the answer)
         self._get = get
+        # what this client created, to start a scan below the runs created after the ones it looks for
+        self._ledger = ledger
         self._max_pages = max_pages
         # When every wanted run's creation time is known, a scan stops at the first page older than them all,
         # so it may go deeper: at thousands of runs created per second, a run that ends has thousands of newer
@@ -467,13 +472,35 @@ class RunLister:
     async def _scan(self) -> None:
         wanted = dict(self._wanted)
         times = [t for t in wanted.values() if t is not None]
-        oldest = min(times) - 1.0 if len(times) == len(wanted) else None
+        dated = len(times) == len(wanted)
+        start = self._skippable(max(times)) if dated and times else 0
+        # A list shallower than the ledger says (runs deleted, an unsorted list) shows older runs at the
+        # start: then the scan begins again from the top.
+        if not await self._read_pages(wanted, min(times) - 1.0 if dated else None, start) and start:
+            await self._read_pages(wanted, min(times) - 1.0, 0)
+
+    def _skippable(self, newest: float) -> int:
+        """Runs at the top of the list that are newer than ``newest`` for sure: those this client created
+        after it (other clients' runs only add to them), less a margin for creation times that tie."""
+        if self._ledger is None:
+            return 0
+        above = self._ledger.created_after(newest)
+        return max(0, above - SKIP_MARGIN_RUNS - above // 10)
+
+    async def _read_pages(self, wanted: dict[str, float | None], oldest: float | None, start: int) -> bool:
+        """Read pages from ``start`` until every wanted run is found or proven missing; False when the first
+        page, read below the top, was not all newer than the wanted runs (nothing is concluded then)."""
         size = self._page_size
+        newest = max(t for t in wanted.values() if t is not None) if start else None
         for page in range(self._max_pages if oldest is None else self._max_dated_pages):
-            params = {"limit": size, "offset": page * size}
+            params = {"limit": size, "offset": start + page * size}
             body, seen_ns = await self._get("list_runs", "/v1/test-calls", params=params)
             if not isinstance(body, list):
-                return
+                return True
+            if page == 0 and newest is not None:
+                first = parse_iso_or_none(body[0].get("created_at")) if body and isinstance(body[0], dict) else None
+                if first is None or first <= newest:
+                    return False
             # Only the runs asked for are parsed: a page holds up to 200 runs and parsing them all (three
             # timestamps each) took 3-4 ms in one step of the event loop, long enough to make starts late.
             for item in body:
@@ -490,7 +517,8 @@ class RunLister:
             if not wanted or len(body) < size or page_is_older:
                 # read to the end, or past the oldest of them: what is still wanted is not in the list
                 self._missing.update(wanted)
-                return
+                return True
+        return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -599,7 +627,8 @@ class TestCallsTarget:
             timeout=httpx.Timeout(timeout_s),
             transport=transport,
         )
-        self._lister = RunLister(self._get_run_page, page_size=SCAN_PAGE_SIZE)
+        self._created = CreationLedger()
+        self._lister = RunLister(self._get_run_page, page_size=SCAN_PAGE_SIZE, ledger=self._created)
         # With an inbox, webhooks end the runs; a run still open ``webhook_fallback_s`` after its submission
         # is polled (None: never, every run waits for its webhook).
         self._inbox = inbox
@@ -881,6 +910,8 @@ class TestCallsTarget:
         now = self._wall()
         for run in submission.runs:
             self._known_runs[run.run_id] = now
+        for created_at, runs in Counter(run.created_at for run in submission.runs).items():
+            self._created.add(created_at, runs)  # a batch's runs share their creation time: one entry
         # insertion order is time order: forget from the oldest end (OrderedDict pops it in O(1))
         horizon = now - KNOWN_RUNS_HORIZON_S
         while self._known_runs and next(iter(self._known_runs.values())) < horizon:

@@ -1,0 +1,38 @@
+"""How deep a run sits in the org's run list, from what this client created after it. Pure, no I/O.
+
+The run list is newest first and org-wide. Every run this client created after a run lies above it, and other
+clients' runs only push it further down: so the runs this client created after an instant are a lower bound
+of how far down the list a run of that instant is. A scan for runs that ended can start there rather than at
+the newest run, and skip the pages of runs still in flight above them (at hundreds of runs created per second,
+most of what a scan read).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+LEDGER_ENTRIES = 1024  # creates remembered (newest); an older instant gets a smaller bound, never a wrong one
+ORDER_SLACK_S = 1.0  # creates are noted in the order their answers came, which may differ by up to this much
+
+
+class CreationLedger:
+    """The runs this client created, by creation time (server epoch seconds), as their creates were answered."""
+
+    def __init__(self, entries: int = LEDGER_ENTRIES) -> None:
+        self._creates: deque[tuple[float, int]] = deque(maxlen=entries)
+
+    def add(self, created_at: float | None, runs: int) -> None:
+        """Note a create that made ``runs`` runs at ``created_at`` (None: unknown, not counted)."""
+        if created_at is not None and runs > 0:
+            self._creates.append((created_at, runs))
+
+    def created_after(self, instant: float) -> int:
+        """How many of the remembered runs were created strictly after ``instant``: never more than there are
+        (a create the ledger forgot, or noted out of order beyond ``ORDER_SLACK_S``, only lowers the count)."""
+        count = 0
+        for created_at, runs in reversed(self._creates):
+            if created_at > instant:
+                count += runs
+            elif created_at < instant - ORDER_SLACK_S:
+                break
+        return count
