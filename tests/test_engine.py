@@ -129,10 +129,15 @@ def test_refused_batches_count_as_errored_and_a_fatal_answer_stops_the_run() -> 
             return SubmitError("http_401", "the API key was refused", fatal=True)
         return None
 
-    result = run(profile, FakeTarget(fail=fail))
+    target = FakeTarget(fail=fail)
+    result = run(profile, target)
     assert result.stop_reason == "the API key was refused"
     assert result.metrics.errors == {"http_503": 2, "http_401": 2}
-    assert result.metrics.outcomes[Outcome.COMPLETED] == 4  # batches 0 and 2
+    # Batches 0 and 2 completed; on a busy machine batch 4 may have become due (50 ms later) before batch 3's
+    # answer came, never more than that.
+    sent = sorted(order.seq for order in target.orders)
+    assert sent[:4] == [0, 1, 2, 3] and len(sent) <= 6
+    assert result.metrics.outcomes[Outcome.COMPLETED] == 2 * (len(sent) - 2)
     assert result.elapsed_s < 1.0  # the rest of the plan was not walked
 
 
