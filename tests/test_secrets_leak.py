@@ -213,19 +213,23 @@ class _EchoingApi(BaseHTTPRequestHandler):
         """Quiet: the test reads stressor's output, not this server's."""
 
 
-def test_a_401_that_echoes_the_key_is_masked_in_every_artifact(tmp_path: Path) -> None:
-    key = fake_key()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _EchoingApi)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+def run_against(handler: type[BaseHTTPRequestHandler], tmp_path: Path, key: str) -> Finished:
+    """``stressor run`` with ``key`` against a loopback server of ``handler``, stopped when the run ends."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         base_url = f"http://127.0.0.1:{server.server_address[1]}"
-        finished = stressor_run(
+        return stressor_run(
             tmp_path, write_profile(tmp_path), child_env(THUNDERPHONE_API_KEY=key), "--base-url", base_url
         )
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_401_that_echoes_the_key_is_masked_in_every_artifact(tmp_path: Path) -> None:
+    key = fake_key()
+    finished = run_against(_EchoingApi, tmp_path, key)
     assert finished.returncode == 3  # stopped by a fatal answer, with the results written
     assert b"API key was refused" in finished.stderr
     assert mask_secret(key).encode() in finished.stderr  # the server's words are shown, the key masked in them
@@ -281,17 +285,7 @@ class _EchoingRunApi(BaseHTTPRequestHandler):
 def test_a_run_error_message_that_echoes_the_key_is_masked_in_every_artifact(tmp_path: Path) -> None:
     key = fake_key()
     _EchoingRunApi.runs, _EchoingRunApi.batches = [], {}
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _EchoingRunApi)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        base_url = f"http://127.0.0.1:{server.server_address[1]}"
-        finished = stressor_run(
-            tmp_path, write_profile(tmp_path), child_env(THUNDERPHONE_API_KEY=key), "--base-url", base_url
-        )
-    finally:
-        server.shutdown()
-        server.server_close()
+    finished = run_against(_EchoingRunApi, tmp_path, key)
     found = finished.everything()
     results = orjson.loads(found["results.json"])
     assert results["runs"]["failed"] == results["runs"]["planned"] == 16, finished.stderr.decode()

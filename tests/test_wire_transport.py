@@ -333,23 +333,6 @@ async def test_a_name_that_does_not_resolve_is_a_connect_error() -> None:
     assert isinstance(error.__cause__, OSError)
 
 
-async def test_a_tls_handshake_with_a_plain_http_port_is_a_connect_error_from_the_ssl_error() -> None:
-    async def plain(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.read(100)  # the ClientHello: a plain HTTP server answers it with an HTTP error
-        writer.write(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
-        await writer.drain()
-        writer.close()
-
-    listener = await asyncio.start_server(plain, "127.0.0.1", 0)
-    port = listener.sockets[0].getsockname()[1]
-    try:
-        error = await failure_of(client(f"https://127.0.0.1:{port}"))
-    finally:
-        listener.close()
-    assert type(error) is httpx.ConnectError
-    assert isinstance(error.__cause__, ssl.SSLError)
-
-
 async def test_a_server_that_closes_without_answering_may_have_received_the_request() -> None:
     async with running(close_without_answer) as server:
         error = await failure_of(client(server.base_url))
