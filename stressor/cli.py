@@ -16,47 +16,29 @@ from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from urllib.parse import urlsplit
 
 import anyio
 import orjson
 import typer
-from rich.console import Console
-from rich.live import Live
 
 from stressor import runtime
-from stressor.asgi_server import is_loopback
-from stressor.capacity import Step, knee, levels, measure_step, step_profile
-from stressor.distributed.cluster import ClusterUnavailable
-from stressor.distributed.tally import WORKER_LOST
-from stressor.intervals import interval_series
-from stressor.plan import assumptions_line, estimate, plan_document
-from stressor.profile import Profile, ProfileError, load_profile
 from stressor.report.commands import compare, report
-from stressor.report.console import render_summary
-from stressor.report.hlog import write_hlog
-from stressor.report.html import render_capacity_html, render_html
-from stressor.report.junit import junit_xml
-from stressor.report.progress import ProgressWindow, progress_line, progress_table
-from stressor.report.results import build_results, figures, webhooks_json, write_results
-from stressor.report.runlog import RunLog
-from stressor.report.thresholds import (
-    Threshold,
-    ThresholdError,
-    abort_breaches,
-    breached,
-    evaluate,
-    parse_thresholds,
-    render_verdicts,
-)
 from stressor.secrets import mask_secret
-from stressor.session import EMBEDDED_API_KEY, Scale, Session, SessionResult, Where
 from stressor.sim.command import sim
-from stressor.sim.config import SimConfig, SimConfigError
-from stressor.sim.server import SimulatorProcess
-from stressor.targets.base import TargetUnavailable
 from stressor.units import format_duration, parse_duration, parse_rate
+
+# Start-up CPU counts against every run (a benchmark charges the whole process): what only some commands or
+# options need (the session and its engine, simulator, workers and cluster; the report writers; the capacity
+# search) is imported inside the command or function that needs it, so that --help, plan, report and compare
+# do not pay for a run, and a run does not pay for the writers it is not asked for.
+if TYPE_CHECKING:
+    from stressor.capacity import Step
+    from stressor.profile import Profile
+    from stressor.report.thresholds import Threshold
+    from stressor.session import Scale, Session, SessionResult, Where
+    from stressor.sim.config import SimConfig
 
 EXIT_USAGE = 2
 EXIT_TARGET = 3
@@ -85,6 +67,8 @@ def _fail(message: str, code: int) -> typer.Exit:
 
 
 def _load(path: Path) -> Profile:
+    from stressor.profile import ProfileError, load_profile
+
     try:
         return load_profile(path)
     except ProfileError as exc:
@@ -135,6 +119,8 @@ def _duration_flag(value: str | None, flag: str) -> float | None:
 
 def _cost_guard(profile: Profile) -> None:
     """Against a real API every run is billed: demand consent and a budget the plan fits in."""
+    from stressor.plan import estimate
+
     cost = profile.cost
     if not cost.consent_to_charge:
         raise _fail(
@@ -161,6 +147,17 @@ async def _run_session(
 ) -> SessionResult:
     """The session, with Ctrl-C / SIGTERM turned into an orderly stop, live progress, and the thresholds
     marked ``abort`` checked every interval."""
+    # Imported here, not at the top, to spare other commands. 'run' has imported all of them (itself or through
+    # the session) before runtime.run, so that they are loaded (and frozen by its gc tuning) before the load
+    # starts: here they are only looked up.
+    from rich.console import Console
+    from rich.live import Live
+
+    from stressor.distributed.cluster import ClusterUnavailable
+    from stressor.report.progress import ProgressWindow, progress_line, progress_table
+    from stressor.report.results import figures
+    from stressor.report.thresholds import abort_breaches
+    from stressor.targets.base import TargetUnavailable
 
     async def abort_on_breach() -> None:
         profile = session.profile
@@ -230,6 +227,9 @@ def _rate_flag(value: str | None, flag: str) -> float | None:
 
 def _simulator_config(profile: Profile, flags: dict[str, Any]) -> SimConfig:
     """The embedded simulator's settings: the profile's [simulator] table, then the --sim-* flags."""
+    from stressor.session import EMBEDDED_API_KEY
+    from stressor.sim.config import SimConfig, SimConfigError
+
     settings = {**profile.simulator, **{k: v for k, v in flags.items() if v is not None}}
     try:
         return SimConfig.from_mapping({**settings, "api_key": EMBEDDED_API_KEY})
@@ -387,6 +387,26 @@ def run(
     ] = None,
 ) -> None:
     """Run a profile: against the API at --base-url, or against an embedded simulator when none is given."""
+    # What every run needs, imported before it starts (not at the top: other commands do not need it). The
+    # session imports the engine, targets, workers and simulator; the report writers are imported below, only
+    # for the outputs asked for.
+    from stressor.asgi_server import is_loopback
+    from stressor.distributed.cluster import ClusterUnavailable
+    from stressor.distributed.tally import WORKER_LOST
+    from stressor.intervals import interval_series
+    from stressor.report.console import render_summary
+    from stressor.report.results import build_results, webhooks_json
+    from stressor.report.runlog import RunLog
+    from stressor.report.thresholds import (
+        ThresholdError,
+        breached,
+        evaluate,
+        parse_thresholds,
+        render_verdicts,
+    )
+    from stressor.session import EMBEDDED_API_KEY, Session, Where
+    from stressor.targets.base import TargetUnavailable
+
     if mode is not None and mode not in ("obey", "stress"):
         raise typer.BadParameter("must be 'obey' or 'stress'", param_hint="--mode")
     scale = _scale(workers, cluster)
@@ -492,10 +512,16 @@ def run(
         ("results", out, lambda path: _write_results(path, document))
     ]
     if hlog is not None:
+        from stressor.report.hlog import write_hlog
+
         writers.append(("HDR log", hlog, lambda path: write_hlog(path, intervals, document["started_at"])))
     if junit is not None:
+        from stressor.report.junit import junit_xml
+
         writers.append(("JUnit XML", junit, lambda path: _write_text(path, junit_xml(document, verdicts))))
     if html is not None:
+        from stressor.report.html import render_html
+
         writers.append(("HTML report", html, lambda path: _write_text(path, render_html(document, verdicts))))
     unwritten = [
         f"could not write the {what} to {path}: {error}"
@@ -536,6 +562,8 @@ def _write_or_say(path: Path, write: Callable[[Path], object]) -> str | None:
 
 def _write_results(path: Path, document: dict[str, Any]) -> None:
     """write_results, without leaving its temporary file behind when the final rename fails."""
+    from stressor.report.results import write_results
+
     try:
         write_results(path, document)
     except OSError:
@@ -552,6 +580,8 @@ def _scale(workers: str | None, cluster: str | None) -> Scale | None:
     """Where the run's workers go: None for one process (no --workers, no --cluster)."""
     if workers is None and cluster is None:
         return None
+    from stressor.session import Scale
+
     count = None
     if workers not in (None, "auto"):
         if not workers.isdigit() or int(workers) < 1:
@@ -618,6 +648,8 @@ def plan(
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
 ) -> None:
     """Show what a profile would do, sending nothing: batches, runs, peak in flight, requests, cost."""
+    from stressor.plan import assumptions_line, estimate, plan_document
+
     profile = _load(profile_path)
     if as_json:
         typer.echo(orjson.dumps(plan_document(profile), option=orjson.OPT_INDENT_2).decode())
@@ -654,6 +686,13 @@ async def _capacity_steps(
 ) -> _Search:
     """Run the steps until one breaks. Ctrl-C / SIGTERM stops the step that runs (its partial figures are not
     a step) and keeps the steps measured so far."""
+    # 'capacity' has imported these (itself or through the session) before runtime.run: only looked up here.
+    from stressor.capacity import measure_step, step_profile
+    from stressor.report.results import build_results
+    from stressor.session import Session
+    from stressor.sim.server import SimulatorProcess
+    from stressor.targets.base import TargetUnavailable
+
     search = _Search()
 
     async def interrupt_on_signal() -> None:
@@ -742,6 +781,14 @@ def capacity(
     sim_call_duration: Annotated[str | None, typer.Option(help=SIM_HELP + "call duration distribution.")] = None,
 ) -> None:
     """Step the load up until an SLO breaks; report the last step that held, the first that broke (the knee)."""
+    # Imported here, not at the top: only this command needs them (and all of them before the search starts).
+    from stressor.capacity import knee, levels, step_profile
+    from stressor.report.results import build_results  # noqa: F401 (for _capacity_steps)
+    from stressor.report.thresholds import ThresholdError, parse_thresholds
+    from stressor.session import EMBEDDED_API_KEY, Where
+    from stressor.sim.server import SimulatorProcess  # noqa: F401 (for _capacity_steps)
+    from stressor.targets.base import TargetUnavailable
+
     if model not in ("closed", "open"):
         raise _fail("--model must be 'closed' or 'open'", EXIT_USAGE)
     profile = _with_flags(_load(profile_path), base_url=_flag(_url_flag, base_url, "--base-url") if base_url else None)
@@ -808,6 +855,8 @@ def capacity(
             )
         )
     if html is not None:
+        from stressor.report.html import render_capacity_html
+
         html.write_text(render_capacity_html(f"Capacity of {profile.name}", load_label, rows, slos), encoding="utf-8")
     if broke is None:
         if held is None:

@@ -11,13 +11,10 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from stressor.distributed.cluster import ClusterWorkers
-from stressor.distributed.coordinator import Coordinator
-from stressor.distributed.local import LocalWorkers
 from stressor.engine import Engine, EngineResult
 from stressor.governor import Governor
 from stressor.grades import GradeBook
@@ -27,7 +24,6 @@ from stressor.report.runlog import LoggedRecords, RunLog, counters_line, keep_fl
 from stressor.secrets import mask_secret
 from stressor.sim.config import SimConfig
 from stressor.sim.records import TruthRecord
-from stressor.sim.server import SimulatorProcess, fetch_truth_async
 from stressor.targets.base import RunEnd
 from stressor.targets.from_profile import build_target
 from stressor.targets.inbox import CompletionInbox
@@ -35,7 +31,9 @@ from stressor.targets.testcalls import TestCallsTarget
 from stressor.timestamps import ClockAnchor
 from stressor.webhooks.events import CallGraded, RunCompleted
 from stressor.webhooks.receiver import ReceiverStats, WebhookReceiver
-from stressor.webhooks.server import serve_receiver
+
+if TYPE_CHECKING:
+    from stressor.distributed.coordinator import Coordinator
 
 EMBEDDED_API_KEY = "sk_test_stressor_embedded_simulator"
 GRADE_FETCH_CONCURRENCY = 16
@@ -142,6 +140,8 @@ class Session:
                 secrets_ = where.webhook_secrets or (f"whsec_{secrets.token_hex(24)}",)
                 receiver = WebhookReceiver(secrets_, self._on_webhook)
                 hooks = profile.webhooks
+                from stressor.webhooks.server import serve_receiver  # noqa: PLC0415 (uvicorn: only when asked)
+
                 running = await stack.enter_async_context(
                     serve_receiver(
                         receiver, hooks.listen_host, hooks.listen_port, allow_remote=where.webhook_allow_remote
@@ -155,6 +155,8 @@ class Session:
                 config = where.simulator
                 if webhook_url is not None:
                     config = replace(config, webhook_url=webhook_url, webhook_secret=where.webhook_secrets[0])
+                from stressor.sim.server import SimulatorProcess  # noqa: PLC0415 (only for the embedded one)
+
                 base_url = await stack.enter_async_context(SimulatorProcess(config))
             target = build_target(profile, base_url, where.api_key, self.metrics, self.governor, self.inbox)
             stack.push_async_callback(target.aclose)
@@ -180,6 +182,8 @@ class Session:
             result = self._join_grades(result)
             truth = None
             if self.keep_truth and where.base_url is None:
+                from stressor.sim.server import fetch_truth_async  # noqa: PLC0415 (see the simulator's)
+
                 truth = tuple(await fetch_truth_async(base_url))
             return SessionResult(
                 engine=result,
@@ -193,6 +197,11 @@ class Session:
     async def _coordinator(
         self, base_url: str, api_key: str, on_record: Callable[[RunRecord], None] | None
     ) -> Coordinator:
+        # Worker processes and Dask only for --workers / --cluster: a plain run does not pay their imports.
+        from stressor.distributed.cluster import ClusterWorkers  # noqa: PLC0415
+        from stressor.distributed.coordinator import Coordinator  # noqa: PLC0415
+        from stressor.distributed.local import LocalWorkers  # noqa: PLC0415
+
         assert self.scale is not None
         scale = self.scale
         backend = LocalWorkers() if scale.cluster is None else ClusterWorkers(scale.cluster)

@@ -17,13 +17,10 @@ import typer
 
 from stressor.report.compare import DEFAULT_RULES, RuleError, comparison_json, parse_rules, render_markdown, render_text
 from stressor.report.compare import compare as compare_documents
-from stressor.report.console import render_summary
-from stressor.report.exports import write_csv, write_hgrm
-from stressor.report.html import render_html
-from stressor.report.junit import junit_xml
-from stressor.report.results import results_from_runs_log
-from stressor.report.runlog import RunLogError
 from stressor.report.thresholds import ThresholdError, breached, evaluate, parse_thresholds, render_verdicts
+
+# stressor.cli imports this module for every command (to register these two): the writers and the runs-log
+# reader (which imports the whole session) are imported inside the functions that use them.
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -51,6 +48,9 @@ def load_results(path: Path) -> dict[str, Any]:
     """Read a results file (or rebuild one from a ``.runs.jsonl`` runs log); exit 2 with one sentence when it
     is neither."""
     if path.suffix == ".jsonl":
+        from stressor.report.results import results_from_runs_log
+        from stressor.report.runlog import RunLogError
+
         try:
             return results_from_runs_log(path)
         except RunLogError as exc:
@@ -130,6 +130,8 @@ def report(
     ] = True,
 ) -> None:
     """Print the summary of a results file again, check thresholds, and write reports (HTML, .hgrm, CSV, JUnit)."""
+    from stressor.report.console import render_summary
+
     document = load_results(results)
     saved = document.get("thresholds") if saved_thresholds else None
     texts = [t for t in saved if isinstance(t, str)] if isinstance(saved, list) else []
@@ -147,13 +149,21 @@ def report(
         typer.echo("")
         typer.echo(render_verdicts(verdicts))
     if html is not None:
+        from stressor.report.html import render_html
+
         _write_text(html, render_html(document, verdicts), "HTML report")
     if junit is not None:
+        from stressor.report.junit import junit_xml
+
         _write_text(junit, junit_xml(document, verdicts), "JUnit XML")
     if hgrm_dir is not None:
+        from stressor.report.exports import write_hgrm
+
         written = _write(hgrm_dir, "percentile distributions", lambda: write_hgrm(document, hgrm_dir))
         typer.echo(f"percentile distributions: {len(written)} files in {hgrm_dir}", err=True)
     if csv_dir is not None:
+        from stressor.report.exports import write_csv
+
         _write(csv_dir, "CSV files", lambda: write_csv(document, csv_dir))
         typer.echo(f"CSV: runs.csv, intervals.csv in {csv_dir}", err=True)
     if breached(verdicts):

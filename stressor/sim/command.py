@@ -23,15 +23,23 @@ from typing import Annotated
 import anyio
 import typer
 
-from stressor.asgi_server import is_loopback
 from stressor.sim.config import DEFAULT_CALL_DURATION, DEFAULT_GRADE_SCORE, PRODUCTS, SimConfig, SimConfigError
-from stressor.sim.server import API_KEY_ENV, LISTENING_PREFIX, PARENT_PID_ENV, WEBHOOK_SECRET_ENV, serve
-from stressor.sim.webhooks import REORDER_WINDOW_S
 
 EXIT_UNAVAILABLE = 3
 
+# ``stressor.cli`` imports this module to register the command, so the server (uvicorn, httpx, the ASGI app)
+# is imported only when the simulator is started, not by every stressor command. The option declarations need
+# these three values before that: they are copies of ``stressor.sim.server.API_KEY_ENV``,
+# ``stressor.sim.server.WEBHOOK_SECRET_ENV`` and ``stressor.sim.webhooks.REORDER_WINDOW_S``
+# (tests/test_startup.py checks that they stay equal).
+API_KEY_ENV = "STRESSOR_SIM_API_KEY"
+WEBHOOK_SECRET_ENV = "STRESSOR_SIM_WEBHOOK_SECRET"
+REORDER_WINDOW_S = 0.1
+
 
 async def _serve_until_stopped(config: SimConfig, host: str, port: int) -> None:
+    from stressor.sim.server import LISTENING_PREFIX, PARENT_PID_ENV, serve  # noqa: PLC0415 (see the constants)
+
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with serve(config, host, port) as running, anyio.create_task_group() as watchers:
             typer.echo(f"{LISTENING_PREFIX}{running.base_url}")
@@ -219,6 +227,8 @@ def sim(
     allow_remote: Annotated[bool, typer.Option("--allow-remote", help="Allow a --host that is not loopback.")] = False,
 ) -> None:
     """Run the simulator of the test-calls API on loopback until Ctrl-C."""
+    from stressor.asgi_server import is_loopback  # noqa: PLC0415 (imports uvicorn: see the constants)
+
     if not allow_remote and not is_loopback(host):
         raise typer.BadParameter(
             f"{host!r} is not a loopback address; the simulator is meant for local load, pass --allow-remote "
