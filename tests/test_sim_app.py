@@ -485,3 +485,17 @@ async def test_middleware_wraps_the_handler_and_its_answers_are_counted(clock: F
         assert refused.status_code == 429 and refused.headers["retry-after"] == "1"
         assert (await c.get("/v1/test-calls")).json() == []
     assert app.stats.count("POST", "/v1/test-calls", 429) == 1
+
+
+async def test_a_list_page_shows_each_run_as_it_is_now(client: httpx.AsyncClient, clock: FakeClock) -> None:
+    # The simulator keeps each run's JSON made once per version of the run: a run that changed is shown anew.
+    await create_batch(client, run_count=2, stagger_seconds=0)
+    first = (await client.get("/v1/test-calls")).json()
+    assert [run["status"] for run in first] == ["in_progress", "in_progress"]
+    again = (await client.get("/v1/test-calls")).json()
+    assert again == first
+    clock.now = 1.0  # past the 30 API seconds (0.3 s at time scale 0.01)
+    ended = (await client.get("/v1/test-calls")).json()
+    assert [run["status"] for run in ended] == ["completed", "completed"]
+    assert all(run["completed_at"] is not None for run in ended)
+    assert [run["id"] for run in ended] == [run["id"] for run in first]

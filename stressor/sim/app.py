@@ -38,6 +38,7 @@ import anyio
 import orjson
 
 from stressor.sim.model import SimModel
+from stressor.sim.records import Run
 from stressor.sim.validation import (
     FieldErrors,
     parse_batch_request,
@@ -57,6 +58,7 @@ from stressor.sim.views import (
 
 MAX_BODY_BYTES = 1024 * 1024
 BODY_TIMEOUT_S = 30.0
+RUN_BODY_CACHE = 50_000  # runs whose JSON is kept made (~1 KiB each)
 UNMATCHED = "<unmatched>"
 DROPPED = 0
 """The status a request is counted with when its connection was dropped without an answer."""
@@ -211,6 +213,7 @@ class SimApp:
         self.stats_sources: dict[str, StatsSource] = dict(stats or {})
         self.max_body_bytes = max_body_bytes
         self.body_timeout_s = body_timeout_s
+        self._run_bodies: dict[str, tuple[Run, bytes]] = {}  # run id -> (the version of the run, its JSON)
         self.router = Router(
             [
                 Route("/v1/healthz", {"GET": self._healthz}, public=True),
@@ -368,7 +371,19 @@ class SimApp:
             agent_id=query.agent_id,
         )
         self.model.record_shown(runs, self.clock())
-        return json_response(200, [run_json(run, self._scale) for run in runs])
+        body = b"[" + b",".join(self._run_body(run) for run in runs) + b"]"
+        return Response(200, body, (("content-type", "application/json"),))
+
+    def _run_body(self, run: Run) -> bytes:
+        """The run's JSON, made once per version of the run (a ``Run`` is replaced when it changes): list pages
+        show the same runs again and again, and building each anew made the simulator the benchmarks' limit."""
+        bodies = self._run_bodies
+        cached = bodies.get(run.id)
+        if cached is None or cached[0] is not run:
+            if len(bodies) >= RUN_BODY_CACHE:
+                del bodies[next(iter(bodies))]  # the oldest made: lists are read newest first
+            cached = bodies[run.id] = (run, orjson.dumps(run_json(run, self._scale)))
+        return cached[1]
 
     def _create_batch(self, request: Request) -> Response:
         batch = self.model.create_batch(parse_batch_request(_json_object(request.body)), self.clock())
