@@ -21,7 +21,7 @@ from typing import Any
 
 from stressor.profile import BatchShape, ClosedLoad, OpenLoad, Profile, Ramp, Stage
 from stressor.targets.from_profile import fallback_seconds
-from stressor.targets.testcalls import PollSchedule
+from stressor.targets.testcalls import NEAR_TOP_RUNS, SCAN_PAGE_SIZE, PollSchedule
 from stressor.units import format_duration
 
 
@@ -259,15 +259,19 @@ def _requests(profile: Profile, batches: int, runs: int, shape: BatchShape, dura
     if runs == 0:
         return 0
     grades = runs if profile.grades.fetch and not profile.webhooks.enabled else 0  # webhooks bring grades
-    if profile.target.submit == "single":
-        # One POST per run; the shared lister reads the list endpoint about once per poll interval (young runs
-        # keep it at the shortest interval), and not at all when webhooks end the runs.
-        lookups = 0
-        if _polls_per_batch(profile, shape):
-            lookups = math.ceil((duration_s + _run_lifetime_s(profile, shape)) / profile.target.poll_interval_s)
-        return runs + lookups + grades
+    posts = runs if profile.target.submit == "single" else batches
     polls = _polls_per_batch(profile, shape)
-    # Per batch: the POST, its batch polls, and at most one list lookup per poll that saw runs end.
+    if not polls:
+        return posts + grades  # webhooks end every run
+    lifetime_s = _run_lifetime_s(profile, shape)
+    depth = runs / duration_s * lifetime_s if duration_s > 0 else runs  # runs in flight, newest first in the list
+    if not profile.webhooks.enabled and (profile.target.submit == "single" or depth < NEAR_TOP_RUNS):
+        # Runs near the top of the list are followed by the shared scan of its top, at most once per poll
+        # interval while runs are open (young runs keep it at the shortest), down to the oldest of them.
+        scans = math.ceil((duration_s + lifetime_s) / profile.target.poll_interval_s)
+        return posts + scans * max(1, math.ceil(depth / SCAN_PAGE_SIZE)) + grades
+    # Deeper (or polled only after the webhook fallback): per batch, its batch polls, and at most one list
+    # lookup per poll that saw runs end.
     return batches * (1 + polls + min(shape.runs, polls)) + grades
 
 

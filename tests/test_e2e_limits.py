@@ -77,13 +77,13 @@ IN_FLIGHT_ALLOWANCE = 2
     ],
 )
 def test_the_servers_rate_limit_is_obeyed_and_every_run_still_completes(headers: str, retry_after: str) -> None:
-    # Offered: 10 batches/s, each a POST plus polls every 50 ms: far over 20 requests/s.
+    # Offered: 25 batches/s, each a POST, and the polls every 50 ms: far over 20 requests/s.
     profile = profile_of(
         {
             "grace": "30s",
             "target": {"poll_interval": "50ms"},
             "batch": {"runs": 2},
-            "stages": [{"duration": "3s", "rate": "10/s"}],
+            "stages": [{"duration": "3s", "rate": "25/s"}],
             "limits": {"max_start_delay": "60s"},
         }
     )
@@ -113,9 +113,9 @@ def test_the_servers_rate_limit_is_obeyed_and_every_run_still_completes(headers:
     after = [t for t, _ in sent if t >= told]
     assert len(after) > LIMIT  # the check below covers more than a second of traffic, not a quiet tail
     assert busiest_second(after[IN_FLIGHT_ALLOWANCE:]) <= 1.1 * LIMIT
-    # Offered 20 runs/s for 3 s; the limit stretched the creates, so fewer were submitted per second.
+    # Offered 50 runs/s for 3 s; the limit stretched the creates, so fewer were submitted per second.
     load = load_json(result.metrics, profile, result.elapsed_s, result.stop_cause)
-    assert load["offered_runs_per_s"] == pytest.approx(20.0)
+    assert load["offered_runs_per_s"] == pytest.approx(50.0)
     assert load["achieved_runs_per_s"] < load["offered_runs_per_s"]
 
 

@@ -20,9 +20,11 @@ class CreationLedger:
 
     def __init__(self, entries: int = LEDGER_ENTRIES) -> None:
         self._creates: deque[tuple[float, int]] = deque(maxlen=entries)
+        self.total = 0  # runs noted so far (of known creation time or not): what was created since is a difference
 
     def add(self, created_at: float | None, runs: int) -> None:
-        """Note a create that made ``runs`` runs at ``created_at`` (None: unknown, not counted)."""
+        """Note a create that made ``runs`` runs at ``created_at`` (None: unknown, kept out of ``created_after``)."""
+        self.total += max(0, runs)
         if created_at is not None and runs > 0:
             self._creates.append((created_at, runs))
 

@@ -1,10 +1,13 @@
 """The test-calls API as a target: submit batches (or single runs), follow every run to its end by polling.
 
-Polling is two-tier because the API has no per-run GET and its batch detail carries counters, not runs:
-each batch's follower polls ``GET /v1/test-call-batches/{id}`` (one cheap request for up to 20 runs) and,
-only when the counters say that runs have ended, asks a shared ``RunLister`` which ones. The lister pages
-through ``GET /v1/test-calls`` newest first, once for every follower waiting at that moment (single-flight),
-so the list endpoint is read about once per poll interval however many batches are open.
+The API has no per-run GET, and its batch detail carries counters, not runs. So runs are followed in the
+run list, ``GET /v1/test-calls``, newest first, by a shared ``RunLister`` that reads it once for every
+follower waiting at that moment (single-flight). Followers poll on one shared tick, so each tick costs one
+scan of the top of the list, however many batches are open: at 150 batches a second that is a few pages a
+tick instead of a request per batch. A batch whose runs have sunk deeper than ``NEAR_TOP_RUNS`` (this client
+created that many runs after them, or a scan did not reach them) is polled on its own instead:
+``GET /v1/test-call-batches/{id}`` (one cheap request for up to 20 runs), and only when its counters say that
+runs have ended does it ask the lister which ones.
 
 Every request goes through the run's ``Governor`` (client-side rates, the server's Retry-After and rate-limit
 headers, backoff, breaker). A run-creating POST is never sent twice blindly: it is retried only when it
@@ -71,6 +74,10 @@ LIST_PAGE_SIZE = 200  # the API's maximum
 SCAN_PAGE_SIZE = 100
 MAX_DATED_PAGES = 100  # how deep a scan for runs of known creation times may page (see RunLister)
 SKIP_MARGIN_RUNS = 20  # runs (a batch) a scan starts above the depth the ledger gives, for ties and late notes
+# How deep in the run list a batch's runs may sit and still be followed by the shared scan of the list's top
+# (every tick reads down to the deepest of them); deeper ones are polled batch by batch. 1,000 runs are 10
+# pages of 100, about what the ~75 batch polls of a tick at 300 batches a second cost (benchmarks/README.md).
+NEAR_TOP_RUNS = 1000
 MIN_SLEEP_S = 0.001  # shorter sleeps spin under uvloop (engineering notes)
 RECONCILE_WINDOW_S = 5.0  # a reconciled run or batch must have been created at most this long before the POST
 # How long a reconciliation may keep trying to read the lists (a 5xx burst, a stall) before it gives up and
@@ -442,42 +449,60 @@ class RunLister:
         self._max_dated_pages = max(max_pages, max_dated_pages)
         self._page_size = page_size
         self._wanted: dict[str, float | None] = {}
+        self._reach: dict[str, int] = {}  # wanted ids looked for only this deep in the list (runs from its top)
         self._found: dict[str, RunView] = {}
         self._missing: set[str] = set()  # wanted ids a complete scan (back past their creation) did not find
-        self._lock = anyio.Lock()
-        self._scans_started = 0
+        self._unreached: set[str] = set()  # wanted ids not found within their reach
+        self._lock = anyio.Lock(fast_acquire=True)  # the scan yields once itself, see _scan
+        self._scans_taken = 0  # scans that took the wanted ids: a caller who asked before one took them is served
+        self._pages_needed = 1  # pages the last scan read before it had found or proven missing what it wanted
+        self._depth = 0  # the deepest the callers waiting for the next scan expect their runs (see lookup_all)
 
     async def lookup(self, wanted: Mapping[str, float | None]) -> dict[str, RunView]:
         """The current view of these runs (id -> created_at); ids the scan did not reach are left out."""
-        return (await self.lookup_all(wanted))[0]
+        return (await self.lookup_all(wanted)).found
 
-    async def lookup_all(self, wanted: Mapping[str, float | None]) -> tuple[dict[str, RunView], frozenset[str]]:
-        """``lookup``, and the ids the scan proved missing: it read the list to its end, or back past their
-        creation time, without finding them."""
+    async def lookup_all(self, wanted: Mapping[str, float | None], within: int | None = None, depth: int = 0) -> Lookup:
+        """``lookup``, the ids the scan proved missing (it read the list to its end, or back past their
+        creation time, without finding them), and, with ``within``, the ids not found in that many runs from
+        the list's top (the scan goes no deeper for them). ``depth``: how deep the caller expects its runs at
+        least (the scan reads the pages down to there at once)."""
         self._wanted.update(wanted)
-        ticket = self._scans_started
+        self._depth = max(self._depth, depth)
+        if within is not None:
+            self._reach.update(dict.fromkeys(wanted, within))
+        ticket = self._scans_taken
         try:
             async with self._lock:
-                if self._scans_started == ticket:  # no scan began since we asked: run one for everybody
-                    self._scans_started += 1
+                if self._scans_taken == ticket:  # no scan took our ids since we asked: run one for everybody
                     await self._scan()
-            found = {run_id: self._found.pop(run_id) for run_id in wanted if run_id in self._found}
-            return found, frozenset(run_id for run_id in wanted if run_id in self._missing)
+            return Lookup(
+                found={run_id: self._found.pop(run_id) for run_id in wanted if run_id in self._found},
+                missing=frozenset(run_id for run_id in wanted if run_id in self._missing),
+                unreached=frozenset(run_id for run_id in wanted if run_id in self._unreached),
+            )
         finally:
             for run_id in wanted:
                 self._wanted.pop(run_id, None)
+                self._reach.pop(run_id, None)
                 self._found.pop(run_id, None)
                 self._missing.discard(run_id)
+                self._unreached.discard(run_id)
 
     async def _scan(self) -> None:
+        # Followers on the shared tick wake in the same step of the loop: yielding once lets all of them add
+        # what they want before the scan takes its list, so that one scan serves them all.
+        await anyio.lowlevel.checkpoint()
         wanted = dict(self._wanted)
+        depth, self._depth = self._depth, 0
+        self._scans_taken += 1
         times = [t for t in wanted.values() if t is not None]
         dated = len(times) == len(wanted)
         start = self._skippable(max(times)) if dated and times else 0
         # A list shallower than the ledger says (runs deleted, an unsorted list) shows older runs at the
         # start: then the scan begins again from the top.
-        if not await self._read_pages(wanted, min(times) - 1.0 if dated else None, start) and start:
-            await self._read_pages(wanted, min(times) - 1.0, 0)
+        if not await self._read_pages(wanted, min(times) - 1.0 if dated else None, start, depth) and start:
+            await self._read_pages(wanted, min(times) - 1.0, 0, depth)
 
     def _skippable(self, newest: float) -> int:
         """Runs at the top of the list that are newer than ``newest`` for sure: those this client created
@@ -487,38 +512,86 @@ class RunLister:
         above = self._ledger.created_after(newest)
         return max(0, above - SKIP_MARGIN_RUNS - above // 10)
 
-    async def _read_pages(self, wanted: dict[str, float | None], oldest: float | None, start: int) -> bool:
+    async def _read_pages(
+        self, wanted: dict[str, float | None], oldest: float | None, start: int, depth: int = 0
+    ) -> bool:
         """Read pages from ``start`` until every wanted run is found or proven missing; False when the first
         page, read below the top, was not all newer than the wanted runs (nothing is concluded then)."""
         size = self._page_size
         newest = max(t for t in wanted.values() if t is not None) if start else None
-        for page in range(self._max_pages if oldest is None else self._max_dated_pages):
-            params = {"limit": size, "offset": start + page * size}
-            body, seen_ns = await self._get("list_runs", "/v1/test-calls", params=params)
-            if not isinstance(body, list):
-                return True
-            if page == 0 and newest is not None:
-                first = parse_iso_or_none(body[0].get("created_at")) if body and isinstance(body[0], dict) else None
-                if first is None or first <= newest:
-                    return False
-            # Only the runs asked for are parsed: a page holds up to 200 runs and parsing them all (three
-            # timestamps each) took 3-4 ms in one step of the event loop, long enough to make starts late.
-            for item in body:
-                key = _run_key(item)
-                if key is not None and key in wanted:
-                    view = parse_run(item, seen_ns)
-                    if view is not None:
-                        self._found[key] = view
-                        del wanted[key]
-            last = parse_run(body[-1], seen_ns) if body else None
-            page_is_older = (
-                oldest is not None and last is not None and last.created_at is not None and (last.created_at < oldest)
-            )
-            if not wanted or len(body) < size or page_is_older:
-                # read to the end, or past the oldest of them: what is still wanted is not in the list
-                self._missing.update(wanted)
-                return True
+        limit = self._max_pages if oldest is None else self._max_dated_pages
+        # The first pages are read together: down to the depth the callers expect, or as many as the last scan
+        # needed, at most a near scan's reach. A scan then takes one round trip, not one a page (a scan slower
+        # than the tick would leave more runs open, so deeper scans).
+        expected = max(self._pages_needed, -(-(depth - start) // size))
+        window = range(min(limit, expected, max(1, NEAR_TOP_RUNS // size)))
+        while window:
+            for page, (body, seen_ns) in zip(window, await self._get_pages(start, window), strict=True):
+                if not isinstance(body, list):
+                    return True
+                if page == 0 and newest is not None:
+                    first = body[0].get("created_at") if body and isinstance(body[0], dict) else None
+                    first_at = parse_iso_or_none(first)
+                    if first_at is None or first_at <= newest:
+                        return False
+                # Only the runs asked for are parsed: a page holds up to 200 runs and parsing them all (three
+                # timestamps each) took 3-4 ms in one step of the event loop, long enough to make starts late.
+                for item in body:
+                    key = _run_key(item)
+                    if key is not None and key in wanted:
+                        view = parse_run(item, seen_ns)
+                        if view is not None:
+                            self._found[key] = view
+                            del wanted[key]
+                self._give_up_above(wanted, start + (page + 1) * size)
+                last = parse_run(body[-1], seen_ns) if body else None
+                page_is_older = (
+                    oldest is not None and last is not None and last.created_at is not None and last.created_at < oldest
+                )
+                if not wanted or len(body) < size or page_is_older:
+                    # read to the end, or past the oldest of them: what is still wanted is not in the list
+                    self._missing.update(wanted)
+                    self._pages_needed = page + 1
+                    return True
+            window = range(window.stop, min(limit, window.stop + 1))
         return True
+
+    async def _get_pages(self, start: int, pages: range) -> list[tuple[Any, int]]:
+        """These pages of the list, read at once, in order."""
+        size = self._page_size
+        answers: list[tuple[Any, int]] = [(None, 0)] * len(pages)
+
+        async def read(slot: int, page: int) -> None:
+            answers[slot] = await self._get(
+                "list_runs", "/v1/test-calls", params={"limit": size, "offset": start + page * size}
+            )
+
+        if len(pages) == 1:
+            await read(0, pages[0])
+            return answers
+        async with anyio.create_task_group() as readers:
+            for slot, page in enumerate(pages):
+                readers.start_soon(read, slot, page)
+        return answers
+
+    def _give_up_above(self, wanted: dict[str, float | None], depth: int) -> None:
+        """Drop from ``wanted`` the ids whose reach the scan has read past (``depth`` runs from the top)."""
+        reach = self._reach
+        if not reach:
+            return
+        for run_id in [run_id for run_id in wanted if (within := reach.get(run_id)) is not None and within <= depth]:
+            del wanted[run_id]
+            self._unreached.add(run_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """What one scan of the run list told a follower: the runs it saw, those it proved absent from the list,
+    and those it did not look for as deep as they are (their ``within`` was passed)."""
+
+    found: dict[str, RunView]
+    missing: frozenset[str]
+    unreached: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -1047,8 +1120,9 @@ class TestCallsTarget:
 
     async def _follow(self, submission: Submission, on_end: Callable[[RunEnd], None]) -> None:
         open_runs = {run.run_id: run.created_at for run in submission.runs}
+        mark = self._created.total  # how deep the runs will sink in the list: what this client creates later
         if self._inbox is None:
-            await self._poll(submission, open_runs, on_end)
+            await self._poll(submission, open_runs, on_end, mark)
             return
         # Webhooks end the runs; polling starts only for runs whose event is late (or never, when off).
         all_ended = anyio.Event()
@@ -1064,7 +1138,7 @@ class TestCallsTarget:
         try:
             async with anyio.create_task_group() as fallback:
                 if self._webhook_fallback_s is not None:
-                    fallback.start_soon(self._poll_late, submission, open_runs, on_end, all_ended)
+                    fallback.start_soon(self._poll_late, submission, open_runs, on_end, all_ended, mark)
                 if open_runs:
                     await all_ended.wait()
                 fallback.cancel_scope.cancel()
@@ -1078,23 +1152,35 @@ class TestCallsTarget:
         open_runs: dict[str, float | None],
         on_end: Callable[[RunEnd], None],
         all_ended: anyio.Event,
+        mark: int,
     ) -> None:
         assert self._webhook_fallback_s is not None
         await anyio.sleep(self._webhook_fallback_s)
         if open_runs:
             self.late_polls += 1
-            await self._poll(submission, open_runs, on_end)
+            await self._poll(submission, open_runs, on_end, mark)
         all_ended.set()
 
     async def _poll(
-        self, submission: Submission, open_runs: dict[str, float | None], on_end: Callable[[RunEnd], None]
+        self,
+        submission: Submission,
+        open_runs: dict[str, float | None],
+        on_end: Callable[[RunEnd], None],
+        mark: int,
     ) -> None:
-        """Poll until every run in ``open_runs`` has ended (removing them from it, whoever saw the end)."""
+        """Poll until every run in ``open_runs`` has ended (removing them from it, whoever saw the end).
+
+        While the batch's runs are near the top of the run list, its polls are the shared scan of the list's
+        top, on the tick every such batch shares; once they are deeper, it polls its batch, at its own random
+        phase (batches submitted together, after a stall say, must not poll in lockstep), and asks the list
+        only when the batch's counters moved. Either way a run's end is seen within one interval."""
         started_ns = self._clock()
-        # The first poll comes at a random point of the first interval: batches submitted together (after a
-        # stall, say) must not poll in lockstep. The error bound stays one interval.
-        first_offset_s = self._rng.uniform(0, self._polls.interval_s)
-        next_poll_ns = started_ns + round(first_offset_s * NS_PER_S) - round(self._polls.interval_s * NS_PER_S)
+        tick_ns = round(self._polls.interval_s * NS_PER_S)
+        near = self._near_top(open_runs, mark)
+        # The first poll comes on the next tick; a batch polled on its own, at a random point of its first
+        # interval. The error bound stays one interval.
+        first_offset_s = 0.0 if near else self._rng.uniform(0, self._polls.interval_s)
+        next_poll_ns = started_ns + round(first_offset_s * NS_PER_S) - tick_ns
         failures = 0
         batch_id = submission.batch_id  # None once the server has said it does not know the batch
         run_ids = tuple(run.run_id for run in submission.runs)
@@ -1103,10 +1189,17 @@ class TestCallsTarget:
             # A fixed cadence, not a sleep after each poll: the time a poll takes must not stretch the
             # interval, or detection would lag by more than one interval.
             age_s = (next_poll_ns - started_ns) / NS_PER_S
-            interval_s = self._polls.next_interval(age_s) + self._governor.backoff_delay(failures)
-            next_poll_ns = max(next_poll_ns + round(interval_s * NS_PER_S), self._clock())
+            interval_ns = round((self._polls.next_interval(age_s) + self._governor.backoff_delay(failures)) * NS_PER_S)
+            if near:
+                # The next instant on the grid of the largest tick * 2^k within the interval. The grids nest:
+                # batches whose polls have grown alike poll together, and with the youngest batches.
+                quantum = tick_ns << max(0, (interval_ns // tick_ns).bit_length() - 1)
+                next_poll_ns = (max(next_poll_ns, self._clock()) // quantum + 1) * quantum
+            else:
+                next_poll_ns = max(next_poll_ns + interval_ns, self._clock())
             await anyio.sleep(max((next_poll_ns - self._clock()) / NS_PER_S, MIN_SLEEP_S))
-            if batch_id is not None:
+            near = near and self._near_top(open_runs, mark)
+            if batch_id is not None and not near:
                 ended = await self._batch_ended_count(batch_id, run_ids)
                 if isinstance(ended, _UnknownBatch):
                     batch_id = None  # its runs may still be in the run list: look for them there from now on
@@ -1115,11 +1208,23 @@ class TestCallsTarget:
                     known_ended = len(submission.runs) - len(open_runs)
                     if ended is None or ended <= known_ended:
                         continue  # nothing new: the list endpoint is not asked
-            found, missing = await self._lister.lookup_all(open_runs)
-            for view in found.values():
+            # its runs lie at least this deep: below those this client created after them
+            depth = self._created.total - mark + len(submission.runs)
+            seen = await self._lister.lookup_all(open_runs, within=NEAR_TOP_RUNS if near else None, depth=depth)
+            for view in seen.found.values():
                 if view.ended and open_runs.pop(view.run_id, MISSING) is not MISSING:
                     on_end(self._masked(view.as_end()))
-            self._note_missing(misses, found, missing)
+            self._note_missing(misses, seen.found, seen.missing)
+            if seen.unreached:
+                near = False  # deeper than the shared scan reads: polled on its own from now on
+
+    def _near_top(self, open_runs: Mapping[str, float | None], mark: int) -> bool:
+        """Whether these runs are near enough to the top of the run list for the shared scan: this client has
+        created fewer than ``NEAR_TOP_RUNS`` runs since ``mark`` (its ledger's count when they were created).
+        Other clients' runs may sink them deeper: a scan that does not reach them says so."""
+        if None in open_runs.values():
+            return False  # a scan could not tell where to stop looking for them
+        return self._created.total - mark < NEAR_TOP_RUNS
 
     def _note_missing(self, misses: dict[str, int], found: Mapping[str, RunView], missing: frozenset[str]) -> None:
         """Count a run as ``unknown_run`` once ``MISSES_FOR_UNKNOWN_RUN`` complete scans in a row missed it."""

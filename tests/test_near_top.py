@@ -1,0 +1,178 @@
+"""Runs near the top of the run list are followed by one shared scan a tick; deeper ones by their batch."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import anyio
+import httpx
+import pytest
+import respx
+
+from stressor.targets.base import Submission, SubmittedRun
+from stressor.targets.ledger import CreationLedger
+from stressor.targets.testcalls import NEAR_TOP_RUNS, RunLister, TestCallsTarget
+
+# respx at the client level: it sees requests whatever transport the client uses.
+pytestmark = [pytest.mark.anyio, pytest.mark.respx(using="httpx", assert_all_called=False)]
+
+BASE = "http://127.0.0.1:9"
+T0 = datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC)
+
+
+def run(i: int, status: str = "completed") -> dict[str, object]:
+    """Run ``tc_<i>``, created i ms before T0 (the list is newest first: it sits at offset i)."""
+    created = (T0 - timedelta(milliseconds=i)).isoformat()
+    return {"id": f"tc_{i}", "status": status, "created_at": created, "started_at": created,
+            "completed_at": created, "error_message": ""}  # fmt: skip
+
+
+def created(i: int) -> float:
+    return (T0 - timedelta(milliseconds=i)).timestamp()
+
+
+def lister_over(depth: int) -> tuple[RunLister, list[list[int]]]:
+    """A lister over ``depth`` runs, newest first, and the offsets of each group of pages read together."""
+    groups: list[list[int]] = []
+    in_flight: list[int] = []
+
+    async def newest_first(purpose: str, path: str, params: dict[str, int]) -> tuple[object, int]:
+        in_flight.append(params["offset"])
+        await anyio.sleep(0.01)  # pages asked for together are all in flight at once
+        if in_flight:
+            groups.append(sorted(in_flight))
+            in_flight.clear()
+        return [run(i) for i in range(params["offset"], min(params["offset"] + params["limit"], depth))], 0
+
+    return RunLister(newest_first, page_size=100, ledger=CreationLedger()), groups
+
+
+async def test_a_lookup_within_a_reach_gives_up_below_it_without_calling_the_runs_missing() -> None:
+    lister, groups = lister_over(1_000)
+    seen = await lister.lookup_all({"tc_50": created(50), "tc_250": created(250)}, within=200)
+    assert set(seen.found) == {"tc_50"}
+    assert seen.unreached == {"tc_250"} and not seen.missing
+    assert [offset for group in groups for offset in group] == [0, 100]  # no page below the reach was read
+
+
+async def test_a_lookup_without_a_reach_still_reads_as_deep_as_it_must() -> None:
+    lister, _ = lister_over(1_000)
+    seen = await lister.lookup_all({"tc_750": created(750)})
+    assert set(seen.found) == {"tc_750"} and not seen.unreached
+
+
+async def test_a_scan_reads_at_once_as_many_pages_as_the_last_one_needed() -> None:
+    lister, groups = lister_over(1_000)
+    await lister.lookup_all({"tc_350": created(350)})
+    assert groups == [[0], [100], [200], [300]]  # the first scan knows no better: a page at a time
+    groups.clear()
+    await lister.lookup_all({"tc_360": created(360)})
+    assert groups == [[0, 100, 200, 300]]  # one round trip
+
+
+async def test_a_scan_reads_at_once_down_to_the_depth_its_callers_expect() -> None:
+    lister, groups = lister_over(1_000)
+    seen = await lister.lookup_all({"tc_350": created(350)}, depth=351)
+    assert set(seen.found) == {"tc_350"}
+    assert groups == [[0, 100, 200, 300]]
+
+
+async def test_one_scan_serves_every_follower_woken_on_the_same_tick() -> None:
+    lister, groups = lister_over(1_000)
+
+    async def follower(i: int) -> None:
+        seen = await lister.lookup_all({f"tc_{i}": created(i)}, within=NEAR_TOP_RUNS)
+        assert f"tc_{i}" in seen.found
+
+    async with anyio.create_task_group() as followers:
+        for i in (10, 20, 30, 40, 50):
+            followers.start_soon(follower, i)
+    assert groups == [[0]]
+
+
+def page(request: httpx.Request, runs: list[dict[str, object]]) -> httpx.Response:
+    offset, limit = int(request.url.params["offset"]), int(request.url.params["limit"])
+    return httpx.Response(200, json=runs[offset : offset + limit])
+
+
+def ended_batch(run_id: str) -> httpx.Response:
+    counters = {"status": "completed", "total_runs": 1, "completed_runs": 1, "failed_runs": 0}
+    return httpx.Response(200, json={"id": "tb_0", **counters, "run_ids": [run_id]})
+
+
+def submission(seq: int, first: int, runs: int = 5) -> Submission:
+    ids = range(first, first + runs)
+    return Submission(
+        batch_id=f"tb_{seq}",
+        runs=tuple(SubmittedRun(f"tc_{i}", index, created(i), 16.0) for index, i in enumerate(ids)),
+    )
+
+
+async def test_batches_near_the_top_are_followed_by_list_scans_alone(respx_mock: respx.MockRouter) -> None:
+    # Ten batches in flight; their runs end after a few ticks. No batch is polled: every tick, one scan of
+    # the list's top sees the ends of all of them.
+    ended_after = anyio.current_time() + 0.1
+    runs = lambda: [run(i, "completed" if anyio.current_time() > ended_after else "in_progress") for i in range(50)]  # noqa: E731
+    lists = respx_mock.get(f"{BASE}/v1/test-calls").mock(side_effect=lambda request: page(request, runs()))
+    batches = respx_mock.get(url__regex=rf"{BASE}/v1/test-call-batches/.*").mock(return_value=httpx.Response(500))
+    target = TestCallsTarget(BASE, "sk_test_near", requests=_Log(), poll_interval_s=0.05)
+    ends: list[str] = []
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as followers:
+            for seq in range(10):
+                followers.start_soon(target.follow, submission(seq, seq * 5), lambda end: ends.append(end.run_id))
+    await target.aclose()
+    assert sorted(ends) == sorted(f"tc_{i}" for i in range(50))
+    assert batches.call_count == 0
+    assert lists.call_count <= 10  # ~one a tick for all ten batches (ticks of 50 ms until 100 ms, and a margin)
+
+
+async def test_a_batch_sunk_deeper_than_the_scan_reaches_polls_its_batch(respx_mock: respx.MockRouter) -> None:
+    # This client creates NEAR_TOP_RUNS runs after the batch: it is polled on its own from then on, and the
+    # list is read only once its counters say that its run ended.
+    lists = respx_mock.get(f"{BASE}/v1/test-calls").mock(side_effect=lambda request: page(request, [run(0)]))
+    batch = respx_mock.get(f"{BASE}/v1/test-call-batches/tb_0").mock(return_value=ended_batch("tc_0"))
+    target = TestCallsTarget(BASE, "sk_test_near", requests=_Log(), poll_interval_s=0.05)
+    ends: list[str] = []
+
+    async def follow() -> None:
+        await target.follow(submission(0, 0, runs=1), lambda end: ends.append(end.run_id))
+
+    sunk = target._created.total
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(follow)
+            await anyio.sleep(0)
+            target._created.add(created(0) + 1, NEAR_TOP_RUNS)  # before its first poll
+    await target.aclose()
+    assert target._created.total - sunk == NEAR_TOP_RUNS
+    assert ends == ["tc_0"]
+    assert batch.call_count == 1 and lists.call_count >= 1
+    assert respx_mock.calls[0].request.url.path == "/v1/test-call-batches/tb_0"  # the batch first, then the list
+
+
+async def test_runs_a_scan_does_not_reach_are_then_followed_through_their_batch(respx_mock: respx.MockRouter) -> None:
+    # Other clients' runs (not in this client's ledger) push the batch below the reach of the shared scan.
+    others = [run(i, "in_progress") for i in range(NEAR_TOP_RUNS + 100)]
+    ours = {**run(NEAR_TOP_RUNS + 100), "id": "tc_ours"}
+    lists = respx_mock.get(f"{BASE}/v1/test-calls").mock(side_effect=lambda request: page(request, [*others, ours]))
+    batch = respx_mock.get(f"{BASE}/v1/test-call-batches/tb_0").mock(return_value=ended_batch("tc_ours"))
+    target = TestCallsTarget(BASE, "sk_test_near", requests=_Log(), poll_interval_s=0.05)
+    order = Submission(batch_id="tb_0", runs=(SubmittedRun("tc_ours", 0, created(NEAR_TOP_RUNS + 100), 16.0),))
+    ends: list[str] = []
+    with anyio.fail_after(5):
+        await target.follow(order, lambda end: ends.append(end.run_id))
+    await target.aclose()
+    assert ends == ["tc_ours"]
+    assert batch.call_count >= 1
+    assert lists.call_count > NEAR_TOP_RUNS // 100  # the scan that gave up at its reach, then the deep one
+
+
+class _Log:
+    """A request log that only counts."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def record_request(self, kind: str, outcome: str) -> None:
+        self.count += 1
