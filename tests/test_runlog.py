@@ -83,6 +83,9 @@ def test_logged_records_read_back_on_the_engines_clock_with_grades_joined(tmp_pa
     assert len(back) == 3 and back[2] == records[2]
     graded = back.with_grades(lambda call_id: 0.75 if call_id == "c1" else None)
     assert [r.grade for r in graded] == [0.75, None, None]
+    # the lines as they are, for the results file: what to_json makes of the records read back
+    assert list(graded.as_json()) == [r.to_json(anchor, t0) for r in graded]
+    assert list(back.as_json()) == [r.to_json(anchor, t0) for r in records]
 
 
 def test_a_line_cut_by_a_kill_is_skipped_and_a_broken_line_inside_is_an_error(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from stressor.intervals import Interval
 from stressor.metrics import MEASURE_SOURCES, Breakdown, LatencyRecorder, Measure, Metrics, Outcome, Summary
 from stressor.plan import peak_batch_rate, stage_windows
 from stressor.profile import ClosedLoad, Limits, OpenLoad, Profile, TargetSpec
-from stressor.report.runlog import read_runs_log
+from stressor.report.runlog import LoggedRecords, read_runs_log
 from stressor.session import SessionResult
 from stressor.timestamps import NS_PER_S
 
@@ -269,8 +269,15 @@ def build_results(
         "stages": stages_json(profile),
         "interval_s": profile.interval_s,
         "intervals": intervals_json(intervals),
-        "run_records": [record.to_json(anchor, result.t0_ns) for record in result.records],
+        "run_records": _run_records(result),
     }
+
+
+def _run_records(result: EngineResult) -> list[dict[str, Any]]:
+    records = result.records
+    if isinstance(records, LoggedRecords):
+        return list(records.as_json())  # written by this run as to_json made them
+    return [record.to_json(result.metrics.anchor, result.t0_ns) for record in records]
 
 
 def results_from_runs_log(path: Path) -> dict[str, Any]:
