@@ -11,7 +11,7 @@ import respx
 
 from stressor.targets.base import Submission, SubmittedRun
 from stressor.targets.ledger import CreationLedger
-from stressor.targets.testcalls import NEAR_TOP_RUNS, RunLister, TestCallsTarget
+from stressor.targets.testcalls import NEAR_TOP_RUNS, PAGES_AT_ONCE, RunLister, TestCallsTarget
 
 # respx at the client level: it sees requests whatever transport the client uses.
 pytestmark = [pytest.mark.anyio, pytest.mark.respx(using="httpx", assert_all_called=False)]
@@ -67,14 +67,15 @@ async def test_a_scan_reads_at_once_as_many_pages_as_the_last_one_needed() -> No
     assert groups == [[0], [100], [200], [300]]  # the first scan knows no better: a page at a time
     groups.clear()
     await lister.lookup_all({"tc_360": created(360)})
-    assert groups == [[0, 100, 200, 300]]  # one round trip
+    assert PAGES_AT_ONCE == 3
+    assert groups == [[0, 100, 200], [300]]  # two round trips, not four
 
 
 async def test_a_scan_reads_at_once_down_to_the_depth_its_callers_expect() -> None:
     lister, groups = lister_over(1_000)
-    seen = await lister.lookup_all({"tc_350": created(350)}, depth=351)
-    assert set(seen.found) == {"tc_350"}
-    assert groups == [[0, 100, 200, 300]]
+    seen = await lister.lookup_all({"tc_550": created(550)}, depth=551)
+    assert set(seen.found) == {"tc_550"}
+    assert groups == [[0, 100, 200], [300, 400, 500]]  # a few pages at a time
 
 
 async def test_one_scan_serves_every_follower_woken_on_the_same_tick() -> None:
