@@ -10,8 +10,6 @@ import sys
 
 import pytest
 
-from stressor.sim import command, server, webhooks
-
 # Imported by the command or option that needs them, never by ``import stressor.cli``.
 LAZY = (
     "dask",  # --cluster (stressor.distributed.cluster imports it when the cluster starts)
@@ -55,10 +53,3 @@ def test_importing_the_cli_leaves_out(cli_modules: set[str], name: str) -> None:
 
 def test_the_commands_are_registered_all_the_same(cli_modules: set[str]) -> None:
     assert {"stressor.cli", "stressor.report.commands", "stressor.sim.command", "typer"} <= cli_modules
-
-
-def test_the_sim_command_copies_of_the_server_constants_are_the_same() -> None:
-    # sim.command declares its options without importing the server: these are copies.
-    assert command.API_KEY_ENV == server.API_KEY_ENV
-    assert command.WEBHOOK_SECRET_ENV == server.WEBHOOK_SECRET_ENV
-    assert command.REORDER_WINDOW_S == webhooks.REORDER_WINDOW_S

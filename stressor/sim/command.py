@@ -23,18 +23,21 @@ from typing import Annotated
 import anyio
 import typer
 
-from stressor.sim.config import DEFAULT_CALL_DURATION, DEFAULT_GRADE_SCORE, PRODUCTS, SimConfig, SimConfigError
+from stressor.sim.config import (
+    API_KEY_ENV,
+    DEFAULT_CALL_DURATION,
+    DEFAULT_GRADE_SCORE,
+    PRODUCTS,
+    REORDER_WINDOW_S,
+    WEBHOOK_SECRET_ENV,
+    SimConfig,
+    SimConfigError,
+)
 
 EXIT_UNAVAILABLE = 3
 
 # ``stressor.cli`` imports this module to register the command, so the server (uvicorn, httpx, the ASGI app)
-# is imported only when the simulator is started, not by every stressor command. The option declarations need
-# these three values before that: they are copies of ``stressor.sim.server.API_KEY_ENV``,
-# ``stressor.sim.server.WEBHOOK_SECRET_ENV`` and ``stressor.sim.webhooks.REORDER_WINDOW_S``
-# (tests/test_startup.py checks that they stay equal).
-API_KEY_ENV = "STRESSOR_SIM_API_KEY"
-WEBHOOK_SECRET_ENV = "STRESSOR_SIM_WEBHOOK_SECRET"
-REORDER_WINDOW_S = 0.1
+# is imported only when the simulator is started, not by every stressor command.
 
 
 async def _serve_until_stopped(config: SimConfig, host: str, port: int) -> None:

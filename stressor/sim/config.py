@@ -169,6 +169,10 @@ RATE_LIMIT_HEADER_FORMS: tuple[str, ...] = ("none", "x-ratelimit", "x-ratelimit-
 RATE_LIMIT_STATUSES: tuple[int, ...] = (429, 503)
 GRADE_SCALES: tuple[int, ...] = (100, 1)
 WEBHOOK_SECRET_PREFIX = "whsec_"
+# The simulator process takes its API key and webhook secret from these (never from its command line).
+API_KEY_ENV = "STRESSOR_SIM_API_KEY"
+WEBHOOK_SECRET_ENV = "STRESSOR_SIM_WEBHOOK_SECRET"
+REORDER_WINDOW_S = 0.1  # webhook_reorder holds each event a random moment up to this long
 
 
 def _is_int(value: object) -> bool:

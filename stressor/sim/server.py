@@ -36,7 +36,7 @@ import orjson
 
 from stressor.asgi_server import base_url_of, serve_asgi
 from stressor.sim.app import Middleware, RequestStats, SimApp, StatsSource, create_app
-from stressor.sim.config import SimConfig
+from stressor.sim.config import API_KEY_ENV, WEBHOOK_SECRET_ENV, SimConfig
 from stressor.sim.faults import FaultLayer
 from stressor.sim.model import SimModel
 from stressor.sim.records import SimEvent, TruthRecord
@@ -46,8 +46,6 @@ from stressor.timestamps import NS_PER_S, ClockAnchor
 
 LISTENING_PREFIX = "stressor-sim listening on "
 PARENT_PID_ENV = "STRESSOR_SIM_PARENT_PID"
-API_KEY_ENV = "STRESSOR_SIM_API_KEY"
-WEBHOOK_SECRET_ENV = "STRESSOR_SIM_WEBHOOK_SECRET"
 
 _LISTENING_RE = re.compile(re.escape(LISTENING_PREFIX) + r"(http://\S+)")
 _MIN_SLEEP_S = 0.001  # sleeping less than 1 ms busy-loops on some event loops

@@ -39,7 +39,7 @@ import anyio
 import httpx
 import orjson
 
-from stressor.sim.config import SimConfig
+from stressor.sim.config import REORDER_WINDOW_S, SimConfig
 from stressor.sim.model import SimModel
 from stressor.sim.records import SimEvent
 from stressor.sim.views import grade_object, run_json
@@ -53,7 +53,6 @@ Headers = tuple[tuple[str, str], ...]
 # a 2-core machine, 80 events at once reached an idle receiver in ~0.11 s with 2 in flight, ~0.25 s with 8;
 # a sender slower than the client under test would show up in the client's detection delay.
 MAX_IN_FLIGHT = 8
-REORDER_WINDOW_S = 0.1
 ATTEMPT_TIMEOUT_S = 5.0
 USER_AGENT = "stressor-sim"
 #: The counters of ``WebhookSender.snapshot`` (besides ``pending`` and ``delivered_by_type``).
