@@ -3,6 +3,9 @@ engine beside an in-process server), keep the truth."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -58,3 +61,19 @@ async def drive(
         async with httpx.AsyncClient(base_url=sim.base_url) as client:
             stats = (await client.get("/_sim/stats")).json()
         return result, sim.model.truth(), stats
+
+
+def run_stressor(
+    *args: str, env: Mapping[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """``stressor ARGS`` in its own process, as a user runs it: never against a base URL or with a key from the
+    environment of the tests (only those in ``env``), with wide lines so that messages are not wrapped."""
+    environment = {k: v for k, v in os.environ.items() if k not in ("STRESSOR_BASE_URL", "THUNDERPHONE_API_KEY")}
+    return subprocess.run(
+        [sys.executable, "-m", "stressor", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**environment, "COLUMNS": "200", **(env or {})},
+        check=False,
+    )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from sessions import run_stressor as stressor
 
 pytestmark = pytest.mark.e2e
 
@@ -26,17 +26,6 @@ stagger = "5ms"
 duration = "1s"
 rate = "10/s"
 """
-
-
-def stressor(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "stressor", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-        check=False,
-    )
 
 
 def write(tmp_path: Path, text: str, name: str = "p.toml") -> Path:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from sessions import run_stressor as stressor
 
 pytestmark = pytest.mark.e2e
 
@@ -26,18 +27,6 @@ stagger = "5ms"
 duration = "1s"
 rate = "5/s"
 """
-
-
-def stressor(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if k not in ("STRESSOR_BASE_URL", "THUNDERPHONE_API_KEY")}
-    return subprocess.run(
-        [sys.executable, "-m", "stressor", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**environment, "COLUMNS": "200", **(env or {})},
-        check=False,
-    )
 
 
 def _one_sentence(done: subprocess.CompletedProcess[str]) -> str:

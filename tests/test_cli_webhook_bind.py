@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import orjson
 import pytest
+from sessions import run_stressor as stressor
 
 pytestmark = pytest.mark.e2e
 
@@ -22,17 +20,6 @@ runs = 2
 duration = "1s"
 rate = "3/s"
 """
-
-
-def stressor(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "stressor", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={k: v for k, v in os.environ.items() if k != "STRESSOR_BASE_URL"},
-        check=False,
-    )
 
 
 def test_a_non_loopback_listen_address_is_refused_without_the_opt_in(tmp_path: Path) -> None:
