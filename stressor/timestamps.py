@@ -15,7 +15,9 @@ NS_PER_S = 1_000_000_000
 
 
 def format_iso(epoch_s: float) -> str:
-    """Format epoch seconds as the API does: UTC, millisecond precision, trailing ``Z``."""
+    """Format epoch seconds as the API does: UTC, millisecond precision, trailing ``Z``. The instant is taken
+    to the microsecond, then truncated: an epoch float near 2026 resolves ~0.24 µs, so a stamp meant at .300
+    (1800000000.3 is stored as ...0.2999999523) still reads .300."""
     stamp = datetime.fromtimestamp(epoch_s, tz=UTC)
     return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
 

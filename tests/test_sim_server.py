@@ -67,13 +67,14 @@ async def test_serve_on_port_zero_runs_a_batch_to_completion_over_http() -> None
             runs = (await client.get("/v1/test-calls")).json()
         truth = running.model.truth()
         assert len(truth) == 6 and all(record.status == "completed" for record in truth)
-        # the API's millisecond stamps are the truth truncated to the millisecond
+        # the API's millisecond stamps are the truth truncated to the millisecond (taken to the microsecond
+        # first: an instant 0.4 µs below .220 reads .220)
         by_id = {record.id: record for record in truth}
         for run in runs:
             record = by_id[run["id"]]
             assert record.started is not None and record.completed is not None
-            assert 0 <= record.started - parse_iso(run["started_at"]) < 0.001
-            assert 0 <= record.completed - parse_iso(run["completed_at"]) < 0.001
+            assert -1e-6 <= record.started - parse_iso(run["started_at"]) < 0.001
+            assert -1e-6 <= record.completed - parse_iso(run["completed_at"]) < 0.001
         polls = running.stats.count("GET", "/v1/test-call-batches/{batch_id}")
         assert polls >= 1 and running.stats.count("POST", "/v1/test-call-batches", 201) == 1
     assert port_is_closed(running.port)
