@@ -12,7 +12,7 @@ from typing import Any
 import anyio
 import pytest
 
-from stressor.engine import Engine, EngineResult
+from stressor.engine import SPIN_SHARE, WAKE_EARLY_NS, Engine, EngineResult, spin_window_ns
 from stressor.limits import HttpOutcome
 from stressor.metrics import Measure, Metrics, Outcome
 from stressor.profile import Profile, parse_profile
@@ -109,6 +109,24 @@ def test_no_batch_starts_before_its_due_time_and_starts_come_soon_after() -> Non
     lateness_ms = sorted((sent - due) / 1e6 for due, sent in metrics.starts)
     assert lateness_ms[0] >= 0  # the pacer wakes early but never sends early
     assert lateness_ms[len(lateness_ms) // 2] < 50  # loose: a shared CI machine, not a benchmark
+
+
+def test_the_pacer_spends_at_most_a_share_of_its_time_yielding_for_punctuality() -> None:
+    ms = 1_000_000
+    assert SPIN_SHARE * 10 * ms == WAKE_EARLY_NS  # 100 starts/s, the rate stressor claims: the whole window
+    assert spin_window_ns(WAKE_EARLY_NS, 10 * ms) == WAKE_EARLY_NS
+    assert spin_window_ns(WAKE_EARLY_NS, 1000 * ms) == WAKE_EARLY_NS
+    assert spin_window_ns(WAKE_EARLY_NS, 3 * ms) == 150_000  # ~333/s: 5 % of the gap
+    assert spin_window_ns(WAKE_EARLY_NS, 0) == 0  # due at the instant it last woke for
+    assert spin_window_ns(0, 1000 * ms) == 0  # wake_early_ns=0: it only sleeps
+
+
+def test_a_fast_pacer_still_never_sends_early() -> None:
+    profile = profile_of([{"duration": "0.3s", "rate": "1000/s"}])  # 1 ms apart: a 50 µs window
+    metrics = SendTimes()
+    run(profile, FakeTarget(duration_s=0.001), metrics=metrics)
+    assert len(metrics.starts) == 300
+    assert min(sent - due for due, sent in metrics.starts) >= 0
 
 
 def test_runs_still_going_after_grace_are_reported_open() -> None:
