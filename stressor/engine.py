@@ -20,6 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from typing import Any, NamedTuple
 
 import anyio
 import anyio.lowlevel
@@ -32,7 +33,7 @@ from stressor.plan import BatchStart, StageWindow, open_starts, stage_windows, t
 from stressor.profile import ClosedLoad, OpenLoad, Profile, Scenario
 from stressor.report.progress import Progress, progress_of
 from stressor.shares import WHOLE, Share
-from stressor.targets.base import BatchOrder, RunEnd, Submission, SubmitError, Target
+from stressor.targets.base import BatchOrder, RunEnd, SubmitError, Target
 from stressor.timestamps import NS_PER_S, ClockAnchor
 
 MIN_SLEEP_S = 0.001  # shorter sleeps spin under uvloop (engineering notes)
@@ -48,6 +49,41 @@ def spin_window_ns(most_ns: int, since_last_wake_ns: int) -> int:
     ``SPIN_SHARE`` of the time since its last wake. At the rates stressor claims (100 batch starts/s) that is
     the whole ``most_ns``; at 300/s a full 0.5 ms took ~15 % of a core, spent waiting on time."""
     return max(0, min(most_ns, int(SPIN_SHARE * since_last_wake_ns)))
+
+
+class OpenRun(NamedTuple):
+    """A run the server created and the client has not seen end: what its record will say. The record itself
+    is made once, at the end (a frozen record built, then replaced twice, was ~15 µs of CPU per run)."""
+
+    batch_seq: int
+    index: int
+    stage: int
+    variant: str
+    scenario: str
+    due_ns: int
+    stagger_s: float
+    run_id: str
+    batch_id: str
+    created_at: float | None
+    cost_cents: float | None
+
+    def record(self, outcome: Outcome, **seen: Any) -> RunRecord:
+        """The run's record, with how it ended and what was learned of it then."""
+        return RunRecord(
+            batch_seq=self.batch_seq,
+            index=self.index,
+            stage=self.stage,
+            variant=self.variant,
+            scenario=self.scenario,
+            outcome=outcome,
+            due_ns=self.due_ns,
+            run_id=self.run_id,
+            batch_id=self.batch_id,
+            created_at=self.created_at,
+            stagger_s=self.stagger_s,
+            cost_cents=self.cost_cents,
+            **seen,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +138,7 @@ class Engine:
         self.governor = governor if governor is not None else Governor(profile.limits)
         self._t0_ns = 0
         self._records: list[RunRecord] = []
-        self._open: dict[str, RunRecord] = {}  # runs that exist and have not been seen to end
+        self._open: dict[str, OpenRun] = {}  # runs that exist and have not been seen to end
         self._dealt: Counter[int] = Counter()  # runs dealt a scenario, per variant
         self._seq = 0
         self._starts: Iterator[BatchStart] = iter(())
@@ -162,8 +198,8 @@ class Engine:
                         await self._idle.wait()
                 batches.cancel_scope.cancel()
         ended_ns = self._clock()
-        for record in list(self._open.values()):
-            self._finish(record)
+        for run in list(self._open.values()):
+            self._finish(run.record(Outcome.OPEN))
         self._open.clear()
         self._samples.append(self._sample(ended_ns))
         return EngineResult(
@@ -377,42 +413,45 @@ class Engine:
     async def _submit_and_follow(self, start: BatchStart, due_ns: int) -> None:
         variant = self.profile.variants[start.variant]
         scenarios = self._deal(start.variant, start.shape.runs)
-        stagger_ns = round(start.shape.stagger_s * NS_PER_S)
-        runs = [
-            RunRecord(
-                batch_seq=start.seq,
-                index=i,
-                stage=start.stage,
-                variant=variant.name,
-                scenario=scenario.name,
-                outcome=Outcome.OPEN,
-                due_ns=due_ns + i * stagger_ns,
-                stagger_s=start.shape.stagger_s,
-            )
-            for i, scenario in enumerate(scenarios)
-        ]
+        stagger_s = start.shape.stagger_s
+        stagger_ns = round(stagger_s * NS_PER_S)
+        names = [s.name for s in scenarios]
+
+        def unsubmitted(outcome: Outcome, **seen: Any) -> None:
+            for i, name in enumerate(names):
+                self._finish(
+                    RunRecord(
+                        batch_seq=start.seq,
+                        index=i,
+                        stage=start.stage,
+                        variant=variant.name,
+                        scenario=name,
+                        outcome=outcome,
+                        due_ns=due_ns + i * stagger_ns,
+                        stagger_s=stagger_s,
+                        **seen,
+                    )
+                )
+
         order = BatchOrder(
             seq=start.seq,
             name=f"stressor {self.profile.name} #{start.seq}",
             request=variant.request,
             prompts=tuple(s.prompt for s in scenarios),
-            stagger_s=start.shape.stagger_s,
+            stagger_s=stagger_s,
         )
         sent_ns = self._clock()
-        names = [s.name for s in scenarios]
         self.metrics.record_batch_start(due_ns, sent_ns, variant=variant.name, scenarios=names)
         try:
             submission = await self.target.submit(order)
         except anyio.get_cancelled_exc_class():
             # The run ended with the create still unanswered: its runs may exist. Open, never dropped.
-            for record in runs:
-                self._finish(replace(record, error="create_in_flight"))
+            unsubmitted(Outcome.OPEN, error="create_in_flight")
             raise
         except SubmitError as error:
             outcome = Outcome.REJECTED if error.cause in THROTTLED else Outcome.ERRORED
             learned_ns = self._clock()  # when the client learned the create failed: the interval it counts in
-            for record in runs:
-                self._finish(replace(record, outcome=outcome, error=error.cause, detected_ns=learned_ns))
+            unsubmitted(outcome, error=error.cause, detected_ns=learned_ns)
             if error.fatal:
                 self.stop(error.message)
             elif (trip := self.governor.trip(self._clock() / NS_PER_S)) is not None:
@@ -420,17 +459,16 @@ class Engine:
             return
         self.metrics.record_submit(sent_ns, self._clock(), variant=variant.name, scenarios=names)
         self.metrics.submitted_runs += len(submission.runs)
-        self._register(submission, runs)
-        # The records now live in ``self._open``; this frame lives as long as the batch is followed, and its
-        # copies cost ~0.2 KiB per run in flight (benchmarks/in_flight.py).
-        del runs, order
-        await self.target.follow(submission, self._on_end)
-
-    def _register(self, submission: Submission, runs: list[RunRecord]) -> None:
         for run in submission.runs:
             cost = run.estimated_cost_cents
-            self._open[run.run_id] = replace(
-                runs[run.index],
+            self._open[run.run_id] = OpenRun(
+                batch_seq=start.seq,
+                index=run.index,
+                stage=start.stage,
+                variant=variant.name,
+                scenario=names[run.index],
+                due_ns=due_ns + run.index * stagger_ns,
+                stagger_s=stagger_s,
                 run_id=run.run_id,
                 batch_id=submission.batch_id,
                 created_at=run.created_at,
@@ -440,15 +478,17 @@ class Engine:
                 self.metrics.cost_cents += cost
                 if self.enforce_budget:  # the server's estimate replaces the plan's
                     self._committed_cents += cost - self.profile.cost.run_cost_cents
+        # This frame lives as long as the batch is followed: what it no longer needs goes (benchmarks/in_flight.py)
+        del order, scenarios, unsubmitted
+        await self.target.follow(submission, self._on_end)
 
     def _on_end(self, end: RunEnd) -> None:
-        record = self._open.pop(end.run_id, None)
-        if record is None:
+        run = self._open.pop(end.run_id, None)
+        if run is None:
             return  # reported twice (a target may see a run in two answers): counted once
         self._finish(
-            replace(
-                record,
-                outcome=Outcome.COMPLETED if end.status == "completed" else Outcome.FAILED,
+            run.record(
+                Outcome.COMPLETED if end.status == "completed" else Outcome.FAILED,
                 error=end.error_message or None,
                 detected_ns=end.detected_ns,
                 started_at=end.started_at,
