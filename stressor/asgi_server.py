@@ -4,7 +4,6 @@ webhook receiver both do it."""
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
@@ -22,16 +21,6 @@ _MIN_SLEEP_S = 0.001  # sleeping less than 1 ms busy-loops on some event loops
 def base_url_of(host: str, port: int) -> str:
     """``http://host:port``, with brackets around an IPv6 address."""
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` names the loopback interface (``localhost`` or a loopback IP literal)."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def bind(host: str, port: int) -> socket.socket:

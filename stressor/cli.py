@@ -390,10 +390,10 @@ def run(
     # What every run needs, imported before it starts (not at the top: other commands do not need it). The
     # session imports the engine, targets, workers and simulator; the report writers are imported below, only
     # for the outputs asked for.
-    from stressor.asgi_server import is_loopback
     from stressor.distributed.cluster import ClusterUnavailable
     from stressor.distributed.tally import WORKER_LOST
     from stressor.intervals import interval_series
+    from stressor.loopback import is_loopback
     from stressor.report.console import render_summary
     from stressor.report.results import build_results, webhooks_json
     from stressor.report.runlog import RunLog

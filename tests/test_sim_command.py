@@ -8,7 +8,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from stressor.asgi_server import is_loopback
+from stressor.loopback import is_loopback
 from stressor.sim import command
 from stressor.sim.command import sim
 from stressor.sim.config import Distribution, SimConfig

@@ -5,8 +5,10 @@ never by timing."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -53,3 +55,30 @@ def test_importing_the_cli_leaves_out(cli_modules: set[str], name: str) -> None:
 
 def test_the_commands_are_registered_all_the_same(cli_modules: set[str]) -> None:
     assert {"stressor.cli", "stressor.report.commands", "stressor.sim.command", "typer"} <= cli_modules
+
+
+def test_a_run_against_a_url_leaves_out_the_asgi_server(tmp_path: Path) -> None:
+    # uvicorn is the simulator's and the webhook receiver's, imported when one of them starts. The run is
+    # refused at once (nothing listens on port 9); its imports are done by then.
+    profile = tmp_path / "one.toml"
+    profile.write_text(
+        '[target]\nkind = "test-calls"\n[target.request]\ntarget_type = "agent"\ntarget_id = 1\n'
+        '[scenarios]\nprompts = ["Hello."]\n[cost]\nconsent_to_charge = true\nbudget_cents = 100\n'
+        '[[stages]]\nduration = "1s"\nrate = "1/s"\n'
+    )
+    code = (
+        "import atexit, json, sys; "
+        "atexit.register(lambda: print(json.dumps(sorted(sys.modules)))); "
+        "from stressor.cli import main; "
+        f"sys.argv = ['stressor', 'run', {str(profile)!r}, '--base-url', 'http://127.0.0.1:9', "
+        f"'--out', {str(tmp_path / 'r.json')!r}, '--progress', '0']; "
+        "main()"
+    )
+    env = {**os.environ, "THUNDERPHONE_API_KEY": "sk_test_startup"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120, env=env
+    )
+    assert done.returncode == 3, done.stderr
+    loaded = set(json.loads(done.stdout.splitlines()[-1]))
+    assert "stressor.session" in loaded
+    assert not {"uvicorn", "stressor.asgi_server", "stressor.sim.server"} & loaded

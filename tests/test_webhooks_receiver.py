@@ -11,7 +11,7 @@ import httpx
 import orjson
 import pytest
 
-from stressor.asgi_server import is_loopback
+from stressor.loopback import is_loopback
 from stressor.webhooks.events import CallGraded, RunCompleted, WebhookEvent
 from stressor.webhooks.receiver import ReceiverStats, WebhookReceiver
 from stressor.webhooks.server import serve_receiver

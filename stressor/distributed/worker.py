@@ -105,7 +105,6 @@ class _Reporter:
             stop_cause=None if result is None else result.stop_cause,
         )
 
-
     def _since_start(self, ns: int | None) -> float | None:
         return None if ns is None else (ns - self.start_ns) / NS_PER_S
 

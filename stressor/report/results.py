@@ -55,9 +55,7 @@ def _breakdown_json(pieces: Mapping[str, Breakdown]) -> dict[str, Any]:
             "outcomes": {str(o): piece.outcomes[o] for o in Outcome},
             "queue_to_completion": recorder_json(piece.queue_to_completion, with_histogram=False),
             "time_in_progress": recorder_json(piece.time_in_progress, with_histogram=False),
-            "measures": {
-                str(m): recorder_json(piece.measures.get(m, empty), with_histogram=False) for m in Measure
-            },
+            "measures": {str(m): recorder_json(piece.measures.get(m, empty), with_histogram=False) for m in Measure},
             "not_started": dict(piece.not_started),
             "submitted": piece.submitted_runs,
             "estimated_cost_cents": piece.cost_cents,

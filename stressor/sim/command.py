@@ -23,6 +23,7 @@ from typing import Annotated
 import anyio
 import typer
 
+from stressor.loopback import is_loopback
 from stressor.sim.config import (
     API_KEY_ENV,
     DEFAULT_CALL_DURATION,
@@ -230,8 +231,6 @@ def sim(
     allow_remote: Annotated[bool, typer.Option("--allow-remote", help="Allow a --host that is not loopback.")] = False,
 ) -> None:
     """Run the simulator of the test-calls API on loopback until Ctrl-C."""
-    from stressor.asgi_server import is_loopback  # noqa: PLC0415 (imports uvicorn: see the constants)
-
     if not allow_remote and not is_loopback(host):
         raise typer.BadParameter(
             f"{host!r} is not a loopback address; the simulator is meant for local load, pass --allow-remote "

@@ -15,7 +15,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from stressor.asgi_server import base_url_of, is_loopback, serve_asgi
+from stressor.asgi_server import base_url_of, serve_asgi
+from stressor.loopback import is_loopback
 from stressor.webhooks.receiver import WebhookReceiver
 
 _STARTUP_TIMEOUT_S = 10.0
