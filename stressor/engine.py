@@ -147,7 +147,7 @@ class Engine:
         self._batches_in_flight = 0  # submitted (or being submitted) with runs not all ended
         self._active_batches = 0  # batch tasks alive
         self._idle = anyio.Event()
-        self._room = anyio.Event()  # set (and renewed) whenever a run ends
+        self._room: anyio.Event | None = None  # set when a run ends, if anyone waits for it (see _room_event)
         self._committed_cents = 0.0
         self._samples: list[Sample] = []
         self._drive_scope = anyio.CancelScope()
@@ -306,7 +306,7 @@ class Engine:
                 start = BatchStart(seq, 0.0, window.index, seq % variants, shape)
                 if not self._launch(batches, start, now):
                     return
-            room = self._room
+            room = self._room_event()
             with anyio.move_on_after(min(CLOSED_TICK_S, (end_ns - now) / NS_PER_S)):
                 await room.wait()
 
@@ -339,6 +339,13 @@ class Engine:
         batches.start_soon(self._batch, start, due_ns, name=f"batch-{start.seq}")
         return True
 
+    def _room_event(self) -> anyio.Event:
+        """The event set when the next run ends. Made for those who wait on it: an event made at every end
+        of a run for no one cost ~2 µs a run."""
+        if self._room is None:
+            self._room = anyio.Event()
+        return self._room
+
     def _blocked_by(self, runs: int) -> str | None:
         """Why a batch of ``runs`` may not start now, or None. A batch larger than the limit may start when
         nothing is in flight, or it would wait forever."""
@@ -363,7 +370,7 @@ class Engine:
                 remaining_s = (deadline_ns - self._clock()) / NS_PER_S
                 if remaining_s <= 0:
                     return blocked
-                room = self._room
+                room = self._room_event()
                 with anyio.move_on_after(remaining_s):
                     await room.wait()
                 blocked = self._blocked_by(runs)
@@ -515,5 +522,6 @@ class Engine:
             self._on_record(record)
         self.metrics.record_run(record)
         self.governor.runs_in_flight -= 1
-        self._room.set()
-        self._room = anyio.Event()
+        if self._room is not None:
+            self._room.set()
+            self._room = None
