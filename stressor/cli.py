@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, replace
@@ -28,6 +29,12 @@ from stressor.report.commands import compare, report
 from stressor.secrets import mask_secret
 from stressor.sim.command import sim
 from stressor.units import format_duration, parse_duration, parse_rate
+
+# 'import httpx' imports httpx's own command line (click, rich, pygments: ~70 ms of CPU) whenever those are
+# installed, as typer installs rich; stressor never runs it, and start-up CPU is charged to every run. httpx2
+# has made that import lazy (pydantic/httpx2#947); until httpx does, the stressor command blocks it (httpx
+# then defines a 'main' that says its CLI is not installed).
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 # Start-up CPU counts against every run (a benchmark charges the whole process): what only some commands or
 # options need (the session and its engine, simulator, workers and cluster; the report writers; the capacity

@@ -37,7 +37,7 @@ LAZY = (
 
 
 def _imported_by(statement: str) -> set[str]:
-    code = f"{statement}; import json, sys; print(json.dumps(sorted(sys.modules)))"
+    code = f"{statement}; import json, sys; print(json.dumps(sorted(m for m, v in sys.modules.items() if v)))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     return set(json.loads(done.stdout))
 
@@ -57,7 +57,7 @@ def test_the_commands_are_registered_all_the_same(cli_modules: set[str]) -> None
     assert {"stressor.cli", "stressor.report.commands", "stressor.sim.command", "typer"} <= cli_modules
 
 
-def test_a_run_against_a_url_leaves_out_the_asgi_server(tmp_path: Path) -> None:
+def test_a_run_against_a_url_leaves_out_the_asgi_server_and_httpx_cli(tmp_path: Path) -> None:
     # uvicorn is the simulator's and the webhook receiver's, imported when one of them starts. The run is
     # refused at once (nothing listens on port 9); its imports are done by then.
     profile = tmp_path / "one.toml"
@@ -68,7 +68,7 @@ def test_a_run_against_a_url_leaves_out_the_asgi_server(tmp_path: Path) -> None:
     )
     code = (
         "import atexit, json, sys; "
-        "atexit.register(lambda: print(json.dumps(sorted(sys.modules)))); "
+        "atexit.register(lambda: print(json.dumps(sorted(m for m, v in sys.modules.items() if v)))); "
         "from stressor.cli import main; "
         f"sys.argv = ['stressor', 'run', {str(profile)!r}, '--base-url', 'http://127.0.0.1:9', "
         f"'--out', {str(tmp_path / 'r.json')!r}, '--progress', '0']; "
@@ -82,3 +82,5 @@ def test_a_run_against_a_url_leaves_out_the_asgi_server(tmp_path: Path) -> None:
     loaded = set(json.loads(done.stdout.splitlines()[-1]))
     assert "stressor.session" in loaded
     assert not {"uvicorn", "stressor.asgi_server", "stressor.sim.server"} & loaded
+    assert "httpx" in loaded
+    assert not {"httpx._main", "pygments"} & loaded  # httpx's own CLI, blocked by stressor.cli
