@@ -18,7 +18,8 @@ its core ran another process (``/proc/self/schedstat``): on a shared machine, la
     python benchmarks/start_lateness.py                          # rates 50,200,500; 10 s each
     python benchmarks/start_lateness.py --rates 200 --duration 5 --poll-interval 30
     python benchmarks/start_lateness.py --engine-only                  # the pacer alone: no simulator, no HTTP
-    python benchmarks/start_lateness.py --loop asyncio --no-gc-tuning --wake-early-ms 0   # as before issue 7
+    python benchmarks/start_lateness.py --rates 100,300 --no-precise-wake   # the pacer's yields, not the kernel's timer
+    python benchmarks/start_lateness.py --loop asyncio --no-gc-tuning --no-precise-wake --wake-early-ms 0  # pre-issue-7
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import itertools
 import os
 import platform
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -136,7 +137,13 @@ def parse_args() -> argparse.Namespace:
         "--wake-early-ms",
         type=float,
         default=WAKE_EARLY_NS / 1e6,
-        help="the pacer's timer is set this early, then it yields to the loop until the due time (0: sleep only)",
+        help="without the precise timer: the pacer's timer is set this early (at most), then it yields to the loop "
+        "until the due time (0: sleep only)",
+    )
+    parser.add_argument(
+        "--no-precise-wake",
+        action="store_true",
+        help="wake the pacer on the loop's own timers (and its yields), not the kernel's timer (stressor.wake)",
     )
     parser.add_argument(
         "--no-gc-tuning", action="store_true", help="leave the garbage collector as Python sets it (no freeze)"
@@ -185,7 +192,7 @@ def time_limit_s(profile: Profile) -> float:
 
 
 async def drive(
-    profile: Profile, base_url: str, max_connections: int | None = None, wake_early_ns: int = WAKE_EARLY_NS
+    profile: Profile, base_url: str, max_connections: int | None = None, pacer: Mapping[str, Any] | None = None
 ) -> EngineResult:
     """Run the engine against the simulator, wired as ``stressor run`` wires it."""
     metrics = SendLog(ClockAnchor.now())
@@ -202,18 +209,18 @@ async def drive(
     )
     try:
         await target.check()
-        engine = Engine(profile, target, metrics=metrics, governor=governor, wake_early_ns=wake_early_ns)
+        engine = Engine(profile, target, metrics=metrics, governor=governor, **(pacer or {}))
         return await run_bounded(engine, time_limit_s(profile))
     finally:
         with anyio.move_on_after(SHUTDOWN_SLACK_S, shield=True):
             await target.aclose()
 
 
-async def drive_engine_only(profile: Profile, wake_early_ns: int = WAKE_EARLY_NS) -> EngineResult:
+async def drive_engine_only(profile: Profile, pacer: Mapping[str, Any] | None = None) -> EngineResult:
     """Run the engine against ``InstantTarget``: the pacer and the batch tasks alone."""
     metrics = SendLog(ClockAnchor.now())
     governor = Governor(profile.limits)
-    engine = Engine(profile, InstantTarget(), metrics=metrics, governor=governor, wake_early_ns=wake_early_ns)
+    engine = Engine(profile, InstantTarget(), metrics=metrics, governor=governor, **(pacer or {}))
     return await run_bounded(engine, time_limit_s(profile))
 
 
@@ -263,17 +270,17 @@ def run_with(args: argparse.Namespace, fn: Callable[..., Awaitable[EngineResult]
     return run_async(fn, *fn_args, loop=args.loop, tune_gc=not args.no_gc_tuning)
 
 
-def wake_early_ns(args: argparse.Namespace) -> int:
-    """The pacer's early wake (``--wake-early-ms``) in nanoseconds."""
-    return round(args.wake_early_ms * 1e6)
+def pacer_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The engine's pacer options from ``--no-precise-wake`` and ``--wake-early-ms``."""
+    return {"precise_wake": not args.no_precise_wake, "wake_early_ns": round(args.wake_early_ms * 1e6)}
 
 
 def run_rate(rate: float, args: argparse.Namespace, cores: set[int]) -> Row:
     """One rate against a fresh simulator pinned away from the client (or against no I/O at all)."""
     profile = build_profile(rate, args.duration, args.poll_interval)
     if args.engine_only:
-        early_ns = wake_early_ns(args)
-        return row_of(rate, args.duration, timed(lambda: run_with(args, drive_engine_only, profile, early_ns)))
+        pacer = pacer_options(args)
+        return row_of(rate, args.duration, timed(lambda: run_with(args, drive_engine_only, profile, pacer)))
     config = SimConfig.from_text(slots=SIM_SLOTS, call_duration=CALL_DURATION, seed=1)
     simulator = SimulatorProcess(config)
     base_url = simulator.start()
@@ -281,7 +288,7 @@ def run_rate(rate: float, args: argparse.Namespace, cores: set[int]) -> Row:
         assert simulator.pid is not None
         pinning = pin(simulator.pid, SIMULATOR_CORE, cores)
         print(f"  rate {rate:g}/s: simulator pid {simulator.pid} {pinning}", flush=True)
-        figures = timed(lambda: run_with(args, drive, profile, base_url, args.max_connections, wake_early_ns(args)))
+        figures = timed(lambda: run_with(args, drive, profile, base_url, args.max_connections, pacer_options(args)))
     finally:
         simulator.stop()
     return row_of(rate, args.duration, figures)
@@ -339,9 +346,8 @@ def main() -> None:
     cores = usable_cores()
     load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
     tuning = "as Python sets it" if args.no_gc_tuning else "tuned (stressor.runtime.tuned_gc)"
-    print(
-        f"event loop: {loop_for(args.loop)}; garbage collector: {tuning}; pacer wakes {args.wake_early_ms:g} ms early"
-    )
+    wake = "the loop's timers and yields" if args.no_precise_wake else "the kernel's timer where there is one"
+    print(f"event loop: {loop_for(args.loop)}; garbage collector: {tuning}; pacer wakes on {wake}")
     print(f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, load average {load}")
     print(f"client pid {os.getpid()} {pin(os.getpid(), CLIENT_CORE, cores)}", flush=True)
     rows = [run_rate(rate, args, cores) for rate in args.rates]

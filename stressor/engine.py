@@ -35,6 +35,7 @@ from stressor.report.progress import Progress, progress_of
 from stressor.shares import WHOLE, Share
 from stressor.targets.base import BatchOrder, RunEnd, SubmitError, Target
 from stressor.timestamps import NS_PER_S, ClockAnchor
+from stressor.wake import PreciseTimer
 
 MIN_SLEEP_S = 0.001  # shorter sleeps spin under uvloop (engineering notes)
 WAKE_EARLY_NS = 500_000  # the pacer sets its timer this early, then yields to the loop until the due time
@@ -42,6 +43,10 @@ SPIN_LIMIT_NS = 1_000_000  # and yields at most this much longer than that (a ti
 SPIN_SHARE = 0.05  # of the time between two wakes of the pacer, the most it spends yielding for punctuality
 CLOSED_TICK_S = 0.05  # how often a closed stage re-reads a ramping target when no run ends
 THROTTLED = ("http_429", "http_503")  # a create refused this way made nothing: the run is "rejected"
+
+
+def _perf_counter_is_monotonic() -> bool:
+    return time.get_clock_info("perf_counter").implementation == "clock_gettime(CLOCK_MONOTONIC)"
 
 
 def spin_window_ns(most_ns: int, since_last_wake_ns: int) -> int:
@@ -123,10 +128,14 @@ class Engine:
         clock: Callable[[], int] = time.perf_counter_ns,
         share: Share = WHOLE,
         wake_early_ns: int = WAKE_EARLY_NS,
+        precise_wake: bool = True,
     ) -> None:
         self.profile = profile
         self._wake_early_ns = max(0, wake_early_ns)  # 0: the pacer only sleeps (less CPU, starts ~0.5 ms later)
         self._woke_ns = 0  # the instant the pacer last woke for
+        # The kernel's timer (stressor.wake) counts on CLOCK_MONOTONIC: only with the clock that reads it.
+        self._precise_wake = precise_wake and clock is time.perf_counter_ns and _perf_counter_is_monotonic()
+        self._timer: PreciseTimer | None = None
         self.share = share  # this engine's part of the plan, when several workers run it
         self.target = target
         self.enforce_budget = enforce_budget and profile.cost.budget_cents is not None
@@ -187,16 +196,22 @@ class Engine:
         (default: now) is the instant the plan counts from: a worker passes the start it shares with others."""
         self._t0_ns = self._clock() if t0_ns is None else t0_ns
         self.metrics.anchor = ClockAnchor.now()
-        with self._batches_scope:
-            async with anyio.create_task_group() as batches:
-                batches.start_soon(self._sample_intervals)
-                with self._drive_scope:
-                    await self._drive(batches)
-                self._count_rest_of_plan()
-                with self._grace_scope, anyio.move_on_after(self.profile.grace_s):
-                    while self._active_batches:
-                        await self._idle.wait()
-                batches.cancel_scope.cancel()
+        self._timer = PreciseTimer.open() if self._precise_wake else None
+        try:
+            with self._batches_scope:
+                async with anyio.create_task_group() as batches:
+                    batches.start_soon(self._sample_intervals)
+                    with self._drive_scope:
+                        await self._drive(batches)
+                    self._count_rest_of_plan()
+                    with self._grace_scope, anyio.move_on_after(self.profile.grace_s):
+                        while self._active_batches:
+                            await self._idle.wait()
+                    batches.cancel_scope.cancel()
+        finally:
+            if self._timer is not None:
+                self._timer.close()
+                self._timer = None
         ended_ns = self._clock()
         for run in list(self._open.values()):
             self._finish(run.record(Outcome.OPEN))
@@ -251,11 +266,15 @@ class Engine:
             await anyio.sleep(max(delay, MIN_SLEEP_S))
 
     async def _wake_at(self, when_ns: int) -> None:
-        """Return at ``when_ns``, never before it, and as soon after it as the loop allows. The loop's timers
-        keep whole milliseconds (asyncio rounds a sleep up, so a batch started 0-1 ms late on an idle loop;
-        uvloop rounds to the nearest, so a timer may fire early): the timer is set a little early (see
-        ``spin_window_ns``), then the pacer yields to the loop, which goes on serving everything else, until
-        the instant comes. Those yields cost the CPU they span, for a p99 ~0.5-1 ms lower."""
+        """Return at ``when_ns``, never before it, and as soon after it as the loop allows: on the kernel's
+        timer where there is one (``stressor.wake``). Elsewhere the loop's timers keep whole milliseconds
+        (asyncio rounds a sleep up, so a batch started 0-1 ms late on an idle loop; uvloop rounds to the
+        nearest, so a timer may fire early): the timer is set a little early (see ``spin_window_ns``), then the
+        pacer yields to the loop, which goes on serving everything else, until the instant comes. Those yields
+        cost the CPU they span, for a p99 ~0.5-1 ms lower."""
+        if self._timer is not None:
+            await self._timer.sleep_until(when_ns)
+            return
         early_ns = spin_window_ns(self._wake_early_ns, when_ns - self._woke_ns)
         await self._sleep_until(when_ns - early_ns)
         give_up_ns = time.perf_counter_ns() + early_ns + SPIN_LIMIT_NS  # an injected clock may stand still
