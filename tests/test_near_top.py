@@ -91,6 +91,22 @@ async def test_one_scan_serves_every_follower_woken_on_the_same_tick() -> None:
     assert groups == [[0]]
 
 
+async def test_one_scan_serves_the_followers_of_a_tick_woken_a_millisecond_apart() -> None:
+    # Each follower sleeps on its own timer; the loop's timers keep whole milliseconds, so the followers of one
+    # tick wake up to a millisecond or so apart. They still share one scan.
+    lister, groups = lister_over(1_000)
+
+    async def follower(i: int, late_s: float) -> None:
+        await anyio.sleep(late_s)
+        seen = await lister.lookup_all({f"tc_{i}": created(i)}, within=NEAR_TOP_RUNS)
+        assert f"tc_{i}" in seen.found
+
+    async with anyio.create_task_group() as followers:
+        for i, late_s in ((10, 0.0), (20, 0.0), (30, 0.001), (40, 0.001), (50, 0.0012)):
+            followers.start_soon(follower, i, late_s)
+    assert groups == [[0]]
+
+
 def page(request: httpx.Request, runs: list[dict[str, object]]) -> httpx.Response:
     offset, limit = int(request.url.params["offset"]), int(request.url.params["limit"])
     return httpx.Response(200, json=runs[offset : offset + limit])
