@@ -532,6 +532,10 @@ class RunLister:
         window = range(min(limit, expected, PAGES_AT_ONCE))
         while window:
             for page, (body, seen_ns) in zip(window, await self._get_pages(start, window), strict=True):
+                if page != window.start:
+                    # One page's runs at a time, then the loop: a tick's scan at 300 batches/s finds ~400 ended
+                    # runs, and parsing the pages read together in one step made batch starts ~2 ms late.
+                    await anyio.lowlevel.checkpoint()
                 if not isinstance(body, list):
                     return True
                 if page == 0 and newest is not None:
