@@ -38,7 +38,7 @@ from stressor.intervals import interval_series
 from stressor.metrics import Metrics, Outcome
 from stressor.profile import OpenLoad, Profile, parse_profile
 from stressor.report.results import build_results, write_results
-from stressor.report.runlog import RunLog
+from stressor.report.runlog import RunLog, stamps_of
 from stressor.session import Session, SessionResult, Where
 from stressor.sim.config import SimConfig
 from stressor.sim.server import SimulatorProcess
@@ -186,7 +186,9 @@ def write_results_as_the_cli_does(outcome: SessionResult, profile: Profile, dire
     began = time.perf_counter()
     result = outcome.engine
     intervals = list(
-        interval_series(result.records, result.samples, result.metrics.anchor, result.t0_ns, profile.interval_s)
+        interval_series(
+            stamps_of(result.records), result.samples, result.metrics.anchor, result.t0_ns, profile.interval_s
+        )
     )
     document = build_results(result, profile, {"base_url": outcome.base_url}, intervals)
     write_results(directory / "results.json", document)

@@ -403,7 +403,7 @@ def run(
     from stressor.loopback import is_loopback
     from stressor.report.console import render_summary
     from stressor.report.results import build_results, webhooks_json
-    from stressor.report.runlog import RunLog
+    from stressor.report.runlog import RunLog, stamps_of
     from stressor.report.thresholds import (
         ThresholdError,
         breached,
@@ -507,7 +507,9 @@ def run(
     if not embedded:
         target_info["api_key"] = mask_secret(api_key)
     intervals = list(
-        interval_series(result.records, result.samples, result.metrics.anchor, result.t0_ns, profile.interval_s)
+        interval_series(
+            stamps_of(result.records), result.samples, result.metrics.anchor, result.t0_ns, profile.interval_s
+        )
     )
     document = build_results(result, profile, target_info, intervals, webhooks=webhooks_json(outcome))
     # The run's gates go with its figures, so that 'stressor report' checks them again (and JUnit shows them).

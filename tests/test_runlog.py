@@ -15,7 +15,16 @@ import pytest
 
 from stressor.metrics import Metrics, Outcome, RunRecord
 from stressor.report.results import results_from_runs_log
-from stressor.report.runlog import COUNTERS_EVERY, FLUSH_EVERY_S, LoggedRecords, RunLog, counters_line, keep_flushed
+from stressor.report.runlog import (
+    COUNTERS_EVERY,
+    FLUSH_EVERY_S,
+    LoggedRecords,
+    RunLog,
+    RunLogError,
+    counters_line,
+    keep_flushed,
+    stamps_of,
+)
 from stressor.timestamps import ClockAnchor
 
 
@@ -86,6 +95,17 @@ def test_logged_records_read_back_on_the_engines_clock_with_grades_joined(tmp_pa
     # the lines as they are, for the results file: what to_json makes of the records read back
     assert list(graded.as_json()) == [r.to_json(anchor, t0) for r in graded]
     assert list(back.as_json()) == [r.to_json(anchor, t0) for r in records]
+    # the interval series' stamps, read without the records: the same values, nanoseconds included
+    fields = ("outcome", "due_ns", "detected_ns", "created_at", "started_at", "completed_at")
+    assert [tuple(s) for s in stamps_of(back)] == [tuple(getattr(r, f) for f in fields) for r in records]
+    assert stamps_of(records) is records
+
+
+def test_stamps_of_a_broken_run_line_name_it(tmp_path: Path) -> None:
+    path = tmp_path / "runs.jsonl"
+    path.write_bytes(b'{"type": "start", "started_at": 1.0}\n{"type": "run", "outcome": "lost", "due_s": 0.5}\n')
+    with pytest.raises(RunLogError, match="line 2: not a run record"):
+        list(stamps_of(LoggedRecords(path, 0)))
 
 
 def test_a_line_cut_by_a_kill_is_skipped_and_a_broken_line_inside_is_an_error(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any, Protocol, overload
@@ -24,6 +24,7 @@ from typing import IO, Any, Protocol, overload
 import anyio
 import orjson
 
+from stressor.intervals import RunStamps, Stamped
 from stressor.metrics import Metrics, Outcome, RunRecord
 from stressor.timestamps import NS_PER_S, ClockAnchor
 
@@ -95,6 +96,9 @@ async def keep_flushed(
         if tick % COUNTERS_EVERY == 0:
             log.write(counters())
         log.flush()
+
+
+_OUTCOMES = {str(outcome): outcome for outcome in Outcome}
 
 
 class RunLogError(ValueError):
@@ -171,6 +175,25 @@ class LoggedRecords(Sequence[RunRecord]):
                 record = replace(record, grade=grade)
             yield record
 
+    def stamps(self) -> Iterator[RunStamps]:
+        """What the interval series needs of each record, read without making the records."""
+        t0_ns, path = self.t0_ns, self.path
+        for number, line in _lines(path):
+            if line.get("type") != "run":
+                continue
+            try:
+                detected_ns = _ns(line.get("detected_s"))
+                yield RunStamps(
+                    outcome=_OUTCOMES[line["outcome"]],
+                    due_ns=t0_ns + round(float(line["due_s"]) * NS_PER_S),
+                    detected_ns=None if detected_ns is None else t0_ns + detected_ns,
+                    created_at=line.get("created_at"),
+                    started_at=line.get("started_at"),
+                    completed_at=line.get("completed_at"),
+                )
+            except (KeyError, TypeError, ValueError) as exc:
+                raise RunLogError(f"{path}: line {number}: not a run record ({exc!r})") from None
+
     def as_json(self) -> Iterator[dict[str, Any]]:
         """The records as ``RunRecord.to_json`` gives them (on this run's clock), grades joined: the lines the
         engine wrote as just that, without rebuilding each record to turn it back (a long run's results file
@@ -194,6 +217,11 @@ class LoggedRecords(Sequence[RunRecord]):
     def __getitem__(self, index: slice) -> Sequence[RunRecord]: ...
     def __getitem__(self, index: int | slice) -> RunRecord | Sequence[RunRecord]:
         return list(self)[index]  # a whole walk: for the odd look, not for loops
+
+
+def stamps_of(records: Sequence[RunRecord]) -> Iterable[Stamped]:
+    """The records for the interval series: a runs log's stamps alone, or the records as they are."""
+    return records.stamps() if isinstance(records, LoggedRecords) else records
 
 
 def _lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
