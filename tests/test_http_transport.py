@@ -307,6 +307,24 @@ async def test_an_injected_transport_is_used_as_given() -> None:
     assert seen == ["http://api.test/x"]
 
 
+async def test_a_requests_own_headers_join_the_clients_and_stay_its_own() -> None:
+    seen: list[httpx.Headers] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers)
+        return httpx.Response(204)
+
+    client = HttpClient(transport=httpx.MockTransport(handler), headers={"Authorization": "Bearer sk_test_1"})
+    json_body = {"Content-Type": "application/json"}
+    for headers in (json_body, {"X-Trace": "1"}, json_body, None):
+        await client.request("POST", "http://api.test/x", headers=headers, content=b"{}")
+    await client.aclose()
+    assert [h["authorization"] for h in seen] == ["Bearer sk_test_1"] * 4
+    assert [h.get("content-type") for h in seen] == ["application/json", None, "application/json", None]
+    assert [h.get("x-trace") for h in seen] == [None, "1", None, None]
+    assert seen[0] is not seen[2]  # each request has its own copy: a transport may change it
+
+
 async def test_httpxs_own_transport_can_be_asked_for() -> None:
     async with running(answer_ok) as server:
         client = HttpClient(shards=2, connections_per_shard=2, base_url=server.base_url, backend="httpx")
