@@ -387,40 +387,41 @@ class Metrics:
 
     def record_run(self, record: RunRecord) -> None:
         """Count a run that has reached its end (or was given up as open) and record its durations."""
-        self.outcomes[record.outcome] += 1
-        if record.error and record.outcome in (Outcome.ERRORED, Outcome.REJECTED):
+        outcome = record.outcome
+        self.outcomes[outcome] += 1
+        if record.error and outcome in (Outcome.ERRORED, Outcome.REJECTED):
             self.errors[record.error] += 1
         slices = (
             _slice(self.by_variant, record.variant),
             _slice(self.by_scenario, record.scenario),
         )
+        submitted = record.run_id is not None
+        cost = record.cost_cents or 0.0
         for piece in slices:
-            piece.outcomes[record.outcome] += 1
-            if record.run_id is not None:
-                piece.submitted_runs += 1
-            piece.cost_cents += record.cost_cents or 0.0
-        if record.outcome not in (Outcome.COMPLETED, Outcome.FAILED) or record.detected_ns is None:
+            piece.outcomes[outcome] += 1
+            piece.submitted_runs += submitted
+            piece.cost_cents += cost
+        detected_ns = record.detected_ns
+        if outcome not in (Outcome.COMPLETED, Outcome.FAILED) or detected_ns is None:
             return
-        end_to_end = record.detected_ns - record.due_ns
-        self.recorders[Measure.QUEUE_TO_COMPLETION].record_ns(end_to_end)
-        for piece in slices:
-            piece.recorder(Measure.QUEUE_TO_COMPLETION).record_ns(end_to_end)
-        if record.completed_at is not None:
-            detected_wall = self.anchor.to_wall_s(record.detected_ns)
-            self._record(slices, Measure.DETECTION_DELAY, detected_wall - record.completed_at)
-        if record.started_at is None:
-            return
-        if record.created_at is not None:
-            launched = record.created_at + record.index * record.stagger_s
-            self._record(slices, Measure.TIME_QUEUED, record.started_at - launched)
-        if record.completed_at is not None:
-            self._record(slices, Measure.TIME_IN_PROGRESS, record.completed_at - record.started_at)
-
-    def _record(self, slices: Iterable[Breakdown], measure: Measure, value_s: float) -> None:
-        """One value of a run-level measure, in the totals and in the run's slices."""
-        self.recorders[measure].record_s(value_s)
-        for piece in slices:
-            piece.recorder(measure).record_s(value_s)
+        # Every value in whole microseconds, each recorded in the totals and in the run's slices (~14 values a
+        # run: the calls are few and direct, this runs for every run).
+        values = [(Measure.QUEUE_TO_COMPLETION, (detected_ns - record.due_ns) // 1000)]
+        completed_at, started_at = record.completed_at, record.started_at
+        if completed_at is not None:
+            detected_wall = self.anchor.to_wall_s(detected_ns)
+            values.append((Measure.DETECTION_DELAY, round((detected_wall - completed_at) * 1_000_000)))
+        if started_at is not None:
+            if record.created_at is not None:
+                launched = record.created_at + record.index * record.stagger_s
+                values.append((Measure.TIME_QUEUED, round((started_at - launched) * 1_000_000)))
+            if completed_at is not None:
+                values.append((Measure.TIME_IN_PROGRESS, round((completed_at - started_at) * 1_000_000)))
+        recorders = self.recorders
+        for measure, value_us in values:
+            recorders[measure].record_us(value_us)
+            for piece in slices:
+                piece.recorder(measure).record_us(value_us)
 
     def record_grade(self, record: RunRecord, threshold: float | None) -> None:
         """Count the grade of a run that completed (an ungraded one too: grades may never come)."""
