@@ -277,3 +277,26 @@ def test_defaults_are_the_ones_checked() -> None:
     # The parametrised test above covers other settings; this pins the ones stressor ships with.
     histogram = LatencyRecorder().histogram
     assert (histogram.highest_trackable_value, histogram.significant_figures) == (HIGHEST_US, SIGNIFICANT_DIGITS)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    values=st.lists(st.integers(min_value=-5, max_value=HIGHEST_US + 5), min_size=1, max_size=300),
+    extra=st.lists(st.integers(min_value=0, max_value=10**8), max_size=50),
+    asked=st.lists(st.floats(min_value=1e-6, max_value=100.0), max_size=6),
+)
+def test_percentiles_are_hdrhs_own_value_for_value(values: list[int], extra: list[int], asked: list[float]) -> None:
+    recorder = LatencyRecorder()
+    for value in values:
+        recorder.record_us(value)
+    if extra:  # a merged recorder too: counts added by hdrh, not by record_us
+        other = LatencyRecorder()
+        for value in extra:
+            other.record_us(value)
+        recorder.merge(other)
+    percentiles = [*metrics.PERCENTILES, 100.0, *asked]
+    assert recorder.percentiles_us(percentiles) == recorder.histogram.get_percentile_to_value_dict(percentiles)
+
+
+def test_an_empty_recorder_has_no_percentiles() -> None:
+    assert LatencyRecorder().percentiles_us(metrics.PERCENTILES) == {}
