@@ -50,8 +50,8 @@ def _perf_counter_is_monotonic() -> bool:
 
 
 def spin_window_ns(most_ns: int, since_last_wake_ns: int) -> int:
-    """How early the pacer sets its timer before a due time, then yields until it: ``most_ns``, but at most
-    ``SPIN_SHARE`` of the time since its last wake. At the rates stressor claims (100 batch starts/s) that is
+    """Without the kernel's timer, how early the pacer sets its timer before a due time, then yields until it:
+    ``most_ns``, but at most ``SPIN_SHARE`` of the time since its last wake. Up to 100 batch starts/s that is
     the whole ``most_ns``; at 300/s a full 0.5 ms took ~15 % of a core, spent waiting on time."""
     return max(0, min(most_ns, int(SPIN_SHARE * since_last_wake_ns)))
 

@@ -113,7 +113,7 @@ def test_no_batch_starts_before_its_due_time_and_starts_come_soon_after() -> Non
 
 def test_the_pacer_spends_at_most_a_share_of_its_time_yielding_for_punctuality() -> None:
     ms = 1_000_000
-    assert SPIN_SHARE * 10 * ms == WAKE_EARLY_NS  # 100 starts/s, the rate stressor claims: the whole window
+    assert SPIN_SHARE * 10 * ms == WAKE_EARLY_NS  # 100 starts/s: the whole window
     assert spin_window_ns(WAKE_EARLY_NS, 10 * ms) == WAKE_EARLY_NS
     assert spin_window_ns(WAKE_EARLY_NS, 1000 * ms) == WAKE_EARLY_NS
     assert spin_window_ns(WAKE_EARLY_NS, 3 * ms) == 150_000  # ~333/s: 5 % of the gap
