@@ -68,7 +68,7 @@ class OpenRun(NamedTuple):
     due_ns: int
     stagger_s: float
     run_id: str
-    batch_id: str
+    batch_id: str | None
     created_at: float | None
     cost_cents: float | None
 
