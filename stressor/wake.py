@@ -8,8 +8,8 @@ the loop once, at the instant (measured here: ~120 µs of CPU per wake against ~
 on an idle loop; ``benchmarks/start_lateness.py --no-precise-wake`` compares).
 
 ``PreciseTimer.open()`` is None where there is no timerfd (not Linux, or the loop cannot watch a file
-descriptor); the engine then yields as before. Python 3.13 has ``os.timerfd_*``; before it, libc is called
-through ctypes.
+descriptor); the engine then yields as before. libc is called through ctypes (``os.timerfd_*`` exist only
+from Python 3.13 on; one way, tested everywhere, is kept).
 """
 
 from __future__ import annotations
@@ -56,24 +56,6 @@ def _libc_timerfd() -> tuple[Callable[[], int], Callable[[int, int], None]] | No
     return open_fd, arm
 
 
-def _os_timerfd() -> tuple[Callable[[], int], Callable[[int, int], None]] | None:
-    """The same from the os module (Python 3.13+), or None."""
-    create = getattr(os, "timerfd_create", None)
-    settime = getattr(os, "timerfd_settime_ns", None)
-    if create is None or settime is None:
-        return None
-    flags = os.TFD_NONBLOCK | os.TFD_CLOEXEC  # type: ignore[attr-defined]
-    absolute = os.TFD_TIMER_ABSTIME  # type: ignore[attr-defined]
-
-    def open_fd() -> int:
-        return create(time.CLOCK_MONOTONIC, flags=flags)  # type: ignore[no-any-return]
-
-    def arm(fd: int, deadline_ns: int) -> None:
-        settime(fd, flags=absolute, initial=deadline_ns)
-
-    return open_fd, arm
-
-
 class PreciseTimer:
     """One wait at a time until an instant of ``CLOCK_MONOTONIC`` (``time.perf_counter_ns`` on Linux), woken
     by the loop when the kernel's timer fires: never before the instant. Owned by one task; ``close`` it."""
@@ -88,7 +70,7 @@ class PreciseTimer:
     @classmethod
     def open(cls) -> PreciseTimer | None:
         """A timer on the running asyncio loop, or None where the system or the loop cannot give one."""
-        calls = _os_timerfd() or _libc_timerfd()
+        calls = _libc_timerfd()
         if calls is None:
             return None
         open_fd, arm = calls

@@ -90,7 +90,6 @@ def test_an_expiry_read_after_its_wait_was_cancelled_does_not_wake_the_next_one(
 
 
 def test_without_a_timerfd_there_is_no_precise_timer(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(wake, "_os_timerfd", lambda: None)
     monkeypatch.setattr(wake, "_libc_timerfd", lambda: None)
 
     async def main() -> PreciseTimer | None:
