@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import os
+import sys
 import time
 from collections.abc import Callable
 
@@ -33,6 +34,8 @@ class _TimerSpec(ctypes.Structure):
 
 def _libc_timerfd() -> tuple[Callable[[], int], Callable[[int, int], None]] | None:
     """timerfd_create and an absolute timerfd_settime from libc, or None where libc has no timerfd."""
+    if not sys.platform.startswith("linux"):
+        return None
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         create, settime = libc.timerfd_create, libc.timerfd_settime

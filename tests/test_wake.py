@@ -96,3 +96,8 @@ def test_without_a_timerfd_there_is_no_precise_timer(monkeypatch: pytest.MonkeyP
         return PreciseTimer.open()
 
     assert anyio.run(main) is None
+
+
+def test_only_linux_is_asked_for_a_timerfd(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert wake._libc_timerfd() is None
