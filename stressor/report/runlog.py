@@ -192,7 +192,7 @@ class LoggedRecords(Sequence[RunRecord]):
                     completed_at=line.get("completed_at"),
                 )
             except (KeyError, TypeError, ValueError) as exc:
-                raise RunLogError(f"{path}: line {number}: not a run record ({exc!r})") from None
+                raise RunLogError(f"{path}: line {number}: not a run record ({exc})") from None
 
     def as_json(self) -> Iterator[dict[str, Any]]:
         """The records as ``RunRecord.to_json`` gives them (on this run's clock), grades joined: the lines the
