@@ -78,8 +78,9 @@ SKIP_MARGIN_RUNS = 20  # runs (a batch) a scan starts above the depth the ledger
 # (every tick reads down to the deepest of them); deeper ones are polled batch by batch. 1,000 runs are 10
 # pages of 100, about what the ~75 batch polls of a tick at 300 batches a second cost (benchmarks/README.md).
 NEAR_TOP_RUNS = 1000
-# List pages read at once. Their answers are decoded in one step of the event loop (~0.5 ms a page of 100):
-# ten at once put start lateness p99 at 5 ms at 300 batches/s, three at 1.7 ms.
+# List pages read at once. Their answers arrive together and are decoded back to back (~0.15 ms a page of 100,
+# benchmarks/overheads.py, then the runs looked for are parsed): ten at once put start lateness p99 at 5 ms at
+# 300 batches/s, three at 1.7 ms.
 PAGES_AT_ONCE = 3
 SCAN_GATHER_S = 0.002  # a scan waits this long for the followers of its tick (see RunLister._scan)
 MIN_SLEEP_S = 0.001  # shorter sleeps spin under uvloop (engineering notes)
