@@ -9,7 +9,10 @@ Two workloads, each client a subprocess pinned to core 0, each server in its own
    ``stressor run PROFILE --base-url ...`` (the CLI as a user runs it: results file and runs log included);
    Locust is ``locust -f benchmarks/locustfile.py --headless`` with ``FastHttpUser`` users paced by one shared
    schedule. Per client: CPU seconds per 1,000 completed runs, runs per second achieved against the target,
-   HTTP requests per completed run (counted by the simulator), start lateness p99, peak RSS.
+   HTTP requests per completed run (counted by the simulator), start lateness p99, peak RSS. A third client,
+   ``benchmarks/bare_lifecycle.py``, sends the same requests as stressor from the barest Python there is
+   (uvloop, protocol callbacks, no task per batch, no bookkeeping): the floor both are measured against, as wrk
+   is for plain HTTP.
 2. **plain**: ``GET /`` against a trivial keep-alive HTTP/1.1 server (raw asyncio protocol on uvloop, in this
    file: ``--serve-plain``), by wrk, by Locust (``benchmarks/locust_plain.py``) and by stressor's own HTTP
    client (``stressor.targets.http.HttpClient``: httpx's API over aiohttp) driven by N anyio tasks, on the
@@ -397,8 +400,49 @@ def run_locust_lifecycle(shape: Lifecycle, base_url: str, cores: set[int], work:
     )
 
 
+def run_bare_lifecycle(shape: Lifecycle, base_url: str, cores: set[int], work: Path) -> LifecycleRow:
+    """``benchmarks/bare_lifecycle.py``: the same requests as stressor from the barest Python client (a floor)."""
+    out = work / "bare-lifecycle.json"
+    usage = run_pinned(
+        [sys.executable, str(HERE / "bare_lifecycle.py"), base_url],
+        core=CLIENT_CORE,
+        cores=cores,
+        deadline_s=shape.duration_s + shape.grace_s + DEADLINE_SLACK_S,
+        env=client_env(
+            PEERS_RATE=repr(shape.rate),
+            PEERS_DURATION=repr(shape.duration_s),
+            PEERS_RUNS=str(shape.runs_per_batch),
+            PEERS_POLL_INTERVAL=repr(shape.poll_interval_s),
+            PEERS_OUT=str(out),
+            PEERS_API_KEY=API_KEY,
+        ),
+        cwd=work,
+    )
+    if usage.exit_code != 0 or not out.exists():
+        raise RuntimeError(f"bare_lifecycle exited {usage.exit_code}:\n{tail(usage.stdout + usage.stderr)}")
+    figures = json.loads(out.read_text())
+    counted = server_count(base_url, shape.duration_s)
+    return LifecycleRow(
+        client="bare",
+        shape=shape,
+        usage=usage,
+        completed_runs=figures["completed_runs"],
+        server_completed=counted.completed,
+        completed_in_window=counted.completed_in_window,
+        lateness_p99_s=percentile(figures["lateness_s"], 99),
+        lateness_count=len(figures["lateness_s"]),
+        requests=counted.requests,
+        note=f"unsettled {(figures['scheduled'] - figures['settled']) * shape.runs_per_batch}, "
+        f"open {figures['open_runs']}, errored {figures['errored_runs']}",
+    )
+
+
 LifecycleClient = Callable[[Lifecycle, str, set[int], Path], LifecycleRow]
-LIFECYCLE_CLIENTS: dict[str, LifecycleClient] = {"stressor": run_stressor_lifecycle, "locust": run_locust_lifecycle}
+LIFECYCLE_CLIENTS: dict[str, LifecycleClient] = {
+    "stressor": run_stressor_lifecycle,
+    "locust": run_locust_lifecycle,
+    "bare": run_bare_lifecycle,
+}
 
 
 def lifecycle_run(client: str, shape: Lifecycle, cores: set[int]) -> LifecycleRow:
@@ -686,6 +730,21 @@ def print_lifecycle(rows: list[LifecycleRow], startup: dict[str, LifecycleRow]) 
             f"{ratio(s.requests_per_run, lo.requests_per_run):>7} {ratio(s.lateness_p99_s, lo.lateness_p99_s):>8} "
             f"{ratio(s.usage.max_rss_kib, lo.usage.max_rss_kib):>8}"
         )
+    floors = {row.shape.rate: row for row in rows if row.client == "bare"}
+    if floors:
+        print()
+        print("CPU per completed run, times the floor's (bare: the same requests with no load tester around them)")
+        print(f"{'rate/s':>6} {'stressor':>8} {'net':>6} {'locust':>8} {'net':>6}")
+        floor_base = startup["bare"].usage.cpu_s if "bare" in startup else 0.0
+        for rate, floor in floors.items():
+            cells = []
+            for client in ("stressor", "locust"):
+                row = next((r for r in rows if r.client == client and r.shape.rate == rate), None)
+                base = startup[client].usage.cpu_s if client in startup else 0.0
+                whole = ratio(row.cpu_per_1000(), floor.cpu_per_1000()) if row else "-"
+                net = ratio(row.cpu_per_1000(base), floor.cpu_per_1000(floor_base)) if row else "-"
+                cells.append(f"{whole:>8} {net:>6}")
+            print(f"{rate:>6g} {' '.join(cells)}")
 
 
 def pairs_by_rate(rows: list[LifecycleRow]) -> dict[float, dict[str, LifecycleRow]]:
@@ -768,7 +827,9 @@ def parse_args() -> argparse.Namespace:
         help="lifecycle: call length in API seconds (fixed; the simulator's time scale 0.001 makes it milliseconds)",
     )
     parser.add_argument("--no-startup", action="store_true", help="lifecycle: skip the one-batch start-up rows")
-    parser.add_argument("--clients", default="stressor,locust", help="lifecycle clients, comma-separated")
+    parser.add_argument(
+        "--clients", default="stressor,locust,bare", help="lifecycle clients, comma-separated (bare: the floor)"
+    )
     parser.add_argument("--plain-duration", type=float, default=5.0, help="plain: seconds of measured window")
     parser.add_argument("--warmup", type=float, default=1.0, help="plain: seconds before the window")
     parser.add_argument("--concurrency", type=int, default=64, help="plain: concurrent requests (users, tasks)")
