@@ -26,6 +26,7 @@ Loopback only; every load is bounded in time and count, and each client has a ha
 
     python benchmarks/peers.py                                  # both workloads, defaults (~2.5 minutes)
     python benchmarks/peers.py --workload lifecycle --rates 50,400 --duration 20
+    python benchmarks/peers.py --workload lifecycle --rates 300 --rounds 5   # ratios as median [lowest, highest]
     python benchmarks/peers.py --workload plain --plain-duration 10 --concurrency 64
 """
 
@@ -39,6 +40,7 @@ import os
 import platform
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -199,6 +201,7 @@ class LifecycleRow:
     requests: int
     note: str = ""
     server_cpu_s: float = math.nan
+    round_no: int = 0  # of --rounds: the clients of a round run one after the other
 
     @property
     def achieved_runs_per_s(self) -> float:
@@ -472,9 +475,8 @@ def process_cpu_s(pid: int) -> float:
 
 def ratio(a: float | None, b: float | None) -> str:
     """a / b with two decimals, or '-' when either is missing or b is zero."""
-    if a is None or b is None or b == 0 or math.isnan(a) or math.isnan(b):
-        return "-"
-    return f"{a / b:.2f}"
+    value = ratio_of(a, b)
+    return "-" if value is None else f"{value:.2f}"
 
 
 # ------------------------------------------------------------------------------------------ plain HTTP
@@ -687,25 +689,44 @@ def ms_or_dash(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds * 1e3:.2f}"
 
 
-def print_lifecycle(rows: list[LifecycleRow], startup: dict[str, LifecycleRow]) -> None:
-    """The lifecycle table (start-up rows first), then the ratios stressor / Locust at each rate."""
+class StartUp:
+    """The start-up rows (one batch, whole process) of each client, one per round; the median is subtracted
+    from a client's CPU for its "net" figures."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, list[LifecycleRow]] = {}
+
+    def add(self, row: LifecycleRow) -> None:
+        self.rows.setdefault(row.client, []).append(row)
+
+    def cpu_s(self, client: str) -> float:
+        rows = self.rows.get(client)
+        return statistics.median(row.usage.cpu_s for row in rows) if rows else 0.0
+
+
+def print_lifecycle(rows: list[LifecycleRow], startup: StartUp) -> None:
+    """The lifecycle table (start-up rows first), then, at each rate, the ratios stressor / Locust and each
+    client's CPU per run against the floor's: per round (the clients of a round ran one after the other), and
+    their median when there are several rounds."""
+    rounds = max((row.round_no for row in rows), default=0) + 1
     print()
     print("lifecycle: create a batch, poll it to its end (CPU: os.wait4 of the client process; RSS: its VmHWM)")
     print(
-        f"{'client':<9} {'rate/s':>6} {'target runs/s':>13} {'achieved':>8} {'completed':>9} {'CPU s':>6} "
-        f"{'CPU s/1k runs':>13} {'net':>6} {'runs/CPU-s':>10} {'net':>6} {'req/run':>7} {'late p99 ms':>11} "
-        f"{'RSS MiB':>7} {'sim CPU s':>9}  note"
+        f"{'client':<9} {'round':>5} {'rate/s':>6} {'target runs/s':>13} {'achieved':>8} {'completed':>9} "
+        f"{'CPU s':>6} {'CPU s/1k runs':>13} {'net':>6} {'runs/CPU-s':>10} {'net':>6} {'req/run':>7} "
+        f"{'late p99 ms':>11} {'RSS MiB':>7} {'sim CPU s':>9}  note"
     )
-    for name, row in startup.items():
-        print(
-            f"{name:<9} {'start':>6} {'1 batch':>13} {'':>8} {row.completed_runs:>9} {row.usage.cpu_s:>6.2f} "
-            f"{'':>13} {'':>6} {'':>10} {'':>6} {'':>7} {'':>11} {mib(row.usage.max_rss_kib):>7} {'':>9}  "
-            "start-up: one batch, subtracted for 'net'"
-        )
+    for name, starts in startup.rows.items():
+        for row in starts:
+            print(
+                f"{name:<9} {row.round_no + 1:>5} {'start':>6} {'1 batch':>13} {'':>8} {row.completed_runs:>9} "
+                f"{row.usage.cpu_s:>6.2f} {'':>13} {'':>6} {'':>10} {'':>6} {'':>7} {'':>11} "
+                f"{mib(row.usage.max_rss_kib):>7} {'':>9}  start-up: one batch (the median is subtracted for 'net')"
+            )
     for row in rows:
-        base = startup[row.client].usage.cpu_s if row.client in startup else 0.0
+        base = startup.cpu_s(row.client)
         print(
-            f"{row.client:<9} {row.shape.rate:>6g} {row.shape.target_runs_per_s:>13g} "
+            f"{row.client:<9} {row.round_no + 1:>5} {row.shape.rate:>6g} {row.shape.target_runs_per_s:>13g} "
             f"{row.achieved_runs_per_s:>8.1f} {row.completed_runs:>9} {row.usage.cpu_s:>6.2f} "
             f"{row.cpu_per_1000():>13.3f} {row.cpu_per_1000(base):>6.3f} {row.runs_per_cpu_s():>10.0f} "
             f"{row.runs_per_cpu_s(base):>6.0f} {row.requests_per_run:>7.2f} {ms_or_dash(row.lateness_p99_s):>11} "
@@ -713,52 +734,79 @@ def print_lifecycle(rows: list[LifecycleRow], startup: dict[str, LifecycleRow]) 
         )
     print(LIFECYCLE_LEGEND)
     print()
-    print("ratios stressor / locust at each rate (CPU per run: below 1 favours stressor; runs per CPU-s: above 1)")
+    spread = f", the median of {rounds} rounds [lowest, highest]" if rounds > 1 else ""
     print(
-        f"{'rate/s':>6} {'CPU/1k runs':>11} {'net':>6} {'runs/CPU-s':>10} {'net':>6} {'achieved':>8} "
-        f"{'req/run':>7} {'late p99':>8} {'peak RSS':>8}"
+        f"ratios stressor / locust at each rate{spread} (CPU per run: below 1 favours stressor; runs per "
+        "CPU-s: above 1)"
     )
-    for rate, pair in pairs_by_rate(rows).items():
-        s, lo = pair["stressor"], pair["locust"]
-        sb, lb = (startup[n].usage.cpu_s if n in startup else 0.0 for n in ("stressor", "locust"))
-        print(
-            f"{rate:>6g} {ratio(s.cpu_per_1000(), lo.cpu_per_1000()):>11} "
-            f"{ratio(s.cpu_per_1000(sb), lo.cpu_per_1000(lb)):>6} "
-            f"{ratio(s.runs_per_cpu_s(), lo.runs_per_cpu_s()):>10} "
-            f"{ratio(s.runs_per_cpu_s(sb), lo.runs_per_cpu_s(lb)):>6} "
-            f"{ratio(s.achieved_runs_per_s, lo.achieved_runs_per_s):>8} "
-            f"{ratio(s.requests_per_run, lo.requests_per_run):>7} {ratio(s.lateness_p99_s, lo.lateness_p99_s):>8} "
-            f"{ratio(s.usage.max_rss_kib, lo.usage.max_rss_kib):>8}"
-        )
-    floors = {row.shape.rate: row for row in rows if row.client == "bare"}
+    columns = ("CPU/1k runs", "net", "runs/CPU-s", "net", "achieved", "req/run", "late p99", "peak RSS")
+    width = 18 if rounds > 1 else 11
+    print(f"{'rate/s':>6} " + " ".join(f"{column:>{width}}" for column in columns))
+    sb, lb = startup.cpu_s("stressor"), startup.cpu_s("locust")
+    figures: list[Callable[[LifecycleRow, float], float | None]] = [
+        lambda row, base: row.cpu_per_1000(),
+        lambda row, base: row.cpu_per_1000(base),
+        lambda row, base: row.runs_per_cpu_s(),
+        lambda row, base: row.runs_per_cpu_s(base),
+        lambda row, base: row.achieved_runs_per_s,
+        lambda row, base: row.requests_per_run,
+        lambda row, base: row.lateness_p99_s,
+        lambda row, base: row.usage.max_rss_kib,
+    ]
+    for rate, pairs in pairs_by_rate(rows, "stressor", "locust").items():
+        cells = [spread_of([ratio_of(figure(s, sb), figure(lo, lb)) for s, lo in pairs]) for figure in figures]
+        print(f"{rate:>6g} " + " ".join(f"{cell:>{width}}" for cell in cells))
+    floor_base = startup.cpu_s("bare")
+    floors = sorted({row.shape.rate for row in rows if row.client == "bare"})
     if floors:
         print()
         print("CPU per completed run, times the floor's (bare: the same requests with no load tester around them)")
-        print(f"{'rate/s':>6} {'stressor':>8} {'net':>6} {'locust':>8} {'net':>6}")
-        floor_base = startup["bare"].usage.cpu_s if "bare" in startup else 0.0
-        for rate, floor in floors.items():
+        print(f"{'rate/s':>6} " + " ".join(f"{column:>{width}}" for column in ("stressor", "net", "locust", "net")))
+        for rate in floors:
             cells = []
             for client in ("stressor", "locust"):
-                row = next((r for r in rows if r.client == client and r.shape.rate == rate), None)
-                base = startup[client].usage.cpu_s if client in startup else 0.0
-                whole = ratio(row.cpu_per_1000(), floor.cpu_per_1000()) if row else "-"
-                net = ratio(row.cpu_per_1000(base), floor.cpu_per_1000(floor_base)) if row else "-"
-                cells.append(f"{whole:>8} {net:>6}")
-            print(f"{rate:>6g} {' '.join(cells)}")
+                pairs = pairs_by_rate(rows, client, "bare").get(rate, [])
+                base = startup.cpu_s(client)
+                cells.append(spread_of([ratio_of(c.cpu_per_1000(), f.cpu_per_1000()) for c, f in pairs]))
+                cells.append(spread_of([ratio_of(c.cpu_per_1000(base), f.cpu_per_1000(floor_base)) for c, f in pairs]))
+            print(f"{rate:>6g} " + " ".join(f"{cell:>{width}}" for cell in cells))
 
 
-def pairs_by_rate(rows: list[LifecycleRow]) -> dict[float, dict[str, LifecycleRow]]:
-    """The rows by rate, keeping only the rates at which both stressor and Locust ran."""
-    by_rate: dict[float, dict[str, LifecycleRow]] = {}
+def ratio_of(a: float | None, b: float | None) -> float | None:
+    """a / b, or None when either is missing or b is zero."""
+    if a is None or b is None or b == 0 or math.isnan(a) or math.isnan(b):
+        return None
+    return a / b
+
+
+def spread_of(values: Sequence[float | None]) -> str:
+    """The median with two decimals, then [lowest, highest] when there are several; '-' for none."""
+    known = [value for value in values if value is not None]
+    if not known:
+        return "-"
+    if len(known) == 1:
+        return f"{known[0]:.2f}"
+    return f"{statistics.median(known):.2f} [{min(known):.2f}, {max(known):.2f}]"
+
+
+def pairs_by_rate(
+    rows: list[LifecycleRow], first: str, second: str
+) -> dict[float, list[tuple[LifecycleRow, LifecycleRow]]]:
+    """At each rate, the rows of ``first`` and ``second`` from each round in which both ran."""
+    by_round: dict[tuple[float, int], dict[str, LifecycleRow]] = {}
     for row in rows:
-        by_rate.setdefault(row.shape.rate, {})[row.client] = row
-    return {rate: pair for rate, pair in by_rate.items() if {"stressor", "locust"} <= pair.keys()}
+        by_round.setdefault((row.shape.rate, row.round_no), {})[row.client] = row
+    pairs: dict[float, list[tuple[LifecycleRow, LifecycleRow]]] = {}
+    for (rate, _), clients in by_round.items():
+        if first in clients and second in clients:
+            pairs.setdefault(rate, []).append((clients[first], clients[second]))
+    return pairs
 
 
 LIFECYCLE_LEGEND = """\
   achieved: runs the simulator completed that it created within the schedule's length of the first create, per s
   completed: runs the client saw end completed (runs it did not see end within the grace are not counted)
-  CPU s: user + system of the whole client process (start-up included); net: minus the start-up row's CPU
+  CPU s: user + system of the whole client process (start-up included); net: minus its start-up rows' median
   req/run: API requests the simulator answered / completed runs (stressor also reads the run list to learn
     each run's end time; Locust only polls the batch); late p99: batch due -> create request sent
   sim CPU s: the simulator's CPU during the client's run (its core is the limit near 1 s per wall second)"""
@@ -800,11 +848,13 @@ def targets_verdict(rows: list[LifecycleRow], plain: list[PlainRow]) -> None:
             f"target plain req/s per core >= 1.5x Locust: {'MET' if x >= 1.5 else 'MISSED'} ({best.client} "
             f"{best.per_cpu_s:.0f} / Locust {locust_plain.per_cpu_s:.0f} requests per CPU-second = {x:.2f}x)"
         )
-    for rate, pair in pairs_by_rate(rows).items():
-        x = pair["stressor"].runs_per_cpu_s() / pair["locust"].runs_per_cpu_s()
+    for rate, pairs in pairs_by_rate(rows, "stressor", "locust").items():
+        ratios = [s.runs_per_cpu_s() / lo.runs_per_cpu_s() for s, lo in pairs]
+        x = statistics.median(ratios)
+        rounds = f", the median of {len(ratios)} rounds: {spread_of(ratios)}" if len(ratios) > 1 else ""
         print(
             f"target lifecycle completed runs per CPU-s >= 2x Locust at {rate:g} batches/s: "
-            f"{'MET' if x >= 2 else 'MISSED'} ({x:.2f}x, whole process)"
+            f"{'MET' if x >= 2 else 'MISSED'} ({x:.2f}x, whole process{rounds})"
         )
 
 
@@ -828,6 +878,9 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--no-startup", action="store_true", help="lifecycle: skip the one-batch start-up rows")
     parser.add_argument(
+        "--rounds", type=int, default=1, help="lifecycle: run every client at every rate this many times, interleaved"
+    )
+    parser.add_argument(
         "--clients", default="stressor,locust,bare", help="lifecycle clients, comma-separated (bare: the floor)"
     )
     parser.add_argument("--plain-duration", type=float, default=5.0, help="plain: seconds of measured window")
@@ -841,6 +894,8 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     args.rates = [float(rate) for rate in args.rates.split(",") if rate.strip()]
     args.clients = [name.strip() for name in args.clients.split(",") if name.strip()]
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     if not args.rates or min(args.rates) <= 0 or min(args.duration, args.poll_interval, args.plain_duration) <= 0:
         parser.error("rates, durations and the poll interval must be positive")
     if not 1 <= args.runs <= 20 or args.concurrency < 1 or args.warmup < 0 or args.call_duration <= 0:
@@ -867,7 +922,7 @@ def main() -> None:
     where = f"clients pinned to core {CLIENT_CORE}, servers to core {SERVER_CORE}" if split else "nothing pinned"
     print(f"{where}; this process (it only waits) {pin(os.getpid(), SERVER_CORE, cores)}", flush=True)
     rows: list[LifecycleRow] = []
-    startup: dict[str, LifecycleRow] = {}
+    startup = StartUp()
     plain: list[PlainRow] = []
     if args.workload in ("both", "lifecycle"):
         call_s = args.call_duration * 0.001
@@ -879,19 +934,22 @@ def main() -> None:
             f"{args.poll_interval:g} s, {args.duration:g} s per rate, {SIM_SLOTS} slots",
             flush=True,
         )
-        if not args.no_startup:
-            for client in args.clients:
-                startup[client] = lifecycle_run(client, shape_of(1.0, 1.0), cores)
-                print(f"  start-up {client}: CPU {startup[client].usage.cpu_s:.2f} s", flush=True)
-        for rate in args.rates:
-            for client in args.clients:
-                row = lifecycle_run(client, shape_of(rate, args.duration), cores)
-                print(
-                    f"  {client} at {rate:g} batches/s: {row.completed_runs} runs completed, CPU "
-                    f"{row.usage.cpu_s:.2f} s, wall {row.usage.wall_s:.1f} s",
-                    flush=True,
-                )
-                rows.append(row)
+        # Round by round, each client in turn: a machine whose speed drifts favours no client
+        for round_ in range(args.rounds):
+            if not args.no_startup:
+                for client in args.clients:
+                    start = replace(lifecycle_run(client, shape_of(1.0, 1.0), cores), round_no=round_)
+                    startup.add(start)
+                    print(f"  round {round_ + 1}: start-up {client}: CPU {start.usage.cpu_s:.2f} s", flush=True)
+            for rate in args.rates:
+                for client in args.clients:
+                    row = replace(lifecycle_run(client, shape_of(rate, args.duration), cores), round_no=round_)
+                    print(
+                        f"  round {round_ + 1}: {client} at {rate:g} batches/s: {row.completed_runs} runs "
+                        f"completed, CPU {row.usage.cpu_s:.2f} s, wall {row.usage.wall_s:.1f} s",
+                        flush=True,
+                    )
+                    rows.append(row)
         print_lifecycle(rows, startup)
     server = ""
     if args.workload in ("both", "plain"):
