@@ -24,7 +24,7 @@ A client's CPU and peak RSS are measured the same way for every client: CPU from
 whose CPU is subtracted for the "net" figures.
 Loopback only; every load is bounded in time and count, and each client has a hard deadline.
 
-    python benchmarks/peers.py                                  # both workloads, defaults (~2.5 minutes)
+    python benchmarks/peers.py                                  # both workloads, defaults (~3 minutes)
     python benchmarks/peers.py --workload lifecycle --rates 50,400 --duration 20
     python benchmarks/peers.py --workload lifecycle --rates 300 --rounds 5   # ratios as median [lowest, highest]
     python benchmarks/peers.py --workload plain --plain-duration 10 --concurrency 64
