@@ -33,6 +33,8 @@ import httptools
 import orjson
 import uvloop
 
+from stressor.loopback import is_loopback
+
 RATE = float(os.environ.get("PEERS_RATE", "20"))
 DURATION_S = float(os.environ.get("PEERS_DURATION", "10"))
 RUNS_PER_BATCH = int(os.environ.get("PEERS_RUNS", "5"))
@@ -195,6 +197,8 @@ class Bare:
 
 
 def main() -> None:
+    if len(sys.argv) != 2 or not is_loopback(urlsplit(sys.argv[1]).hostname or ""):
+        sys.exit("usage: bare_lifecycle.py http://127.0.0.1:PORT (loopback only: it is a benchmark's client)")
     bare = Bare(sys.argv[1])
     uvloop.run(bare.run())
     figures = {

@@ -362,6 +362,19 @@ def locust_command(locustfile: str, users: int, run_time_s: int, base_url: str) 
     ]
 
 
+def workload_env(shape: Lifecycle, out: Path, **extra: str) -> dict[str, str]:
+    """The environment that gives the locustfile and the bare client the workload and where to write figures."""
+    return client_env(
+        PEERS_RATE=repr(shape.rate),
+        PEERS_DURATION=repr(shape.duration_s),
+        PEERS_RUNS=str(shape.runs_per_batch),
+        PEERS_POLL_INTERVAL=repr(shape.poll_interval_s),
+        PEERS_OUT=str(out),
+        PEERS_API_KEY=API_KEY,
+        **extra,
+    )
+
+
 def run_locust_lifecycle(shape: Lifecycle, base_url: str, cores: set[int], work: Path) -> LifecycleRow:
     """Locust, headless, one process, ``benchmarks/locustfile.py`` against ``base_url``."""
     out = work / "locust-lifecycle.json"
@@ -373,15 +386,7 @@ def run_locust_lifecycle(shape: Lifecycle, base_url: str, cores: set[int], work:
         core=CLIENT_CORE,
         cores=cores,
         deadline_s=run_time_s + DEADLINE_SLACK_S,
-        env=client_env(
-            PEERS_RATE=repr(shape.rate),
-            PEERS_DURATION=repr(shape.duration_s),
-            PEERS_RUNS=str(shape.runs_per_batch),
-            PEERS_POLL_INTERVAL=repr(shape.poll_interval_s),
-            PEERS_LEAD=repr(lead_s),
-            PEERS_OUT=str(out),
-            PEERS_API_KEY=API_KEY,
-        ),
+        env=workload_env(shape, out, PEERS_LEAD=repr(lead_s)),
         cwd=work,
     )
     if not out.exists():
@@ -411,14 +416,7 @@ def run_bare_lifecycle(shape: Lifecycle, base_url: str, cores: set[int], work: P
         core=CLIENT_CORE,
         cores=cores,
         deadline_s=shape.duration_s + shape.grace_s + DEADLINE_SLACK_S,
-        env=client_env(
-            PEERS_RATE=repr(shape.rate),
-            PEERS_DURATION=repr(shape.duration_s),
-            PEERS_RUNS=str(shape.runs_per_batch),
-            PEERS_POLL_INTERVAL=repr(shape.poll_interval_s),
-            PEERS_OUT=str(out),
-            PEERS_API_KEY=API_KEY,
-        ),
+        env=workload_env(shape, out),
         cwd=work,
     )
     if usage.exit_code != 0 or not out.exists():

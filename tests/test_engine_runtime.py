@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import weakref
 
 import pytest
 
@@ -27,6 +28,18 @@ def test_run_returns_the_result_and_puts_the_collector_back() -> None:
     assert threshold[0] >= runtime.GEN0_THRESHOLD and frozen > 0  # tuned while the run runs
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
+
+
+def test_garbage_made_before_the_run_is_freed_not_frozen() -> None:
+    class Node:
+        me: object
+
+    node = Node()
+    node.me = node  # a cycle: only the collector frees it
+    gone = weakref.ref(node)
+    del node
+    with runtime.tuned_gc():
+        assert gone() is None
 
 
 def test_the_collector_is_put_back_when_the_run_fails() -> None:
