@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -32,15 +31,11 @@ from urllib.parse import urlsplit
 import httptools
 import orjson
 import uvloop
+from lifecycle_workload import Workload, batch_body
 
 from stressor.loopback import is_loopback
 
-RATE = float(os.environ.get("PEERS_RATE", "20"))
-DURATION_S = float(os.environ.get("PEERS_DURATION", "10"))
-RUNS_PER_BATCH = int(os.environ.get("PEERS_RUNS", "5"))
-POLL_INTERVAL_S = float(os.environ.get("PEERS_POLL_INTERVAL", "0.25"))
-OUT = os.environ.get("PEERS_OUT", "bare-lifecycle.json")
-API_KEY = os.environ.get("PEERS_API_KEY", "sk_test_benchmark")
+RATE, DURATION_S, RUNS_PER_BATCH, POLL_INTERVAL_S, OUT, API_KEY = Workload.from_env("bare-lifecycle.json")
 LEAD_S = 0.2  # from start-up to the first due time
 GRACE_S = 10.0  # past the schedule's end, how long open runs are still followed
 PAGE_SIZE = 100
@@ -95,18 +90,7 @@ class Bare:
         url = urlsplit(base_url)
         self.host, self.port = url.hostname or "127.0.0.1", url.port or 80
         head = f"Host: {self.host}:{self.port}\r\nAuthorization: Bearer {API_KEY}\r\nUser-Agent: bare\r\n".encode()
-        body = orjson.dumps(
-            {
-                "target_type": "agent",
-                "target_id": 101,
-                "direction": "outbound",
-                "mode": "bot",
-                "consent_to_charge": True,
-                "run_count": RUNS_PER_BATCH,
-                "stagger_seconds": 0,
-                "scenario_prompts": ["Ask for the opening hours."],
-            }
-        )
+        body = orjson.dumps(batch_body(RUNS_PER_BATCH))
         self.create = (
             b"POST /v1/test-call-batches HTTP/1.1\r\n%bContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%b"
             % (head, len(body), body)

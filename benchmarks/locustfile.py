@@ -32,27 +32,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import gevent
+from lifecycle_workload import Workload, batch_body
 from locust import FastHttpUser, constant, events, task
 from locust.env import Environment
 
-RATE = float(os.environ.get("PEERS_RATE", "20"))
-DURATION_S = float(os.environ.get("PEERS_DURATION", "10"))
-RUNS_PER_BATCH = int(os.environ.get("PEERS_RUNS", "5"))
-POLL_INTERVAL_S = float(os.environ.get("PEERS_POLL_INTERVAL", "0.25"))
+RATE, DURATION_S, RUNS_PER_BATCH, POLL_INTERVAL_S, OUT, API_KEY = Workload.from_env("locust-lifecycle.json")
 LEAD_S = float(os.environ.get("PEERS_LEAD", "1.0"))
-OUT = os.environ.get("PEERS_OUT", "locust-lifecycle.json")
-API_KEY = os.environ.get("PEERS_API_KEY", "sk_test_benchmark")
 ENDED = ("completed", "failed")
-BATCH_BODY = {
-    "target_type": "agent",
-    "target_id": 101,
-    "direction": "outbound",
-    "mode": "bot",
-    "consent_to_charge": True,
-    "run_count": RUNS_PER_BATCH,
-    "stagger_seconds": 0,
-    "scenario_prompts": ["Ask for the opening hours."],
-}
+BATCH_BODY = batch_body(RUNS_PER_BATCH)
 
 
 def cpu_seconds() -> float:

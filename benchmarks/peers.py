@@ -389,13 +389,19 @@ def run_locust_lifecycle(shape: Lifecycle, base_url: str, cores: set[int], work:
         env=workload_env(shape, out, PEERS_LEAD=repr(lead_s)),
         cwd=work,
     )
+    return figures_row("locust", shape, usage, base_url, out, f"{users} users")
+
+
+def figures_row(client: str, shape: Lifecycle, usage: ChildUsage, base_url: str, out: Path, note: str) -> LifecycleRow:
+    """The row of a client that writes its figures as the locustfile does: ``scheduled`` and ``settled``
+    batches, ``completed_runs``, ``errored_runs``, ``lateness_s`` (one per create sent)."""
     if not out.exists():
-        raise RuntimeError(f"locust exited {usage.exit_code} without figures:\n{tail(usage.stdout + usage.stderr)}")
+        raise RuntimeError(f"{client} exited {usage.exit_code} without figures:\n{tail(usage.stdout + usage.stderr)}")
     figures = json.loads(out.read_text())
     counted = server_count(base_url, shape.duration_s)
-    lost = figures["scheduled"] - figures["settled"]
+    unsettled = (figures["scheduled"] - figures["settled"]) * shape.runs_per_batch
     return LifecycleRow(
-        client="locust",
+        client=client,
         shape=shape,
         usage=usage,
         completed_runs=figures["completed_runs"],
@@ -404,7 +410,7 @@ def run_locust_lifecycle(shape: Lifecycle, base_url: str, cores: set[int], work:
         lateness_p99_s=percentile(figures["lateness_s"], 99),
         lateness_count=len(figures["lateness_s"]),
         requests=counted.requests,
-        note=f"{users} users, unsettled {lost * shape.runs_per_batch}, errored {figures['errored_runs']}",
+        note=f"{note}, unsettled {unsettled}, errored {figures['errored_runs']}",
     )
 
 
@@ -419,23 +425,10 @@ def run_bare_lifecycle(shape: Lifecycle, base_url: str, cores: set[int], work: P
         env=workload_env(shape, out),
         cwd=work,
     )
-    if usage.exit_code != 0 or not out.exists():
+    if usage.exit_code != 0:
         raise RuntimeError(f"bare_lifecycle exited {usage.exit_code}:\n{tail(usage.stdout + usage.stderr)}")
-    figures = json.loads(out.read_text())
-    counted = server_count(base_url, shape.duration_s)
-    return LifecycleRow(
-        client="bare",
-        shape=shape,
-        usage=usage,
-        completed_runs=figures["completed_runs"],
-        server_completed=counted.completed,
-        completed_in_window=counted.completed_in_window,
-        lateness_p99_s=percentile(figures["lateness_s"], 99),
-        lateness_count=len(figures["lateness_s"]),
-        requests=counted.requests,
-        note=f"unsettled {(figures['scheduled'] - figures['settled']) * shape.runs_per_batch}, "
-        f"open {figures['open_runs']}, errored {figures['errored_runs']}",
-    )
+    open_runs = json.loads(out.read_text())["open_runs"] if out.exists() else 0
+    return figures_row("bare", shape, usage, base_url, out, f"open {open_runs}")
 
 
 LifecycleClient = Callable[[Lifecycle, str, set[int], Path], LifecycleRow]
