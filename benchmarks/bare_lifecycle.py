@@ -39,7 +39,6 @@ RATE, DURATION_S, RUNS_PER_BATCH, POLL_INTERVAL_S, OUT, API_KEY = Workload.from_
 LEAD_S = 0.2  # from start-up to the first due time
 GRACE_S = 10.0  # past the schedule's end, how long open runs are still followed
 PAGE_SIZE = 100
-ENDED = (b"completed", b"failed")
 
 Done = Callable[[int, bytes], None]  # (status, body) of an answer
 
@@ -160,9 +159,10 @@ class Bare:
                 run_id = item["id"]
                 if run_id in self.open:
                     found += 1
-                    if item["status"].encode() in ENDED:
+                    status = item["status"]
+                    if status in ("completed", "failed"):
                         del self.open[run_id]
-                        if item["status"] == "completed":
+                        if status == "completed":
                             self.completed_runs += 1
                         else:
                             self.failed_runs += 1
