@@ -755,10 +755,11 @@ def print_lifecycle(rows: list[LifecycleRow], startup: StartUp) -> None:
         print()
         print("CPU per completed run, times the floor's (bare: the same requests with no load tester around them)")
         print(f"{'rate/s':>6} " + " ".join(f"{column:>{width}}" for column in ("stressor", "net", "locust", "net")))
+        against_floor = {client: pairs_by_rate(rows, client, "bare") for client in ("stressor", "locust")}
         for rate in floors:
             cells = []
-            for client in ("stressor", "locust"):
-                pairs = pairs_by_rate(rows, client, "bare").get(rate, [])
+            for client, by_rate in against_floor.items():
+                pairs = by_rate.get(rate, [])
                 base = startup.cpu_s(client)
                 cells.append(spread_of([ratio_of(c.cpu_per_1000(), f.cpu_per_1000()) for c, f in pairs]))
                 cells.append(spread_of([ratio_of(c.cpu_per_1000(base), f.cpu_per_1000(floor_base)) for c, f in pairs]))
