@@ -91,6 +91,9 @@ class InstantTarget:
         for run in submission.runs:
             on_end(RunEnd(run.run_id, "completed", time.perf_counter_ns(), None, None))
 
+    def clock_offset(self) -> None:
+        return None
+
     async def aclose(self) -> None:
         """Nothing to release."""
 

@@ -4,7 +4,8 @@ Exit codes (documented in the README): 0 success, 1 a crash (a bug), 2 bad input
 that cannot be written, cost guard), 3 the target
 cannot be used (unreachable, key refused, stopped by a fatal answer), 4 stopped by the breaker (sustained
 failure), 5 a threshold failed, 6 ``compare`` found a regression, 7 a worker was lost (``--workers``,
-``--cluster``), 130 interrupted (Ctrl-C). Results gathered
+``--cluster``), 8 some runs are unknown (a lost create answer no listing settled, or a run the list stopped
+showing), 130 interrupted (Ctrl-C). Results gathered
 so far are written in every case where a run started.
 """
 
@@ -52,6 +53,7 @@ EXIT_TARGET = 3
 EXIT_BREAKER = 4
 EXIT_THRESHOLDS = 5
 EXIT_WORKER_LOST = 7
+EXIT_UNKNOWN = 8
 EXIT_INTERRUPTED = 130
 MIN_RUNS_TO_ABORT = 20  # an abort threshold waits for this many settled runs: a rate over 3 says nothing
 WEBHOOK_SECRET_ENV = "STRESSOR_WEBHOOK_SECRET"
@@ -401,6 +403,7 @@ def run(
     from stressor.distributed.tally import WORKER_LOST
     from stressor.intervals import interval_series
     from stressor.loopback import is_loopback
+    from stressor.metrics import Outcome
     from stressor.report.console import render_summary
     from stressor.report.results import build_results, webhooks_json
     from stressor.report.runlog import RunLog, stamps_of
@@ -511,7 +514,9 @@ def run(
             stamps_of(result.records), result.samples, result.metrics.anchor, result.t0_ns, profile.interval_s
         )
     )
-    document = build_results(result, profile, target_info, intervals, webhooks=webhooks_json(outcome))
+    document = build_results(
+        result, profile, target_info, intervals, webhooks=webhooks_json(outcome), server=outcome.server
+    )
     # The run's gates go with its figures, so that 'stressor report' checks them again (and JUnit shows them).
     document["thresholds"] = [t.text for t in thresholds]
     verdicts = evaluate(thresholds, document)
@@ -555,6 +560,12 @@ def run(
         raise _fail(str(result.stop_reason), EXIT_WORKER_LOST)
     if result.stop_reason is not None and result.stop_cause not in ("threshold", "budget"):
         raise _fail(f"stopped early: {result.stop_reason}", EXIT_TARGET)
+    if unknown := result.metrics.outcomes[Outcome.UNKNOWN]:
+        raise _fail(
+            f"{unknown} runs are unknown: stressor could not tell whether they exist or how they ended "
+            "(the summary's errors say why); the figures leave them out",
+            EXIT_UNKNOWN,
+        )
     if breached(verdicts) or result.stop_cause == "threshold":
         failed = sum(not v.passed for v in verdicts)
         raise _fail(f"{failed} of {len(verdicts)} thresholds failed", EXIT_THRESHOLDS)
@@ -757,6 +768,96 @@ def _capacity_row(step: Step) -> str:
         f"  {step.level:>8g}  p50 {fmt(step.p50_s):>8}  p95 {fmt(step.p95_s):>8}  p99 {fmt(step.p99_s):>8}"
         f"  failures {rate:>6}  completed {step.completed_per_s:6.3g}/s  {verdict}"
     )
+
+
+@app.command()
+def check(
+    profile_path: Annotated[
+        Path | None,
+        typer.Argument(
+            metavar="[PROFILE]",
+            help="Profile whose target (or [simulator] table, for the embedded simulator) is checked.",
+        ),
+    ] = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            "--base-url",
+            envvar="STRESSOR_BASE_URL",
+            help="API to check. Default: the profile's target.base_url, else an embedded simulator.",
+        ),
+    ] = None,
+    api_key: Annotated[
+        str | None, typer.Option("--api-key", envvar="THUNDERPHONE_API_KEY", show_default=False, help="API key.")
+    ] = None,
+    webhook_url: Annotated[
+        str | None, typer.Option(help="Also check that this webhook receiver answers (a GET: nothing is delivered).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
+) -> None:
+    """Check what a run relies on, sending nothing billable: the key, the lists' order, offset and page size,
+    batch names, the server's clock and rate-limit headers (and a webhook receiver). Exit 3 when a run could
+    not start or could not follow its runs there.
+
+    Example: THUNDERPHONE_API_KEY=sk_live_... stressor check --base-url https://api.thunderphone.com
+    """
+    from stressor.session import EMBEDDED_API_KEY
+
+    profile = _load(profile_path) if profile_path is not None else None
+    url = _flag(_url_flag, base_url, "--base-url") if base_url else (profile.target.base_url if profile else None)
+    simulator = None
+    if url is None:
+        simulator = _simulator_config(profile, {}) if profile is not None else _default_simulator()
+        api_key = EMBEDDED_API_KEY
+    elif not api_key:
+        raise _fail("no API key: set THUNDERPHONE_API_KEY (or pass --api-key)", EXIT_USAGE)
+    hook = _flag(_url_flag, webhook_url, "--webhook-url") if webhook_url else None
+    try:
+        rows = runtime.run(_check_rows, url, api_key, simulator, hook, tune_gc=False)
+    except OSError as exc:
+        raise _fail(f"could not start what the check needs: {exc}", EXIT_TARGET) from None
+    if as_json:
+        typer.echo(orjson.dumps([{"check": r.what, "verdict": r.verdict, "seen": r.seen} for r in rows]).decode())
+    else:
+        width = max(len(row.what) for row in rows)
+        typer.echo(f"{'check':<{width}}  {'verdict':<7}  seen")
+        for row in rows:
+            typer.echo(f"{row.what:<{width}}  {row.verdict:<7}  {row.seen}")
+    if any(row.verdict in ("fail", "refuses") for row in rows):
+        raise typer.Exit(EXIT_TARGET)
+
+
+def _default_simulator() -> SimConfig:
+    from stressor.session import EMBEDDED_API_KEY
+    from stressor.sim.config import SimConfig
+
+    return SimConfig(api_key=EMBEDDED_API_KEY)
+
+
+async def _check_rows(url: str | None, api_key: str, simulator: SimConfig | None, hook: str | None) -> list[Any]:
+    import httpx
+
+    from stressor.metrics import Metrics
+    from stressor.targets.preflight import CheckRow, check_rows
+    from stressor.targets.testcalls import TestCallsTarget
+    from stressor.timestamps import ClockAnchor
+
+    async with AsyncExitStack() as stack:
+        if url is None:
+            from stressor.sim.server import SimulatorProcess
+
+            url = await stack.enter_async_context(SimulatorProcess(simulator))
+        target = TestCallsTarget(url, api_key, Metrics(ClockAnchor.now()))
+        stack.push_async_callback(target.aclose)
+        rows = check_rows(await target.inspect())
+        if hook is not None:
+            try:
+                async with httpx.AsyncClient(timeout=10.0) as client:
+                    answer = await client.get(hook)
+                rows.append(CheckRow("webhook receiver", f"{hook} answered {answer.status_code} to a GET", "ok"))
+            except httpx.HTTPError as exc:
+                rows.append(CheckRow("webhook receiver", f"{hook} could not be reached ({type(exc).__name__})", "fail"))
+        return rows
 
 
 @app.command()

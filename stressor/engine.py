@@ -42,7 +42,9 @@ WAKE_EARLY_NS = 500_000  # the pacer sets its timer this early, then yields to t
 SPIN_LIMIT_NS = 1_000_000  # and yields at most this much longer than that (a timer fires up to 1 ms off)
 SPIN_SHARE = 0.05  # of the time between two wakes of the pacer, the most it spends yielding for punctuality
 CLOSED_TICK_S = 0.05  # how often a closed stage re-reads a ramping target when no run ends
-THROTTLED = ("http_429", "http_503")  # a create refused this way made nothing: the run is "rejected"
+# A create refused with 429/503 made nothing: its runs are "rejected". One whose answer was lost and that no
+# listing settled may have made them: "unknown".
+_SUBMIT_OUTCOMES = {"http_429": Outcome.REJECTED, "http_503": Outcome.REJECTED, "unknown": Outcome.UNKNOWN}
 
 
 def _perf_counter_is_monotonic() -> bool:
@@ -54,6 +56,9 @@ def spin_window_ns(most_ns: int, since_last_wake_ns: int) -> int:
     ``most_ns``, but at most ``SPIN_SHARE`` of the time since its last wake. Up to 100 batch starts/s that is
     the whole ``most_ns``; at 300/s a full 0.5 ms took ~15 % of a core, spent waiting on time."""
     return max(0, min(most_ns, int(SPIN_SHARE * since_last_wake_ns)))
+
+
+_END_OUTCOMES = {"completed": Outcome.COMPLETED, "failed": Outcome.FAILED, "unknown": Outcome.UNKNOWN}
 
 
 class OpenRun(NamedTuple):
@@ -461,7 +466,7 @@ class Engine:
 
         order = BatchOrder(
             seq=start.seq,
-            name=f"stressor {self.profile.name} #{start.seq}",
+            name=f"stressor {self.profile.name}",
             request=variant.request,
             prompts=tuple(s.prompt for s in scenarios),
             stagger_s=stagger_s,
@@ -475,7 +480,7 @@ class Engine:
             unsubmitted(Outcome.OPEN, error="create_in_flight")
             raise
         except SubmitError as error:
-            outcome = Outcome.REJECTED if error.cause in THROTTLED else Outcome.ERRORED
+            outcome = _SUBMIT_OUTCOMES.get(error.cause, Outcome.ERRORED)
             learned_ns = self._clock()  # when the client learned the create failed: the interval it counts in
             unsubmitted(outcome, error=error.cause, detected_ns=learned_ns)
             if error.fatal:
@@ -512,9 +517,12 @@ class Engine:
         run = self._open.pop(end.run_id, None)
         if run is None:
             return  # reported twice (a target may see a run in two answers): counted once
+        offset = self.target.clock_offset()
+        if offset is not None:
+            self.metrics.server_offset_s = offset.offset_s
         self._finish(
             run.record(
-                Outcome.COMPLETED if end.status == "completed" else Outcome.FAILED,
+                _END_OUTCOMES[end.status],
                 error=end.error_message or None,
                 detected_ns=end.detected_ns,
                 started_at=end.started_at,

@@ -33,6 +33,9 @@ class Outcome(StrEnum):
     OPEN = "open"  # still queued or in progress when stressor stopped following it
     ERRORED = "errored"  # the request that should have created it failed; it may not exist
     REJECTED = "rejected"  # the server refused to create it (429/503): it does not exist
+    # stressor cannot tell: its create's answer was lost and no listing settled whether the runs exist (they may,
+    # and be billed), or the run list stopped showing a run this client created
+    UNKNOWN = "unknown"
 
 
 class Measure(StrEnum):
@@ -53,7 +56,7 @@ MEASURE_SOURCES: dict[Measure, str] = {
     Measure.SUBMIT_RTT: "client: request sent -> response read",
     Measure.TIME_QUEUED: "server: launched (created_at + index x stagger) -> started_at",
     Measure.TIME_IN_PROGRESS: "server: started_at -> completed_at",
-    Measure.DETECTION_DELAY: "server completed_at -> client saw it end (client wall clock)",
+    Measure.DETECTION_DELAY: "server completed_at -> client saw it end (client clock, moved by the server's offset)",
 }
 
 
@@ -341,6 +344,7 @@ class Metrics:
 
     def __init__(self, anchor: ClockAnchor) -> None:
         self.anchor = anchor
+        self.server_offset_s = 0.0  # the server's clock minus this client's, as the target estimated it last
         self.recorders: dict[Measure, LatencyRecorder] = {m: LatencyRecorder() for m in Measure}
         # Due time -> the batch task ran: the generator's own lag, apart from limits and throttling.
         self.dispatch_lag = LatencyRecorder()
@@ -405,7 +409,7 @@ class Metrics:
         """Count a run that has reached its end (or was given up as open) and record its durations."""
         outcome = record.outcome
         self.outcomes[outcome] += 1
-        if record.error and outcome in (Outcome.ERRORED, Outcome.REJECTED):
+        if record.error and outcome in (Outcome.ERRORED, Outcome.REJECTED, Outcome.UNKNOWN):
             self.errors[record.error] += 1
         slices = (
             _slice(self.by_variant, record.variant),
@@ -425,8 +429,9 @@ class Metrics:
         values = [(Measure.QUEUE_TO_COMPLETION, (detected_ns - record.due_ns) // 1000)]
         completed_at, started_at = record.completed_at, record.started_at
         if completed_at is not None:
-            detected_wall = self.anchor.to_wall_s(detected_ns)
-            values.append((Measure.DETECTION_DELAY, round((detected_wall - completed_at) * 1_000_000)))
+            # on the server's clock, as its stamp is: a server a few seconds behind would otherwise add them
+            detected_at = self.anchor.to_wall_s(detected_ns) + self.server_offset_s
+            values.append((Measure.DETECTION_DELAY, round((detected_at - completed_at) * 1_000_000)))
         if started_at is not None:
             if record.created_at is not None:
                 launched = record.created_at + record.index * record.stagger_s

@@ -21,7 +21,8 @@ from typing import Any
 
 from stressor.profile import BatchShape, ClosedLoad, OpenLoad, Profile, Ramp, Stage
 from stressor.targets.from_profile import fallback_seconds
-from stressor.targets.testcalls import NEAR_TOP_RUNS, SCAN_PAGE_SIZE, PollSchedule
+from stressor.targets.lister import SCAN_PAGE_SIZE
+from stressor.targets.testcalls import NEAR_TOP_RUNS, PollSchedule
 from stressor.units import format_duration
 
 

@@ -78,6 +78,7 @@ class SessionResult:
     webhooks: ReceiverStats | None
     late_polls: int
     truth: tuple[TruthRecord, ...] | None = None  # the embedded simulator's ground truth, when asked for
+    server: dict[str, object] | None = None  # what the target learned of the server (lists, clock)
 
 
 class Session:
@@ -192,6 +193,7 @@ class Session:
                 webhooks=receiver.stats() if receiver is not None else None,
                 late_polls=target.late_polls,
                 truth=truth,
+                server=target.server_json(),
             )
 
     async def _coordinator(

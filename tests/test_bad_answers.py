@@ -30,7 +30,8 @@ from stressor.profile import Limits, RunRequest, parse_profile
 from stressor.sim.config import SimConfig
 from stressor.sim.server import serve
 from stressor.targets.base import BatchOrder, RunEnd, Submission, SubmitError, SubmittedRun, TargetUnavailable
-from stressor.targets.testcalls import BODY_LIMIT, LIST_BODY_LIMIT, TestCallsTarget
+from stressor.targets.requests import BODY_LIMIT, LIST_BODY_LIMIT
+from stressor.targets.testcalls import TestCallsTarget
 from stressor.timestamps import ClockAnchor
 
 # respx at the client level: it sees requests whatever transport the client uses (aiohttp by default).
@@ -274,7 +275,7 @@ async def test_ids_from_the_server_cannot_escape_their_path_segment(respx_mock: 
 async def test_a_create_answer_with_duplicate_run_ids_is_not_adopted(
     respx_mock: respx.MockRouter, caplog: pytest.LogCaptureFixture
 ) -> None:
-    twice = {"id": "tcb_1", "name": f"{ORDER.name} ~{TOKEN}", "run_ids": ["tc_1", "tc_1"]}
+    twice = {"id": "tcb_1", "name": f"#{ORDER.seq}~{TOKEN} {ORDER.name}", "run_ids": ["tc_1", "tc_1"]}
     respx_mock.post(f"{BASE}/v1/test-call-batches").respond(201, json=twice)
     respx_mock.get(f"{BASE}/v1/test-call-batches").respond(200, json=[twice])
     log = Log()
@@ -290,7 +291,7 @@ async def test_a_create_answer_with_duplicate_run_ids_is_not_adopted(
 
 async def test_a_create_answer_missing_its_run_ids_is_reconciled(respx_mock: respx.MockRouter) -> None:
     post = respx_mock.post(f"{BASE}/v1/test-call-batches").respond(201, json={"id": "tcb_1", "status": "pending"})
-    full = {"id": "tcb_1", "name": f"{ORDER.name} ~{TOKEN}", "run_ids": ["tc_1", "tc_2"]}
+    full = {"id": "tcb_1", "name": f"#{ORDER.seq}~{TOKEN} {ORDER.name}", "run_ids": ["tc_1", "tc_2"]}
     respx_mock.get(f"{BASE}/v1/test-call-batches").respond(200, json=[full])
     log = Log()
     submission = await target(log).submit(ORDER)

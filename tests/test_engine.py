@@ -50,6 +50,9 @@ class FakeTarget:
             now = time.time()
             on_end(RunEnd(run.run_id, "completed", time.perf_counter_ns(), now - self.duration_s, now))
 
+    def clock_offset(self) -> None:
+        return None
+
     async def aclose(self) -> None:
         pass
 

@@ -23,8 +23,8 @@ import respx
 from stressor.sim.config import SimConfig
 from stressor.sim.server import serve
 from stressor.targets.aiohttp_transport import AiohttpTransport
+from stressor.targets.failures import transport_failure
 from stressor.targets.http import HttpClient
-from stressor.targets.testcalls import transport_failure
 
 pytestmark = pytest.mark.anyio
 

@@ -11,7 +11,8 @@ import respx
 
 from stressor.targets.base import Submission, SubmittedRun
 from stressor.targets.ledger import CreationLedger
-from stressor.targets.testcalls import NEAR_TOP_RUNS, PAGES_AT_ONCE, RunLister, TestCallsTarget
+from stressor.targets.lister import PAGES_AT_ONCE, RunLister
+from stressor.targets.testcalls import NEAR_TOP_RUNS, TestCallsTarget
 
 # respx at the client level: it sees requests whatever transport the client uses.
 pytestmark = [pytest.mark.anyio, pytest.mark.respx(using="httpx", assert_all_called=False)]

@@ -14,7 +14,8 @@ import respx
 from stressor.governor import Governor
 from stressor.profile import Limits, RunRequest
 from stressor.targets.base import BatchOrder, SubmitError
-from stressor.targets.testcalls import LIST_PAGE_SIZE, TestCallsTarget
+from stressor.targets.lister import LIST_PAGE_SIZE
+from stressor.targets.testcalls import TestCallsTarget
 
 pytestmark = [pytest.mark.anyio, pytest.mark.respx(using="httpx")]
 
@@ -59,7 +60,7 @@ def sent_names(post: respx.Route) -> list[str]:
 async def test_each_target_names_its_batches_with_a_token_of_its_own() -> None:
     one, two = target(Log()), target(Log())
     assert one.run_token != two.run_token
-    assert one.batch_name(ORDER) == f"stressor t #3 ~{one.run_token}"
+    assert one.batch_name(ORDER) == f"#3~{one.run_token} stressor t #3"
     await one.aclose()
     await two.aclose()
 

@@ -15,7 +15,8 @@ import respx
 from stressor.governor import Governor
 from stressor.profile import Limits, RunRequest
 from stressor.targets.base import BatchOrder, RunEnd, Submission, SubmitError, SubmittedRun, TargetUnavailable
-from stressor.targets.testcalls import SCAN_PAGE_SIZE, PollSchedule, RunLister, TestCallsTarget
+from stressor.targets.lister import SCAN_PAGE_SIZE, RunLister
+from stressor.targets.testcalls import PollSchedule, TestCallsTarget
 from stressor.timestamps import parse_iso
 
 # respx at the client level: it sees requests whatever transport the client uses (aiohttp by default).
@@ -80,7 +81,7 @@ async def test_submit_batch_sends_the_api_fields_and_reads_the_runs(respx_mock: 
         "direction": "outbound",
         "mode": "bot",
         "consent_to_charge": True,
-        "name": "stressor t #3 ~r1",
+        "name": "#3~r1 stressor t #3",
         "run_count": 2,
         "stagger_seconds": 0.5,
         "scenario_prompts": ["a", "b"],
@@ -124,7 +125,7 @@ async def test_answers_that_no_retry_can_mend_are_fatal(
     assert route.call_count == 1
 
 
-NAME = f"{ORDER.name} ~{TOKEN}"
+NAME = f"#{ORDER.seq}~{TOKEN} {ORDER.name}"
 
 
 def batch_now() -> dict[str, object]:

@@ -21,7 +21,7 @@ import httpx
 import orjson
 import pytest
 
-from stressor.targets.testcalls import body_cut_off, transport_failure
+from stressor.targets.failures import body_cut_off, transport_failure
 from stressor.targets.wire import WireTransport
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]

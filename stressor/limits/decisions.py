@@ -35,7 +35,7 @@ CAUSE_RETRY_BUDGET = "retry_budget"
 
 # Transport failures whose request never left the client: nothing can exist on the server.
 _NOT_SENT = frozenset({"connect_refused", "connect_error", "connect_timeout"})
-_TRANSPORT_CAUSES: Mapping[str, str] = MappingProxyType(
+TRANSPORT_CAUSES: Mapping[str, str] = MappingProxyType(
     {
         "connect_refused": "connect",
         "connect_error": "connect",
@@ -144,7 +144,7 @@ def _classify_transport(kind: AttemptKind, failure: str) -> Decision:
     if failure not in TRANSPORT_FAILURES:
         known = ", ".join(sorted(TRANSPORT_FAILURES))
         raise ValueError(f"unknown transport failure {failure!r}; expected one of {known}")
-    cause = _TRANSPORT_CAUSES[failure]
+    cause = TRANSPORT_CAUSES[failure]
     if kind == "poll" or failure in _NOT_SENT:
         return Decision("retry", None, cause)
     return Decision("reconcile", None, cause)

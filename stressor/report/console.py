@@ -147,7 +147,16 @@ def render_summary(results: Mapping[str, Any]) -> str:
             ("open", "open"),
         )
     )
-    lines.append(f"runs: {counts}, not started {sum(_count(n) for n in not_started.values())}")
+    unknown = _count(runs.get("unknown"))
+    lines.append(
+        f"runs: {counts}{f', UNKNOWN {unknown}' if unknown else ''}, "
+        f"not started {sum(_count(n) for n in not_started.values())}"
+    )
+    if unknown:
+        lines.append(
+            f"UNKNOWN: {unknown} runs: their creates' answers were lost and no listing settled whether they exist "
+            "(they may, and be billed), or the run list stopped showing them; see errors below"
+        )
     rate = results.get("failure_rate")
     load = _map(results.get("load"))
     per_run = load.get("requests_per_ended_run")
@@ -161,6 +170,7 @@ def render_summary(results: Mapping[str, Any]) -> str:
         + (f"   estimated cost: {cost / 100:.2f} USD" if isinstance(cost, int | float) else "")
     )
     lines.extend(_limits_lines(_map(results.get("limits"))))
+    lines.extend(_server_lines(_map(results.get("server"))))
     lines.extend(_webhook_and_grade_lines(results))
     generator = _map(results.get("generator"))
     if generator.get("behind"):
@@ -178,6 +188,36 @@ def render_summary(results: Mapping[str, Any]) -> str:
     lines.extend(_breakdown_lines("variant", _map(results.get("variants"))))
     lines.extend(_breakdown_lines("scenario", _map(results.get("scenarios"))))
     return "\n".join(lines)
+
+
+CLOCK_OFFSET_SHOWN_S = 1.0  # a server clock further off than this is worth a line
+
+
+def _server_lines(server: Mapping[str, Any]) -> list[str]:
+    """What the server did where the docs are silent, when it differs from their reading."""
+    lines = []
+    lists = _map(server.get("run_list"))
+    quirks = []
+    if lists.get("order") == "oldest_first":
+        quirks.append("lists oldest first")
+    if lists.get("order") == "unsorted":
+        quirks.append("is not sorted")
+    if lists.get("offset") == "ignored":
+        quirks.append("ignores offset")
+    if isinstance(lists.get("page_cap"), int):
+        quirks.append(f"holds at most {lists['page_cap']} runs a page")
+    if lists.get("names") in ("truncated", "absent", "changed"):
+        quirks.append(f"batch names come back {lists['names']}")
+    if quirks:
+        lines.append("server: the run list " + ", ".join(quirks) + " (followed accordingly)")
+    offset = _map(server.get("clock_offset"))
+    value, error = offset.get("offset_s"), offset.get("error_s")
+    if isinstance(value, int | float) and isinstance(error, int | float) and abs(value) > CLOCK_OFFSET_SHOWN_S:
+        lines.append(
+            f"server: its clock is {abs(value):.2f} s {'ahead of' if value > 0 else 'behind'} this one "
+            f"(± {error:.2f} s, from {offset.get('source')}); server stamps are compared on its clock"
+        )
+    return lines
 
 
 def _rate(value: object) -> str:

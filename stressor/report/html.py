@@ -462,7 +462,7 @@ def _failure_rate(outcomes: Mapping[str, Any]) -> float | None:
     return failures / settled if settled else None
 
 
-_OUTCOMES = ("completed", "failed", "errored", "rejected", "open")
+_OUTCOMES = ("completed", "failed", "errored", "rejected", "open", "unknown")
 
 
 def _stage_target(stage: Mapping[str, Any]) -> str:

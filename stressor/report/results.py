@@ -250,8 +250,10 @@ def build_results(
     target: Mapping[str, Any],
     intervals: Sequence[Interval] = (),
     webhooks: Mapping[str, Any] | None = None,
+    server: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The results document of one run. ``target`` describes where it ran (never holds the key)."""
+    """The results document of one run. ``target`` describes where it ran (never holds the key); ``server``
+    what was learned of the server where the docs are silent (its lists, its clock)."""
     anchor = result.metrics.anchor
     return {
         "schema": SCHEMA,
@@ -264,6 +266,7 @@ def build_results(
         "stop_reason": result.stop_reason,
         **figures(result.metrics, result.governor, profile, result.elapsed_s, stop_cause=result.stop_cause),
         "webhooks": webhooks,
+        "server": dict(server) if server is not None else None,
         "stages": stages_json(profile),
         "interval_s": profile.interval_s,
         "intervals": intervals_json(intervals),

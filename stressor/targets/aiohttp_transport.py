@@ -34,7 +34,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     Behaviour a caller may notice, beside httpx's own transport:
 
     - errors are httpx's classes, chosen by what they say about the request having left
-      (``stressor.targets.testcalls.transport_failure`` relies on it): refused / unreachable / TLS failure ->
+      (``stressor.targets.failures.transport_failure`` relies on it): refused / unreachable / TLS failure ->
       ``ConnectError``; no connection within the pool + connect timeouts -> ``ConnectTimeout``; no answer within
       the read timeout -> ``ReadTimeout``; the server closed the connection without (a complete) answer ->
       ``RemoteProtocolError``; a reset while reading -> ``ReadError``; the connection closed under a write ->

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from stressor.profile import RunRequest
+from stressor.targets.server_clock import ClockOffset
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +49,7 @@ class RunEnd:
     """A run the target saw in a final state."""
 
     run_id: str
-    status: Literal["completed", "failed"]
+    status: Literal["completed", "failed", "unknown"]  # unknown: the run list no longer shows it
     detected_ns: int
     started_at: float | None
     completed_at: float | None
@@ -92,6 +93,9 @@ class Target(Protocol):
 
     async def aclose(self) -> None:
         """Release connections."""
+
+    def clock_offset(self) -> ClockOffset | None:
+        """The server's clock minus this client's (None: not known), to compare the server's stamps with."""
 
 
 class TargetUnavailable(Exception):

@@ -8,7 +8,7 @@ into what ``httpx.Response`` takes. It runs on asyncio's default loop and on uvl
 callbacks, no loop-specific API).
 
 It can replace ``AiohttpTransport``: the same behaviour towards the caller (see ``WireTransport``), the same
-httpx exception for each failure, so ``stressor.targets.testcalls.transport_failure`` reads them alike.
+httpx exception for each failure, so ``stressor.targets.failures.transport_failure`` reads them alike.
 """
 
 from __future__ import annotations

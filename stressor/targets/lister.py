@@ -1,0 +1,278 @@
+"""Finds runs by id in the run list, one scan for every follower waiting at that moment (single-flight).
+
+How a scan pages follows what the list was seen to do (``stressor.targets.listing``). Newest first (the docs'
+reading, and the guess until a page shows otherwise), runs sink as newer ones are created: a scan starts
+below the runs this client created after the ones it wants (the ledger) and stops at the first page older than
+them all. Oldest first, a run keeps its place: a scan reads from each run's known place, or from the list's
+length when it was created, towards the end. A list that ignores ``offset`` shows only its first page: runs
+below it are unreached. Every page's first and last stamps are checked against the order scans rely on, and
+a page at an offset that repeats the first page's first item counts against ``offset``. Only an empty page
+ends a list: a server may hold fewer items a page than asked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+
+from stressor.targets.answers import RunView, parse_run, run_key
+from stressor.targets.ledger import CreationLedger
+from stressor.targets.listing import ListFacts, ListLearner, page_order
+from stressor.timestamps import parse_iso_or_none
+
+LIST_PAGE_SIZE = 200  # the API's maximum
+# Runs per page when the lister looks for runs that ended: a page of 200 runs took ~1.2 ms to decode in one step
+# of the event loop, delaying any batch due meanwhile (benchmarks/overheads.py).
+SCAN_PAGE_SIZE = 100
+MAX_PAGES = 10  # how deep a scan for runs of unknown creation time may page
+MAX_DATED_PAGES = 100  # how deep a scan for runs of known creation times may page
+SKIP_MARGIN_RUNS = 20  # runs (a batch) a scan starts above the depth the ledger gives, for ties and late notes
+# List pages read at once: their answers are decoded back to back, and more at once made batch starts late.
+PAGES_AT_ONCE = 3
+SCAN_GATHER_S = 0.002  # a scan waits this long for the followers of its tick (see RunLister._scan)
+TIE_SLACK_S = 1.0  # a page older than the wanted runs by this much ends a newest-first scan
+
+# ``get(purpose, path, params)`` -> (decoded JSON or None, monotonic ns of the answer)
+PageGetter = Callable[..., Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """What one scan told a follower: the runs it saw, those it proved absent (read to the list's end, or past
+    their creation), those it did not look for as deep as they are, and where the runs seen sit (offsets, kept
+    by followers of an oldest-first list, where places do not change)."""
+
+    found: dict[str, RunView]
+    missing: frozenset[str]
+    unreached: frozenset[str] = frozenset()
+    places: dict[str, int] = field(default_factory=dict)
+
+
+class RunLister:
+    """Finds runs by id on the list endpoint, one scan for all callers waiting at that moment."""
+
+    def __init__(
+        self,
+        get: PageGetter,
+        max_pages: int = MAX_PAGES,
+        page_size: int = LIST_PAGE_SIZE,
+        max_dated_pages: int = MAX_DATED_PAGES,
+        ledger: CreationLedger | None = None,
+        learner: ListLearner | None = None,
+    ) -> None:
+        self._get = get
+        self._ledger = ledger  # what this client created, to start a newest-first scan below the newer runs
+        self._learner = learner if learner is not None else ListLearner()
+        self._max_pages = max_pages
+        # When every wanted run's creation time is known, a scan stops at the first page older than them all,
+        # so it may go deeper: at thousands of runs created per second, a run that ends has thousands above it.
+        self._max_dated_pages = max(max_pages, max_dated_pages)
+        self._page_size = page_size
+        self._wanted: dict[str, float | None] = {}
+        self._reach: dict[str, int] = {}  # wanted ids looked for only this deep (newest first)
+        self._floors: dict[str, int] = {}  # oldest first: an offset at or before each wanted run
+        self._found: dict[str, RunView] = {}
+        self._places: dict[str, int] = {}
+        self._missing: set[str] = set()
+        self._unreached: set[str] = set()
+        self._lock = anyio.Lock(fast_acquire=True)  # the scan waits for its followers itself, see _scan
+        self._scans_taken = 0  # scans that took the wanted ids: a caller who asked before one took them is served
+        self._pages_needed = 1  # pages the last scan read before it had found or proven missing what it wanted
+        self._depth = 0  # the deepest the callers waiting for the next scan expect their runs (see lookup_all)
+        self.length: int | None = None  # the list's length when a scan last read to its end (oldest first)
+
+    @property
+    def facts(self) -> ListFacts:
+        return self._learner.facts
+
+    async def lookup(self, wanted: Mapping[str, float | None]) -> dict[str, RunView]:
+        """The current view of these runs (id -> created_at); ids the scan did not reach are left out."""
+        return (await self.lookup_all(wanted)).found
+
+    async def lookup_all(
+        self,
+        wanted: Mapping[str, float | None],
+        within: int | None = None,
+        depth: int = 0,
+        floors: Mapping[str, int] | None = None,
+    ) -> Lookup:
+        """``lookup``, with what the scan proved missing and what lay beyond ``within`` runs from the top of a
+        newest-first list. ``depth``: how deep the caller expects its runs at least (the scan reads the pages
+        down to there at once). ``floors``: for an oldest-first list, an offset at or before each run."""
+        self._wanted.update(wanted)
+        self._depth = max(self._depth, depth)
+        if within is not None:
+            self._reach.update(dict.fromkeys(wanted, within))
+        if floors:
+            self._floors.update(floors)
+        ticket = self._scans_taken
+        try:
+            async with self._lock:
+                if self._scans_taken == ticket:  # no scan took our ids since we asked: run one for everybody
+                    await self._scan()
+            return Lookup(
+                found={run_id: self._found.pop(run_id) for run_id in wanted if run_id in self._found},
+                missing=frozenset(run_id for run_id in wanted if run_id in self._missing),
+                unreached=frozenset(run_id for run_id in wanted if run_id in self._unreached),
+                places={run_id: self._places.pop(run_id) for run_id in wanted if run_id in self._places},
+            )
+        finally:
+            for run_id in wanted:
+                for held in (self._wanted, self._reach, self._floors, self._found, self._places):
+                    held.pop(run_id, None)
+                self._missing.discard(run_id)
+                self._unreached.discard(run_id)
+
+    async def _scan(self) -> None:
+        # Followers on the shared tick wake within a millisecond or two of each other: waiting that long lets
+        # all of them add what they want before the scan takes its list, so that one scan serves them all.
+        await anyio.sleep(SCAN_GATHER_S)
+        wanted = dict(self._wanted)
+        depth, self._depth = self._depth, 0
+        self._scans_taken += 1
+        facts = self.facts
+        if facts.offset == "ignored":
+            await self._read_first_page(wanted)
+        elif facts.order == "oldest_first":
+            await self._read_oldest_first(wanted)
+        elif facts.order == "unsorted":
+            await self._read_pages(wanted, None, 0, depth)
+        else:
+            await self._read_newest_first(wanted, depth)
+
+    async def _read_newest_first(self, wanted: dict[str, float | None], depth: int) -> None:
+        times = [t for t in wanted.values() if t is not None]
+        dated = len(times) == len(wanted)
+        start = self._skippable(max(times)) if dated and times else 0
+        oldest = min(times) - TIE_SLACK_S if dated and times else None
+        # A list shallower than the ledger says (runs deleted) shows older runs at the start: read from the top.
+        if not await self._read_pages(wanted, oldest, start, depth) and start:
+            await self._read_pages(wanted, oldest, 0, depth)
+
+    def _skippable(self, newest: float) -> int:
+        """Runs at the top of the list that are newer than ``newest`` for sure: those this client created
+        after it (other clients' runs only add to them), less a margin for creation times that tie."""
+        if self._ledger is None:
+            return 0
+        above = self._ledger.created_after(newest)
+        return max(0, above - SKIP_MARGIN_RUNS - above // 10)
+
+    async def _read_oldest_first(self, wanted: dict[str, float | None]) -> None:
+        # A run keeps its place: read from the lowest floor (a known place, or the list's length before the run
+        # was created) to the end, or until every run is found.
+        floors = [self._floors.get(run_id, 0) for run_id in wanted]
+        start = min(floors, default=0)
+        await self._read_pages(wanted, None, start, max(floors, default=0) + 1)
+
+    async def _read_first_page(self, wanted: dict[str, float | None]) -> None:
+        """``offset`` is ignored: the first page, as large as the API gives, is all there is to read."""
+        body, seen_ns = await self._get("list_runs", "/v1/test-calls", params={"limit": LIST_PAGE_SIZE, "offset": 0})
+        if isinstance(body, list):
+            self._take(body, wanted, 0, seen_ns)
+            self._unreached.update(wanted)
+
+    async def _read_pages(
+        self, wanted: dict[str, float | None], oldest: float | None, start: int, depth: int = 0
+    ) -> bool:
+        """Read pages from ``start`` until every wanted run is found or proven missing. False when the first
+        page, read below the top of a newest-first list, was not all newer than the wanted runs (nothing is
+        concluded then)."""
+        size = min(self._page_size, self.facts.page_cap or self._page_size)
+        newest_first = self.facts.order in ("newest_first", "unknown")
+        newest = max(t for t in wanted.values() if t is not None) if start and newest_first else None
+        limit = self._max_pages if oldest is None and newest_first else self._max_dated_pages
+        # Pages down to the depth the callers expect (or as deep as the last scan had to go) are read a few at
+        # once: a scan slower than the tick would leave more runs open.
+        expected = max(self._pages_needed if newest_first else 1, -(-(depth - start) // size))
+        offset, pages, first_key = start, 0, None
+        short: int | None = None  # a page shorter than asked, not yet known to be the last
+        while pages < limit:
+            count = max(1, min(limit - pages, expected - pages, PAGES_AT_ONCE))
+            window = [offset + i * size for i in range(count)]
+            for at, (body, seen_ns) in zip(window, await self._get_pages(window, size), strict=True):
+                if at != window[0]:
+                    # One page's runs at a time, then the loop: parsing pages read together in one step made
+                    # batch starts late.
+                    await anyio.lowlevel.checkpoint()
+                pages += 1
+                if not isinstance(body, list):
+                    return True
+                if short is not None and body:
+                    self._learner.saw_short_page(short)
+                if at == start and newest is not None:
+                    first_at = (
+                        parse_iso_or_none(body[0].get("created_at")) if body and isinstance(body[0], dict) else None
+                    )
+                    if first_at is None or first_at <= newest:
+                        return False
+                key = run_key(body[0]) if body else None
+                if at == 0:
+                    first_key = key
+                elif first_key is not None and body:
+                    self._learner.saw_offset(key == first_key)
+                    if key == first_key:
+                        return True  # the page repeats the first: nothing below can be read
+                self._learn_order(body)
+                self._take(body, wanted, at, seen_ns)
+                self._give_up_above(wanted, at + len(body))
+                last_at = _created(body[-1]) if body else None
+                page_is_older = oldest is not None and last_at is not None and last_at < oldest
+                if not body:
+                    self.length = at
+                if not wanted or not body or page_is_older:
+                    # read to the end, or past the oldest of them: what is still wanted is not in the list
+                    self._missing.update(wanted)
+                    self._pages_needed = pages
+                    return True
+                offset = at + len(body)  # not the page size: a server may hold fewer items a page than asked
+                short = len(body) if len(body) < size else None
+                if short is not None:
+                    break  # the pages read with it start at the wrong offsets: read on from this page's end
+        return True
+
+    def _learn_order(self, body: list[Any]) -> None:
+        if len(body) > 1:
+            self._learner.saw_order(page_order([_created(body[0]), _created(body[-1])]))
+
+    def _take(self, body: list[Any], wanted: dict[str, float | None], at: int, seen_ns: int) -> None:
+        """The wanted runs of a page, parsed (only those: parsing every run's stamps made starts late)."""
+        for index, item in enumerate(body):
+            key = run_key(item)
+            if key is not None and key in wanted:
+                view = parse_run(item, seen_ns)
+                if view is not None:
+                    self._found[key] = view
+                    self._places[key] = at + index
+                    del wanted[key]
+
+    async def _get_pages(self, offsets: list[int], size: int) -> list[tuple[Any, int]]:
+        """These pages of the list, read at once, in order."""
+        answers: list[tuple[Any, int]] = [(None, 0)] * len(offsets)
+
+        async def read(slot: int, offset: int) -> None:
+            answers[slot] = await self._get("list_runs", "/v1/test-calls", params={"limit": size, "offset": offset})
+
+        if len(offsets) == 1:
+            await read(0, offsets[0])
+            return answers
+        async with anyio.create_task_group() as readers:
+            for slot, offset in enumerate(offsets):
+                readers.start_soon(read, slot, offset)
+        return answers
+
+    def _give_up_above(self, wanted: dict[str, float | None], depth: int) -> None:
+        """Drop from ``wanted`` the ids whose reach the scan has read past (``depth`` runs from the top)."""
+        reach = self._reach
+        if not reach:
+            return
+        for run_id in [run_id for run_id in wanted if (within := reach.get(run_id)) is not None and within <= depth]:
+            del wanted[run_id]
+            self._unreached.add(run_id)
+
+
+def _created(item: object) -> float | None:
+    return parse_iso_or_none(item.get("created_at")) if isinstance(item, dict) else None

@@ -1,0 +1,171 @@
+"""Whether a create whose answer was lost made anything: a walk through a list, page by page. Pure, no I/O.
+
+Nothing is trusted that this client did not see for itself. A listing proves a create absent only when it
+shows this client's own earlier creates (the *witnesses*: created before the lost request was sent, so any
+run or batch it made lies beyond them in the list's order) and, between the list's newest end and the
+witnesses, nothing that could be the lost create. Clocks are never compared: the witnesses mark the time. A
+page at an offset that starts with the list's first item means ``offset`` is ignored, an empty page is the
+only end of a list, and a list in the other order than expected is read again that way. Whatever a walk
+cannot settle is ``Unknown``: the create is not sent again, its runs are counted ``unknown``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from stressor.targets.listing import Order, page_order
+from stressor.timestamps import parse_iso_or_none
+
+MAX_PAGES = 50  # pages one walk may read
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """The one item the lost create made."""
+
+    item: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Absent:
+    """The create made nothing: it may be sent again."""
+
+
+@dataclass(frozen=True, slots=True)
+class Unknown:
+    """The listing could not settle it; ``why`` completes "its answer was lost and ..."."""
+
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reorder:
+    """The list's pages run the other way: walk again in ``order``."""
+
+    order: Order
+
+
+Verdict = Found | Absent | Unknown | Reorder
+# What a list item is to the walk: True (the lost create's, by its name), None (could be: names cannot tell),
+# False (not it).
+Candidate = Callable[[dict[str, Any]], bool | None]
+
+
+def item_key(item: object) -> str | None:
+    """An item's id as text (ids are opaque: strings or integers), None when it has none."""
+    if not isinstance(item, dict):
+        return None
+    key = item.get("id")
+    if isinstance(key, str) and key:
+        return key
+    return str(key) if isinstance(key, int) and not isinstance(key, bool) else None
+
+
+@dataclass(slots=True)
+class Walk:
+    """One listing, newest first or oldest first, looking for a lost create beyond the witnesses.
+
+    Drive it with ``next_offset`` and ``feed`` until ``verdict`` is set. ``witnesses``: ids of this client's
+    creates answered before the lost one was sent. ``start`` (oldest first): an offset at or before the
+    witnesses (where this client's creates began)."""
+
+    order: Order
+    witnesses: Mapping[str, object]
+    candidate: Candidate
+    start: int = 0
+    max_pages: int = MAX_PAGES
+    what: str = "the list"
+    verdict: Verdict | None = None
+    witness_seen: int | None = None  # the offset the first witness was seen at
+    _offset: int = 0
+    _pages: int = 0
+    _first_key: str | None = None
+    _witness_at: float | None = None
+    _sure: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _maybe: int = 0
+
+    def __post_init__(self) -> None:
+        self._offset = self.start if self.order == "oldest_first" else 0
+        if not self.witnesses:
+            self.verdict = Unknown("no earlier create of this run shows where to look in the list")
+        elif self.order not in ("newest_first", "oldest_first"):
+            self.verdict = Unknown(f"{self.what} is {self.order.replace('_', ' ')}: a walk cannot bound it")
+
+    def next_offset(self) -> int | None:
+        """The offset of the next page to read, or None once the verdict is in."""
+        return None if self.verdict is not None else self._offset
+
+    def feed(self, items: list[Any]) -> None:
+        """The page read at ``next_offset()``."""
+        if self.verdict is not None:
+            return
+        self._pages += 1
+        if not items:
+            self._end()
+            return
+        key = item_key(items[0])
+        if self._offset > self.start and key is not None and key == self._first_key:
+            self.verdict = Unknown(f"{self.what} could not be paged (the server ignored its offset)")
+            return
+        if self._offset == self.start:
+            self._first_key = key
+        seen = page_order([parse_iso_or_none(i.get("created_at")) if isinstance(i, dict) else None for i in items])
+        if seen in ("newest_first", "oldest_first") and seen != self.order:
+            self.verdict = Reorder(seen)
+            return
+        if seen == "unsorted":
+            self.verdict = Unknown(f"{self.what} is not sorted by creation time")
+            return
+        for index, item in enumerate(items):
+            if not isinstance(item, dict):
+                continue
+            if self.order == "newest_first" and self._past_witnesses(item):
+                self._settle()
+                return
+            key = item_key(item)
+            if key is not None and key in self.witnesses:
+                if self.witness_seen is None:
+                    self.witness_seen = self._offset + index
+                    self._witness_at = parse_iso_or_none(item.get("created_at"))
+                continue
+            if self.order == "oldest_first" and self.witness_seen is None:
+                continue  # created before the witnesses, so before the lost create was sent
+            self._weigh(key, item)
+        self._offset += len(items)  # not ``limit``: a server may hold fewer items a page than asked
+        if self._pages >= self.max_pages:
+            self.verdict = Unknown(f"{self.what} was not read to its end in {self.max_pages} pages")
+
+    def _past_witnesses(self, item: dict[str, Any]) -> bool:
+        """Newest first: whether this item lies below the witnesses, where nothing newer can be. Items stamped
+        with the first witness's own instant may still be on either side of it."""
+        if self.witness_seen is None:
+            return False
+        if self._witness_at is None:
+            return True
+        created = parse_iso_or_none(item.get("created_at"))
+        return created is None or created < self._witness_at
+
+    def _weigh(self, key: str | None, item: dict[str, Any]) -> None:
+        match = self.candidate(item)
+        if match is True:
+            self._sure[key if key is not None else str(id(item))] = item
+        elif match is None:
+            self._maybe += 1
+
+    def _end(self) -> None:
+        if self.witness_seen is None:
+            self.verdict = Unknown(f"{self.what} did not show this client's earlier creates")
+        else:
+            self._settle()
+
+    def _settle(self) -> None:
+        if len(self._sure) > 1:
+            self.verdict = Unknown(f"{len(self._sure)} items in {self.what} carry its name")
+        elif self._sure:
+            self.verdict = Found(next(iter(self._sure.values())))
+        elif self._maybe:
+            self.verdict = Unknown(f"{self.what} shows {self._maybe} like it, and names cannot prove one its own")
+        else:
+            self.verdict = Absent()
