@@ -518,8 +518,6 @@ class Engine:
         if run is None:
             return  # reported twice (a target may see a run in two answers): counted once
         offset = self.target.clock_offset()
-        if offset is not None:
-            self.metrics.server_offset_s = offset.offset_s
         self._finish(
             run.record(
                 _END_OUTCOMES[end.status],
@@ -528,6 +526,7 @@ class Engine:
                 started_at=end.started_at,
                 completed_at=end.completed_at,
                 call_id=end.call_id,
+                clock_offset_s=offset.offset_s if offset is not None else 0.0,
             )
         )
 

@@ -259,6 +259,7 @@ class RunRecord:
     cost_cents: float | None = None
     call_id: str | None = None
     grade: float | None = None  # 0..1, once the call's grade is known
+    clock_offset_s: float = 0.0  # the server's clock minus this client's when the end was seen
 
     def to_json(self, anchor: ClockAnchor, t0_ns: int) -> dict[str, object]:
         """The record for files: client times as seconds since the start of the run."""
@@ -282,6 +283,7 @@ class RunRecord:
             "stagger_s": self.stagger_s,
             "call_id": self.call_id,
             "grade": self.grade,
+            "clock_offset_s": self.clock_offset_s,
         }
 
 
@@ -344,7 +346,6 @@ class Metrics:
 
     def __init__(self, anchor: ClockAnchor) -> None:
         self.anchor = anchor
-        self.server_offset_s = 0.0  # the server's clock minus this client's, as the target estimated it last
         self.recorders: dict[Measure, LatencyRecorder] = {m: LatencyRecorder() for m in Measure}
         # Due time -> the batch task ran: the generator's own lag, apart from limits and throttling.
         self.dispatch_lag = LatencyRecorder()
@@ -430,7 +431,7 @@ class Metrics:
         completed_at, started_at = record.completed_at, record.started_at
         if completed_at is not None:
             # on the server's clock, as its stamp is: a server a few seconds behind would otherwise add them
-            detected_at = self.anchor.to_wall_s(detected_ns) + self.server_offset_s
+            detected_at = self.anchor.to_wall_s(detected_ns) + record.clock_offset_s
             values.append((Measure.DETECTION_DELAY, round((detected_at - completed_at) * 1_000_000)))
         if started_at is not None:
             if record.created_at is not None:

@@ -14,6 +14,7 @@ import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import anyio
@@ -22,6 +23,7 @@ import orjson
 import pytest
 import respx
 from anyio.abc import SocketStream
+from support.witness import create_witness
 
 from stressor.engine import Engine
 from stressor.governor import Governor
@@ -44,6 +46,8 @@ FAST = Limits(backoff_base_s=0.001, backoff_cap_s=0.005)
 TOKEN = "r1"  # the target's run token, in its batch names
 ORDER = BatchOrder(seq=1, name="stressor bad #1", request=RunRequest(target_id=7), prompts=("a", "b"), stagger_s=0)
 ONE = Submission("tcb_1", (SubmittedRun("tc_1", 0, None, None),))
+# A batch created long before anything in these tests: listed below this client's own, it ends a walk there.
+ANCIENT = {"id": "tcb_ancient", "name": "ancient", "run_ids": ["x"], "created_at": "2020-01-01T00:00:00.000Z"}
 
 
 class Log:
@@ -275,12 +279,15 @@ async def test_ids_from_the_server_cannot_escape_their_path_segment(respx_mock: 
 async def test_a_create_answer_with_duplicate_run_ids_is_not_adopted(
     respx_mock: respx.MockRouter, caplog: pytest.LogCaptureFixture
 ) -> None:
+    log = Log()
+    the_target = target(log)
+    witness = await create_witness(respx_mock, the_target, BASE, datetime.now(UTC) - timedelta(seconds=1))
+    log.counts.clear()
     twice = {"id": "tcb_1", "name": f"#{ORDER.seq}~{TOKEN} {ORDER.name}", "run_ids": ["tc_1", "tc_1"]}
     respx_mock.post(f"{BASE}/v1/test-call-batches").respond(201, json=twice)
-    respx_mock.get(f"{BASE}/v1/test-call-batches").respond(200, json=[twice])
-    log = Log()
+    respx_mock.get(f"{BASE}/v1/test-call-batches").respond(200, json=[twice, witness, ANCIENT])
     with pytest.raises(SubmitError) as info:
-        await target(log).submit(ORDER)
+        await the_target.submit(ORDER)
     # two runs under one id could not be told apart; the create is given up, not sent again: its runs may
     # exist, so it is counted "unknown", and the message says what was wrong with the answer (not "ok")
     assert info.value.cause == "unknown"
@@ -290,11 +297,14 @@ async def test_a_create_answer_with_duplicate_run_ids_is_not_adopted(
 
 
 async def test_a_create_answer_missing_its_run_ids_is_reconciled(respx_mock: respx.MockRouter) -> None:
+    log = Log()
+    the_target = target(log)
+    witness = await create_witness(respx_mock, the_target, BASE, datetime.now(UTC) - timedelta(seconds=1))
+    log.counts.clear()
     post = respx_mock.post(f"{BASE}/v1/test-call-batches").respond(201, json={"id": "tcb_1", "status": "pending"})
     full = {"id": "tcb_1", "name": f"#{ORDER.seq}~{TOKEN} {ORDER.name}", "run_ids": ["tc_1", "tc_2"]}
-    respx_mock.get(f"{BASE}/v1/test-call-batches").respond(200, json=[full])
-    log = Log()
-    submission = await target(log).submit(ORDER)
+    respx_mock.get(f"{BASE}/v1/test-call-batches").respond(200, json=[full, witness, ANCIENT])
+    submission = await the_target.submit(ORDER)
     assert [r.run_id for r in submission.runs] == ["tc_1", "tc_2"]
     assert post.call_count == 1
     assert log.counts == {"submit bad_shape": 1, "reconcile ok": 1, "submit reconciled": 1}

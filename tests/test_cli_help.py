@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from stressor.cli import app
 
-COMMANDS = ("run", "plan", "sim", "report", "compare", "capacity")
+COMMANDS = ("run", "check", "plan", "sim", "report", "compare", "capacity")
 
 
 def _plain(text: str) -> str:
@@ -24,7 +24,7 @@ def _unescaped(text: str) -> str:
     return " ".join(text.replace("\\[", "[").split())
 
 
-def test_there_are_six_commands() -> None:
+def test_there_are_seven_commands() -> None:
     group = typer.main.get_command(app)
     assert isinstance(group, TyperGroup)
     assert set(group.commands) == set(COMMANDS)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from stressor.targets.listing import ListLearner, name_matches, name_rule, page_order
-from stressor.targets.reconcile import Absent, Found, Reorder, Unknown, Walk
+from stressor.targets.reconcile import Absent, Found, Reorder, Unknown, Unproven, Walk
 
 T0 = datetime(2026, 12, 6, 12, 0, 0, tzinfo=UTC)
 
@@ -31,31 +31,53 @@ def walk_over(listing: list[dict[str, Any]], walk: Walk, page: int = 2) -> list[
 
 def test_newest_first_an_absence_needs_the_witness_and_nothing_like_it_above() -> None:
     listing = [item("new", 30, "someone"), item("w", 10), item("old", 0)]
-    walk = Walk("newest_first", {"w": 1}, named("ours"))
+    walk = Walk("newest_first", {"w"}, {"w"}, named("ours"))
     assert walk_over(listing, walk) == [0, 2]  # the witness is on the first page; the next shows older items
     assert walk.verdict == Absent()
 
 
 def test_the_lost_create_above_the_witness_is_found_by_its_name() -> None:
     listing = [item("other", 40, "x"), item("ours", 30, "ours"), item("w", 10), item("old", 0)]
-    walk = Walk("newest_first", {"w": 1}, named("ours"))
+    walk = Walk("newest_first", {"w"}, {"w"}, named("ours"))
     walk_over(listing, walk)
     assert walk.verdict == Found(listing[1])
 
 
-def test_without_a_witness_in_the_listing_nothing_is_proven() -> None:
-    # A server whose batch list leaves out some batches, or one read only partly: no witness, no proof.
-    walk = Walk("newest_first", {"w": 1}, named("ours"))
+def test_without_its_anchor_in_the_listing_nothing_is_proven_this_time() -> None:
+    # A server whose batch list leaves out some batches, or one read only partly: no anchor, no proof.
+    walk = Walk("newest_first", {"w"}, {"w"}, named("ours"))
     walk_over([item("a", 3), item("b", 2), item("c", 1)], walk)
-    assert isinstance(walk.verdict, Unknown) and "earlier creates" in walk.verdict.why
-    first = Walk("newest_first", {}, named("ours"))
-    assert isinstance(first.verdict, Unknown) and first.next_offset() is None  # the first create of a run
+    assert isinstance(walk.verdict, Unproven) and "listed before the create" in walk.verdict.why
+    blind = Walk("newest_first", set(), set(), named("ours"))
+    assert isinstance(blind.verdict, Unknown) and blind.next_offset() is None  # nothing was seen before it
+
+
+def test_an_anchor_someone_else_made_counts_once_the_list_shows_this_clients_own_creates() -> None:
+    # The first create of a run: the newest batch listed before it was sent anchors the walk, and a later
+    # create of this client's, listed above, shows that its creates do appear in this list.
+    listing = [item("later_own", 50), item("x", 40, "x"), item("seen_before", 10), item("old", 0)]
+    walk = Walk("newest_first", {"seen_before"}, {"later_own"}, named("ours"))
+    walk_over(listing, walk)
+    assert walk.verdict == Absent()
+    not_yet = Walk("newest_first", {"seen_before"}, {"later_own"}, named("ours"))
+    walk_over(listing[1:], not_yet)
+    assert isinstance(not_yet.verdict, Unproven) and "own creates" in not_yet.verdict.why
+
+
+def test_a_list_empty_before_the_create_is_read_to_its_end() -> None:
+    listing = [item("own", 20), item("x", 10, "x")]
+    walk = Walk("newest_first", set(), {"own"}, named("ours"), open_end=True)
+    assert walk_over(listing, walk) == [0, 2]
+    assert walk.verdict == Absent()
+    oldest = Walk("oldest_first", set(), {"own"}, named("ours"), open_end=True, start=0)
+    walk_over([item("x", 10, "x"), item("ours", 20, "ours"), item("own", 30)], oldest)
+    assert oldest.verdict == Found(item("ours", 20, "ours"))
 
 
 def test_a_page_shorter_than_asked_is_not_the_end_of_the_list() -> None:
     # A server that holds 2 items a page whatever the limit: the walk reads on until an empty page or the witness.
     listing = [item(f"n{i}", 100 - i) for i in range(5)] + [item("w", 10)]
-    walk = Walk("newest_first", {"w": 1}, named("ours"))
+    walk = Walk("newest_first", {"w"}, {"w"}, named("ours"))
     assert walk_over(listing, walk, page=2) == [0, 2, 4, 6]
     assert walk.verdict == Absent()
 
@@ -63,14 +85,14 @@ def test_a_page_shorter_than_asked_is_not_the_end_of_the_list() -> None:
 def test_items_created_in_the_witness_millisecond_are_looked_at_on_both_sides() -> None:
     # Ties in created_at may be listed in any order: the lost create can sit just below the witness.
     listing = [item("w", 10), item("ours", 10, "ours"), item("old", 0)]
-    walk = Walk("newest_first", {"w": 1}, named("ours"))
+    walk = Walk("newest_first", {"w"}, {"w"}, named("ours"))
     walk_over(listing, walk, page=1)
     assert walk.verdict == Found(listing[1])
 
 
 def test_an_ignored_offset_is_unknown_never_an_absence() -> None:
     listing = [item("a", 3), item("b", 2)]
-    walk = Walk("newest_first", {"w": 1}, named("ours"))
+    walk = Walk("newest_first", {"w"}, {"w"}, named("ours"))
     while (offset := walk.next_offset()) is not None:
         walk.feed(listing)  # every page is the first page
         assert offset in (0, 2)
@@ -79,36 +101,36 @@ def test_an_ignored_offset_is_unknown_never_an_absence() -> None:
 
 def test_two_with_its_name_or_one_that_names_cannot_prove_are_unknown() -> None:
     twice = [item("a", 30, "ours"), item("b", 20, "ours"), item("w", 10)]
-    walk = Walk("newest_first", {"w": 1}, named("ours"))
+    walk = Walk("newest_first", {"w"}, {"w"}, named("ours"))
     walk_over(twice, walk)
     assert isinstance(walk.verdict, Unknown) and "2 items" in walk.verdict.why
 
-    maybe = Walk("newest_first", {"w": 1}, lambda listed: None if listed["id"] == "like" else False)
+    maybe = Walk("newest_first", {"w"}, {"w"}, lambda listed: None if listed["id"] == "like" else False)
     walk_over([item("like", 30), item("w", 10)], maybe)
     assert isinstance(maybe.verdict, Unknown) and "names cannot prove" in maybe.verdict.why
 
 
 def test_oldest_first_reads_from_the_floor_to_the_end_and_skips_what_precedes_the_witness() -> None:
     listing = [item("ancient", 0, "ours"), item("w", 10), item("x", 20, "x"), item("ours", 30, "ours")]
-    walk = Walk("oldest_first", {"w": 1}, named("ours"), start=1)
+    walk = Walk("oldest_first", {"w"}, {"w"}, named("ours"), start=1)
     assert walk_over(listing, walk) == [1, 3, 4]
     assert walk.verdict == Found(listing[3])  # "ancient" precedes the witness: not a candidate
-    absent = Walk("oldest_first", {"w": 1}, named("ours"), start=0)
+    absent = Walk("oldest_first", {"w"}, {"w"}, named("ours"), start=0)
     walk_over(listing[:3], absent)
     assert absent.verdict == Absent()
 
 
 def test_a_list_in_the_other_order_asks_for_a_walk_that_way() -> None:
-    walk = Walk("newest_first", {"w": 1}, named("ours"))
+    walk = Walk("newest_first", {"w"}, {"w"}, named("ours"))
     walk.feed([item("w", 10), item("x", 20)])
     assert walk.verdict == Reorder("oldest_first")
-    unsorted = Walk("newest_first", {"w": 1}, named("ours"))
+    unsorted = Walk("newest_first", {"w"}, {"w"}, named("ours"))
     unsorted.feed([item("a", 10), item("b", 30), item("c", 20)])
     assert isinstance(unsorted.verdict, Unknown) and "not sorted" in unsorted.verdict.why
 
 
 def test_a_walk_stops_at_its_page_limit_without_concluding() -> None:
-    walk = Walk("newest_first", {"w": 1}, named("ours"), max_pages=3)
+    walk = Walk("newest_first", {"w"}, {"w"}, named("ours"), max_pages=3)
     ms = 10_000
     while walk.next_offset() is not None:
         walk.feed([item(f"n{ms}", ms), item(f"n{ms - 1}", ms - 1)])

@@ -1,15 +1,18 @@
-"""Reconciling a create that may have worked (respx): the batch is matched by this run's own name and time, found
-beyond the first page, looked for again before any resend, and looked for through a 5xx burst."""
+"""Reconciling a create that may have worked (respx): the batch is looked for above this client's earlier create
+(the witness), matched by its own name, found beyond the first page, looked for again before any resend, and
+looked for through a 5xx burst."""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import orjson
 import pytest
 import respx
+from support.witness import create_witness
 
 from stressor.governor import Governor
 from stressor.profile import Limits, RunRequest
@@ -53,6 +56,16 @@ def batch(batch_id: str, name: str, created: datetime, runs: int = 2) -> dict:
     }
 
 
+def paged(items: list[dict]) -> Callable[[httpx.Request], httpx.Response]:
+    """A list endpoint over ``items`` that honours ``limit`` and ``offset``."""
+
+    def page(request: httpx.Request) -> httpx.Response:
+        limit, offset = int(request.url.params["limit"]), int(request.url.params.get("offset", 0))
+        return httpx.Response(200, json=items[offset : offset + limit])
+
+    return page
+
+
 def sent_names(post: respx.Route) -> list[str]:
     return [orjson.loads(call.request.content)["name"] for call in post.calls]
 
@@ -68,15 +81,16 @@ async def test_each_target_names_its_batches_with_a_token_of_its_own() -> None:
 async def test_a_batch_of_the_same_name_from_an_earlier_run_is_not_adopted(respx_mock: respx.MockRouter) -> None:
     now = datetime.now(UTC)
     the_target = target(Log(), run_token="today")
+    witness = await create_witness(respx_mock, the_target, BASE, now - timedelta(seconds=1))
     created = batch("tcb_new", the_target.batch_name(ORDER), now)
     post = respx_mock.post(f"{BASE}/v1/test-call-batches").mock(
         side_effect=[httpx.ReadTimeout("slow"), httpx.Response(201, json=created)]
     )
     stale = [
+        batch("tcb_old_same_token", the_target.batch_name(ORDER), now - timedelta(hours=1)),  # below the witness
         batch("tcb_yesterday", ORDER.name, now - timedelta(days=1)),  # an earlier stressor run: no token
-        batch("tcb_old_same_token", the_target.batch_name(ORDER), now - timedelta(hours=1)),  # too old to be it
     ]
-    listing = respx_mock.get(f"{BASE}/v1/test-call-batches").respond(200, json=stale)
+    listing = respx_mock.get(f"{BASE}/v1/test-call-batches").mock(side_effect=paged([witness, *stale]))
     submission = await the_target.submit(ORDER)
     assert submission.batch_id == "tcb_new"
     assert post.call_count == 2 and sent_names(post) == [the_target.batch_name(ORDER)] * 2
@@ -86,26 +100,22 @@ async def test_a_batch_of_the_same_name_from_an_earlier_run_is_not_adopted(respx
 
 async def test_a_batch_beyond_the_first_page_is_found_and_not_created_again(respx_mock: respx.MockRouter) -> None:
     now = datetime.now(UTC)
-    the_target = target(Log())
+    log = Log()
+    the_target = target(log)
+    witness = await create_witness(respx_mock, the_target, BASE, now - timedelta(milliseconds=1))
+    log.counts.clear()
     newer = [batch(f"tcb_other{i}", f"someone else #{i}", now + timedelta(milliseconds=i)) for i in range(500)]
     ours = batch("tcb_ours", the_target.batch_name(ORDER), now)
     older = [batch(f"tcb_older{i}", f"older #{i}", now - timedelta(hours=1, seconds=i)) for i in range(300)]
-    everything = [*reversed(newer), ours, *older]  # newest first, ours at offset 500: the third page
-
-    def page(request: httpx.Request) -> httpx.Response:
-        limit, offset = int(request.url.params["limit"]), int(request.url.params.get("offset", 0))
-        assert limit == LIST_PAGE_SIZE
-        return httpx.Response(200, json=everything[offset : offset + limit])
-
+    everything = [*reversed(newer), ours, witness, *older]  # newest first, ours at offset 500: the third page
     post = respx_mock.post(f"{BASE}/v1/test-call-batches").mock(side_effect=[httpx.Response(502)])
-    listing = respx_mock.get(f"{BASE}/v1/test-call-batches").mock(side_effect=page)
-    log = Log()
-    the_target = target(log, run_token=the_target.run_token)
+    listing = respx_mock.get(f"{BASE}/v1/test-call-batches").mock(side_effect=paged(everything))
     submission = await the_target.submit(ORDER)
     assert submission.batch_id == "tcb_ours"
     assert post.call_count == 1  # found, so never sent twice
     offsets = [int(call.request.url.params["offset"]) for call in listing.calls]
-    assert offsets == [0, 200, 400]  # read back until it was found in a page reaching past the request
+    limits = {int(call.request.url.params["limit"]) for call in listing.calls}
+    assert offsets == [0, 200, 400] and limits == {LIST_PAGE_SIZE}  # read down to the witness, no further
     assert log.counts["submit reconciled"] == 1
     await the_target.aclose()
 
@@ -115,11 +125,12 @@ async def test_a_batch_seen_twice_while_the_list_shifts_is_one_batch(respx_mock:
     # end of the first, ours among it. One batch seen twice is ours, not two batches with its name.
     now = datetime.now(UTC)
     the_target = target(Log())
+    witness = await create_witness(respx_mock, the_target, BASE, now - timedelta(milliseconds=1))
     ours = batch("tcb_ours", the_target.batch_name(ORDER), now)
     before = [batch(f"tcb_a{i}", f"someone #{i}", now + timedelta(milliseconds=i)) for i in range(199)]
     older = [batch(f"tcb_old{i}", f"old #{i}", now - timedelta(hours=1, seconds=i)) for i in range(300)]
     later = [batch(f"tcb_b{i}", f"someone later #{i}", now + timedelta(seconds=1, milliseconds=i)) for i in range(150)]
-    pages = [[*reversed(before), ours], [*reversed(later), *reversed(before), ours, *older][200:400]]
+    pages = [[*reversed(before), ours], [*reversed(later), *reversed(before), ours, witness, *older][200:400]]
     assert any(item["id"] == "tcb_ours" for item in pages[1])  # the shift put it on the second page again
     post = respx_mock.post(f"{BASE}/v1/test-call-batches").mock(side_effect=[httpx.Response(502)])
     respx_mock.get(f"{BASE}/v1/test-call-batches").mock(side_effect=[httpx.Response(200, json=p) for p in pages])
@@ -131,11 +142,14 @@ async def test_a_batch_seen_twice_while_the_list_shifts_is_one_batch(respx_mock:
 
 async def test_a_create_the_server_handles_late_is_adopted_not_sent_again(respx_mock: respx.MockRouter) -> None:
     # The POST timed out while the server held it; the first listing comes before the server handled it.
+    now = datetime.now(UTC)
     the_target = target(Log())
-    ours = batch("tcb_late", the_target.batch_name(ORDER), datetime.now(UTC))
+    witness = await create_witness(respx_mock, the_target, BASE, now - timedelta(seconds=1))
+    ours = batch("tcb_late", the_target.batch_name(ORDER), now)
     post = respx_mock.post(f"{BASE}/v1/test-call-batches").mock(side_effect=[httpx.ReadTimeout("held")])
+    ancient = batch("tcb_ancient", "ancient", now - timedelta(days=1))  # the walk stops here: below the witness
     listing = respx_mock.get(f"{BASE}/v1/test-call-batches").mock(
-        side_effect=[httpx.Response(200, json=[]), httpx.Response(200, json=[ours])]
+        side_effect=[httpx.Response(200, json=[witness, ancient]), httpx.Response(200, json=[ours, witness, ancient])]
     )
     submission = await the_target.submit(ORDER)
     assert submission.batch_id == "tcb_late" and post.call_count == 1 and listing.call_count == 2
@@ -143,11 +157,14 @@ async def test_a_create_the_server_handles_late_is_adopted_not_sent_again(respx_
 
 
 async def test_the_listing_is_asked_again_through_a_burst_of_5xx(respx_mock: respx.MockRouter) -> None:
+    now = datetime.now(UTC)
     the_target = target(Log())
-    ours = batch("tcb_1", the_target.batch_name(ORDER), datetime.now(UTC))
+    witness = await create_witness(respx_mock, the_target, BASE, now - timedelta(seconds=1))
+    ours = batch("tcb_1", the_target.batch_name(ORDER), now)
     post = respx_mock.post(f"{BASE}/v1/test-call-batches").respond(500)
     burst = [httpx.Response(500)] * 12 + [httpx.Response(503, headers={"Retry-After": "0"})] * 3
-    answers = [*burst, httpx.Response(200, json=[ours])]
+    ancient = batch("tcb_ancient", "ancient", now - timedelta(days=1))
+    answers = [*burst, httpx.Response(200, json=[ours, witness, ancient])]
     listing = respx_mock.get(f"{BASE}/v1/test-call-batches").mock(side_effect=answers)
     submission = await the_target.submit(ORDER)
     assert submission.batch_id == "tcb_1" and post.call_count == 1 and listing.call_count == 16
@@ -156,28 +173,34 @@ async def test_the_listing_is_asked_again_through_a_burst_of_5xx(respx_mock: res
 
 async def test_a_list_whose_offset_is_ignored_cannot_prove_an_absence(respx_mock: respx.MockRouter) -> None:
     now = datetime.now(UTC)
+    the_target = target(Log())
+    await create_witness(respx_mock, the_target, BASE, now - timedelta(hours=1))
     full_page = [batch(f"tcb_{i}", f"other #{i}", now) for i in range(LIST_PAGE_SIZE)]
     post = respx_mock.post(f"{BASE}/v1/test-call-batches").mock(side_effect=[httpx.ReadTimeout("slow")])
     respx_mock.get(f"{BASE}/v1/test-call-batches").respond(200, json=full_page)
     with pytest.raises(SubmitError, match="could not be paged") as info:
-        await target(Log()).submit(ORDER)
+        await the_target.submit(ORDER)
     assert info.value.cause == "unknown" and post.call_count == 1
 
 
-async def test_a_single_run_is_matched_by_target_prompt_and_time_after_a_late_listing(
-    respx_mock: respx.MockRouter,
-) -> None:
+async def test_a_single_run_like_the_lost_one_is_never_adopted_nor_sent_again(respx_mock: respx.MockRouter) -> None:
     now = datetime.now(UTC)
     order = BatchOrder(seq=0, name="n", request=RunRequest(target_id=7), prompts=("hello",), stagger_s=0)
+    the_target = target(Log(), submit_mode="single")
+    witness = await create_witness(respx_mock, the_target, BASE, now - timedelta(seconds=1), single=True)
     fields = {"target_type": "agent", "target_id": 7, "scenario_prompt": "hello", "status": "queued"}
     yesterday = {"id": "tc_old", **fields, "created_at": iso(now - timedelta(days=1))}
-    ours = {"id": "tc_ours", **fields, "created_at": iso(now)}
+    like = {"id": "tc_like", **fields, "created_at": iso(now)}
     post = respx_mock.post(f"{BASE}/v1/test-calls").mock(side_effect=[httpx.ReadTimeout("held")])
     respx_mock.get(f"{BASE}/v1/test-calls").mock(
-        side_effect=[httpx.Response(200, json=[yesterday]), httpx.Response(200, json=[ours, yesterday])]
+        side_effect=[
+            httpx.Response(200, json=[witness, yesterday]),
+            httpx.Response(200, json=[like, witness, yesterday]),
+        ]
     )
-    submission = await target(Log(), submit_mode="single").submit(order)
-    assert [run.run_id for run in submission.runs] == ["tc_ours"] and post.call_count == 1
+    with pytest.raises(SubmitError, match="names cannot prove") as info:
+        await the_target.submit(order)
+    assert info.value.cause == "unknown" and post.call_count == 1
 
 
 @pytest.mark.parametrize(("stagger", "sent"), [(2.0, 2), (0.0, 0), (60.0, 60), (0.5, 0.5)])
@@ -201,17 +224,19 @@ async def test_a_batch_an_earlier_attempt_made_late_is_seen_and_nothing_is_guess
     # Attempt 1 times out and two listings show nothing, so it is sent again; attempt 2 times out too. By then
     # the server has handled both: two batches carry the name, the first created well before attempt 2.
     start = datetime.now(UTC)
-    walls = iter([start.timestamp(), start.timestamp() + 30])
-    the_target = target(Log(), wall=lambda: next(walls, start.timestamp() + 60))
+    the_target = target(Log())
+    witness = await create_witness(respx_mock, the_target, BASE, start - timedelta(seconds=1))
     name = the_target.batch_name(ORDER)
     first, second = batch("tcb_a", name, start), batch("tcb_b", name, start + timedelta(seconds=30))
+    ancient = batch("tcb_ancient", "ancient", start - timedelta(days=1))
     post = respx_mock.post(f"{BASE}/v1/test-call-batches").mock(
         side_effect=[httpx.ReadTimeout("held"), httpx.ReadTimeout("held again")]
     )
     respx_mock.get(f"{BASE}/v1/test-call-batches").mock(
-        side_effect=[httpx.Response(200, json=[])] * 2 + [httpx.Response(200, json=[second, first])] * 4
+        side_effect=[httpx.Response(200, json=[witness, ancient])] * 2
+        + [httpx.Response(200, json=[second, first, witness, ancient])] * 4
     )
-    with pytest.raises(SubmitError, match="2 batches carry its name") as info:
+    with pytest.raises(SubmitError, match="2 items in the batch list carry its name") as info:
         await the_target.submit(ORDER)
     assert info.value.cause == "unknown" and post.call_count == 2  # neither adopted at random, no third POST
     await the_target.aclose()

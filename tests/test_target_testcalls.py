@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -11,6 +12,7 @@ import httpx
 import orjson
 import pytest
 import respx
+from support.witness import create_witness
 
 from stressor.governor import Governor
 from stressor.profile import Limits, RunRequest
@@ -128,10 +130,28 @@ async def test_answers_that_no_retry_can_mend_are_fatal(
 NAME = f"#{ORDER.seq}~{TOKEN} {ORDER.name}"
 
 
-def batch_now() -> dict[str, object]:
-    """Our batch as the list shows it, created just now (a reconciliation looks only at batches created around
-    the time of its request: a module-level stamp would be minutes old when a long test session gets here)."""
-    return {"id": "tcb_1", "name": NAME, "run_ids": ["tc_1", "tc_2"], "created_at": datetime.now(UTC).isoformat()}
+NOW = datetime.now(UTC)
+
+
+def paged(items: list[dict[str, object]]) -> Callable[[httpx.Request], httpx.Response]:
+    """A list endpoint over ``items`` that honours ``limit`` and ``offset``."""
+
+    def page(request: httpx.Request) -> httpx.Response:
+        limit, offset = int(request.url.params["limit"]), int(request.url.params.get("offset", 0))
+        return httpx.Response(200, json=items[offset : offset + limit])
+
+    return page
+
+
+def batch_now(**fields: object) -> dict[str, object]:
+    """Our batch as the list shows it, created at the start of this test session."""
+    return {"id": "tcb_1", "name": NAME, "run_ids": ["tc_1", "tc_2"], "created_at": NOW.isoformat(), **fields}
+
+
+def listed_after(witness: dict[str, object], *newer: dict[str, object]) -> list[dict[str, object]]:
+    """A newest-first batch list: ``newer`` above this client's earlier batch, one older batch below."""
+    older = {"id": "tcb_old", "name": "older", "run_ids": ["x"], "created_at": "2020-01-01T00:00:00.000Z"}
+    return [*newer, witness, older]
 
 
 @pytest.mark.parametrize(
@@ -150,12 +170,14 @@ def batch_now() -> dict[str, object]:
 async def test_a_create_that_may_have_worked_is_reconciled_not_sent_again(
     respx_mock: respx.MockRouter, first_answer: object
 ) -> None:
+    log = Log()
+    the_target = target(log)
+    witness = await create_witness(respx_mock, the_target, BASE, NOW - timedelta(seconds=1))
     post = respx_mock.post(f"{BASE}/v1/test-call-batches").mock(side_effect=[first_answer])
     listing = respx_mock.get(f"{BASE}/v1/test-call-batches").respond(
-        200, json=[{**batch_now(), "name": "other"}, batch_now()]
+        200, json=listed_after(witness, {**batch_now(), "id": "tcb_x", "name": "other"}, batch_now())
     )
-    log = Log()
-    submission = await target(log).submit(ORDER)
+    submission = await the_target.submit(ORDER)
     assert post.call_count == 1  # a second POST could bill every run twice
     assert listing.call_count == 1
     assert submission.batch_id == "tcb_1"
@@ -164,44 +186,67 @@ async def test_a_create_that_may_have_worked_is_reconciled_not_sent_again(
 
 
 async def test_a_create_proven_absent_is_sent_again(respx_mock: respx.MockRouter) -> None:
+    log = Log()
+    the_target = target(log)
+    witness = await create_witness(respx_mock, the_target, BASE, NOW - timedelta(seconds=1))
+    log.counts.clear()
     created = {**batch_now(), "estimated_cost_cents": 32}
     post = respx_mock.post(f"{BASE}/v1/test-call-batches").mock(
         side_effect=[httpx.Response(504), httpx.Response(201, json=created)]
     )
-    respx_mock.get(f"{BASE}/v1/test-call-batches").respond(200, json=[{**batch_now(), "name": "someone else's"}])
-    log = Log()
-    submission = await target(log).submit(ORDER)
+    respx_mock.get(f"{BASE}/v1/test-call-batches").respond(
+        200, json=listed_after(witness, {**batch_now(), "id": "tcb_x", "name": "someone else's"})
+    )
+    submission = await the_target.submit(ORDER)
     assert post.call_count == 2
     assert submission.batch_id == "tcb_1"
     # a 504 may come from a gateway while the API goes on: absent on two listings a settle delay apart
     assert log.counts == {"submit http_504": 1, "reconcile ok": 2, "submit ok": 1}
 
 
+async def test_without_anything_seen_before_it_a_lost_create_is_unknown(
+    respx_mock: respx.MockRouter,
+) -> None:
+    # No preflight listing and no earlier create: nothing can prove it absent, so it is never sent again.
+    post = respx_mock.post(f"{BASE}/v1/test-call-batches").respond(502)
+    with pytest.raises(SubmitError, match="nothing this client saw before the create") as info:
+        await target(Log()).submit(ORDER)
+    assert info.value.cause == "unknown" and post.call_count == 1
+
+
 async def test_when_reconciliation_cannot_tell_the_create_is_given_up(respx_mock: respx.MockRouter) -> None:
+    the_target = target(Log())
+    await create_witness(respx_mock, the_target, BASE, datetime.now(UTC))
     post = respx_mock.post(f"{BASE}/v1/test-call-batches").respond(500)
     respx_mock.get(f"{BASE}/v1/test-call-batches").respond(503)
     with pytest.raises(SubmitError, match=r"could not be read within 0\.5 s: not sent again") as info:
-        await target(Log()).submit(ORDER)
+        await the_target.submit(ORDER)
     assert info.value.cause == "unknown"  # its runs may exist: counted apart, never guessed
     assert post.call_count == 1
 
 
-async def test_single_runs_are_reconciled_by_target_prompt_and_time(respx_mock: respx.MockRouter) -> None:
+async def test_a_single_run_like_the_lost_one_is_unknown_and_only_a_clear_list_allows_a_resend(
+    respx_mock: respx.MockRouter,
+) -> None:
+    # Runs carry no name: a run like the lost one above this client's earlier run may be someone else's, so
+    # it is never adopted; only a listing with nothing like it above the witness lets the create go again.
     order = BatchOrder(seq=0, name="n", request=RunRequest(target_id=7), prompts=("hello",), stagger_s=0)
-    now = parse_iso("2026-11-29T18:24:09.000Z")
+    the_target = target(Log(), submit_mode="single")
+    witness = await create_witness(respx_mock, the_target, BASE, datetime.now(UTC) - timedelta(seconds=1), single=True)
     ours = {"target_type": "agent", "target_id": 7, "scenario_prompt": "hello"}
-    runs = [
-        run_object("tc_old", "queued", **ours, created_at="2026-11-29T18:20:00.000Z"),  # long before: not ours
-        run_object("tc_other", "queued", **{**ours, "target_id": 8}),
-        run_object("tc_ours", "queued", **ours),
-    ]
+    now = datetime.now(UTC).isoformat()
     post = respx_mock.post(f"{BASE}/v1/test-calls").mock(side_effect=httpx.ReadTimeout("slow"))
-    respx_mock.get(f"{BASE}/v1/test-calls").respond(200, json=runs)
-    the_target = target(Log(), submit_mode="single", wall=lambda: now)
-    assert [run.run_id for run in (await the_target.submit(order)).runs] == ["tc_ours"]
-    assert post.call_count == 1
-    # A run is never adopted twice: after a second lost POST the list shows nothing new, so it is sent again.
+    respx_mock.get(f"{BASE}/v1/test-calls").mock(
+        side_effect=paged([run_object("tc_like", "queued", **ours, created_at=now), witness])
+    )
+    with pytest.raises(SubmitError, match="names cannot prove") as info:
+        await the_target.submit(order)
+    assert info.value.cause == "unknown" and post.call_count == 1
+    other = {**ours, "target_id": 8}
     post.side_effect = [httpx.ReadTimeout("slow"), httpx.Response(201, json=run_object("tc_new", "queued"))]
+    respx_mock.get(f"{BASE}/v1/test-calls").mock(
+        side_effect=paged([run_object("tc_other", "queued", **other, created_at=now), witness])
+    )
     assert [run.run_id for run in (await the_target.submit(order)).runs] == ["tc_new"]
 
 

@@ -272,4 +272,5 @@ def _record(line: Mapping[str, Any], t0_ns: int = 0) -> RunRecord:
         cost_cents=line.get("cost_cents"),
         call_id=line.get("call_id"),
         grade=line.get("grade"),
+        clock_offset_s=float(line.get("clock_offset_s") or 0.0),
     )

@@ -19,7 +19,7 @@ ANOMALIES: Mapping[str, str] = {
     "unknown_status": "answered a status the API does not define; such runs are still followed",
     "run_ids_changed": "answered run_ids that differ from the batch's own; only its counters are used",
     "unknown_batch": "answered 404 for a batch stressor created; its runs are looked for in the run list instead",
-    "unknown_run": "left out of its run list a run it created (read back past its creation time); it stays open",
+    "unknown_run": "left out of its run list, 3 scans in a row, a run it created; it is counted unknown",
     "too_large": "answered a body (or a head) over the size limit; it was not used",
     "cut_off": "sent an answer whose body was cut off before its end",
     "timeout": "gave no complete answer within the request timeout",

@@ -32,13 +32,17 @@ class Preflight:
     """What the lists showed before the first create."""
 
     facts: ListFacts
+    runs_read: bool  # whether the run list's first page could be read at all
     runs_listed: int  # items on the run list's first page (0: nothing could be checked yet)
-    run_length: int | None  # oldest first: the run list's length (where new runs will appear)
+    run_length: int | None  # the run list's length when known (empty, or oldest first): where new runs appear
     batch_order: Order
     batch_length: int | None
     batches_listed: int
     longest_name: int  # characters of the longest batch name listed
     unnamed: int  # listed batches without a name
+    # Ids on each list's first page (newest first): items that existed before this client's first create.
+    run_anchors: frozenset[str] = frozenset()
+    batch_anchors: frozenset[str] = frozenset()
 
     def refusal(self) -> str | None:
         """Why a run cannot follow its runs in this list at all (one sentence), or None."""
@@ -65,13 +69,20 @@ class Preflight:
             )
         if facts.page_cap is not None:
             out.append(f"the run list holds at most {facts.page_cap} runs a page: lists are read page by page")
-        if self.runs_listed == 0:
+        if not self.runs_read:
+            out.append("the run list could not be read: its order and paging are checked on this run's own runs")
+        elif self.runs_listed == 0:
             out.append("the run list is empty: its order and paging are checked on this run's own runs")
         return out
 
     def to_json(self) -> dict[str, object]:
         return {
-            "run_list": {**self.facts.to_json(), "listed": self.runs_listed, "length": self.run_length},
+            "run_list": {
+                **self.facts.to_json(),
+                "read": self.runs_read,
+                "listed": self.runs_listed,
+                "length": self.run_length,
+            },
             "batch_list": {
                 "order": self.batch_order,
                 "listed": self.batches_listed,
@@ -108,8 +119,10 @@ def _stamps(items: list[Any]) -> list[float | None]:
 
 
 async def probe_lists(get: PageGet, learner: ListLearner) -> Preflight:
-    """Read the lists as the preflight does; what they showed goes to ``learner`` as well."""
-    first = await get(RUNS, PROBE_LIMIT, 0) or []
+    """Read the lists as the preflight does; what they showed goes to ``learner`` as well. A list that could
+    not be read shows nothing: not even that it is empty."""
+    read = await get(RUNS, PROBE_LIMIT, 0)
+    first = read or []
     learner.saw_order(page_order(_stamps(first)))
     if len(first) >= 3:
         for offset in (1, 2):
@@ -121,17 +134,21 @@ async def probe_lists(get: PageGet, learner: ListLearner) -> Preflight:
         if more:
             learner.saw_short_page(len(first))
     facts = learner.facts
-    run_length = 0 if not first else None
+    run_length = 0 if read == [] else None
     if first and facts.order == "oldest_first" and facts.offset == "honoured":
         run_length = await _length(get, RUNS, len(first))
 
-    batches = await get(BATCHES, PROBE_LIMIT, 0) or []
+    listed = await get(BATCHES, PROBE_LIMIT, 0)
+    batches = listed or []
     batch_order = page_order(_stamps(batches))
-    batch_length = 0 if not batches else None
+    batch_length = 0 if listed == [] else None
     if batches and batch_order == "oldest_first" and facts.offset != "ignored":
         batch_length = await _length(get, BATCHES, len(batches))
     names = [b.get("name") for b in batches if isinstance(b, dict)]
     return Preflight(
+        runs_read=read is not None,
+        run_anchors=_anchors(first, facts.order),
+        batch_anchors=_anchors(batches, batch_order),
         facts=learner.facts,
         runs_listed=len(first),
         run_length=run_length,
@@ -141,6 +158,12 @@ async def probe_lists(get: PageGet, learner: ListLearner) -> Preflight:
         longest_name=max((len(n) for n in names if isinstance(n, str)), default=0),
         unnamed=sum(1 for n in names if not isinstance(n, str) or not n),
     )
+
+
+def _anchors(items: list[Any], order: Order) -> frozenset[str]:
+    if order == "oldest_first":
+        return frozenset()  # its first page is its oldest: the list's length anchors instead
+    return frozenset(key for item in items if (key := item_key(item)) is not None)
 
 
 async def _length(get: PageGet, path: str, at_least: int) -> int | None:
@@ -178,13 +201,12 @@ def check_rows(inspection: Inspection) -> list[CheckRow]:
     if inspection.health_status is not None:
         return [CheckRow("reachable", f"GET /v1/healthz answered {inspection.health_status}, not 200", "fail")]
     key = inspection.key_status
-    rows.append(
-        CheckRow(
-            "API key",
-            "accepted" if key == 200 else f"GET /v1/test-calls answered {key}",
-            "ok" if key == 200 else "fail",
-        )
-    )
+    if key == 200:
+        rows.append(CheckRow("API key", "accepted", "ok"))
+    elif inspection.preflight is None:
+        rows.append(CheckRow("API key", f"refused: GET /v1/test-calls answered {key}", "fail"))
+    else:
+        rows.append(CheckRow("API key", f"GET /v1/test-calls answered {key}: not refused, not yet accepted", "later"))
     preflight = inspection.preflight
     if preflight is not None:
         rows.extend(_list_rows(preflight))

@@ -1,17 +1,20 @@
 """Whether a create whose answer was lost made anything: a walk through a list, page by page. Pure, no I/O.
 
 Nothing is trusted that this client did not see for itself. A listing proves a create absent only when it
-shows this client's own earlier creates (the *witnesses*: created before the lost request was sent, so any
-run or batch it made lies beyond them in the list's order) and, between the list's newest end and the
-witnesses, nothing that could be the lost create. Clocks are never compared: the witnesses mark the time. A
-page at an offset that starts with the list's first item means ``offset`` is ignored, an empty page is the
-only end of a list, and a list in the other order than expected is read again that way. Whatever a walk
-cannot settle is ``Unknown``: the create is not sent again, its runs are counted ``unknown``.
+reaches an *anchor* (an item this client saw exist before the lost request was sent: one of its own earlier
+creates, or an item a listing showed before its first create; or the list's end, when the list was empty
+then), so that whatever the lost request made lies between the list's newest end and the anchor; when it
+shows this client's own creates (so creates like the lost one do show in it); and when nothing there could be
+the lost create. Clocks are never compared: the anchors mark the time. A page at an offset that starts with
+the list's first item means ``offset`` is ignored, an empty page is the only end of a list, and a list in the
+other order than expected is read again that way. A listing that does not show this client's creates yet is
+``Unproven`` (looked at again later); whatever a walk cannot settle is ``Unknown``: the create is not sent
+again, and its runs are counted ``unknown``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,13 +44,20 @@ class Unknown:
 
 
 @dataclass(frozen=True, slots=True)
+class Unproven:
+    """Not settled by this listing, perhaps by a later one (this client's creates do not show yet)."""
+
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
 class Reorder:
     """The list's pages run the other way: walk again in ``order``."""
 
     order: Order
 
 
-Verdict = Found | Absent | Unknown | Reorder
+Verdict = Found | Absent | Unknown | Unproven | Reorder
 # What a list item is to the walk: True (the lost create's, by its name), None (could be: names cannot tell),
 # False (not it).
 Candidate = Callable[[dict[str, Any]], bool | None]
@@ -65,33 +75,40 @@ def item_key(item: object) -> str | None:
 
 @dataclass(slots=True)
 class Walk:
-    """One listing, newest first or oldest first, looking for a lost create beyond the witnesses.
+    """One listing, newest first or oldest first, looking for a lost create beyond the anchors.
 
-    Drive it with ``next_offset`` and ``feed`` until ``verdict`` is set. ``witnesses``: ids of this client's
-    creates answered before the lost one was sent. ``start`` (oldest first): an offset at or before the
-    witnesses (where this client's creates began)."""
+    Drive it with ``next_offset`` and ``feed`` until ``verdict`` is set. ``anchors``: ids of items that existed
+    before the lost create was sent; ``open_end``: the list was empty then, so its end is an anchor too.
+    ``own``: ids of this client's creates (of any time). ``start`` (oldest first): an offset at or before the
+    anchors (the list's length before this client's first create)."""
 
     order: Order
-    witnesses: Mapping[str, object]
+    anchors: Container[str]
+    own: Container[str]
     candidate: Candidate
+    open_end: bool = False
     start: int = 0
     max_pages: int = MAX_PAGES
     what: str = "the list"
     verdict: Verdict | None = None
-    witness_seen: int | None = None  # the offset the first witness was seen at
+    anchor_seen: int | None = None  # the offset the first anchor was seen at
     _offset: int = 0
     _pages: int = 0
     _first_key: str | None = None
-    _witness_at: float | None = None
+    _anchor_at: float | None = None
+    _own_seen: bool = False
     _sure: dict[str, dict[str, Any]] = field(default_factory=dict)
     _maybe: int = 0
 
     def __post_init__(self) -> None:
-        self._offset = self.start if self.order == "oldest_first" else 0
-        if not self.witnesses:
-            self.verdict = Unknown("no earlier create of this run shows where to look in the list")
-        elif self.order not in ("newest_first", "oldest_first"):
+        oldest_first = self.order == "oldest_first"
+        self._offset = self.start if oldest_first else 0
+        if oldest_first and self.open_end:
+            self.anchor_seen = self.start  # everything from the start on came after the list was read empty
+        if self.order not in ("newest_first", "oldest_first"):
             self.verdict = Unknown(f"{self.what} is {self.order.replace('_', ' ')}: a walk cannot bound it")
+        elif not self.anchors and not self.open_end:
+            self.verdict = Unknown("nothing this client saw before the create shows where to look in the list")
 
     def next_offset(self) -> int | None:
         """The offset of the next page to read, or None once the verdict is in."""
@@ -121,31 +138,34 @@ class Walk:
         for index, item in enumerate(items):
             if not isinstance(item, dict):
                 continue
-            if self.order == "newest_first" and self._past_witnesses(item):
+            if self.order == "newest_first" and self._past_anchor(item):
                 self._settle()
                 return
             key = item_key(item)
-            if key is not None and key in self.witnesses:
-                if self.witness_seen is None:
-                    self.witness_seen = self._offset + index
-                    self._witness_at = parse_iso_or_none(item.get("created_at"))
+            if key is not None and key in self.own:
+                self._own_seen = True
+            if key is not None and key in self.anchors:
+                if self.anchor_seen is None:
+                    self.anchor_seen = self._offset + index
+                    self._anchor_at = parse_iso_or_none(item.get("created_at"))
                 continue
-            if self.order == "oldest_first" and self.witness_seen is None:
-                continue  # created before the witnesses, so before the lost create was sent
-            self._weigh(key, item)
+            if self.order == "oldest_first" and self.anchor_seen is None:
+                continue  # created before the anchors, so before the lost create was sent
+            if key is None or key not in self.own:
+                self._weigh(key, item)
         self._offset += len(items)  # not ``limit``: a server may hold fewer items a page than asked
         if self._pages >= self.max_pages:
             self.verdict = Unknown(f"{self.what} was not read to its end in {self.max_pages} pages")
 
-    def _past_witnesses(self, item: dict[str, Any]) -> bool:
-        """Newest first: whether this item lies below the witnesses, where nothing newer can be. Items stamped
-        with the first witness's own instant may still be on either side of it."""
-        if self.witness_seen is None:
+    def _past_anchor(self, item: dict[str, Any]) -> bool:
+        """Newest first: whether this item lies below the anchor, where nothing newer can be. Items stamped
+        with the anchor's own instant may still be on either side of it."""
+        if self.anchor_seen is None:
             return False
-        if self._witness_at is None:
+        if self._anchor_at is None:
             return True
         created = parse_iso_or_none(item.get("created_at"))
-        return created is None or created < self._witness_at
+        return created is None or created < self._anchor_at
 
     def _weigh(self, key: str | None, item: dict[str, Any]) -> None:
         match = self.candidate(item)
@@ -155,8 +175,8 @@ class Walk:
             self._maybe += 1
 
     def _end(self) -> None:
-        if self.witness_seen is None:
-            self.verdict = Unknown(f"{self.what} did not show this client's earlier creates")
+        if self.anchor_seen is None and not self.open_end:
+            self.verdict = Unproven(f"{self.what} did not show what was listed before the create")
         else:
             self._settle()
 
@@ -167,5 +187,7 @@ class Walk:
             self.verdict = Found(next(iter(self._sure.values())))
         elif self._maybe:
             self.verdict = Unknown(f"{self.what} shows {self._maybe} like it, and names cannot prove one its own")
+        elif not self._own_seen:
+            self.verdict = Unproven(f"{self.what} does not show this client's own creates yet")
         else:
             self.verdict = Absent()

@@ -62,7 +62,7 @@ from stressor.targets.ledger import CreationLedger
 from stressor.targets.lister import LIST_PAGE_SIZE, SCAN_PAGE_SIZE, RunLister
 from stressor.targets.listing import ListFacts, ListLearner, Order, name_matches
 from stressor.targets.preflight import Inspection, Preflight, probe_lists, rate_limit_headers
-from stressor.targets.reconcile import Absent, Found, Reorder, Unknown, Walk, item_key
+from stressor.targets.reconcile import Absent, Found, Reorder, Unknown, Unproven, Walk
 from stressor.targets.requests import LIST_BODY_LIMIT, ApiRequests, Failed, header_date, server_words
 from stressor.targets.server_clock import ClockOffset, ServerClock
 from stressor.timestamps import NS_PER_S
@@ -191,7 +191,6 @@ class TestCallsTarget:
         # the order their answers came: a reconciliation's witnesses (see stressor.targets.reconcile).
         self._witnesses: OrderedDict[str, int] = OrderedDict()
         self._answered = 0
-        self._batch_floor = 0  # oldest-first batch list: an offset at or before this client's batches
         self._run_floors: dict[str, int] = {}  # oldest-first run list: where each new run's search starts
         self._rng = random.Random()
         # A create that timed out may still be held by the server and be handled later: it is looked for only
@@ -241,15 +240,16 @@ class TestCallsTarget:
         if isinstance(probe, Failed):
             return Inspection(unreachable=why_unreachable(probe.error, self._timeout_s))
         headers = rate_limit_headers(health.headers) | rate_limit_headers(probe.headers)
-        if probe.status_code != 200:
+        if probe.status_code in FATAL_STATUSES:
             return Inspection(key_status=probe.status_code, rate_headers=tuple(sorted(headers)))
         self.preflight = await probe_lists(self._probe_page, self._learner)
-        if self.preflight.batch_length is not None:
-            self._batch_floor = self.preflight.batch_length
         if self.preflight.run_length is not None:
             self._lister.length = self.preflight.run_length
         return Inspection(
-            key_status=200, preflight=self.preflight, clock=self.clock_offset(), rate_headers=tuple(sorted(headers))
+            key_status=probe.status_code,
+            preflight=self.preflight,
+            clock=self.clock_offset(),
+            rate_headers=tuple(sorted(headers)),
         )
 
     async def check(self) -> Preflight:
@@ -264,8 +264,7 @@ class TestCallsTarget:
         if inspection.key_status in FATAL_STATUSES:
             raise TargetUnavailable(FATAL_STATUSES[inspection.key_status])
         preflight = inspection.preflight
-        if preflight is None:
-            raise TargetUnavailable(f"{self.base_url}/v1/test-calls answered {inspection.key_status}, not 200")
+        assert preflight is not None  # every answer but a fatal one goes on to the lists
         refusal = preflight.refusal()
         if refusal is not None:
             raise TargetUnavailable(f"{self.base_url}: {refusal}")
@@ -424,9 +423,9 @@ class TestCallsTarget:
 
         A create ``in_doubt`` (no answer, or a 5xx) may still be held by the server: it is looked for after the
         settle delay, and proved absent only by ``RECONCILE_CHECKS`` listings a settle delay apart. A listing
-        that cannot be read is asked again with backoff until ``reconcile_deadline_s``; after that, or when
-        what the lists show does not settle it, the answer is ``Unknown``: never a guess, never a second POST."""
-        witnesses = {key: n for key, n in self._witnesses.items() if n <= witnessed}
+        that cannot be read, or that does not show this client's creates yet, is asked again with backoff
+        until ``reconcile_deadline_s``; after that, or when what the lists show does not settle it, the answer
+        is ``Unknown``: never a guess, never a second POST."""
         started = self._api.now_s()
         checks = RECONCILE_CHECKS if in_doubt else 1
         wait = self._settle_s if in_doubt else 0.0
@@ -439,38 +438,35 @@ class TestCallsTarget:
                 if self._api.now_s() + wait > deadline:
                     return Unknown(f"{why} within {self._reconcile_deadline_s:g} s")
                 await anyio.sleep(wait)
-            found = await self._look_for(order, witnesses)
+            found = await self._look_for(order, witnessed)
             if isinstance(found, Absent):
                 absent += 1
                 if absent >= checks:
                     return found
                 wait, why = self._settle_s, "its absence was not confirmed"
-            elif isinstance(found, _Unread):
+            elif isinstance(found, _Unread | Unproven):
                 failures += 1
                 wait, why = max(self._governor.backoff_delay(failures), MIN_SLEEP_S), found.why
             else:
                 return found
 
-    async def _look_for(
-        self, order: BatchOrder, witnesses: Mapping[str, int]
-    ) -> Submission | Absent | Unknown | _Unread:
-        """One listing, looking for the lost create beyond this client's earlier ones."""
+    async def _look_for(self, order: BatchOrder, witnessed: int) -> Submission | Absent | Unknown | Unproven | _Unread:
+        """One listing, looking for the lost create beyond what existed before it was sent."""
+        preflight = self.preflight
         if self._submit_mode == "single":
             request = order.request
             wanted = (request.target_type, request.target_id, order.prompts[0])
 
             def like_it(item: dict[str, Any]) -> bool | None:
                 # a run has no name: one like it cannot be proven this client's, only its absence can
-                if item_key(item) in self._known_runs:
-                    return False
-                return (
-                    None
-                    if (item.get("target_type"), item.get("target_id"), item.get("scenario_prompt")) == wanted
-                    else False
-                )
+                same = (item.get("target_type"), item.get("target_id"), item.get("scenario_prompt")) == wanted
+                return None if same else False
 
-            walked = await self._walk("/v1/test-calls", "the run list", witnesses, like_it, self._lister.length or 0)
-            return walked if not isinstance(walked, Found) else Unknown("a run like it is listed (runs carry no name)")
+            before = (preflight.run_anchors, preflight.run_length) if preflight else (frozenset(), None)
+            walked = await self._walk("/v1/test-calls", "the run list", witnessed, like_it, *before)
+            if isinstance(walked, Found):  # cannot happen: no run is ever sure
+                return Unknown("a run like it is listed")
+            return walked
         name = self.batch_name(order)
         prompts = list(order.prompts)
 
@@ -484,7 +480,8 @@ class TestCallsTarget:
             alike = item.get("run_count") in (None, len(prompts)) and (shown is None or shown == prompts)
             return None if alike else False
 
-        walked = await self._walk("/v1/test-call-batches", "the batch list", witnesses, candidate, self._batch_floor)
+        before = (preflight.batch_anchors, preflight.batch_length) if preflight else (frozenset(), None)
+        walked = await self._walk("/v1/test-call-batches", "the batch list", witnessed, candidate, *before)
         if not isinstance(walked, Found):
             return walked
         try:
@@ -499,33 +496,38 @@ class TestCallsTarget:
         self,
         path: str,
         what: str,
-        witnesses: Mapping[str, int],
+        witnessed: int,
         candidate: Callable[[dict[str, Any]], bool | None],
-        floor: int,
-    ) -> Found | Absent | Unknown | _Unread:
-        """Walk a list (in the order it was seen to have; once more if a page shows the other order)."""
-        order: Order = self.facts.order if self.facts.order != "unknown" else "newest_first"
+        listed_before: frozenset[str],
+        length_before: int | None,
+    ) -> Found | Absent | Unknown | Unproven | _Unread:
+        """Walk a list (in the order it was seen to have; once more if a page shows the other order). Anchors:
+        this client's creates answered before the lost one was sent, and what the preflight listed."""
         if self.facts.offset == "ignored":
-            return Unknown(f"{what} ignores `offset`, so it cannot be read to the create's time")
+            return Unknown(f"{what} ignores `offset`, so it cannot be read back to the create")
+        anchors = listed_before.union(key for key, n in self._witnesses.items() if n <= witnessed)
+        order: Order = self.facts.order if self.facts.order != "unknown" else "newest_first"
         for _ in range(2):
-            walk = Walk(order=order, witnesses=witnesses, candidate=candidate, start=floor, what=what)
+            walk = Walk(
+                order=order,
+                anchors=anchors,
+                own=self._witnesses,
+                candidate=candidate,
+                open_end=length_before is not None,
+                start=length_before or 0,
+                what=what,
+            )
             while (offset := walk.next_offset()) is not None:
+                params = {"limit": LIST_PAGE_SIZE, "offset": offset}
                 body, _ = await self._api.get_json(
-                    "reconcile",
-                    path,
-                    {"limit": LIST_PAGE_SIZE, "offset": offset},
-                    read=read_list,
-                    limit=LIST_BODY_LIMIT,
-                    retry=True,
+                    "reconcile", path, params, read=read_list, limit=LIST_BODY_LIMIT, retry=True
                 )
                 if body is None:
                     return _Unread(f"{what} could not be read")
                 walk.feed(body)
             verdict = walk.verdict
+            assert verdict is not None
             if not isinstance(verdict, Reorder):
-                if walk.witness_seen is not None and order == "oldest_first" and path.endswith("batches"):
-                    self._batch_floor = max(self._batch_floor, walk.witness_seen)
-                assert verdict is not None
                 return verdict
             self._learner.saw_order(verdict.order)
             order = verdict.order
