@@ -490,7 +490,7 @@ def run(
         _check_output(path, flag)
     log = RunLog(log_path)
     session = Session(
-        profile, where, enforce_budget=not embedded, runs_log=log, scale=scale, warn=_warn if scale else None
+        profile, where, enforce_budget=not embedded, runs_log=log, scale=scale, warn=_warn
     )
     try:
         outcome = runtime.run(_run_session, session, progress or None, [t for t in thresholds if t.abort])

@@ -139,8 +139,10 @@ class Session:
             receiver, webhook_url = None, None
             if profile.webhooks.enabled:
                 secrets_ = where.webhook_secrets or (f"whsec_{secrets.token_hex(24)}",)
-                receiver = WebhookReceiver(secrets_, self._on_webhook)
                 hooks = profile.webhooks
+                # the sender posts to the public URL: its path is served as well as /webhooks (a reverse proxy
+                # may pass it through or rewrite it); deliveries gone astray are counted and said once
+                receiver = WebhookReceiver(secrets_, self._on_webhook, public_url=hooks.public_url, notice=self.warn)
                 from stressor.webhooks.server import serve_receiver  # noqa: PLC0415 (uvicorn: only when asked)
 
                 running = await stack.enter_async_context(
@@ -180,6 +182,9 @@ class Session:
             result = await self._run_engine(self.engine, base_url)
             if self._grading and not result.interrupted:
                 await self._collect_grades(result, target)
+            # The webhook figures are taken here, once: from now on the receiver answers 503, so that no
+            # delivery is acknowledged that the results do not count (the sender retries it instead).
+            webhooks = receiver.close() if receiver is not None else None
             result = self._join_grades(result)
             truth = None
             if self.keep_truth and where.base_url is None:
@@ -190,7 +195,7 @@ class Session:
                 engine=result,
                 base_url=base_url,
                 webhook_url=webhook_url,
-                webhooks=receiver.stats() if receiver is not None else None,
+                webhooks=webhooks,
                 late_polls=target.late_polls,
                 truth=truth,
                 server=target.server_json(),

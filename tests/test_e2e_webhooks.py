@@ -3,13 +3,26 @@ and coordinated omission shown against the simulator's ground truth."""
 
 from __future__ import annotations
 
+import contextlib
 import math
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
+import anyio
+import httpx
+import orjson
 import pytest
-from sessions import profile_of, run_session
+from sessions import profile_of, run_session, run_stressor
 
 from stressor.metrics import PERCENTILES, LatencyRecorder, Measure, Outcome
-from stressor.session import SessionResult
+from stressor.session import Session, SessionResult, Where
+from stressor.sim.config import SimConfig
+from stressor.sim.webhooks import request_target, signature_headers
 
 pytestmark = pytest.mark.e2e
 
@@ -157,3 +170,184 @@ def test_a_server_stall_shows_in_the_p99_as_in_the_ground_truth(webhooks: bool, 
         assert -CLOCK_JITTER_S <= ours.percentiles_s[p] - theirs.percentiles_s[p] <= STALL_ALLOWANCE_S, p
     assert -CLOCK_JITTER_S <= ours.max_s - theirs.max_s <= STALL_ALLOWANCE_S
     assert ours.percentiles_s[50.0] < 0.5  # outside the stall, calls stay short
+
+
+# -- what the sender is told, what it sends, and when ---------------------------------------------------------
+
+SECRET = "whsec_e2e_deliveries_0123456789"
+QUICK = {
+    "grace": "5s",
+    "target": {"poll_interval": "50ms"},
+    "batch": {"runs": 2},
+    "stages": [{"duration": "1s", "rate": "10/s"}],
+}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def session_of(data: dict[str, Any], simulator: dict[str, Any], warn: Callable[[str], None]) -> Session:
+    config = SimConfig.from_mapping({"api_key": "sk_test_e2e", **simulator})
+    where = Where(base_url=None, api_key="sk_test_e2e", simulator=config, webhook_secrets=(SECRET,))
+    return Session(profile_of(data), where, enforce_budget=False, warn=warn)
+
+
+@pytest.mark.parametrize("payload", ["nested", "flat"])
+def test_runs_end_by_webhook_whichever_shape_the_completion_comes_in(payload: str) -> None:
+    # nested (data.test_call_run) is what the docs' CI handler reads and what the simulator sends by default
+    profile = profile_of({**BASE, "webhooks": {"enabled": True, "fallback": "off"}})
+    outcome = run_session(profile, {"seed": 3, "webhook_payload": payload})
+    assert_every_run_once_as_the_server_says(outcome, 80)
+    assert outcome.webhooks is not None
+    assert outcome.webhooks.accepted_by_type["test-call.completed"] == 80
+    assert outcome.webhooks.bad_shape == 0
+
+
+def test_a_public_url_with_a_path_of_its_own_is_where_deliveries_are_taken() -> None:
+    port = free_port()
+    hooks = {"enabled": True, "fallback": "off", "listen": f"127.0.0.1:{port}"}
+    hooks["public_url"] = f"http://127.0.0.1:{port}/hooks"
+    warnings: list[str] = []
+    outcome = anyio.run(session_of({**QUICK, "webhooks": hooks}, {"seed": 6}, warnings.append).run)
+    # with polling off, only deliveries to /hooks could end the runs: a receiver serving /webhooks alone
+    # answered them 404 and left every run open
+    assert outcome.webhook_url == f"http://127.0.0.1:{port}/hooks"
+    result = outcome.engine
+    assert result.metrics.outcomes[Outcome.OPEN] == 0
+    assert sum(result.metrics.outcomes.values()) == 20
+    assert outcome.webhooks is not None
+    assert outcome.webhooks.accepted_by_type["test-call.completed"] == 20
+    assert outcome.webhooks.wrong_path == 0
+    assert not any("wrong_path" in line for line in warnings)
+
+
+async def _post_grades_until_the_receiver_stops(url: str, statuses: Counter[int]) -> None:
+    """A sender posting a new call.graded every few ms, from when the receiver is up until it is gone."""
+    target = request_target(url)
+    async with httpx.AsyncClient(trust_env=False, timeout=5.0) as client:
+        sent = 0
+        while True:
+            body = orjson.dumps(
+                {"type": "call.graded", "data": {"call_id": f"late_{sent}", "grade": {"score": 90}}},
+                option=orjson.OPT_SORT_KEYS,
+            )
+            headers = dict(signature_headers(SECRET, body, target, int(time.time())))
+            try:
+                answer = await client.post(url, content=body, headers=headers)
+            except httpx.TransportError:
+                if sent:
+                    return  # the receiver stopped
+                await anyio.sleep(0.01)  # not up yet
+                continue
+            statuses[answer.status_code] += 1
+            sent += 1
+            await anyio.sleep(0.005)
+
+
+def test_every_delivery_acknowledged_is_in_the_figures_and_later_ones_are_refused() -> None:
+    port = free_port()
+    hooks = {"enabled": True, "fallback": "off", "listen": f"127.0.0.1:{port}"}
+    warnings: list[str] = []
+    # every run fails: the simulator sends no call.graded, so those the results count are all the test's
+    session = session_of({**QUICK, "webhooks": hooks}, {"seed": 7, "failure_rate": 1.0}, warnings.append)
+    statuses: Counter[int] = Counter()
+
+    async def main() -> SessionResult:
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as sender:
+                sender.start_soon(_post_grades_until_the_receiver_stops, f"http://127.0.0.1:{port}/webhooks", statuses)
+                return await session.run()
+
+    outcome = anyio.run(main)
+    assert outcome.webhooks is not None
+    # each 204 the sender got is a grade the figures count: none was acknowledged after they were taken...
+    assert statuses[204] == outcome.webhooks.accepted_by_type["call.graded"] > 0
+    # ...for what came after, the sender was told to retry (the shutdown outlasts several of its posts)
+    assert statuses[503] > 0
+    assert set(statuses) == {204, 503}
+    assert outcome.webhooks.refused_closed == 0
+    assert sum("after the run's figures were taken" in line for line in warnings) == 1
+
+
+# -- slow and stray deliveries, through the command line -----------------------------------------------------
+
+
+def _trickle(port: int, answers: list[bytes]) -> None:
+    """A raw sender: a delivery's head and first bytes, then a byte every 100 ms, never the last, until the
+    receiver closes the connection; keeps what it was answered."""
+    body = b'{"data":{"test_call_run":{"id":"tc_slow","status":"completed"}},"type":"test-call.completed"}'
+    head = f"POST /webhooks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+    answer = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head + body[:5])
+        sock.settimeout(0.1)
+        for byte in body[5:-1]:
+            try:
+                chunk = sock.recv(4096)
+            except TimeoutError:
+                with contextlib.suppress(OSError):
+                    sock.sendall(bytes([byte]))
+                continue
+            except OSError:
+                break
+            if not chunk:
+                break
+            answer += chunk
+    answers.append(answer)
+
+
+def _wait_for_port(port: int) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+
+
+def _stray_and_slow(port: int, answers: list[bytes], strays: list[int]) -> None:
+    _wait_for_port(port)
+    for _ in range(2):
+        strays.append(httpx.post(f"http://127.0.0.1:{port}/hooks", content=b"{}", trust_env=False).status_code)
+    slow = [threading.Thread(target=_trickle, args=(port, answers)) for _ in range(20)]
+    for thread in slow:
+        thread.start()
+    for thread in slow:
+        thread.join(60)
+
+
+def test_slow_and_stray_deliveries_are_counted_said_once_and_end_the_run_without_a_traceback(tmp_path: Path) -> None:
+    port = free_port()
+    profile = tmp_path / "p.toml"
+    profile.write_text(
+        'grace = "5s"\n[target]\npoll_interval = "20ms"\n[batch]\nruns = 2\n[[stages]]\nduration = "2s"\nrate = "5/s"\n'
+    )
+    out = tmp_path / "r.json"
+    answers: list[bytes] = []
+    strays: list[int] = []
+    senders = threading.Thread(target=_stray_and_slow, args=(port, answers, strays))
+    senders.start()
+    done = run_stressor(
+        "run", str(profile), "--webhooks", "--webhook-listen", f"127.0.0.1:{port}", "--out", str(out),
+        "--progress", "0",
+    )  # fmt: skip
+    senders.join(60)
+    assert done.returncode == 0, done.stderr
+    # before: 20 "Exception in ASGI application" tracebacks, after a 2 s wait at the end of the run
+    assert "Traceback" not in done.stderr and "Exception in ASGI" not in done.stderr
+    results = orjson.loads(out.read_bytes())
+    hooks = results["webhooks"]
+    assert (hooks["slow_body"], hooks["wrong_path"]) == (20, 2)
+    assert hooks["received"] >= 22
+    assert strays == [404, 404]
+    assert len(answers) == 20 and all(answer.startswith(b"HTTP/1.1 503 ") for answer in answers)
+    lines = done.stderr.splitlines()
+    [stray] = [line for line in lines if "wrong_path" in line]
+    assert stray.startswith("stressor: webhook receiver: a delivery came to '/hooks'")
+    [slow] = [line for line in lines if "slow_body" in line]
+    assert "20 deliveries were still arriving when the run's figures were taken" in slow

@@ -1,5 +1,6 @@
 """Fuzzing the webhook receiver over ASGI: whatever a sender posts (bodies, signature headers, paths, methods),
-the answer is a 2xx or a 4xx, never a 500 or an exception, and every delivery lands in exactly one counter.
+the answer is a 2xx or a 4xx, never a 500 or an exception, and every delivery (a POST, to any path) lands in
+exactly one counter.
 
 Half the deliveries are signed correctly (V1 or V2) so that random bodies get past the signature check and
 reach the event parser, the deduper and the callback."""
@@ -35,12 +36,13 @@ JSON = st.recursive(
     SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
 )
 DATA_KEYS = ["id", "status", "call_id", "error_message", "batch_id", "created_at", "started_at", "completed_at"]
+RUN = st.dictionaries(st.sampled_from(DATA_KEYS), JSON, max_size=8)
 GRADE_KEYS = ["score", "status", "grader_model", "graded_at", "call_outcome"]
 EVENT_DATA = st.dictionaries(
     st.sampled_from([*DATA_KEYS, "grade"]),
     JSON | st.dictionaries(st.sampled_from(GRADE_KEYS), JSON, max_size=5),
     max_size=8,
-)
+) | st.fixed_dictionaries({"test_call_run": RUN | JSON})
 EVENTS = st.fixed_dictionaries(
     {"type": st.sampled_from([RUN_COMPLETED, CALL_GRADED, "test-call.exploded", ""]) | JSON, "data": EVENT_DATA | JSON}
 )
@@ -116,8 +118,10 @@ def test_any_delivery_gets_a_2xx_or_a_4xx_and_is_counted_once(
 ) -> None:
     statuses, stats, delivered = anyio.run(deliver_all, batch)
     assert all(200 <= status < 300 or 400 <= status < 500 for status in statuses), statuses
-    posts = sum(1 for method, path, _, _ in batch if method == "POST" and path.split("?")[0] == "/webhooks")
-    assert stats.received == posts
+    posts = sum(1 for method, _, _, _ in batch if method == "POST")
+    astray = sum(1 for method, path, _, _ in batch if method == "POST" and path.split("?")[0] != "/webhooks")
+    assert stats.received == posts  # a POST to another path is a delivery too, gone astray
+    assert stats.wrong_path == astray
     outcomes = (
         stats.accepted
         + stats.duplicates
@@ -127,6 +131,8 @@ def test_any_delivery_gets_a_2xx_or_a_4xx_and_is_counted_once(
         + stats.bad_shape
         + stats.too_large
         + stats.incomplete
+        + stats.slow_body
+        + stats.wrong_path
         + stats.callback_errors
         + stats.bad_signature_total
     )

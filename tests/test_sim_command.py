@@ -120,6 +120,7 @@ def every_setting_changed() -> SimConfig:
         webhook_max_attempts=4,
         webhook_retry_base=0.01,
         webhook_retry_cap=0.5,
+        webhook_payload="flat",
         grade_score=Distribution.uniform(0.4, 0.9),
         grade_scale=1,
         grade_delay=0.075,

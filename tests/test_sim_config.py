@@ -22,6 +22,7 @@ def test_every_new_setting_is_off_by_default() -> None:
     assert (config.rate_limit, config.error_burst, config.latency, config.stall, config.webhook_url) == (None,) * 5
     assert config.error_rate == config.reset_rate == config.fault_after_create == 0.0
     assert config.webhook_drop_rate == config.webhook_duplicate_rate == 0.0 and not config.webhook_reorder
+    assert config.webhook_payload == "nested"  # data.test_call_run, where the API docs' CI handler reads the run
     assert (config.grade_scale, config.grade_delay, config.grade_twice) == (100, 0.0, False)
     assert config.effective_rate_limit_burst == 1
 
@@ -59,6 +60,7 @@ def test_from_mapping_takes_the_flag_names_with_values_as_written() -> None:
             "webhook_max_attempts": 3,
             "webhook_retry_base": "50ms",
             "webhook_retry_cap": 1,
+            "webhook_payload": " Flat ",
             "grade_score": "uniform(0.5,1)",
             "grade_scale": "1",
             "grade_delay": "250ms",
@@ -69,6 +71,7 @@ def test_from_mapping_takes_the_flag_names_with_values_as_written() -> None:
     assert config.error_status == "500" and config.error_burst == ErrorBurst(5.0, 1.0, "503")
     assert config.latency == Distribution.fixed(0.2) and config.stall == Stall(2.0, 2.0)
     assert config.webhook_delay == Distribution.uniform(0, 0.5) and config.webhook_retry_base == 0.05
+    assert config.webhook_payload == "flat"
     assert config.grade_scale == 1 and config.grade_delay == 0.25 and config.faults_enabled
     assert SimConfig.from_mapping({}) == SimConfig()
     assert SimConfig.from_mapping({"rate_limit": "12"}).rate_limit == 12.0  # a number as text, per second
@@ -104,6 +107,8 @@ def test_from_mapping_takes_the_flag_names_with_values_as_written() -> None:
         ({"webhook_retry_base": 0}, "webhook_retry_base", "above 0"),
         ({"webhook_retry_base": "soon"}, "webhook_retry_base", "expected a duration"),
         ({"webhook_retry_cap": 0.01}, "webhook_retry_cap", "at least webhook_retry_base"),
+        ({"webhook_payload": "wrapped"}, "webhook_payload", "one of nested, flat"),
+        ({"webhook_payload": True}, "webhook_payload", "one of nested, flat"),
         ({"grade_score": "normal(1)"}, "grade_score", "unknown distribution"),
         ({"grade_scale": 10}, "grade_scale", "one of 100, 1"),
         ({"grade_scale": True}, "grade_scale", "one of 100, 1"),

@@ -29,6 +29,7 @@ from stressor.sim.views import run_json
 from stressor.sim.webhooks import (
     REORDER_WINDOW_S,
     DeliveryPolicy,
+    Webhook,
     WebhookSender,
     event_body,
     request_target,
@@ -67,18 +68,39 @@ def ended_run_event(**settings: Any) -> tuple[SimModel, SimEvent]:
     return model, ended
 
 
-def test_completed_event_body_is_the_run_as_the_api_shows_it_in_compact_sorted_json() -> None:
+def run_of(document: dict[str, Any]) -> dict[str, Any]:
+    """The run a ``test-call.completed`` body carries, in the simulator's default (nested) shape."""
+    run: dict[str, Any] = document["data"]["test_call_run"]
+    return run
+
+
+def test_completed_event_body_nests_the_run_as_the_api_shows_it_in_compact_sorted_json() -> None:
     _, ended = ended_run_event()
     assert ended.run is not None
     webhook = webhook_for(ended)
     assert webhook is not None and webhook.type == COMPLETED and webhook.run_id == ended.run.id
     assert is_compact_sorted_json(webhook.body)
     document = orjson.loads(webhook.body)
-    assert document == {"type": COMPLETED, "data": run_json(ended.run)}
-    assert list(document["data"]) == sorted(document["data"])
+    # where the API docs' CI handler reads it: event["data"]["test_call_run"]
+    assert document == {"type": COMPLETED, "data": {"test_call_run": run_json(ended.run)}}
+    assert list(run_of(document)) == sorted(run_of(document))
     assert "ünïcode".encode() in webhook.body  # UTF-8, not escaped
     parsed = parse_event(webhook.body)
     assert isinstance(parsed, RunCompleted) and parsed.run_id == ended.run.id and parsed.succeeded
+
+
+def test_a_flat_payload_puts_the_run_directly_under_data() -> None:
+    _, ended = ended_run_event()
+    assert ended.run is not None
+    webhook = webhook_for(ended, payload="flat")
+    assert webhook is not None
+    assert orjson.loads(webhook.body) == {"type": COMPLETED, "data": run_json(ended.run)}
+    assert parse_event(webhook.body) == parse_event(not_none(webhook_for(ended)).body)
+
+
+def not_none(webhook: Webhook | None) -> Webhook:
+    assert webhook is not None
+    return webhook
 
 
 def test_graded_event_body_and_events_that_send_nothing() -> None:
@@ -297,7 +319,7 @@ async def test_every_run_end_arrives_signed_compact_and_sorted_and_is_in_the_tru
         assert verify(v1_only, "POST", delivery.target, delivery.body, [SECRET], now).ok
         assert delivery.headers[V2_HEADER.lower()].startswith("t=")
     listed = {run["id"]: run for run in runs}
-    reported = {d.document["data"]["id"]: d.document["data"] for d in recorder.of_type(COMPLETED)}
+    reported = {run_of(d.document)["id"]: run_of(d.document) for d in recorder.of_type(COMPLETED)}
     assert set(reported) == set(run_ids)  # every run, each once
     for run_id, data in reported.items():
         api = listed[run_id]
@@ -375,7 +397,7 @@ async def test_duplicates_arrive_when_configured_and_the_receiver_dedupes_them()
     assert stats["duplicates"] == 6 and stats["delivered"] == 12 and stats["events"] == 6
     completed = recorder.of_type(COMPLETED)
     for run_id in run_ids:
-        arrivals = [d.at for d in completed if d.document["data"]["id"] == run_id]
+        arrivals = [d.at for d in completed if run_of(d.document)["id"] == run_id]
         assert first_delivered[run_id] is not None and first_delivered[run_id] <= min(arrivals) + 0.05
 
 
@@ -424,7 +446,7 @@ async def test_reorder_shuffles_events_that_happen_together() -> None:
     async with receiving(recorder) as url, serve(sim_config(url, **settings)) as sim:
         run_ids, _ = await create_batch(sim.base_url, 10)
         await eventually(lambda: len(recorder.of_type(COMPLETED)) == 10)
-    arrived = [d.document["data"]["id"] for d in recorder.of_type(COMPLETED)]
+    arrived = [run_of(d.document)["id"] for d in recorder.of_type(COMPLETED)]
     # ten calls of the same length started together end together, in batch order; they arrive shuffled
     assert sorted(arrived) == sorted(run_ids) and arrived != run_ids
 
@@ -459,7 +481,9 @@ async def test_the_projects_webhook_receiver_accepts_everything_the_simulator_se
 async def test_a_simulator_process_gets_its_webhook_settings_and_secret() -> None:
     recorder = Recorder()
     async with receiving(recorder) as url:
-        config = sim_config(url, webhook_duplicate_rate=1.0, grade_scale=1, api_key="sk_live_test")
+        config = sim_config(
+            url, webhook_duplicate_rate=1.0, grade_scale=1, api_key="sk_live_test", webhook_payload="flat"
+        )
         async with SimulatorProcess(config) as base_url:
             run_ids, _ = await create_batch(base_url, 2)
             with anyio.fail_after(5):
@@ -468,6 +492,6 @@ async def test_a_simulator_process_gets_its_webhook_settings_and_secret() -> Non
             truth = await anyio.to_thread.run_sync(fetch_truth, base_url)
     now = time.time()
     assert all(verify(d.headers, "POST", d.target, d.body, [SECRET], now).ok for d in recorder.deliveries)
-    assert {d.document["data"]["id"] for d in recorder.of_type(COMPLETED)} == set(run_ids)
+    assert {d.document["data"]["id"] for d in recorder.of_type(COMPLETED)} == set(run_ids)  # flat, as set
     assert all(isinstance(d.document["data"]["grade"]["score"], float) for d in recorder.of_type(GRADED))
     assert all(record.webhook_delivered is not None for record in truth)

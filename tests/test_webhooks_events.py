@@ -96,6 +96,43 @@ def test_a_completed_run_is_read_with_server_stamps_in_epoch_seconds() -> None:
     assert event.completed_at - event.started_at == pytest.approx(54.709)
 
 
+def nested(**changes: Any) -> bytes:
+    # the shape the API docs' CI handler reads: event["data"]["test_call_run"]
+    return body("test-call.completed", {"test_call_run": {**RUN, **changes}})
+
+
+def test_a_run_nested_under_test_call_run_is_read_like_a_run_placed_directly_under_data() -> None:
+    event = parse_event(nested())
+    assert isinstance(event, RunCompleted)
+    assert event == parse_event(completed())
+    assert (event.run_id, event.status, event.call_id) == ("tc_8f2a", "completed", "call_91b")
+    failed = parse_event(nested(status="failed", error_message="agent busy", id=17))
+    assert isinstance(failed, RunCompleted)
+    assert (failed.run_id, failed.succeeded, failed.error_message) == ("17", False, "agent busy")
+
+
+@pytest.mark.parametrize(
+    ("data", "where"),
+    [
+        ({}, "data.test_call_run"),
+        ({"run": RUN}, "data.test_call_run"),
+        ({"test_call_run": None}, "data.test_call_run is not an object"),
+        ({"test_call_run": [RUN]}, "data.test_call_run is not an object"),
+        ({"test_call_run": {"status": "completed"}}, "data.test_call_run needs a run 'id'"),
+        ({"test_call_run": {"id": "tc_1"}}, "data.test_call_run needs a run 'id' and a 'status'"),
+        ({"id": "tc_1"}, "data needs a run 'id' and a 'status'"),
+    ],
+    ids=["empty", "other-key", "null", "list", "no-id", "no-status", "flat-no-status"],
+)
+def test_a_completion_with_no_run_in_either_place_is_refused_saying_where_it_looked(
+    data: dict[str, Any], where: str
+) -> None:
+    event = parse_event(body("test-call.completed", data))
+    assert isinstance(event, BadEvent)
+    assert event.reason == "bad_shape"
+    assert where in event.message
+
+
 def test_a_failed_run_keeps_its_error_and_may_lack_a_call() -> None:
     event = parse_event(
         completed(status="failed", error_message="agent busy", call_id=None, started_at=None, batch_id=None)
@@ -271,7 +308,10 @@ _json = st.recursive(
     max_leaves=20,
 )
 _fields = st.sampled_from(
-    ["id", "status", "call_id", "batch_id", "error_message", "started_at", "completed_at", "created_at"]
+    [
+        *("id", "status", "call_id", "batch_id", "error_message", "started_at", "completed_at", "created_at"),
+        "test_call_run",
+    ]
 )
 _grade_fields = st.sampled_from(["score", "status", "call_outcome", "grader_model", "graded_at"])
 

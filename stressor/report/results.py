@@ -192,6 +192,8 @@ def webhooks_json(session: SessionResult) -> dict[str, Any] | None:
         "duplicates": stats.duplicates + stats.replayed,
         "bad_signature": dict(stats.bad_signature),
         "rejected_other": stats.too_large + stats.bad_json + stats.bad_shape + stats.incomplete,
+        "slow_body": stats.slow_body,
+        "wrong_path": stats.wrong_path,
         "unknown_type": stats.unknown_type,
         "by_type": dict(stats.accepted_by_type),
         "batches_polled_late": session.late_polls,

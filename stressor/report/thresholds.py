@@ -30,7 +30,8 @@ measure                                    in the results document              
 ``dispatch_lag.p99``                       ``generator.dispatch_lag_p99``                               duration
 ``webhooks.bad_signature``                 the sum of ``webhooks.bad_signature``                        count
 ``webhooks.<name>``                        ``webhooks.<name>``: ``received accepted duplicates           count
-                                           rejected_other unknown_type batches_polled_late``
+                                           rejected_other slow_body wrong_path unknown_type
+                                           batches_polled_late``
 ``limits.throttle_wait``                   ``limits.throttle_wait_s`` (also ``server_pause``,           duration
                                            ``capacity_wait``)
 ``limits.retries``                         the sum of ``limits.retries``                                count
@@ -129,7 +130,16 @@ GRADE_SCORE_STATS = ("mean", "min", "p10", "p50", "p90", "max")
 GRADE_COUNT_STATS = ("count", "below_threshold", "ungraded")
 OUTCOMES = ("completed", "failed", "open", "errored", "rejected", "unknown")
 RUN_COUNTS = ("planned", "submitted", *OUTCOMES)
-WEBHOOK_COUNTS = ("received", "accepted", "duplicates", "rejected_other", "unknown_type", "batches_polled_late")
+WEBHOOK_COUNTS = (
+    "received",
+    "accepted",
+    "duplicates",
+    "rejected_other",
+    "slow_body",
+    "wrong_path",
+    "unknown_type",
+    "batches_polled_late",
+)
 LIMIT_WAITS = MappingProxyType(
     {
         "limits.throttle_wait": "throttle_wait_s",

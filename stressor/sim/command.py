@@ -212,6 +212,13 @@ def sim(
     webhook_retry_cap: Annotated[
         float, typer.Option(help="Longest wait between two webhook attempts, in seconds.")
     ] = 2.0,
+    webhook_payload: Annotated[
+        str,
+        typer.Option(
+            help="Where test-call.completed puts the run: nested (under data.test_call_run, as the API docs' CI "
+            "handler reads it) or flat (directly under data)."
+        ),
+    ] = "nested",
     grade_score: Annotated[
         str, typer.Option(help="Distribution of grade scores on 0..1 (draws above 1 count as 1).")
     ] = str(DEFAULT_GRADE_SCORE),
@@ -271,6 +278,7 @@ def sim(
                 "webhook_max_attempts": webhook_max_attempts,
                 "webhook_retry_base": webhook_retry_base,
                 "webhook_retry_cap": webhook_retry_cap,
+                "webhook_payload": webhook_payload,
                 "grade_score": grade_score,
                 "grade_scale": grade_scale,
                 "grade_delay": grade_delay,

@@ -173,6 +173,8 @@ WEBHOOK_SECRET_PREFIX = "whsec_"
 API_KEY_ENV = "STRESSOR_SIM_API_KEY"
 WEBHOOK_SECRET_ENV = "STRESSOR_SIM_WEBHOOK_SECRET"
 REORDER_WINDOW_S = 0.1  # webhook_reorder holds each event a random moment up to this long
+WebhookPayload = Literal["nested", "flat"]
+WEBHOOK_PAYLOADS: tuple[str, ...] = ("nested", "flat")
 
 
 def _is_int(value: object) -> bool:
@@ -302,6 +304,9 @@ class SimConfig:
     """Real seconds before the first retry; each later retry waits twice as long, up to webhook_retry_cap."""
     webhook_retry_cap: float = 2.0
     """Longest wait between two attempts, in real seconds."""
+    webhook_payload: WebhookPayload = "nested"
+    """Where ``test-call.completed`` puts the run: ``nested`` under ``data.test_call_run`` (as the API docs' CI
+    handler reads it) or ``flat``, directly under ``data``."""
 
     # -- grades --------------------------------------------------------------------------------------------
 
@@ -470,6 +475,7 @@ class SimConfig:
                 f"webhook_retry_cap must be a number of seconds of at least webhook_retry_base "
                 f"({self.webhook_retry_base!r}), not {self.webhook_retry_cap!r}.",
             )
+        _check_choice(self, "webhook_payload", WEBHOOK_PAYLOADS)
 
     def _check_grades(self) -> None:
         if not isinstance(self.grade_score, Distribution):
@@ -538,6 +544,7 @@ _CONVERTERS: dict[str, Callable[[object], object]] = {
     "grade_delay": _parsed(parse_duration),
     "webhook_retry_base": _parsed(parse_duration),
     "webhook_retry_cap": _parsed(parse_duration),
+    "webhook_payload": _word,
     "rate_limit_status": _int_choice,
     "grade_scale": _int_choice,
     "error_status": _error_status,

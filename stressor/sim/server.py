@@ -216,6 +216,7 @@ _OPTIONAL_SETTINGS: tuple[str, ...] = (
     "webhook_max_attempts",
     "webhook_retry_base",
     "webhook_retry_cap",
+    "webhook_payload",
     "grade_score",
     "grade_scale",
     "grade_delay",

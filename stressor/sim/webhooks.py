@@ -1,7 +1,8 @@
 """Webhooks sent by the simulator, as the test-calls API sends them (testcalls-api.md, Webhooks).
 
-Events: ``test-call.completed`` when a run ends, completed or failed (``data``: the run object as the API
-shows it at that moment), and ``call.graded`` when a completed call is graded (``data``: ``call_id`` and
+Events: ``test-call.completed`` when a run ends, completed or failed (the run object as the API shows it at
+that moment, under ``data.test_call_run`` where the docs' CI handler reads it, or with ``webhook_payload =
+"flat"`` directly as ``data``), and ``call.graded`` when a completed call is graded (``data``: ``call_id`` and
 ``grade``; twice per call with ``grade_twice``). Bodies are compact JSON with sorted keys; every attempt carries
 ``X-ThunderPhone-Signature`` (V1, HMAC of the body) and ``X-ThunderPhone-Signature-V2`` (signed afresh with the
 current unix time, ``POST`` and the URL's ``path?query``), made by ``stressor.webhooks.signature``.
@@ -39,12 +40,12 @@ import anyio
 import httpx
 import orjson
 
-from stressor.sim.config import REORDER_WINDOW_S, SimConfig
+from stressor.sim.config import REORDER_WINDOW_S, SimConfig, WebhookPayload
 from stressor.sim.model import SimModel
 from stressor.sim.records import SimEvent
 from stressor.sim.views import grade_object, run_json
 from stressor.targets.wire import WireTransport
-from stressor.webhooks.events import CALL_GRADED, RUN_COMPLETED
+from stressor.webhooks.events import CALL_GRADED, RUN_COMPLETED, RUN_KEY
 from stressor.webhooks.signature import V1_HEADER, V2_HEADER, sign_v1, sign_v2
 
 Headers = tuple[tuple[str, str], ...]
@@ -85,13 +86,16 @@ def event_body(event_type: str, data: object) -> bytes:
     return orjson.dumps({"type": event_type, "data": data}, option=orjson.OPT_SORT_KEYS)
 
 
-def webhook_for(event: SimEvent, scale: int = 100) -> Webhook | None:
-    """The webhook a model event becomes, or None (creations, starts and batch events send none)."""
+def webhook_for(event: SimEvent, scale: int = 100, payload: WebhookPayload = "nested") -> Webhook | None:
+    """The webhook a model event becomes, or None (creations, starts and batch events send none).
+    ``payload`` places a completed run under ``data.test_call_run`` (``nested``) or as ``data`` (``flat``)."""
     run = event.run
     if run is None:
         return None
     if event.kind == "run.ended":
-        return Webhook(RUN_COMPLETED, event_body(RUN_COMPLETED, run_json(run, scale)), run.id)
+        shown = run_json(run, scale)
+        data = {RUN_KEY: shown} if payload == "nested" else shown
+        return Webhook(RUN_COMPLETED, event_body(RUN_COMPLETED, data), run.id)
     if event.kind == "call.graded" and run.grade is not None:
         data = {"call_id": run.call_id, "grade": grade_object(run.grade, scale)}
         return Webhook(CALL_GRADED, event_body(CALL_GRADED, data))
@@ -167,6 +171,7 @@ class WebhookSender:
         self._secret = config.webhook_secret
         self._target = request_target(self.url)
         self._scale = config.grade_scale
+        self._payload = config.webhook_payload
         self.policy = DeliveryPolicy(config, rng)
         self._heap: list[tuple[float, int, _Delivery]] = []
         self._seq = itertools.count()
@@ -200,7 +205,7 @@ class WebhookSender:
 
     def on_event(self, event: SimEvent) -> None:
         """Model listener: queue the event's webhook (built now, so it shows the run as it was at that time)."""
-        webhook = webhook_for(event, self._scale)
+        webhook = webhook_for(event, self._scale, self._payload)
         if webhook is None:
             return
         self._counts["events"] += 1

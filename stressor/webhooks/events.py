@@ -2,7 +2,9 @@
 
 Body: ``{"type": "<event>", "data": {...}}``. Two types matter to stressor:
 
-- ``test-call.completed`` (once per run; data is the run object) -> ``RunCompleted``;
+- ``test-call.completed`` (once per run) -> ``RunCompleted``. The run object is read from
+  ``data.test_call_run``, where the docs' own CI handler reads it, or, when ``data`` has no such key, from
+  ``data`` itself (the reference pages do not show the payload, so both shapes are taken);
 - ``call.graded`` (``data.call_id``, ``data.grade``; a call may be graded twice, fast then full) -> ``CallGraded``.
 
 ``parse_event`` never raises: bad input comes back as a ``BadEvent`` value (``bad_json`` or ``bad_shape``),
@@ -26,6 +28,8 @@ from stressor.timestamps import parse_iso_or_none
 
 RUN_COMPLETED = "test-call.completed"
 CALL_GRADED = "call.graded"
+#: Where ``test-call.completed`` nests its run: ``data.test_call_run`` (a run directly under ``data`` is read too).
+RUN_KEY = "test_call_run"
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,10 +127,23 @@ def _text(value: object) -> str | None:
 
 
 def _run_completed(data: Mapping[str, Any]) -> RunCompleted | BadEvent:
+    where = "data"
+    if RUN_KEY in data:
+        run = data[RUN_KEY]
+        where = f"data.{RUN_KEY}"
+        if not isinstance(run, dict):
+            return BadEvent("bad_shape", f"{RUN_COMPLETED}: {where} is not an object (the run)")
+        data = run
+    elif "id" not in data and "status" not in data:
+        return BadEvent(
+            "bad_shape",
+            f"{RUN_COMPLETED}: no run in the event: expected it under data.{RUN_KEY} (as the API docs' handler "
+            "reads it) or directly under data, with an 'id' and a 'status'",
+        )
     run_id = _ident(data.get("id"))
     status = _text(data.get("status"))
     if run_id is None or not status:
-        return BadEvent("bad_shape", f"{RUN_COMPLETED}: data needs a run 'id' and a 'status'")
+        return BadEvent("bad_shape", f"{RUN_COMPLETED}: {where} needs a run 'id' and a 'status'")
     return RunCompleted(
         run_id=run_id,
         status=status,

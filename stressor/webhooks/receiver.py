@@ -1,49 +1,73 @@
 """``WebhookReceiver``: a raw ASGI 3 app taking the test-calls API's webhooks (no framework).
 
-For each ``POST <path>``, in this order:
+Where: ``POST <path>`` (``/webhooks``) and, given the ``public_url`` the sender posts to, that URL's path as
+well (a reverse proxy may pass the public path through, or rewrite it to ours). A POST to any other path is a
+delivery gone astray: answered 404, counted as ``wrong_path`` and said once through ``notice``.
 
-1. read the body, at most ``max_body`` bytes (413 beyond, without reading the rest);
+For each delivery, in this order:
+
+1. read the body, at most ``max_body`` bytes (413 beyond, without reading the rest), and within
+   ``body_timeout_s`` of the request's head (408 and ``slow_body`` beyond: a sender trickling its body must
+   not hold a connection, nor the end of the run); a sender gone mid-body is ``incomplete``, never judged;
 2. stamp ``received_ns`` on the monotonic clock: the moment the last body byte arrived is when stressor
    "knew" (the headers alone do not say which run ended), and stamping before verifying and parsing keeps
    stressor's own processing out of the detection delay;
-3. verify the signature over the raw bytes, **before** anything parses them (401, counted by reason);
+3. verify the signature over the raw bytes, **before** anything parses them (401, counted by reason). V2
+   signs the request target the sender used: the one received, or behind a proxy that rewrote the path, the
+   public URL's;
 4. a V2 delivery already processed (same ``t`` and signature: a resend or a replay, the same bytes either
    way) is answered 204 and counted as ``replayed``, without parsing it again;
-5. parse (400 on bad JSON or a wrong shape; an unknown type is counted and answered 204);
+5. parse (400 on bad JSON or a wrong shape, the reason in the answer; an unknown type is counted and
+   answered 204);
 6. dedupe by event (``Deduper``): a duplicate is counted and answered 204 so the sender stops retrying;
 7. call ``on_event(event, received_ns)``, then remember the event, and answer 204.
 
-Steps 3 to 7 run without an ``await``, so two concurrent copies of one delivery cannot both be processed. If
+Steps 2 to 7 run without an ``await``, so two concurrent copies of one delivery cannot both be processed. If
 ``on_event`` raises, nothing is remembered and the exception propagates (the server answers 500), so the
 sender's retry is processed. ``on_event`` runs on the event loop: keep it short (hand work off to a stream).
 
-Every delivery (a POST to the path) is counted in ``received`` and in exactly one outcome; ``stats()`` gives a
-frozen snapshot.
+Every delivery (a POST) is counted in ``received`` and in exactly one outcome; ``stats()`` gives a frozen
+snapshot. ``close()`` takes the figures for good: deliveries still arriving then are counted as
+``slow_body`` and answered 503, and every later POST is answered 503 and counted only in ``refused_closed``
+(outside ``received``). A run that has taken its figures cannot count what comes later, and a 2xx would tell
+the sender its event was taken: a 503 makes it retry (elsewhere, or later) instead. Each kind of bad or
+refused delivery is said once through ``notice``, the first time it happens.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import anyio
+import orjson
 
 from stressor.secrets import mask_secret
 from stressor.webhooks.events import BadEvent, Deduper, UnknownEvent, WebhookEvent, parse_event
-from stressor.webhooks.signature import DEFAULT_TOLERANCE_S, ReplayGuard, verify
+from stressor.webhooks.signature import DEFAULT_TOLERANCE_S, ReplayGuard, Verdict, verify
 
 DEFAULT_MAX_BODY = 1024 * 1024
 DEFAULT_PATH = "/webhooks"
+# from the request's head to its last body byte: a webhook body is a few hundred bytes, so a sender still
+# sending after this long is stuck or hostile
+DEFAULT_BODY_TIMEOUT_S = 10.0
+_SHOWN_PATH = 120  # characters of a stray path quoted in a notice
 
 EventCallback = Callable[[WebhookEvent, int], None]
+Notice = Callable[[str], None]
 Scope = dict[str, Any]
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 _JSON = ((b"content-type", b"application/json"),)
+_CLOSE = (b"connection", b"close")
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +75,9 @@ class ReceiverStats:
     """Counts since the receiver was made.
 
     ``received`` = ``accepted + duplicates + replayed + unknown_type + bad_json + bad_shape + too_large
-    + incomplete + callback_errors + sum(bad_signature.values())``. ``accepted_by_type`` counts processed
-    events per type; ``rejected_route`` counts requests that were not deliveries (404, 405).
+    + incomplete + slow_body + wrong_path + callback_errors + sum(bad_signature.values())``.
+    ``accepted_by_type`` counts processed events per type; ``rejected_route`` counts requests that were not
+    deliveries (a method other than POST); ``refused_closed`` counts POSTs refused (503) after ``close()``.
     """
 
     received: int = 0
@@ -64,8 +89,11 @@ class ReceiverStats:
     bad_shape: int = 0
     too_large: int = 0
     incomplete: int = 0
+    slow_body: int = 0
+    wrong_path: int = 0
     callback_errors: int = 0
     rejected_route: int = 0
+    refused_closed: int = 0
     bad_signature: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
     accepted_by_type: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
 
@@ -84,14 +112,33 @@ class _Answer:
 
 _NO_CONTENT = _Answer(204)
 _UNAUTHORIZED = _Answer(401, b'{"detail":"invalid webhook signature"}', _JSON)
+_NOT_FOUND = _Answer(404, b'{"detail":"Not found."}', _JSON)
+_TOO_LARGE = _Answer(413, b'{"detail":"Request body too large."}', _JSON)
+# the body is left half read: the connection cannot carry another request
+_SLOW = _Answer(408, b'{"detail":"the request body did not arrive in time"}', (*_JSON, _CLOSE))
+_CLOSED = _Answer(
+    503,
+    b'{"detail":"the stressor run is over: this receiver takes no more deliveries"}',
+    (*_JSON, (b"retry-after", b"60"), _CLOSE),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Unread:
+    """A body that was not read whole: ``reason`` is the counter (``too_large``, ``incomplete``, ``slow_body``)."""
+
+    reason: str
 
 
 class WebhookReceiver:
-    """ASGI 3 app receiving signed webhooks on ``path`` and handing each new event to ``on_event``.
+    """ASGI 3 app receiving signed webhooks on ``path`` (and ``public_url``'s path) and handing each new event to
+    ``on_event``.
 
     ``secrets``: one or several ``whsec_...`` (rotation: any may match); never shown unmasked.
     ``clock_ns`` stamps ``received_ns`` (monotonic); ``wall`` gives epoch seconds for the V2 window.
-    ``require_v2`` refuses V1-only deliveries. Raises ValueError on an empty secret list or an empty secret.
+    ``require_v2`` refuses V1-only deliveries. ``notice`` is told, once per kind, of deliveries that went
+    astray, were cut or refused. Raises ValueError on an empty secret list or an empty secret, a path not
+    starting with ``/``, or a public URL that is not http(s).
     """
 
     def __init__(
@@ -103,9 +150,12 @@ class WebhookReceiver:
         wall: Callable[[], float] = time.time,
         max_body: int = DEFAULT_MAX_BODY,
         path: str = DEFAULT_PATH,
+        public_url: str | None = None,
         tolerance_s: float = DEFAULT_TOLERANCE_S,
         require_v2: bool = False,
         dedupe_keys: int = 100_000,
+        body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
+        notice: Notice | None = None,
     ) -> None:
         self._secrets = (secrets,) if isinstance(secrets, str) else tuple(secrets)
         if not self._secrets or not all(self._secrets):
@@ -114,22 +164,41 @@ class WebhookReceiver:
             raise ValueError("max_body must be positive")
         if not path.startswith("/"):
             raise ValueError(f"the webhook path must start with '/': {path!r}")
+        if not math.isfinite(body_timeout_s) or body_timeout_s <= 0:
+            raise ValueError(f"body_timeout_s must be a number of seconds above 0, not {body_timeout_s!r}")
         self.on_event = on_event
         self.clock_ns = clock_ns
         self.wall = wall
         self.max_body = max_body
         self.path = path
+        self._public_target: bytes | None = None
+        paths = [path]
+        if public_url is not None:
+            public_path, self._public_target = _public_target(public_url)
+            paths.insert(0, public_path)
+        #: the paths deliveries are taken at: the public URL's (what the sender posts to), then ``path``
+        self.paths: tuple[str, ...] = tuple(dict.fromkeys(paths))
         self.tolerance_s = tolerance_s
         self.require_v2 = require_v2
+        self.body_timeout_s = body_timeout_s
+        self.notice = notice
         self._replays = ReplayGuard(window_s=tolerance_s, max_entries=dedupe_keys)
         self._deduper = Deduper(max_keys=dedupe_keys)
         self._counts: Counter[str] = Counter()
         self._bad_signature: Counter[str] = Counter()
         self._by_type: Counter[str] = Counter()
+        self._reading: set[anyio.CancelScope] = set()  # deliveries whose body is still arriving
+        self._closed = False
+        self._said: set[str] = set()
 
     def __repr__(self) -> str:
         masked = ", ".join(mask_secret(secret) for secret in self._secrets)
-        return f"WebhookReceiver(path={self.path!r}, secrets=[{masked}])"
+        return f"WebhookReceiver(paths={list(self.paths)!r}, secrets=[{masked}])"
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close()`` took the figures (every delivery is refused since)."""
+        return self._closed
 
     def stats(self) -> ReceiverStats:
         """A snapshot of the counters."""
@@ -144,11 +213,36 @@ class WebhookReceiver:
             bad_shape=counts["bad_shape"],
             too_large=counts["too_large"],
             incomplete=counts["incomplete"],
+            slow_body=counts["slow_body"],
+            wrong_path=counts["wrong_path"],
             callback_errors=counts["callback_errors"],
             rejected_route=counts["rejected_route"],
+            refused_closed=counts["refused_closed"],
             bad_signature=MappingProxyType(dict(self._bad_signature)),
             accepted_by_type=MappingProxyType(dict(self._by_type)),
         )
+
+    def close(self) -> ReceiverStats:
+        """Take the figures for good and return them: deliveries whose body is still arriving are counted as
+        ``slow_body`` (and answered 503), every later POST is refused with 503. Idempotent."""
+        if not self._closed:
+            self._closed = True
+            cut = len(self._reading)
+            if cut:
+                self._counts["slow_body"] += cut
+                self._say(
+                    "slow_body_at_close",
+                    f"{_deliveries(cut)} still arriving when the run's figures were taken: answered 503 (the "
+                    "sender retries) and counted as slow_body",
+                )
+            for scope in self._reading:
+                scope.cancel()
+        return self.stats()
+
+    def _say(self, kind: str, message: str) -> None:
+        if self.notice is not None and kind not in self._said:
+            self._said.add(kind)
+            self.notice(f"webhook receiver: {message}")
 
     # -- ASGI plumbing -------------------------------------------------------------------------------------
 
@@ -158,65 +252,110 @@ class WebhookReceiver:
             # serve_receiver runs with lifespan off and no websockets; a server in lifespan "auto" mode
             # takes this exception as "lifespan unsupported" and carries on
             raise RuntimeError(f"WebhookReceiver serves HTTP only, not {scope['type']!r}")
-        if scope["path"] != self.path:
-            self._counts["rejected_route"] += 1
-            await _send(send, _Answer(404, b'{"detail":"Not found."}', _JSON))
+        path, method = scope["path"], scope["method"]
+        if method == "POST" and self._closed:
+            self._counts["refused_closed"] += 1
+            self._say(
+                "refused_closed",
+                "a delivery came after the run's figures were taken: answered 503 so that the sender retries it "
+                "(it is in no figure; [grades] wait keeps the receiver open longer)",
+            )
+            await _send(send, _CLOSED)
             return
-        if scope["method"] != "POST":
+        if path not in self.paths:
+            if method == "POST":
+                self._counts["received"] += 1
+                self._counts["wrong_path"] += 1
+                self._say(
+                    "wrong_path",
+                    f"a delivery came to {path[:_SHOWN_PATH]!r}, which is not served (only "
+                    f"{', '.join(self.paths)}): answered 404 and counted as wrong_path; make webhooks.public_url "
+                    "the URL the sender posts to",
+                )
+            else:
+                self._counts["rejected_route"] += 1
+            await _send(send, _NOT_FOUND)
+            return
+        if method != "POST":
             self._counts["rejected_route"] += 1
             await _send(send, _Answer(405, b'{"detail":"Method not allowed."}', (*_JSON, (b"allow", b"POST"))))
             return
         self._counts["received"] += 1
         headers = _headers(scope["headers"])
-        body = await self._read_body(headers, receive)
-        if body is None:
-            self._counts["too_large"] += 1
-            await _send(send, _Answer(413, b'{"detail":"Request body too large."}', _JSON))
+        body = await self._read_in_time(headers, receive)
+        if self._closed:
+            # still arriving when close() took the figures, which counted it
+            await _send(send, _CLOSED)
             return
-        if isinstance(body, _Disconnected):
-            self._counts["incomplete"] += 1
+        if isinstance(body, _Unread):
+            self._counts[body.reason] += 1
+            if body.reason == "too_large":
+                await _send(send, _TOO_LARGE)
+            elif body.reason == "slow_body":
+                self._say(
+                    "slow_body",
+                    f"a delivery's body was not complete {self.body_timeout_s:g} s after its headers: answered 408 "
+                    "(the sender retries) and counted as slow_body",
+                )
+                await _send(send, _SLOW)
+            else:
+                self._say("incomplete", "a sender went away before its body arrived whole: counted as incomplete")
             return
         received_ns = self.clock_ns()
         answer = self._deliver(headers, _target(scope), body, received_ns)
         await _send(send, answer)
 
-    async def _read_body(self, headers: Mapping[str, str], receive: Receive) -> bytes | _Disconnected | None:
-        """The body; None when it exceeds the cap (the rest is left unread); ``_Disconnected`` when the
+    async def _read_in_time(self, headers: Mapping[str, str], receive: Receive) -> bytes | _Unread:
+        """The body, unless it takes longer than ``body_timeout_s`` (or ``close()`` cuts it short)."""
+        reading = anyio.CancelScope(deadline=anyio.current_time() + self.body_timeout_s)
+        self._reading.add(reading)
+        try:
+            with reading:
+                return await self._read_body(headers, receive)
+        finally:
+            self._reading.discard(reading)
+        return _Unread("slow_body")
+
+    async def _read_body(self, headers: Mapping[str, str], receive: Receive) -> bytes | _Unread:
+        """The body; ``too_large`` when it exceeds the cap (the rest is left unread); ``incomplete`` when the
         client went away before sending all of it (a truncated body must not be judged)."""
         declared = headers.get("content-length", "").strip()
         if declared.isascii() and declared.isdigit():
             # compare lengths first: int() refuses strings of more than 4300 digits
             too_long = len(declared.lstrip("0")) > len(str(self.max_body)) or int(declared) > self.max_body
             if too_long:
-                return None
+                return _Unread("too_large")
         chunks: list[bytes] = []
         size = 0
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                return _Disconnected()
+                return _Unread("incomplete")
             chunk: bytes = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body:
-                return None
+                return _Unread("too_large")
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
 
     # -- one delivery, synchronously (no await: see the module notes) --------------------------------------
 
+    def _verify(self, headers: Mapping[str, str], target: bytes, body: bytes, now_wall: float) -> Verdict:
+        verdict = verify(
+            headers, "POST", target, body, self._secrets, now_wall, self.tolerance_s, require_v2=self.require_v2
+        )
+        public = self._public_target
+        if verdict.scheme == "v2" and verdict.reason == "mismatch" and public is not None and public != target:
+            # signed for the public URL, received at another path: a reverse proxy rewrote it
+            verdict = verify(
+                headers, "POST", public, body, self._secrets, now_wall, self.tolerance_s, require_v2=self.require_v2
+            )
+        return verdict
+
     def _deliver(self, headers: Mapping[str, str], target: bytes, body: bytes, received_ns: int) -> _Answer:
         now_wall = self.wall()
-        verdict = verify(
-            headers,
-            "POST",
-            target,
-            body,
-            self._secrets,
-            now_wall,
-            self.tolerance_s,
-            require_v2=self.require_v2,
-        )
+        verdict = self._verify(headers, target, body, now_wall)
         if not verdict.ok:
             self._bad_signature[verdict.reason] += 1
             return _UNAUTHORIZED
@@ -229,7 +368,9 @@ class WebhookReceiver:
         event = parse_event(body)
         if isinstance(event, BadEvent):
             self._counts[event.reason] += 1
-            return _Answer(400, b'{"detail":"' + event.reason.encode() + b'"}', _JSON)
+            self._say(event.reason, f"refused a delivery (400, counted as {event.reason}): {event.message}")
+            detail = orjson.dumps({"detail": f"{event.reason}: {event.message}"})
+            return _Answer(400, detail, _JSON)
         if isinstance(event, UnknownEvent):
             self._counts["unknown_type"] += 1
         elif self._deduper.seen(event):
@@ -250,9 +391,19 @@ class WebhookReceiver:
         return _NO_CONTENT
 
 
-@dataclass(frozen=True, slots=True)
-class _Disconnected:
-    """The client disconnected mid-body."""
+def _public_target(url: str) -> tuple[str, bytes]:
+    """The path a delivery to ``url`` arrives at (decoded, as ASGI gives it) and the request target the
+    sender signs (the raw path, plus ``?query`` when there is one)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"the webhooks' public URL must be an http:// or https:// URL, not {url!r}")
+    raw = parts.path or "/"
+    target = f"{raw}?{parts.query}" if parts.query else raw
+    return unquote(raw), target.encode("utf-8")
+
+
+def _deliveries(count: int) -> str:
+    return "1 delivery was" if count == 1 else f"{count} deliveries were"
 
 
 def _headers(raw: Sequence[tuple[bytes, bytes]]) -> dict[str, str]:

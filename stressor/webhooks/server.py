@@ -5,6 +5,10 @@ uvicorn starts), runs uvicorn as a task with access log, lifespan and signal cap
 takes over Ctrl-C), and gives ``running.url`` to register with the API. The socket plumbing is the
 simulator's (``stressor.sim.server``), so both servers behave alike (TCP_NODELAY, port reuse).
 
+On leaving the block the receiver is closed first (``WebhookReceiver.close``): deliveries whose body is still
+arriving end at once with a 503, so the server stops without waiting out its graceful shutdown, and uvicorn
+never has a cancelled request to log as a traceback.
+
 Loopback only unless ``allow_remote=True``: the real API must reach the receiver from outside, but opening a
 port to the network should be a decision, never a default.
 """
@@ -54,4 +58,7 @@ async def serve_receiver(
         )
     async with serve_asgi(receiver, host, port, what="the webhook receiver") as (bound_host, bound_port):
         url = base_url_of(bound_host, bound_port) + receiver.path
-        yield RunningReceiver(url, bound_host, bound_port, receiver)
+        try:
+            yield RunningReceiver(url, bound_host, bound_port, receiver)
+        finally:
+            receiver.close()
