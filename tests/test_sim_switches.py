@@ -271,6 +271,15 @@ async def test_a_page_cap_shortens_pages_that_are_not_the_end(clock: FakeClock) 
         assert len(await listed(client, "/v1/test-call-batches", limit=10)) == 2
 
 
+async def test_an_offset_past_any_list_is_an_empty_page_not_an_error(clock: FakeClock) -> None:
+    async with simulated(clock) as (client, _):
+        await create_runs(client, 2)
+        await client.post("/v1/test-call-batches", json=RUN)
+        huge = 10**30  # far beyond sys.maxsize: the fuzzer found the 500 this used to be
+        assert await listed(client, offset=huge) == await listed(client, offset=5) == []
+        assert await listed(client, "/v1/test-call-batches", offset=huge, limit=200) == []
+
+
 # -- batch names ----------------------------------------------------------------------------------------------
 
 

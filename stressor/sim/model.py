@@ -32,6 +32,7 @@ import heapq
 import itertools
 import random
 import secrets
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Reversible
 from dataclasses import dataclass, replace
@@ -226,6 +227,8 @@ class SimModel:
             offset = 0
         if config.page_cap is not None:
             limit = min(limit, config.page_cap)
+        # no list holds sys.maxsize items: an offset that far is past the end (and islice refuses a bigger one)
+        offset = min(offset, sys.maxsize - limit)
         matching = (item for item in ordered if wanted(item))
         return list(itertools.islice(matching, offset, offset + limit))
 
