@@ -60,9 +60,11 @@ async def serve_asgi(
     *,
     what: str,
     background: Sequence[Callable[[], Awaitable[None]]] = (),
+    date_header: bool = True,
 ) -> AsyncIterator[tuple[str, int]]:
     """Serve ``app`` on host:port until the block exits, with ``background`` jobs running beside it (cancelled
-    at the exit); yields the bound (host, port). Raises OSError (before anything runs) when the address cannot
+    at the exit); yields the bound (host, port). ``date_header=False`` stops uvicorn adding ``Date`` to every
+    answer, for an app that writes its own. Raises OSError (before anything runs) when the address cannot
     be bound, RuntimeError when uvicorn does not start. An exception of the block comes out as itself."""
     sock = bind(host, port)
     bound_host, bound_port = sock.getsockname()[:2]
@@ -77,6 +79,7 @@ async def serve_asgi(
             ws="none",
             proxy_headers=False,
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+            date_header=date_header,
         )
     )
     server_done = anyio.Event()

@@ -84,7 +84,7 @@ def test_stage_models() -> None:
         ({**BASE, "grace": "-5s"}, "p.toml: grace: a duration must be a finite number of seconds >= 0, got '-5s'"),
         (
             {**BASE, "simulator": {"slotz": 3}},
-            "p.toml: simulator.slotz: is not a known key (allowed here: call_duration, charge_multiplier,",
+            "p.toml: simulator.slotz: is not a known key (allowed here: batch_name, batch_name_length, call_duration,",
         ),
         ({**BASE, "simulator": {"api_key": "sk"}}, "p.toml: simulator.api_key: is not a known key"),
         (
@@ -230,7 +230,7 @@ PLAIN = '[[stages]]\nduration = "1s"\nrate = "1/s"\n'
 @pytest.mark.parametrize(
     ("extra", "corpus", "message"),
     [
-        ("[simulator]\nslotz = 3\n", None, "p.toml: simulator.slotz: is not a known key (allowed here: call_duration"),
+        ("[simulator]\nslotz = 3\n", None, "p.toml: simulator.slotz: is not a known key (allowed here: batch_name"),
         (
             '[scenarios]\ncorpus = "c.jsonl"\n',
             b'{"name": "a", "scenario_prompt": "x"}\n\n{"name": "b" "scenario_prompt": "y"}\n',

@@ -98,6 +98,15 @@ def every_setting_changed() -> SimConfig:
         charge_multiplier=3,
         seed=99,
         product="bolt",
+        list_order="oldest",
+        list_offset="ignored",
+        page_cap=7,
+        batch_name="truncated",
+        batch_name_length=5,
+        clock_offset=-6.5,
+        ids="string",
+        slow_after_create=0.25,
+        slow_after_create_delay=0.75,
         rate_limit=12.5,
         rate_limit_burst=4,
         rate_limit_scope="create",
@@ -150,5 +159,7 @@ def test_simulator_command_passes_every_setting_to_the_child(cli: typer.Typer, m
 def test_simulator_command_leaves_out_settings_at_their_defaults() -> None:
     argv = simulator_command(SimConfig())
     assert not any(
-        arg.startswith(("--rate", "--error", "--webhook", "--grade", "--stall", "--latency")) for arg in argv
+        arg.startswith(("--rate", "--error", "--webhook", "--grade", "--stall", "--latency", "--slow"))
+        or arg.startswith(("--list", "--page", "--batch-name", "--clock", "--ids"))
+        for arg in argv
     )

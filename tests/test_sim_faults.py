@@ -438,5 +438,5 @@ async def test_no_faults_configured_leaves_the_handler_untouched(clock: FakeCloc
     app = create_app(model, clock, middleware=[layer])
     assert app.handler == app.handle  # wrapping returned the handler itself
     assert layer.snapshot() == dict.fromkeys(
-        ("rate_limited", "error", "burst", "reset", "after_create", "stalled", "delayed"), 0
+        ("rate_limited", "error", "burst", "reset", "after_create", "stalled", "delayed", "slow_after_create"), 0
     )

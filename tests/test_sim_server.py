@@ -71,7 +71,7 @@ async def test_serve_on_port_zero_runs_a_batch_to_completion_over_http() -> None
         # first: an instant 0.4 µs below .220 reads .220)
         by_id = {record.id: record for record in truth}
         for run in runs:
-            record = by_id[run["id"]]
+            record = by_id[str(run["id"])]  # the truth holds ids as text
             assert record.started is not None and record.completed is not None
             assert -1e-6 <= record.started - parse_iso(run["started_at"]) < 0.001
             assert -1e-6 <= record.completed - parse_iso(run["completed_at"]) < 0.001
@@ -142,7 +142,7 @@ def test_simulator_process_serves_and_is_gone_after_exit() -> None:
                 assert time.monotonic() < deadline
                 time.sleep(0.01)
         truth = fetch_truth(base_url)
-        assert [record.id for record in truth] == created.json()["run_ids"]
+        assert [record.id for record in truth] == [str(run_id) for run_id in created.json()["run_ids"]]
         assert all(record.status == "completed" and record.started is not None for record in truth)
         assert [record.index for record in truth] == [0, 1, 2]
     assert process.returncode == 0  # SIGTERM is a clean stop

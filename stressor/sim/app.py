@@ -14,6 +14,10 @@ stops arriving for ``body_timeout_s`` gets 408 (a client that declared more than
 its connection and the app's task for ever). Malformed HTTP (garbage, a huge header, a bad ``Content-Length``
 or chunk size) never reaches the app: uvicorn answers 400 and closes that connection.
 
+Every answer carries a ``Date`` header (IMF-fixdate) on the server's clock, ``SimConfig.clock_offset`` ahead of
+the true time as every stamp in the bodies is; the ASGI server must not add its own (``serve`` turns uvicorn's
+off). Path parameters are ids in their text form (``/v1/test-call-batches/7110``).
+
 Auth: ``Authorization: Bearer <key>`` on everything under ``/v1`` except ``/v1/healthz``. The simulator's own
 endpoints, ``GET /_sim/truth`` (ground truth and config) and ``GET /_sim/stats`` (requests seen, runs per
 status, plus whatever ``stats`` sources were given, e.g. fault and webhook counters), need no key: they are
@@ -25,12 +29,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import math
 import re
 import socket
 import struct
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from email.utils import formatdate
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -38,7 +44,7 @@ import anyio
 import orjson
 
 from stressor.sim.model import SimModel
-from stressor.sim.records import Run
+from stressor.sim.records import Id, Run
 from stressor.sim.validation import (
     FieldErrors,
     parse_batch_request,
@@ -95,7 +101,7 @@ class Response:
     status: int
     body: bytes = b""
     headers: tuple[tuple[str, str], ...] = ()
-    created: tuple[str, ...] = ()  # ids of the runs this answer created (for the ground truth)
+    created: tuple[Id, ...] = ()  # ids of the runs this answer created (for the ground truth)
 
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -213,7 +219,8 @@ class SimApp:
         self.stats_sources: dict[str, StatsSource] = dict(stats or {})
         self.max_body_bytes = max_body_bytes
         self.body_timeout_s = body_timeout_s
-        self._run_bodies: dict[str, tuple[Run, bytes]] = {}  # run id -> (the version of the run, its JSON)
+        self._run_bodies: dict[Id, tuple[Run, bytes]] = {}  # run id -> (the version of the run, its JSON)
+        self._date: tuple[int, str] = (-1, "")  # the Date header of the current second, made once a second
         self.router = Router(
             [
                 Route("/v1/healthz", {"GET": self._healthz}, public=True),
@@ -315,9 +322,17 @@ class SimApp:
                 return
         # counted before the answer leaves, so a client that got it can already see it in the stats
         self.stats.record(method, template, response.status)
+        now = self.clock()
         if response.created and response.status == 201:
-            self.model.record_submit(response.created, arrived, self.clock())
-        await _send_response(send, response)
+            self.model.record_submit(response.created, arrived, now)
+        await _send_response(send, response, self._date_header(now))
+
+    def _date_header(self, now: float) -> str:
+        """``Date`` at monotonic ``now`` on the server's clock (one-second resolution, as HTTP has)."""
+        second = math.floor(self.model.wall(now))
+        if self._date[0] != second:
+            self._date = (second, formatdate(second, usegmt=True))
+        return self._date[1]
 
     async def _read_body(
         self, headers: Mapping[str, str], receive: Receive
@@ -422,7 +437,7 @@ class SimApp:
             {
                 "runs": [truth_json(record) for record in model.truth()],
                 "config": config_json(model.config, model.seed),
-                "now": model.wall(self.clock()),
+                "now": model.true_wall(self.clock()),
             },
         )
 
@@ -454,9 +469,10 @@ def _json_object(body: bytes) -> dict[str, Any]:
     return data
 
 
-async def _send_response(send: Send, response: Response) -> None:
+async def _send_response(send: Send, response: Response, date: str) -> None:
     headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in response.headers]
     headers.append((b"content-length", str(len(response.body)).encode()))
+    headers.append((b"date", date.encode("latin-1")))
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     await send({"type": "http.response.body", "body": response.body})
 

@@ -98,6 +98,41 @@ def sim(
     estimated_cost_cents: Annotated[int, typer.Option(help="Pre-call cost estimate of one run, in cents.")] = 16,
     charge_multiplier: Annotated[int, typer.Option(help="Test calls cost this many times the normal rate.")] = 2,
     product: Annotated[str, typer.Option(help=f"Product tier on call logs: {', '.join(PRODUCTS)}.")] = "spark",
+    list_order: Annotated[
+        str, typer.Option(help="Order of the run and batch lists: newest (first) or oldest (first).")
+    ] = "newest",
+    list_offset: Annotated[
+        str,
+        typer.Option(help="Whether lists honour offset (honoured) or start every page at the start (ignored)."),
+    ] = "honoured",
+    page_cap: Annotated[
+        int | None,
+        typer.Option(
+            show_default=False,
+            help="Most items a list page holds whatever limit asks, so a short page is not the end (default: none).",
+        ),
+    ] = None,
+    batch_name: Annotated[
+        str,
+        typer.Option(
+            help="How batches show their name: whole (as sent), absent (no name key) or truncated "
+            "(to --batch-name-length characters)."
+        ),
+    ] = "whole",
+    batch_name_length: Annotated[
+        int, typer.Option(help="Characters of a batch name kept with --batch-name truncated.")
+    ] = 16,
+    clock_offset: Annotated[
+        str,
+        typer.Option(
+            help="Seconds the server's clock is ahead (6s) or behind (-6s): added to every stamp it writes and to "
+            "Date; ground truth keeps true times."
+        ),
+    ] = "0",
+    ids: Annotated[
+        str,
+        typer.Option(help="Ids of runs, batches and calls: int (JSON integers, as the docs) or string (tc_...)."),
+    ] = "int",
     rate_limit: Annotated[
         str | None,
         typer.Option(
@@ -150,6 +185,14 @@ def sim(
             "failing (a 503 or a rate-limit refusal never creates)."
         ),
     ] = 0.0,
+    slow_after_create: Annotated[
+        float,
+        typer.Option(
+            help="Probability (0..1) that a create that created its runs is answered only --slow-after-create-delay "
+            "later (a client with a shorter timeout sees a timeout)."
+        ),
+    ] = 0.0,
+    slow_after_create_delay: Annotated[float, typer.Option(help="Real seconds such a create's answer is held.")] = 15.0,
     latency: Annotated[
         str | None,
         typer.Option(
@@ -256,6 +299,13 @@ def sim(
                 "api_key": api_key or None,
                 "seed": seed,
                 "product": product,
+                "list_order": list_order,
+                "list_offset": list_offset,
+                "page_cap": page_cap,
+                "batch_name": batch_name,
+                "batch_name_length": batch_name_length,
+                "clock_offset": clock_offset,
+                "ids": ids,
                 "rate_limit": rate_limit,
                 "rate_limit_burst": rate_limit_burst,
                 "rate_limit_scope": rate_limit_scope,
@@ -266,6 +316,8 @@ def sim(
                 "error_status": error_status,
                 "error_burst": error_burst,
                 "fault_after_create": fault_after_create,
+                "slow_after_create": slow_after_create,
+                "slow_after_create_delay": slow_after_create_delay,
                 "latency": latency,
                 "reset_rate": reset_rate,
                 "stall": stall,

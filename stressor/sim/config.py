@@ -25,6 +25,7 @@ DistributionKind = Literal["fixed", "uniform", "lognormal", "exponential"]
 _ARITY: dict[str, int] = {"fixed": 1, "uniform": 2, "lognormal": 2, "exponential": 1}
 _SYNTAX = "expected fixed(x), uniform(a,b), lognormal(median,sigma) or exponential(mean)"
 _CALL_RE = re.compile(r"^\s*([A-Za-z]+)\s*\((.*)\)\s*$")
+_BARE_NUMBER = re.compile(r"\d+(?:\.\d*)?|\.\d+")
 
 #: Product tiers of the platform; the simulator stamps one of them on every call log.
 PRODUCTS: tuple[str, ...] = (
@@ -176,6 +177,17 @@ REORDER_WINDOW_S = 0.1  # webhook_reorder holds each event a random moment up to
 WebhookPayload = Literal["nested", "flat"]
 WEBHOOK_PAYLOADS: tuple[str, ...] = ("nested", "flat")
 
+# Where a real server may differ from the simulator (the docs leave these open): one switch each.
+ListOrder = Literal["newest", "oldest"]
+ListOffset = Literal["honoured", "ignored"]
+BatchNameForm = Literal["whole", "absent", "truncated"]
+IdForm = Literal["int", "string"]
+LIST_ORDERS: tuple[str, ...] = ("newest", "oldest")
+LIST_OFFSETS: tuple[str, ...] = ("honoured", "ignored")
+BATCH_NAME_FORMS: tuple[str, ...] = ("whole", "absent", "truncated")
+ID_FORMS: tuple[str, ...] = ("int", "string")
+MAX_CLOCK_OFFSET_S = 86_400.0  # a day: beyond any skew worth simulating, and stamps stay in range
+
 
 def _is_int(value: object) -> bool:
     # bool is an int subclass; a setting that wants a count must not take True for 1
@@ -253,6 +265,28 @@ class SimConfig:
     product: str = "spark"
     """Product tier written on call logs."""
 
+    # -- where a real server may differ (the docs leave these open) --------------------------------------
+
+    list_order: ListOrder = "newest"
+    """Order of ``GET /v1/test-calls`` and ``GET /v1/test-call-batches``: ``newest`` first, or ``oldest``."""
+    list_offset: ListOffset = "honoured"
+    """Whether lists honour ``offset`` (``honoured``), or start every page at the list's start (``ignored``)."""
+    page_cap: int | None = None
+    """Most items a list page holds whatever ``limit`` asks (a short page is then not the end); None: no cap
+    below the API's own (200)."""
+    batch_name: BatchNameForm = "whole"
+    """How batches show their ``name``: ``whole`` (as sent), ``absent`` (no ``name`` key at all) or
+    ``truncated`` (cut to ``batch_name_length`` characters); in the create answer, lists and details alike."""
+    batch_name_length: int = 16
+    """Characters of a batch name kept with ``batch_name = "truncated"``."""
+    clock_offset: float = 0.0
+    """Seconds the server's clock is ahead of the true time (negative: behind): added to every stamp the
+    server writes (runs, batches, grades, call logs, webhook signatures, ``Date``, HTTP-date ``Retry-After``).
+    Ground truth keeps true times."""
+    ids: IdForm = "int"
+    """Ids of runs, batches and calls: ``int`` (JSON integers, as the docs show) or ``string`` (``tc_...``,
+    ``tcb_...``, ``call_...``). Paths take their text form either way."""
+
     # -- faults --------------------------------------------------------------------------------------------
 
     rate_limit: float | None = None
@@ -276,6 +310,11 @@ class SimConfig:
     fault_after_create: float = 0.0
     """Probability (0..1) that a run-creating POST answered 500 or reset created its runs first (a 503 and a
     rate-limit refusal never create anything)."""
+    slow_after_create: float = 0.0
+    """Probability (0..1) that a run-creating POST that created its runs is answered only
+    ``slow_after_create_delay`` later: a client with a shorter timeout sees a timeout though its runs exist."""
+    slow_after_create_delay: float = 15.0
+    """Real seconds such a create's answer is held (longer than stressor's default request timeout, 10 s)."""
     latency: Distribution | None = None
     """Extra real seconds before every API answer (not scaled by time_scale); None: none."""
     reset_rate: float = 0.0
@@ -369,10 +408,12 @@ class SimConfig:
             or self.latency is not None
             or self.reset_rate > 0
             or self.stall is not None
+            or self.slow_after_create > 0
         )
 
     def __post_init__(self) -> None:
         self._check_core()
+        self._check_differences()
         self._check_faults()
         self._check_webhooks()
         self._check_grades()
@@ -407,6 +448,27 @@ class SimConfig:
         if self.product not in PRODUCTS:
             raise SimConfigError("product", f"product must be one of {', '.join(PRODUCTS)}, not {self.product!r}.")
 
+    def _check_differences(self) -> None:
+        _check_choice(self, "list_order", LIST_ORDERS)
+        _check_choice(self, "list_offset", LIST_OFFSETS)
+        if self.page_cap is not None and (not _is_int(self.page_cap) or self.page_cap < 1):
+            raise SimConfigError(
+                "page_cap", f"page_cap must be a whole number of at least 1, or None, not {self.page_cap!r}."
+            )
+        _check_choice(self, "batch_name", BATCH_NAME_FORMS)
+        if not _is_int(self.batch_name_length) or self.batch_name_length < 0:
+            raise SimConfigError(
+                "batch_name_length",
+                f"batch_name_length must be a whole number of at least 0, not {self.batch_name_length!r}.",
+            )
+        if not _is_number(self.clock_offset) or abs(self.clock_offset) > MAX_CLOCK_OFFSET_S:
+            raise SimConfigError(
+                "clock_offset",
+                f"clock_offset must be a number of seconds between -{MAX_CLOCK_OFFSET_S:g} and "
+                f"{MAX_CLOCK_OFFSET_S:g}, not {self.clock_offset!r}.",
+            )
+        _check_choice(self, "ids", ID_FORMS)
+
     def _check_faults(self) -> None:
         if self.rate_limit is not None and (not _is_number(self.rate_limit) or self.rate_limit <= 0):
             raise SimConfigError(
@@ -427,6 +489,12 @@ class SimConfig:
         if self.error_burst is not None and not isinstance(self.error_burst, ErrorBurst):
             raise SimConfigError("error_burst", f"error_burst must be an ErrorBurst or None, not {self.error_burst!r}.")
         _check_probability(self, "fault_after_create")
+        _check_probability(self, "slow_after_create")
+        if not _is_number(self.slow_after_create_delay) or self.slow_after_create_delay <= 0:
+            raise SimConfigError(
+                "slow_after_create_delay",
+                f"slow_after_create_delay must be a number of seconds above 0, not {self.slow_after_create_delay!r}.",
+            )
         _check_optional_distribution(self, "latency")
         _check_probability(self, "reset_rate")
         if self.stall is not None and not isinstance(self.stall, Stall):
@@ -533,7 +601,33 @@ def _word(value: object) -> object:
     return value.strip().lower() if isinstance(value, str) else value
 
 
+def _signed_seconds(value: object) -> object:
+    """Seconds that may be negative: ``"6s"``, ``"-6s"``, ``"-1.5"``, ``"+250ms"`` (parse_duration refuses a
+    sign, since a negative duration is a mistake everywhere else)."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip().replace(" ", "")
+    sign = -1.0 if text.startswith("-") else 1.0
+    magnitude = text[1:] if text.startswith(("+", "-")) else text
+    try:
+        if _BARE_NUMBER.fullmatch(magnitude):
+            return sign * float(magnitude)
+        return sign * parse_duration(magnitude)
+    except ValueError:
+        raise ValueError(f"expected seconds like 6s, -6s, -1.5 or 250ms, not {value!r}") from None
+
+
 _CONVERTERS: dict[str, Callable[[object], object]] = {
+    # where a real server may differ
+    "list_order": _word,
+    "list_offset": _word,
+    "page_cap": _optional(_int_choice),
+    "batch_name": _word,
+    "batch_name_length": _int_choice,
+    "clock_offset": _signed_seconds,
+    "ids": _word,
+    "slow_after_create_delay": _parsed(parse_duration),
+    # the rest
     "call_duration": _distribution,
     "latency": _optional(_distribution),
     "webhook_delay": _optional(_distribution),

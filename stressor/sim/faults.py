@@ -1,5 +1,6 @@
 """Faults the simulator injects into API requests, for testing a rate-aware client: a server-side rate limit,
-500/503 answers (at random and in periodic bursts), slow answers, stalls and connection resets.
+500/503 answers (at random and in periodic bursts), slow answers, stalls, connection resets, and creates whose
+answer comes too late.
 
 Two parts:
 
@@ -22,10 +23,16 @@ one of them); the latency applies to whatever answer results.
   connection dropped; otherwise nothing was created. A 503 never created anything (the API's contract: a
   client may resend after a 429 or a 503). Runs created that way are ordinary runs in ground truth,
   which is the point: only a client that reconciles (lists runs before resending) avoids paying twice.
+- ``slow_after_create``: with this probability a create that was not faulted otherwise **created its runs**,
+  then its 201 is held ``slow_after_create_delay`` seconds: a client whose timeout is shorter sees a timeout
+  (no answer at all) although its runs exist, the case only reconciling before resending gets right.
 - ``latency``: not a failure; the runs are created when the request arrives, only the answer is late. A client
   that times out meanwhile has created them all the same.
 - ``stall``: the request is held before the handler, and handled when the stall ends: its runs are created
   then, even if the client gave up waiting.
+
+In short, the faults that can create first are 500s, resets, ``slow_after_create``, ``latency`` and ``stall``;
+429s and 503s never do. Ground truth (``GET /_sim/truth``) lists every run created, answered or not.
 
 Counts of what was injected (``FaultLayer.snapshot``) appear under ``faults`` in ``GET /_sim/stats``.
 """
@@ -54,7 +61,16 @@ Sleep = Callable[[float], Awaitable[None]]
 HEALTH_ROUTE = "/v1/healthz"
 CREATING_ROUTES: frozenset[tuple[str, str]] = frozenset({("POST", "/v1/test-calls"), ("POST", "/v1/test-call-batches")})
 #: The counters of ``FaultLayer.snapshot``, always all present.
-COUNTED: tuple[str, ...] = ("rate_limited", "error", "burst", "reset", "after_create", "stalled", "delayed")
+COUNTED: tuple[str, ...] = (
+    "rate_limited",
+    "error",
+    "burst",
+    "reset",
+    "after_create",
+    "stalled",
+    "delayed",
+    "slow_after_create",
+)
 
 SERVER_ERROR = "A server error occurred."
 UNAVAILABLE = "Service temporarily unavailable, try again later."
@@ -200,11 +216,13 @@ class Fault:
 @dataclass(frozen=True, slots=True)
 class FaultDecision:
     """What to do with one API request: the fault (None: answer normally), the seconds to wait before
-    answering, and the quota headers every answer counted by the rate limit carries."""
+    answering, the quota headers every answer counted by the rate limit carries, and the seconds a create that
+    succeeds is held after creating its runs (``slow_after_create``)."""
 
     fault: Fault | None = None
     latency: float = 0.0
     headers: Headers = ()
+    hold_after_create: float = 0.0
 
 
 class FaultPlan:
@@ -246,8 +264,12 @@ class FaultPlan:
                 )
         if fault is None:
             fault = self._failure(now, wall_now, creates=creates)
+        hold = 0.0
+        # drawn only for creates not faulted otherwise, so other requests do not shift the stream
+        if fault is None and creates and config.slow_after_create > 0 and self._rng.random() < config.slow_after_create:
+            hold = config.slow_after_create_delay
         latency = config.latency.sample(self._rng) if config.latency is not None else 0.0
-        return FaultDecision(fault=fault, latency=latency, headers=quota)
+        return FaultDecision(fault=fault, latency=latency, headers=quota, hold_after_create=hold)
 
     def _failure(self, now: float, wall_now: float, *, creates: bool) -> Fault | None:
         config = self.config
@@ -320,7 +342,8 @@ class FaultLayer:
     def snapshot(self) -> dict[str, int]:
         """Faults injected so far, by kind: ``rate_limited``, ``error``, ``burst``, ``reset`` (connections
         dropped), ``after_create`` (faulted run-creating POSTs that had created their runs), ``stalled``
-        (requests held by the stall), ``delayed`` (answers slowed by the latency)."""
+        (requests held by the stall), ``delayed`` (answers slowed by the latency), ``slow_after_create``
+        (creates whose 201 was held after they created their runs)."""
         return {kind: self._counts[kind] for kind in COUNTED}
 
     def __call__(self, inner: Handler) -> Handler:
@@ -346,6 +369,9 @@ class FaultLayer:
                 if fault.after_create and response is not None and 200 <= response.status < 300:
                     self._counts["after_create"] += 1
                 response = None if fault.status is None else fault.response()
+            elif decision.hold_after_create > 0 and response is not None and 200 <= response.status < 300:
+                self._counts["slow_after_create"] += 1
+                await self.sleep(decision.hold_after_create)
             if decision.latency > 0:
                 self._counts["delayed"] += 1
                 await self.sleep(decision.latency)

@@ -1,7 +1,8 @@
 """The pure model of the test-calls API: org slots, a FIFO queue, call durations, failures, grades.
 
 No I/O and no clock of its own: every method that can change state takes ``now``, seconds on a monotonic
-clock, and the model writes epoch stamps as ``wall_at_zero + now``. State changes are driven by an event
+clock, and the model writes epoch stamps on the server's clock, ``wall_at_zero + config.clock_offset + now``
+(ground truth keeps the true ``wall_at_zero + now``). State changes are driven by an event
 heap; ``advance(now)`` processes every event due up to ``now`` *at its own time*, so a slot freed at
 t = 1.234 starts the next queued run at exactly 1.234 however late anybody asks. Runs follow the API's
 life cycle:
@@ -18,7 +19,11 @@ A completed call is graded ``config.grade_delay`` real seconds after it ended (`
 Until then its grade is ``pending``. A failed call is graded ``failed`` (no score) at once, with no event.
 
 All randomness comes from one seeded ``random.Random``; ids come from a second stream seeded from it, so the
-same seed and the same requests at the same times give the same runs.
+same seed and the same requests at the same times give the same runs. Integer ids (``config.ids``) count up
+from a random start, one counter for runs, batches and calls, so no two objects share an id.
+
+Where a real server may differ, the config says how this one behaves: list order and whether ``offset`` is
+honoured, a cap on page size, how a batch's name is shown, the clock's offset and the ids' type.
 """
 
 from __future__ import annotations
@@ -27,16 +32,18 @@ import heapq
 import itertools
 import random
 import secrets
+import sys
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Reversible
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Literal, TypeVar
 
 from stressor.sim.config import SimConfig
 from stressor.sim.records import (
     Batch,
     BatchRequest,
     Grade,
+    Id,
     Run,
     RunRequest,
     RunStatus,
@@ -45,6 +52,7 @@ from stressor.sim.records import (
 )
 
 EventListener = Callable[[SimEvent], None]
+_Item = TypeVar("_Item")
 
 #: Messages a failed run carries, in the platform's style.
 FAILURE_MESSAGES: tuple[str, ...] = (
@@ -63,6 +71,8 @@ _Kind = Literal["release", "end", "grade"]
 _FAST_OFFSET = (0.05, 0.15)
 # least real seconds between a fast grade and the full one: more than the API stamps' 1 ms resolution
 FULL_GRADE_GAP_S = 0.01
+# where integer ids start (at random): four to six digits, like the docs' 7110
+INT_ID_START = (1_000, 1_000_000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,11 +89,14 @@ class SimModel:
     """State of one simulated org: runs, batches, their calls, and the events still to come."""
 
     def __init__(self, config: SimConfig, *, wall_at_zero: float, rng: random.Random | None = None) -> None:
-        """``wall_at_zero`` is the epoch time of monotonic 0 (stamps are ``wall_at_zero + now``). ``rng``
-        defaults to ``random.Random(config.seed)``; with no seed one is picked at random and kept in ``seed``.
+        """``wall_at_zero`` is the true epoch time of monotonic 0 (stamps are ``wall_at_zero + clock_offset +
+        now``). ``rng`` defaults to ``random.Random(config.seed)``; with no seed one is picked at random and
+        kept in ``seed``.
         """
         self._config = config
         self._wall_at_zero = wall_at_zero
+        self._offset = float(config.clock_offset)
+        self._server_zero = wall_at_zero + self._offset
         if rng is None:
             self._seed: int | None = config.seed if config.seed is not None else secrets.randbits(32)
             rng = random.Random(self._seed)
@@ -92,19 +105,21 @@ class SimModel:
         self._rng = rng
         # A separate stream for ids, so that how many ids were made does not shift durations or failures.
         self._id_rng = random.Random(rng.getrandbits(64))
-        self._ids: set[str] = set()
+        self._ids: set[Id] = set()
+        self._int_ids = itertools.count(self._id_rng.randrange(*INT_ID_START)) if config.ids == "int" else None
         self._seq = itertools.count()
-        self._runs: dict[str, Run] = {}
-        self._batches: dict[str, Batch] = {}
-        self._calls: dict[str, str] = {}  # call id -> run id
-        self._heap: list[tuple[float, int, _Kind, str]] = []
-        self._queue: deque[str] = deque()
-        self._fates: dict[str, _Fate] = {}
-        self._grades: dict[str, deque[Grade]] = {}  # run id -> grades still to come, in time order
-        self._webhook_delivered: dict[str, float] = {}  # run id -> epoch of the first 2xx delivery
-        self._webhook_sent: dict[str, float] = {}  # run id -> epoch that delivery was sent
-        self._shown_ended: dict[str, float] = {}  # run id -> epoch of the first list answer showing it ended
-        self._submits: dict[str, tuple[float, float]] = {}  # run id -> epochs its create arrived, was answered
+        self._runs: dict[Id, Run] = {}
+        self._batches: dict[Id, Batch] = {}
+        self._calls: dict[Id, Id] = {}  # call id -> run id
+        self._heap: list[tuple[float, int, _Kind, Id]] = []
+        self._queue: deque[Id] = deque()
+        self._fates: dict[Id, _Fate] = {}
+        self._grades: dict[Id, deque[Grade]] = {}  # run id -> grades still to come, in time order
+        # ground truth below is in true epoch seconds (never shifted by clock_offset)
+        self._webhook_delivered: dict[Id, float] = {}  # run id -> epoch of the first 2xx delivery
+        self._webhook_sent: dict[Id, float] = {}  # run id -> epoch that delivery was sent
+        self._shown_ended: dict[Id, float] = {}  # run id -> epoch of the first list answer showing it ended
+        self._submits: dict[Id, tuple[float, float]] = {}  # run id -> epochs its create arrived, was answered
         self._now = float("-inf")
         self._listeners: list[EventListener] = []
 
@@ -122,7 +137,7 @@ class SimModel:
 
     @property
     def wall_at_zero(self) -> float:
-        """Epoch seconds of monotonic time 0."""
+        """True epoch seconds of monotonic time 0."""
         return self._wall_at_zero
 
     @property
@@ -136,24 +151,44 @@ class SimModel:
         return len(self._queue)
 
     def wall(self, now: float) -> float:
-        """Epoch seconds of monotonic time ``now``."""
+        """Epoch seconds the server's clock reads at monotonic time ``now`` (``clock_offset`` ahead of the true
+        time): what every stamp, ``Date`` and HTTP-date the server writes is made from."""
+        return self._server_zero + now
+
+    def true_wall(self, now: float) -> float:
+        """True epoch seconds of monotonic time ``now``: the time of ground truth."""
         return self._wall_at_zero + now
+
+    def _true(self, stamp: float) -> float:
+        """A stamp on the server's clock as a true time (exact with no offset, to a float's ulp with one)."""
+        return stamp - self._offset if self._offset else stamp
+
+    def parse_id(self, text: str) -> Id | None:
+        """The id a path parameter names (its text form), or None when no id of this server looks like it."""
+        if self._int_ids is None:
+            return text
+        # ASCII digits only: int() also takes "+7", " 7", "٧" and "7_1", which no integer id is written as
+        return int(text) if text.isascii() and text.isdigit() else None
+
+    def _key(self, value: Id) -> Id | None:
+        # lookups take an id as the API writes it or in its text form (as ground truth and clients hold it)
+        return self.parse_id(value) if isinstance(value, str) else value
 
     def next_event_time(self) -> float | None:
         """Monotonic time of the earliest pending event (may be <= the last ``now``), or None when idle."""
         return self._heap[0][0] if self._heap else None
 
-    def get_run(self, run_id: str) -> Run | None:
-        """The run with this id, or None."""
-        return self._runs.get(run_id)
+    def get_run(self, run_id: Id) -> Run | None:
+        """The run with this id (as the API writes it, or its text form), or None."""
+        return self._runs.get(self._key(run_id))
 
-    def get_batch(self, batch_id: str) -> Batch | None:
-        """The batch with this id, or None."""
-        return self._batches.get(batch_id)
+    def get_batch(self, batch_id: Id) -> Batch | None:
+        """The batch with this id (as the API writes it, or its text form), or None."""
+        return self._batches.get(self._key(batch_id))
 
-    def run_for_call(self, call_id: str) -> Run | None:
-        """The run whose call has this id, or None."""
-        run_id = self._calls.get(call_id)
+    def run_for_call(self, call_id: Id) -> Run | None:
+        """The run whose call has this id (as the API writes it, or its text form), or None."""
+        run_id = self._calls.get(self._key(call_id))
         return self._runs[run_id] if run_id is not None else None
 
     def list_runs(
@@ -165,7 +200,8 @@ class SimModel:
         status: str | None = None,
         agent_id: int | None = None,
     ) -> list[Run]:
-        """Runs newest first, filtered, one page. ``agent_id`` selects runs whose target is that agent."""
+        """Runs in the list's order (``config.list_order``), filtered, one page (see ``_page``). ``agent_id``
+        selects runs whose target is that agent."""
 
         def wanted(run: Run) -> bool:
             if target_type is not None and run.target_type != target_type:
@@ -174,12 +210,27 @@ class SimModel:
                 return False
             return agent_id is None or (run.target_type == "agent" and run.target_id == agent_id)
 
-        matching = (run for run in reversed(self._runs.values()) if wanted(run))
-        return list(itertools.islice(matching, offset, offset + limit))
+        return self._page(self._runs.values(), wanted, limit=limit, offset=offset)
 
     def list_batches(self, *, limit: int = 50, offset: int = 0) -> list[Batch]:
-        """Batches newest first, one page."""
-        return list(itertools.islice(reversed(self._batches.values()), offset, offset + limit))
+        """Batches in the list's order, one page (see ``_page``)."""
+        return self._page(self._batches.values(), lambda _: True, limit=limit, offset=offset)
+
+    def _page(
+        self, oldest_first: Reversible[_Item], wanted: Callable[[_Item], bool], *, limit: int, offset: int
+    ) -> list[_Item]:
+        """One page of a list as this server pages: ``config.list_order``, ``offset`` unless
+        ``config.list_offset`` ignores it, and at most ``config.page_cap`` items whatever ``limit`` asks."""
+        config = self._config
+        ordered = reversed(oldest_first) if config.list_order == "newest" else iter(oldest_first)
+        if config.list_offset == "ignored":
+            offset = 0
+        if config.page_cap is not None:
+            limit = min(limit, config.page_cap)
+        # no list holds sys.maxsize items: an offset that far is past the end (and islice refuses a bigger one)
+        offset = min(offset, sys.maxsize - limit)
+        matching = (item for item in ordered if wanted(item))
+        return list(itertools.islice(matching, offset, offset + limit))
 
     def runs(self) -> Iterator[Run]:
         """Every run, oldest first."""
@@ -193,19 +244,19 @@ class SimModel:
         return counts
 
     def truth(self) -> list[TruthRecord]:
-        """One ground-truth record per run, oldest first."""
+        """One ground-truth record per run, oldest first: true times, ids in their text form."""
         return [
             TruthRecord(
-                id=run.id,
-                batch_id=run.batch_id,
+                id=str(run.id),
+                batch_id=_text(run.batch_id),
                 index=run.batch_index,
                 scenario_prompt=run.scenario_prompt,
-                created=run.created,
-                released=run.released,
-                started=run.started,
-                completed=run.completed,
+                created=self._true(run.created),
+                released=self._optional_true(run.released),
+                started=self._optional_true(run.started),
+                completed=self._optional_true(run.completed),
                 status=run.status,
-                call_id=run.call_id,
+                call_id=_text(run.call_id),
                 grade_score=self._final_score(run),
                 webhook_delivered=self._webhook_delivered.get(run.id),
                 webhook_sent=self._webhook_sent.get(run.id),
@@ -215,6 +266,9 @@ class SimModel:
             )
             for run in self._runs.values()
         ]
+
+    def _optional_true(self, stamp: float | None) -> float | None:
+        return None if stamp is None else self._true(stamp)
 
     def _final_score(self, run: Run) -> float | None:
         if run.grade is None or run.grade.status != "completed" or self._grades.get(run.id):
@@ -252,26 +306,28 @@ class SimModel:
                 self._apply_grade(run_id, at, events)
         return events
 
-    def record_webhook_delivered(self, run_id: str, now: float, sent: float | None = None) -> None:
+    def record_webhook_delivered(self, run_id: Id, now: float, sent: float | None = None) -> None:
         """Note that the run's ``test-call.completed`` webhook, sent at ``sent`` (default ``now``), was
         answered 2xx at ``now`` (the first time counts; later deliveries, duplicates included, change
         nothing). Unknown ids are ignored."""
-        if run_id in self._runs and run_id not in self._webhook_delivered:
-            self._webhook_delivered[run_id] = self.wall(max(now, self._now))
-            self._webhook_sent[run_id] = self.wall(now if sent is None else sent)
+        run = self.get_run(run_id)
+        if run is not None and run.id not in self._webhook_delivered:
+            run_id = run.id
+            self._webhook_delivered[run_id] = self.true_wall(max(now, self._now))
+            self._webhook_sent[run_id] = self.true_wall(now if sent is None else sent)
 
     def record_shown(self, runs: Iterable[Run], now: float) -> None:
         """Note that an answer built at ``now`` showed ``runs``: the first answer to show a run ended is the
         earliest a polling client could have known it ended (the truth of its detection delay)."""
-        stamp = self.wall(max(now, self._now))
+        stamp = self.true_wall(max(now, self._now))
         for run in runs:
             if run.ended and run.id not in self._shown_ended:
                 self._shown_ended[run.id] = stamp
 
-    def record_submit(self, run_ids: Iterable[str], arrived: float, answered: float) -> None:
+    def record_submit(self, run_ids: Iterable[Id], arrived: float, answered: float) -> None:
         """Note that the request that created ``run_ids`` arrived at ``arrived`` and was answered (201) at
         ``answered``: the server's share of the client's submit round trip. Unknown ids are ignored."""
-        times = (self.wall(arrived), self.wall(answered))
+        times = (self.true_wall(arrived), self.true_wall(answered))
         for run_id in run_ids:
             if run_id in self._runs:
                 self._submits.setdefault(run_id, times)
@@ -301,7 +357,7 @@ class SimModel:
         batch = Batch(
             id=batch_id,
             seq=next(self._seq),
-            name=request.name,
+            name=self._shown_name(request.name),
             status="pending",
             run_count=request.run_count,
             stagger_seconds=request.stagger_seconds,
@@ -325,14 +381,23 @@ class SimModel:
 
     # -- internals -----------------------------------------------------------------------------------------
 
-    def _new_id(self, prefix: str) -> str:
+    def _new_id(self, prefix: str) -> Id:
+        if self._int_ids is not None:
+            return next(self._int_ids)
         while True:
             candidate = f"{prefix}{self._id_rng.getrandbits(64):016x}"
             if candidate not in self._ids:
                 self._ids.add(candidate)
                 return candidate
 
-    def _new_run(self, request: RunRequest, prompt: str, now: float, *, batch_id: str | None, index: int | None) -> Run:
+    def _shown_name(self, name: str) -> str | None:
+        """A batch's name as this server keeps it (``config.batch_name``)."""
+        form = self._config.batch_name
+        if form == "absent":
+            return None
+        return name[: self._config.batch_name_length] if form == "truncated" else name
+
+    def _new_run(self, request: RunRequest, prompt: str, now: float, *, batch_id: Id | None, index: int | None) -> Run:
         created = self.wall(now)
         run = Run(
             id=self._new_id("tc_"),
@@ -355,11 +420,11 @@ class SimModel:
         self._runs[run.id] = run
         return run
 
-    def _schedule(self, at: float, kind: _Kind, run_id: str) -> None:
+    def _schedule(self, at: float, kind: _Kind, run_id: Id) -> None:
         # the sequence number keeps equal times in the order they were scheduled (FIFO among ties)
         heapq.heappush(self._heap, (at, next(self._seq), kind, run_id))
 
-    def _release(self, run_id: str, at: float, events: list[SimEvent]) -> None:
+    def _release(self, run_id: Id, at: float, events: list[SimEvent]) -> None:
         run = self._runs[run_id]
         self._runs[run_id] = replace(run, released=self.wall(at))
         self._queue.append(run_id)
@@ -369,7 +434,7 @@ class SimModel:
         while self._queue and len(self._fates) < self._config.slots:
             self._start(self._queue.popleft(), at, events)
 
-    def _start(self, run_id: str, at: float, events: list[SimEvent]) -> None:
+    def _start(self, run_id: Id, at: float, events: list[SimEvent]) -> None:
         config = self._config
         api_seconds = config.call_duration.sample(self._rng)
         failed = self._rng.random() < config.failure_rate
@@ -406,7 +471,7 @@ class SimModel:
             if batch.status == "pending":
                 self._batches[batch.id] = replace(batch, status="in_progress", started=stamp, updated=stamp)
 
-    def _end(self, run_id: str, at: float, events: list[SimEvent]) -> None:
+    def _end(self, run_id: Id, at: float, events: list[SimEvent]) -> None:
         fate = self._fates.pop(run_id)
         stamp = self.wall(at)
         duration = round((fate.ends_at - fate.started_at) / self._config.time_scale)
@@ -429,7 +494,7 @@ class SimModel:
             self._count_in_batch(run.batch_id, run.status, stamp, events)
         self._fill_slots(at, events)
 
-    def _count_in_batch(self, batch_id: str, status: RunStatus, stamp: float, events: list[SimEvent]) -> None:
+    def _count_in_batch(self, batch_id: Id, status: RunStatus, stamp: float, events: list[SimEvent]) -> None:
         batch = self._batches[batch_id]
         completed_runs = batch.completed_runs + (status == "completed")
         failed_runs = batch.failed_runs + (status == "failed")
@@ -446,7 +511,7 @@ class SimModel:
         if batch.completed is not None:
             self._emit(events, SimEvent("batch.ended", stamp, batch=batch))
 
-    def _schedule_grades(self, run_id: str, ended_at: float) -> None:
+    def _schedule_grades(self, run_id: Id, ended_at: float) -> None:
         # scores are drawn when the call ends, so when a grade is read does not change what it says
         config = self._config
         full = self._score(config.grade_score.sample(self._rng))
@@ -476,7 +541,7 @@ class SimModel:
             return round(value * 100) / 100
         return round(value, 3)
 
-    def _apply_grade(self, run_id: str, at: float, events: list[SimEvent]) -> None:
+    def _apply_grade(self, run_id: Id, at: float, events: list[SimEvent]) -> None:
         pending = self._grades[run_id]
         grade = replace(pending.popleft(), graded_at=self.wall(at))
         if not pending:
@@ -484,6 +549,10 @@ class SimModel:
         run = replace(self._runs[run_id], grade=grade)
         self._runs[run_id] = run
         self._emit(events, SimEvent("call.graded", grade.graded_at or self.wall(at), run=run))
+
+
+def _text(value: Id | None) -> str | None:
+    return None if value is None else str(value)
 
 
 def _failed_grade(stamp: float) -> Grade:

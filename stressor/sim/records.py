@@ -1,10 +1,13 @@
 """Values the simulator's model takes in and hands out: validated requests, runs, batches, grades, events.
 
 All are frozen; the model replaces a record on every transition. Times are epoch seconds (floats, full
-precision); the JSON views turn them into the API's millisecond ISO stamps.
+precision) on the server's clock (``SimConfig.clock_offset`` ahead of the true time); the JSON views turn them
+into the API's millisecond ISO stamps. Ground-truth records hold true times.
 
-Ids are opaque strings: runs ``tc_<16 hex>``, batches ``tcb_<16 hex>``, calls ``call_<16 hex>``. The real API
-does not state its id type, so clients must treat ids as strings.
+Ids are what the API writes (``SimConfig.ids``): integers from one counter shared by runs, batches and calls
+(``int``, the docs' reading: ``"id": 7110``), or prefixed strings, runs ``tc_<16 hex>``, batches
+``tcb_<16 hex>``, calls ``call_<16 hex>`` (``string``). Clients must treat ids as opaque; ground truth writes
+them in their text form (``"7110"``), as a client that stringifies ids holds them.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ Direction = Literal["outbound", "inbound"]
 Mode = Literal["bot", "sip"]
 RunStatus = Literal["queued", "in_progress", "completed", "failed"]
 BatchStatus = Literal["pending", "in_progress", "completed", "failed"]
+Id = int | str
+"""A run, batch or call id as the API writes it: a JSON integer or string (``SimConfig.ids``)."""
 EventKind = Literal["batch.created", "run.created", "run.started", "run.ended", "batch.ended", "call.graded"]
 
 TARGET_TYPES: tuple[str, ...] = ("agent", "phone_number")
@@ -77,7 +82,7 @@ class Run:
     stagger for batch runs); ``duration_seconds`` is whole API seconds, set when the call ended.
     """
 
-    id: str
+    id: Id
     seq: int
     target_type: TargetType
     target_id: int
@@ -91,12 +96,12 @@ class Run:
     product: str
     created: float
     updated: float
-    batch_id: str | None = None
+    batch_id: Id | None = None
     batch_index: int | None = None
     released: float | None = None
     started: float | None = None
     completed: float | None = None
-    call_id: str | None = None
+    call_id: Id | None = None
     sip_call_id: str | None = None
     error_message: str = ""
     duration_seconds: int | None = None
@@ -113,12 +118,13 @@ class Batch:
     """One batch of runs as the model holds it.
 
     Status rule: ``pending`` until its first run starts, then ``in_progress``; when every run has ended it is
-    ``failed`` if every run failed, else ``completed`` (failed runs are counted in ``failed_runs``).
+    ``failed`` if every run failed, else ``completed`` (failed runs are counted in ``failed_runs``). ``name`` is
+    the name as the server shows it (``SimConfig.batch_name``): None when it shows none at all.
     """
 
-    id: str
+    id: Id
     seq: int
-    name: str
+    name: str | None
     status: BatchStatus
     run_count: int
     stagger_seconds: float
@@ -128,7 +134,7 @@ class Batch:
     failed_runs: int
     estimated_cost_cents: int
     estimated_minutes: float
-    run_ids: tuple[str, ...]
+    run_ids: tuple[Id, ...]
     created: float
     updated: float
     started: float | None = None
@@ -144,7 +150,8 @@ class TruthRecord:
     ``webhook_delivered`` is when the run's ``test-call.completed`` webhook was first answered 2xx, and
     ``webhook_sent`` when that delivery was sent. ``shown_ended`` is when an answer (a run list page) first
     showed the run ended: the earliest a polling client could know. ``submit_arrived`` and ``submit_answered``
-    are when the request that created the run reached the simulator and when its 201 was built.
+    are when the request that created the run reached the simulator and when its 201 was built. Every time is
+    true (never shifted by ``clock_offset``); ids are in their text form.
     """
 
     id: str
@@ -167,9 +174,9 @@ class TruthRecord:
 
 @dataclass(frozen=True, slots=True)
 class SimEvent:
-    """Something that happened in the model, at epoch time ``at``; the webhook sender maps these to the API's
-    events: ``run.ended`` -> ``test-call.completed``, ``call.graded`` (``run.grade`` is the new grade) ->
-    ``call.graded``."""
+    """Something that happened in the model, at epoch time ``at`` (on the server's clock); the webhook sender
+    maps these to the API's events: ``run.ended`` -> ``test-call.completed``, ``call.graded`` (``run.grade`` is
+    the new grade) -> ``call.graded``."""
 
     kind: EventKind
     at: float

@@ -128,7 +128,11 @@ async def serve(
     jobs = [lambda: _drive(model, monotonic_seconds, wakeup)]
     if webhooks is not None:
         jobs.append(webhooks.run)
-    async with serve_asgi(app, host, port, what="the simulator", background=jobs) as (bound_host, bound_port):
+    # the app writes Date on its own clock (clock_offset): uvicorn's would be a second, true one
+    async with serve_asgi(app, host, port, what="the simulator", background=jobs, date_header=False) as (
+        bound_host,
+        bound_port,
+    ):
         yield RunningSimulator(
             base_url_of(bound_host, bound_port), bound_host, bound_port, model, app, faults, webhooks
         )
@@ -195,6 +199,15 @@ def _optional_flags(config: SimConfig) -> list[str]:
 
 # every setting of SimConfig that simulator_command passes only when set (the secret goes by environment)
 _OPTIONAL_SETTINGS: tuple[str, ...] = (
+    "list_order",
+    "list_offset",
+    "page_cap",
+    "batch_name",
+    "batch_name_length",
+    "clock_offset",
+    "ids",
+    "slow_after_create",
+    "slow_after_create_delay",
     "rate_limit",
     "rate_limit_burst",
     "rate_limit_scope",

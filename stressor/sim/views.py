@@ -1,11 +1,13 @@
 """JSON shapes of the test-calls API (runs, batches, call logs, transcripts, grades) and of the
 simulator's own ground-truth and config documents.
 
-Stamps are ISO 8601 UTC with milliseconds and ``Z`` (``stressor.timestamps.format_iso``); ground truth keeps
-full precision epoch floats. Grade scores are held on 0..1 and written on the configured scale (``scale``: 100
-writes integers 0..100 as the SDK does, 1 writes 0..1 as the docs do); ground truth keeps 0..1. Content the
-docs leave open (call-log fields beyond the named ones, transcript text, grade wording) is plausible rather
-than real.
+Stamps are ISO 8601 UTC with milliseconds and ``Z`` (``stressor.timestamps.format_iso``), on the server's clock
+as the records hold them; ground truth keeps full precision epoch floats of true time. Ids are written as the
+records hold them (JSON integers or strings, ``SimConfig.ids``); a batch whose ``name`` is None has no ``name``
+key (``SimConfig.batch_name = "absent"``). Grade scores are held on 0..1 and written on the configured scale
+(``scale``: 100 writes integers 0..100 as the SDK does, 1 writes 0..1 as the docs do); ground truth keeps 0..1.
+Content the docs leave open (call-log fields beyond the named ones, transcript text, grade wording) is
+plausible rather than real.
 """
 
 from __future__ import annotations
@@ -109,10 +111,12 @@ def run_json(run: Run, scale: int = 100) -> JsonObject:
 
 
 def batch_json(batch: Batch) -> JsonObject:
-    """The batch object (``run_ids`` are ids, not nested runs)."""
+    """The batch object (``run_ids`` are ids, not nested runs; no ``name`` when the server shows none)."""
+    shown: JsonObject = {"id": batch.id}
+    if batch.name is not None:
+        shown["name"] = batch.name
     return {
-        "id": batch.id,
-        "name": batch.name,
+        **shown,
         "status": batch.status,
         "run_count": batch.run_count,
         "stagger_seconds": _number(batch.stagger_seconds),
@@ -210,7 +214,7 @@ def transcript_json(run: Run, *, now: float, time_scale: float) -> JsonObject:
 
 
 def truth_json(record: TruthRecord) -> JsonObject:
-    """One ground-truth record (epoch seconds at full precision, null when not yet)."""
+    """One ground-truth record (true epoch seconds at full precision, null when not yet; ids as text)."""
     return {
         "id": record.id,
         "batch_id": record.batch_id,
@@ -293,6 +297,13 @@ def config_json(config: SimConfig, seed: int | None) -> JsonObject:
         "estimated_cost_cents": config.estimated_cost_cents,
         "charge_multiplier": config.charge_multiplier,
         "product": config.product,
+        "list_order": config.list_order,
+        "list_offset": config.list_offset,
+        "page_cap": config.page_cap,
+        "batch_name": config.batch_name,
+        "batch_name_length": config.batch_name_length,
+        "clock_offset": config.clock_offset,
+        "ids": config.ids,
         "api_key_required": config.api_key is not None,
         "seed": seed,
         "rate_limit": config.rate_limit,
@@ -305,6 +316,8 @@ def config_json(config: SimConfig, seed: int | None) -> JsonObject:
         "error_status": config.error_status,
         "error_burst": _text_or_none(config.error_burst),
         "fault_after_create": config.fault_after_create,
+        "slow_after_create": config.slow_after_create,
+        "slow_after_create_delay": config.slow_after_create_delay,
         "latency": _text_or_none(config.latency),
         "reset_rate": config.reset_rate,
         "stall": _text_or_none(config.stall),
