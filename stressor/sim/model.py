@@ -358,6 +358,7 @@ class SimModel:
             id=batch_id,
             seq=next(self._seq),
             name=self._shown_name(request.name),
+            sent_name=request.name,
             status="pending",
             run_count=request.run_count,
             stagger_seconds=request.stagger_seconds,

@@ -119,7 +119,8 @@ class Batch:
 
     Status rule: ``pending`` until its first run starts, then ``in_progress``; when every run has ended it is
     ``failed`` if every run failed, else ``completed`` (failed runs are counted in ``failed_runs``). ``name`` is
-    the name as the server shows it (``SimConfig.batch_name``): None when it shows none at all.
+    the name as the server shows it (``SimConfig.batch_name``): None when it shows none at all; ``sent_name``
+    the one the create carried (ground truth: which batches a client created twice).
     """
 
     id: Id
@@ -138,6 +139,7 @@ class Batch:
     created: float
     updated: float
     started: float | None = None
+    sent_name: str = ""
     completed: float | None = None
     error_message: str = ""
 
