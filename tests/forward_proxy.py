@@ -148,7 +148,12 @@ class ForwardProxy:
         hop_by_hop = ("proxy-authorization", "connection", "proxy-connection")
         kept = [h for h in lines if h and h.split(":", 1)[0].strip().lower() not in hop_by_hop]
         request = "\r\n".join([f"{method} {path} HTTP/1.1", *kept, "Connection: close", "", ""]).encode("latin-1")
-        up_reader, up_writer = await asyncio.open_connection(parts.hostname, parts.port or 80)
+        try:
+            up_reader, up_writer = await asyncio.open_connection(parts.hostname, parts.port or 80)
+        except OSError:
+            writer.write(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")  # as a real proxy answers
+            await writer.drain()
+            return True
         try:
             up_writer.write(request + body)
             await up_writer.drain()

@@ -120,13 +120,17 @@ async def test_no_proxy_and_trust_env_off_go_direct(backend: str, monkeypatch: p
         listed = HttpClient(backend=backend)  # type: ignore[arg-type]
         monkeypatch.delenv("NO_PROXY")
         untrusting = HttpClient(backend=backend, trust_env=False)  # type: ignore[arg-type]
+        by_name = f"http://localhost:{sim.port}/v1/healthz"  # the same server, by a name NO_PROXY does not list
         try:
             assert (await listed.get(f"{sim.base_url}/v1/healthz")).status_code == 200
             assert (await untrusting.get(f"{sim.base_url}/v1/healthz")).status_code == 200
+            assert (await untrusting.get(by_name)).status_code == 200
+            assert proxy.forwarded == [] and proxy.tunnels == []
+            assert (await listed.get(by_name)).status_code == 200
         finally:
             await listed.aclose()
             await untrusting.aclose()
-    assert proxy.forwarded == [] and proxy.tunnels == []
+    assert proxy.forwarded == [("GET", by_name)]  # NO_PROXY is matched by host, as httpx matches it
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -276,11 +280,21 @@ async def test_a_run_over_http_goes_through_http_proxy(monkeypatch: pytest.Monke
 async def test_a_run_with_no_proxy_listing_its_host_goes_direct(monkeypatch: pytest.MonkeyPatch) -> None:
     async with simulator() as sim, ForwardProxy() as proxy:
         monkeypatch.setenv("HTTP_PROXY", proxy.url)
-        monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
         result = await run_through(sim.base_url, STAGES)
         truth = {run.id for run in sim.model.truth()}
+        assert proxy.forwarded == [] and proxy.tunnels == []
+        # the same environment sends a host NO_PROXY does not list through the proxy
+        by_name = TestCallsTarget(f"http://localhost:{sim.port}", KEY, Metrics(ClockAnchor.now()))
+        try:
+            await by_name.check()
+        finally:
+            await by_name.aclose()
+        assert [target for _, target in proxy.forwarded] == [
+            f"http://localhost:{sim.port}/v1/healthz",
+            f"http://localhost:{sim.port}/v1/test-calls?limit=1",
+        ]
     assert_every_run_completed(result, truth)
-    assert proxy.forwarded == [] and proxy.tunnels == []
 
 
 @pytest.mark.e2e
@@ -319,7 +333,7 @@ async def test_the_check_before_a_run_names_a_refusing_proxy(monkeypatch: pytest
 @pytest.mark.e2e
 def test_stressor_run_says_which_proxy_it_could_not_reach(tmp_path: Path) -> None:
     profile = tmp_path / "p.toml"
-    profile.write_text('[cost]\nconsent_to_charge = true\nbudget_cents = 100\n\n[[stages]]\nduration = "1s"\nrate = "1/s"\n')
+    profile.write_text('[cost]\nconsent_to_charge = true\nbudget_cents = 100\n[[stages]]\nduration = "1s"\nrate = 1\n')
     environment = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
     done = run_stressor(
         "run",
