@@ -151,7 +151,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             refusal = _refused(self._proxy_name, f"the tunnel to {url.host}:{url.port or 443}", exc.status, exc.message)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise as_httpx_error(exc, request) from underlying(exc)
-        if refusal is None and answer.status == 407 and self._proxy:
+        if refusal is None and answer.status == 407 and self._proxy and url.scheme == "http":
             refusal = _refused(self._proxy_name, "the request", 407, answer.reason or "")  # only a proxy answers 407
         if refusal is not None:
             raise httpx.ProxyError(refusal, request=request)  # outside the except: see the class docstring

@@ -22,8 +22,8 @@ Proxies: with ``trust_env`` (the default, as httpx's), ``HTTP_PROXY`` / ``HTTPS_
 ``NO_PROXY`` are read by httpx's own rules (``get_environment_proxies``) and each proxy gets a pool of the
 chosen transport, mounted on the client as httpx mounts its own, so the client's own choice of transport for a
 URL applies them (NO_PROXY patterns, scheme-specific before ``all``). Like httpx, loopback addresses go through a
-proxy unless NO_PROXY lists them: a client of stressor's own process (the embedded simulator) passes
-``trust_env=False`` to always go direct.
+proxy unless NO_PROXY lists them: a client of a process of stressor's own (the embedded simulator) is to pass
+``trust_env=False``, to go direct whatever the environment says.
 
 What differs from httpx's own transport: see ``AiohttpTransport`` and ``WireTransport``.
 """
