@@ -1,22 +1,23 @@
-"""Soak: does the client stay flat over a long steady run?
+"""Soak: does the client stay flat over a long steady run, live progress on?
 
 A steady open profile runs against the simulator, which lives in its own process (``SimulatorProcess``), so
-everything measured here is the client's: this process's engine, target and HTTP pool. Every
+everything measured here is the client's: this process's engine, target, HTTP pool and progress display. Every
 ``--sample-every`` the script prints one line: elapsed time, the client's resident memory (``VmRSS`` from
 ``/proc/self/status``), its open sockets (entries of ``/proc/self/fd`` that are sockets), the asyncio tasks
 alive (``len(asyncio.all_tasks())``), runs ended so far and runs in flight. At the end it gives a verdict on
-flatness after the warm-up: the RSS slope per minute (least squares), and how far tasks and sockets rose
-above their level at the end of the warm-up.
+flatness after the warm-up: the RSS slope in MB per 10 minutes (least squares), and how far tasks and sockets
+rose above their level at the end of the warm-up.
 
-The run is wired as ``stressor run`` wires it: a ``Session`` with a runs log (in a temporary directory), so
-the engine streams each ended run to the log and keeps none in memory. Memory is called flat when its
-least-squares slope after the warm-up stays under ``RSS_SLOPE_LIMIT_KIB_PER_MIN``, whatever the runs ended:
-keeping ~0.9 KiB per run (as the engine once did) would give ~1 MiB/min at this load, 10x over it. At the end
-the results document is built as the CLI builds it (records and interval series read back from the log), and
-the time and RSS that takes are printed.
+The run is wired as ``stressor run`` wires it: ``runtime.run`` (uvloop when installed, the collector tuned for
+the run), a ``Session`` with a runs log (in a temporary directory), so the engine streams each ended run to the
+log and keeps none in memory, and live progress read through a ``ProgressWindow`` every ``--progress`` seconds
+(its lines go to stderr, as the CLI's do; 0.5 is what a terminal's live table reads). Memory is called flat
+when its least-squares slope after the warm-up stays under ``RSS_SLOPE_LIMIT_MB_PER_10_MIN``, whatever the runs
+ended. At the end the results document is built as the CLI builds it (records and interval series read back
+from the log), and the time and RSS that takes are printed.
 
-    python benchmarks/soak.py                                   # 30 minutes at 4 batches/s of 5 runs
-    python benchmarks/soak.py --duration 8m --sample-every 30s  # the same, 8 minutes
+    python benchmarks/soak.py                        # 5 minutes at 4 batches/s of 5 runs, progress every 5 s
+    python benchmarks/soak.py --minutes 30 2>/dev/null  # half an hour, progress lines dropped
 
 Loopback only; the run stops by itself after its duration and a short grace.
 """
@@ -27,6 +28,8 @@ import argparse
 import asyncio
 import os
 import platform
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -34,15 +37,16 @@ from pathlib import Path
 
 import anyio
 
+from stressor import runtime
 from stressor.intervals import interval_series
 from stressor.metrics import Metrics, Outcome
 from stressor.profile import OpenLoad, Profile, parse_profile
+from stressor.report.progress import ProgressWindow, progress_line
 from stressor.report.results import build_results, write_results
 from stressor.report.runlog import RunLog, stamps_of
 from stressor.session import Session, SessionResult, Where
 from stressor.sim.config import SimConfig
 from stressor.sim.server import SimulatorProcess
-from stressor.units import parse_duration
 
 API_KEY = "sk_test_soak"
 RUNS_PER_BATCH = 5
@@ -53,7 +57,7 @@ SHUTDOWN_SLACK_S = 10.0  # past the stage and the grace the engine is interrupte
 SIM_SLOTS = 1_000  # far above rate x call length: the server never queues, the load stays steady
 # Flatness limits after the warm-up (the verdict): tasks and sockets may wander with the runs in flight but
 # must not climb; RSS may drift with the allocator, not with the runs ended.
-RSS_SLOPE_LIMIT_KIB_PER_MIN = 100.0
+RSS_SLOPE_LIMIT_MB_PER_10_MIN = 1.0
 GROWTH_SLACK = 0.25  # tasks / sockets may end up to 25 % (and at least 10) above their warm-up level
 
 
@@ -155,8 +159,17 @@ async def sample_every(session: Session, every_s: float, offset_s: float, sample
         await anyio.sleep(max(0.0, started + offset_s + step * every_s - time.perf_counter()))
 
 
-async def soak(session: Session, every_s: float, samples: list[Sample]) -> SessionResult:
-    """Run the session against the simulator, sampling as it goes."""
+async def report_progress(session: Session, every_s: float) -> None:
+    """The CLI's progress lines (``stressor run --progress``), to stderr, forever (cancelled by the caller)."""
+    window = ProgressWindow()
+    while True:
+        await anyio.sleep(every_s)
+        if session.engine is not None:
+            print(progress_line(window.read(session.engine)), file=sys.stderr, flush=True)
+
+
+async def soak(session: Session, every_s: float, progress_s: float, samples: list[Sample]) -> SessionResult:
+    """Run the session against the simulator, sampling and showing progress as it goes."""
     profile = session.profile
 
     async def watchdog() -> None:
@@ -166,6 +179,8 @@ async def soak(session: Session, every_s: float, samples: list[Sample]) -> Sessi
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(sample_every, session, every_s, 0.5 / profile_rate(profile), samples)
         tasks.start_soon(watchdog)
+        if progress_s:
+            tasks.start_soon(report_progress, session, progress_s)
         outcome = await session.run()
         tasks.cancel_scope.cancel()
     result = outcome.engine
@@ -216,24 +231,24 @@ def verdict(samples: list[Sample], warmup_s: float) -> list[str]:
         return [f"verdict: not enough samples after the {warmup_s:g} s warm-up ({len(steady)}; need 3)"]
     minutes = [s.elapsed_s / 60 for s in steady]
     rss_mib = [s.rss_kib / 1024 for s in steady]
-    rss_per_min = slope(minutes, rss_mib)
+    rss_mb_per_10_min = slope(minutes, [s.rss_kib * 1024 / 1e6 for s in steady]) * 10
     ended_span = steady[-1].ended - steady[0].ended
     # the slope against runs ended, not the two end points: one sample's noise must not decide
     per_run_kib = slope([float(s.ended) for s in steady], [s.rss_kib for s in steady])
-    rss_kib_per_min = rss_per_min * 1024
     first = steady[0]
     task_growth = max(s.tasks for s in steady) - first.tasks
     socket_growth = max(s.sockets for s in steady) - first.sockets
     task_limit = max(10, round(first.tasks * GROWTH_SLACK))
     socket_limit = max(10, round(first.sockets * GROWTH_SLACK))
-    flat_rss = rss_kib_per_min < RSS_SLOPE_LIMIT_KIB_PER_MIN
+    flat_rss = rss_mb_per_10_min < RSS_SLOPE_LIMIT_MB_PER_10_MIN
     flat_tasks = task_growth <= task_limit
     flat_sockets = socket_growth <= socket_limit
     span_min = minutes[-1] - minutes[0]
     lines = [
         f"after the {warmup_s:g} s warm-up ({len(steady)} samples over {span_min:.1f} min, {ended_span} runs ended):",
-        f"  RSS {rss_mib[0]:.1f} -> {rss_mib[-1]:.1f} MiB, slope {rss_kib_per_min:+.1f} KiB/min (limit "
-        f"{RSS_SLOPE_LIMIT_KIB_PER_MIN:g}), {per_run_kib:+.3f} KiB per run ended: {'flat' if flat_rss else 'GROWING'}",
+        f"  RSS {rss_mib[0]:.1f} -> {rss_mib[-1]:.1f} MiB, slope {rss_mb_per_10_min:+.2f} MB per 10 min (limit "
+        f"{RSS_SLOPE_LIMIT_MB_PER_10_MIN:g}), {per_run_kib:+.3f} KiB per run ended: "
+        + ("flat" if flat_rss else "GROWING"),
         f"  tasks {first.tasks} at the warm-up's end, max {first.tasks + task_growth} (+{task_growth}; "
         f"limit +{task_limit}): {'flat' if flat_tasks else 'GROWING'}",
         f"  sockets {first.sockets} at the warm-up's end, max {first.sockets + socket_growth} (+{socket_growth}; "
@@ -244,31 +259,50 @@ def verdict(samples: list[Sample], warmup_s: float) -> list[str]:
     return lines
 
 
-def duration_arg(text: str) -> float:
-    """A positive duration flag (``30m``, ``90s``, ``1h``) in seconds."""
+def positive(text: str) -> float:
+    """A number flag that must be above zero."""
     try:
-        seconds = parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    if seconds <= 0:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
         raise argparse.ArgumentTypeError("must be greater than zero")
-    return seconds
+    return value
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=duration_arg, default=30 * 60.0, help="length of the steady stage (30m)")
-    parser.add_argument("--rate", type=float, default=4.0, help=f"batches of {RUNS_PER_BATCH} runs per second (4)")
-    parser.add_argument("--sample-every", type=duration_arg, default=30.0, help="time between samples (30s)")
+    parser.add_argument("--minutes", type=positive, default=5.0, help="length of the steady stage (5)")
+    parser.add_argument("--rate", type=positive, default=4.0, help=f"batches of {RUNS_PER_BATCH} runs per second (4)")
+    parser.add_argument("--sample-every", type=positive, default=15.0, help="seconds between samples (15)")
     parser.add_argument(
-        "--warmup", type=duration_arg, default=None, help="samples before this are left out of the verdict (2m)"
+        "--warmup", type=positive, default=None, help="seconds left out of the verdict (120; at most a quarter)"
+    )
+    parser.add_argument(
+        "--progress", type=float, default=5.0, help="seconds between progress lines on stderr (5, as the CLI; 0: none)"
     )
     args = parser.parse_args()
-    if args.rate <= 0:
-        parser.error("--rate must be positive")
+    if args.progress < 0:
+        parser.error("--progress must be 0 or more")
+    args.duration = args.minutes * 60
     if args.warmup is None:
         args.warmup = min(120.0, args.duration / 4)
     return args
+
+
+def commit() -> str:
+    """The checkout's commit, and whether its tracked files differ from it ("unknown" outside git)."""
+    here = Path(__file__).resolve().parent
+    try:
+        head, dirty = (
+            subprocess.run(["git", *command], cwd=here, capture_output=True, text=True, check=False)
+            for command in (["rev-parse", "--short", "HEAD"], ["status", "--porcelain", "-uno"])
+        )
+    except OSError:
+        return "unknown"
+    if head.returncode:
+        return "unknown"
+    return head.stdout.strip() + (" with uncommitted changes" if dirty.stdout.strip() else "")
 
 
 def main() -> None:
@@ -278,9 +312,13 @@ def main() -> None:
     print(
         f"soak: {args.duration:g} s at {args.rate:g} batches/s of {RUNS_PER_BATCH} runs "
         f"({args.rate * RUNS_PER_BATCH:g} runs/s), calls lognormal(45,0.3) API s at time scale 0.001, "
-        f"poll interval {POLL_INTERVAL_S:g} s, a sample every {args.sample_every:g} s, warm-up {args.warmup:g} s"
+        f"poll interval {POLL_INTERVAL_S:g} s, a sample every {args.sample_every:g} s, warm-up {args.warmup:g} s, "
+        + (f"progress every {args.progress:g} s" if args.progress else "no progress")
     )
-    print(f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, load average {load}")
+    print(
+        f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, loop {runtime.loop_for()}, "
+        f"load average {load}; commit {commit()}"
+    )
     config = SimConfig.from_text(slots=SIM_SLOTS, seed=1)
     samples: list[Sample] = []
     with SimulatorProcess(config) as base_url, tempfile.TemporaryDirectory(prefix="soak-") as scratch:
@@ -290,7 +328,7 @@ def main() -> None:
         session = Session(profile, Where(base_url, API_KEY), enforce_budget=False, runs_log=runs_log)
         cpu_before = time.process_time()
         try:
-            outcome = anyio.run(soak, session, args.sample_every, samples)
+            outcome = runtime.run(soak, session, args.sample_every, args.progress, samples)
         finally:
             runs_log.close()
         cpu_s = time.process_time() - cpu_before

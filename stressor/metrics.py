@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import bisect
 import itertools
+import weakref
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -72,6 +73,16 @@ class Summary:
     clamped: int
 
 
+def _acyclic(histogram: HdrHistogram) -> HdrHistogram:
+    """The histogram, freed by reference counting alone once unreferenced.
+
+    hdrh makes every histogram a reference cycle (``histogram.encoder.histogram``), which only the cycle
+    collector frees; a run tunes it to seldom run (``runtime.tuned_gc``), so a histogram dropped during a run
+    (184 KiB, one every progress window) would stay for minutes. The encoder's link back becomes a weak one."""
+    histogram.encoder.histogram = weakref.proxy(histogram)
+    return histogram
+
+
 class LatencyRecorder:
     """One HDR histogram in microseconds with exact count, sum, min and max beside it.
 
@@ -102,7 +113,7 @@ class LatencyRecorder:
     )
 
     def __init__(self) -> None:
-        histogram = HdrHistogram(1, HIGHEST_US, SIGNIFICANT_DIGITS)
+        histogram = _acyclic(HdrHistogram(1, HIGHEST_US, SIGNIFICANT_DIGITS))
         self.histogram = histogram
         # hdrh's _counts_index_for(v), with its bin()-based _clz(x) == 64 - x.bit_length() and its three steps
         # folded together:  L = (v | sub_bucket_mask).bit_length()
@@ -219,7 +230,7 @@ class LatencyRecorder:
     def decode(cls, blob: str) -> HdrHistogram:
         """A histogram back from ``encode``'s text."""
         base64.b64decode(blob, validate=True)  # a clear error on garbage before hdrh's own
-        return HdrHistogram.decode(blob)
+        return _acyclic(HdrHistogram.decode(blob))
 
     def __reduce__(self) -> tuple[object, tuple[object, ...]]:
         # Pickled (to a worker's coordinator) as HDR's compressed encoding: every count kept, ~1 KiB not 184.

@@ -11,7 +11,10 @@
   spaced out (gen-0 threshold 50,000 instead of 700: at 200 starts/s the default made a 1-3 ms pass every
   ~0.1 s). A large threshold is only cheap because the load creates almost no reference cycles (see
   ``HttpClient.request``): when most young objects are cyclic garbage, each pass has to free them all, and
-  passes took 20-85 ms. Both settings are put back when the run ends.
+  passes took 20-85 ms. Both settings are put back when the run ends. The other side of it: cyclic garbage made
+  during the run lives until enough objects have been allocated, minutes at a steady load, so what is built per
+  progress window or interval must be freed by reference counting (hdrh's histograms are cycles: see
+  ``metrics._acyclic``).
 """
 
 from __future__ import annotations

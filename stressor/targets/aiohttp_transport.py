@@ -7,6 +7,7 @@ is ``stressor.targets.wire.WireTransport``.
 
 from __future__ import annotations
 
+import base64
 import ssl
 from typing import Any
 
@@ -46,11 +47,38 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     - ``Limits.max_keepalive_connections`` has no equivalent: aiohttp keeps up to ``max_connections`` idle
       connections, each for ``keepalive_expiry``; the write timeout is not applied (aiohttp has none);
       the pool timeout and the connect timeout add up into aiohttp's one ``connect`` timeout;
-    - cookies, redirects, auth and decompression stay with httpx (aiohttp's are switched off); HTTP/2 and
-      proxies are not offered (httpx still mounts its own transport for proxies taken from the environment).
+    - cookies, redirects, auth and decompression stay with httpx (aiohttp's are switched off); no HTTP/2;
+    - with a ``proxy`` (``http://`` or ``https://``; its URL's ``user:password`` becomes
+      ``Proxy-Authorization: Basic``), every request goes through it, as aiohttp sends them: plain http as an
+      absolute-form request, https through a ``CONNECT`` tunnel. What keeps the proxy from carrying a request
+      (no connection to it, a refused ``CONNECT``, a ``407``) is ``ProxyError`` naming the proxy, unchained (a
+      chain to the socket error would name the origin's port): nothing reached the origin.
     """
 
-    def __init__(self, *, limits: httpx.Limits | None = None, verify: ssl.SSLContext | bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        limits: httpx.Limits | None = None,
+        verify: ssl.SSLContext | bool = True,
+        proxy: httpx.Proxy | None = None,
+    ) -> None:
+        self._proxy: dict[str, Any] = {}  # aiohttp's per-request proxy options
+        # sent to the proxy with each plain http request (aiohttp gives ``proxy_headers`` to CONNECT only); never
+        # inside a tunnel, where the origin would read them
+        self._proxy_headers: list[tuple[str, str]] = []
+        self._proxy_name = ""
+        if proxy is not None:
+            url = proxy.url  # httpx.Proxy has already moved any user:password out of it, into ``auth``
+            self._proxy_name = f"{url.scheme}://{url.netloc.decode('ascii')}"
+            if url.scheme not in ("http", "https"):
+                raise ValueError(f"the proxy {self._proxy_name} cannot be used: aiohttp speaks to http(s):// ones only")
+            self._proxy["proxy"] = URL(str(url))
+            headers = proxy.headers.multi_items()
+            if proxy.raw_auth is not None:  # (aiohttp's own proxy_auth is deprecated for this)
+                user, password = proxy.raw_auth
+                headers.append(("Proxy-Authorization", "Basic " + base64.b64encode(user + b":" + password).decode()))
+            if headers:
+                self._proxy["proxy_headers"] = self._proxy_headers = headers
         self._limits = limits or httpx.Limits(max_connections=100)
         self._verify = verify
         self._ssl: ssl.SSLContext | bool | None = None  # built at the first https request (~60 ms)
@@ -101,20 +129,32 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             raise httpx.UnsupportedProtocol(f"Request URL has an unsupported protocol '{url.scheme}://'.")
         session = self._session or self._open()
         body = await request.aread()
+        refusal: str | None = None
         try:
             async with session.request(
                 request.method,
                 URL(str(url), encoded=True),
-                headers=request.headers.multi_items(),
+                headers=request.headers.multi_items() + self._proxy_headers
+                if url.scheme == "http"
+                else request.headers.multi_items(),
                 data=body or None,
                 allow_redirects=False,
                 timeout=self._timeout(request.extensions.get("timeout", {})),
                 ssl=self._ssl_for(url.scheme),
+                **self._proxy,
             ) as answer:
                 limit = request.extensions.get("max_body_bytes")
                 content = await (answer.read() if limit is None else _read_at_most(answer, int(limit) + 1))
+        except aiohttp.ClientProxyConnectionError as exc:
+            refusal = f"cannot connect to the proxy {self._proxy_name}: {exc.os_error.strerror or exc.os_error}"
+        except aiohttp.ClientHttpProxyError as exc:
+            refusal = _refused(self._proxy_name, f"the tunnel to {url.host}:{url.port or 443}", exc.status, exc.message)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise as_httpx_error(exc, request) from underlying(exc)
+        if refusal is None and answer.status == 407 and self._proxy and url.scheme == "http":
+            refusal = _refused(self._proxy_name, "the request", 407, answer.reason or "")  # only a proxy answers 407
+        if refusal is not None:
+            raise httpx.ProxyError(refusal, request=request)  # outside the except: see the class docstring
         extensions = {"http_version": b"HTTP/1.1"}
         if answer.reason:
             extensions["reason_phrase"] = answer.reason.encode("ascii", "replace")
@@ -130,6 +170,12 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         if self._session is not None:
             session, self._session = self._session, None
             await session.close()
+
+
+def _refused(proxy: str, what: str, status: int, reason: str) -> str:
+    """The sentence for a proxy's refusal (no trailing period), naming it without its credentials."""
+    hint = " (are the user and password in the proxy's URL right?)" if status == 407 else ""
+    return f"the proxy {proxy} refused {what}: it answered {f'{status} {reason}'.strip()}{hint}"
 
 
 def as_httpx_error(exc: BaseException, request: httpx.Request) -> httpx.TransportError:

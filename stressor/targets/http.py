@@ -18,16 +18,24 @@ C parser, the fastest) and ``AiohttpTransport`` (``stressor.targets.aiohttp_tran
 with respx use its client-level mocker, ``pytest.mark.respx(using="httpx")``, which sees requests whatever
 the transport.
 
+Proxies: with ``trust_env`` (the default, as httpx's), ``HTTP_PROXY`` / ``HTTPS_PROXY`` / ``ALL_PROXY`` /
+``NO_PROXY`` are read by httpx's own rules (``get_environment_proxies``) and each proxy gets a pool of the
+chosen transport, mounted on the client as httpx mounts its own, so the client's own choice of transport for a
+URL applies them (NO_PROXY patterns, scheme-specific before ``all``). Like httpx, loopback addresses go through a
+proxy unless NO_PROXY lists them: a client of a process of stressor's own (the embedded simulator) is to pass
+``trust_env=False``, to go direct whatever the environment says.
+
 What differs from httpx's own transport: see ``AiohttpTransport`` and ``WireTransport``.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import httpx
+from httpx._utils import get_environment_proxies  # httpx's reading of the proxy variables, kept to the letter
 
 from stressor.targets.wire import WireTransport
 
@@ -35,11 +43,50 @@ Backend = Literal["wire", "aiohttp", "httpx"]
 URL_CACHE_SIZE = 256  # parsed URLs kept by a client (~1.3 KiB each; then all are dropped: memory stays flat)
 
 
+class UnusableProxy(httpx.AsyncBaseTransport):
+    """Mounted for a proxy the environment names but the transport cannot use (a ``socks5://`` one, a URL
+    that does not parse): every request it would carry fails with ``ProxyError`` saying why, in one sentence,
+    rather than the client failing to start or the proxy being skipped silently."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        raise httpx.ProxyError(self.reason, request=request)
+
+
+def _shown(url: str) -> str:
+    """A proxy URL for a message: any ``user:password@`` left out."""
+    scheme, found, rest = url.rpartition("://")
+    return (scheme + found if found else "") + rest.rpartition("@")[2]
+
+
+Mounts = dict[str, httpx.AsyncBaseTransport | None]
+
+
+def environment_proxies(pool: Callable[[httpx.Proxy], httpx.AsyncBaseTransport]) -> Mounts:
+    """The client mounts httpx would make from the environment's proxy variables, each proxy served by a pool
+    of ``pool(proxy)`` (None for a pattern NO_PROXY sends direct)."""
+    mounts: Mounts = {}
+    for pattern, url in get_environment_proxies().items():
+        if url is None:
+            mounts[pattern] = None
+            continue
+        try:
+            mounts[pattern] = pool(httpx.Proxy(url))
+        except (ValueError, httpx.InvalidURL) as exc:  # ValueError: a scheme httpx or the transport refuses
+            reason = str(exc) if str(exc).startswith("the proxy ") else f"the proxy {_shown(url)} cannot be used"
+            mounts[pattern] = UnusableProxy(f"{reason} (set in the environment; NO_PROXY lists hosts reached directly)")
+    return mounts
+
+
 class HttpClient:
     """One ``request`` for a target, over a transport the module's docstring describes.
 
     ``shards x connections_per_shard`` is the pool: one pool of that size, or that many small httpx
-    clients when httpx's own transport is used. ``client_options`` go to every ``httpx.AsyncClient``.
+    clients when httpx's own transport is used. ``trust_env``: proxies (and the rest httpx reads) from the
+    environment, as httpx; an injected transport is used for every URL, as httpx does. ``client_options`` go to
+    every ``httpx.AsyncClient``.
     """
 
     def __init__(
@@ -49,23 +96,28 @@ class HttpClient:
         connections_per_shard: int = 100,
         transport: httpx.AsyncBaseTransport | None = None,
         backend: Backend = "wire",
+        trust_env: bool = True,
         **client_options: Any,
     ) -> None:
         shards = max(1, shards)
         per_shard = max(1, connections_per_shard)
+        client_options["trust_env"] = trust_env
         if transport is not None:
             self.backend = "injected"
             clients = [httpx.AsyncClient(transport=transport, **client_options)]
         elif backend in ("wire", "aiohttp"):
             self.backend = backend
             limits = httpx.Limits(max_connections=shards * per_shard, max_keepalive_connections=shards * per_shard)
+            make: Callable[..., httpx.AsyncBaseTransport]
             if backend == "wire":
-                pool: httpx.AsyncBaseTransport = WireTransport(limits=limits)
+                make = WireTransport
             else:
                 from stressor.targets.aiohttp_transport import AiohttpTransport  # noqa: PLC0415 (see there)
 
-                pool = AiohttpTransport(limits=limits)
-            clients = [httpx.AsyncClient(transport=pool, **client_options)]
+                make = AiohttpTransport
+            # httpx reads the environment's proxies only for its own transport: for ours, the same mounts
+            mounts = environment_proxies(lambda proxy: make(limits=limits, proxy=proxy)) if trust_env else {}
+            clients = [httpx.AsyncClient(transport=make(limits=limits), mounts=mounts, **client_options)]
         else:
             self.backend = "httpx"
             # keep-alive as large as each pool: with httpx's default of 20, connections churn above 20 in flight

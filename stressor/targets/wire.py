@@ -9,11 +9,16 @@ callbacks, no loop-specific API).
 
 It can replace ``AiohttpTransport``: the same behaviour towards the caller (see ``WireTransport``), the same
 httpx exception for each failure, so ``stressor.targets.failures.transport_failure`` reads them alike.
+
+Given a ``proxy`` (an ``http://`` one; ``HttpClient`` mounts one such pool per proxy the environment names, as
+httpx does), plain http goes to the proxy as absolute-form requests, and https through a ``CONNECT`` tunnel with
+TLS to the origin inside it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import ssl
 from dataclasses import dataclass
@@ -41,6 +46,43 @@ class _Origin:
     scheme: str
     host: str
     port: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Proxy:
+    """A forward proxy as the pool uses it: where it listens, what every request to it carries, and how a
+    message names it (never with its credentials)."""
+
+    host: str
+    port: int
+    name: str  # http://host:port
+    headers: list[tuple[bytes, bytes]]  # Proxy-Authorization (from the URL's user:password) and the Proxy's own
+
+
+def _proxy_of(proxy: httpx.Proxy) -> _Proxy:
+    url = proxy.url  # httpx.Proxy has already moved any user:password out of the URL, into ``auth``
+    host = url.host
+    name = f"{url.scheme}://{f'[{host}]' if ':' in host else host}:{url.port or _DEFAULT_PORTS.get(url.scheme, 80)}"
+    if url.scheme != "http":
+        raise ValueError(f"the proxy {name} cannot be used: stressor's transport speaks to proxies over http:// only")
+    headers = list(proxy.headers.raw)
+    if proxy.raw_auth is not None:
+        user, password = proxy.raw_auth
+        headers.append((b"Proxy-Authorization", b"Basic " + base64.b64encode(user + b":" + password)))
+    return _Proxy(host, url.port or 80, name, headers)
+
+
+def _authority(url: httpx.URL) -> bytes:
+    host = url.raw_host
+    host = b"[" + host + b"]" if b":" in host else host
+    return host if url.port is None else host + b":" + str(url.port).encode("ascii")
+
+
+def _refused(proxy: _Proxy, what: str, status: int, reason: bytes) -> str:
+    """The sentence for a proxy's refusal (no trailing period), naming it without its credentials."""
+    said = f"{status} {reason.decode('latin-1').strip()}".strip()
+    hint = " (are the user and password in the proxy's URL right?)" if status == 407 else ""
+    return f"the proxy {proxy.name} refused {what}: it answered {said}{hint}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,16 +352,29 @@ class WireTransport(httpx.AsyncBaseTransport):
       ``max_keepalive_connections`` of them; requests wait for a connection first come, first served;
     - the answer's body is read whole before the response is returned (streaming is not streamed); the
       ``max_body_bytes`` request extension stops the read at that many bytes + 1, and the connection is dropped;
-    - cookies, redirects, auth and decompression stay with httpx; no HTTP/2, no proxies, no trailers; a header
-      with an empty value is not returned (httptools does not report it); an answer to HEAD ends at its head and
-      its connection is not reused.
+    - cookies, redirects, auth and decompression stay with httpx; no HTTP/2, no trailers; a header with an empty
+      value is not returned (httptools does not report it); an answer to HEAD ends at its head and its
+      connection is not reused;
+    - with a ``proxy`` (``http://`` only; its URL's ``user:password`` becomes ``Proxy-Authorization: Basic``),
+      every request goes through it: plain http as an absolute-form request, https through a ``CONNECT``
+      tunnel (one per connection) with TLS to the origin inside. Whatever keeps the proxy from carrying a
+      request (no connection to it, a refused ``CONNECT``, a ``407``) is ``ProxyError`` naming the proxy, not
+      chained to the socket error (that would name the origin's port): nothing reached the origin. Other
+      answers of the proxy (a ``502`` to a plain http request) are answers, as with httpx.
 
     Cancelling a request (an anyio cancel scope, ``Task.cancel``) closes the connection it held: a request
     given up halfway leaves no half-read answer in the pool.
     """
 
-    def __init__(self, *, limits: httpx.Limits | None = None, verify: ssl.SSLContext | bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        limits: httpx.Limits | None = None,
+        verify: ssl.SSLContext | bool = True,
+        proxy: httpx.Proxy | None = None,
+    ) -> None:
         limits = limits or httpx.Limits(max_connections=100)
+        self._proxy = None if proxy is None else _proxy_of(proxy)
         self._max = limits.max_connections or 1 << 30
         self._max_idle = limits.max_keepalive_connections if limits.max_keepalive_connections is not None else 1 << 30
         self._expiry = limits.keepalive_expiry
@@ -355,7 +410,12 @@ class WireTransport(httpx.AsyncBaseTransport):
             if "Transfer-Encoding" in request.headers:
                 del request.headers["Transfer-Encoding"]
         method = request.method.encode("ascii")
-        data = _head(method, url.raw_path, request.headers.raw)
+        proxy = self._proxy
+        if proxy is not None and scheme == "http":
+            # absolute-form, so that the proxy knows where to forward it (RFC 9112, 3.2.2)
+            data = _head(method, b"http://" + _authority(url) + url.raw_path, request.headers.raw + proxy.headers)
+        else:
+            data = _head(method, url.raw_path, request.headers.raw)
         timeouts: dict[str, float | None] = request.extensions.get("timeout") or {}
         limit = request.extensions.get("max_body_bytes")
         key = (scheme, url.raw_host, url.port)
@@ -386,6 +446,9 @@ class WireTransport(httpx.AsyncBaseTransport):
             self._release(connection)
         else:
             self._drop(connection)
+        if answer.status == 407 and proxy is not None and scheme == "http":
+            # only a proxy answers 407: it kept the request from the origin
+            raise httpx.ProxyError(_refused(proxy, "the request", 407, answer.reason), request=request)
         extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
         if answer.reason:
             extensions["reason_phrase"] = answer.reason
@@ -441,6 +504,8 @@ class WireTransport(httpx.AsyncBaseTransport):
             if handed is not None:
                 return handed
         # from here, this request holds one slot of the pool: it is given back if no connection comes of it
+        if self._proxy is not None:
+            return await self._connect_through(self._proxy, origin, timeouts.get("connect"), request)
         loop = asyncio.get_running_loop()
         context = self._ssl_context() if origin.scheme == "https" else None
         try:
@@ -467,6 +532,87 @@ class WireTransport(httpx.AsyncBaseTransport):
         connection.transport = sock  # type: ignore[assignment]
         self._open.add(connection)
         return connection
+
+    async def _connect_through(
+        self, proxy: _Proxy, origin: _Origin, timeout: float | None, request: httpx.Request
+    ) -> _Connection:
+        """A new connection to the proxy for ``origin``: for https, a ``CONNECT`` tunnel with TLS inside it.
+        The connect timeout covers all of it. Failures of the proxy's are raised outside the ``except`` blocks:
+        chained to the socket error, a reader of the chain would blame the origin's address."""
+        loop = asyncio.get_running_loop()
+        connection: _Connection | None = None
+        tunnelled = False  # the proxy opened the tunnel: what fails after it is the origin's (its TLS)
+        failure: httpx.TransportError | None = None
+        try:
+            async with asyncio.timeout(timeout):
+                sock, connection = await loop.create_connection(
+                    lambda: _Connection(origin, loop), proxy.host, proxy.port
+                )
+                connection.transport = sock  # type: ignore[assignment]
+                if origin.scheme == "https":
+                    failure = await self._tunnel(proxy, origin, connection, request)
+                    if failure is None:
+                        tunnelled = True
+                        context = self._ssl_context()
+                        tls = await loop.start_tls(sock, connection, context, server_hostname=origin.host)
+                        if tls is None:
+                            raise ConnectionResetError("the tunnel closed during the TLS handshake")
+                        connection.transport = tls  # type: ignore[assignment]
+        except TimeoutError as exc:
+            if tunnelled:
+                self._give_up(connection)
+                raise httpx.ConnectTimeout(
+                    f"no TLS handshake with {origin.host}:{origin.port} through the proxy {proxy.name} in time",
+                    request=request,
+                ) from exc
+            failure = httpx.ProxyError(
+                f"no connection through the proxy {proxy.name} to {origin.host}:{origin.port} in time",
+                request=request,
+            )
+        except OSError as exc:  # refused or unreachable proxy, its name not found; the origin's TLS handshake
+            if tunnelled:
+                self._give_up(connection)
+                raise httpx.ConnectError(str(exc) or type(exc).__name__, request=request) from exc
+            failure = httpx.ProxyError(
+                f"cannot connect to the proxy {proxy.name}: {exc.strerror or exc or type(exc).__name__}",
+                request=request,
+            )
+        except BaseException:
+            self._give_up(connection)  # cancelled while connecting
+            raise
+        if failure is not None:
+            self._give_up(connection)
+            raise failure
+        assert connection is not None
+        connection.waiter = None  # the CONNECT's answer is done with: bytes before the next request are stray
+        connection.parser = httptools.HttpResponseParser(connection)
+        self._open.add(connection)
+        return connection
+
+    def _give_up(self, connection: _Connection | None) -> None:
+        """A connection being opened that will not be used: closed, and its slot of the pool freed."""
+        if connection is not None:
+            connection.abort()
+        self._free_slot()
+
+    async def _tunnel(
+        self, proxy: _Proxy, origin: _Origin, connection: _Connection, request: httpx.Request
+    ) -> httpx.ProxyError | None:
+        """Ask the proxy for a tunnel to ``origin``: None when it opened one, else why not (its refusal)."""
+        authority = f"{f'[{origin.host}]' if ':' in origin.host else origin.host}:{origin.port}".encode("ascii")
+        data = _head(b"CONNECT", authority, [(b"Host", authority), *proxy.headers])
+        try:
+            # an answer to CONNECT has no body, whatever its headers say: read up to its head (RFC 9110, 9.3.6)
+            answer = await connection.send(data, b"", True, None)
+        except _Failure as failure:
+            return httpx.ProxyError(
+                f"the proxy {proxy.name} gave no answer to CONNECT {authority.decode()}: {failure.message}",
+                request=request,
+            )
+        if 200 <= answer.status < 300:
+            return None
+        what = f"the tunnel to {authority.decode()}"
+        return httpx.ProxyError(_refused(proxy, what, answer.status, answer.reason), request=request)
 
     async def _wait(self, origin: _Origin, timeout: float | None, request: httpx.Request) -> _Connection | None:
         """Queue for the pool: the result is a kept-alive connection to ``origin`` handed over by a finished
