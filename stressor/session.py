@@ -161,7 +161,11 @@ class Session:
                 from stressor.sim.server import SimulatorProcess  # noqa: PLC0415 (only for the embedded one)
 
                 base_url = await stack.enter_async_context(SimulatorProcess(config))
-            target = build_target(profile, base_url, where.api_key, self.metrics, self.governor, self.inbox)
+            # the embedded simulator is our own child on loopback: reached directly, whatever HTTP_PROXY says
+            direct = where.base_url is None
+            target = build_target(
+                profile, base_url, where.api_key, self.metrics, self.governor, self.inbox, trust_env=not direct
+            )
             stack.push_async_callback(target.aclose)
             await target.check()
             on_record = self._log_run if self.runs_log is not None else None
@@ -223,6 +227,7 @@ class Session:
             keep_records=not self._records_in_log,
             lead_s=scale.lead_s,
             warn=self.warn,
+            trust_env=self.where.base_url is not None,
         )
 
     async def _run_engine(self, engine: Engine | Coordinator, base_url: str) -> EngineResult:

@@ -24,6 +24,7 @@ from sessions import profile_of, run_stressor
 
 from stressor.engine import Engine, EngineResult
 from stressor.metrics import Metrics, Outcome
+from stressor.session import Scale, Session, Where
 from stressor.sim.config import SimConfig
 from stressor.sim.server import RunningSimulator, serve
 from stressor.targets.base import TargetUnavailable
@@ -269,9 +270,10 @@ async def test_a_run_over_http_goes_through_http_proxy(monkeypatch: pytest.Monke
         result = await run_through(sim.base_url, STAGES)
         truth = {run.id for run in sim.model.truth()}
     assert_every_run_completed(result, truth)
-    # every request of the run was relayed by the proxy: the health check, the key probe, and what the run
-    # itself counted (creates, polls, run lists)
-    assert len(proxy.forwarded) == 2 + sum(result.metrics.requests.values())
+    # every request of the run was relayed by the proxy, and each is counted in the results (the preflight's
+    # too: purpose "check")
+    assert len(proxy.forwarded) == sum(result.metrics.requests.values())
+    assert result.metrics.requests["check ok"] >= 2
     assert {target.split("/v1/")[0] for _, target in proxy.forwarded} == {sim.base_url}
     assert sum(method == "POST" for method, _ in proxy.forwarded) == 8  # one create per batch, none twice
 
@@ -290,10 +292,11 @@ async def test_a_run_with_no_proxy_listing_its_host_goes_direct(monkeypatch: pyt
             await by_name.check()
         finally:
             await by_name.aclose()
-        assert [target for _, target in proxy.forwarded] == [
+        assert [target for _, target in proxy.forwarded][:2] == [
             f"http://localhost:{sim.port}/v1/healthz",
             f"http://localhost:{sim.port}/v1/test-calls?limit=1",
         ]
+        assert {target.split("/v1/")[0] for _, target in proxy.forwarded} == {f"http://localhost:{sim.port}"}
     assert_every_run_completed(result, truth)
 
 
@@ -313,6 +316,21 @@ async def test_a_run_over_https_goes_through_connect(
     assert proxy.tunnels and set(proxy.tunnels) == {f"127.0.0.1:{front.port}"}
     assert len(proxy.tunnels) <= 8  # connections are kept alive through their tunnels, not one per request
     assert proxy.forwarded == []
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("workers", [None, 2])
+async def test_the_embedded_simulator_is_reached_directly_whatever_the_environment_says(
+    workers: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    profile = profile_of({"grace": "5s", "target": {"poll_interval": "50ms"}, "stages": STAGES})
+    where = Where(base_url=None, api_key=KEY, simulator=SimConfig.from_text(slots=100, seed=3, api_key=KEY))
+    async with ForwardProxy() as proxy:
+        monkeypatch.setenv("ALL_PROXY", proxy.url)  # no NO_PROXY: httpx would send 127.0.0.1 through it
+        scale = None if workers is None else Scale(workers=workers)
+        outcome = await Session(profile, where, enforce_budget=False, scale=scale).run()
+    assert outcome.engine.metrics.outcomes[Outcome.COMPLETED] == 8
+    assert proxy.forwarded == [] and proxy.tunnels == []
 
 
 async def test_the_check_before_a_run_names_a_refusing_proxy(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -56,6 +56,7 @@ class Coordinator:
         keep_records: bool = True,
         lead_s: float = 2.0,
         warn: Callable[[str], None] | None = None,
+        trust_env: bool = True,
     ) -> None:
         self.profile = profile
         self.backend = backend
@@ -68,7 +69,7 @@ class Coordinator:
         self._start_ns = anchor.to_mono_ns(start_at)
         self.tally = Tally(profile, workers, anchor, self._start_ns)
         self.specs = [
-            WorkerSpec(profile, Share(index, workers), base_url, api_key, start_at, enforce_budget)
+            WorkerSpec(profile, Share(index, workers), base_url, api_key, start_at, enforce_budget, trust_env)
             for index in range(workers)
         ]
         self._command: Command = "run"

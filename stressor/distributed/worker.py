@@ -43,13 +43,14 @@ class WorkerSpec:
     api_key: str
     start_at: float  # wall-clock epoch seconds, the same for every worker
     enforce_budget: bool
+    trust_env: bool = True  # proxies from the environment (off for the embedded simulator)
 
     def __repr__(self) -> str:
         # masked: dask logs repr(run_spec)[:1000] when a task fails, and the key must not be in it
         return (
             f"WorkerSpec(profile={self.profile.name!r}, share={self.share!r}, base_url={self.base_url!r}, "
             f"api_key={mask_secret(self.api_key)!r}, start_at={self.start_at!r}, "
-            f"enforce_budget={self.enforce_budget!r})"
+            f"enforce_budget={self.enforce_budget!r}, trust_env={self.trust_env!r})"
         )
 
 
@@ -125,7 +126,7 @@ async def _work(spec: WorkerSpec, emit: Emit, control: Callable[[], Command]) ->
     profile = spec.share.profile(spec.profile)
     metrics = Metrics(ClockAnchor.now())
     governor = Governor(profile.limits, share=spec.share.fraction)
-    target = build_target(profile, spec.base_url, spec.api_key, metrics, governor)
+    target = build_target(profile, spec.base_url, spec.api_key, metrics, governor, trust_env=spec.trust_env)
     try:
         start_ns = ClockAnchor.now().to_mono_ns(spec.start_at)
         reporter = _Reporter(spec, metrics, governor, start_ns)

@@ -27,8 +27,11 @@ def build_target(
     metrics: Metrics,
     governor: Governor,
     inbox: CompletionInbox | None = None,
+    *,
+    trust_env: bool = True,
 ) -> TestCallsTarget:
-    """The test-calls target as the profile sets it up (webhook completions arrive in ``inbox``)."""
+    """The test-calls target as the profile sets it up (webhook completions arrive in ``inbox``). ``trust_env``:
+    reach ``base_url`` through the environment's proxies, as httpx does (off for the embedded simulator)."""
     return TestCallsTarget(
         base_url,
         api_key,
@@ -40,4 +43,5 @@ def build_target(
         timeout_s=profile.target.request_timeout_s,
         inbox=inbox,
         webhook_fallback_s=fallback_seconds(profile) if inbox is not None else None,
+        trust_env=trust_env,
     )

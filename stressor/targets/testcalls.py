@@ -147,6 +147,7 @@ class TestCallsTarget:
         reconcile_settle_s: float | None = None,
         reconcile_deadline_s: float = RECONCILE_DEADLINE_S,
         run_token: str | None = None,
+        trust_env: bool = True,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
@@ -165,6 +166,7 @@ class TestCallsTarget:
             headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
             timeout=httpx.Timeout(timeout_s),
             transport=transport,
+            trust_env=trust_env,  # proxies from the environment; off for the embedded simulator (our own child)
         )
         self._api = ApiRequests(
             client, self.base_url, api_key, requests, self._governor, timeout_s=timeout_s, clock=clock, wall=wall
