@@ -6,7 +6,7 @@ below the runs this client created after the ones it wants (the ledger) and stop
 them all. Oldest first, a run keeps its place: a scan reads from each run's known place, or from the list's
 length when it was created, towards the end. A list that ignores ``offset`` shows only its first page: runs
 below it are unreached. Every page's first and last stamps are checked against the order scans rely on, and
-a page at an offset that repeats the first page's first item counts against ``offset``. Only an empty page
+a page that starts with the same item as the scan's first page counts against ``offset``. Only an empty page
 ends a list: a server may hold fewer items a page than asked.
 """
 
@@ -210,12 +210,13 @@ class RunLister:
                     if first_at is None or first_at <= newest:
                         return False
                 key = run_key(body[0]) if body else None
-                if at == 0:
+                if at == start:
                     first_key = key
                 elif first_key is not None and body:
+                    # a later page that starts as this scan's first did: the server ignored the offset
                     self._learner.saw_offset(key == first_key)
                     if key == first_key:
-                        return True  # the page repeats the first: nothing below can be read
+                        return True  # nothing below can be read
                 self._learn_order(body)
                 self._take(body, wanted, at, seen_ns)
                 self._give_up_above(wanted, at + len(body))

@@ -82,6 +82,7 @@ WITNESSES = 1000  # this client's latest creates kept to show a reconciliation w
 # Scans of the run list, each read back past a run's creation time, that must all miss it before it counts as
 # ``unknown`` (one miss could be a list that lags its batch's counters).
 MISSES_FOR_UNKNOWN_RUN = 3
+CHECK_ATTEMPTS = 3  # tries of each preflight GET before the target counts as unreachable
 HTTP_SHARDS = 8
 logger = logging.getLogger(__name__)
 
@@ -275,12 +276,20 @@ class TestCallsTarget:
         return preflight
 
     async def _check_request(self, path: str, params: dict[str, object] | None) -> httpx.Response | Failed:
-        sent_wall = self._wall()
-        answer = await self._api.send("GET", path, {"params": params} if params else {})
+        """A GET of the preflight, tried again after a transport failure or a 5xx (it changes nothing)."""
+        for attempt in range(CHECK_ATTEMPTS):
+            if attempt:
+                await anyio.sleep(max(self._governor.backoff_delay(attempt), MIN_SLEEP_S))
+            sent_wall = self._wall()
+            answer = await self._api.send("GET", path, {"params": params} if params else {})
+            if isinstance(answer, Failed):
+                self._requests.record_request("check", answer.label or TRANSPORT_CAUSES[answer.failure])
+            else:
+                self._requests.record_request("check", "ok" if answer.is_success else f"http_{answer.status_code}")
+                if answer.status_code < 500:
+                    break
         if isinstance(answer, Failed):
-            self._requests.record_request("check", answer.label or TRANSPORT_CAUSES[answer.failure])
             return answer
-        self._requests.record_request("check", "ok" if answer.is_success else f"http_{answer.status_code}")
         if (date := header_date(answer)) is not None:
             self.server_clock.observe_date(sent_wall, self._wall(), date)
         return answer
