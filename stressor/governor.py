@@ -229,9 +229,11 @@ class Governor:
                 self._set_server_pace()
         retry_at = signal.retry_at if signal is not None else None
         if retry_at is None and refused:
-            # Refused with nothing said about when or how much: back off the whole client, longer each time
-            # (a refusal that arrives during the pause came from a request sent before it: same episode).
-            if now >= self._paused_until:
+            # Refused with nothing said about when or how much: back off the whole client, longer each time.
+            # The streak counts pauses since the last accepted answer. A refusal during a pause came from a
+            # request sent before it (same episode), unless an answer was accepted since the episode began or
+            # the pause was one the server named: then the streak is 0 and this refusal opens a new episode.
+            if now >= self._paused_until or self._refusal_streak == 0:
                 self._refusal_streak += 1
             ceiling = min(BARE_PAUSE_CAP_S, self._backoff.ceiling(self._refusal_streak - 1))
             retry_at = now + ceiling * self._rng.uniform(0.5, 1.0)  # jittered, yet never next to nothing

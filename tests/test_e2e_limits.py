@@ -12,7 +12,7 @@ import anyio
 import httpx
 import orjson
 import pytest
-from sessions import drive, profile_of
+from sessions import drive, profile_of, run_stressor
 
 from stressor.engine import EngineResult
 from stressor.metrics import Outcome
@@ -224,3 +224,37 @@ def test_a_breaker_stop_through_the_cli_says_why_and_exits_4(tmp_path: Path) -> 
     assert results["limits"]["responses"]["503"] > 0
     assert results["limits"]["responses"]["429"] == 0
     assert results["runs"]["not_started"]["breaker"] > 50
+
+
+MIXED_503_PROFILE = """
+name = "mixed503"
+grace = "10s"
+[target]
+poll_interval = "20ms"
+[batch]
+runs = 5
+stagger = "10ms"
+[simulator]
+error_rate = 0.3
+error_status = "503"
+retry_after = "none"
+latency = "uniform(0.01,0.1)"
+[[stages]]
+duration = "4s"
+rate = "20/s"
+"""
+
+
+def test_bare_503s_mixed_with_successes_end_in_a_results_file_not_a_traceback(tmp_path: Path) -> None:
+    # Issue 15: with many requests in flight, an answer accepted during a 503's pause and a 503 just after it
+    # crashed the run (exit 1, no results) instead of pausing again.
+    profile = tmp_path / "mixed503.toml"
+    profile.write_text(MIXED_503_PROFILE)
+    out = tmp_path / "results.json"
+    done = run_stressor("run", str(profile), "--out", str(out), timeout=120)
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = orjson.loads(out.read_bytes())
+    assert results["limits"]["responses"]["503"] > 0
+    assert results["runs"]["planned"] == 400
+    assert results["runs"]["open"] == 0

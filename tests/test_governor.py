@@ -231,3 +231,21 @@ def test_requests_held_by_a_retry_after_pause_are_released_at_the_learned_rate()
     waits = [g.reserve("poll", 10.5) for _ in range(5)]  # five requests queued behind the pause
     assert waits[0] == pytest.approx(1.5)
     assert [b - a for a, b in itertools.pairwise(waits)] == pytest.approx([0.1] * 4)  # not all at 12.0
+
+
+def test_a_refusal_after_an_accepted_answer_within_a_pause_backs_off_from_the_first_step() -> None:
+    # 503s mixed with successes (issue 15): an answer accepted during a bare 503's pause ends that episode, so
+    # a refusal still inside the pause opens a new one at the backoff's first step instead of crashing the run.
+    g = governor(backoff_base_s=0.5, backoff_cap_s=4.0)
+    assert g.after_attempt("poll", HttpOutcome(503), attempt=0, now=10.0, now_wall=WALL).action == "retry"
+    pause = g.reserve("poll", 10.0)
+    assert 0.25 <= pause <= 0.5
+    g.after_attempt("poll", HttpOutcome(200), attempt=0, now=10.01, now_wall=WALL)
+    decision = g.after_attempt("poll", HttpOutcome(503), attempt=0, now=10.02, now_wall=WALL)
+    assert (decision.action, decision.cause) == ("retry", "http_503")
+    assert 0.25 - 0.02 <= g.reserve("create", 10.02) <= 0.5  # the first step again, not a longer one
+    # A pause the server named (Retry-After) is no episode of the backoff: a bare refusal within it is the first.
+    named = governor(backoff_base_s=0.5, backoff_cap_s=4.0)
+    named.after_attempt("poll", HttpOutcome(429, {"Retry-After": "2"}), attempt=0, now=0.0, now_wall=WALL)
+    assert named.after_attempt("poll", HttpOutcome(503), attempt=0, now=0.5, now_wall=WALL).action == "retry"
+    assert named.reserve("poll", 0.5) == pytest.approx(1.5)
