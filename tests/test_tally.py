@@ -153,7 +153,7 @@ def test_the_merge_is_what_one_process_would_have_recorded() -> None:
     governor = tally.governor().report()
     assert governor.throttle_wait_s == 1.0 and governor.retries == {"http_503": 3}
     assert governor.responses == {"429": 0, "503": 3}  # each worker's refusals, summed
-    assert governor.client_wait_s == 0.5 and governor.learned_rate is None
+    assert governor.client_wait_s == 0.5 and governor.learned_rates == {}
     assert governor.run_limit == 40  # each worker's 20, summed
     # Records come out on the coordinator's clock, every one once.
     result = tally.result()

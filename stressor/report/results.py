@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from stressor.engine import EngineResult
-from stressor.governor import Governor, GovernorReport
+from stressor.governor import KINDS, Governor, GovernorReport
 from stressor.intervals import Interval
 from stressor.metrics import MEASURE_SOURCES, Breakdown, LatencyRecorder, Measure, Metrics, Outcome, Summary
 from stressor.plan import peak_batch_rate, stage_windows
@@ -85,7 +85,7 @@ def limits_json(report: GovernorReport) -> dict[str, Any]:
         "server_pause_s": report.server_pause_s,
         "capacity_wait_s": report.capacity_wait_s,
         "responses": report.responses,
-        "learned_rate": report.learned_rate,
+        "learned_rates": {kind: report.learned_rates.get(kind) for kind in KINDS},
         "retries": report.retries,
         "retry_after": recorder_json(report.retry_after_s, with_histogram=False),
         "unparseable_headers": report.unparseable_headers,
