@@ -60,6 +60,11 @@ def test_run_against_the_embedded_simulator_prints_percentiles_and_writes_result
         ),
         ("[[stages]]\nduration='1s'\nrate=1\ncolour='red'", "p.toml: stages[0].colour: is not a known key"),
         ("[[stages]]\nduration = ", "p.toml: is not valid TOML"),
+        (
+            # issue 15: passed `plan`, then crashed `run` when the create's JSON could not hold it
+            "[target.request]\ntarget_id = 99999999999999999999\n[[stages]]\nduration='1s'\nrate=1",
+            "p.toml: target.request.target_id: must be a whole number from 1 to 9223372036854775807",
+        ),
     ],
 )
 def test_bad_profiles_end_in_one_sentence_and_exit_2(tmp_path: Path, profile: str, message: str) -> None:
