@@ -159,6 +159,7 @@ class Engine:
         self._room: anyio.Event | None = None  # set when a run ends, if anyone waits for it (see _room_event)
         self._committed_cents = 0.0
         self._samples: list[Sample] = []
+        self._requests_before = 0  # counted before the run began (the target's pre-flight check)
         self._drive_scope = anyio.CancelScope()
         self._grace_scope = anyio.CancelScope()
         self._batches_scope = anyio.CancelScope()
@@ -196,6 +197,7 @@ class Engine:
         (default: now) is the instant the plan counts from: a worker passes the start it shares with others."""
         self._t0_ns = self._clock() if t0_ns is None else t0_ns
         self.metrics.anchor = ClockAnchor.now()
+        self._requests_before = sum(self.metrics.requests.values())
         self._timer = PreciseTimer.open() if self._precise_wake else None
         try:
             with self._batches_scope:
@@ -233,7 +235,7 @@ class Engine:
         governor = self.governor
         return Sample(
             t_s=(now_ns - self._t0_ns) / NS_PER_S,
-            requests=sum(self.metrics.requests.values()),
+            requests=sum(self.metrics.requests.values()) - self._requests_before,  # the intervals': since t0
             runs_in_flight=governor.runs_in_flight,
             throttled_s=governor.throttle_wait_s + governor.server_pause_s,
         )

@@ -284,3 +284,20 @@ def test_a_fractional_stagger_against_a_real_api_is_warned_about(tmp_path: Path)
         env=env,
     )
     assert "not a whole number" not in done.stderr
+
+
+def test_the_pre_flight_check_is_counted_in_the_requests_but_not_per_ended_run(tmp_path: Path) -> None:
+    # Issue 15: the healthz and key-check requests reached the server but were missing from `requests`.
+    out = tmp_path / "r.json"
+    done = stressor("run", str(write(tmp_path, QUICK)), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    results = orjson.loads(out.read_bytes())
+    requests = results["requests"]
+    assert requests["check ok"] == 2
+    total = sum(requests.values())
+    assert f"HTTP requests: {total} " in done.stdout
+    ended = results["runs"]["completed"] + results["runs"]["failed"]
+    assert results["load"]["requests_per_ended_run"] == pytest.approx((total - 2) / ended)
+    # The interval series counts from the start of the run: the check came before it.
+    sent = sum(i["requests_per_s"] * (i["end"] - i["start"]) for i in results["intervals"])
+    assert sent == pytest.approx(total - 2, abs=0.5)

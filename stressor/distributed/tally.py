@@ -55,6 +55,7 @@ class Tally:
         self._latest: dict[int, Snapshot] = {}
         self._grid: dict[int, list[Sample]] = {w: [] for w in range(workers)}  # interval samples, per worker
         self._ends: dict[int, Sample] = {}  # each finished worker's last sample
+        self.own_requests: Counter[str] = Counter()  # the coordinator's own (the target's pre-flight check)
 
     # ------------------------------------------------------------------------------------------ feeding
 
@@ -123,6 +124,7 @@ class Tally:
         merged.planned_runs = sum(s.planned_runs for s in latest)
         merged.submitted_runs = sum(s.submitted_runs for s in latest)
         merged.cost_cents = sum(s.cost_cents for s in latest)
+        merged.requests.update(self.own_requests)
         for snapshot in latest:
             merged.requests.update(snapshot.requests)
             merged.not_started.update(snapshot.not_started)

@@ -26,6 +26,7 @@ from stressor.timestamps import NS_PER_S
 SCHEMA = "stressor.results/1"
 GENERATOR_LAG_FLOOR_S = 0.002
 NOT_IN_RUNS_LOG = "not in the runs log"  # what a summary rebuilt from the log says of figures the log lacks
+PREFLIGHT_PURPOSE = "check"  # the requests of the target's check before the run (see TestCallsTarget.check)
 
 
 def _percentile_key(p: float) -> str:
@@ -112,7 +113,8 @@ def load_json(metrics: Metrics, profile: Profile, elapsed_s: float, stop_cause: 
             offered_s = min(stages_s, (last_due - first) / NS_PER_S)
     submitting_s = (last_submit - first) / NS_PER_S if first is not None and last_submit is not None else 0.0
     ended = metrics.outcomes[Outcome.COMPLETED] + metrics.outcomes[Outcome.FAILED]
-    requests = sum(metrics.requests.values())
+    # What following the runs cost: the pre-flight check's requests are counted in ``requests``, not here.
+    requests = sum(n for key, n in metrics.requests.items() if not key.startswith(f"{PREFLIGHT_PURPOSE} "))
     return {
         "offered_runs_per_s": max(0, offered_runs) / offered_s,
         # Never over a shorter span than the offered load's: n batches a gap apart span n - 1 gaps, and a run

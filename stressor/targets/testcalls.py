@@ -49,7 +49,7 @@ import httpx
 import orjson
 
 from stressor.governor import Governor, RequestKind
-from stressor.limits import Decision, HttpOutcome, TransportFailure
+from stressor.limits import Decision, HttpOutcome, TransportFailure, classify_attempt
 from stressor.profile import Limits, RunRequest
 from stressor.secrets import mask_secret, redact, redact_cut
 from stressor.targets.base import (
@@ -743,13 +743,23 @@ class TestCallsTarget:
         """Health and key check before any load: ``/v1/healthz``, then one authenticated list request.
 
         Raises TargetUnavailable with one sentence: unreachable (refused, DNS, TLS, no answer in time), not
-        healthy, or the key refused."""
+        healthy, or the key refused. Both requests are counted in ``requests``, as ``check``."""
+
+        def count(sent: httpx.Response | _Failed) -> None:
+            if isinstance(sent, _Failed):
+                cause = classify_attempt("poll", sent.failure, now_wall=self._wall(), max_pause=0.0).cause
+                self._requests.record_request("check", sent.label or cause)
+            else:
+                self._requests.record_request("check", _outcome(sent.status_code))
+
         health = await self._send("GET", "/v1/healthz", {})
+        count(health)
         if isinstance(health, _Failed):
             raise TargetUnavailable(f"cannot reach {self.base_url}: {why_unreachable(health.error, self._timeout_s)}")
         if health.status_code != 200:
             raise TargetUnavailable(f"{self.base_url}/v1/healthz answered {health.status_code}, not 200")
         probe = await self._send("GET", "/v1/test-calls", {"params": {"limit": 1}})
+        count(probe)
         if isinstance(probe, _Failed):
             raise TargetUnavailable(f"cannot reach {self.base_url}: {why_unreachable(probe.error, self._timeout_s)}")
         if probe.status_code in FATAL_STATUSES:
