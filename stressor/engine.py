@@ -29,7 +29,7 @@ from anyio.abc import TaskGroup
 from stressor.governor import Governor
 from stressor.intervals import Sample
 from stressor.metrics import Metrics, Outcome, RunRecord
-from stressor.plan import BatchStart, StageWindow, open_starts, stage_windows, target_in_flight
+from stressor.plan import BatchStart, StageWindow, open_starts, stage_at, stage_windows, target_in_flight
 from stressor.profile import ClosedLoad, OpenLoad, Profile, Scenario
 from stressor.report.progress import Progress, progress_of
 from stressor.shares import WHOLE, Share
@@ -190,7 +190,21 @@ class Engine:
         (``fatal``, ``breaker``, ``budget``, ``interrupted``) labels the runs of the plan that were not started."""
         if self.stop_reason is None:
             self.stop_reason, self.stop_cause = reason, cause
+            self.metrics.plan_ran_s = self._plan_ran_s(self._clock()) if self._t0_ns else 0.0
         self._drive_scope.cancel()
+
+    def _plan_ran_s(self, stop_ns: int) -> float:
+        """Seconds of the plan that ran before a stop at ``stop_ns``: to the stop, or in an open stage to the
+        next batch it would have made due (a batch stands for the gap to the next; a stop just after a batch
+        must not read as that batch's runs offered in an instant)."""
+        stop_s = max(0.0, (stop_ns - self._t0_ns) / NS_PER_S)
+        window = stage_at(self.profile, stop_s)
+        if window is None:
+            return self.profile.duration_s
+        if not isinstance(window.stage.load, OpenLoad):
+            return stop_s
+        next_due_s = self._upcoming.due_s if self._upcoming is not None else math.inf
+        return max(stop_s, min(next_due_s, window.end_s))
 
     async def run(self, t0_ns: int | None = None) -> EngineResult:
         """Run the whole profile and return its results; never raises for what the target answers. ``t0_ns``
@@ -255,6 +269,7 @@ class Engine:
         rest = self._starts if self._upcoming is None else [self._upcoming, *self._starts]
         for start in rest:
             self.metrics.planned_runs += start.shape.runs
+            self.metrics.never_due_runs += start.shape.runs
             self.metrics.record_not_started(self.stop_cause, start.shape.runs, variant=self._variant_of(start))
 
     # ------------------------------------------------------------------------------------------ driving

@@ -301,3 +301,17 @@ def test_the_pre_flight_check_is_counted_in_the_requests_but_not_per_ended_run(t
     # The interval series counts from the start of the run: the check came before it.
     sent = sum(i["requests_per_s"] * (i["end"] - i["start"]) for i in results["intervals"])
     assert sent == pytest.approx(total - 2, abs=0.5)
+
+
+def test_a_fatal_answer_on_the_first_batch_reports_the_plans_offered_load(tmp_path: Path) -> None:
+    # Issue 15: the simulator refuses the first create (400, target_number not E.164) an instant into the run;
+    # its 5 runs were due and the plan offers 10 runs/s (a batch of 5 every 0.5 s), not 5 runs per millisecond.
+    profile = QUICK.replace("[batch]\nruns = 3", '[target.request]\ntarget_number = "12"\n[batch]\nruns = 5')
+    profile = profile.replace('duration = "1s"\nrate = "10/s"', 'duration = "20s"\nrate = "2/s"')
+    out = tmp_path / "r.json"
+    done = stressor("run", str(write(tmp_path, profile)), "--out", str(out))
+    assert done.returncode == 3, done.stderr  # README, exit codes: a fatal answer stopped the run
+    results = orjson.loads(out.read_bytes())
+    assert results["runs"]["errored"] == 5 and results["runs"]["not_started"] == {"fatal": 195}
+    assert results["load"]["offered_runs_per_s"] == pytest.approx(10.0)
+    assert "offered 10 runs/s" in done.stdout
