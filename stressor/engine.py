@@ -187,7 +187,8 @@ class Engine:
 
     def stop(self, reason: str, *, cause: str = "fatal") -> None:
         """Stop starting batches; runs in flight are still followed through the grace period. ``cause``
-        (``fatal``, ``breaker``, ``budget``, ``interrupted``) labels the runs of the plan that were not started."""
+        (``fatal``, ``breaker``, ``budget``, ``interrupted``, ``threshold``) labels the runs of the plan that were
+        not started."""
         if self.stop_reason is None:
             self.stop_reason, self.stop_cause = reason, cause
             self.metrics.plan_ran_s = self._plan_ran_s(self._clock()) if self._t0_ns else 0.0
@@ -434,8 +435,10 @@ class Engine:
             try:
                 blocked = await self._wait_for_room(runs, due_ns)
             except anyio.get_cancelled_exc_class():
-                # the run ended while it waited for room
-                self.metrics.record_not_started("stopped", runs, variant=self._variant_of(start))
+                # The run ended while it waited for room: interrupted, or its grace period over. Counted under the
+                # stop's cause (``interrupted``, ``fatal``...), or when the plan ran its course, the limit it met.
+                cause = self.stop_cause or self._blocked_by(runs) or "runs_in_flight"
+                self.metrics.record_not_started(cause, runs, variant=self._variant_of(start))
                 raise
             finally:
                 self._runs_waiting -= runs

@@ -278,6 +278,44 @@ def test_runs_in_flight_limit_holds_and_batches_that_find_no_room_are_not_starte
     assert result.governor.capacity_wait_s > 0
 
 
+def test_batches_waiting_for_room_at_an_interrupt_count_as_interrupted() -> None:
+    # Issue 15: Ctrl-C counted the batches that were due and waiting for room under an undocumented `stopped`.
+    profile = profile_of(
+        [{"duration": "10s", "rate": "10/s"}],
+        batch={"runs": 2},
+        limits={"max_runs_in_flight": 2, "max_start_delay": "60s", "adaptive": False},
+    )
+
+    async def main() -> EngineResult:
+        engine = Engine(profile, FakeTarget(duration_s=30))  # the first batch holds the only room
+        async with anyio.create_task_group() as tasks:
+
+            async def interrupt_soon() -> None:
+                await anyio.sleep(0.35)  # batches 1..3 are due by then, all waiting
+                engine.interrupt()
+
+            tasks.start_soon(interrupt_soon)
+            return await engine.run()
+
+    result = anyio.run(main)
+    assert result.interrupted
+    assert result.metrics.not_started == {"interrupted": 6}
+    assert result.metrics.outcomes == {Outcome.OPEN: 2}
+    assert result.metrics.planned_runs == 8
+
+
+def test_batches_still_waiting_for_room_when_the_grace_period_ends_count_under_the_limit() -> None:
+    profile = profile_of(
+        [{"duration": "0.2s", "rate": "10/s"}],
+        grace="0.2s",
+        batch={"runs": 2},
+        limits={"max_runs_in_flight": 2, "max_start_delay": "60s", "adaptive": False},
+    )
+    result = run(profile, FakeTarget(duration_s=30))
+    assert result.metrics.not_started == {"runs_in_flight": 2}
+    assert result.metrics.outcomes == {Outcome.OPEN: 2}
+
+
 def test_max_batches_in_flight() -> None:
     profile = profile_of(
         [{"duration": "0.3s", "rate": "20/s"}], limits={"max_batches_in_flight": 1, "max_start_delay": "10s"}
