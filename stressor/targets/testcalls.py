@@ -51,7 +51,7 @@ import orjson
 from stressor.governor import Governor, RequestKind
 from stressor.limits import Decision, HttpOutcome, TransportFailure, classify_attempt
 from stressor.profile import Limits, RunRequest
-from stressor.secrets import mask_secret, redact, redact_cut
+from stressor.secrets import mask_secret, redact
 from stressor.targets.base import (
     BatchOrder,
     RequestLog,
@@ -251,11 +251,16 @@ def _detail(response: httpx.Response, *secrets: str) -> str:
     try:
         body = orjson.loads(response.content)
     except orjson.JSONDecodeError:
-        text = response.text[:200].strip()
+        text = response.text.strip()
     else:
         text = str(body["detail"]) if isinstance(body, dict) and "detail" in body else orjson.dumps(body).decode()
-    # Masked before it is shortened: a cut could leave part of a key that no longer matches it whole.
-    return redact(text[:400], *secrets)[:200]
+    return _cut(text, 200, *secrets)
+
+
+def _cut(text: str, limit: int, *secrets: str) -> str:
+    """Server text shortened to ``limit`` characters for a message, any secret it echoed masked first: a cut
+    made before could leave part of a key that no longer matches it whole, and would be shown."""
+    return redact(text, *secrets)[:limit]
 
 
 def _is_id(value: object) -> bool:
@@ -308,8 +313,8 @@ def _shape(detail: str) -> tuple[Finding, ...]:
     return (Finding("bad_shape", detail),)
 
 
-def _status_text(status: str) -> str:
-    return repr(status[:40])
+def _status_text(status: str, *secrets: str) -> str:
+    return repr(_cut(status, 40, *secrets))
 
 
 def parse_run(item: object, seen_ns: int) -> RunView | None:
@@ -327,7 +332,7 @@ def parse_run(item: object, seen_ns: int) -> RunView | None:
         created_at=parse_iso_or_none(item.get("created_at")),
         started_at=parse_iso_or_none(item.get("started_at")),
         completed_at=parse_iso_or_none(item.get("completed_at")),
-        error_message=error[:ERROR_MESSAGE_LIMIT] if isinstance(error, str) else "",
+        error_message=error if isinstance(error, str) else "",  # cut once the key is masked (``_masked``)
         call_id=str(call_id) if _is_id(call_id) else None,
     )
 
@@ -342,9 +347,10 @@ def _run_key(item: object) -> str | None:
     return str(run_id) if isinstance(run_id, int) and not isinstance(run_id, bool) else None
 
 
-def read_run_page(body: Any) -> Read[list[Any]]:
+def read_run_page(body: Any, *secrets: str) -> Read[list[Any]]:
     """A page of ``GET /v1/test-calls``: a list of run objects. Items that are not runs are skipped by the
-    lister and counted here as ``bad_shape``; statuses the API does not define as ``unknown_status``."""
+    lister and counted here as ``bad_shape``; statuses the API does not define as ``unknown_status`` (quoted
+    with ``secrets`` masked)."""
     if not isinstance(body, list):
         return Read(None, _shape(f"expected a list of runs, got {_kind(body)}"))
     junk = 0
@@ -358,7 +364,7 @@ def read_run_page(body: Any) -> Read[list[Any]]:
     if junk:
         findings.append(Finding("bad_shape", f"{junk} of {len(body)} items are not run objects"))
     if unknown:
-        shown = ", ".join(_status_text(status) for status in sorted(unknown)[:3])
+        shown = ", ".join(_status_text(status, *secrets) for status in sorted(unknown)[:3])
         findings.append(Finding("unknown_status", f"run status {shown}"))
     return Read(body, tuple(findings))
 
@@ -370,7 +376,7 @@ def read_list(body: Any) -> Read[list[Any]]:
     return Read(body)
 
 
-def read_batch_poll(body: Any, run_ids: tuple[str, ...]) -> Read[int]:
+def read_batch_poll(body: Any, run_ids: tuple[str, ...], *secrets: str) -> Read[int]:
     """``GET /v1/test-call-batches/{id}``: how many of the batch's runs have ended (completed + failed).
 
     Only the counters matter for polling; ``run_ids`` that differ from the batch's own, or a status the API
@@ -384,7 +390,7 @@ def read_batch_poll(body: Any, run_ids: tuple[str, ...]) -> Read[int]:
     findings: list[Finding] = []
     status = body.get("status")
     if isinstance(status, str) and status not in BATCH_STATUSES:
-        findings.append(Finding("unknown_status", f"batch status {_status_text(status)}"))
+        findings.append(Finding("unknown_status", f"batch status {_status_text(status, *secrets)}"))
     answered = body.get("run_ids", MISSING)
     if answered is not MISSING and not (
         isinstance(answered, list) and [str(i) if _is_id(i) else None for i in answered] == list(run_ids)
@@ -900,7 +906,11 @@ class TestCallsTarget:
         self, purpose: str, path: str, params: dict[str, object] | None = None
     ) -> tuple[list[Any] | None, int]:
         """A page of the run list, for the lister."""
-        return await self._get_json(purpose, path, params, read=read_run_page, limit=LIST_BODY_LIMIT)
+
+        def read(body: Any) -> Read[list[Any]]:
+            return read_run_page(body, self._api_key)
+
+        return await self._get_json(purpose, path, params, read=read, limit=LIST_BODY_LIMIT)
 
     # ------------------------------------------------------------------------------------------ submit
 
@@ -992,7 +1002,8 @@ class TestCallsTarget:
             reused = [run.run_id for run in submission.runs if self._is_known(run.run_id)]
             if reused:
                 # a run id already followed for another order: the two could not be told apart
-                return Read(None, _shape(f"run id {reused[0][:40]!r} was already given to an earlier create"))
+                shown = _cut(reused[0], 40, self._api_key)
+                return Read(None, _shape(f"run id {shown!r} was already given to an earlier create"))
             return Read(submission)
 
         return read
@@ -1256,14 +1267,15 @@ class TestCallsTarget:
             misses[run_id] = misses.get(run_id, 0) + 1
             if misses[run_id] == MISSES_FOR_UNKNOWN_RUN:
                 self.unknown_runs += 1
-                self._note(Finding("unknown_run", f"run id {run_id[:40]!r}"), "GET", "/v1/test-calls")
+                shown = _cut(run_id, 40, self._api_key)
+                self._note(Finding("unknown_run", f"run id {shown!r}"), "GET", "/v1/test-calls")
 
     def _masked(self, end: RunEnd) -> RunEnd:
         """The end with the key masked in its server-written ``error_message``, which goes into the records,
         the runs log and the summary (a server may echo the Authorization header it got)."""
         if not end.error_message:
             return end
-        masked = redact_cut(end.error_message, self._api_key)
+        masked = _cut(end.error_message, ERROR_MESSAGE_LIMIT, self._api_key)
         return end if masked == end.error_message else replace(end, error_message=masked)
 
     async def fetch_grade(self, call_id: str) -> CallGraded | None:
@@ -1284,12 +1296,12 @@ class TestCallsTarget:
             "poll_batch",
             "GET",
             path,
-            read=lambda body: read_batch_poll(body, run_ids),
+            read=lambda body: read_batch_poll(body, run_ids, self._api_key),
             retry=False,
             status_labels=_UNKNOWN_BATCH,  # counted under the class its log line names
         )
         if reply.response is not None and reply.response.status_code == 404:
-            self._note(Finding("unknown_batch", f"batch id {batch_id[:40]!r}"), "GET", path)
+            self._note(Finding("unknown_batch", f"batch id {_cut(batch_id, 40, self._api_key)!r}"), "GET", path)
             return _UnknownBatch()
         return reply.value
 
