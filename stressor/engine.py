@@ -29,7 +29,7 @@ from anyio.abc import TaskGroup
 from stressor.governor import Governor
 from stressor.intervals import Sample
 from stressor.metrics import Metrics, Outcome, RunRecord
-from stressor.plan import BatchStart, StageWindow, open_starts, stage_windows, target_in_flight
+from stressor.plan import BatchStart, StageWindow, open_starts, stage_at, stage_windows, target_in_flight
 from stressor.profile import ClosedLoad, OpenLoad, Profile, Scenario
 from stressor.report.progress import Progress, progress_of
 from stressor.shares import WHOLE, Share
@@ -164,6 +164,7 @@ class Engine:
         self._room: anyio.Event | None = None  # set when a run ends, if anyone waits for it (see _room_event)
         self._committed_cents = 0.0
         self._samples: list[Sample] = []
+        self._requests_before = 0  # counted before the run began (the target's pre-flight check)
         self._drive_scope = anyio.CancelScope()
         self._grace_scope = anyio.CancelScope()
         self._batches_scope = anyio.CancelScope()
@@ -191,16 +192,32 @@ class Engine:
 
     def stop(self, reason: str, *, cause: str = "fatal") -> None:
         """Stop starting batches; runs in flight are still followed through the grace period. ``cause``
-        (``fatal``, ``breaker``, ``budget``, ``interrupted``) labels the runs of the plan that were not started."""
+        (``fatal``, ``breaker``, ``budget``, ``interrupted``, ``threshold``) labels the runs of the plan that were
+        not started."""
         if self.stop_reason is None:
             self.stop_reason, self.stop_cause = reason, cause
+            self.metrics.plan_ran_s = self._plan_ran_s(self._clock()) if self._t0_ns else 0.0
         self._drive_scope.cancel()
+
+    def _plan_ran_s(self, stop_ns: int) -> float:
+        """Seconds of the plan that ran before a stop at ``stop_ns``: to the stop, or in an open stage to the
+        next batch it would have made due (a batch stands for the gap to the next; a stop just after a batch
+        must not read as that batch's runs offered in an instant)."""
+        stop_s = max(0.0, (stop_ns - self._t0_ns) / NS_PER_S)
+        window = stage_at(self.profile, stop_s)
+        if window is None:
+            return self.profile.duration_s
+        if not isinstance(window.stage.load, OpenLoad):
+            return stop_s
+        next_due_s = self._upcoming.due_s if self._upcoming is not None else math.inf
+        return max(stop_s, min(next_due_s, window.end_s))
 
     async def run(self, t0_ns: int | None = None) -> EngineResult:
         """Run the whole profile and return its results; never raises for what the target answers. ``t0_ns``
         (default: now) is the instant the plan counts from: a worker passes the start it shares with others."""
         self._t0_ns = self._clock() if t0_ns is None else t0_ns
         self.metrics.anchor = ClockAnchor.now()
+        self._requests_before = sum(self.metrics.requests.values())
         self._timer = PreciseTimer.open() if self._precise_wake else None
         try:
             with self._batches_scope:
@@ -238,7 +255,7 @@ class Engine:
         governor = self.governor
         return Sample(
             t_s=(now_ns - self._t0_ns) / NS_PER_S,
-            requests=sum(self.metrics.requests.values()),
+            requests=sum(self.metrics.requests.values()) - self._requests_before,  # the intervals': since t0
             runs_in_flight=governor.runs_in_flight,
             throttled_s=governor.throttle_wait_s + governor.server_pause_s,
         )
@@ -258,6 +275,7 @@ class Engine:
         rest = self._starts if self._upcoming is None else [self._upcoming, *self._starts]
         for start in rest:
             self.metrics.planned_runs += start.shape.runs
+            self.metrics.never_due_runs += start.shape.runs
             self.metrics.record_not_started(self.stop_cause, start.shape.runs, variant=self._variant_of(start))
 
     # ------------------------------------------------------------------------------------------ driving
@@ -422,8 +440,10 @@ class Engine:
             try:
                 blocked = await self._wait_for_room(runs, due_ns)
             except anyio.get_cancelled_exc_class():
-                # the run ended while it waited for room
-                self.metrics.record_not_started("stopped", runs, variant=self._variant_of(start))
+                # The run ended while it waited for room: interrupted, or its grace period over. Counted under the
+                # stop's cause (``interrupted``, ``fatal``...), or when the plan ran its course, the limit it met.
+                cause = self.stop_cause or self._blocked_by(runs) or "runs_in_flight"
+                self.metrics.record_not_started(cause, runs, variant=self._variant_of(start))
                 raise
             finally:
                 self._runs_waiting -= runs

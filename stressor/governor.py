@@ -1,11 +1,13 @@
 """The governor: one place that decides how hard stressor may push a target right now. Pure, time passed in.
 
 It ties the pieces of ``stressor.limits`` together for one run: client-side request rates (one GCRA for
-run-creating requests, one for polls), the server's push-back (Retry-After, rate-limit headers: they pause
-*both* limiters, not only the request that heard them; a bare 429/503 pauses them too, for a backoff, and a 429
-cuts a request rate learned for the whole client, which then releases the requests held by any pause), retries
-with full-jitter backoff inside a retry budget, an AIMD limit on runs in flight, and a breaker that stops
-submitting after sustained failure.
+run-creating requests, one for polls), the server's push-back, retries with full-jitter backoff inside a retry
+budget, an AIMD limit on runs in flight, and a breaker that stops submitting after sustained failure.
+A quota the server states (RateLimit-Policy, X-RateLimit-*) covers every request: its pace and an exhausted
+quota's pause hold creates and polls alike. What a refusal teaches holds only the kind of request refused
+(``create`` or ``poll``): its Retry-After pause, the backoff pause of a bare 429/503, and the rate a 429 cuts,
+so a server that limits only creates never slows the polls that see runs end. A limit on all requests refuses
+polls too, and polls then learn their own rate.
 
 Targets ask it before each request (``reserve``) and tell it how each attempt went (``after_attempt``); the
 engine asks it how many runs may be in flight (``run_capacity``) and whether to stop (``trip``).
@@ -37,10 +39,12 @@ from stressor.limits import (
     plan_retry,
     read_signal,
 )
+from stressor.limits.signals import SOURCE_RETRY_AFTER
 from stressor.metrics import LatencyRecorder
 from stressor.profile import MAX_RUNS_PER_BATCH, Limits
 
 RequestKind = Literal["create", "poll"]
+KINDS: tuple[RequestKind, ...] = ("create", "poll")
 # Causes that say the server is overloaded: they shrink the AIMD limit and count against the breaker.
 OVERLOAD_CAUSES = frozenset({"http_429", "http_503", "http_5xx", "timeout", "connect", "reset", "protocol", "write"})
 AIMD_CEILING = 100_000  # "no limit" for runs in flight, as an int the AIMD limit can shrink from
@@ -62,12 +66,24 @@ class GovernorReport:
     client_wait_s: float
     server_rate_wait_s: float
     responses: dict[str, int]
-    learned_rate: float | None
+    learned_rates: dict[str, float]  # per kind of request refused: "create", "poll"
     retries: dict[str, int]
     retry_after_s: LatencyRecorder
     unparseable_headers: dict[str, int]
     run_limit: int | None
     trip: BreakerTrip | None
+
+
+class _Refusals:
+    """What refusals of one kind of request taught: a rate (AIMD over that kind's accepted answers), the pause
+    in force, and the bare refusals' backoff streak."""
+
+    def __init__(self, floor: float) -> None:
+        self.rate = AimdRate(floor=floor)
+        self.bucket = Gcra(math.inf)  # paced to the learned rate (times the process's share)
+        self.paused_until = -math.inf
+        self.bound_at = -math.inf  # when a request of this kind last waited on the learned rate
+        self.streak = 0  # pauses in a row without an accepted answer in between: the backoff attempt
 
 
 class Governor:
@@ -86,12 +102,11 @@ class Governor:
         # seconds): obeying it up front avoids the 429s that only pausing after the fact would cost.
         self._server_bucket = Gcra(math.inf)
         self.server_rate: float | None = None  # the quota the server stated (RateLimit-Policy, X-RateLimit-*)
-        # The rate learned from refusals: a 429/503 that names no limit still means "slower" for everyone.
-        # Its floor keeps enough requests going for the breaker to judge within its window: a client that
-        # slowed to a trickle must still find out, and say, that the target has stopped working.
-        self._learned = AimdRate(floor=max(1.0, limits.breaker_min_requests / limits.breaker_window_s))
-        self._bound_at = -math.inf  # when a request last waited on the server's (stated or learned) rate
-        self._refusal_streak = 0  # pauses in a row without an accepted answer in between: the backoff attempt
+        # What refusals taught, per kind of request: a limit on creates alone must not slow the polls.
+        # The learned rates' floor keeps enough requests going for the breaker to judge within its window: a
+        # client that slowed to a trickle must still find out, and say, that the target has stopped working.
+        floor = max(1.0, limits.breaker_min_requests / limits.breaker_window_s)
+        self._refused: dict[RequestKind, _Refusals] = {kind: _Refusals(floor) for kind in KINDS}
         self._rng = rng
         self._backoff = Backoff(limits.backoff_base_s, limits.backoff_cap_s, rng=rng)
         self._budget = RetryBudget(limits.retry_ratio)
@@ -101,7 +116,7 @@ class Governor:
         self._adaptive = limits.adaptive and self.obey
         self._breaker = Breaker(limits.breaker_window_s, limits.breaker_failure_ratio, limits.breaker_min_requests)
         self._trip: BreakerTrip | None = None
-        self._paused_until = -math.inf
+        self._paused_until = -math.inf  # an exhausted stated quota's pause: it holds every request
         # Throttling as wall time the client was held (overlapping waits of concurrent requests count once).
         self._held = {name: HeldTime() for name in ("client", "server_rate", "paced", "pause")}
         self.client_wait_s = 0.0  # held by the client's own create/poll rates
@@ -115,24 +130,26 @@ class Governor:
         self.unparseable: Counter[str] = Counter()
         self.runs_in_flight = 0  # kept by the engine; the AIMD limit grows only while it is reached
         self._absorbed_run_limit: int | None = None  # the workers' run limits, summed (see ``absorb``)
-        self._absorbed_learned_rate: float | None = None  # the workers' learned rates, summed
+        self._absorbed_learned_rates: dict[str, float] = {}  # the workers' learned rates, summed per kind
 
     # ------------------------------------------------------------------------------------------ requests
 
     def reserve(self, kind: RequestKind, now: float) -> float:
         """Seconds to wait before sending a request of this kind (booked: call once per attempt)."""
+        refused = self._refused[kind]
         own = self._buckets[kind].reserve(now)
-        server = self._server_bucket.reserve(now)
+        learned = refused.bucket.reserve(now)
+        server = max(self._server_bucket.reserve(now), learned)
         wait = max(own, server)
         # Each bucket's wait includes the pause: the part up to its end is the server's pause, the rest pacing.
-        paused = min(wait, max(0.0, self._paused_until - now))
+        paused = min(wait, max(0.0, self._paused_until - now, refused.paused_until - now))
         held = self._held
         self.server_pause_s += held["pause"].hold(now, now + paused)
         self.client_wait_s += held["client"].hold(now + paused, now + own)
         self.server_rate_wait_s += held["server_rate"].hold(now + paused, now + server)
         self.throttle_wait_s += held["paced"].hold(now + paused, now + wait)
-        if server > paused:
-            self._bound_at = now
+        if learned > paused:
+            refused.bound_at = now
         return wait
 
     def after_attempt(
@@ -151,7 +168,7 @@ class Governor:
         if attempt == 0:
             self._budget.record_request(now)
         if isinstance(outcome, HttpOutcome):
-            self._read_signals(outcome, now, now_wall)
+            self._read_signals(kind, outcome, now, now_wall)
         decision = classify_attempt(kind, outcome, now_wall=now_wall, max_pause=self.limits.max_pause_s)
         overloaded = decision.cause in OVERLOAD_CAUSES
         trip = self._breaker.record(now, not overloaded)
@@ -199,7 +216,7 @@ class Governor:
             self._aimd = AimdLimit(start, minimum=floor, maximum=ceiling)
         self._aimd.on_overload(now)
 
-    def _read_signals(self, outcome: HttpOutcome, now: float, now_wall: float) -> None:
+    def _read_signals(self, kind: RequestKind, outcome: HttpOutcome, now: float, now_wall: float) -> None:
         signal = read_signal(outcome.status, outcome.headers, now, now_wall, self.limits.max_pause_s)
         refused = outcome.status in REFUSALS
         if refused:
@@ -211,48 +228,58 @@ class Governor:
                 rate = signal.limit / signal.window_s * self.share
                 if rate != self.server_rate:
                     self.server_rate = rate
-                    self._set_server_pace()
+                    self._server_bucket.set_rate(rate)
             if signal.retry_at is not None and refused:
                 self.retry_after.record_s(signal.retry_at - now)
         if not self.obey:
             return
+        learned = self._refused[kind]
         if outcome.status == 429:
             # Only a 429 says "too many requests": a 503 says "overloaded", which the pause below and the limit
             # on runs in flight answer. Cutting the rate on every 503 would drive it to its floor against a
             # server that fails a steady share of requests whatever the rate.
-            self._learned.on_refusal(now)
-            self._set_server_pace()
+            learned.rate.on_refusal(now)
+            self._set_learned_pace(kind)
         elif outcome.status < 500:
-            self._refusal_streak = 0
-            before = self._learned.rate
-            if self._learned.on_accepted(now, bound=now - self._bound_at < BOUND_RECENTLY_S) != before:
-                self._set_server_pace()
+            learned.streak = 0
+            before = learned.rate.rate
+            if learned.rate.on_accepted(now, bound=now - learned.bound_at < BOUND_RECENTLY_S) != before:
+                self._set_learned_pace(kind)
         retry_at = signal.retry_at if signal is not None else None
+        if retry_at is not None and not (refused and signal is not None and signal.source == SOURCE_RETRY_AFTER):
+            # The stated quota is exhausted until its reset: no request of any kind would be accepted.
+            self._paused_until = max(self._paused_until, retry_at)
+            for bucket in (*self._buckets.values(), self._server_bucket, *(r.bucket for r in self._refused.values())):
+                bucket.pause_until(retry_at)
+            return
         if retry_at is None and refused:
-            # Refused with nothing said about when or how much: back off the whole client, longer each time
-            # (a refusal that arrives during the pause came from a request sent before it: same episode).
-            if now >= self._paused_until:
-                self._refusal_streak += 1
-            ceiling = min(BARE_PAUSE_CAP_S, self._backoff.ceiling(self._refusal_streak - 1))
+            # Refused with nothing said about when or how much: back off this kind of request, longer each time.
+            # The streak counts pauses since the last accepted answer. A refusal during a pause came from a
+            # request sent before it (same episode), unless an answer was accepted since the episode began or
+            # the pause was one the server named: then the streak is 0 and this refusal opens a new episode.
+            if now >= learned.paused_until or learned.streak == 0:
+                learned.streak += 1
+            ceiling = min(BARE_PAUSE_CAP_S, self._backoff.ceiling(learned.streak - 1))
             retry_at = now + ceiling * self._rng.uniform(0.5, 1.0)  # jittered, yet never next to nothing
         if retry_at is not None and retry_at > now:
-            self._paused_until = max(self._paused_until, retry_at)
-            for bucket in (*self._buckets.values(), self._server_bucket):
-                bucket.pause_until(retry_at)
+            learned.paused_until = max(learned.paused_until, retry_at)
+            self._buckets[kind].pause_until(retry_at)
+            learned.bucket.pause_until(retry_at)
 
-    def _set_server_pace(self) -> None:
-        """Pace every request to the lower of the server's stated quota and the rate learned from refusals."""
-        rate = min(self.server_rate or math.inf, self._learned.rate * self.share)
-        if rate != self._server_bucket.rate_per_s:
-            self._server_bucket.set_rate(rate)
+    def _set_learned_pace(self, kind: RequestKind) -> None:
+        """Pace this kind of request to the rate learned from its refusals (its part of it, with workers)."""
+        refused = self._refused[kind]
+        rate = refused.rate.rate * self.share
+        if rate != refused.bucket.rate_per_s:
+            refused.bucket.set_rate(rate)
 
     @property
-    def learned_rate(self) -> float | None:
-        """The request rate learned from 429/503 answers (None before the first)."""
-        if self._absorbed_learned_rate is not None:
-            return self._absorbed_learned_rate
-        rate = self._learned.rate * self.share
-        return rate if math.isfinite(rate) else None
+    def learned_rates(self) -> dict[str, float]:
+        """The request rate learned from 429 answers, per kind of request refused (a kind absent: none came)."""
+        if self._absorbed_learned_rates:
+            return dict(self._absorbed_learned_rates)
+        rates = {kind: refused.rate.rate * self.share for kind, refused in self._refused.items()}
+        return {kind: rate for kind, rate in rates.items() if math.isfinite(rate)}
 
     # ------------------------------------------------------------------------------------------ engine
 
@@ -288,8 +315,8 @@ class Governor:
         self._trip = self._trip or report.trip
         if report.run_limit is not None:
             self._absorbed_run_limit = (self._absorbed_run_limit or 0) + report.run_limit
-        if report.learned_rate is not None:
-            self._absorbed_learned_rate = (self._absorbed_learned_rate or 0.0) + report.learned_rate
+        for kind, rate in report.learned_rates.items():
+            self._absorbed_learned_rates[kind] = self._absorbed_learned_rates.get(kind, 0.0) + rate
         if server_rate is not None:
             self.server_rate = (self.server_rate or 0.0) + server_rate
 
@@ -302,7 +329,7 @@ class Governor:
             client_wait_s=self.client_wait_s,
             server_rate_wait_s=self.server_rate_wait_s,
             responses={status: self.responses[status] for status in ("429", "503")},
-            learned_rate=self.learned_rate,
+            learned_rates=self.learned_rates,
             retries=dict(self.retries),
             retry_after_s=self.retry_after,
             unparseable_headers=dict(self.unparseable),

@@ -366,6 +366,10 @@ class Metrics:
         self.requests: Counter[str] = Counter()
         self.planned_runs = 0
         self.submitted_runs = 0
+        # After an early stop: the runs of the rest of the plan, counted in planned_runs (and not started) though
+        # never due, and the seconds of the plan that ran (the offered load is the other runs over that time).
+        self.never_due_runs = 0
+        self.plan_ran_s: float | None = None
         # When submitting went on (monotonic ns): the first started batch's due time, the last create's answer.
         # Achieved load is runs submitted per second of that span, not of the plan's.
         self.first_due_ns: int | None = None

@@ -25,6 +25,7 @@ from stressor.webhooks.events import GRADE_SCALES, GradeScale
 
 MAX_RUNS_PER_BATCH = 20
 MAX_IN_FLIGHT = 1_000_000
+MAX_ID = 2**63 - 1  # ids the API takes as integers: a signed 64-bit one at most
 MAX_NUMBER = 1e15  # costs and budgets: beyond any real figure, and still exact as a float
 MAX_STAGGER_S = 60.0
 MAX_STAGE_BATCHES = 1e12  # an open stage's integral: far past any real test, still exact as a float
@@ -357,6 +358,13 @@ def _positive_int(value: object) -> int:
     return value
 
 
+def _id(value: object) -> int:
+    """An id the API takes as an integer: a positive signed 64-bit one (JSON encoders refuse larger ones)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ID:
+        raise ValueError(f"must be a whole number from 1 to {MAX_ID} (a positive 64-bit id), got {_short(value)}")
+    return value
+
+
 def _non_negative_number(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= MAX_NUMBER:
         raise ValueError(f"must be a number from 0 to {MAX_NUMBER:g}, got {_short(value)}")
@@ -465,7 +473,7 @@ def _non_negative_count(value: object) -> float:
 def _request(table: _Table, default: RunRequest) -> RunRequest:
     return RunRequest(
         target_type=table.get("target_type", _choice(*TARGET_TYPES), default.target_type),
-        target_id=table.get("target_id", _positive_int, default.target_id),
+        target_id=table.get("target_id", _id, default.target_id),
         direction=table.get("direction", _choice(*DIRECTIONS), default.direction),
         mode=table.get("mode", _choice(*CALL_MODES), default.mode),
         target_number=table.get("target_number", _string, default.target_number),

@@ -181,6 +181,7 @@ class Session:
                 )
             else:
                 self.engine = await self._coordinator(base_url, where.api_key, on_record)
+                self.engine.tally.own_requests.update(self.metrics.requests)  # the check, made here
             if self._interrupted:  # Ctrl-C came while the simulator or the receiver was starting
                 self.engine.interrupt()
             result = await self._run_engine(self.engine, base_url)

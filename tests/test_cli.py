@@ -60,6 +60,11 @@ def test_run_against_the_embedded_simulator_prints_percentiles_and_writes_result
         ),
         ("[[stages]]\nduration='1s'\nrate=1\ncolour='red'", "p.toml: stages[0].colour: is not a known key"),
         ("[[stages]]\nduration = ", "p.toml: is not valid TOML"),
+        (
+            # issue 15: passed `plan`, then crashed `run` when the create's JSON could not hold it
+            "[target.request]\ntarget_id = 99999999999999999999\n[[stages]]\nduration='1s'\nrate=1",
+            "p.toml: target.request.target_id: must be a whole number from 1 to 9223372036854775807",
+        ),
     ],
 )
 def test_bad_profiles_end_in_one_sentence_and_exit_2(tmp_path: Path, profile: str, message: str) -> None:
@@ -279,3 +284,34 @@ def test_a_fractional_stagger_against_a_real_api_is_warned_about(tmp_path: Path)
         env=env,
     )
     assert "not a whole number" not in done.stderr
+
+
+def test_the_pre_flight_check_is_counted_in_the_requests_but_not_per_ended_run(tmp_path: Path) -> None:
+    # Issue 15: the healthz and key-check requests reached the server but were missing from `requests`.
+    out = tmp_path / "r.json"
+    done = stressor("run", str(write(tmp_path, QUICK)), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    results = orjson.loads(out.read_bytes())
+    requests = results["requests"]
+    assert requests["check ok"] == 2
+    total = sum(requests.values())
+    assert f"HTTP requests: {total} " in done.stdout
+    ended = results["runs"]["completed"] + results["runs"]["failed"]
+    assert results["load"]["requests_per_ended_run"] == pytest.approx((total - 2) / ended)
+    # The interval series counts from the start of the run: the check came before it.
+    sent = sum(i["requests_per_s"] * (i["end"] - i["start"]) for i in results["intervals"])
+    assert sent == pytest.approx(total - 2, abs=0.5)
+
+
+def test_a_fatal_answer_on_the_first_batch_reports_the_plans_offered_load(tmp_path: Path) -> None:
+    # Issue 15: the simulator refuses the first create (400, target_number not E.164) an instant into the run;
+    # its 5 runs were due and the plan offers 10 runs/s (a batch of 5 every 0.5 s), not 5 runs per millisecond.
+    profile = QUICK.replace("[batch]\nruns = 3", '[target.request]\ntarget_number = "12"\n[batch]\nruns = 5')
+    profile = profile.replace('duration = "1s"\nrate = "10/s"', 'duration = "20s"\nrate = "2/s"')
+    out = tmp_path / "r.json"
+    done = stressor("run", str(write(tmp_path, profile)), "--out", str(out))
+    assert done.returncode == 3, done.stderr  # README, exit codes: a fatal answer stopped the run
+    results = orjson.loads(out.read_bytes())
+    assert results["runs"]["errored"] == 5 and results["runs"]["not_started"] == {"fatal": 195}
+    assert results["load"]["offered_runs_per_s"] == pytest.approx(10.0)
+    assert "offered 10 runs/s" in done.stdout

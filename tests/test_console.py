@@ -21,7 +21,7 @@ def limits(**changes: Any) -> dict[str, Any]:
         "server_pause_s": 0.0,
         "capacity_wait_s": 0.0,
         "responses": {"429": 0, "503": 0},
-        "learned_rate": None,
+        "learned_rates": {"create": None, "poll": None},
         "retries": {},
         "retry_after": {"count": 0, "max": None},
         "breaker": None,
@@ -51,7 +51,9 @@ def test_refusals_and_each_kind_of_wait_are_named_apart() -> None:
     assert "paused by the server 2.5" in line
     assert "held to the server's rate 3.2" in line
     assert "held by client rate limits 500" in line  # 0.5 s, in the summary's own unit
-    assert "rate learned from refusals 9.5/s" in line
+    assert "rate learned from refusals 9.5/s" in line  # results written before the rates were per kind
+    per_kind = limits_line(render_summary({"limits": limits(learned_rates={"create": 4.25, "poll": None})}))
+    assert "rate learned from refusals create 4.25/s" in per_kind and "poll" not in per_kind
     quiet = render_summary({"limits": limits()})
     assert "limits (" not in quiet  # nothing happened: no line
 

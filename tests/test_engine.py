@@ -16,6 +16,7 @@ from stressor.engine import SPIN_SHARE, WAKE_EARLY_NS, Engine, EngineResult, spi
 from stressor.limits import HttpOutcome
 from stressor.metrics import Measure, Metrics, Outcome
 from stressor.profile import Profile, parse_profile
+from stressor.report.results import load_json
 from stressor.targets.base import BatchOrder, RunEnd, Submission, SubmitError, SubmittedRun
 from stressor.timestamps import ClockAnchor
 
@@ -205,6 +206,41 @@ def test_interrupt_keeps_what_was_gathered() -> None:
     assert 2 <= result.metrics.outcomes[Outcome.COMPLETED] <= 4
 
 
+def test_a_stop_part_way_offers_the_runs_due_over_the_plans_time_up_to_the_stop() -> None:
+    # Issue 15: 10 runs/s (a batch of 2 every 0.2 s), interrupted 0.7 s in: 4 batches were due (0, 0.2, 0.4,
+    # 0.6 s), and they stand for the plan's first 0.8 s. Offered: 10 runs/s, not 8 runs over the 0.6 s between
+    # the first and the last batch due (13.3/s) nor over a few milliseconds when the stop comes early.
+    profile = profile_of([{"duration": "10s", "rate": "5/s"}], batch={"runs": 2})
+
+    async def main() -> EngineResult:
+        engine = Engine(profile, FakeTarget(duration_s=0.01))
+        async with anyio.create_task_group() as tasks:
+
+            async def interrupt_soon() -> None:
+                await anyio.sleep(0.7)
+                engine.interrupt()
+
+            tasks.start_soon(interrupt_soon)
+            return await engine.run()
+
+    result = anyio.run(main)
+    assert result.interrupted and result.metrics.planned_runs == 8
+    load = load_json(result.metrics, profile, result.elapsed_s)
+    assert load["offered_runs_per_s"] == pytest.approx(10.0)
+    assert load["achieved_runs_per_s"] == pytest.approx(10.0)
+
+
+def test_a_fatal_stop_offers_the_runs_due_and_leaves_out_the_rest_of_the_plan() -> None:
+    # A fatal answer 0.3 s into a 10 runs/s plan (a batch of 2 every 0.2 s): batches 0 and 1 were due, batch 1
+    # refused; they stand for the plan's first 0.4 s, and the rest of the 10 s plan never became due.
+    profile = profile_of([{"duration": "10s", "rate": "5/s"}], batch={"runs": 2})
+    fatal = SubmitError("http_400", "the server refused the run request as invalid", fatal=True)
+    result = run(profile, FakeTarget(fail=lambda order: fatal if order.seq == 1 else None))
+    assert result.stop_cause == "fatal" and result.metrics.planned_runs == 100
+    assert result.metrics.not_started == {"fatal": 96}
+    assert load_json(result.metrics, profile, result.elapsed_s)["offered_runs_per_s"] == pytest.approx(10.0)
+
+
 @pytest.mark.parametrize("stagger", [0.0, 0.05])
 def test_run_due_times_include_the_stagger_offset(stagger: float) -> None:
     profile = profile_of([{"duration": "0.1s", "rate": "10/s"}], batch={"runs": 3, "stagger": stagger})
@@ -243,6 +279,44 @@ def test_runs_in_flight_limit_holds_and_batches_that_find_no_room_are_not_starte
     started = result.metrics.outcomes[Outcome.COMPLETED]
     assert started + result.metrics.not_started["runs_in_flight"] == result.metrics.planned_runs == 40
     assert result.governor.capacity_wait_s > 0
+
+
+def test_batches_waiting_for_room_at_an_interrupt_count_as_interrupted() -> None:
+    # Issue 15: Ctrl-C counted the batches that were due and waiting for room under an undocumented `stopped`.
+    profile = profile_of(
+        [{"duration": "10s", "rate": "10/s"}],
+        batch={"runs": 2},
+        limits={"max_runs_in_flight": 2, "max_start_delay": "60s", "adaptive": False},
+    )
+
+    async def main() -> EngineResult:
+        engine = Engine(profile, FakeTarget(duration_s=30))  # the first batch holds the only room
+        async with anyio.create_task_group() as tasks:
+
+            async def interrupt_soon() -> None:
+                await anyio.sleep(0.35)  # batches 1..3 are due by then, all waiting
+                engine.interrupt()
+
+            tasks.start_soon(interrupt_soon)
+            return await engine.run()
+
+    result = anyio.run(main)
+    assert result.interrupted
+    assert result.metrics.not_started == {"interrupted": 6}
+    assert result.metrics.outcomes == {Outcome.OPEN: 2}
+    assert result.metrics.planned_runs == 8
+
+
+def test_batches_still_waiting_for_room_when_the_grace_period_ends_count_under_the_limit() -> None:
+    profile = profile_of(
+        [{"duration": "0.2s", "rate": "10/s"}],
+        grace="0.2s",
+        batch={"runs": 2},
+        limits={"max_runs_in_flight": 2, "max_start_delay": "60s", "adaptive": False},
+    )
+    result = run(profile, FakeTarget(duration_s=30))
+    assert result.metrics.not_started == {"runs_in_flight": 2}
+    assert result.metrics.outcomes == {Outcome.OPEN: 2}
 
 
 def test_max_batches_in_flight() -> None:

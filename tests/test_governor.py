@@ -30,12 +30,13 @@ def test_client_rates_are_separate_for_creates_and_polls() -> None:
     assert g.server_pause_s == 0 and g.server_rate_wait_s == 0
 
 
-def test_retry_after_pauses_every_request_not_only_the_one_that_heard_it() -> None:
+def test_retry_after_pauses_every_request_of_the_kind_refused_not_only_the_one_that_heard_it() -> None:
     g = governor()
     decision = g.after_attempt("poll", HttpOutcome(429, {"Retry-After": "2"}), attempt=0, now=10.0, now_wall=WALL)
     assert decision.action == "retry"
     assert decision.delay == pytest.approx(2.0)
-    assert g.reserve("create", 10.5) == pytest.approx(1.5)  # a create that never saw the 429 waits too
+    assert g.reserve("poll", 10.5) == pytest.approx(1.5)  # a poll that never saw the 429 waits too
+    assert g.reserve("create", 10.5) == 0.0  # creates were not refused: the server may limit polls alone
     assert g.reserve("poll", 11.0) >= 1.0
     assert g.server_pause_s == pytest.approx(1.5)  # held from the first request that waited until the end
     assert g.client_wait_s == 0
@@ -49,11 +50,12 @@ def test_an_http_date_retry_after_and_an_exhausted_quota_pause_too() -> None:
     now_wall = 1_800_000_000.0
     date = email.utils.formatdate(now_wall + 5, usegmt=True)
     g.after_attempt("create", HttpOutcome(503, {"Retry-After": date}), attempt=0, now=0.0, now_wall=now_wall)
-    assert g.reserve("poll", 0.0) == pytest.approx(5.0)
+    assert g.reserve("create", 0.0) == pytest.approx(5.0)
+    assert g.reserve("poll", 0.0) == 0.0
     quota = governor()
     headers = {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "3"}
     assert quota.after_attempt("poll", HttpOutcome(200, headers), attempt=0, now=0.0, now_wall=WALL).action == "done"
-    assert quota.reserve("create", 0.0) == pytest.approx(3.0)
+    assert quota.reserve("create", 0.0) == pytest.approx(3.0)  # a stated quota covers every request
 
 
 def test_stress_mode_records_push_back_but_neither_pauses_nor_retries_creates() -> None:
@@ -153,30 +155,53 @@ def test_the_runs_in_flight_limit_binds_without_max_runs_in_flight() -> None:
     assert governor(adaptive=False).run_capacity() is None
 
 
-def test_a_bare_429_pauses_the_whole_client_and_cuts_a_shared_rate() -> None:
+def test_a_bare_429_pauses_its_kind_of_request_and_cuts_a_rate_learned_for_that_kind() -> None:
     g = governor(backoff_base_s=0.5, backoff_cap_s=4.0)
     for i in range(30):  # 30 answers accepted within the last second: the server took 30/s
         g.after_attempt("poll", HttpOutcome(200), attempt=0, now=9.15 + i * 0.028, now_wall=WALL)
-    assert g.reserve("create", 10.0) == 0.0  # no limit was ever shown: none is guessed
+    assert g.reserve("poll", 10.0) == 0.0  # no limit was ever shown: none is guessed
     decision = g.after_attempt("poll", HttpOutcome(429), attempt=0, now=10.0, now_wall=WALL)
     assert decision.action == "retry"
     rate = 30 / 1.0 / 2  # half the rate the server accepted over the last second
-    assert g.learned_rate == pytest.approx(rate)
-    # Every request waits, not only the one that was refused: a pause of 0.25..0.5 s (the backoff's first step,
-    # jittered but never next to nothing), then one request per 1/15 s: released at the rate, not all at once.
-    waits = [g.reserve("create" if i % 2 else "poll", 10.0) for i in range(6)]
+    assert g.learned_rates == pytest.approx({"poll": rate})
+    # Every poll waits, not only the one that was refused: a pause of 0.25..0.5 s (the backoff's first step,
+    # jittered but never next to nothing), then one poll per 1/15 s: released at the rate, not all at once.
+    waits = [g.reserve("poll", 10.0) for i in range(6)]
     assert 0.25 <= waits[0] <= 0.5
     assert [b - a for a, b in itertools.pairwise(waits)] == pytest.approx([1 / rate] * 5)
     assert g.server_pause_s == pytest.approx(waits[0])
     assert g.server_rate_wait_s == pytest.approx(5 / rate)
+    assert [g.reserve("create", 10.0) for _ in range(3)] == [0.0, 0.0, 0.0]  # creates were never refused
     # A refusal that arrives within the cooldown came from a request sent under the old rate: no second cut.
     g.after_attempt("poll", HttpOutcome(503), attempt=0, now=10.2, now_wall=WALL)
-    assert g.learned_rate == pytest.approx(rate)
+    assert g.learned_rates == pytest.approx({"poll": rate})
     assert g.responses == {"429": 1, "503": 1}
     # The next refusal after the pause is a new episode: a longer pause (the second backoff step).
     g.after_attempt("poll", HttpOutcome(429), attempt=0, now=12.0, now_wall=WALL)
-    assert g.learned_rate is not None and g.learned_rate < rate
+    assert g.learned_rates["poll"] < rate
     assert 0.5 <= g.reserve("poll", 12.0) <= 1.0 + 1 / rate
+
+
+def test_429s_on_creates_alone_never_slow_the_polls() -> None:
+    # Issue 15: a server that limits run-creating requests only (the simulator's rate_limit_scope = "create").
+    # Polls slowed by the creates' refusals would see runs end late (or never, within the grace period).
+    g = governor(backoff_base_s=0.5, backoff_cap_s=4.0)
+    now = 0.0
+    for i in range(200):  # 10 s: creates refused one in two, bare and with Retry-After; polls all accepted
+        if i % 2:
+            headers = {"Retry-After": "1"} if i % 4 == 1 else {}
+            g.after_attempt("create", HttpOutcome(429, headers), attempt=0, now=now, now_wall=WALL)
+        else:
+            g.after_attempt("create", HttpOutcome(200), attempt=0, now=now, now_wall=WALL)
+        assert g.reserve("poll", now) == 0.0
+        g.after_attempt("poll", HttpOutcome(200), attempt=0, now=now, now_wall=WALL)
+        now += 0.05
+    assert set(g.learned_rates) == {"create"}
+    assert g.reserve("create", now) > 0  # the creates themselves are held
+    # Refused polls learn a rate of their own, which leaves the creates' alone.
+    create_rate = g.learned_rates["create"]
+    g.after_attempt("poll", HttpOutcome(429), attempt=0, now=now, now_wall=WALL)
+    assert g.learned_rates["create"] == create_rate and "poll" in g.learned_rates
 
 
 def test_steady_503s_pause_but_do_not_drive_the_learned_rate_down() -> None:
@@ -188,28 +213,28 @@ def test_steady_503s_pause_but_do_not_drive_the_learned_rate_down() -> None:
         status = 503 if i % 20 == 19 else 200
         g.after_attempt("poll", HttpOutcome(status), attempt=1, now=now, now_wall=WALL)
         now += 0.01
-    assert g.learned_rate is None
+    assert g.learned_rates == {}
     assert g.responses["503"] == 100
     g.after_attempt("poll", HttpOutcome(429), attempt=0, now=now, now_wall=WALL)
-    assert g.learned_rate is not None  # a 429 does teach a rate
+    assert "poll" in g.learned_rates  # a 429 does teach a rate
 
 
 def test_the_learned_rate_grows_back_only_while_it_holds_requests() -> None:
     g = governor()
     g.after_attempt("poll", HttpOutcome(429), attempt=0, now=0.0, now_wall=WALL)
-    assert g.learned_rate == pytest.approx(1.0)  # nothing was accepted before: the floor (enough for the breaker)
+    assert g.learned_rates == {"poll": 1.0}  # nothing was accepted before: the floor (enough for the breaker)
     now = 2.0
     for _ in range(60):  # one accepted answer per 0.5 s for 30 s, every request held by the rate
         g.reserve("poll", now)
         g.reserve("poll", now)
         g.after_attempt("poll", HttpOutcome(200), attempt=0, now=now, now_wall=WALL)
         now += 0.5
-    grown = g.learned_rate
-    assert grown is not None and 1.5 < grown < 2.5  # slowly: a few per cent per second
+    grown = g.learned_rates["poll"]
+    assert 1.5 < grown < 2.5  # slowly: a few per cent per second
     for _ in range(20):  # answers keep coming but nothing waits on the rate: no evidence of room, no growth
         now += 0.5
         g.after_attempt("poll", HttpOutcome(200), attempt=0, now=now, now_wall=WALL)
-    assert g.learned_rate == grown
+    assert g.learned_rates["poll"] == grown
 
 
 def test_stress_mode_counts_refusals_but_learns_no_rate() -> None:
@@ -217,7 +242,7 @@ def test_stress_mode_counts_refusals_but_learns_no_rate() -> None:
     g.after_attempt("create", HttpOutcome(503), attempt=0, now=0.0, now_wall=WALL)
     g.after_attempt("create", HttpOutcome(429), attempt=0, now=0.0, now_wall=WALL)
     assert g.responses == {"503": 1, "429": 1}
-    assert g.learned_rate is None
+    assert g.learned_rates == {}
     assert g.reserve("create", 0.0) == 0.0
     assert g.report().responses == {"429": 1, "503": 1}
 
@@ -227,7 +252,25 @@ def test_requests_held_by_a_retry_after_pause_are_released_at_the_learned_rate()
     for i in range(20):  # the server accepted 20 in the last second
         g.after_attempt("poll", HttpOutcome(200), attempt=0, now=9.15 + i * 0.04, now_wall=WALL)
     g.after_attempt("poll", HttpOutcome(429, {"Retry-After": "2"}), attempt=0, now=10.0, now_wall=WALL)
-    assert g.learned_rate == pytest.approx(10.0)
+    assert g.learned_rates == pytest.approx({"poll": 10.0})
     waits = [g.reserve("poll", 10.5) for _ in range(5)]  # five requests queued behind the pause
     assert waits[0] == pytest.approx(1.5)
     assert [b - a for a, b in itertools.pairwise(waits)] == pytest.approx([0.1] * 4)  # not all at 12.0
+
+
+def test_a_refusal_after_an_accepted_answer_within_a_pause_backs_off_from_the_first_step() -> None:
+    # 503s mixed with successes (issue 15): an answer accepted during a bare 503's pause ends that episode, so
+    # a refusal still inside the pause opens a new one at the backoff's first step instead of crashing the run.
+    g = governor(backoff_base_s=0.5, backoff_cap_s=4.0)
+    assert g.after_attempt("poll", HttpOutcome(503), attempt=0, now=10.0, now_wall=WALL).action == "retry"
+    pause = g.reserve("poll", 10.0)
+    assert 0.25 <= pause <= 0.5
+    g.after_attempt("poll", HttpOutcome(200), attempt=0, now=10.01, now_wall=WALL)
+    decision = g.after_attempt("poll", HttpOutcome(503), attempt=0, now=10.02, now_wall=WALL)
+    assert (decision.action, decision.cause) == ("retry", "http_503")
+    assert 0.25 - 0.02 <= g.reserve("poll", 10.02) <= 0.5  # the first step again, not a longer one
+    # A pause the server named (Retry-After) is no episode of the backoff: a bare refusal within it is the first.
+    named = governor(backoff_base_s=0.5, backoff_cap_s=4.0)
+    named.after_attempt("poll", HttpOutcome(429, {"Retry-After": "2"}), attempt=0, now=0.0, now_wall=WALL)
+    assert named.after_attempt("poll", HttpOutcome(503), attempt=0, now=0.5, now_wall=WALL).action == "retry"
+    assert named.reserve("poll", 0.5) == pytest.approx(1.5)

@@ -103,7 +103,15 @@ def test_stage_models() -> None:
         ),
         (
             {**BASE, "target": {"request": {"target_id": True}}},
-            "target.request.target_id: must be a positive",
+            "target.request.target_id: must be a whole number from 1 to 9223372036854775807 (a positive 64-bit id)",
+        ),
+        (
+            {**BASE, "target": {"request": {"target_id": 2**63}}},
+            "p.toml: target.request.target_id: must be a whole number from 1 to 9223372036854775807",
+        ),
+        (
+            {**BASE, "variants": [{"name": "a", "target_id": 2**64}]},
+            "p.toml: variants[0].target_id: must be a whole number from 1 to 9223372036854775807",
         ),
         ({**BASE, "target": {"base_url": "ftp://x"}}, "target.base_url: must be an http:// or https:// URL"),
         ({"stages": []}, "p.toml: stages: needs at least one stage"),
@@ -263,3 +271,8 @@ def test_plan_and_run_refuse_in_one_sentence(tmp_path: Path, extra: str, corpus:
         assert message.format(dir=tmp_path) in done.stderr
         assert len(done.stderr.strip().splitlines()) == 1
         assert "Traceback" not in done.stderr and "PosixPath" not in done.stderr
+
+
+def test_the_largest_64_bit_target_id_is_taken() -> None:
+    profile = parse_profile({**BASE, "target": {"request": {"target_id": 2**63 - 1}}}, "p.toml", Path())
+    assert profile.variants[0].request.target_id == 2**63 - 1

@@ -16,6 +16,7 @@ from stressor.governor import Governor
 from stressor.intervals import Sample
 from stressor.metrics import LatencyRecorder, Measure, Metrics, Outcome, RunRecord
 from stressor.profile import Limits
+from stressor.report.results import load_json
 from stressor.timestamps import NS_PER_S, ClockAnchor
 
 PROFILE = profile_of({"stages": [{"duration": "10s", "rate": "5/s"}], "limits": {"max_runs_in_flight": 40}})
@@ -153,7 +154,7 @@ def test_the_merge_is_what_one_process_would_have_recorded() -> None:
     governor = tally.governor().report()
     assert governor.throttle_wait_s == 1.0 and governor.retries == {"http_503": 3}
     assert governor.responses == {"429": 0, "503": 3}  # each worker's refusals, summed
-    assert governor.client_wait_s == 0.5 and governor.learned_rate is None
+    assert governor.client_wait_s == 0.5 and governor.learned_rates == {}
     assert governor.run_limit == 40  # each worker's 20, summed
     # Records come out on the coordinator's clock, every one once.
     result = tally.result()
@@ -202,3 +203,15 @@ def test_a_snapshot_that_comes_after_its_workers_final_one_keeps_its_runs_not_it
     result = tally.result()
     assert len(result.records) == 4 and sum(result.metrics.outcomes.values()) == 4
     assert result.metrics.planned_runs == 6 and result.metrics.recorders[Measure.START_LATENESS].count == 1
+
+
+def test_after_a_stop_the_offered_load_is_the_whole_plans_runs_due_over_its_time_up_to_the_stop() -> None:
+    # PROFILE: 5 batches/s of one run. Stopped 1.05 s in: worker 0 (even batches) was due at 0, 0.4, 0.8 s and
+    # next at 1.2; worker 1 at 0.2, 0.6, 1.0 and next at 1.4. Together: 6 runs due, standing for the first 1.2 s.
+    tally = Tally(PROFILE, 2, ANCHOR, START_NS)
+    for worker, next_due_s in ((0, 1.2), (1, 1.4)):
+        snapshot = _snapshot(worker, [], final=True, planned=25, lateness=[])
+        tally.add(replace(snapshot, never_due_runs=22, plan_ran_s=next_due_s, stop_cause="fatal"))
+    metrics = tally.result().metrics
+    assert (metrics.planned_runs, metrics.never_due_runs, metrics.plan_ran_s) == (50, 44, 1.2)
+    assert load_json(metrics, PROFILE, 3.0)["offered_runs_per_s"] == pytest.approx(5.0)

@@ -403,6 +403,25 @@ async def test_check_says_why_a_target_cannot_be_used(respx_mock: respx.MockRout
         await target(Log()).check()
 
 
+async def test_the_pre_flight_requests_are_counted_as_check(respx_mock: respx.MockRouter) -> None:
+    # Issue 15: the two requests of the check went to the server but not into the results' ``requests``.
+    respx_mock.get(f"{BASE}/v1/healthz").respond(200, json={"ok": True})
+    respx_mock.get(f"{BASE}/v1/test-calls").respond(200, json={"data": [], "has_more": False})
+    log = Log()
+    await target(log).check()
+    assert log.counts == {"check ok": 2}
+    respx_mock.get(f"{BASE}/v1/test-calls").respond(401, json={"detail": "bad key"})
+    refused = Log()
+    with pytest.raises(TargetUnavailable):
+        await target(refused).check()
+    assert refused.counts == {"check ok": 1, "check http_401": 1}
+    respx_mock.get(f"{BASE}/v1/healthz").mock(side_effect=httpx.ConnectError("Connection refused"))
+    unreachable = Log()
+    with pytest.raises(TargetUnavailable):
+        await target(unreachable).check()
+    assert unreachable.counts == {"check connect": 1}
+
+
 def test_the_key_never_shows_in_the_repr() -> None:
     assert KEY not in repr(target(Log()))
     assert "sk_live_...1234" in repr(target(Log()))

@@ -40,6 +40,9 @@ class Snapshot:
     first_due_s: float | None = None
     last_due_s: float | None = None
     last_submit_s: float | None = None
+    # After an early stop: the runs of the worker's rest of the plan (never due) and the plan's seconds that ran.
+    never_due_runs: int = 0
+    plan_ran_s: float | None = None
     # Set in the final snapshot only.
     ended_s: float | None = None
     interrupted: bool = False

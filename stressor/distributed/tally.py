@@ -55,6 +55,7 @@ class Tally:
         self._latest: dict[int, Snapshot] = {}
         self._grid: dict[int, list[Sample]] = {w: [] for w in range(workers)}  # interval samples, per worker
         self._ends: dict[int, Sample] = {}  # each finished worker's last sample
+        self.own_requests: Counter[str] = Counter()  # the coordinator's own (the target's pre-flight check)
 
     # ------------------------------------------------------------------------------------------ feeding
 
@@ -121,8 +122,12 @@ class Tally:
         merged.last_due_ns = self._on_clock(max, (s.last_due_s for s in latest))
         merged.last_submit_ns = self._on_clock(max, (s.last_submit_s for s in latest))
         merged.planned_runs = sum(s.planned_runs for s in latest)
+        merged.never_due_runs = sum(s.never_due_runs for s in latest)
+        # The plan ran until the first worker's next batch would have been due: the whole plan's next one.
+        merged.plan_ran_s = min((s.plan_ran_s for s in latest if s.plan_ran_s is not None), default=None)
         merged.submitted_runs = sum(s.submitted_runs for s in latest)
         merged.cost_cents = sum(s.cost_cents for s in latest)
+        merged.requests.update(self.own_requests)
         for snapshot in latest:
             merged.requests.update(snapshot.requests)
             merged.not_started.update(snapshot.not_started)

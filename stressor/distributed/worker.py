@@ -100,6 +100,8 @@ class _Reporter:
             first_due_s=self._since_start(metrics.first_due_ns),
             last_due_s=self._since_start(metrics.last_due_ns),
             last_submit_s=self._since_start(metrics.last_submit_ns),
+            never_due_runs=metrics.never_due_runs,
+            plan_ran_s=metrics.plan_ran_s,
             ended_s=None if result is None else (result.ended_ns - self.start_ns) / NS_PER_S,
             interrupted=result is not None and result.interrupted,
             stop_reason=None if result is None else result.stop_reason,

@@ -82,8 +82,12 @@ def _limits_lines(limits: Mapping[str, Any]) -> list[str]:
         (limits.get("capacity_wait_s"), "waited for room in flight"),
     ]
     shown += [f"{what} {_duration(_seconds(seconds))}" for seconds, what in waits if _seconds(seconds) > 0]
-    if (learned := limits.get("learned_rate")) is not None:
-        shown.append(f"rate learned from refusals {learned:.3g}/s")
+    learned = _map(limits.get("learned_rates"))  # per kind of request refused; one rate in older results
+    rates = [f"{kind} {rate:.3g}/s" for kind, rate in learned.items() if isinstance(rate, int | float)]
+    if isinstance(single := limits.get("learned_rate"), int | float):
+        rates.append(f"{single:.3g}/s")
+    if rates:
+        shown.append("rate learned from refusals " + ", ".join(rates))
     retries = _map(limits.get("retries"))
     if retries:
         shown.append("retries " + ", ".join(f"{cause} {n}" for cause, n in sorted(retries.items())))

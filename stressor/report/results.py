@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from stressor.engine import EngineResult
-from stressor.governor import Governor, GovernorReport
+from stressor.governor import KINDS, Governor, GovernorReport
 from stressor.intervals import Interval
 from stressor.metrics import MEASURE_SOURCES, Breakdown, LatencyRecorder, Measure, Metrics, Outcome, Summary
 from stressor.plan import peak_batch_rate, stage_windows
@@ -26,6 +26,7 @@ from stressor.timestamps import NS_PER_S
 SCHEMA = "stressor.results/1"
 GENERATOR_LAG_FLOOR_S = 0.002
 NOT_IN_RUNS_LOG = "not in the runs log"  # what a summary rebuilt from the log says of figures the log lacks
+PREFLIGHT_PURPOSE = "check"  # the requests of the target's check before the run (see TestCallsTarget.check)
 
 
 def _percentile_key(p: float) -> str:
@@ -85,7 +86,7 @@ def limits_json(report: GovernorReport) -> dict[str, Any]:
         "server_pause_s": report.server_pause_s,
         "capacity_wait_s": report.capacity_wait_s,
         "responses": report.responses,
-        "learned_rate": report.learned_rate,
+        "learned_rates": {kind: report.learned_rates.get(kind) for kind in KINDS},
         "retries": report.retries,
         "retry_after": recorder_json(report.retry_after_s, with_histogram=False),
         "unparseable_headers": report.unparseable_headers,
@@ -94,30 +95,24 @@ def limits_json(report: GovernorReport) -> dict[str, Any]:
     }
 
 
-# Stop causes after which the rest of the plan is counted not started although it never became due.
-REST_OF_PLAN_CAUSES = frozenset({"breaker", "fatal", "interrupted", "budget", "threshold", "worker_lost"})
-
-
-def load_json(metrics: Metrics, profile: Profile, elapsed_s: float, stop_cause: str | None = None) -> dict[str, Any]:
-    """Offered load (runs the plan made due, per second of the stages up to the stop) beside achieved load (runs
-    the server accepted, per second of the time they were being submitted: from the first due batch to the
-    last create's answer, or the offered load's span if longer), and what following them cost in HTTP requests."""
-    stages_s = min(profile.duration_s, elapsed_s) or elapsed_s or 1.0
-    offered_runs, offered_s = metrics.planned_runs, stages_s
-    first, last_due, last_submit = metrics.first_due_ns, metrics.last_due_ns, metrics.last_submit_ns
-    if stop_cause in REST_OF_PLAN_CAUSES:
-        # The plan's rest was never due: neither its runs nor its time are offered load.
-        offered_runs -= metrics.not_started[stop_cause]
-        if first is not None and last_due is not None and last_due > first:
-            offered_s = min(stages_s, (last_due - first) / NS_PER_S)
+def load_json(metrics: Metrics, profile: Profile, elapsed_s: float) -> dict[str, Any]:
+    """Offered load (runs the plan made due, per second of the plan that ran: to its end, or to an early stop)
+    beside achieved load (runs the server accepted, per second of the time they were being submitted: from the
+    first due batch to the last create's answer, or the offered load's span if longer), and what following
+    them cost in HTTP requests."""
+    # The rest of the plan after a stop was never due: neither its runs nor its time are offered load.
+    offered_runs = metrics.planned_runs - metrics.never_due_runs
+    first, last_submit = metrics.first_due_ns, metrics.last_submit_ns
+    offered_s = metrics.plan_ran_s if metrics.plan_ran_s is not None else min(profile.duration_s, elapsed_s)
     submitting_s = (last_submit - first) / NS_PER_S if first is not None and last_submit is not None else 0.0
     ended = metrics.outcomes[Outcome.COMPLETED] + metrics.outcomes[Outcome.FAILED]
-    requests = sum(metrics.requests.values())
+    # What following the runs cost: the pre-flight check's requests are counted in ``requests``, not here.
+    requests = sum(n for key, n in metrics.requests.items() if not key.startswith(f"{PREFLIGHT_PURPOSE} "))
     return {
-        "offered_runs_per_s": max(0, offered_runs) / offered_s,
+        "offered_runs_per_s": max(0, offered_runs) / offered_s if offered_s > 0 else 0.0,
         # Never over a shorter span than the offered load's: n batches a gap apart span n - 1 gaps, and a run
         # that kept up must read "achieved = offered", not a few per cent more.
-        "achieved_runs_per_s": metrics.submitted_runs / max(submitting_s, offered_s),
+        "achieved_runs_per_s": metrics.submitted_runs / span if (span := max(submitting_s, offered_s)) > 0 else 0.0,
         "requests_per_ended_run": requests / ended if ended else None,
     }
 
@@ -207,7 +202,6 @@ def figures(
     elapsed_s: float,
     *,
     with_histograms: bool = True,
-    stop_cause: str | None = None,
 ) -> dict[str, Any]:
     """The figures of a run, finished or still going (thresholds marked ``abort`` read these live)."""
     return {
@@ -219,7 +213,7 @@ def figures(
         },
         "failure_rate": metrics.failure_rate,
         "generator": generator_check(metrics, profile),
-        "load": load_json(metrics, profile, elapsed_s, stop_cause),
+        "load": load_json(metrics, profile, elapsed_s),
         "limits": limits_json(governor.report()),
         "errors": dict(metrics.errors),
         "requests": dict(sorted(metrics.requests.items())),
@@ -266,7 +260,7 @@ def build_results(
         "elapsed_s": result.elapsed_s,
         "interrupted": result.interrupted,
         "stop_reason": result.stop_reason,
-        **figures(result.metrics, result.governor, profile, result.elapsed_s, stop_cause=result.stop_cause),
+        **figures(result.metrics, result.governor, profile, result.elapsed_s),
         "webhooks": webhooks,
         "server": dict(server) if server is not None else None,
         "stages": stages_json(profile),

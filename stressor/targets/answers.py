@@ -96,7 +96,8 @@ def bad_shape(detail: str) -> tuple[Finding, ...]:
 
 
 def _status_text(status: str) -> str:
-    return repr(status[:40])
+    # whole: the note that quotes it masks any key the server echoed, then cuts
+    return repr(status)
 
 
 def parse_run(item: object, seen_ns: int) -> RunView | None:
@@ -114,7 +115,7 @@ def parse_run(item: object, seen_ns: int) -> RunView | None:
         created_at=parse_iso_or_none(item.get("created_at")),
         started_at=parse_iso_or_none(item.get("started_at")),
         completed_at=parse_iso_or_none(item.get("completed_at")),
-        error_message=error[:ERROR_MESSAGE_LIMIT] if isinstance(error, str) else "",
+        error_message=error if isinstance(error, str) else "",  # cut once the key is masked (the target's)
         call_id=str(call_id) if is_id(call_id) else None,
     )
 

@@ -231,7 +231,8 @@ class ApiRequests:
         detail = redact(finding.detail, self._api_key)[:DETAIL_LIMIT] if finding.detail else ""
         shown = f" ({detail})" if detail else ""
         line = f"stressor: {method} {path}: the server {explained}{shown} [{finding.kind}]"
-        logger.warning("%s; later ones are counted in the results, not logged", line)
+        # the path too: it may hold an id the server gave
+        logger.warning("%s; later ones are counted in the results, not logged", redact(line, self._api_key))
 
     async def get_json(
         self,

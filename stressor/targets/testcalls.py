@@ -34,8 +34,9 @@ from stressor.governor import Governor
 from stressor.limits import Decision
 from stressor.limits.decisions import TRANSPORT_CAUSES
 from stressor.profile import Limits, RunRequest
-from stressor.secrets import mask_secret, redact_cut
+from stressor.secrets import mask_secret, redact
 from stressor.targets.answers import (
+    ERROR_MESSAGE_LIMIT,
     MISSING,
     Finding,
     Read,
@@ -695,7 +696,7 @@ class TestCallsTarget:
         the runs log and the summary (a server may echo the Authorization header it got)."""
         if not end.error_message:
             return end
-        masked = redact_cut(end.error_message, self._api_key)
+        masked = redact(end.error_message, self._api_key)[:ERROR_MESSAGE_LIMIT]  # masked whole, then cut
         return end if masked == end.error_message else replace(end, error_message=masked)
 
     async def fetch_grade(self, call_id: str) -> CallGraded | None:
