@@ -34,19 +34,3 @@ def redact(text: str, *secrets: str | None) -> str:
         if secret:
             text = text.replace(secret, mask_secret(secret))
     return text
-
-
-MIN_CUT_SECRET = 4  # characters of a secret left at the end of a cut text that are masked too
-
-
-def redact_cut(text: str, *secrets: str | None) -> str:
-    """``redact``, for a text that may have been cut short: a secret's beginning left at its very end (the rest
-    cut off) is masked as well."""
-    text = redact(text, *secrets)
-    for secret in secrets:
-        if not secret:
-            continue
-        for length in range(min(len(secret) - 1, len(text)), MIN_CUT_SECRET - 1, -1):
-            if text.endswith(secret[:length]):
-                return text[:-length] + mask_secret(secret)
-    return text

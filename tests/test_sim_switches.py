@@ -564,8 +564,9 @@ async def test_webhooks_carry_integer_ids_and_the_servers_clock() -> None:
             truth = sim.model.truth()
     now = time.time()
     completed = next(orjson.loads(body) for _, body in received if b"test-call.completed" in body)
-    assert completed["data"]["id"] == created["id"] and type(created["id"]) is int
-    assert parse_iso(completed["data"]["completed_at"]) == pytest.approx(truth[0].completed + offset, abs=0.001)
+    run = completed["data"]["test_call_run"]  # the nested payload, the default
+    assert run["id"] == created["id"] and type(created["id"]) is int
+    assert parse_iso(run["completed_at"]) == pytest.approx(truth[0].completed + offset, abs=0.001)
     for headers, _ in received:
         unix = int(headers[V2_HEADER.lower()].split(",")[0].removeprefix("t="))
         assert abs(unix - (now + offset)) <= 3  # signed at the server's time

@@ -406,10 +406,11 @@ async def test_check_says_why_a_target_cannot_be_used(respx_mock: respx.MockRout
 async def test_the_pre_flight_requests_are_counted_as_check(respx_mock: respx.MockRouter) -> None:
     # Issue 15: the two requests of the check went to the server but not into the results' ``requests``.
     respx_mock.get(f"{BASE}/v1/healthz").respond(200, json={"ok": True})
-    respx_mock.get(f"{BASE}/v1/test-calls").respond(200, json={"data": [], "has_more": False})
+    respx_mock.get(f"{BASE}/v1/test-calls").respond(200, json=[])
+    respx_mock.get(f"{BASE}/v1/test-call-batches").respond(200, json=[])
     log = Log()
     await target(log).check()
-    assert log.counts == {"check ok": 2}
+    assert log.counts == {"check ok": 4}  # healthz, the key, the first page of each list
     respx_mock.get(f"{BASE}/v1/test-calls").respond(401, json={"detail": "bad key"})
     refused = Log()
     with pytest.raises(TargetUnavailable):
@@ -419,7 +420,7 @@ async def test_the_pre_flight_requests_are_counted_as_check(respx_mock: respx.Mo
     unreachable = Log()
     with pytest.raises(TargetUnavailable):
         await target(unreachable).check()
-    assert unreachable.counts == {"check connect": 1}
+    assert unreachable.counts == {"check connect": 3}  # a GET that changes nothing is tried again
 
 
 def test_the_key_never_shows_in_the_repr() -> None:
