@@ -447,6 +447,8 @@ class Engine:
                 raise
             finally:
                 self._runs_waiting -= runs
+            # A stop that came while it waited (a fatal answer, the breaker, the budget) holds it back too.
+            blocked = blocked or self.stop_cause
             if blocked is not None:
                 self.metrics.record_not_started(blocked, runs, variant=self._variant_of(start))
                 return

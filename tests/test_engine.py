@@ -164,6 +164,44 @@ def test_refused_batches_count_as_errored_and_a_fatal_answer_stops_the_run() -> 
     assert result.elapsed_s < 1.0  # the rest of the plan was not walked
 
 
+def test_a_batch_waiting_for_room_when_a_fatal_answer_comes_is_never_sent() -> None:
+    # Batch 0 takes all the room; the batches due after it wait for room. A fatal answer (another worker's, or
+    # the user's stop) comes while they wait: when room frees up, none of them may be sent.
+    profile = profile_of(
+        [{"duration": "0.2s", "rate": "20/s"}],
+        batch={"runs": 2},
+        limits={"max_runs_in_flight": 2, "max_start_delay": "60s", "adaptive": False},
+    )
+
+    class Followed(FakeTarget):
+        async def follow(self, submission: Submission, on_end: Callable[[RunEnd], None]) -> None:
+            following.set()  # the first batch is in flight: the others wait for room
+            await super().follow(submission, on_end)
+
+    target = Followed(duration_s=0.15)
+    following: anyio.Event  # made inside the event loop
+
+    async def main() -> EngineResult:
+        nonlocal following
+        following = anyio.Event()
+        engine = Engine(profile, target)
+
+        async def fatal_when_waiting() -> None:
+            await following.wait()
+            await anyio.sleep(0.05)
+            engine.stop("the API key was refused")
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(fatal_when_waiting)
+            result = await engine.run()
+            tasks.cancel_scope.cancel()
+        return result
+
+    result = anyio.run(main)
+    assert [order.seq for order in target.orders] == [0]  # nothing sent after the stop
+    assert result.metrics.not_started["fatal"] == result.metrics.planned_runs - 2
+
+
 def test_closed_stage_holds_runs_in_flight_at_the_target() -> None:
     profile = profile_of([{"duration": "0.6s", "in_flight": 12}], batch={"runs": 5})
     target = FakeTarget(duration_s=0.02)
