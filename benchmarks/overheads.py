@@ -34,7 +34,7 @@ from pinning import pin, usable_cores
 
 from stressor.engine import OpenRun
 from stressor.metrics import Metrics, Outcome
-from stressor.report.runlog import RunLog
+from stressor.runlog import RunLog
 from stressor.runtime import loop_for
 from stressor.timestamps import ClockAnchor
 

@@ -15,7 +15,7 @@ Two workloads, each client a subprocess pinned to core 0, each server in its own
    is for plain HTTP.
 2. **plain**: ``GET /`` against a trivial keep-alive HTTP/1.1 server (raw asyncio protocol on uvloop, in this
    file: ``--serve-plain``), by wrk, by Locust (``benchmarks/locust_plain.py``) and by stressor's own HTTP
-   client (``stressor.targets.http.HttpClient``: httpx's API over aiohttp) driven by N anyio tasks, on the
+   client (``stressor.http.client.HttpClient``: httpx's API over aiohttp) driven by N anyio tasks, on the
    asyncio loop and on uvloop. Per client: requests per second and requests per CPU-second.
 
 A client's CPU and peak RSS are measured the same way for every client: CPU from ``os.wait4`` of its process
@@ -520,7 +520,7 @@ async def _stressor_plain(base_url: str, concurrency: int, warmup_s: float, dura
     answered inside the window that starts after the warm-up."""
     import anyio
 
-    from stressor.targets.http import HttpClient
+    from stressor.http.client import HttpClient
 
     client = HttpClient(shards=1, connections_per_shard=concurrency, base_url=base_url, timeout=httpx.Timeout(10.0))
     counts = {"requests": 0, "errors": 0}

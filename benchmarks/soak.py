@@ -41,9 +41,10 @@ from stressor import runtime
 from stressor.intervals import interval_series
 from stressor.metrics import Metrics, Outcome
 from stressor.profile import OpenLoad, Profile, parse_profile
-from stressor.report.progress import ProgressWindow, progress_line
+from stressor.progress import ProgressWindow
+from stressor.report.progress import progress_line
 from stressor.report.results import build_results, write_results
-from stressor.report.runlog import RunLog, stamps_of
+from stressor.runlog import RunLog, stamps_of
 from stressor.session import Session, SessionResult, Where
 from stressor.sim.config import SimConfig
 from stressor.sim.server import SimulatorProcess

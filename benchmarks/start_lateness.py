@@ -46,7 +46,7 @@ from stressor.runtime import run as run_async
 from stressor.sim.config import SimConfig
 from stressor.sim.server import SimulatorProcess
 from stressor.targets.base import BatchOrder, RunEnd, Submission, SubmittedRun
-from stressor.targets.testcalls import TestCallsTarget
+from stressor.targets.testcalls.target import TestCallsTarget
 from stressor.timestamps import NS_PER_S, ClockAnchor
 
 GOAL_RATE = 200.0

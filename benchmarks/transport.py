@@ -19,13 +19,13 @@ For each candidate client:
 
 Candidates: httpx's default client (pool of 100, keep-alive 20), httpx with a pool of 256 (keep-alive 256),
 8 httpx clients of 32 connections used round robin (the ``ShardedClient`` of commit 722fb0b), httpx over
-``httpx_aiohttp.AiohttpTransport`` (pool 256), stressor's own client (``stressor.targets.http.HttpClient``
+``httpx_aiohttp.AiohttpTransport`` (pool 256), stressor's own client (``stressor.http.client.HttpClient``
 as ``TestCallsTarget`` builds it), aiohttp alone (pool 256) and the ``httpx2`` fork (its defaults), when
 installed. Then stressor's two transports, each through one ``httpx.AsyncClient`` and called directly
 (``await transport.handle_async_request(httpx.Request("GET", url))`` and ``aread()``, the request carrying the
 same timeout extension a client would give it): ``aiohttp-tr`` / ``aiohttp-tr-direct``
-(``stressor.targets.aiohttp_transport.AiohttpTransport``) and ``wire`` / ``wire-direct``
-(``stressor.targets.wire.WireTransport``), pool 256. Every client gets a 10 s timeout so that the stall shows
+(``stressor.http.aiohttp_transport.AiohttpTransport``) and ``wire`` / ``wire-direct``
+(``stressor.http.wire.WireTransport``), pool 256. Every client gets a 10 s timeout so that the stall shows
 pool behaviour, not timeouts. ``--loop asyncio,uvloop`` measures every candidate on each event loop.
 
     python benchmarks/transport.py                         # everything, ~3.5 minutes
@@ -185,7 +185,7 @@ def httpx_aiohttp_transport(base_url: str) -> tuple[Get, Close]:
 
 def stressor_client(base_url: str) -> tuple[Get, Close]:
     """Built the way ``TestCallsTarget`` builds it (8 shards x 32 connections = its default pool of 256)."""
-    from stressor.targets.http import HttpClient
+    from stressor.http.client import HttpClient
 
     client = HttpClient(shards=8, connections_per_shard=POOL // 8, base_url=base_url, timeout=TIMEOUT_S)
 
@@ -238,25 +238,25 @@ def _limits() -> httpx.Limits:
 
 
 def aiohttp_transport(base_url: str) -> tuple[Get, Close]:
-    from stressor.targets.aiohttp_transport import AiohttpTransport
+    from stressor.http.aiohttp_transport import AiohttpTransport
 
     return _transport_through_client(AiohttpTransport(limits=_limits()), base_url)
 
 
 def aiohttp_transport_direct(base_url: str) -> tuple[Get, Close]:
-    from stressor.targets.aiohttp_transport import AiohttpTransport
+    from stressor.http.aiohttp_transport import AiohttpTransport
 
     return _transport_direct(AiohttpTransport(limits=_limits()), base_url)
 
 
 def wire_transport(base_url: str) -> tuple[Get, Close]:
-    from stressor.targets.wire import WireTransport
+    from stressor.http.wire import WireTransport
 
     return _transport_through_client(WireTransport(limits=_limits()), base_url)
 
 
 def wire_transport_direct(base_url: str) -> tuple[Get, Close]:
-    from stressor.targets.wire import WireTransport
+    from stressor.http.wire import WireTransport
 
     return _transport_direct(WireTransport(limits=_limits()), base_url)
 
@@ -306,7 +306,7 @@ def candidates() -> list[Candidate]:
             httpx_aiohttp_transport,
             "" if _installed("httpx_aiohttp") else "httpx-aiohttp is not installed",
         ),
-        Candidate("stressor", "stressor.targets.http.HttpClient", stressor_client),
+        Candidate("stressor", "stressor.http.client.HttpClient", stressor_client),
         Candidate("aiohttp", "aiohttp alone (256), no httpx", aiohttp_alone),
         Candidate(
             "httpx2",

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from stressor.profile import ClosedLoad, OpenLoad, Profile, Ramp, Stage
-from stressor.report.thresholds import Threshold, Verdict, evaluate
+from stressor.thresholds import Threshold, Verdict, evaluate
 
 Model = Literal["closed", "open"]
 

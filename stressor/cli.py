@@ -44,9 +44,9 @@ sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 if TYPE_CHECKING:
     from stressor.capacity import Step
     from stressor.profile import Profile
-    from stressor.report.thresholds import Threshold
     from stressor.session import Scale, Session, SessionResult, Where
     from stressor.sim.config import SimConfig
+    from stressor.thresholds import Threshold
 
 EXIT_USAGE = 2
 EXIT_TARGET = 3
@@ -77,9 +77,12 @@ def _fail(message: str, code: int) -> typer.Exit:
 
 def _load(path: Path) -> Profile:
     from stressor.profile import ProfileError, load_profile
+    from stressor.sim.config import check_simulator_table
 
     try:
-        return load_profile(path)
+        profile = load_profile(path)
+        check_simulator_table(profile)
+        return profile
     except ProfileError as exc:
         raise _fail(str(exc), EXIT_USAGE) from None
 
@@ -128,7 +131,7 @@ def _duration_flag(value: str | None, flag: str) -> float | None:
 
 def _cost_guard(profile: Profile) -> None:
     """Against a real API every run is billed: demand consent and a budget the plan fits in."""
-    from stressor.plan import estimate
+    from stressor.estimate import estimate
 
     cost = profile.cost
     if not cost.consent_to_charge:
@@ -163,10 +166,11 @@ async def _run_session(
     from rich.live import Live
 
     from stressor.distributed.cluster import ClusterUnavailable
-    from stressor.report.progress import ProgressWindow, progress_line, progress_table
+    from stressor.progress import ProgressWindow
+    from stressor.report.progress import progress_line, progress_table
     from stressor.report.results import figures
-    from stressor.report.thresholds import abort_breaches
     from stressor.targets.base import TargetUnavailable
+    from stressor.thresholds import abort_breaches
 
     async def abort_on_breach() -> None:
         profile = session.profile
@@ -406,16 +410,16 @@ def run(
     from stressor.metrics import Outcome
     from stressor.report.console import render_summary
     from stressor.report.results import build_results, webhooks_json
-    from stressor.report.runlog import RunLog, stamps_of
-    from stressor.report.thresholds import (
+    from stressor.runlog import RunLog, stamps_of
+    from stressor.session import EMBEDDED_API_KEY, Session, Where
+    from stressor.targets.base import TargetUnavailable
+    from stressor.thresholds import (
         ThresholdError,
         breached,
         evaluate,
         parse_thresholds,
         render_verdicts,
     )
-    from stressor.session import EMBEDDED_API_KEY, Session, Where
-    from stressor.targets.base import TargetUnavailable
 
     if mode is not None and mode not in ("obey", "stress"):
         raise typer.BadParameter("must be 'obey' or 'stress'", param_hint="--mode")
@@ -668,7 +672,7 @@ def plan(
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
 ) -> None:
     """Show what a profile would do, sending nothing: batches, runs, peak in flight, requests, cost."""
-    from stressor.plan import assumptions_line, estimate, plan_document
+    from stressor.estimate import assumptions_line, estimate, plan_document
 
     profile = _load(profile_path)
     if as_json:
@@ -838,8 +842,8 @@ async def _check_rows(url: str | None, api_key: str, simulator: SimConfig | None
     import httpx
 
     from stressor.metrics import Metrics
-    from stressor.targets.preflight import CheckRow, check_rows
-    from stressor.targets.testcalls import TestCallsTarget
+    from stressor.targets.testcalls.preflight import CheckRow, check_rows
+    from stressor.targets.testcalls.target import TestCallsTarget
     from stressor.timestamps import ClockAnchor
 
     async with AsyncExitStack() as stack:
@@ -894,10 +898,10 @@ def capacity(
     # Imported here, not at the top: only this command needs them (and all of them before the search starts).
     from stressor.capacity import knee, levels, step_profile
     from stressor.report.results import build_results  # noqa: F401 (for _capacity_steps)
-    from stressor.report.thresholds import ThresholdError, parse_thresholds
     from stressor.session import EMBEDDED_API_KEY, Where
     from stressor.sim.server import SimulatorProcess  # noqa: F401 (for _capacity_steps)
     from stressor.targets.base import TargetUnavailable
+    from stressor.thresholds import ThresholdError, parse_thresholds
 
     if model not in ("closed", "open"):
         raise _fail("--model must be 'closed' or 'open'", EXIT_USAGE)

@@ -31,7 +31,7 @@ from stressor.intervals import Sample
 from stressor.metrics import Metrics, Outcome, RunRecord
 from stressor.plan import BatchStart, StageWindow, open_starts, stage_at, stage_windows, target_in_flight
 from stressor.profile import ClosedLoad, OpenLoad, Profile, Scenario
-from stressor.report.progress import Progress, progress_of
+from stressor.progress import Progress, progress_of
 from stressor.shares import WHOLE, Share
 from stressor.targets.base import BatchOrder, RunEnd, SubmitError, Target
 from stressor.timestamps import NS_PER_S, ClockAnchor

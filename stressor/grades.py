@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
-from stressor.webhooks.events import CallGraded, GradeScale, normalise_score
+from stressor.scores import CallGraded, GradeScale, normalise_score
 
 
 class GradeBook:

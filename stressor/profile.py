@@ -20,8 +20,9 @@ from typing import Any, Literal, TypeVar
 
 import orjson
 
+from stressor.scores import GRADE_SCALES, GradeScale
+from stressor.thresholds import ThresholdError, parse_threshold
 from stressor.units import parse_duration, parse_rate
-from stressor.webhooks.events import GRADE_SCALES, GradeScale
 
 MAX_RUNS_PER_BATCH = 20
 MAX_IN_FLIGHT = 1_000_000
@@ -237,7 +238,7 @@ class Profile:
     webhooks: Webhooks = field(default_factory=Webhooks)
     grades: Grades = field(default_factory=Grades)
     simulator: Mapping[str, Any] = field(default_factory=dict)
-    thresholds: tuple[str, ...] = ()  # expressions, checked at load (stressor.report.thresholds)
+    thresholds: tuple[str, ...] = ()  # expressions, checked at load (stressor.thresholds)
     description: str = ""
     grace_s: float = 30.0
     mean_call_duration_s: float = 45.0
@@ -400,7 +401,7 @@ def _stagger(value: object) -> float:
 def default_poll_interval_max(poll_interval_s: float) -> float:
     """How far polls may slow down when a profile does not say: ten intervals, at most 30 s, never below
     the interval itself. A 45 s call polled every second costs ~46 polls; growing with the batch's age
-    (``stressor.targets.testcalls.PollSchedule``) it costs ~26, and its end is seen within 4.5 s."""
+    (``stressor.targets.testcalls.target.PollSchedule``) it costs ~26, and its end is seen within 4.5 s."""
     return max(poll_interval_s, min(POLL_GROWTH_BOUND * poll_interval_s, POLL_INTERVAL_MAX_CAP_S))
 
 
@@ -663,9 +664,6 @@ def _grades(table: _Table) -> Grades:
 
 
 def _thresholds(root: _Table) -> tuple[str, ...]:
-    # Imported here: the threshold grammar lives with the reports that evaluate it.
-    from stressor.report.thresholds import ThresholdError, parse_threshold  # noqa: PLC0415
-
     texts = root.get("thresholds", _string_list, [])
     for i, text in enumerate(texts):
         try:
@@ -681,20 +679,9 @@ def _string_list(value: object) -> list[str]:
     return value
 
 
-def simulator_settings() -> tuple[str, ...]:
-    """The keys a profile's ``[simulator]`` table may hold: the ``stressor sim`` settings (``SimConfig``),
-    but the API key, which the embedded simulator is always given by stressor itself."""
-    # Imported here: the simulator's settings live with the simulator.
-    from stressor.sim.config import SimConfig  # noqa: PLC0415
-
-    return tuple(sorted(name for name in SimConfig.__dataclass_fields__ if name != "api_key"))
-
-
 def _simulator(table: _Table) -> Mapping[str, Any]:
-    """Settings of the embedded simulator (faults, slots...): names checked here, for ``plan`` and ``run``
-    alike; values are checked by the simulator's own config when one is started."""
-    table.used.update(simulator_settings())
-    table.finish()
+    """Settings of the embedded simulator (faults, slots...), as written: the simulator's own config checks them
+    (``stressor.sim.config.check_simulator_table``, when a command loads the profile)."""
     return dict(table.data)
 
 

@@ -20,14 +20,14 @@ from stressor.governor import Governor
 from stressor.grades import GradeBook
 from stressor.metrics import Metrics, Outcome, RunRecord
 from stressor.profile import Profile
-from stressor.report.runlog import LoggedRecords, RunLog, counters_line, keep_flushed
+from stressor.runlog import LoggedRecords, RunLog, counters_line, keep_flushed
 from stressor.secrets import mask_secret
 from stressor.sim.config import SimConfig
 from stressor.sim.records import TruthRecord
 from stressor.targets.base import RunEnd
 from stressor.targets.from_profile import build_target
 from stressor.targets.inbox import CompletionInbox
-from stressor.targets.testcalls import TestCallsTarget
+from stressor.targets.testcalls.target import TestCallsTarget
 from stressor.timestamps import ClockAnchor
 from stressor.webhooks.events import CallGraded, RunCompleted
 from stressor.webhooks.receiver import ReceiverStats, WebhookReceiver

@@ -21,7 +21,7 @@ from stressor.session import Session, SessionResult, Where
 from stressor.sim.config import SimConfig
 from stressor.sim.records import TruthRecord
 from stressor.sim.server import serve
-from stressor.targets.testcalls import TestCallsTarget
+from stressor.targets.testcalls.target import TestCallsTarget
 from stressor.timestamps import ClockAnchor
 
 

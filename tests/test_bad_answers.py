@@ -32,8 +32,8 @@ from stressor.profile import Limits, RunRequest, parse_profile
 from stressor.sim.config import SimConfig
 from stressor.sim.server import serve
 from stressor.targets.base import BatchOrder, RunEnd, Submission, SubmitError, SubmittedRun, TargetUnavailable
-from stressor.targets.requests import BODY_LIMIT, LIST_BODY_LIMIT
-from stressor.targets.testcalls import TestCallsTarget
+from stressor.targets.testcalls.requests import BODY_LIMIT, LIST_BODY_LIMIT
+from stressor.targets.testcalls.target import TestCallsTarget
 from stressor.timestamps import ClockAnchor
 
 # respx at the client level: it sees requests whatever transport the client uses (aiohttp by default).
@@ -41,7 +41,7 @@ pytestmark = [pytest.mark.anyio, pytest.mark.respx(using="httpx")]
 
 BASE = "http://127.0.0.1:9"
 KEY = "sk_live_0123456789abcdef0123456789abcdef"
-LOGGER = "stressor.targets.testcalls"
+LOGGER = "stressor.targets.testcalls.target"
 FAST = Limits(backoff_base_s=0.001, backoff_cap_s=0.005)
 TOKEN = "r1"  # the target's run token, in its batch names
 ORDER = BatchOrder(seq=1, name="stressor bad #1", request=RunRequest(target_id=7), prompts=("a", "b"), stagger_s=0)

@@ -8,7 +8,7 @@ import pytest
 
 from stressor.capacity import Step, knee, levels, step_profile
 from stressor.profile import ClosedLoad, OpenLoad, Ramp, parse_profile
-from stressor.report.thresholds import Status, Verdict, parse_threshold
+from stressor.thresholds import Status, Verdict, parse_threshold
 
 
 def step(level: float, held: bool) -> Step:

@@ -16,7 +16,7 @@ from stressor.cli import app
 from stressor.metrics import LatencyRecorder
 from stressor.report.compare import Judgement, compare, confidence_interval
 from stressor.report.results import recorder_json
-from stressor.report.thresholds import parse_path
+from stressor.thresholds import parse_path
 
 
 def _document(seed: int, runs: int, slower: float = 1.0) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from stressor.profile import Profile, parse_profile
 from stressor.sim.config import SimConfig
 from stressor.sim.records import TruthRecord
 from stressor.sim.server import SimulatorProcess, fetch_truth
-from stressor.targets.testcalls import TestCallsTarget
+from stressor.targets.testcalls.target import TestCallsTarget
 from stressor.timestamps import NS_PER_S, ClockAnchor
 
 pytestmark = pytest.mark.e2e

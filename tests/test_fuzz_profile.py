@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from stressor.plan import estimate
+from stressor.estimate import estimate
 from stressor.profile import Profile, ProfileError, load_profile, parse_profile
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

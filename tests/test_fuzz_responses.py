@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from stressor.governor import Governor
 from stressor.profile import Limits, RunRequest
-from stressor.targets.answers import (
+from stressor.targets.base import BatchOrder, Submission, SubmitError, SubmittedRun
+from stressor.targets.testcalls.answers import (
     parse_run,
     read_batch_poll,
     read_batch_submission,
@@ -25,10 +26,9 @@ from stressor.targets.answers import (
     read_run_page,
     read_run_submission,
 )
-from stressor.targets.base import BatchOrder, Submission, SubmitError, SubmittedRun
-from stressor.targets.failures import ANOMALIES
-from stressor.targets.lister import RunLister
-from stressor.targets.testcalls import TestCallsTarget
+from stressor.targets.testcalls.failures import ANOMALIES
+from stressor.targets.testcalls.lister import RunLister
+from stressor.targets.testcalls.target import TestCallsTarget
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 BASE = "http://127.0.0.1:9"

@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from stressor.report.thresholds import (
+from stressor.thresholds import (
     Threshold,
     ThresholdError,
     abort_breaches,

@@ -20,11 +20,11 @@ import orjson
 import pytest
 import respx
 
+from stressor.http.aiohttp_transport import AiohttpTransport
+from stressor.http.client import HttpClient
 from stressor.sim.config import SimConfig
 from stressor.sim.server import serve
-from stressor.targets.aiohttp_transport import AiohttpTransport
-from stressor.targets.failures import transport_failure
-from stressor.targets.http import HttpClient
+from stressor.targets.testcalls.failures import transport_failure
 
 pytestmark = pytest.mark.anyio
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from stressor.targets.ledger import ORDER_SLACK_S, CreationLedger
-from stressor.targets.lister import SKIP_MARGIN_RUNS, RunLister
+from stressor.targets.testcalls.lister import SKIP_MARGIN_RUNS, RunLister
 
 pytestmark = pytest.mark.anyio
 

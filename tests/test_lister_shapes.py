@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from stressor.targets.ledger import CreationLedger
-from stressor.targets.lister import RunLister
-from stressor.targets.listing import ListLearner
+from stressor.targets.testcalls.lister import RunLister
+from stressor.targets.testcalls.listing import ListLearner
 
 pytestmark = pytest.mark.anyio
 

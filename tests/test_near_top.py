@@ -9,10 +9,11 @@ import httpx
 import pytest
 import respx
 
+from stressor.polling import NEAR_TOP_RUNS
 from stressor.targets.base import Submission, SubmittedRun
 from stressor.targets.ledger import CreationLedger
-from stressor.targets.lister import PAGES_AT_ONCE, RunLister
-from stressor.targets.testcalls import NEAR_TOP_RUNS, TestCallsTarget
+from stressor.targets.testcalls.lister import PAGES_AT_ONCE, RunLister
+from stressor.targets.testcalls.target import TestCallsTarget
 
 # respx at the client level: it sees requests whatever transport the client uses.
 pytestmark = [pytest.mark.anyio, pytest.mark.respx(using="httpx", assert_all_called=False)]

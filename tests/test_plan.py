@@ -10,19 +10,10 @@ from pathlib import Path
 import pytest
 
 from stressor import plan
-from stressor.plan import (
-    assumptions_line,
-    estimate,
-    open_spans,
-    open_starts,
-    plan_document,
-    polls_within,
-    stage_at,
-    stage_windows,
-    target_in_flight,
-)
+from stressor.estimate import assumptions_line, estimate, plan_document, polls_within
+from stressor.plan import open_spans, open_starts, stage_at, stage_windows, target_in_flight
+from stressor.polling import PollSchedule
 from stressor.profile import Profile, load_profile, parse_profile
-from stressor.targets.testcalls import PollSchedule
 
 PROFILES = Path(__file__).parent.parent / "profiles"
 

@@ -12,7 +12,8 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stressor.plan import estimate, open_spans, open_starts, stage_windows
+from stressor.estimate import estimate
+from stressor.plan import open_spans, open_starts, stage_windows
 from stressor.profile import OpenLoad, parse_profile
 
 

@@ -9,8 +9,8 @@ import orjson
 import pytest
 from sessions import run_stressor
 
-from stressor.targets.listing import ListLearner
-from stressor.targets.preflight import BATCHES, RUNS, CheckRow, Inspection, check_rows, probe_lists
+from stressor.targets.testcalls.listing import ListLearner
+from stressor.targets.testcalls.preflight import BATCHES, RUNS, CheckRow, Inspection, check_rows, probe_lists
 
 pytestmark = pytest.mark.anyio
 

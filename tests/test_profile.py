@@ -83,11 +83,6 @@ def test_stage_models() -> None:
         ({"stages": [{"duration": "1m", "rate": {"to": 1}}]}, "p.toml: stages[0].rate.from: is required"),
         ({**BASE, "grace": "-5s"}, "p.toml: grace: a duration must be a finite number of seconds >= 0, got '-5s'"),
         (
-            {**BASE, "simulator": {"slotz": 3}},
-            "p.toml: simulator.slotz: is not a known key (allowed here: batch_name, batch_name_length, call_duration,",
-        ),
-        ({**BASE, "simulator": {"api_key": "sk"}}, "p.toml: simulator.api_key: is not a known key"),
-        (
             {"stages": [{"duration": "24h", "rate": "1000000000/s"}]},
             "p.toml: stages[0]: would start 8.64e+13 batches, more than the 1e+12 a stage may start",
         ),

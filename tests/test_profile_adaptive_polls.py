@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from sessions import profile_of, run_session
 
+from stressor.estimate import estimate
 from stressor.metrics import Outcome
-from stressor.plan import estimate
 from stressor.profile import Profile
 from stressor.session import SessionResult
 from stressor.timestamps import NS_PER_S

@@ -13,15 +13,15 @@ import orjson
 import pytest
 
 from stressor.engine import Engine, EngineResult
+from stressor.estimate import estimate
 from stressor.governor import Governor
 from stressor.metrics import Metrics
-from stressor.plan import estimate
 from stressor.profile import Profile, load_profile, parse_profile
-from stressor.report.thresholds import lookup, parse_thresholds
 from stressor.sim.config import SimConfig
 from stressor.sim.records import TruthRecord
 from stressor.sim.server import SimulatorProcess, fetch_truth
-from stressor.targets.testcalls import TestCallsTarget
+from stressor.targets.testcalls.target import TestCallsTarget
+from stressor.thresholds import lookup, parse_thresholds
 from stressor.timestamps import NS_PER_S, ClockAnchor
 
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"

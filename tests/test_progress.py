@@ -13,7 +13,8 @@ import pytest
 from stressor.governor import Governor
 from stressor.metrics import Measure, Metrics, Outcome
 from stressor.profile import Limits, Profile, parse_profile
-from stressor.report.progress import Progress, ProgressWindow, progress_line, progress_of, progress_table
+from stressor.progress import Progress, ProgressWindow, progress_of
+from stressor.report.progress import progress_line, progress_table
 from stressor.timestamps import ClockAnchor
 
 

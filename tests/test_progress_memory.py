@@ -16,7 +16,7 @@ from stressor.governor import Governor
 from stressor.intervals import Sample, interval_series
 from stressor.metrics import LatencyRecorder, Measure, Metrics, Outcome
 from stressor.profile import Limits, parse_profile
-from stressor.report.progress import ProgressWindow, progress_of
+from stressor.progress import ProgressWindow, progress_of
 from stressor.runtime import tuned_gc
 from stressor.timestamps import ClockAnchor
 

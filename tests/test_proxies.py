@@ -23,13 +23,13 @@ from forward_proxy import ForwardProxy, TlsFront
 from sessions import profile_of, run_stressor
 
 from stressor.engine import Engine, EngineResult
+from stressor.http.client import HttpClient
 from stressor.metrics import Metrics, Outcome
 from stressor.session import Scale, Session, Where
 from stressor.sim.config import SimConfig
 from stressor.sim.server import RunningSimulator, serve
 from stressor.targets.base import TargetUnavailable
-from stressor.targets.http import HttpClient
-from stressor.targets.testcalls import TestCallsTarget
+from stressor.targets.testcalls.target import TestCallsTarget
 from stressor.timestamps import ClockAnchor
 
 pytestmark = pytest.mark.anyio

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from stressor.targets.listing import ListLearner, name_matches, name_rule, page_order
-from stressor.targets.reconcile import Absent, Found, Reorder, Unknown, Unproven, Walk
+from stressor.targets.testcalls.listing import ListLearner, name_matches, name_rule, page_order
+from stressor.targets.testcalls.reconcile import Absent, Found, Reorder, Unknown, Unproven, Walk
 
 T0 = datetime(2026, 12, 6, 12, 0, 0, tzinfo=UTC)
 

@@ -20,7 +20,7 @@ from stressor.report.compare import (
     render_markdown,
     render_text,
 )
-from stressor.report.thresholds import parse_path
+from stressor.thresholds import parse_path
 
 
 def _big(doc: dict, n: int = 1000) -> dict:

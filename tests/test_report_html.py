@@ -11,7 +11,7 @@ from test_report_fixture import load_fixture
 
 from stressor.report.compare import compare
 from stressor.report.html import render_html
-from stressor.report.thresholds import evaluate, parse_thresholds
+from stressor.thresholds import evaluate, parse_thresholds
 from stressor.units import format_rate
 
 CHARTS = ("latency", "runs", "load", "failures", "spectrum")

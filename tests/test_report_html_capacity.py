@@ -7,7 +7,7 @@ import re
 from test_report_html import _parse, _points
 
 from stressor.report.html import render_capacity_html
-from stressor.report.thresholds import parse_thresholds
+from stressor.thresholds import parse_thresholds
 
 SLOS = parse_thresholds(["queue_to_completion.p95 < 2s", "failure_rate < 5%"])
 CHARTS = ("capacity-latency", "capacity-failures", "capacity-throughput")

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 from test_report_fixture import load_fixture
 
 from stressor.report.junit import junit_xml
-from stressor.report.thresholds import evaluate, parse_thresholds
+from stressor.thresholds import evaluate, parse_thresholds
 
 
 def _suite(xml: str) -> ET.Element:

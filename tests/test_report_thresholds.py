@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from test_report_fixture import load_fixture
 
-from stressor.report.thresholds import (
+from stressor.thresholds import (
     Kind,
     Status,
     ThresholdError,

@@ -15,7 +15,7 @@ import pytest
 
 from stressor.metrics import Metrics, Outcome, RunRecord
 from stressor.report.results import results_from_runs_log
-from stressor.report.runlog import (
+from stressor.runlog import (
     COUNTERS_EVERY,
     FLUSH_EVERY_S,
     LoggedRecords,

@@ -17,13 +17,13 @@ from stressor.governor import Governor
 from stressor.profile import Limits, RunRequest
 from stressor.secrets import mask_secret
 from stressor.targets.base import BatchOrder, RunEnd, Submission, SubmitError, SubmittedRun
-from stressor.targets.testcalls import ERROR_MESSAGE_LIMIT, TestCallsTarget
+from stressor.targets.testcalls.target import ERROR_MESSAGE_LIMIT, TestCallsTarget
 
 pytestmark = [pytest.mark.anyio, pytest.mark.respx(using="httpx")]
 
 BASE = "http://127.0.0.1:9"
 KEY = "sk_live_" + secrets.token_hex(16)  # made up here, fresh each run
-LOGGER = "stressor.targets.testcalls"
+LOGGER = "stressor.targets.testcalls.target"
 TOKEN = "r1"
 STATUS_CUT, ID_CUT, DETAIL_CUT = 40, 40, 200  # what the log lines and messages keep of a quoted server text
 

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from stressor.sim.config import Distribution, SimConfig, SimConfigError
+from stressor.profile import ProfileError, parse_profile
+from stressor.sim.config import Distribution, SimConfig, SimConfigError, check_simulator_table
 from stressor.sim.faults import FaultLayer
 from stressor.sim.model import SimModel
 from stressor.sim.records import RunRequest
@@ -177,3 +178,21 @@ def test_model_seeds_faults_and_webhooks_apart_from_its_own_draws() -> None:
         model.advance(1000.0)
     assert [r.status for r in plain.truth()] == [r.status for r in faulty.truth()]
     assert [r.completed for r in plain.truth()] == [r.completed for r in faulty.truth()]
+
+
+@pytest.mark.parametrize(
+    ("table", "expected"),
+    [
+        (
+            {"slotz": 3},
+            "p.toml: simulator.slotz: is not a known key (allowed here: batch_name, batch_name_length, call_duration,",
+        ),
+        ({"api_key": "sk"}, "p.toml: simulator.api_key: is not a known key"),  # stressor gives it its own
+    ],
+)
+def test_a_profiles_simulator_table_holds_only_the_simulators_settings(table: dict, expected: str) -> None:
+    profile = parse_profile({"stages": [{"duration": "10s", "rate": "30/min"}], "simulator": table}, "p.toml")
+    with pytest.raises(ProfileError) as refused:
+        check_simulator_table(profile)
+    assert str(refused.value).startswith(expected)
+    check_simulator_table(parse_profile({"stages": [{"duration": "1s", "rate": 1}], "simulator": {"slots": 3}}, "p"))

@@ -17,8 +17,8 @@ from support.witness import create_witness
 from stressor.governor import Governor
 from stressor.profile import Limits, RunRequest
 from stressor.targets.base import BatchOrder, SubmitError
-from stressor.targets.lister import LIST_PAGE_SIZE
-from stressor.targets.testcalls import TestCallsTarget
+from stressor.targets.testcalls.lister import LIST_PAGE_SIZE
+from stressor.targets.testcalls.target import TestCallsTarget
 
 pytestmark = [pytest.mark.anyio, pytest.mark.respx(using="httpx")]
 

@@ -21,13 +21,13 @@ from anyio.abc import SocketStream
 from stressor.governor import Governor
 from stressor.profile import Limits, RunRequest
 from stressor.targets.base import BatchOrder, RunEnd, Submission, SubmitError, SubmittedRun
-from stressor.targets.testcalls import TestCallsTarget
+from stressor.targets.testcalls.target import TestCallsTarget
 from stressor.timestamps import parse_iso
 
 pytestmark = pytest.mark.anyio
 
 KEY = "sk_live_0123456789abcdef0123456789abcdef"
-LOGGER = "stressor.targets.testcalls"
+LOGGER = "stressor.targets.testcalls.target"
 FAST = Limits(backoff_base_s=0.001, backoff_cap_s=0.005, max_retries=1)
 
 

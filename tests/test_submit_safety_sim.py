@@ -18,7 +18,7 @@ from stressor.metrics import Metrics, Outcome
 from stressor.sim.config import SimConfig
 from stressor.sim.faults import RateLimiter, quota_headers
 from stressor.sim.server import serve
-from stressor.targets.testcalls import TestCallsTarget
+from stressor.targets.testcalls.target import TestCallsTarget
 from stressor.timestamps import ClockAnchor
 
 WALL = 1_800_000_000.0

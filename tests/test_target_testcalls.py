@@ -15,10 +15,11 @@ import respx
 from support.witness import create_witness
 
 from stressor.governor import Governor
+from stressor.polling import SCAN_PAGE_SIZE, PollSchedule
 from stressor.profile import Limits, RunRequest
 from stressor.targets.base import BatchOrder, RunEnd, Submission, SubmitError, SubmittedRun, TargetUnavailable
-from stressor.targets.lister import SCAN_PAGE_SIZE, RunLister
-from stressor.targets.testcalls import PollSchedule, TestCallsTarget
+from stressor.targets.testcalls import TestCallsTarget
+from stressor.targets.testcalls.lister import RunLister
 from stressor.timestamps import parse_iso
 
 # respx at the client level: it sees requests whatever transport the client uses (aiohttp by default).

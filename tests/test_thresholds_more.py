@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from stressor.report.thresholds import Status, ThresholdError, parse_threshold, verdict
+from stressor.thresholds import Status, ThresholdError, parse_threshold, verdict
 
 
 def _doc(not_started: dict[str, int]) -> dict[str, Any]:

@@ -14,16 +14,8 @@ from hypothesis import strategies as st
 
 from stressor.grades import GradeBook
 from stressor.profile import ProfileError, parse_profile
-from stressor.webhooks.events import (
-    BadEvent,
-    CallGraded,
-    Deduper,
-    GradeScale,
-    RunCompleted,
-    UnknownEvent,
-    normalise_score,
-    parse_event,
-)
+from stressor.scores import BadEvent, CallGraded, GradeScale, normalise_score
+from stressor.webhooks.events import Deduper, RunCompleted, UnknownEvent, parse_event
 
 RUN = {
     "id": "tc_8f2a",

@@ -13,9 +13,9 @@ import pytest
 from anyio.abc import SocketStream
 
 from stressor.governor import Governor
+from stressor.http.wire import HEAD_LIMIT, HEAD_TOO_LARGE, WireTransport
 from stressor.profile import Limits
-from stressor.targets.testcalls import TestCallsTarget
-from stressor.targets.wire import HEAD_LIMIT, HEAD_TOO_LARGE, WireTransport
+from stressor.targets.testcalls.target import TestCallsTarget
 
 pytestmark = pytest.mark.anyio
 
@@ -71,7 +71,7 @@ async def test_an_endless_header_fails_the_request_at_the_head_limit() -> None:
 async def test_an_endless_header_is_counted_too_large_by_the_target_and_logged_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="stressor.targets.testcalls")
+    caplog.set_level(logging.WARNING, logger="stressor.targets.testcalls.target")
     server = Endless()
     counts: Counter[str] = Counter()
 

@@ -1,4 +1,4 @@
-"""``stressor.targets.wire.WireTransport`` on real loopback sockets, on asyncio and on uvloop: keep-alive and the
+"""``stressor.http.wire.WireTransport`` on real loopback sockets, on asyncio and on uvloop: keep-alive and the
 pool, how bodies end, the body limit, which httpx exception each failure becomes (the target decides from it
 whether a run-creating request may have reached the server), cancellation, and requests made through
 ``httpx.AsyncClient``."""
@@ -21,8 +21,8 @@ import httpx
 import orjson
 import pytest
 
-from stressor.targets.failures import body_cut_off, transport_failure
-from stressor.targets.wire import WireTransport
+from stressor.http.wire import WireTransport
+from stressor.targets.testcalls.failures import body_cut_off, transport_failure
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 

@@ -19,7 +19,7 @@ from stressor.engine import EngineResult
 from stressor.governor import Governor
 from stressor.metrics import Metrics, RunRecord
 from stressor.profile import Profile
-from stressor.report.progress import Progress
+from stressor.progress import Progress
 from stressor.shares import Share
 from stressor.timestamps import NS_PER_S, ClockAnchor
 

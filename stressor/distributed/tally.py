@@ -17,7 +17,7 @@ from stressor.governor import Governor
 from stressor.intervals import Sample
 from stressor.metrics import LatencyRecorder, Measure, Metrics, Outcome, RunRecord
 from stressor.profile import Profile
-from stressor.report.progress import Progress, progress_of
+from stressor.progress import Progress, progress_of
 from stressor.timestamps import NS_PER_S, ClockAnchor
 
 WORKER_LOST = "worker_lost"

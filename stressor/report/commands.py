@@ -17,7 +17,7 @@ import typer
 
 from stressor.report.compare import DEFAULT_RULES, RuleError, comparison_json, parse_rules, render_markdown, render_text
 from stressor.report.compare import compare as compare_documents
-from stressor.report.thresholds import ThresholdError, breached, evaluate, parse_thresholds, render_verdicts
+from stressor.thresholds import ThresholdError, breached, evaluate, parse_thresholds, render_verdicts
 
 # stressor.cli imports this module for every command (to register these two): the writers and the runs-log
 # reader (which imports the whole session) are imported inside the functions that use them.
@@ -49,7 +49,7 @@ def load_results(path: Path) -> dict[str, Any]:
     is neither."""
     if path.suffix == ".jsonl":
         from stressor.report.results import results_from_runs_log
-        from stressor.report.runlog import RunLogError
+        from stressor.runlog import RunLogError
 
         try:
             return results_from_runs_log(path)

@@ -1,6 +1,6 @@
 """Two results documents side by side: what got better, what got worse, what is noise, and did it regress. Pure.
 
-Every figure is looked up with the threshold vocabulary (``stressor.report.thresholds``), so a rule can name
+Every figure is looked up with the threshold vocabulary (``stressor.thresholds``), so a rule can name
 any measure a threshold can, per variant or scenario too.
 
 **Judgement of a change** (``judge``): each row compares a base and a new value and says *better*, *worse* or
@@ -52,7 +52,7 @@ from typing import Any, Literal
 
 from hdrh.histogram import HdrHistogram
 
-from stressor.report.thresholds import MEASURES, Kind, MeasurePath, format_value, lookup, parse_path
+from stressor.thresholds import MEASURES, Kind, MeasurePath, format_value, lookup, parse_path
 from stressor.units import parse_duration
 
 DEFAULT_TOLERANCE = 0.05

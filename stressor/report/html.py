@@ -24,7 +24,7 @@ from typing import Any
 
 from stressor.metrics import LatencyRecorder
 from stressor.report.compare import Comparison, Judgement, Row, format_change, headline_rows
-from stressor.report.thresholds import Status, Threshold, Verdict, format_value
+from stressor.thresholds import Status, Threshold, Verdict, format_value
 from stressor.units import format_duration, format_rate
 
 US_PER_S = 1_000_000

@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from stressor.report.thresholds import Status, Verdict
+from stressor.thresholds import Status, Verdict
 from stressor.units import format_duration
 
 SUITE = "stressor"

@@ -19,7 +19,7 @@ from stressor.intervals import Interval
 from stressor.metrics import MEASURE_SOURCES, Breakdown, LatencyRecorder, Measure, Metrics, Outcome, Summary
 from stressor.plan import peak_batch_rate, stage_windows
 from stressor.profile import ClosedLoad, Limits, OpenLoad, Profile, TargetSpec
-from stressor.report.runlog import LoggedRecords, read_runs_log
+from stressor.runlog import LoggedRecords, read_runs_log
 from stressor.session import SessionResult
 from stressor.timestamps import NS_PER_S
 

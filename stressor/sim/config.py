@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from stressor.profile import Profile, ProfileError
 from stressor.sim.windows import ERROR_STATUSES, ErrorBurst, ErrorStatus, Stall
 from stressor.units import parse_duration, parse_rate
 
@@ -38,6 +39,16 @@ PRODUCTS: tuple[str, ...] = (
     "storm-extra",
     "storm-extra-with-ack",
 )
+
+
+def check_simulator_table(profile: Profile) -> None:
+    """A profile's ``[simulator]`` table may hold only the simulator's settings, but the API key (stressor gives
+    the embedded simulator its own). Raises ProfileError naming the first unknown key and the allowed ones."""
+    allowed = sorted(name for name in SimConfig.__dataclass_fields__ if name != "api_key")
+    unknown = sorted(set(profile.simulator) - set(allowed))
+    if unknown:
+        listed = ", ".join(allowed)
+        raise ProfileError(profile.source, f"simulator.{unknown[0]}", f"is not a known key (allowed here: {listed})")
 
 
 class SimConfigError(ValueError):

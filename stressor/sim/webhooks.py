@@ -40,11 +40,11 @@ import anyio
 import httpx
 import orjson
 
+from stressor.http.wire import WireTransport
 from stressor.sim.config import REORDER_WINDOW_S, SimConfig, WebhookPayload
 from stressor.sim.model import SimModel
 from stressor.sim.records import SimEvent
 from stressor.sim.views import grade_object, run_json
-from stressor.targets.wire import WireTransport
 from stressor.webhooks.events import CALL_GRADED, RUN_COMPLETED, RUN_KEY
 from stressor.webhooks.signature import V1_HEADER, V2_HEADER, sign_v1, sign_v2
 

@@ -4,20 +4,10 @@ from __future__ import annotations
 
 from stressor.governor import Governor
 from stressor.metrics import Metrics
+from stressor.polling import fallback_seconds
 from stressor.profile import Profile
 from stressor.targets.inbox import CompletionInbox
-from stressor.targets.testcalls import TestCallsTarget
-
-
-def fallback_seconds(profile: Profile) -> float | None:
-    """After how long a run whose webhook has not come is polled (None: never)."""
-    fallback = profile.webhooks.fallback
-    if fallback == "off":
-        return None
-    if fallback == "auto":
-        longest_stagger = max(((s.batch.runs - 1) * s.batch.stagger_s for s in profile.stages), default=0.0)
-        return max(1.0, 2 * profile.mean_call_duration_s + longest_stagger)
-    return float(fallback)
+from stressor.targets.testcalls.target import TestCallsTarget
 
 
 def build_target(

@@ -17,7 +17,6 @@ from stressor.webhooks.events import (
     UnknownEvent,
     WebhookEvent,
     dedupe_key,
-    normalise_score,
     parse_event,
 )
 from stressor.webhooks.receiver import EventCallback, ReceiverStats, WebhookReceiver
@@ -46,8 +45,7 @@ __all__ = [
     "WebhookEvent",
     "WebhookReceiver",
     "dedupe_key",
-    "normalise_score",
-    "parse_event",
+        "parse_event",
     "sign_v1",
     "sign_v2",
     "verify",

@@ -16,18 +16,17 @@ rather than a rejected event, since the event still says "this run ended".
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import orjson
 
+from stressor.scores import CALL_GRADED, BadEvent, CallGraded, call_graded, ident, text
 from stressor.timestamps import parse_iso_or_none
 
 RUN_COMPLETED = "test-call.completed"
-CALL_GRADED = "call.graded"
 #: Where ``test-call.completed`` nests its run: ``data.test_call_run`` (a run directly under ``data`` is read too).
 RUN_KEY = "test_call_run"
 
@@ -54,76 +53,14 @@ class RunCompleted:
 
 
 @dataclass(frozen=True, slots=True)
-class CallGraded:
-    """A call's grade. ``score`` is on 0..1 (see ``normalise_score``); ``raw_score`` is the number as sent.
-
-    The contract gives no field telling the fast grade from the full one: keep the latest per call (by
-    ``graded_at`` when present, else by arrival).
-    """
-
-    type: ClassVar[str] = CALL_GRADED
-
-    call_id: str
-    score: float | None
-    raw_score: float | None
-    status: str | None
-    call_outcome: str | None
-    grader_model: str | None
-    graded_at: float | None
-
-
-@dataclass(frozen=True, slots=True)
 class UnknownEvent:
     """A well-formed delivery of a type stressor does not handle."""
 
     type: str
 
 
-@dataclass(frozen=True, slots=True)
-class BadEvent:
-    """A body that is not an event: ``reason`` is ``bad_json`` or ``bad_shape``; ``message`` says what."""
-
-    reason: str
-    message: str
-
-
 WebhookEvent = RunCompleted | CallGraded
 ParsedBody = RunCompleted | CallGraded | UnknownEvent | BadEvent
-
-
-GradeScale = Literal["auto", "1", "100"]
-GRADE_SCALES: tuple[str, ...] = ("auto", "1", "100")
-
-
-def normalise_score(value: float, scale: GradeScale = "auto") -> float | None:
-    """A grade score on 0..1, read on ``scale``: ``"1"`` (the docs' 0..1, e.g. 0.8), ``"100"`` (the SDK's
-    integers 0..100, e.g. 80), or ``"auto"``, a guess per value: above 1 is read as a percentage, and 1 or
-    less as 0..1, so exactly 1 is a perfect score, never 1 % (a 0..100 server's scores of 0 and 1 are
-    therefore misread: set the scale when the server's is known). Outside the scale's range (or not
-    finite): None."""
-    top = 1 if scale == "1" else 100
-    if not math.isfinite(value) or value < 0 or value > top:
-        return None
-    if scale == "100" or (scale == "auto" and value > 1):
-        return value / 100
-    return float(value)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _ident(value: object) -> str | None:
-    """An id as text: the API uses strings, but an integer id is taken as its decimal form."""
-    if isinstance(value, str):
-        return value or None
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return None
-
-
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) else None
 
 
 def _run_completed(data: Mapping[str, Any]) -> RunCompleted | BadEvent:
@@ -140,8 +77,8 @@ def _run_completed(data: Mapping[str, Any]) -> RunCompleted | BadEvent:
             f"{RUN_COMPLETED}: no run in the event: expected it under data.{RUN_KEY} (as the API docs' handler "
             "reads it) or directly under data, with an 'id' and a 'status'",
         )
-    run_id = _ident(data.get("id"))
-    status = _text(data.get("status"))
+    run_id = ident(data.get("id"))
+    status = text(data.get("status"))
     if run_id is None or not status:
         return BadEvent("bad_shape", f"{RUN_COMPLETED}: {where} needs a run 'id' and a 'status'")
     return RunCompleted(
@@ -150,33 +87,10 @@ def _run_completed(data: Mapping[str, Any]) -> RunCompleted | BadEvent:
         created_at=parse_iso_or_none(data.get("created_at")),
         started_at=parse_iso_or_none(data.get("started_at")),
         completed_at=parse_iso_or_none(data.get("completed_at")),
-        error_message=_text(data.get("error_message")) or "",
-        call_id=_ident(data.get("call_id")),
-        batch_id=_ident(data.get("batch_id")),
+        error_message=text(data.get("error_message")) or "",
+        call_id=ident(data.get("call_id")),
+        batch_id=ident(data.get("batch_id")),
     )
-
-
-def _call_graded(data: Mapping[str, Any]) -> CallGraded | BadEvent:
-    call_id = _ident(data.get("call_id"))
-    grade = data.get("grade")
-    if call_id is None or not isinstance(grade, dict):
-        return BadEvent("bad_shape", f"{CALL_GRADED}: data needs a 'call_id' and a 'grade' object")
-    raw = grade.get("score")
-    raw_score = float(raw) if _is_number(raw) else None
-    return CallGraded(
-        call_id=call_id,
-        score=normalise_score(raw_score) if raw_score is not None else None,
-        raw_score=raw_score,
-        status=_text(grade.get("status")),
-        call_outcome=_text(grade.get("call_outcome")),
-        grader_model=_text(grade.get("grader_model")),
-        graded_at=parse_iso_or_none(grade.get("graded_at")),
-    )
-
-
-def parse_grade(call_id: str, grade: object) -> CallGraded | BadEvent:
-    """A grade object as ``GET /v1/calls/{id}/grade`` answers it (the same shape as ``data.grade``)."""
-    return _call_graded({"call_id": call_id, "grade": grade})
 
 
 def parse_event(body: bytes) -> ParsedBody:
@@ -195,7 +109,7 @@ def parse_event(body: bytes) -> ParsedBody:
     data = document.get("data")
     if not isinstance(data, dict):
         return BadEvent("bad_shape", f"{kind}: 'data' is not an object")
-    return _run_completed(data) if kind == RUN_COMPLETED else _call_graded(data)
+    return _run_completed(data) if kind == RUN_COMPLETED else call_graded(data)
 
 
 DedupeKey = tuple[str | float | None, ...]

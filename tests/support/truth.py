@@ -17,7 +17,7 @@ from stressor.report.results import build_results
 from stressor.sim.config import SimConfig
 from stressor.sim.server import serve
 from stressor.targets.base import TargetUnavailable
-from stressor.targets.testcalls import TestCallsTarget
+from stressor.targets.testcalls.target import TestCallsTarget
 from stressor.timestamps import ClockAnchor
 
 KEY = "sk_test_differential"

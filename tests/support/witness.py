@@ -9,7 +9,7 @@ import respx
 
 from stressor.profile import RunRequest
 from stressor.targets.base import BatchOrder
-from stressor.targets.testcalls import TestCallsTarget
+from stressor.targets.testcalls.target import TestCallsTarget
 
 WITNESS_ORDER = BatchOrder(seq=1, name="stressor t", request=RunRequest(target_id=7), prompts=("w",), stagger_s=0)
 

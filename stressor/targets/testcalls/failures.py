@@ -9,8 +9,8 @@ from collections.abc import Iterator, Mapping
 
 import httpx
 
+from stressor.http.wire import HEAD_TOO_LARGE
 from stressor.limits import TransportFailure
-from stressor.targets.wire import HEAD_TOO_LARGE
 
 # What each class of bad answer means, for the one line logged the first time it happens.
 ANOMALIES: Mapping[str, str] = {

@@ -3,8 +3,8 @@
 Targets speak httpx (``httpx.Request``, ``httpx.Response``, httpx's exceptions), but httpx's own pool
 (httpcore) costs ~2 ms of CPU per request once tens of requests are in flight and, after a server stall,
 stays CPU-bound for seconds (``benchmarks/transport.py``; engineering notes). Two transports keep the httpx
-API and replace the pool: ``WireTransport`` (``stressor.targets.wire``: asyncio protocols and httptools'
-C parser, the fastest) and ``AiohttpTransport`` (``stressor.targets.aiohttp_transport``: aiohttp's pool,
+API and replace the pool: ``WireTransport`` (``stressor.http.wire``: asyncio protocols and httptools'
+C parser, the fastest) and ``AiohttpTransport`` (``stressor.http.aiohttp_transport``: aiohttp's pool,
 ~0.35 ms per request at any concurrency).
 
 ``HttpClient`` picks the transport:
@@ -37,7 +37,7 @@ from typing import Any, Literal
 import httpx
 from httpx._utils import get_environment_proxies  # httpx's reading of the proxy variables, kept to the letter
 
-from stressor.targets.wire import WireTransport
+from stressor.http.wire import WireTransport
 
 Backend = Literal["wire", "aiohttp", "httpx"]
 URL_CACHE_SIZE = 256  # parsed URLs kept by a client (~1.3 KiB each; then all are dropped: memory stays flat)
@@ -112,7 +112,7 @@ class HttpClient:
             if backend == "wire":
                 make = WireTransport
             else:
-                from stressor.targets.aiohttp_transport import AiohttpTransport  # noqa: PLC0415 (see there)
+                from stressor.http.aiohttp_transport import AiohttpTransport  # noqa: PLC0415 (see there)
 
                 make = AiohttpTransport
             # httpx reads the environment's proxies only for its own transport: for ours, the same mounts

@@ -13,9 +13,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from stressor.targets.listing import ListFacts, ListLearner, Order, page_order
-from stressor.targets.reconcile import item_key
 from stressor.targets.server_clock import ClockOffset
+from stressor.targets.testcalls.listing import ListFacts, ListLearner, Order, page_order
+from stressor.targets.testcalls.reconcile import item_key
 from stressor.timestamps import parse_iso_or_none
 
 RUNS = "/v1/test-calls"

@@ -1,6 +1,6 @@
 """A lean HTTP/1.1 client transport for httpx: asyncio ``Protocol`` connections, answers parsed by httptools (C).
 
-``AiohttpTransport`` (``stressor.targets.aiohttp_transport``) hands the wire to aiohttp, which is fast but
+``AiohttpTransport`` (``stressor.http.aiohttp_transport``) hands the wire to aiohttp, which is fast but
 still builds its own request and response objects, a ``StreamReader`` per answer and a timer tree, on top of
 which httpx builds its own. ``WireTransport`` keeps only what a load tester needs from a client: a pool of keep-alive
 connections, one request at a time per connection, the answer parsed by llhttp (through httptools) straight
@@ -8,7 +8,7 @@ into what ``httpx.Response`` takes. It runs on asyncio's default loop and on uvl
 callbacks, no loop-specific API).
 
 It can replace ``AiohttpTransport``: the same behaviour towards the caller (see ``WireTransport``), the same
-httpx exception for each failure, so ``stressor.targets.failures.transport_failure`` reads them alike.
+httpx exception for each failure, so ``stressor.targets.testcalls.failures.transport_failure`` reads them alike.
 
 Given a ``proxy`` (an ``http://`` one; ``HttpClient`` mounts one such pool per proxy the environment names, as
 httpx does), plain http goes to the proxy as absolute-form requests, and https through a ``CONNECT`` tunnel with
@@ -333,7 +333,7 @@ class _Connection(asyncio.Protocol):
 
 class WireTransport(httpx.AsyncBaseTransport):
     """An httpx transport over a pool of plain asyncio connections, HTTP/1.1 only; a drop-in for
-    ``stressor.targets.aiohttp_transport.AiohttpTransport``.
+    ``stressor.http.aiohttp_transport.AiohttpTransport``.
 
     Behaviour a caller may notice, beside httpx's own transport:
 

@@ -1,6 +1,6 @@
 """Finds runs by id in the run list, one scan for every follower waiting at that moment (single-flight).
 
-How a scan pages follows what the list was seen to do (``stressor.targets.listing``). Newest first (the docs'
+How a scan pages follows what the list was seen to do (``stressor.targets.testcalls.listing``). Newest first (the docs'
 reading, and the guess until a page shows otherwise), runs sink as newer ones are created: a scan starts
 below the runs this client created after the ones it wants (the ledger) and stops at the first page older than
 them all. Oldest first, a run keeps its place: a scan reads from each run's known place, or from the list's
@@ -19,15 +19,12 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 
-from stressor.targets.answers import RunView, parse_run, run_key
 from stressor.targets.ledger import CreationLedger
-from stressor.targets.listing import ListFacts, ListLearner, page_order
+from stressor.targets.testcalls.answers import RunView, parse_run, run_key
+from stressor.targets.testcalls.listing import ListFacts, ListLearner, page_order
 from stressor.timestamps import parse_iso_or_none
 
 LIST_PAGE_SIZE = 200  # the API's maximum
-# Runs per page when the lister looks for runs that ended: a page of 200 runs took ~1.2 ms to decode in one step
-# of the event loop, delaying any batch due meanwhile (benchmarks/overheads.py).
-SCAN_PAGE_SIZE = 100
 MAX_PAGES = 10  # how deep a scan for runs of unknown creation time may page
 MAX_DATED_PAGES = 100  # how deep a scan for runs of known creation times may page
 SKIP_MARGIN_RUNS = 20  # runs (a batch) a scan starts above the depth the ledger gives, for ties and late notes

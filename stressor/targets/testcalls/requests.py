@@ -3,7 +3,7 @@
 Every request goes through the run's ``Governor`` (client-side rates, the server's Retry-After and rate-limit
 headers, backoff, breaker) and is counted once in ``requests`` under one outcome: ``ok``, ``http_<status>``, a
 transport failure (``connect``, ``dns``, ``tls``, ``timeout``, ``reset``, ``protocol``, ``write``), or what was
-wrong with a 2xx answer (see ``stressor.targets.failures.ANOMALIES``). The first time each class of bad answer
+wrong with a 2xx answer (see ``stressor.targets.testcalls.failures.ANOMALIES``). The first time each class of bad answer
 happens, one line goes to the ``stressor`` logger, with any secret the server echoed masked before the line
 is cut. A whole request, answer included, must end within the timeout: the clients' read timeouts apply to
 each read, so a server trickling a byte at a time would otherwise hold a request for ever.
@@ -22,12 +22,12 @@ import httpx
 import orjson
 
 from stressor.governor import Governor, RequestKind
+from stressor.http.client import ShardedClient
 from stressor.limits import Decision, HttpOutcome, TransportFailure
 from stressor.secrets import redact
-from stressor.targets.answers import Finding, Read, as_is
 from stressor.targets.base import RequestLog
-from stressor.targets.failures import ANOMALIES, failure_label, transport_failure
-from stressor.targets.http import ShardedClient
+from stressor.targets.testcalls.answers import Finding, Read, as_is
+from stressor.targets.testcalls.failures import ANOMALIES, failure_label, transport_failure
 from stressor.timestamps import NS_PER_S
 
 T = TypeVar("T")
@@ -37,7 +37,7 @@ DEADLINE_SLACK = 1.1  # a whole request may take this times the request timeout
 URL_CACHE_SIZE = 256  # absolute URLs kept parsed (list pages, the batches being polled); bounded so memory stays flat
 MAX_BODY_EXTENSION = "max_body_bytes"  # the request extension that tells the transport the body limit
 DETAIL_LIMIT = 200  # characters of a server's words kept in a log line or an error
-logger = logging.getLogger("stressor.targets.testcalls")
+logger = logging.getLogger("stressor.targets.testcalls.target")
 
 
 @dataclass(frozen=True, slots=True)

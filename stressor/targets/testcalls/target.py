@@ -4,11 +4,11 @@ The API has no per-run GET and its batch detail carries counters, not runs, so r
 list through a shared ``RunLister`` (one scan a tick for every batch near the list's newest end; a batch whose
 runs sank deeper polls its own counters and asks the lister only when they moved). What the lists do where the
 docs are silent (order, ``offset``, page size, batch names) is checked before the first create and on every
-scan against this client's own runs (``stressor.targets.listing``), and scans and reconciliation follow it.
+scan against this client's own runs (``stressor.targets.testcalls.listing``), and scans and reconciliation follow it.
 
 A run-creating POST is never sent twice blindly. It is retried only when it provably created nothing
 (429/503, no connection). After an answer that leaves it open (a timeout, a reset, a 5xx, an unreadable 2xx)
-the target *reconciles* (``stressor.targets.reconcile``): a create whose answer may still come is looked for
+the target *reconciles* (``stressor.targets.testcalls.reconcile``): a create whose answer may still come is looked for
 after a settle delay, and only two listings a settle delay apart, each showing this client's earlier creates
 and nothing that could be the lost one, prove it absent. Anything else is ``unknown``: not sent again, and
 its runs counted ``unknown``. A run this client created and can no longer find in the list is ``unknown`` too.
@@ -31,11 +31,25 @@ import httpx
 import orjson
 
 from stressor.governor import Governor
+from stressor.http.client import ShardedClient
 from stressor.limits import Decision
 from stressor.limits.decisions import TRANSPORT_CAUSES
+from stressor.polling import NEAR_TOP_RUNS, SCAN_PAGE_SIZE, PollSchedule
 from stressor.profile import Limits, RunRequest
+from stressor.scores import BadEvent, CallGraded, parse_grade
 from stressor.secrets import mask_secret, redact
-from stressor.targets.answers import (
+from stressor.targets.base import (
+    BatchOrder,
+    RequestLog,
+    RunEnd,
+    Submission,
+    SubmitError,
+    TargetUnavailable,
+)
+from stressor.targets.inbox import CompletionInbox
+from stressor.targets.ledger import CreationLedger
+from stressor.targets.server_clock import ClockOffset, ServerClock
+from stressor.targets.testcalls.answers import (
     ERROR_MESSAGE_LIMIT,
     MISSING,
     Finding,
@@ -48,30 +62,14 @@ from stressor.targets.answers import (
     read_run_page,
     read_run_submission,
 )
-from stressor.targets.base import (
-    BatchOrder,
-    RequestLog,
-    RunEnd,
-    Submission,
-    SubmitError,
-    TargetUnavailable,
-)
-from stressor.targets.failures import ANOMALIES, FATAL_STATUSES, why_unreachable
-from stressor.targets.http import ShardedClient
-from stressor.targets.inbox import CompletionInbox
-from stressor.targets.ledger import CreationLedger
-from stressor.targets.lister import LIST_PAGE_SIZE, SCAN_PAGE_SIZE, RunLister
-from stressor.targets.listing import ListFacts, ListLearner, Order, name_matches
-from stressor.targets.preflight import Inspection, Preflight, probe_lists, rate_limit_headers
-from stressor.targets.reconcile import Absent, Found, Reorder, Unknown, Unproven, Walk
-from stressor.targets.requests import LIST_BODY_LIMIT, ApiRequests, Failed, header_date, server_words
-from stressor.targets.server_clock import ClockOffset, ServerClock
+from stressor.targets.testcalls.failures import ANOMALIES, FATAL_STATUSES, why_unreachable
+from stressor.targets.testcalls.lister import LIST_PAGE_SIZE, RunLister
+from stressor.targets.testcalls.listing import ListFacts, ListLearner, Order, name_matches
+from stressor.targets.testcalls.preflight import Inspection, Preflight, probe_lists, rate_limit_headers
+from stressor.targets.testcalls.reconcile import Absent, Found, Reorder, Unknown, Unproven, Walk
+from stressor.targets.testcalls.requests import LIST_BODY_LIMIT, ApiRequests, Failed, header_date, server_words
 from stressor.timestamps import NS_PER_S
-from stressor.webhooks.events import BadEvent, CallGraded, parse_grade
 
-# How deep in the run list a batch's runs may sit and still be followed by the shared scan of the list's top
-# (every tick reads down to the deepest of them); deeper ones are polled batch by batch.
-NEAR_TOP_RUNS = 1000
 MIN_SLEEP_S = 0.001  # shorter sleeps spin under uvloop (engineering notes)
 # How long a reconciliation may keep trying to read the lists (a 5xx burst, a stall) before it gives up and
 # the create's runs are counted ``unknown``.
@@ -85,7 +83,7 @@ WITNESSES = 1000  # this client's latest creates kept to show a reconciliation w
 MISSES_FOR_UNKNOWN_RUN = 3
 CHECK_ATTEMPTS = 3  # tries of each preflight GET before the target counts as unreachable
 HTTP_SHARDS = 8
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("stressor.targets.testcalls")
 
 
 def _seconds(value: float) -> int | float:
@@ -109,19 +107,6 @@ class _Unread:
     """A reconciliation's listing got no usable answer this time: it is asked again, until the deadline."""
 
     why: str
-
-
-@dataclass(frozen=True, slots=True)
-class PollSchedule:
-    """When a batch is polled: ``interval`` at first, then a ``growth`` fraction of the batch's age, at most
-    ``max_interval`` (long calls do not need a poll a second from their first second)."""
-
-    interval_s: float
-    max_interval_s: float
-    growth: float = 0.1
-
-    def next_interval(self, age_s: float) -> float:
-        return min(self.max_interval_s, max(self.interval_s, age_s * self.growth))
 
 
 class TestCallsTarget:
@@ -192,7 +177,7 @@ class TestCallsTarget:
         # Run ids being followed now: a create answering one of them again would make two runs one.
         self._following: set[str] = set()
         # This client's latest creates (batch ids, or run ids when runs are created one by one), numbered in
-        # the order their answers came: a reconciliation's witnesses (see stressor.targets.reconcile).
+        # the order their answers came: a reconciliation's witnesses (see stressor.targets.testcalls.reconcile).
         self._witnesses: OrderedDict[str, int] = OrderedDict()
         self._answered = 0
         self._run_floors: dict[str, int] = {}  # oldest-first run list: where each new run's search starts

@@ -1,8 +1,8 @@
 """``AiohttpTransport``: httpx's API over aiohttp's connection pool, the ``backend="aiohttp"`` of
-``stressor.targets.http.HttpClient`` (and the simulator's webhook sender).
+``stressor.http.client.HttpClient`` (and the simulator's webhook sender).
 
 A module of its own so that aiohttp (~0.3 s to import) is loaded only by what uses it: the default transport
-is ``stressor.targets.wire.WireTransport``.
+is ``stressor.http.wire.WireTransport``.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     Behaviour a caller may notice, beside httpx's own transport:
 
     - errors are httpx's classes, chosen by what they say about the request having left
-      (``stressor.targets.failures.transport_failure`` relies on it): refused / unreachable / TLS failure ->
+      (``stressor.targets.testcalls.failures.transport_failure`` relies on it): refused / unreachable / TLS failure ->
       ``ConnectError``; no connection within the pool + connect timeouts -> ``ConnectTimeout``; no answer within
       the read timeout -> ``ReadTimeout``; the server closed the connection without (a complete) answer ->
       ``RemoteProtocolError``; a reset while reading -> ``ReadError``; the connection closed under a write ->

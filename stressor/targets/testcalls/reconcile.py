@@ -18,7 +18,7 @@ from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from typing import Any
 
-from stressor.targets.listing import Order, page_order
+from stressor.targets.testcalls.listing import Order, page_order
 from stressor.timestamps import parse_iso_or_none
 
 MAX_PAGES = 50  # pages one walk may read
