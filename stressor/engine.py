@@ -44,6 +44,7 @@ SPIN_SHARE = 0.05  # of the time between two wakes of the pacer, the most it spe
 CLOSED_TICK_S = 0.05  # how often a closed stage re-reads a ramping target when no run ends
 # A create refused with 429/503 made nothing: its runs are "rejected". One whose answer was lost and that no
 # listing settled may have made them: "unknown".
+HELD_BACK_BY = ("fatal", "breaker", "threshold")  # stops after which no batch that waited for room is sent
 _SUBMIT_OUTCOMES = {"http_429": Outcome.REJECTED, "http_503": Outcome.REJECTED, "unknown": Outcome.UNKNOWN}
 
 
@@ -447,8 +448,9 @@ class Engine:
                 raise
             finally:
                 self._runs_waiting -= runs
-            # A stop that came while it waited (a fatal answer, the breaker, the budget) holds it back too.
-            blocked = blocked or self.stop_cause
+            # A stop that came while it waited holds it back, but for the budget's: this batch was within it.
+            if blocked is None and self.stop_cause in HELD_BACK_BY:
+                blocked = self.stop_cause
             if blocked is not None:
                 self.metrics.record_not_started(blocked, runs, variant=self._variant_of(start))
                 return
