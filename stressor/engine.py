@@ -26,6 +26,7 @@ import anyio
 import anyio.lowlevel
 from anyio.abc import TaskGroup
 
+from stressor.clock import SYSTEM, Clock, anchor_of, is_system
 from stressor.governor import Governor
 from stressor.intervals import Sample
 from stressor.metrics import Metrics, Outcome, RunRecord
@@ -34,7 +35,7 @@ from stressor.profile import ClosedLoad, OpenLoad, Profile, Scenario
 from stressor.progress import Progress, progress_of
 from stressor.shares import WHOLE, Share
 from stressor.targets.base import BatchOrder, RunEnd, SubmitError, Target
-from stressor.timestamps import NS_PER_S, ClockAnchor
+from stressor.timestamps import NS_PER_S
 from stressor.wake import PreciseTimer
 
 MIN_SLEEP_S = 0.001  # shorter sleeps spin under uvloop (engineering notes)
@@ -131,25 +132,28 @@ class Engine:
         enforce_budget: bool = False,
         on_record: Callable[[RunRecord], None] | None = None,
         keep_records: bool = True,
-        clock: Callable[[], int] = time.perf_counter_ns,
+        clock: Clock = SYSTEM,
         share: Share = WHOLE,
         wake_early_ns: int = WAKE_EARLY_NS,
         precise_wake: bool = True,
     ) -> None:
         self.profile = profile
-        self._wake_early_ns = max(0, wake_early_ns)  # 0: the pacer only sleeps (less CPU, starts ~0.5 ms later)
+        # Waking early and the kernel's timer (stressor.wake, on CLOCK_MONOTONIC) are for the machine's clock:
+        # another clock's timers fire on its own instants.
+        system = is_system(clock)
+        self._wake_early_ns = max(0, wake_early_ns) if system else 0  # 0: the pacer only sleeps
         self._woke_ns = 0  # the instant the pacer last woke for
-        # The kernel's timer (stressor.wake) counts on CLOCK_MONOTONIC: only with the clock that reads it.
-        self._precise_wake = precise_wake and clock is time.perf_counter_ns and _perf_counter_is_monotonic()
+        self._precise_wake = precise_wake and system and _perf_counter_is_monotonic()
         self._timer: PreciseTimer | None = None
         self.share = share  # this engine's part of the plan, when several workers run it
         self.target = target
         self.enforce_budget = enforce_budget and profile.cost.budget_cents is not None
-        self._clock = clock
+        self.clock = clock
+        self._clock = clock.now_ns  # for SYSTEM, time.perf_counter_ns itself
         self._on_record = on_record  # told of every run as it ends (the runs log)
         # False when ``on_record`` keeps them (the runs log): memory then stays flat however long the run.
         self._keep_records = keep_records
-        self.metrics = metrics if metrics is not None else Metrics(ClockAnchor.now())
+        self.metrics = metrics if metrics is not None else Metrics(anchor_of(clock))
         self.governor = governor if governor is not None else Governor(profile.limits)
         self._t0_ns = 0
         self._records: list[RunRecord] = []
@@ -217,7 +221,7 @@ class Engine:
         """Run the whole profile and return its results; never raises for what the target answers. ``t0_ns``
         (default: now) is the instant the plan counts from: a worker passes the start it shares with others."""
         self._t0_ns = self._clock() if t0_ns is None else t0_ns
-        self.metrics.anchor = ClockAnchor.now()
+        self.metrics.anchor = anchor_of(self.clock)
         self._requests_before = sum(self.metrics.requests.values())
         self._timer = PreciseTimer.open() if self._precise_wake else None
         try:
@@ -455,7 +459,7 @@ class Engine:
                 self.metrics.record_not_started(blocked, runs, variant=self._variant_of(start))
                 return
             admitted = True
-            self.governor.runs_in_flight += runs
+            self.governor.admit(runs)
             self._batches_in_flight += 1
             await self._submit_and_follow(start, due_ns)
         finally:
@@ -571,7 +575,7 @@ class Engine:
         if self._on_record is not None:
             self._on_record(record)
         self.metrics.record_run(record)
-        self.governor.runs_in_flight -= 1
+        self.governor.release(1)
         if self._room is not None:
             self._room.set()
             self._room = None

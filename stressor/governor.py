@@ -128,7 +128,7 @@ class Governor:
         self.retries: Counter[str] = Counter()
         self.retry_after = LatencyRecorder()
         self.unparseable: Counter[str] = Counter()
-        self.runs_in_flight = 0  # kept by the engine; the AIMD limit grows only while it is reached
+        self._runs_in_flight = 0  # the AIMD limit grows only while it is reached
         self._absorbed_run_limit: int | None = None  # the workers' run limits, summed (see ``absorb``)
         self._absorbed_learned_rates: dict[str, float] = {}  # the workers' learned rates, summed per kind
 
@@ -282,6 +282,19 @@ class Governor:
         return {kind: rate for kind, rate in rates.items() if math.isfinite(rate)}
 
     # ------------------------------------------------------------------------------------------ engine
+
+    @property
+    def runs_in_flight(self) -> int:
+        """Runs admitted and not yet released: submitted (or being submitted) and not seen to end."""
+        return self._runs_in_flight
+
+    def admit(self, runs: int) -> None:
+        """``runs`` go in flight (a batch about to be submitted)."""
+        self._runs_in_flight += runs
+
+    def release(self, runs: int) -> None:
+        """``runs`` are no longer in flight (seen to end, or given up on)."""
+        self._runs_in_flight -= runs
 
     def run_capacity(self) -> int | None:
         """How many runs may be in flight now (None: no limit)."""

@@ -15,15 +15,14 @@ keeps none in memory): the results file's ``run_records`` and interval series ar
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any, Protocol, overload
 
-import anyio
 import orjson
 
+from stressor.clock import SYSTEM, Clock
 from stressor.intervals import RunStamps, Stamped
 from stressor.metrics import Metrics, Outcome, RunRecord
 from stressor.timestamps import NS_PER_S, ClockAnchor
@@ -86,13 +85,14 @@ async def keep_flushed(
     log: Flushable,
     counters: Callable[[], Mapping[str, Any]],
     every_s: float = FLUSH_EVERY_S,
-    clock: Callable[[], float] = time.monotonic,
+    clock: Clock = SYSTEM,
 ) -> None:
     """Flush ``log`` every ``every_s``, on a fixed grid (a slow flush does not push the next one back), with a
     counters line (from ``counters``) every ``COUNTERS_EVERY`` flushes; runs until cancelled."""
-    began = clock()
+    began_ns = clock.now_ns()
+    every_ns = round(every_s * NS_PER_S)
     for tick in itertools.count(1):
-        await anyio.sleep(max(0.0, began + tick * every_s - clock()))
+        await clock.sleep_until(began_ns + tick * every_ns)
         if tick % COUNTERS_EVERY == 0:
             log.write(counters())
         log.flush()

@@ -1,20 +1,24 @@
 """One run of a profile, put together: webhook receiver, embedded simulator, target, engine, grades.
 
 This is the I/O shell's top: the CLI parses flags and prints, a ``Session`` owns everything that is started
-for the run and stops it again, in order (the receiver outlives the simulator that posts to it).
+for the run and stops it again, in order (the receiver outlives the simulator that posts to it). What it starts
+around itself, and the clock, come from its ``Surroundings``: its own processes and sockets (``OwnSurroundings``),
+or for tests, the simulator and the receiver in memory on virtual time.
 """
 
 from __future__ import annotations
 
+import functools
 import secrets
-import time
-from collections.abc import Callable, Sequence
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
+import httpx
 
+from stressor.clock import SYSTEM, Clock, anchor_of
 from stressor.engine import Engine, EngineResult
 from stressor.governor import Governor
 from stressor.grades import GradeBook
@@ -28,7 +32,6 @@ from stressor.targets.base import RunEnd
 from stressor.targets.from_profile import build_target
 from stressor.targets.inbox import CompletionInbox
 from stressor.targets.testcalls.target import TestCallsTarget
-from stressor.timestamps import ClockAnchor
 from stressor.webhooks.events import CallGraded, RunCompleted
 from stressor.webhooks.receiver import ReceiverStats, WebhookReceiver
 
@@ -69,6 +72,54 @@ class Scale:
 
 
 @dataclass(frozen=True, slots=True)
+class Embedded:
+    """The embedded simulator as a session reaches it: at ``base_url``, through ``transport`` (None: over the
+    network), its ground truth from ``truth()``."""
+
+    base_url: str
+    truth: Callable[[], Awaitable[list[TruthRecord]]]
+    transport: httpx.AsyncBaseTransport | None = None
+
+
+class Surroundings(Protocol):
+    """What a session starts around itself, and the clock it runs on."""
+
+    clock: Clock
+
+    def receiver(
+        self, receiver: WebhookReceiver, host: str, port: int, *, allow_remote: bool
+    ) -> AbstractAsyncContextManager[str]:
+        """Serve ``receiver`` for the block; gives the URL its deliveries go to."""
+        ...
+
+    def simulator(self, config: SimConfig) -> AbstractAsyncContextManager[Embedded]:
+        """Run the embedded simulator for the block."""
+        ...
+
+
+class OwnSurroundings:
+    """The machine's clock, the receiver on a socket, the simulator in a process of its own."""
+
+    clock: Clock = SYSTEM
+
+    @asynccontextmanager
+    async def receiver(
+        self, receiver: WebhookReceiver, host: str, port: int, *, allow_remote: bool
+    ) -> AsyncIterator[str]:
+        from stressor.webhooks.server import serve_receiver  # noqa: PLC0415 (uvicorn: only when asked)
+
+        async with serve_receiver(receiver, host, port, allow_remote=allow_remote) as running:
+            yield running.url
+
+    @asynccontextmanager
+    async def simulator(self, config: SimConfig) -> AsyncIterator[Embedded]:
+        from stressor.sim.server import SimulatorProcess, fetch_truth_async  # noqa: PLC0415 (the embedded one's)
+
+        async with SimulatorProcess(config) as base_url:
+            yield Embedded(base_url, functools.partial(fetch_truth_async, base_url))
+
+
+@dataclass(frozen=True, slots=True)
 class SessionResult:
     """The engine's result, grades joined in, and what the session saw of the target and its webhooks."""
 
@@ -94,7 +145,10 @@ class Session:
         runs_log: RunLog | None = None,
         scale: Scale | None = None,
         warn: Callable[[str], None] | None = None,
+        surroundings: Surroundings | None = None,
     ) -> None:
+        self.surroundings = surroundings if surroundings is not None else OwnSurroundings()
+        self.clock = self.surroundings.clock
         self.profile = profile
         self.scale = scale
         self.warn = warn
@@ -102,7 +156,7 @@ class Session:
         self.runs_log = runs_log
         self.where = where
         self.enforce_budget = enforce_budget
-        self.metrics = Metrics(ClockAnchor.now())
+        self.metrics = Metrics(anchor_of(self.clock))
         self.governor = Governor(profile.limits)
         self.grades = GradeBook(profile.grades.scale)
         self.inbox = CompletionInbox() if profile.webhooks.enabled else None
@@ -142,29 +196,40 @@ class Session:
                 hooks = profile.webhooks
                 # the sender posts to the public URL: its path is served as well as /webhooks (a reverse proxy
                 # may pass it through or rewrite it); deliveries gone astray are counted and said once
-                receiver = WebhookReceiver(secrets_, self._on_webhook, public_url=hooks.public_url, notice=self.warn)
-                from stressor.webhooks.server import serve_receiver  # noqa: PLC0415 (uvicorn: only when asked)
-
-                running = await stack.enter_async_context(
-                    serve_receiver(
+                receiver = WebhookReceiver(
+                    secrets_,
+                    self._on_webhook,
+                    clock_ns=self.clock.now_ns,
+                    wall=self.clock.wall,
+                    public_url=hooks.public_url,
+                    notice=self.warn,
+                )
+                url = await stack.enter_async_context(
+                    self.surroundings.receiver(
                         receiver, hooks.listen_host, hooks.listen_port, allow_remote=where.webhook_allow_remote
                     )
                 )
-                webhook_url = hooks.public_url or running.url
+                webhook_url = hooks.public_url or url
                 where = replace(where, webhook_secrets=secrets_)
-            base_url = where.base_url
+            base_url, embedded = where.base_url, None
             if base_url is None:
                 assert where.simulator is not None
                 config = where.simulator
                 if webhook_url is not None:
                     config = replace(config, webhook_url=webhook_url, webhook_secret=where.webhook_secrets[0])
-                from stressor.sim.server import SimulatorProcess  # noqa: PLC0415 (only for the embedded one)
-
-                base_url = await stack.enter_async_context(SimulatorProcess(config))
+                embedded = await stack.enter_async_context(self.surroundings.simulator(config))
+                base_url = embedded.base_url
             # the embedded simulator is our own child on loopback: reached directly, whatever HTTP_PROXY says
-            direct = where.base_url is None
             target = build_target(
-                profile, base_url, where.api_key, self.metrics, self.governor, self.inbox, trust_env=not direct
+                profile,
+                base_url,
+                where.api_key,
+                self.metrics,
+                self.governor,
+                self.inbox,
+                trust_env=embedded is None,
+                clock=self.clock,
+                transport=embedded.transport if embedded is not None else None,
             )
             stack.push_async_callback(target.aclose)
             await target.check()
@@ -178,6 +243,7 @@ class Session:
                     enforce_budget=self.enforce_budget,
                     on_record=on_record,
                     keep_records=not self._records_in_log,  # the runs log keeps them: memory stays flat
+                    clock=self.clock,
                 )
             else:
                 self.engine = await self._coordinator(base_url, where.api_key, on_record)
@@ -192,10 +258,8 @@ class Session:
             webhooks = receiver.close() if receiver is not None else None
             result = self._join_grades(result)
             truth = None
-            if self.keep_truth and where.base_url is None:
-                from stressor.sim.server import fetch_truth_async  # noqa: PLC0415 (see the simulator's)
-
-                truth = tuple(await fetch_truth_async(base_url))
+            if self.keep_truth and embedded is not None:
+                truth = tuple(await embedded.truth())
             return SessionResult(
                 engine=result,
                 base_url=base_url,
@@ -246,13 +310,13 @@ class Session:
                 "type": "start",
                 "profile": self.profile.name,
                 "source": self.profile.source,
-                "started_at": time.time(),
+                "started_at": self.clock.wall(),
                 "target": {"base_url": base_url, "embedded_simulator": self.where.base_url is None},
             }
         )
         log.flush()
         async with anyio.create_task_group() as flusher:
-            flusher.start_soon(keep_flushed, log, counters)
+            flusher.start_soon(functools.partial(keep_flushed, log, counters, clock=self.clock))
             result = await engine.run()
             flusher.cancel_scope.cancel()
         log.write(counters_line(result.metrics, result.elapsed_s))

@@ -70,16 +70,16 @@ def test_stress_mode_records_push_back_but_neither_pauses_nor_retries_creates() 
 def test_runs_in_flight_limit_shrinks_on_overload_and_grows_back_when_busy() -> None:
     g = governor(max_runs_in_flight=100)
     assert g.run_capacity() == 100
-    g.runs_in_flight = 150  # more than the limit (it was just lowered, say): the limit is where the cut starts
+    g.admit(150)  # more than the limit (it was just lowered, say): the limit is where the cut starts
     g.after_attempt("create", HttpOutcome(503), attempt=0, now=0.0, now_wall=WALL)
     assert g.run_capacity() == 90
     g.after_attempt("create", HttpOutcome(503), attempt=0, now=0.1, now_wall=WALL)
     assert g.run_capacity() == 90  # one cut per cooldown, not one per 503 of a burst
     for i in range(5):
-        g.runs_in_flight = g.run_capacity() or 0  # busy: every slot of the limit in use
+        g.admit((g.run_capacity() or 0) - g.runs_in_flight)  # busy: every slot of the limit in use
         g.after_attempt("poll", HttpOutcome(200), attempt=0, now=2.0 + i, now_wall=WALL)
     assert g.run_capacity() == 95
-    g.runs_in_flight = 10  # not busy: no growth
+    g.release(g.runs_in_flight - 10)  # not busy: no growth
     g.after_attempt("poll", HttpOutcome(200), attempt=0, now=9.0, now_wall=WALL)
     assert g.run_capacity() == 95
     assert governor(max_runs_in_flight=100, adaptive=False).run_capacity() == 100
@@ -135,7 +135,7 @@ def test_the_runs_in_flight_limit_binds_without_max_runs_in_flight() -> None:
     # No max_runs_in_flight: the first overload starts the limit from the runs then in flight and cuts it.
     g = governor()
     assert g.run_capacity() is None
-    g.runs_in_flight = 200
+    g.admit(200)
     g.after_attempt("create", HttpOutcome(503), attempt=0, now=0.0, now_wall=WALL)
     assert g.run_capacity() == 180
     g.after_attempt("create", HttpOutcome(429), attempt=0, now=1.5, now_wall=WALL)
@@ -143,16 +143,26 @@ def test_the_runs_in_flight_limit_binds_without_max_runs_in_flight() -> None:
     assert g.report().run_limit == 162
     # A max_runs_in_flight above what is in flight: the cut starts from what is in flight, not from the max.
     capped = governor(max_runs_in_flight=1000)
-    capped.runs_in_flight = 50
+    capped.admit(50)
     capped.after_attempt("create", "read_timeout", attempt=0, now=0.0, now_wall=WALL)
     assert capped.run_capacity() == 45
     # Few in flight: the limit never goes below the largest batch the API takes, or no batch could start.
     idle = governor()
-    idle.runs_in_flight = 3
+    idle.admit(3)
     idle.after_attempt("create", HttpOutcome(503), attempt=0, now=0.0, now_wall=WALL)
     assert idle.run_capacity() == 20
     assert governor(max_runs_in_flight=5).run_capacity() == 5
     assert governor(adaptive=False).run_capacity() is None
+
+
+def test_the_governor_counts_the_runs_it_admits_and_releases() -> None:
+    g = governor()
+    g.admit(5)
+    g.admit(3)
+    g.release(1)
+    assert g.runs_in_flight == 7
+    with pytest.raises(AttributeError):
+        g.runs_in_flight = 0  # type: ignore[misc]  # only admit and release change it
 
 
 def test_a_bare_429_pauses_its_kind_of_request_and_cuts_a_rate_learned_for_that_kind() -> None:

@@ -1,4 +1,4 @@
-"""Issue 15's reproductions, each against the simulator switched the way the docs allow, over real sockets:
+"""Issue 15's reproductions, each against the simulator switched the way the docs allow (in memory, on virtual time):
 lost create answers never bill a run twice whatever the server's clock, names and pages; runs are never
 silently left open on lists that ignore ``offset`` or list oldest first."""
 
@@ -7,15 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 from support.truth import KEY, check_against_truth, run_against
+from support.virtual import run
 
 from stressor.metrics import Outcome
 from stressor.profile import Profile, parse_profile
 from stressor.sim.config import SimConfig
-
-pytestmark = pytest.mark.e2e
 
 # Every run-creating POST that is answered with a reset had created its runs first: the answer is lost.
 LOST_ANSWERS = {"reset_rate": 0.25, "fault_after_create": 1.0}
@@ -37,7 +35,7 @@ def against(the_profile: Profile, **simulator: Any) -> dict[str, Any]:
     config = SimConfig.from_mapping(
         {"api_key": KEY, "seed": 15, "slots": 200, "call_duration": "fixed(0.3)", "time_scale": 1.0, **simulator}
     )
-    return anyio.run(run_against, the_profile, config)
+    return run(run_against, the_profile, config)
 
 
 @pytest.mark.parametrize(

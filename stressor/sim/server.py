@@ -2,6 +2,8 @@
 
 - ``serve(config)`` runs a uvicorn server as a task of the caller's anyio/asyncio loop (tests, the ``sim``
   command). uvicorn's signal capture is switched off, so embedding never takes over Ctrl-C.
+- ``simulate(config, clock)`` runs it without a socket, on an injected clock: its ASGI app is reached in
+  memory (tests on virtual time).
 - ``SimulatorProcess(config)`` starts ``python -m stressor.sim --port 0`` and learns its URL from the line it
   prints. The engine uses it as its embedded default so the simulator never competes with the client for one
   event loop; ground truth then comes over HTTP with ``fetch_truth(base_url)``.
@@ -24,7 +26,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from types import TracebackType
@@ -35,6 +37,7 @@ import httpx
 import orjson
 
 from stressor.asgi_server import base_url_of, serve_asgi
+from stressor.clock import SYSTEM, Clock, anchor_of
 from stressor.sim.app import Middleware, RequestStats, SimApp, StatsSource, create_app
 from stressor.sim.config import API_KEY_ENV, WEBHOOK_SECRET_ENV, SimConfig
 from stressor.sim.faults import FaultLayer
@@ -42,7 +45,7 @@ from stressor.sim.model import SimModel
 from stressor.sim.records import SimEvent, TruthRecord
 from stressor.sim.views import truth_from_json
 from stressor.sim.webhooks import WebhookSender
-from stressor.timestamps import NS_PER_S, ClockAnchor
+from stressor.timestamps import NS_PER_S
 
 LISTENING_PREFIX = "stressor-sim listening on "
 PARENT_PID_ENV = "STRESSOR_SIM_PARENT_PID"
@@ -58,14 +61,21 @@ def monotonic_seconds() -> float:
     return time.perf_counter_ns() / NS_PER_S
 
 
-@dataclass(frozen=True, slots=True)
-class RunningSimulator:
-    """A simulator serving on ``base_url``; ``model``, ``app``, ``faults`` and ``webhooks`` (None without a
-    ``webhook_url``) are live (same event loop)."""
+def seconds_of(clock: Clock) -> Callable[[], float]:
+    """The monotonic seconds the simulator's parts read, from ``clock``."""
+    if clock is SYSTEM:
+        return monotonic_seconds
 
-    base_url: str
-    host: str
-    port: int
+    def seconds() -> float:
+        return clock.now_ns() / NS_PER_S
+
+    return seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Simulator:
+    """The simulator's live parts, in the current event loop: ``webhooks`` is None without a ``webhook_url``."""
+
     model: SimModel
     app: SimApp
     faults: FaultLayer | None = None
@@ -75,6 +85,15 @@ class RunningSimulator:
     def stats(self) -> RequestStats:
         """Requests answered so far, by method, route template and status."""
         return self.app.stats
+
+
+@dataclass(frozen=True, slots=True)
+class RunningSimulator(Simulator):
+    """A simulator serving on ``base_url``."""
+
+    base_url: str = ""
+    host: str = ""
+    port: int = 0
 
 
 class _Wakeup:
@@ -100,6 +119,53 @@ async def _drive(model: SimModel, clock: Callable[[], float], wakeup: _Wakeup) -
         await wakeup.wait(math.inf if due is None else max(due - clock(), _MIN_SLEEP_S))
 
 
+def _assemble(
+    config: SimConfig,
+    clock: Clock,
+    middleware: Sequence[Middleware],
+    webhook_transport: httpx.AsyncBaseTransport | None,
+) -> tuple[Simulator, list[Callable[[], Awaitable[None]]]]:
+    """The simulator's parts on ``clock``, and the tasks that must run beside its app: the driver that
+    advances the model at each event's due time (so events happen, and are pushed out as webhooks, even when
+    no client asks), and the webhook sender."""
+    anchor = anchor_of(clock)
+    model = SimModel(config, wall_at_zero=(anchor.wall_ns - anchor.mono_ns) / NS_PER_S)
+    seconds = seconds_of(clock)
+    # the fault layer is outermost: it stands for the network and the front door, before any other middleware
+    faults = FaultLayer.for_model(model, seconds)
+    stats: dict[str, StatsSource] = {"faults": faults.snapshot}
+    webhooks = None
+    if config.webhook_url is not None:
+        webhooks = WebhookSender.for_model(model, seconds, transport=webhook_transport)
+        model.add_listener(webhooks.on_event)
+        stats["webhooks"] = webhooks.snapshot
+    app = create_app(model, seconds, middleware=[faults, *middleware], stats=stats)
+    wakeup = _Wakeup()
+    model.add_listener(wakeup.on_event)
+    jobs: list[Callable[[], Awaitable[None]]] = [lambda: _drive(model, seconds, wakeup)]
+    if webhooks is not None:
+        jobs.append(webhooks.run)
+    return Simulator(model, app, faults, webhooks), jobs
+
+
+@asynccontextmanager
+async def simulate(
+    config: SimConfig | None = None,
+    clock: Clock = SYSTEM,
+    *,
+    middleware: Sequence[Middleware] = (),
+    webhook_transport: httpx.AsyncBaseTransport | None = None,
+) -> AsyncIterator[Simulator]:
+    """The simulator without a socket, in the current event loop until the block exits: its model driven and
+    its webhooks sent (over ``webhook_transport`` when given) by tasks of this loop; reach ``app`` in memory."""
+    simulator, jobs = _assemble(config or SimConfig(), clock, middleware, webhook_transport)
+    async with anyio.create_task_group() as tasks:
+        for job in jobs:
+            tasks.start_soon(job)
+        yield simulator
+        tasks.cancel_scope.cancel()
+
+
 @asynccontextmanager
 async def serve(
     config: SimConfig | None = None,
@@ -112,29 +178,20 @@ async def serve(
 
     Raises OSError (before anything runs) when the address cannot be bound.
     """
-    config = config or SimConfig()
-    anchor = ClockAnchor.now()
-    model = SimModel(config, wall_at_zero=(anchor.wall_ns - anchor.mono_ns) / NS_PER_S)
-    # the fault layer is outermost: it stands for the network and the front door, before any other middleware
-    faults = FaultLayer.for_model(model, monotonic_seconds)
-    stats: dict[str, StatsSource] = {"faults": faults.snapshot}
-    webhooks = WebhookSender.for_model(model, monotonic_seconds) if config.webhook_url is not None else None
-    if webhooks is not None:
-        model.add_listener(webhooks.on_event)
-        stats["webhooks"] = webhooks.snapshot
-    app = create_app(model, monotonic_seconds, middleware=[faults, *middleware], stats=stats)
-    wakeup = _Wakeup()
-    model.add_listener(wakeup.on_event)
-    jobs = [lambda: _drive(model, monotonic_seconds, wakeup)]
-    if webhooks is not None:
-        jobs.append(webhooks.run)
+    simulator, jobs = _assemble(config or SimConfig(), SYSTEM, middleware, None)
     # the app writes Date on its own clock (clock_offset): uvicorn's would be a second, true one
-    async with serve_asgi(app, host, port, what="the simulator", background=jobs, date_header=False) as (
+    async with serve_asgi(simulator.app, host, port, what="the simulator", background=jobs, date_header=False) as (
         bound_host,
         bound_port,
     ):
         yield RunningSimulator(
-            base_url_of(bound_host, bound_port), bound_host, bound_port, model, app, faults, webhooks
+            simulator.model,
+            simulator.app,
+            simulator.faults,
+            simulator.webhooks,
+            base_url=base_url_of(bound_host, bound_port),
+            host=bound_host,
+            port=bound_port,
         )
 
 

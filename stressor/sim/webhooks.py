@@ -158,10 +158,18 @@ class WebhookSender:
     """Delivers the model's events to ``config.webhook_url``: register ``on_event`` with
     ``model.add_listener`` and run ``run()`` as a task for as long as the simulator serves.
 
-    ``clock`` is the model's monotonic clock; the V2 timestamp is the model's wall time of it.
+    ``clock`` is the model's monotonic clock; the V2 timestamp is the model's wall time of it. ``transport``
+    carries the POSTs (default: stressor's own, over the network).
     """
 
-    def __init__(self, model: SimModel, clock: Callable[[], float], *, rng: random.Random) -> None:
+    def __init__(
+        self,
+        model: SimModel,
+        clock: Callable[[], float],
+        *,
+        rng: random.Random,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         config = model.config
         if config.webhook_url is None or config.webhook_secret is None:
             raise ValueError("a webhook sender needs webhook_url and webhook_secret in the config")
@@ -173,6 +181,7 @@ class WebhookSender:
         self._scale = config.grade_scale
         self._payload = config.webhook_payload
         self.policy = DeliveryPolicy(config, rng)
+        self._transport = transport  # None: stressor's own transport, over the network
         self._heap: list[tuple[float, int, _Delivery]] = []
         self._seq = itertools.count()
         self._wake: anyio.Event | None = None
@@ -181,10 +190,12 @@ class WebhookSender:
         self._delivered_by_type: Counter[str] = Counter()
 
     @classmethod
-    def for_model(cls, model: SimModel, clock: Callable[[], float]) -> WebhookSender:
+    def for_model(
+        cls, model: SimModel, clock: Callable[[], float], *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> WebhookSender:
         """The sender for ``model``'s config, its draws seeded from the model's seed (a stream of their own)."""
         seed = model.seed if model.seed is not None else secrets.randbits(32)
-        return cls(model, clock, rng=random.Random(f"webhooks:{seed}"))
+        return cls(model, clock, rng=random.Random(f"webhooks:{seed}"), transport=transport)
 
     def __repr__(self) -> str:
         # the secret stays out of reprs and logs
@@ -229,7 +240,7 @@ class WebhookSender:
         async with (
             httpx.AsyncClient(
                 # the client's own transport: httpx's pool costs ~2 ms of CPU a request under load
-                transport=WireTransport(limits=limits),
+                transport=self._transport or WireTransport(limits=limits),
                 timeout=ATTEMPT_TIMEOUT_S,
                 trust_env=False,
                 headers={"user-agent": USER_AGENT},

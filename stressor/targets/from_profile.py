@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import httpx
+
+from stressor.clock import SYSTEM, Clock
 from stressor.governor import Governor
 from stressor.metrics import Metrics
 from stressor.polling import fallback_seconds
@@ -19,9 +22,12 @@ def build_target(
     inbox: CompletionInbox | None = None,
     *,
     trust_env: bool = True,
+    clock: Clock = SYSTEM,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> TestCallsTarget:
     """The test-calls target as the profile sets it up (webhook completions arrive in ``inbox``). ``trust_env``:
-    reach ``base_url`` through the environment's proxies, as httpx does (off for the embedded simulator)."""
+    reach ``base_url`` through the environment's proxies, as httpx does (off for the embedded simulator);
+    ``transport``: reach it through this one instead (an in-memory simulator)."""
     return TestCallsTarget(
         base_url,
         api_key,
@@ -34,4 +40,6 @@ def build_target(
         inbox=inbox,
         webhook_fallback_s=fallback_seconds(profile) if inbox is not None else None,
         trust_env=trust_env,
+        clock=clock,
+        transport=transport,
     )

@@ -1,13 +1,16 @@
-"""Run a profile against an in-process simulator as a session does (preflight, then the engine) and check the
-outcome against the simulator's ground truth: the promises stressor makes against any server the docs allow."""
+"""Run a profile against the simulator in memory as a session does (preflight, then the engine) and check the
+outcome against the simulator's ground truth: the promises stressor makes against any server the docs allow.
+``run_against`` runs on the loop's clock: virtual time under ``support.virtual.run``."""
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from typing import Any
 
 import orjson
 
+from stressor.clock import anchor_of
 from stressor.engine import Engine
 from stressor.governor import Governor
 from stressor.metrics import Metrics, Outcome
@@ -15,10 +18,9 @@ from stressor.profile import Profile
 from stressor.report.console import render_summary
 from stressor.report.results import build_results
 from stressor.sim.config import SimConfig
-from stressor.sim.server import serve
 from stressor.targets.base import TargetUnavailable
 from stressor.targets.testcalls.target import TestCallsTarget
-from stressor.timestamps import ClockAnchor
+from support.memory import in_memory
 
 KEY = "sk_test_differential"
 # A run the server ended this long before the engine stopped must not be reported open.
@@ -26,11 +28,11 @@ SEEN_WITHIN_S = 2.0
 
 
 async def run_against(profile: Profile, config: SimConfig) -> dict[str, Any]:
-    """Run ``profile`` as a session would (preflight, then the engine) against an in-process simulator; the
+    """Run ``profile`` as a session would (preflight, then the engine) against the simulator in memory; the
     results document, the engine's result and the simulator's truth."""
-    async with serve(config) as sim:
-        metrics = Metrics(ClockAnchor.now())
-        governor = Governor(profile.limits)
+    async with in_memory(config) as sim:
+        metrics = Metrics(anchor_of(sim.clock))
+        governor = Governor(profile.limits, random.Random(config.seed))
         target = TestCallsTarget(
             sim.base_url,
             KEY,
@@ -40,13 +42,16 @@ async def run_against(profile: Profile, config: SimConfig) -> dict[str, Any]:
             poll_interval_s=profile.target.poll_interval_s,
             timeout_s=profile.target.request_timeout_s,
             reconcile_deadline_s=3.0,
+            clock=sim.clock,
+            transport=sim.transport,
+            rng=random.Random(config.seed),
         )
         try:
             try:
                 await target.check()
             except TargetUnavailable as refused:
                 return {"refused": str(refused), "truth": sim.model.truth()}
-            result = await Engine(profile, target, metrics=metrics, governor=governor).run()
+            result = await Engine(profile, target, metrics=metrics, governor=governor, clock=sim.clock).run()
         finally:
             await target.aclose()
         batches = {b: sim.model.get_batch(b) for b in {t.batch_id for t in sim.model.truth() if t.batch_id}}

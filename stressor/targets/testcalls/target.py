@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import random
 import secrets
-import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -30,6 +29,7 @@ import anyio
 import httpx
 import orjson
 
+from stressor.clock import SYSTEM, Clock
 from stressor.governor import Governor
 from stressor.http.client import ShardedClient
 from stressor.limits import Decision
@@ -126,8 +126,8 @@ class TestCallsTarget:
         poll_max_interval_s: float | None = None,
         timeout_s: float = 10.0,
         max_connections: int = 256,
-        clock: Callable[[], int] = time.perf_counter_ns,
-        wall: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM,
+        rng: random.Random | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         inbox: CompletionInbox | None = None,
         webhook_fallback_s: float | None = None,
@@ -142,8 +142,9 @@ class TestCallsTarget:
         self._governor = governor if governor is not None else Governor(Limits())
         self._submit_mode = submit_mode
         self._polls = PollSchedule(poll_interval_s, max(poll_max_interval_s or poll_interval_s, poll_interval_s))
-        self._clock = clock
-        self._wall = wall
+        self.clock = clock
+        self._clock = clock.now_ns  # for SYSTEM, time.perf_counter_ns itself
+        self._wall = clock.wall
         self._timeout_s = timeout_s
         # Keep-alive as large as each pool: with httpx's default of 20, connections churn above 20 in flight.
         client = ShardedClient(
@@ -156,7 +157,14 @@ class TestCallsTarget:
             trust_env=trust_env,  # proxies from the environment; off for the embedded simulator (our own child)
         )
         self._api = ApiRequests(
-            client, self.base_url, api_key, requests, self._governor, timeout_s=timeout_s, clock=clock, wall=wall
+            client,
+            self.base_url,
+            api_key,
+            requests,
+            self._governor,
+            timeout_s=timeout_s,
+            clock=clock.now_ns,
+            wall=clock.wall,
         )
         self._created = CreationLedger()
         self._learner = ListLearner()
@@ -181,7 +189,7 @@ class TestCallsTarget:
         self._witnesses: OrderedDict[str, int] = OrderedDict()
         self._answered = 0
         self._run_floors: dict[str, int] = {}  # oldest-first run list: where each new run's search starts
-        self._rng = random.Random()
+        self._rng = rng if rng is not None else random.Random()  # each batch's phase of polls
         # A create that timed out may still be held by the server and be handled later: it is looked for only
         # after this delay (at least the whole-request deadline), and twice, before it may be sent again.
         self._settle_s = timeout_s * 1.1 if reconcile_settle_s is None else reconcile_settle_s

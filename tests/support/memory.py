@@ -1,0 +1,200 @@
+"""The simulator (and stressor's webhook receiver) reached in memory, in the test's own event loop.
+
+``AppTransport`` is an httpx transport into an ASGI app that behaves as a socket to a server would where the
+tests look: the app handles each request in a task of its own, which goes on when the client gives up (a
+stalled create still creates its runs); the client's read timeout is honoured (``httpx.ReadTimeout``); a
+request the app drops (``DropConnection``, the fault layer's reset) reaches the client as a reset
+(``httpx.ReadError``). ``in_memory(config)`` runs the seeded simulator that way, on the running loop's clock:
+on a virtual-time loop (``tests/support/virtual.py``) a 10 s profile takes milliseconds, the same way every run.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import httpx
+from anyio.abc import TaskGroup
+
+from stressor.clock import Clock
+from stressor.loopback import is_loopback
+from stressor.session import Embedded
+from stressor.sim.app import DropConnection, Middleware, RequestStats, SimApp
+from stressor.sim.config import SimConfig
+from stressor.sim.faults import FaultLayer
+from stressor.sim.model import SimModel
+from stressor.sim.records import TruthRecord
+from stressor.sim.server import simulate
+from stressor.sim.webhooks import WebhookSender
+from stressor.webhooks.receiver import WebhookReceiver
+from support.virtual import clock
+
+SIM_URL = "http://simulator.test"  # the in-memory simulator's base URL (never resolved: nothing leaves memory)
+RECEIVER_URL = "http://receiver.test/webhooks"
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+App = Callable[[dict[str, Any], Receive, Send], Awaitable[None]]
+
+
+class _Exchange:
+    """One request's way back from the app: the answer's parts as they are sent, and whether it was dropped."""
+
+    def __init__(self) -> None:
+        self.status: int | None = None
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.body: list[bytes] = []
+        self.dropped = False
+        self.done = anyio.Event()
+
+
+class AppTransport(httpx.AsyncBaseTransport):
+    """httpx into an ASGI ``app`` in this loop, its handlers run as tasks of ``tasks`` (see the module)."""
+
+    def __init__(self, app: App, tasks: TaskGroup, *, client: tuple[str, int] = ("127.0.0.1", 50_000)) -> None:
+        self._app = app
+        self._tasks = tasks
+        self._client = client
+        self.requests = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        body = await request.aread()
+        self.requests += 1
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": request.method,
+            "headers": [(name.lower(), value) for name, value in request.headers.raw],
+            "scheme": request.url.scheme,
+            "path": request.url.path,
+            "raw_path": request.url.raw_path.split(b"?")[0],
+            "query_string": request.url.query,
+            "server": (request.url.host, request.url.port or 80),
+            "client": self._client,
+            "root_path": "",
+        }
+        exchange = _Exchange()
+        self._tasks.start_soon(self._serve, scope, body, exchange)
+        timeout = request.extensions.get("timeout", {}).get("read")
+        with anyio.move_on_after(math.inf if timeout is None else timeout):
+            await exchange.done.wait()
+        if not exchange.done.is_set():
+            raise httpx.ReadTimeout("timed out", request=request)
+        if exchange.dropped or exchange.status is None:
+            raise httpx.ReadError("[Errno 104] Connection reset by peer", request=request)
+        return httpx.Response(
+            exchange.status, headers=exchange.headers, stream=httpx.ByteStream(b"".join(exchange.body))
+        )
+
+    async def _serve(self, scope: dict[str, Any], body: bytes, exchange: _Exchange) -> None:
+        sent_body = False
+
+        async def receive() -> Message:
+            nonlocal sent_body
+            if not sent_body:
+                sent_body = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await exchange.done.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                exchange.status = message["status"]
+                exchange.headers = list(message.get("headers", []))
+            elif message["type"] == "http.response.body":
+                exchange.body.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    exchange.done.set()
+
+        try:
+            await self._app(scope, receive, send)
+        except DropConnection:
+            exchange.dropped = True
+        finally:
+            exchange.done.set()
+
+
+@dataclass(frozen=True, slots=True)
+class MemorySimulator:
+    """A simulator in memory: ``transport`` reaches its app at ``base_url``; ``model``, ``app``, ``faults`` and
+    ``webhooks`` are live."""
+
+    base_url: str
+    transport: AppTransport
+    model: SimModel
+    app: SimApp
+    faults: FaultLayer | None
+    webhooks: WebhookSender | None
+    clock: Clock
+
+    @property
+    def stats(self) -> RequestStats:
+        return self.app.stats
+
+    def client(self, **options: Any) -> httpx.AsyncClient:
+        """An httpx client of the simulator's app (close it)."""
+        return httpx.AsyncClient(transport=self.transport, base_url=self.base_url, **options)
+
+    async def stats_json(self) -> dict[str, Any]:
+        """``GET /_sim/stats``."""
+        async with self.client() as client:
+            return (await client.get("/_sim/stats")).json()
+
+
+@asynccontextmanager
+async def in_memory(
+    config: SimConfig | None = None,
+    *,
+    receiver: App | None = None,
+    middleware: tuple[Middleware, ...] = (),
+    on: Clock | None = None,
+) -> AsyncIterator[MemorySimulator]:
+    """The simulator on the running loop's clock (or ``on``), reached in memory until the block exits; its
+    webhooks go to ``receiver`` (an ASGI app) in memory, when the config names a ``webhook_url``."""
+    the_clock = on if on is not None else clock()
+    async with anyio.create_task_group() as tasks:
+        hooks = AppTransport(receiver, tasks, client=("127.0.0.1", 50_001)) if receiver is not None else None
+        async with simulate(config, the_clock, middleware=middleware, webhook_transport=hooks) as sim:
+            transport = AppTransport(sim.app, tasks)
+            yield MemorySimulator(SIM_URL, transport, sim.model, sim.app, sim.faults, sim.webhooks, the_clock)
+        tasks.cancel_scope.cancel()
+
+
+class MemorySurroundings:
+    """A session's surroundings (``stressor.session.Surroundings``) in memory, on ``clock``: the receiver is
+    served to the simulator's webhook sender alone, and every simulator started is kept in ``simulators``."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.simulators: list[MemorySimulator] = []
+        self.receivers: list[WebhookReceiver] = []
+        self._receiver: WebhookReceiver | None = None
+
+    @asynccontextmanager
+    async def receiver(
+        self, receiver: WebhookReceiver, host: str, port: int, *, allow_remote: bool
+    ) -> AsyncIterator[str]:
+        if not allow_remote and not is_loopback(host):  # as serve_receiver refuses it
+            raise ValueError(f"refusing to receive webhooks on {host!r}, which is not loopback")
+        self._receiver = receiver
+        self.receivers.append(receiver)
+        try:
+            yield f"http://{host}:{port or 8090}{receiver.path}"
+        finally:
+            receiver.close()
+            self._receiver = None
+
+    @asynccontextmanager
+    async def simulator(self, config: SimConfig) -> AsyncIterator[Embedded]:
+        async with in_memory(config, receiver=self._receiver, on=self.clock) as sim:
+            self.simulators.append(sim)
+
+            async def truth() -> list[TruthRecord]:
+                return sim.model.truth()
+
+            yield Embedded(sim.base_url, truth, sim.transport)
