@@ -1,48 +1,51 @@
-"""End to end against a misbehaving simulator: its rate limit obeyed, faults survived, no run billed twice,
-the breaker stopping a run that cannot succeed."""
+"""End to end against a misbehaving simulator (in memory, on virtual time): its rate limit obeyed, faults
+survived, no run billed twice, the breaker stopping a run that cannot succeed."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import anyio
 import httpx
 import orjson
 import pytest
-from sessions import drive, profile_of, run_stressor
+from sessions import drive, profile_of
+from support.cli import stressor_here
+from support.virtual import clock, run
 
 from stressor.engine import EngineResult
 from stressor.metrics import Measure, Outcome
 from stressor.report.results import load_json
 
-pytestmark = pytest.mark.e2e
-
 LIMIT = 20.0
 
 
 class Arrivals(httpx.AsyncBaseTransport):
-    """The client's transport, noting when each request (a create: a POST; else a poll) went out, what status
-    came back and when: on loopback, the requests the simulator saw (refused ones included) and when."""
+    """Around the client's transport, noting when each request (a create: a POST; else a poll) went out, what
+    status came back and when: the requests the simulator saw (refused ones included) and when."""
 
     def __init__(self) -> None:
         self.sent: list[tuple[float, int, str]] = []
         self.refusals_received: dict[str, list[float]] = {"create": [], "poll": []}
-        self._inner = httpx.AsyncHTTPTransport()
+        self._inner: httpx.AsyncBaseTransport | None = None
+
+    def around(self, inner: httpx.AsyncBaseTransport) -> Arrivals:
+        self._inner = inner
+        return self
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        sent = time.monotonic()
+        assert self._inner is not None
+        now = clock()
+        sent = now.now_ns() / 1e9
         response = await self._inner.handle_async_request(request)
         kind = "create" if request.method == "POST" else "poll"
         self.sent.append((sent, response.status_code, kind))
         if response.status_code == 429:
-            self.refusals_received[kind].append(time.monotonic())
+            self.refusals_received[kind].append(now.now_ns() / 1e9)
         return response
 
     async def aclose(self) -> None:
-        await self._inner.aclose()
+        if self._inner is not None:
+            await self._inner.aclose()
 
 
 def every_run_completed_once(result: EngineResult, truth: list) -> None:
@@ -94,7 +97,7 @@ def test_the_servers_rate_limit_is_obeyed_and_every_run_still_completes(headers:
     )
     arrivals = Arrivals()
     simulator = {"rate_limit": LIMIT, "retry_after": retry_after, "rate_limit_headers": headers}
-    result, truth, stats = anyio.run(drive, profile, simulator, arrivals)
+    result, truth, stats = run(drive, profile, simulator, arrivals.around)
     every_run_completed_once(result, truth)
     sent = sorted(arrivals.sent)
     refused = [t for t, status, _ in sent if status == 429]
@@ -158,7 +161,7 @@ def test_5xx_and_resets_after_creating_never_bill_a_run_twice() -> None:
     # 500s, not 503s: a 503 is a refusal (nothing was created, a retry is safe) and slows the whole client,
     # which other tests cover; 500s and resets after creating are what only reconciliation can resolve.
     simulator = {"error_rate": 0.2, "error_status": "500", "reset_rate": 0.15, "fault_after_create": 0.8}
-    result, truth, stats = anyio.run(drive, profile, simulator)
+    result, truth, stats = run(drive, profile, simulator)
     assert stats["faults"]["after_create"] > 0 and stats["faults"]["reset"] > 0
     created = {t.id for t in truth}
     ours = [r.run_id for r in result.records if r.run_id is not None]
@@ -184,7 +187,7 @@ def test_the_breaker_stops_a_run_the_server_keeps_failing_and_says_why() -> None
             "limits": {"breaker_window": "2s", "breaker_min_requests": 10, "max_retries": 1},
         }
     )
-    result, truth, _ = anyio.run(drive, profile, {"error_rate": 1.0, "error_status": "503", "retry_after": "none"})
+    result, truth, _ = run(drive, profile, {"error_rate": 1.0, "error_status": "503", "retry_after": "none"})
     assert result.stop_cause == "breaker"
     assert result.stop_reason is not None and "requests failed" in result.stop_reason
     assert result.elapsed_s < 10  # stopped early, not after the 20 s of the plan
@@ -220,13 +223,7 @@ def test_a_breaker_stop_through_the_cli_says_why_and_exits_4(tmp_path: Path) -> 
     profile = tmp_path / "brk.toml"
     profile.write_text(BREAKER_PROFILE)
     out = tmp_path / "results.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "stressor", "run", str(profile), "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
+    done = stressor_here("run", str(profile), "--out", str(out))
     assert done.returncode == 4, done.stderr[-2000:]  # README, exit codes: 4 = the breaker stopped the run
     lines = done.stdout.splitlines()
     breaker = [line for line in lines if line.startswith("BREAKER: stopped submitting: ")]
@@ -266,7 +263,7 @@ def test_bare_503s_mixed_with_successes_end_in_a_results_file_not_a_traceback(tm
     profile = tmp_path / "mixed503.toml"
     profile.write_text(MIXED_503_PROFILE)
     out = tmp_path / "results.json"
-    done = run_stressor("run", str(profile), "--out", str(out), timeout=120)
+    done = stressor_here("run", str(profile), "--out", str(out))
     assert "Traceback" not in done.stderr, done.stderr[-3000:]
     assert done.returncode == 0, done.stderr[-3000:]
     results = orjson.loads(out.read_bytes())
@@ -290,7 +287,7 @@ def test_a_limit_on_creates_alone_never_slows_the_polls() -> None:
     )
     simulator = {"rate_limit": 4.0, "rate_limit_scope": "create", "rate_limit_burst": 1, "retry_after": "seconds"}
     arrivals = Arrivals()
-    result, truth, stats = anyio.run(drive, profile, simulator, arrivals)
+    result, truth, stats = run(drive, profile, simulator, arrivals.around)
     assert stats["faults"]["rate_limited"] > 0 and not arrivals.refusals_received["poll"]
     every_run_completed_once(result, truth)
     detection = result.metrics.recorders[Measure.DETECTION_DELAY].summary()

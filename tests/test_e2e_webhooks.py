@@ -1,5 +1,6 @@
 """End to end: runs ended by signed webhooks from the simulator, lost and repeated deliveries, grades,
-and coordinated omission shown against the simulator's ground truth."""
+and coordinated omission shown against the simulator's ground truth (in memory, on virtual time); slow and
+stray deliveries to a real socket, through the command line."""
 
 from __future__ import annotations
 
@@ -18,13 +19,13 @@ import httpx
 import orjson
 import pytest
 from sessions import profile_of, run_session, run_stressor
+from support.memory import MemorySurroundings
+from support.virtual import clock, run
 
 from stressor.metrics import PERCENTILES, LatencyRecorder, Measure, Outcome
 from stressor.session import Session, SessionResult, Where
 from stressor.sim.config import SimConfig
 from stressor.sim.webhooks import request_target, signature_headers
-
-pytestmark = pytest.mark.e2e
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -190,10 +191,12 @@ def free_port() -> int:
         return port
 
 
-def session_of(data: dict[str, Any], simulator: dict[str, Any], warn: Callable[[str], None]) -> Session:
+def session_of(
+    data: dict[str, Any], simulator: dict[str, Any], warn: Callable[[str], None], surroundings: MemorySurroundings
+) -> Session:
     config = SimConfig.from_mapping({"api_key": "sk_test_e2e", **simulator})
     where = Where(base_url=None, api_key="sk_test_e2e", simulator=config, webhook_secrets=(SECRET,))
-    return Session(profile_of(data), where, enforce_budget=False, warn=warn)
+    return Session(profile_of(data), where, enforce_budget=False, warn=warn, surroundings=surroundings)
 
 
 @pytest.mark.parametrize("payload", ["nested", "flat"])
@@ -212,7 +215,12 @@ def test_a_public_url_with_a_path_of_its_own_is_where_deliveries_are_taken() -> 
     hooks = {"enabled": True, "fallback": "off", "listen": f"127.0.0.1:{port}"}
     hooks["public_url"] = f"http://127.0.0.1:{port}/hooks"
     warnings: list[str] = []
-    outcome = anyio.run(session_of({**QUICK, "webhooks": hooks}, {"seed": 6}, warnings.append).run)
+
+    async def main() -> SessionResult:
+        surroundings = MemorySurroundings(clock())
+        return await session_of({**QUICK, "webhooks": hooks}, {"seed": 6}, warnings.append, surroundings).run()
+
+    outcome = run(main)
     # with polling off, only deliveries to /hooks could end the runs: a receiver serving /webhooks alone
     # answered them 404 and left every run open
     assert outcome.webhook_url == f"http://127.0.0.1:{port}/hooks"
@@ -225,24 +233,28 @@ def test_a_public_url_with_a_path_of_its_own_is_where_deliveries_are_taken() -> 
     assert not any("wrong_path" in line for line in warnings)
 
 
-async def _post_grades_until_the_receiver_stops(url: str, statuses: Counter[int]) -> None:
+async def _post_grades_until_the_receiver_stops(
+    url: str, statuses: Counter[int], surroundings: MemorySurroundings
+) -> None:
     """A sender posting a new call.graded every few ms, from when the receiver is up until it is gone."""
     target = request_target(url)
-    async with httpx.AsyncClient(trust_env=False, timeout=5.0) as client:
+    while not surroundings.receivers:
+        await anyio.sleep(0.01)  # not up yet
+    async with (
+        anyio.create_task_group() as tasks,
+        httpx.AsyncClient(transport=surroundings.connect(tasks), timeout=5.0) as client,
+    ):
         sent = 0
         while True:
             body = orjson.dumps(
                 {"type": "call.graded", "data": {"call_id": f"late_{sent}", "grade": {"score": 90}}},
                 option=orjson.OPT_SORT_KEYS,
             )
-            headers = dict(signature_headers(SECRET, body, target, int(time.time())))
+            headers = dict(signature_headers(SECRET, body, target, int(clock().wall())))
             try:
                 answer = await client.post(url, content=body, headers=headers)
             except httpx.TransportError:
-                if sent:
-                    return  # the receiver stopped
-                await anyio.sleep(0.01)  # not up yet
-                continue
+                return  # the receiver stopped
             statuses[answer.status_code] += 1
             sent += 1
             await anyio.sleep(0.005)
@@ -252,17 +264,20 @@ def test_every_delivery_acknowledged_is_in_the_figures_and_later_ones_are_refuse
     port = free_port()
     hooks = {"enabled": True, "fallback": "off", "listen": f"127.0.0.1:{port}"}
     warnings: list[str] = []
-    # every run fails: the simulator sends no call.graded, so those the results count are all the test's
-    session = session_of({**QUICK, "webhooks": hooks}, {"seed": 7, "failure_rate": 1.0}, warnings.append)
     statuses: Counter[int] = Counter()
 
     async def main() -> SessionResult:
+        surroundings = MemorySurroundings(clock())
+        # every run fails: the simulator sends no call.graded, so those the results count are all the test's
+        simulator = {"seed": 7, "failure_rate": 1.0}
+        session = session_of({**QUICK, "webhooks": hooks}, simulator, warnings.append, surroundings)
+        url = f"http://127.0.0.1:{port}/webhooks"
         with anyio.fail_after(60):
             async with anyio.create_task_group() as sender:
-                sender.start_soon(_post_grades_until_the_receiver_stops, f"http://127.0.0.1:{port}/webhooks", statuses)
+                sender.start_soon(_post_grades_until_the_receiver_stops, url, statuses, surroundings)
                 return await session.run()
 
-    outcome = anyio.run(main)
+    outcome = run(main)
     assert outcome.webhooks is not None
     # each 204 the sender got is a grade the figures count: none was acknowledged after they were taken...
     assert statuses[204] == outcome.webhooks.accepted_by_type["call.graded"] > 0
@@ -321,6 +336,7 @@ def _stray_and_slow(port: int, answers: list[bytes], strays: list[int]) -> None:
         thread.join(60)
 
 
+@pytest.mark.e2e
 def test_slow_and_stray_deliveries_are_counted_said_once_and_end_the_run_without_a_traceback(tmp_path: Path) -> None:
     port = free_port()
     profile = tmp_path / "p.toml"

@@ -127,7 +127,6 @@ def test_unclaimed_ends_are_bounded_oldest_dropped_first() -> None:
     assert [e.run_id for e in got] == ["r2", "r3"]  # r1 was dropped: its follower keeps waiting (polling finds it)
 
 
-@pytest.mark.e2e
 def test_with_fast_and_full_grades_reordered_every_run_keeps_the_full_grade() -> None:
     # No grade delay: without a gap the two grades would share graded_at, and reordered deliveries let the
     # fast one win about half the time.

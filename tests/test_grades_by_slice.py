@@ -1,5 +1,6 @@
-"""End to end: every run's scenario name is the one whose prompt the simulator received for it, and the grade
-figures of each scenario and each variant are those of that slice's runs, as the simulator graded them."""
+"""End to end (the simulator in memory, on virtual time): every run's scenario name is the one whose prompt the
+simulator received for it, and the grade figures of each scenario and each variant are those of that slice's
+runs, as the simulator graded them."""
 
 from __future__ import annotations
 
@@ -14,8 +15,6 @@ from sessions import run_session
 from stressor.metrics import Outcome
 from stressor.profile import parse_profile
 from stressor.report.results import build_results
-
-pytestmark = pytest.mark.e2e
 
 CORPUS = (
     ("greet", "Say hello and ask for the opening hours."),

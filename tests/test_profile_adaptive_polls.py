@@ -1,10 +1,9 @@
 """Adaptive polling is on by default: with long calls a profile that does not set ``poll_interval_max`` polls
 less than one that fixes the interval, and still sees every end within the bound (against the simulator's
-ground truth)."""
+ground truth, in memory on virtual time)."""
 
 from __future__ import annotations
 
-import pytest
 from sessions import profile_of, run_session
 
 from stressor.estimate import estimate
@@ -12,8 +11,6 @@ from stressor.metrics import Outcome
 from stressor.profile import Profile
 from stressor.session import SessionResult
 from stressor.timestamps import NS_PER_S
-
-pytestmark = pytest.mark.e2e
 
 POLL_S = 0.02
 BOUND_S = 0.2  # the default poll_interval_max for a 20 ms poll_interval: ten intervals

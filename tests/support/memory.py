@@ -4,8 +4,10 @@
 tests look: the app handles each request in a task of its own, which goes on when the client gives up (a
 stalled create still creates its runs); the client's read timeout is honoured (``httpx.ReadTimeout``); a
 request the app drops (``DropConnection``, the fault layer's reset) reaches the client as a reset
-(``httpx.ReadError``). ``in_memory(config)`` runs the seeded simulator that way, on the running loop's clock:
-on a virtual-time loop (``tests/support/virtual.py``) a 10 s profile takes milliseconds, the same way every run.
+(``httpx.ReadError``); each way takes ``LATENCY_S``, as on loopback (a request sent before an answer arrived
+was sent before it, not at the same instant). ``in_memory(config)`` runs the seeded simulator that way, on the
+running loop's clock: on a virtual-time loop (``tests/support/virtual.py``) a 10 s profile takes milliseconds,
+the same way every run.
 """
 
 from __future__ import annotations
@@ -28,13 +30,14 @@ from stressor.sim.config import SimConfig
 from stressor.sim.faults import FaultLayer
 from stressor.sim.model import SimModel
 from stressor.sim.records import TruthRecord
-from stressor.sim.server import simulate
+from stressor.sim.server import fetch_truth_async, simulate
 from stressor.sim.webhooks import WebhookSender
 from stressor.webhooks.receiver import WebhookReceiver
 from support.virtual import clock
 
 SIM_URL = "http://simulator.test"  # the in-memory simulator's base URL (never resolved: nothing leaves memory)
-RECEIVER_URL = "http://receiver.test/webhooks"
+LATENCY_S = 0.000_05  # each way: loopback's order of magnitude
+SHUTDOWN_S = 0.05  # how long a server being stopped still answers the connections it has
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
@@ -55,14 +58,25 @@ class _Exchange:
 class AppTransport(httpx.AsyncBaseTransport):
     """httpx into an ASGI ``app`` in this loop, its handlers run as tasks of ``tasks`` (see the module)."""
 
-    def __init__(self, app: App, tasks: TaskGroup, *, client: tuple[str, int] = ("127.0.0.1", 50_000)) -> None:
+    def __init__(
+        self,
+        app: App,
+        tasks: TaskGroup,
+        *,
+        client: tuple[str, int] = ("127.0.0.1", 50_000),
+        latency_s: float = LATENCY_S,
+    ) -> None:
         self._app = app
         self._tasks = tasks
         self._client = client
+        self._latency_s = latency_s
         self.requests = 0
+        self.open = True  # False: the server is gone, connections are refused
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         body = await request.aread()
+        if not self.open:
+            raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
         self.requests += 1
         scope = {
             "type": "http",
@@ -83,6 +97,7 @@ class AppTransport(httpx.AsyncBaseTransport):
         timeout = request.extensions.get("timeout", {}).get("read")
         with anyio.move_on_after(math.inf if timeout is None else timeout):
             await exchange.done.wait()
+            await anyio.sleep(self._latency_s)  # the answer's way back
         if not exchange.done.is_set():
             raise httpx.ReadTimeout("timed out", request=request)
         if exchange.dropped or exchange.status is None:
@@ -92,6 +107,7 @@ class AppTransport(httpx.AsyncBaseTransport):
         )
 
     async def _serve(self, scope: dict[str, Any], body: bytes, exchange: _Exchange) -> None:
+        await anyio.sleep(self._latency_s)  # the request's way there
         sent_body = False
 
         async def receive() -> Message:
@@ -174,6 +190,7 @@ class MemorySurroundings:
         self.simulators: list[MemorySimulator] = []
         self.receivers: list[WebhookReceiver] = []
         self._receiver: WebhookReceiver | None = None
+        self._connections: list[AppTransport] = []
 
     @asynccontextmanager
     async def receiver(
@@ -187,7 +204,18 @@ class MemorySurroundings:
             yield f"http://{host}:{port or 8090}{receiver.path}"
         finally:
             receiver.close()
+            with anyio.CancelScope(shield=True):
+                await anyio.sleep(SHUTDOWN_S)
             self._receiver = None
+            for connection in self._connections:
+                connection.open = False  # the server is gone
+
+    def connect(self, tasks: TaskGroup) -> AppTransport:
+        """A transport to the receiver being served (its handlers run in ``tasks``); refused once it is gone."""
+        assert self._receiver is not None, "no receiver is being served"
+        connection = AppTransport(self._receiver, tasks, client=("127.0.0.1", 50_002))
+        self._connections.append(connection)
+        return connection
 
     @asynccontextmanager
     async def simulator(self, config: SimConfig) -> AsyncIterator[Embedded]:
@@ -195,6 +223,7 @@ class MemorySurroundings:
             self.simulators.append(sim)
 
             async def truth() -> list[TruthRecord]:
-                return sim.model.truth()
+                async with sim.client() as client:
+                    return await fetch_truth_async(sim.base_url, client=client)
 
             yield Embedded(sim.base_url, truth, sim.transport)
