@@ -73,12 +73,10 @@ class Scale:
 
 @dataclass(frozen=True, slots=True)
 class Embedded:
-    """The embedded simulator as a session reaches it: at ``base_url``, through ``transport`` (None: over the
-    network), its ground truth from ``truth()``."""
+    """The embedded simulator as a session reaches it: at ``base_url``, its ground truth from ``truth()``."""
 
     base_url: str
     truth: Callable[[], Awaitable[list[TruthRecord]]]
-    transport: httpx.AsyncBaseTransport | None = None
 
 
 class Surroundings(Protocol):
@@ -94,6 +92,10 @@ class Surroundings(Protocol):
 
     def simulator(self, config: SimConfig) -> AbstractAsyncContextManager[Embedded]:
         """Run the embedded simulator for the block."""
+        ...
+
+    def transport(self, base_url: str) -> httpx.AsyncBaseTransport | None:
+        """How the target reaches ``base_url`` (None: over the network)."""
         ...
 
 
@@ -117,6 +119,9 @@ class OwnSurroundings:
 
         async with SimulatorProcess(config) as base_url:
             yield Embedded(base_url, functools.partial(fetch_truth_async, base_url))
+
+    def transport(self, base_url: str) -> httpx.AsyncBaseTransport | None:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,7 +234,7 @@ class Session:
                 self.inbox,
                 trust_env=embedded is None,
                 clock=self.clock,
-                transport=embedded.transport if embedded is not None else None,
+                transport=self.surroundings.transport(base_url),
             )
             stack.push_async_callback(target.aclose)
             await target.check()

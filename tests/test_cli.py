@@ -1,4 +1,5 @@
-"""The command line as a user meets it: real processes, exit codes, one-sentence errors, results kept."""
+"""The command line as a user meets it: exit codes, one-sentence errors, results kept. In this process, on
+virtual time against the simulator in memory; Ctrl-C and kill -9 in real processes."""
 
 from __future__ import annotations
 
@@ -10,9 +11,8 @@ from pathlib import Path
 
 import orjson
 import pytest
-from sessions import run_stressor as stressor
-
-pytestmark = pytest.mark.e2e
+from sessions import run_stressor
+from support.cli import stressor_here as stressor
 
 QUICK = """
 name = "quick"
@@ -108,6 +108,7 @@ def test_unreachable_target_exits_3_without_traceback_and_without_the_key(tmp_pa
         "--base-url",
         "http://127.0.0.1:9",
         env={"THUNDERPHONE_API_KEY": "sk_live_secretsecret9876"},
+        real_time=True,
     )
     assert done.returncode == 3
     assert "cannot reach http://127.0.0.1:9" in done.stderr
@@ -124,6 +125,7 @@ def test_plan_sends_nothing_and_prints_estimates(tmp_path: Path) -> None:
     assert as_json["total"]["cost_cents"] == 480
 
 
+@pytest.mark.e2e
 def test_ctrl_c_writes_what_was_gathered_and_exits_130(tmp_path: Path) -> None:
     long_profile = QUICK.replace('duration = "1s"', 'duration = "60s"')
     out = tmp_path / "r.json"
@@ -164,6 +166,7 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+@pytest.mark.e2e
 def test_kill_9_loses_at_most_the_last_second_and_the_log_rebuilds_the_summary(tmp_path: Path) -> None:
     profile = write(tmp_path, QUICK.replace('duration = "1s"', 'duration = "60s"'))
     out = tmp_path / "r.json"
@@ -185,7 +188,7 @@ def test_kill_9_loses_at_most_the_last_second_and_the_log_rebuilds_the_summary(t
     # The bound on what a kill loses is checked against the server's truth in test_e2e_engine.py; here: the
     # log reads back and the embedded simulator dies with its stressor.
     assert len(runs) >= 50
-    rebuilt = stressor("report", str(log))
+    rebuilt = run_stressor("report", str(log))
     assert rebuilt.returncode == 0
     assert "stressor was killed" in rebuilt.stdout
     assert "queue_to_completion" in rebuilt.stdout
@@ -270,6 +273,7 @@ def test_a_fractional_stagger_against_a_real_api_is_warned_about(tmp_path: Path)
         "--out",
         str(tmp_path / "r.json"),
         env=env,
+        real_time=True,
     )
     assert done.returncode != 0 and "Traceback" not in done.stderr
     assert "stagger 0.005s is not a whole number of seconds" in done.stderr
@@ -282,6 +286,7 @@ def test_a_fractional_stagger_against_a_real_api_is_warned_about(tmp_path: Path)
         "--out",
         str(tmp_path / "r.json"),
         env=env,
+        real_time=True,
     )
     assert "not a whole number" not in done.stderr
 

@@ -1,10 +1,10 @@
-"""The engine through the real command line, against ``stressor sim`` in its own process on loopback: a spent
-budget, a server that dies mid-run, a stressor killed with -9. Each is short and bounded."""
+"""The engine through the command line against a simulator as a real API: a spent budget, a server that dies
+mid-run, a runs log that does not read back (in this process, on virtual time, the simulator in memory); a
+stressor killed with -9 (real processes, ``stressor sim`` on loopback). Each is short and bounded."""
 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -12,12 +12,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import anyio
 import orjson
 import pytest
+from support.cli import stressor_here
+from support.memory import MemorySurroundings
+from support.virtual import START_S
 
-pytestmark = pytest.mark.e2e
+from stressor.sim.config import SimConfig
 
 KEY = "sk_test_e2e_engine_0123456789abcdef"
+SIMULATOR_URL = "http://simulator-1.test"  # the first simulator stressor_here starts
 
 
 def child_env() -> dict[str, str]:
@@ -73,16 +78,22 @@ in_flight = 4
 """
 
 
+def server(**settings: object) -> SimConfig:
+    """What ``stressor sim --seed 3`` serves, with ``settings``."""
+    return SimConfig.from_mapping({"api_key": KEY, "seed": 3, **settings})
+
+
 def test_a_spent_budget_in_a_closed_stage_returns_promptly_with_runs_not_started(tmp_path: Path) -> None:
     # The plan assumes 45 s calls (4 runs, 64 cents); the server's take 100 ms, so the stage would top up far
     # past the 160 cents (10 runs at 16) if it never stopped. It must stop, and say why.
     profile = tmp_path / "p.toml"
     profile.write_text(CLOSED_BUDGET)
     out = tmp_path / "r.json"
-    with simulator("--call-duration", "fixed(100)") as (_, base_url):
-        began = time.monotonic()
-        done = run_cli(str(profile), "--base-url", base_url, "--out", str(out), "--progress", "0")
-        took = time.monotonic() - began
+    done = stressor_here(
+        "run", str(profile), "--base-url", SIMULATOR_URL, "--out", str(out), "--progress", "0",
+        env={"THUNDERPHONE_API_KEY": KEY}, servers=[server(call_duration="fixed(100)")],
+    )  # fmt: skip
+    took = done.loop.time() - START_S
     assert "Traceback" not in done.stderr, done.stderr
     assert done.returncode == 0, done.stderr  # a budget reached is the guard working, not a failure
     assert took < 15  # not the 20 s stage, let alone for ever
@@ -118,6 +129,7 @@ def wait_for_lines(path: Path, count: int, deadline_s: float = 60) -> None:
         time.sleep(0.1)
 
 
+@pytest.mark.e2e
 def test_kill_9_loses_at_most_the_last_second_of_runs_and_the_log_rebuilds_the_summary(tmp_path: Path) -> None:
     from stressor.report.results import results_from_runs_log
     from stressor.sim.server import fetch_truth
@@ -166,21 +178,19 @@ def test_a_server_that_dies_mid_run_leaves_its_runs_open_and_the_results_written
     # Runs take 4 s; the server is killed 2 s in, so every run created is still going when it dies.
     profile = real_api_profile(tmp_path, 'duration = "5s"\nrate = "2/s"', grace="2s", runs=2)
     out, log = tmp_path / "r.json", tmp_path / "r.runs.jsonl"
-    with simulator("--call-duration", "fixed(4000)") as (server, base_url):
-        process = subprocess.Popen(
-            [sys.executable, "-m", "stressor", "run", str(profile), "--base-url", base_url, "--out", str(out)],
-            env=child_env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        wait_for_lines(log, 1)  # started
-        time.sleep(2)
-        server.send_signal(signal.SIGKILL)
-        stdout, stderr = process.communicate(timeout=90)
+
+    async def kill_the_server(surroundings: MemorySurroundings) -> None:
+        await anyio.sleep(2)
+        surroundings.simulators[0].transport.kill()
+
+    done = stressor_here(
+        "run", str(profile), "--base-url", SIMULATOR_URL, "--out", str(out),
+        env={"THUNDERPHONE_API_KEY": KEY}, servers=[server(call_duration="fixed(4000)")], beside=kill_the_server,
+    )  # fmt: skip
+    stdout, stderr = done.stdout, done.stderr
     assert "Traceback" not in stderr, stderr
     # Documented: a run that finished its plan exits 0 whatever the server did; failed calls are figures.
-    assert process.returncode == 0, stderr
+    assert done.returncode == 0, stderr
     assert stderr.count("[connect]") <= 1  # the failure class is told once, not per request
     results = orjson.loads(out.read_bytes())
     runs = results["runs"]
@@ -202,13 +212,7 @@ def test_a_runs_log_that_does_not_read_back_keeps_the_records_in_memory(tmp_path
         '[[stages]]\nduration = "1s"\nrate = "5/s"\n'
     )
     out = tmp_path / "r.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "stressor", "run", str(profile), "--out", str(out), "--runs-log", "/dev/null"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = stressor_here("run", str(profile), "--out", str(out), "--runs-log", "/dev/null")
     assert done.returncode == 0, done.stderr
     results = orjson.loads(out.read_bytes())
     assert len(results["run_records"]) == results["runs"]["planned"] == 10

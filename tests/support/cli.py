@@ -1,17 +1,21 @@
 """The ``stressor`` command run in this process, on virtual time, against the simulator in memory.
 
 ``stressor_here(*args)`` is what ``sessions.run_stressor`` is in a process of its own, for commands that need
-no process: the command's event loop is a ``VirtualTimeLoop`` (``runtime.run`` is swapped for the test), and a
-session's embedded simulator and webhook receiver live in memory (``MemorySurroundings``), so a 10 s profile
-takes milliseconds. It gives the exit code, stdout and stderr (the ``stressor`` loggers' lines included, as a
-process without a handler prints them), and ``surroundings`` holds the simulators started (their truth).
+no process: the command's event loop is a ``VirtualTimeLoop`` (``runtime.run`` is swapped for the test), and the
+embedded simulator and the webhook receiver live in memory (``MemorySurroundings``, also standing for
+``SimulatorProcess``), so a 10 s profile takes milliseconds. It gives the exit code, stdout and stderr (the
+``stressor`` loggers' lines included, as a process without a handler prints them), and ``surroundings`` holds
+the simulators started (their truth). ``servers``: simulators started in the command's loop before it runs,
+as a real API it is pointed at (``--base-url http://simulator-1.test``...); ``beside(surroundings)``, a task
+run beside the command (it may kill a server). ``real_time=True``: the machine's
+clock and the network, for a command that must reach a real address (a closed port).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import AsyncExitStack, ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -20,10 +24,13 @@ from typer.testing import CliRunner
 
 from stressor import runtime, session
 from stressor.clock import LoopClock
+from stressor.sim import server
+from stressor.sim.config import SimConfig
 from support.memory import MemorySurroundings
 from support.virtual import VirtualTimeLoop
 
 T = TypeVar("T")
+Beside = Callable[[MemorySurroundings], Awaitable[None]]
 # what a user's environment could point stressor at: never inherited from the tests' own
 _CLEARED = {"STRESSOR_BASE_URL": None, "THUNDERPHONE_API_KEY": None, "STRESSOR_WEBHOOK_SECRET": None}
 
@@ -40,14 +47,29 @@ class Done:
 
 
 @contextmanager
-def _virtual_runtime(loop: VirtualTimeLoop) -> Iterator[None]:
-    """``runtime.run`` on ``loop`` (once: a command runs one loop) for the block."""
+def _virtual_runtime(
+    loop: VirtualTimeLoop, surroundings: MemorySurroundings, servers: Sequence[SimConfig], beside: Beside | None
+) -> Iterator[None]:
+    """``runtime.run`` on ``loop`` (once: a command runs one loop) for the block, ``servers`` and ``beside``
+    running beside the command."""
     used: list[bool] = []
+
+    async def beside_servers(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        async with AsyncExitStack() as stack:
+            for config in servers:
+                await stack.enter_async_context(surroundings.process(config))
+            tasks = await stack.enter_async_context(anyio.create_task_group())
+            if beside is not None:
+                tasks.start_soon(beside, surroundings)
+            try:
+                return await fn(*args)
+            finally:
+                tasks.cancel_scope.cancel()
 
     def run(fn: Callable[..., Awaitable[T]], *args: Any, **_: Any) -> T:
         assert not used, "the command ran a second event loop"
         used.append(True)
-        return anyio.run(fn, *args, backend="asyncio", backend_options={"loop_factory": lambda: loop})
+        return anyio.run(beside_servers, fn, *args, backend="asyncio", backend_options={"loop_factory": lambda: loop})
 
     original = runtime.run
     runtime.run = run  # type: ignore[assignment]
@@ -59,12 +81,29 @@ def _virtual_runtime(loop: VirtualTimeLoop) -> Iterator[None]:
 
 @contextmanager
 def _surroundings(surroundings: MemorySurroundings) -> Iterator[None]:
-    original = session.OwnSurroundings
+    """Sessions (and the capacity search's ``SimulatorProcess``) get ``surroundings`` for the block."""
+    originals = session.OwnSurroundings, server.SimulatorProcess
     session.OwnSurroundings = lambda: surroundings  # type: ignore[assignment,misc]
+    server.SimulatorProcess = surroundings.process  # type: ignore[assignment,misc]
     try:
         yield
     finally:
-        session.OwnSurroundings = original  # type: ignore[misc]
+        session.OwnSurroundings, server.SimulatorProcess = originals  # type: ignore[misc]
+
+
+@contextmanager
+def _real_runtime() -> Iterator[None]:
+    """``runtime.run`` without its tuning of the garbage collector (the test process's own) for the block."""
+    original = runtime.run
+
+    def run(fn: Callable[..., Awaitable[T]], *args: Any, **_: Any) -> T:
+        return anyio.run(fn, *args, backend="asyncio")
+
+    runtime.run = run  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        runtime.run = original
 
 
 class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
@@ -84,8 +123,14 @@ class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
-def stressor_here(*args: str, env: Mapping[str, str] | None = None) -> Done:
-    """``stressor ARGS`` in this process, on virtual time, its embedded simulator in memory."""
+def stressor_here(
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    servers: Sequence[SimConfig] = (),
+    beside: Beside | None = None,
+    real_time: bool = False,
+) -> Done:
+    """``stressor ARGS`` in this process, on virtual time, its embedded simulator in memory (see the module)."""
     from stressor.cli import app
 
     loop = VirtualTimeLoop()
@@ -95,7 +140,12 @@ def stressor_here(*args: str, env: Mapping[str, str] | None = None) -> Done:
     logger = logging.getLogger("stressor")
     logger.addHandler(handler)
     try:
-        with _virtual_runtime(loop), _surroundings(surroundings):
+        with ExitStack() as patched:
+            if real_time:
+                patched.enter_context(_real_runtime())
+            else:
+                patched.enter_context(_virtual_runtime(loop, surroundings, servers, beside))
+                patched.enter_context(_surroundings(surroundings))
             result = CliRunner().invoke(app, list(args), env={"COLUMNS": "200", **_CLEARED, **(env or {})})
     finally:
         logger.removeHandler(handler)

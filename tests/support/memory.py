@@ -72,6 +72,14 @@ class AppTransport(httpx.AsyncBaseTransport):
         self._latency_s = latency_s
         self.requests = 0
         self.open = True  # False: the server is gone, connections are refused
+        self._serving: dict[_Exchange, anyio.CancelScope] = {}
+
+    def kill(self) -> None:
+        """The server dies: what it was answering is reset, new connections are refused."""
+        self.open = False
+        for exchange, scope in list(self._serving.items()):
+            exchange.dropped = True
+            scope.cancel()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         body = await request.aread()
@@ -127,12 +135,15 @@ class AppTransport(httpx.AsyncBaseTransport):
                 if not message.get("more_body", False):
                     exchange.done.set()
 
-        try:
-            await self._app(scope, receive, send)
-        except DropConnection:
-            exchange.dropped = True
-        finally:
-            exchange.done.set()
+        with anyio.CancelScope() as serving:
+            self._serving[exchange] = serving
+            try:
+                await self._app(scope, receive, send)
+            except DropConnection:
+                exchange.dropped = True
+            finally:
+                del self._serving[exchange]
+                exchange.done.set()
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +180,7 @@ async def in_memory(
     receiver: App | None = None,
     middleware: tuple[Middleware, ...] = (),
     on: Clock | None = None,
+    base_url: str = SIM_URL,
 ) -> AsyncIterator[MemorySimulator]:
     """The simulator on the running loop's clock (or ``on``), reached in memory until the block exits; its
     webhooks go to ``receiver`` (an ASGI app) in memory, when the config names a ``webhook_url``."""
@@ -177,13 +189,14 @@ async def in_memory(
         hooks = AppTransport(receiver, tasks, client=("127.0.0.1", 50_001)) if receiver is not None else None
         async with simulate(config, the_clock, middleware=middleware, webhook_transport=hooks) as sim:
             transport = AppTransport(sim.app, tasks)
-            yield MemorySimulator(SIM_URL, transport, sim.model, sim.app, sim.faults, sim.webhooks, the_clock)
+            yield MemorySimulator(base_url, transport, sim.model, sim.app, sim.faults, sim.webhooks, the_clock)
         tasks.cancel_scope.cancel()
 
 
 class MemorySurroundings:
     """A session's surroundings (``stressor.session.Surroundings``) in memory, on ``clock``: the receiver is
-    served to the simulator's webhook sender alone, and every simulator started is kept in ``simulators``."""
+    served to the simulator's webhook sender alone, and every simulator started is kept in ``simulators``.
+    ``process(config)`` stands for ``SimulatorProcess(config)``: a simulator reached at the URL it gives."""
 
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
@@ -191,6 +204,7 @@ class MemorySurroundings:
         self.receivers: list[WebhookReceiver] = []
         self._receiver: WebhookReceiver | None = None
         self._connections: list[AppTransport] = []
+        self._transports: dict[str, AppTransport] = {}
 
     @asynccontextmanager
     async def receiver(
@@ -218,12 +232,29 @@ class MemorySurroundings:
         return connection
 
     @asynccontextmanager
-    async def simulator(self, config: SimConfig) -> AsyncIterator[Embedded]:
-        async with in_memory(config, receiver=self._receiver, on=self.clock) as sim:
+    async def process(self, config: SimConfig) -> AsyncIterator[str]:
+        """The simulator for the block, at the base URL this gives."""
+        base_url = f"http://simulator-{len(self.simulators) + 1}.test"
+        async with in_memory(config, receiver=self._receiver, on=self.clock, base_url=base_url) as sim:
             self.simulators.append(sim)
+            self._transports[base_url] = sim.transport
+            try:
+                yield base_url
+            finally:
+                del self._transports[base_url]
+
+    @asynccontextmanager
+    async def simulator(self, config: SimConfig) -> AsyncIterator[Embedded]:
+        async with self.process(config) as base_url:
+            sim = self.simulators[-1]
 
             async def truth() -> list[TruthRecord]:
                 async with sim.client() as client:
                     return await fetch_truth_async(sim.base_url, client=client)
 
-            yield Embedded(sim.base_url, truth, sim.transport)
+            yield Embedded(base_url, truth)
+
+    def transport(self, base_url: str) -> httpx.AsyncBaseTransport | None:
+        found = self._transports.get(base_url)
+        assert found is not None, f"{base_url} is not a simulator in memory: a test may not reach the network"
+        return found
