@@ -1,19 +1,18 @@
 """Output paths and target URLs that cannot work end in one sentence and exit 2, before anything runs; a
-write that fails at the end still prints the summary and points to the runs log."""
+write that fails at the end still prints the summary and points to the runs log. In this process, on virtual
+time against the simulator in memory."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
+import anyio
 import orjson
 import pytest
-from sessions import run_stressor as stressor
-
-pytestmark = pytest.mark.e2e
+from support.cli import Done
+from support.cli import stressor_here as stressor
+from support.memory import MemorySurroundings
+from support.virtual import START_S
 
 QUICK = """
 name = "quick"
@@ -29,7 +28,7 @@ rate = "5/s"
 """
 
 
-def _one_sentence(done: subprocess.CompletedProcess[str]) -> str:
+def _one_sentence(done: Done) -> str:
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert "Traceback" not in done.stderr
     lines = [line for line in done.stderr.splitlines() if line.strip()]
@@ -59,11 +58,10 @@ def test_an_output_that_cannot_be_written_is_refused_before_the_run(
     a_file.write_text("")
     path = {"directory": tmp_path, "under a file": a_file / "x.json", "/proc": Path("/proc/stressor-x.json")}[where]
     out = ["--out", str(tmp_path / "r.json")] if flag != "--out" else []
-    started = time.monotonic()
     done = stressor("run", str(profile), flag, str(path), *out, "--progress", "0")
     line = _one_sentence(done)
     assert line.startswith(f"stressor: {flag} {path}:") and message in line
-    assert time.monotonic() - started < 20  # refused up front, not after a run of 1 s + grace
+    assert done.loop.time() - START_S < 1  # refused up front, not after a run of 1 s + grace
     assert not list(tmp_path.glob(".*.tmp")) and not list(tmp_path.glob("*.runs.jsonl"))
     assert "stressor run" not in done.stdout  # no summary: nothing ran
 
@@ -73,21 +71,17 @@ def test_results_that_cannot_be_written_at_the_end_keep_the_summary_and_point_to
     profile.write_text(QUICK)
     out = tmp_path / "r.json"
     log = tmp_path / "r.runs.jsonl"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "stressor", "run", str(profile), "--out", str(out), "--progress", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={k: v for k, v in os.environ.items() if k != "STRESSOR_BASE_URL"},
-    )
-    # The runs log is opened after the paths were checked: from then on, the results path turns into a
-    # directory, as if it were taken while the run went.
-    deadline = time.monotonic() + 30
-    while not log.exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    out.mkdir()
-    stdout, stderr = process.communicate(timeout=60)
-    assert process.returncode == 2, stderr
+
+    async def take_the_results_path(_: MemorySurroundings) -> None:
+        # The runs log is opened after the paths were checked: from then on, the results path turns into a
+        # directory, as if it were taken while the run went.
+        while not log.exists():
+            await anyio.sleep(0.02)
+        out.mkdir()
+
+    done = stressor("run", str(profile), "--out", str(out), "--progress", "0", beside=take_the_results_path)
+    stdout, stderr = done.stdout, done.stderr
+    assert done.returncode == 2, stderr
     assert "Traceback" not in stderr
     assert "queue_to_completion" in stdout  # the summary is there
     assert f"could not write the results to {out}" in stderr and f"the runs log {log} has every run" in stderr
@@ -127,6 +121,7 @@ def test_stressor_base_url_from_the_environment_is_the_target(tmp_path: Path) ->
         "--out",
         str(tmp_path / "r.json"),
         env={"STRESSOR_BASE_URL": "http://127.0.0.1:9", "THUNDERPHONE_API_KEY": "sk_live_secretsecret9876"},
+        real_time=True,
     )
     assert done.returncode == 3, done.stderr
     assert "cannot reach http://127.0.0.1:9" in done.stderr

@@ -1,9 +1,11 @@
 """Secrets never leak: the API key and the webhook signing secret appear in no artifact, no output, no error.
 
-End to end with the real command line: ``stressor run`` (a subprocess) against a separately started
-``stressor sim --api-key <key>``, writing every artifact there is (results, runs log, HDR log, HTML, JUnit),
-then each artifact, stdout and stderr are searched for the key, for its middle part and (in the webhook runs)
-for the signing secret and anything shaped like one. Covered: the key end to end; the key and a webhook secret
+End to end with the command line: ``stressor run`` against a separately started simulator with its own key,
+writing every artifact there is (results, runs log, HDR log, HTML, JUnit), then each artifact, stdout and
+stderr are searched for the key, for its middle part and (in the webhook runs) for the signing secret and
+anything shaped like one. The key end to end runs as a user runs it (a subprocess against ``stressor sim`` on
+loopback); the others run in this process (on virtual time against the simulator in memory, or against a
+loopback server of their own). Covered: the key end to end; the key and a webhook secret
 given by environment, with the simulator posting signed webhooks to stressor's receiver; the secret stressor
 makes up for the embedded simulator; a refused key; a server that echoes the key in its 401. The secrets are
 made up inside the test, fresh each time: they are nowhere else on the machine to be found by chance.
@@ -26,14 +28,14 @@ from pathlib import Path
 
 import orjson
 import pytest
+from support.cli import stressor_here
 
 from stressor.distributed.worker import WorkerSpec
 from stressor.profile import parse_profile
 from stressor.secrets import mask_secret, redact
 from stressor.session import Where
 from stressor.shares import Share
-
-pytestmark = pytest.mark.e2e
+from stressor.sim.config import SimConfig
 
 RUN_TIMEOUT_S = 120
 WHSEC_SHAPED = re.compile(rb"whsec_[A-Za-z0-9+/=_-]{8,}")  # a signing secret, not its mask (whsec_...abcd)
@@ -72,8 +74,8 @@ class Finished:
         return {**found, "stdout": self.stdout, "stderr": self.stderr}
 
 
-def stressor_run(directory: Path, profile: Path, env: dict[str, str], *flags: str) -> Finished:
-    """``stressor run`` with every artifact it can write, in ``directory``."""
+def _arguments(directory: Path, profile: Path, *flags: str) -> tuple[list[str], tuple[Path, ...]]:
+    """The arguments of ``stressor run`` with every artifact it can write, in ``directory``; the artifacts."""
     artifacts = {
         "--out": directory / "results.json",
         "--runs-log": directory / "runs.jsonl",
@@ -81,12 +83,37 @@ def stressor_run(directory: Path, profile: Path, env: dict[str, str], *flags: st
         "--html": directory / "report.html",
         "--junit": directory / "junit.xml",
     }
-    command = [sys.executable, "-m", "stressor", "run", str(profile), "--progress", "1", *flags]
+    arguments = ["run", str(profile), "--progress", "1", *flags]
     for flag, path in artifacts.items():
-        command += [flag, str(path)]
-    command += ["--threshold", "failure_rate < 0.5"]  # so the JUnit and HTML reports carry a verdict
+        arguments += [flag, str(path)]
+    arguments += ["--threshold", "failure_rate < 0.5"]  # so the JUnit and HTML reports carry a verdict
+    return arguments, tuple(artifacts.values())
+
+
+def stressor_run(directory: Path, profile: Path, env: dict[str, str], *flags: str) -> Finished:
+    """``stressor run`` in its own process with every artifact it can write, in ``directory``."""
+    arguments, artifacts = _arguments(directory, profile, *flags)
+    command = [sys.executable, "-m", "stressor", *arguments]
     done = subprocess.run(command, env=env, capture_output=True, timeout=RUN_TIMEOUT_S, check=False)
-    return Finished(done.returncode, done.stdout, done.stderr, tuple(artifacts.values()))
+    return Finished(done.returncode, done.stdout, done.stderr, artifacts)
+
+
+def stressor_run_here(
+    directory: Path, profile: Path, env: dict[str, str], *flags: str, **options: object
+) -> Finished:
+    """``stressor_run`` in this process (``options`` for ``stressor_here``: servers, real time)."""
+    arguments, artifacts = _arguments(directory, profile, *flags)
+    done = stressor_here(*arguments, env=env, **options)  # type: ignore[arg-type]
+    return Finished(done.returncode, done.stdout.encode(), done.stderr.encode(), artifacts)
+
+
+def server(key: str, **settings: object) -> SimConfig:
+    """What ``stressor sim --seed 11 --api-key KEY`` serves, with ``settings``; stressor_here serves the first at
+    ``SIMULATOR_URL``."""
+    return SimConfig.from_mapping({"api_key": key, "seed": 11, **settings})
+
+
+SIMULATOR_URL = "http://simulator-1.test"
 
 
 def child_env(**extra: str) -> dict[str, str]:
@@ -125,6 +152,7 @@ def assert_nowhere(found: dict[str, bytes], *needles: str) -> None:
             assert needle.encode() not in content, f"{needle[:12]}... appears in {name}"
 
 
+@pytest.mark.e2e
 def test_the_api_key_appears_in_no_artifact_and_no_output(tmp_path: Path) -> None:
     key = fake_key()
     with simulator("--api-key", key) as base_url:
@@ -152,15 +180,14 @@ def test_the_key_and_the_webhook_secret_from_the_environment_appear_nowhere(tmp_
     # told to post there, both given the secret by environment as a user would
     key, secret = fake_key(), "whsec_" + secrets.token_hex(24)
     port = free_port()
-    with simulator(
-        "--api-key", key, "--webhook-url", f"http://127.0.0.1:{port}/webhooks", STRESSOR_SIM_WEBHOOK_SECRET=secret
-    ) as base_url:
-        finished = stressor_run(
-            tmp_path,
-            write_profile(tmp_path, webhooks=True),
-            child_env(THUNDERPHONE_API_KEY=key, STRESSOR_WEBHOOK_SECRET=secret),
-            *("--base-url", base_url, "--webhook-listen", f"127.0.0.1:{port}"),
-        )
+    api = server(key, webhook_url=f"http://127.0.0.1:{port}/webhooks", webhook_secret=secret)
+    finished = stressor_run_here(
+        tmp_path,
+        write_profile(tmp_path, webhooks=True),
+        {"THUNDERPHONE_API_KEY": key, "STRESSOR_WEBHOOK_SECRET": secret},
+        *("--base-url", SIMULATOR_URL, "--webhook-listen", f"127.0.0.1:{port}"),
+        servers=[api],
+    )
     assert finished.returncode == 0, finished.stderr.decode()
     found = finished.everything()
     assert orjson.loads(found["results.json"])["webhooks"]["accepted"] > 0  # signed with it, checked with it
@@ -171,7 +198,7 @@ def test_the_key_and_the_webhook_secret_from_the_environment_appear_nowhere(tmp_
 
 def test_the_webhook_secret_stressor_makes_up_appears_nowhere(tmp_path: Path) -> None:
     # embedded simulator + webhooks: stressor makes the signing secret up and hands it to the simulator
-    finished = stressor_run(tmp_path, write_profile(tmp_path, webhooks=True), child_env(), "--webhooks")
+    finished = stressor_run_here(tmp_path, write_profile(tmp_path, webhooks=True), {}, "--webhooks")
     assert finished.returncode == 0, finished.stderr.decode()
     results = orjson.loads(finished.everything()["results.json"])
     assert results["webhooks"]["accepted"] > 0  # the secret was used: signatures were checked and matched
@@ -181,10 +208,13 @@ def test_the_webhook_secret_stressor_makes_up_appears_nowhere(tmp_path: Path) ->
 
 def test_a_refused_key_is_not_repeated_in_the_error(tmp_path: Path) -> None:
     key, other = fake_key(), fake_key()
-    with simulator("--api-key", other) as base_url:  # the simulator wants a different key: 401
-        finished = stressor_run(
-            tmp_path, write_profile(tmp_path), child_env(THUNDERPHONE_API_KEY=key), "--base-url", base_url
-        )
+    finished = stressor_run_here(  # the simulator wants a different key: 401
+        tmp_path,
+        write_profile(tmp_path),
+        {"THUNDERPHONE_API_KEY": key},
+        *("--base-url", SIMULATOR_URL),
+        servers=[server(other)],
+    )
     assert finished.returncode == 3
     assert b"API key was refused" in finished.stderr
     assert_nowhere(finished.everything(), key, key[len("sk_live_") :], key[12:-8])
@@ -215,16 +245,16 @@ class _EchoingApi(BaseHTTPRequestHandler):
 
 def run_against(handler: type[BaseHTTPRequestHandler], tmp_path: Path, key: str) -> Finished:
     """``stressor run`` with ``key`` against a loopback server of ``handler``, stopped when the run ends."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    api = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=api.serve_forever, daemon=True).start()
     try:
-        base_url = f"http://127.0.0.1:{server.server_address[1]}"
-        return stressor_run(
-            tmp_path, write_profile(tmp_path), child_env(THUNDERPHONE_API_KEY=key), "--base-url", base_url
+        base_url = f"http://127.0.0.1:{api.server_address[1]}"
+        return stressor_run_here(
+            tmp_path, write_profile(tmp_path), {"THUNDERPHONE_API_KEY": key}, "--base-url", base_url, real_time=True
         )
     finally:
-        server.shutdown()
-        server.server_close()
+        api.shutdown()
+        api.server_close()
 
 
 def test_a_401_that_echoes_the_key_is_masked_in_every_artifact(tmp_path: Path) -> None:

@@ -35,6 +35,7 @@ from typing import IO, Any
 import anyio
 import httpx
 import orjson
+from anyio.abc import TaskGroup
 
 from stressor.asgi_server import base_url_of, serve_asgi
 from stressor.clock import SYSTEM, Clock, anchor_of
@@ -159,11 +160,30 @@ async def simulate(
     """The simulator without a socket, in the current event loop until the block exits: its model driven and
     its webhooks sent (over ``webhook_transport`` when given) by tasks of this loop; reach ``app`` in memory."""
     simulator, jobs = _assemble(config or SimConfig(), clock, middleware, webhook_transport)
-    async with anyio.create_task_group() as tasks:
+    async with tasks_beside() as tasks:
         for job in jobs:
             tasks.start_soon(job)
         yield simulator
-        tasks.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def tasks_beside() -> AsyncIterator[TaskGroup]:
+    """A task group for tasks that run beside the block and are cancelled when it ends; an exception of the
+    block comes out as itself, not wrapped in the group's."""
+    body_error: BaseException | None = None
+    try:
+        async with anyio.create_task_group() as tasks:
+            try:
+                yield tasks
+            except BaseException as raised:
+                body_error = raised
+                raise
+            finally:
+                tasks.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        if body_error is not None and len(group.exceptions) == 1 and group.exceptions[0] is body_error:
+            raise body_error from None
+        raise
 
 
 @asynccontextmanager

@@ -26,6 +26,7 @@ from stressor import runtime, session
 from stressor.clock import LoopClock
 from stressor.sim import server
 from stressor.sim.config import SimConfig
+from stressor.sim.server import tasks_beside
 from support.memory import MemorySurroundings
 from support.virtual import VirtualTimeLoop
 
@@ -58,13 +59,10 @@ def _virtual_runtime(
         async with AsyncExitStack() as stack:
             for config in servers:
                 await stack.enter_async_context(surroundings.process(config))
-            tasks = await stack.enter_async_context(anyio.create_task_group())
+            tasks = await stack.enter_async_context(tasks_beside())
             if beside is not None:
                 tasks.start_soon(beside, surroundings)
-            try:
-                return await fn(*args)
-            finally:
-                tasks.cancel_scope.cancel()
+            return await fn(*args)
 
     def run(fn: Callable[..., Awaitable[T]], *args: Any, **_: Any) -> T:
         assert not used, "the command ran a second event loop"

@@ -30,7 +30,7 @@ from stressor.sim.config import SimConfig
 from stressor.sim.faults import FaultLayer
 from stressor.sim.model import SimModel
 from stressor.sim.records import TruthRecord
-from stressor.sim.server import fetch_truth_async, simulate
+from stressor.sim.server import fetch_truth_async, simulate, tasks_beside
 from stressor.sim.webhooks import WebhookSender
 from stressor.webhooks.receiver import WebhookReceiver
 from support.virtual import clock
@@ -185,12 +185,11 @@ async def in_memory(
     """The simulator on the running loop's clock (or ``on``), reached in memory until the block exits; its
     webhooks go to ``receiver`` (an ASGI app) in memory, when the config names a ``webhook_url``."""
     the_clock = on if on is not None else clock()
-    async with anyio.create_task_group() as tasks:
+    async with tasks_beside() as tasks:
         hooks = AppTransport(receiver, tasks, client=("127.0.0.1", 50_001)) if receiver is not None else None
         async with simulate(config, the_clock, middleware=middleware, webhook_transport=hooks) as sim:
             transport = AppTransport(sim.app, tasks)
             yield MemorySimulator(base_url, transport, sim.model, sim.app, sim.faults, sim.webhooks, the_clock)
-        tasks.cancel_scope.cancel()
 
 
 class MemorySurroundings:
@@ -231,11 +230,17 @@ class MemorySurroundings:
         self._connections.append(connection)
         return connection
 
+    async def _to_the_receiver(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        """Where a simulator's webhooks go: the receiver served at the time (a server that may come later)."""
+        if self._receiver is None:
+            raise DropConnection  # nothing listens there
+        await self._receiver(scope, receive, send)
+
     @asynccontextmanager
     async def process(self, config: SimConfig) -> AsyncIterator[str]:
         """The simulator for the block, at the base URL this gives."""
         base_url = f"http://simulator-{len(self.simulators) + 1}.test"
-        async with in_memory(config, receiver=self._receiver, on=self.clock, base_url=base_url) as sim:
+        async with in_memory(config, receiver=self._to_the_receiver, on=self.clock, base_url=base_url) as sim:
             self.simulators.append(sim)
             self._transports[base_url] = sim.transport
             try:
