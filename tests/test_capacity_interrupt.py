@@ -1,18 +1,18 @@
 """`stressor capacity` interrupted (Ctrl-C or SIGTERM) keeps the steps measured so far: the knee so far is
-printed, --out and --html are written, and it exits 130."""
+printed, --out and --html are written, and it exits 130. In this process on virtual time, the signal sent to it
+once two steps were measured."""
 
 from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
+import anyio
 import orjson
 import pytest
-
-pytestmark = pytest.mark.e2e
+from support.cli import stderr_so_far, stressor_here
+from support.memory import MemorySurroundings
 
 PROFILE = """grace = "5s"
 [target]
@@ -30,26 +30,22 @@ def test_an_interrupted_search_keeps_its_steps_and_says_the_knee_so_far(tmp_path
     profile = tmp_path / "p.toml"
     profile.write_text(PROFILE)
     out, html = tmp_path / "capacity.json", tmp_path / "capacity.html"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "stressor", "capacity", str(profile), "--sim-slots", "50", "--sim-call-duration",
-         "fixed(100)", "--start", "2", "--step", "2", "--max", "40", "--step-duration", "2s",
-         "--slo", "queue_to_completion.p95 < 5s", "--out", str(out), "--html", str(html)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={k: v for k, v in os.environ.items() if k != "STRESSOR_BASE_URL"},
+    rows: list[str] = []
+
+    async def interrupt_after_two_steps(_: MemorySurroundings) -> None:
+        while len(rows) < 2:  # the step rows come on stderr as each step ends
+            await anyio.sleep(0.01)
+            rows[:] = [line for line in stderr_so_far().splitlines() if "held" in line or "BROKE" in line]
+        os.kill(os.getpid(), sig)
+
+    done = stressor_here(
+        "capacity", str(profile), "--sim-slots", "50", "--sim-call-duration", "fixed(100)", "--start", "2",
+        "--step", "2", "--max", "40", "--step-duration", "2s", "--slo", "queue_to_completion.p95 < 5s",
+        "--out", str(out), "--html", str(html), beside=interrupt_after_two_steps,
     )  # fmt: skip
-    assert process.stderr is not None
-    rows = []
-    for line in process.stderr:  # the step rows come on stderr as each step ends
-        if "held" in line or "BROKE" in line:
-            rows.append(line)
-        if len(rows) == 2:
-            break
+    stdout, stderr = done.stdout, done.stderr
     assert len(rows) == 2, "the search ended before two steps were measured"
-    process.send_signal(sig)
-    stdout, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130, stderr
+    assert done.returncode == 130, stderr
     assert "Traceback" not in stderr
     saved = orjson.loads(out.read_bytes())
     assert saved["interrupted"] is True

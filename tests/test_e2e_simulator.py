@@ -1,23 +1,22 @@
-"""End to end with real sockets: stressor drives the simulator (in its own process) and is checked
-against the simulator's ground truth, run by run."""
+"""End to end: stressor drives the simulator (in memory, on virtual time) and is checked against the
+simulator's ground truth, run by run."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import anyio
 import pytest
+from support.memory import in_memory
+from support.virtual import run
 
+from stressor.clock import anchor_of
 from stressor.engine import Engine, EngineResult
 from stressor.metrics import PERCENTILES, LatencyRecorder, Measure, Metrics, Outcome
 from stressor.profile import Profile, parse_profile
 from stressor.sim.config import SimConfig
 from stressor.sim.records import TruthRecord
-from stressor.sim.server import SimulatorProcess, fetch_truth
 from stressor.targets.testcalls.target import TestCallsTarget
-from stressor.timestamps import NS_PER_S, ClockAnchor
-
-pytestmark = pytest.mark.e2e
+from stressor.timestamps import NS_PER_S
 
 # A long poll interval, so that the detection delay it causes (up to one interval) dominates the request round
 # trips and the noise of a busy machine. A run is seen to end at the first batch poll after its end plus that
@@ -38,26 +37,24 @@ PROFILE = {
 }
 
 
-def drive(profile: Profile, base_url: str, poll_s: float) -> EngineResult:
-    async def main() -> EngineResult:
-        metrics = Metrics(ClockAnchor.now())
-        target = TestCallsTarget(base_url, "sk_test_e2e", metrics, poll_interval_s=poll_s)
+async def drive(profile: Profile, config: SimConfig, poll_s: float) -> tuple[EngineResult, list[TruthRecord]]:
+    async with in_memory(config) as sim:
+        metrics = Metrics(anchor_of(sim.clock))
+        target = TestCallsTarget(
+            sim.base_url, "sk_test_e2e", metrics, poll_interval_s=poll_s, clock=sim.clock, transport=sim.transport
+        )
         try:
             await target.check()
-            return await Engine(profile, target, metrics=metrics).run()
+            result = await Engine(profile, target, metrics=metrics, clock=sim.clock).run()
         finally:
             await target.aclose()
-
-    return anyio.run(main)
+        return result, sim.model.truth()
 
 
 def run_against_simulator(poll_s: float) -> tuple[EngineResult, list[TruthRecord]]:
     config = SimConfig.from_text(slots=2, failure_rate=0.2, seed=11, call_duration="lognormal(45,0.4)")
     profile = parse_profile(PROFILE, "e2e.toml", Path())
-    with SimulatorProcess(config) as base_url:
-        result = drive(profile, base_url, poll_s)
-        truth = fetch_truth(base_url)
-    return result, truth
+    return run(drive, profile, config, poll_s)
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """`stressor run --progress N` with stderr not a terminal (a CI log): plain lines every N seconds, with the rates
-of the last seconds (a faster stage shows its own rate; the grace period offers nothing). On a terminal (a
-pseudo-terminal here): the live table instead."""
+of the last seconds (a faster stage shows its own rate; the grace period offers nothing), in this process on
+virtual time. On a terminal (a pseudo-terminal here, a real process): the live table instead."""
 
 from __future__ import annotations
 
@@ -17,8 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-pytestmark = pytest.mark.e2e
+from support.cli import stressor_here
 
 PROFILE = """
 name = "two speeds"
@@ -42,24 +41,9 @@ LINE = re.compile(r"^\[\s*([\d.]+)s/4s\] (?:(\w+), [^|]+ left|grace) \|.*\| (?:l
 def test_a_log_gets_plain_periodic_lines_with_the_current_rates(tmp_path: Path) -> None:
     profile = tmp_path / "p.toml"
     profile.write_text(PROFILE)
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "stressor",
-            "run",
-            str(profile),
-            "--out",
-            str(tmp_path / "r.json"),
-            "--progress",
-            "0.4",
-            "--sim-call-duration",
-            "fixed(1500)",
-        ],
-        capture_output=True,  # stderr is a pipe, not a terminal: no live table
-        text=True,
-        timeout=120,
-        check=False,
+    out = str(tmp_path / "r.json")
+    done = stressor_here(  # stderr is not a terminal: no live table
+        "run", str(profile), "--out", out, "--progress", "0.4", "--sim-call-duration", "fixed(1500)"
     )
     assert done.returncode == 0, done.stderr[-3000:]
     lines = [line for line in done.stderr.splitlines() if line.startswith("[")]
@@ -79,6 +63,7 @@ def test_a_log_gets_plain_periodic_lines_with_the_current_rates(tmp_path: Path) 
     assert offered["grace"] == [0.0] * len(offered["grace"]), lines
 
 
+@pytest.mark.e2e
 def test_a_terminal_gets_the_live_table_instead(tmp_path: Path) -> None:
     profile = tmp_path / "p.toml"
     profile.write_text(PROFILE)

@@ -14,6 +14,7 @@ clock and the network, for a command that must reach a real address (a closed po
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack, ExitStack, contextmanager
 from dataclasses import dataclass
@@ -34,6 +35,12 @@ T = TypeVar("T")
 Beside = Callable[[MemorySurroundings], Awaitable[None]]
 # what a user's environment could point stressor at: never inherited from the tests' own
 _CLEARED = {"STRESSOR_BASE_URL": None, "THUNDERPHONE_API_KEY": None, "STRESSOR_WEBHOOK_SECRET": None}
+
+
+def stderr_so_far() -> str:
+    """What the command running in this process has written to stderr so far (for a task beside it)."""
+    sys.stderr.flush()
+    return sys.stderr.buffer.getvalue().decode(errors="replace")  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,8 +119,6 @@ class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
 
     @property
     def stream(self) -> Any:
-        import sys
-
         return sys.stderr
 
     @stream.setter
