@@ -4,13 +4,11 @@ undecodable bodies, DNS and TLS failures) on real loopback sockets."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import ssl
 import struct
 import subprocess
-import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -23,6 +21,7 @@ import orjson
 import pytest
 import respx
 from anyio.abc import SocketStream
+from support.cli import stressor_here
 from support.witness import create_witness
 
 from stressor.engine import Engine
@@ -555,40 +554,22 @@ async def test_a_self_signed_certificate_is_one_clear_sentence(tmp_path: Path) -
     assert "self-signed" in str(info.value) or "self signed" in str(info.value)
 
 
-@pytest.mark.e2e
 def test_stressor_run_logs_each_class_of_fault_once_on_stderr_and_finishes(tmp_path: Path) -> None:
-    # a separately started simulator that drops a third of the API requests, driven by the real command line
-    env = {**os.environ, "STRESSOR_SIM_API_KEY": KEY, "THUNDERPHONE_API_KEY": KEY}
-    simulator = subprocess.Popen(
-        [sys.executable, "-m", "stressor", "sim", "--port", "0", "--seed", "5", "--reset-rate", "0.3"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
+    # a separately started simulator that drops a third of the API requests, driven by the command line (in this
+    # process, on virtual time, the simulator in memory)
+    out = ("--progress", "0", "--out", str(tmp_path / "r.json"))
+    profile = tmp_path / "faulty.toml"
+    profile.write_text(
+        'name = "faulty"\ngrace = "5s"\n[target]\npoll_interval = "20ms"\nrequest_timeout = "1s"\n'
+        "[batch]\nruns = 2\n"
+        "[cost]\nconsent_to_charge = true\nbudget_cents = 10000\n"
+        '[limits]\nbreaker_failure_ratio = 0.99\n[[stages]]\nduration = "2s"\nrate = "5/s"\n'
     )
-    try:
-        assert simulator.stdout is not None
-        line = simulator.stdout.readline()
-        base_url = line.split("listening on ")[1].split()[0]
-        out = ("--progress", "0", "--out", str(tmp_path / "r.json"))
-        profile = tmp_path / "faulty.toml"
-        profile.write_text(
-            'name = "faulty"\ngrace = "5s"\n[target]\npoll_interval = "20ms"\nrequest_timeout = "1s"\n'
-            "[batch]\nruns = 2\n"
-            "[cost]\nconsent_to_charge = true\nbudget_cents = 10000\n"
-            '[limits]\nbreaker_failure_ratio = 0.99\n[[stages]]\nduration = "2s"\nrate = "5/s"\n'
-        )
-        done = subprocess.run(
-            [sys.executable, "-m", "stressor", "run", str(profile), "--base-url", base_url, *out],
-            check=False,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-    finally:
-        simulator.terminate()
-        simulator.wait(timeout=10)
+    server = SimConfig.from_mapping({"api_key": KEY, "seed": 5, "reset_rate": 0.3})
+    done = stressor_here(
+        "run", str(profile), "--base-url", "http://simulator-1.test", *out,
+        env={"THUNDERPHONE_API_KEY": KEY}, servers=[server],
+    )  # fmt: skip
     assert "Traceback" not in done.stderr, done.stderr
     assert done.returncode == 0, done.stderr
     results = orjson.loads((tmp_path / "r.json").read_bytes())

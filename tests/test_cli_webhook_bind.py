@@ -1,4 +1,5 @@
-"""--webhook-listen on a non-loopback address: refused in one sentence (exit 2) unless --webhook-allow-remote."""
+"""--webhook-listen on a non-loopback address: refused in one sentence (exit 2) unless --webhook-allow-remote.
+The receiver bound to every address is a real process; the rest run in this process, on virtual time."""
 
 from __future__ import annotations
 
@@ -6,9 +7,8 @@ from pathlib import Path
 
 import orjson
 import pytest
-from sessions import run_stressor as stressor
-
-pytestmark = pytest.mark.e2e
+from sessions import run_stressor
+from support.cli import stressor_here as stressor
 
 PROFILE = """
 grace = "5s"
@@ -36,11 +36,12 @@ def test_a_non_loopback_listen_address_is_refused_without_the_opt_in(tmp_path: P
     assert not out.exists()
 
 
+@pytest.mark.e2e
 def test_with_the_opt_in_the_receiver_binds_every_address_and_webhooks_end_the_runs(tmp_path: Path) -> None:
     profile = tmp_path / "p.toml"
     profile.write_text(PROFILE)
     out = tmp_path / "r.json"
-    done = stressor(
+    done = run_stressor(
         "run", str(profile), "--webhooks", "--webhook-listen", "0.0.0.0:0", "--webhook-allow-remote",
         "--out", str(out), "--progress", "0",
     )  # fmt: skip

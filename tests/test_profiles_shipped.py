@@ -1,17 +1,19 @@
 """The ready profiles in ``profiles/``: each one loads, plans, explains itself, and stays short enough to try.
 
-Plus one end-to-end check of the closed model against the simulator's ground truth: the runs the *server*
-has in flight stay at the profile's target.
+Plus one end-to-end check of the closed model against the simulator's ground truth (in memory, on virtual
+time): the runs the *server* has in flight stay at the profile's target.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import anyio
 import orjson
 import pytest
+from support.memory import in_memory
+from support.virtual import run
 
+from stressor.clock import anchor_of
 from stressor.engine import Engine, EngineResult
 from stressor.estimate import estimate
 from stressor.governor import Governor
@@ -19,10 +21,9 @@ from stressor.metrics import Metrics
 from stressor.profile import Profile, load_profile, parse_profile
 from stressor.sim.config import SimConfig
 from stressor.sim.records import TruthRecord
-from stressor.sim.server import SimulatorProcess, fetch_truth
 from stressor.targets.testcalls.target import TestCallsTarget
 from stressor.thresholds import lookup, parse_thresholds
-from stressor.timestamps import NS_PER_S, ClockAnchor
+from stressor.timestamps import NS_PER_S
 
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
 SHIPPED = sorted(PROFILES_DIR.glob("*.toml"))
@@ -136,20 +137,26 @@ CLOSED_PROFILE = {
 }
 
 
-def drive(profile: Profile, base_url: str) -> EngineResult:
-    """The engine against a running simulator, wired as ``stressor run`` wires it (one shared governor)."""
-
-    async def main() -> EngineResult:
-        metrics = Metrics(ClockAnchor.now())
+async def drive(profile: Profile, config: SimConfig) -> tuple[EngineResult, list[TruthRecord]]:
+    """The engine against the simulator in memory, wired as ``stressor run`` wires it (one shared governor)."""
+    async with in_memory(config) as sim:
+        metrics = Metrics(anchor_of(sim.clock))
         governor = Governor(profile.limits)
-        target = TestCallsTarget(base_url, "sk_test_closed", metrics, governor=governor, poll_interval_s=POLL_S)
+        target = TestCallsTarget(
+            sim.base_url,
+            "sk_test_closed",
+            metrics,
+            governor=governor,
+            poll_interval_s=POLL_S,
+            clock=sim.clock,
+            transport=sim.transport,
+        )
         try:
             await target.check()
-            return await Engine(profile, target, metrics=metrics, governor=governor).run()
+            result = await Engine(profile, target, metrics=metrics, governor=governor, clock=sim.clock).run()
         finally:
             await target.aclose()
-
-    return anyio.run(main)
+        return result, sim.model.truth()
 
 
 def in_flight_at(truth: list[TruthRecord], at: float) -> int:
@@ -162,13 +169,10 @@ def samples(start: float, end: float, step: float) -> list[float]:
     return [start + i * step for i in range(count + 1)]
 
 
-@pytest.mark.e2e
 def test_closed_model_holds_the_servers_runs_in_flight_at_the_target() -> None:
     config = SimConfig.from_text(slots=4 * TARGET, seed=7, call_duration="lognormal(2000,0.3)")
     profile = parse_profile(CLOSED_PROFILE, "closed.toml", Path())
-    with SimulatorProcess(config) as base_url:
-        result = drive(profile, base_url)
-        truth = fetch_truth(base_url)
+    result, truth = run(drive, profile, config)  # in memory, on virtual time
 
     anchor = result.metrics.anchor
     hold_start = anchor.to_wall_s(result.t0_ns + round((RAMP_S + SETTLE_S) * NS_PER_S))

@@ -1,10 +1,9 @@
-"""The runs log: its flush cadence, its counters lines, reading it back, and the summary rebuilt from it."""
+"""The runs log: its flush cadence (on virtual time), its counters lines, reading it back, and the summary rebuilt
+from it (the command in process, on virtual time)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
+import asyncio
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,8 @@ from typing import Any
 import anyio
 import orjson
 import pytest
+from support.cli import stressor_here
+from support.virtual import VIRTUAL, VirtualTimeLoop, clock
 
 from stressor.metrics import Metrics, Outcome, RunRecord
 from stressor.report.results import results_from_runs_log
@@ -28,6 +29,15 @@ from stressor.runlog import (
 from stressor.timestamps import ClockAnchor
 
 
+@pytest.fixture
+def anyio_backend() -> object:
+    return VIRTUAL
+
+
+def now_s() -> float:
+    return clock().now_ns() / 1e9
+
+
 class FakeLog:
     """Records when it was flushed and what was written."""
 
@@ -39,15 +49,15 @@ class FakeLog:
         self.lines.append(line)
 
     def flush(self) -> None:
-        self.flushed.append(time.monotonic())
+        self.flushed.append(now_s())
 
 
 @pytest.mark.anyio
 async def test_the_log_is_flushed_twice_a_second_on_a_grid_with_a_counters_line_every_second() -> None:
     log = FakeLog()
-    began = time.monotonic()
+    began = now_s()
     with anyio.move_on_after(2.2):
-        await keep_flushed(log, lambda: {"type": "counters"})
+        await keep_flushed(log, lambda: {"type": "counters"}, clock=clock())
     assert FLUSH_EVERY_S <= 0.5
     assert len(log.flushed) == 4
     gaps = [b - a for a, b in zip([began, *log.flushed], log.flushed, strict=False)]
@@ -60,12 +70,14 @@ async def test_a_slow_flush_does_not_push_the_next_one_back() -> None:
     class SlowLog(FakeLog):
         def flush(self) -> None:
             super().flush()
-            time.sleep(0.3)  # a stalled disk, the loop blocked
+            loop = asyncio.get_running_loop()
+            assert isinstance(loop, VirtualTimeLoop)
+            loop.advance(0.3)  # a stalled disk, the loop blocked
 
     log = SlowLog()
-    began = time.monotonic()
+    began = now_s()
     with anyio.move_on_after(2.2):
-        await keep_flushed(log, lambda: {"type": "counters"})
+        await keep_flushed(log, lambda: {"type": "counters"}, clock=clock())
     # on the grid 0.5, 1.0, 1.5, 2.0 s: a loop that slept 0.5 s after each flush would reach only 3
     assert len(log.flushed) == 4, [t - began for t in log.flushed]
 
@@ -142,18 +154,11 @@ rate = "5/s"
 """
 
 
-@pytest.mark.e2e
 def test_the_summary_rebuilt_from_the_log_matches_the_results_for_what_the_log_carries(tmp_path: Path) -> None:
     profile = tmp_path / "p.toml"
     profile.write_text(QUICK)
     out = tmp_path / "r.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "stressor", "run", str(profile), "--out", str(out), "--progress", "0"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = stressor_here("run", str(profile), "--out", str(out), "--progress", "0")
     assert done.returncode == 0, done.stderr
     results = orjson.loads(out.read_bytes())
     rebuilt = results_from_runs_log(tmp_path / "r.runs.jsonl")

@@ -4,22 +4,20 @@ and the client reads it as the moment the quota is back, not as a delay of 1.8 b
 from __future__ import annotations
 
 import math
-import time
 
-import anyio
 import httpx
-import pytest
 from sessions import profile_of
+from support.memory import in_memory
+from support.virtual import run
 
+from stressor.clock import anchor_of
 from stressor.engine import Engine, EngineResult
 from stressor.governor import Governor
 from stressor.limits.signals import read_signal
 from stressor.metrics import Metrics, Outcome
 from stressor.sim.config import SimConfig
 from stressor.sim.faults import RateLimiter, quota_headers
-from stressor.sim.server import serve
 from stressor.targets.testcalls.target import TestCallsTarget
-from stressor.timestamps import ClockAnchor
 
 WALL = 1_800_000_000.0
 
@@ -43,7 +41,6 @@ def test_the_simulator_flag_takes_the_epoch_form() -> None:
     assert config.rate_limit_headers == "x-ratelimit-epoch"
 
 
-@pytest.mark.e2e
 def test_a_run_against_epoch_resets_obeys_them_and_every_run_completes() -> None:
     profile = profile_of(
         {
@@ -60,20 +57,28 @@ def test_a_run_against_epoch_resets_obeys_them_and_every_run_completes() -> None
         config = SimConfig.from_mapping(
             {"seed": 3, "rate_limit": 8, "rate_limit_headers": "x-ratelimit-epoch", "retry_after": "none"}
         )
-        async with serve(config) as sim:
-            async with httpx.AsyncClient(base_url=sim.base_url) as client:
+        async with in_memory(config) as sim:  # on virtual time
+            async with sim.client() as client:
                 answer = await client.get("/v1/test-calls", params={"limit": 1})
-                seen_wall = time.time()
-            metrics = Metrics(ClockAnchor.now())
+                seen_wall = sim.clock.wall()
+            metrics = Metrics(anchor_of(sim.clock))
             governor = Governor(profile.limits)
-            target = TestCallsTarget(sim.base_url, "sk_test_epoch", metrics, governor=governor, poll_interval_s=0.1)
+            target = TestCallsTarget(
+                sim.base_url,
+                "sk_test_epoch",
+                metrics,
+                governor=governor,
+                poll_interval_s=0.1,
+                clock=sim.clock,
+                transport=sim.transport,
+            )
             try:
-                result = await Engine(profile, target, metrics=metrics, governor=governor).run()
+                result = await Engine(profile, target, metrics=metrics, governor=governor, clock=sim.clock).run()
             finally:
                 await target.aclose()
             return result, governor, answer, seen_wall
 
-    result, governor, answer, seen_wall = anyio.run(drive)
+    result, governor, answer, seen_wall = run(drive)
     reset = int(answer.headers["x-ratelimit-reset"])
     assert seen_wall - 5 < reset < seen_wall + 5  # an epoch second, near now
     # Read as a delay, an exhausted quota would pause every request for max_pause (300 s): no run would end.

@@ -89,6 +89,10 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     def time(self) -> float:
         return self._now_ns / 1e9
 
+    def advance(self, seconds: float) -> None:
+        """Move the clock on by ``seconds`` now, as if the loop had been blocked that long (a slow disk)."""
+        self._now_ns += round(seconds * 1e9)
+
     def jump(self) -> None:
         """Move the clock to the earliest timer (the loop runs it next)."""
         if not self._scheduled:
