@@ -9,7 +9,6 @@ through ``tests/forward_proxy.py``, which counts what it relayed.
 from __future__ import annotations
 
 import base64
-import os
 import shutil
 import ssl
 import subprocess
@@ -20,7 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 from forward_proxy import ForwardProxy, TlsFront
-from sessions import profile_of, run_stressor
+from sessions import profile_of
+from support.cli import stressor_here
 
 from stressor.engine import Engine, EngineResult
 from stressor.http.client import HttpClient
@@ -348,19 +348,18 @@ async def test_the_check_before_a_run_names_a_refusing_proxy(monkeypatch: pytest
     )
 
 
-@pytest.mark.e2e
 def test_stressor_run_says_which_proxy_it_could_not_reach(tmp_path: Path) -> None:
     profile = tmp_path / "p.toml"
     profile.write_text('[cost]\nconsent_to_charge = true\nbudget_cents = 100\n[[stages]]\nduration = "1s"\nrate = 1\n')
-    environment = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
-    done = run_stressor(
+    done = stressor_here(  # in this process, on the machine's clock: the proxy's port is a real, closed one
         "run",
         str(profile),
         "--base-url",
         "http://127.0.0.1:9",
         "--progress",
         "0",
-        env={**environment, "THUNDERPHONE_API_KEY": KEY, "HTTP_PROXY": f"http://ci:{SECRET}@127.0.0.1:9"},
+        env={"THUNDERPHONE_API_KEY": KEY, "HTTP_PROXY": f"http://ci:{SECRET}@127.0.0.1:9"},
+        real_time=True,
     )
     assert done.returncode == 3  # the target cannot be used
     assert "cannot reach http://127.0.0.1:9: cannot connect to the proxy http://127.0.0.1:9: " in done.stderr

@@ -1,10 +1,10 @@
 """The HTML pages as stressor writes them, in a real browser: headless Chromium draws every chart's points.
 
-The pages come from the commands themselves: a short run against the embedded simulator, then
-``stressor report RESULTS --html``, and ``stressor capacity --html``. The pages run no script (their
-Content-Security-Policy forbids it); to read what the browser drew, the test renders a copy with the policy
-relaxed for one inline script, which writes into each chart's ``<svg>``: its laid-out size, how many plotted
-points (polyline vertices and dots) lie inside the plot frame as laid out, how many marks have a visible
+The pages come from the commands themselves (in this process, on virtual time): a short run against the
+embedded simulator, then ``stressor report RESULTS --html``, and ``stressor capacity --html``. The pages run no
+script (their Content-Security-Policy forbids it); to read what the browser drew, the test renders a copy with
+the policy relaxed for one inline script, which writes into each chart's ``<svg>``: its laid-out size, how many
+plotted points (polyline vertices and dots) lie inside the plot frame as laid out, how many marks have a visible
 stroke, and how many guides (the capacity page's knee and SLO) were laid out; ``--dump-dom`` gives them back.
 
 Without ``chromium`` on the PATH the test skips, unless ``STRESSOR_REQUIRE_CHROMIUM`` or ``CI`` is set (``.ci/run``
@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.cli import stressor_here
 
 from stressor.report.html import CSP
 
@@ -127,15 +128,14 @@ def _chromium(binary: Path, profile: Path, *args: str) -> subprocess.CompletedPr
 
 
 def _stressor(*args: str, cwd: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "stressor", *args], capture_output=True, text=True, timeout=180, cwd=cwd, check=False
-    )
+    """``stressor ARGS`` in ``cwd``, in this process on virtual time (the simulator in memory)."""
+    done = stressor_here(*(str(cwd / arg) if arg.endswith((".toml", ".json", ".html")) else arg for arg in args))
     assert done.returncode == 0, done.stderr[-3000:]
 
 
 @pytest.fixture(scope="module")
 def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The report of a short real run, through ``stressor report --html``, and a capacity page."""
+    """The report of a short run, through ``stressor report --html``, and a capacity page."""
     where = tmp_path_factory.mktemp("pages")
     (where / "p.toml").write_text(PROFILE)
     (where / "c.toml").write_text(CAPACITY_PROFILE)
