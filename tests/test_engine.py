@@ -1,16 +1,18 @@
-"""The engine against an in-memory target: schedule, outcomes, grace, stops, closed model, budget."""
+"""The engine against an in-memory target: schedule, outcomes, grace, stops, closed model, budget. On virtual
+time, but for the pacer's punctuality, measured on the machine's clock."""
 
 from __future__ import annotations
 
 import itertools
 import math
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+from support.virtual import run as run_virtual
+from support.virtual import running_clock
 
 from stressor.engine import SPIN_SHARE, WAKE_EARLY_NS, Engine, EngineResult, spin_window_ns
 from stressor.limits import HttpOutcome
@@ -22,7 +24,8 @@ from stressor.timestamps import ClockAnchor
 
 
 class FakeTarget:
-    """Runs last ``duration_s`` from submission; batches listed in ``fail_batches`` are refused."""
+    """Runs last ``duration_s`` from submission; batches ``fail`` refuses are refused. Reads the running loop's
+    clock (virtual on a virtual loop), as the engine does."""
 
     def __init__(self, duration_s: float = 0.01, fail: Callable[[BatchOrder], SubmitError | None] | None = None):
         self.duration_s = duration_s
@@ -39,7 +42,8 @@ class FakeTarget:
         self.orders.append(order)
         if self.fail and (error := self.fail(order)):
             raise error
-        runs = tuple(SubmittedRun(f"r{next(self._ids)}", i, time.time(), 16.0) for i in range(len(order.prompts)))
+        now = running_clock().wall()
+        runs = tuple(SubmittedRun(f"r{next(self._ids)}", i, now, 16.0) for i in range(len(order.prompts)))
         self.in_flight += len(runs)
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         return Submission(batch_id=f"b{order.seq}", runs=runs)
@@ -48,8 +52,9 @@ class FakeTarget:
         for run in submission.runs:
             await anyio.sleep(self.duration_s)
             self.in_flight -= 1
-            now = time.time()
-            on_end(RunEnd(run.run_id, "completed", time.perf_counter_ns(), now - self.duration_s, now))
+            clock = running_clock()
+            now = clock.wall()
+            on_end(RunEnd(run.run_id, "completed", clock.now_ns(), now - self.duration_s, now))
 
     def clock_offset(self) -> None:
         return None
@@ -62,8 +67,13 @@ def profile_of(stages: list[dict], **extra: object) -> Profile:
     return parse_profile({"stages": stages, "grace": "2s", **extra}, "p.toml", Path())
 
 
-def run(profile: Profile, target: FakeTarget, **options: object) -> EngineResult:
-    return anyio.run(lambda: Engine(profile, target, **options).run())  # type: ignore[arg-type]
+def run(profile: Profile, target: FakeTarget, *, real_time: bool = False, **options: object) -> EngineResult:
+    """The engine over ``target``, on virtual time (``real_time``: on the machine's clock)."""
+
+    async def main() -> EngineResult:
+        return await Engine(profile, target, clock=running_clock(), **options).run()  # type: ignore[arg-type]
+
+    return anyio.run(main) if real_time else run_virtual(main)
 
 
 def test_open_stage_starts_every_batch_and_follows_every_run() -> None:
@@ -108,7 +118,7 @@ class SendTimes(Metrics):
 def test_no_batch_starts_before_its_due_time_and_starts_come_soon_after() -> None:
     profile = profile_of([{"duration": "0.5s", "rate": "200/s"}])
     metrics = SendTimes()
-    run(profile, FakeTarget(duration_s=0.001), metrics=metrics)
+    run(profile, FakeTarget(duration_s=0.001), metrics=metrics, real_time=True)
     assert len(metrics.starts) == 100
     lateness_ms = sorted((sent - due) / 1e6 for due, sent in metrics.starts)
     assert lateness_ms[0] >= 0  # the pacer wakes early but never sends early
@@ -129,7 +139,7 @@ def test_the_pacer_spends_at_most_a_share_of_its_time_yielding_for_punctuality()
 def test_a_fast_pacer_still_never_sends_early(precise_wake: bool) -> None:
     profile = profile_of([{"duration": "0.3s", "rate": "1000/s"}])  # 1 ms apart (yields: a 50 µs window)
     metrics = SendTimes()
-    run(profile, FakeTarget(duration_s=0.001), metrics=metrics, precise_wake=precise_wake)
+    run(profile, FakeTarget(duration_s=0.001), metrics=metrics, precise_wake=precise_wake, real_time=True)
     assert len(metrics.starts) == 300
     assert min(sent - due for due, sent in metrics.starts) >= 0
 
@@ -184,7 +194,7 @@ def test_a_batch_waiting_for_room_when_a_fatal_answer_comes_is_never_sent() -> N
     async def main() -> EngineResult:
         nonlocal following
         following = anyio.Event()
-        engine = Engine(profile, target)
+        engine = Engine(profile, target, clock=running_clock())
 
         async def fatal_when_waiting() -> None:
             await following.wait()
@@ -197,7 +207,7 @@ def test_a_batch_waiting_for_room_when_a_fatal_answer_comes_is_never_sent() -> N
             tasks.cancel_scope.cancel()
         return result
 
-    result = anyio.run(main)
+    result = run_virtual(main)
     assert [order.seq for order in target.orders] == [0]  # nothing sent after the stop
     assert result.metrics.not_started["fatal"] == result.metrics.planned_runs - 2
 
@@ -228,7 +238,7 @@ def test_interrupt_keeps_what_was_gathered() -> None:
     profile = profile_of([{"duration": "10s", "rate": "10/s"}])
 
     async def main() -> EngineResult:
-        engine = Engine(profile, FakeTarget(duration_s=0.01))
+        engine = Engine(profile, FakeTarget(duration_s=0.01), clock=running_clock())
         async with anyio.create_task_group() as tasks:
 
             async def interrupt_soon() -> None:
@@ -238,7 +248,7 @@ def test_interrupt_keeps_what_was_gathered() -> None:
             tasks.start_soon(interrupt_soon)
             return await engine.run()
 
-    result = anyio.run(main)
+    result = run_virtual(main)
     assert result.interrupted
     assert result.elapsed_s < 1.0
     assert 2 <= result.metrics.outcomes[Outcome.COMPLETED] <= 4
@@ -251,7 +261,7 @@ def test_a_stop_part_way_offers_the_runs_due_over_the_plans_time_up_to_the_stop(
     profile = profile_of([{"duration": "10s", "rate": "5/s"}], batch={"runs": 2})
 
     async def main() -> EngineResult:
-        engine = Engine(profile, FakeTarget(duration_s=0.01))
+        engine = Engine(profile, FakeTarget(duration_s=0.01), clock=running_clock())
         async with anyio.create_task_group() as tasks:
 
             async def interrupt_soon() -> None:
@@ -261,7 +271,7 @@ def test_a_stop_part_way_offers_the_runs_due_over_the_plans_time_up_to_the_stop(
             tasks.start_soon(interrupt_soon)
             return await engine.run()
 
-    result = anyio.run(main)
+    result = run_virtual(main)
     assert result.interrupted and result.metrics.planned_runs == 8
     load = load_json(result.metrics, profile, result.elapsed_s)
     assert load["offered_runs_per_s"] == pytest.approx(10.0)
@@ -328,7 +338,8 @@ def test_batches_waiting_for_room_at_an_interrupt_count_as_interrupted() -> None
     )
 
     async def main() -> EngineResult:
-        engine = Engine(profile, FakeTarget(duration_s=30))  # the first batch holds the only room
+        # the first batch holds the only room
+        engine = Engine(profile, FakeTarget(duration_s=30), clock=running_clock())
         async with anyio.create_task_group() as tasks:
 
             async def interrupt_soon() -> None:
@@ -338,7 +349,7 @@ def test_batches_waiting_for_room_at_an_interrupt_count_as_interrupted() -> None
             tasks.start_soon(interrupt_soon)
             return await engine.run()
 
-    result = anyio.run(main)
+    result = run_virtual(main)
     assert result.interrupted
     assert result.metrics.not_started == {"interrupted": 6}
     assert result.metrics.outcomes == {Outcome.OPEN: 2}
@@ -375,16 +386,17 @@ def test_throttled_creates_are_rejected_and_a_tripped_breaker_stops_the_run() ->
 
     class Throttling(FakeTarget):
         async def submit(self, order: BatchOrder) -> Submission:
-            self.governor.after_attempt("create", HttpOutcome(429), attempt=0, now=time.perf_counter(), now_wall=0)
+            now = running_clock().now_ns() / 1e9
+            self.governor.after_attempt("create", HttpOutcome(429), attempt=0, now=now, now_wall=0)
             raise SubmitError("http_429", "throttled")
 
     async def main() -> EngineResult:
         target = Throttling()
-        engine = Engine(profile, target)
+        engine = Engine(profile, target, clock=running_clock())
         target.governor = engine.governor
         return await engine.run()
 
-    result = anyio.run(main)
+    result = run_virtual(main)
     assert result.stop_cause == "breaker"
     assert result.stop_reason is not None and result.stop_reason.startswith("stopped submitting:")
     assert result.metrics.outcomes[Outcome.REJECTED] >= 5
@@ -414,7 +426,7 @@ def test_progress_snapshots_say_where_the_run_is() -> None:
     snapshots = []
 
     async def main() -> EngineResult:
-        engine = Engine(profile, FakeTarget(duration_s=0.02))
+        engine = Engine(profile, FakeTarget(duration_s=0.02), clock=running_clock())
         async with anyio.create_task_group() as tasks:
 
             async def watch() -> None:
@@ -424,7 +436,7 @@ def test_progress_snapshots_say_where_the_run_is() -> None:
             tasks.start_soon(watch)
             return await engine.run()
 
-    anyio.run(main)
+    run_virtual(main)
     [snapshot] = snapshots
     # Read against the snapshot's own clock: a busy machine wakes the watcher late.
     assert snapshot.stage == "warm" and 0.0 < snapshot.stage_left_s < 0.4
@@ -454,9 +466,10 @@ def run_within(seconds: float, profile: Profile, target: FakeTarget, **options: 
 
     async def main() -> EngineResult:
         with anyio.fail_after(seconds):
-            return await Engine(profile, target, metrics=BoundedMetrics(), **options).run()  # type: ignore[arg-type]
+            engine = Engine(profile, target, metrics=BoundedMetrics(), clock=running_clock(), **options)  # type: ignore[arg-type]
+            return await engine.run()
 
-    return anyio.run(main)
+    return run_virtual(main)
 
 
 def test_budget_in_a_closed_stage_stops_without_hanging() -> None:

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import anyio
 
-from stressor.clock import LoopClock
+from stressor.clock import SYSTEM, Clock, LoopClock
 
 T = TypeVar("T")
 START_S = 1_000.0  # the loop's time when it starts: not 0, which code may read as "not started yet"
@@ -125,6 +125,12 @@ def clock() -> LoopClock:
     """The running loop's clock (virtual on a ``VirtualTimeLoop``, with its fixed wall time)."""
     loop = asyncio.get_running_loop()
     return LoopClock(loop, getattr(loop, "wall_at_zero", None))
+
+
+def running_clock() -> Clock:
+    """The running loop's clock when it is a virtual one, else the machine's (``SYSTEM``)."""
+    loop = asyncio.get_running_loop()
+    return LoopClock(loop, loop.wall_at_zero) if isinstance(loop, VirtualTimeLoop) else SYSTEM
 
 
 def run(fn: Callable[..., Awaitable[T]], *args: Any, **loop_options: float) -> T:
