@@ -1,6 +1,6 @@
-"""Webhooks sent by the simulator: the pure parts (bodies, signatures, delivery draws), then real deliveries on
-loopback to a recording receiver run by the test, to the project's ``WebhookReceiver``, and from a simulator in
-its own process."""
+"""Webhooks sent by the simulator: the pure parts (bodies, signatures, delivery draws), then deliveries to a
+recording receiver run by the test and to the project's ``WebhookReceiver`` (in memory, on virtual time), and
+from a simulator in its own process to a receiver on loopback."""
 
 from __future__ import annotations
 
@@ -20,11 +20,13 @@ import httpx
 import orjson
 import pytest
 import uvicorn
+from support.memory import MemorySimulator, in_memory
+from support.virtual import VIRTUAL, running_clock
 
 from stressor.sim.config import Distribution, SimConfig
 from stressor.sim.model import FAST_GRADER_MODEL, GRADER_MODEL, SimModel
 from stressor.sim.records import RunRequest, SimEvent
-from stressor.sim.server import RunningSimulator, SimulatorProcess, fetch_truth, serve
+from stressor.sim.server import SimulatorProcess, fetch_truth
 from stressor.sim.views import run_json
 from stressor.sim.webhooks import (
     REORDER_WINDOW_S,
@@ -39,10 +41,14 @@ from stressor.sim.webhooks import (
 from stressor.timestamps import parse_iso
 from stressor.webhooks.events import CallGraded, RunCompleted, parse_event
 from stressor.webhooks.receiver import WebhookReceiver
-from stressor.webhooks.server import serve_receiver
 from stressor.webhooks.signature import V1_HEADER, V2_HEADER, verify
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> object:
+    return VIRTUAL
 
 SECRET = "whsec_simulator_test_secret"
 WALL = 1_800_000_000.0
@@ -169,7 +175,7 @@ def test_sender_refuses_a_config_without_url_and_hides_the_secret() -> None:
     assert SECRET not in repr(sender) and SECRET not in repr(configured.config)
 
 
-# -- real deliveries on loopback ---------------------------------------------------------------------------
+# -- deliveries --------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -207,7 +213,7 @@ class Recorder:
         query = scope["query_string"]
         target = scope["raw_path"] + (b"?" + query if query else b"")
         headers = {name.decode().lower(): value.decode() for name, value in scope["headers"]}
-        self.deliveries.append(Received(target, headers, body, time.time(), status))
+        self.deliveries.append(Received(target, headers, body, running_clock().wall(), status))
         await send({"type": "http.response.start", "status": status, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
@@ -254,7 +260,7 @@ async def eventually(condition: Callable[[], bool], timeout: float = 5.0) -> Non
             await anyio.sleep(0.01)
 
 
-def sender_count(sim: RunningSimulator, name: str) -> int:
+def sender_count(sim: MemorySimulator, name: str) -> int:
     # the receiver logs a delivery before its answer reaches the sender, which only then records it in the
     # truth: tests that read the truth wait for the sender's own count
     assert sim.webhooks is not None
@@ -277,9 +283,27 @@ def sim_config(url: str, **settings: Any) -> SimConfig:
     return SimConfig(**{**base, **settings})
 
 
-async def create_batch(base_url: str, run_count: int) -> tuple[list[str], list[dict[str, Any]]]:
+RECEIVER_URL = "http://receiver.test/hooks?src=sim"
+
+
+@asynccontextmanager
+async def delivering(recorder: Any, url: str = RECEIVER_URL, **settings: Any) -> AsyncIterator[MemorySimulator]:
+    """The simulator (``sim_config`` with ``settings``) in memory, its webhooks delivered to ``recorder`` (at
+    ``url``)."""
+    async with in_memory(sim_config(url, **settings), receiver=recorder) as sim:
+        yield sim
+
+
+def client_of(sim: MemorySimulator | str, **options: Any) -> httpx.AsyncClient:
+    """A client of the simulator: in memory, or at a base URL."""
+    if isinstance(sim, str):
+        return httpx.AsyncClient(base_url=sim, trust_env=False, **options)
+    return sim.client(**options)
+
+
+async def create_batch(sim: MemorySimulator | str, run_count: int) -> tuple[list[str], list[dict[str, Any]]]:
     """Create a batch, wait until every run ended; the run ids and the runs as the API lists them at the end."""
-    async with httpx.AsyncClient(base_url=base_url, headers=AUTH, trust_env=False) as client:
+    async with client_of(sim, headers=AUTH) as client:
         created = await client.post(
             "/v1/test-call-batches", json={**BODY, "run_count": run_count, "stagger_seconds": 0}
         )
@@ -293,25 +317,25 @@ async def create_batch(base_url: str, run_count: int) -> tuple[list[str], list[d
         return created.json()["run_ids"], (await client.get("/v1/test-calls")).json()
 
 
-async def sim_stats(base_url: str) -> dict[str, Any]:
-    async with httpx.AsyncClient(base_url=base_url, trust_env=False) as client:
+async def sim_stats(sim: MemorySimulator | str) -> dict[str, Any]:
+    async with client_of(sim) as client:
         return (await client.get("/_sim/stats")).json()
 
 
 async def test_every_run_end_arrives_signed_compact_and_sorted_and_is_in_the_truth() -> None:
     recorder = Recorder()
-    async with receiving(recorder) as url, serve(sim_config(url, failure_rate=0.4)) as sim:
-        run_ids, runs = await create_batch(sim.base_url, 8)
+    async with delivering(recorder, failure_rate=0.4) as sim:
+        run_ids, runs = await create_batch(sim, 8)
         completed_runs = [run for run in runs if run["status"] == "completed"]
         assert 0 < len(completed_runs) < 8  # some failed: they are reported too, but not graded
         await eventually(lambda: sender_count(sim, "delivered") == 8 + len(completed_runs))
         truth = sim.model.truth()
-        stats = await sim_stats(sim.base_url)
+        stats = await sim_stats(sim)
         grades = {}
-        async with httpx.AsyncClient(base_url=sim.base_url, headers=AUTH, trust_env=False) as client:
+        async with sim.client(headers=AUTH) as client:
             for run in completed_runs:
                 grades[run["call_id"]] = (await client.get(f"/v1/calls/{run['call_id']}/grade")).json()
-    now = time.time()
+        now = sim.clock.wall()
     for delivery in recorder.deliveries:
         assert delivery.target == b"/hooks?src=sim"
         assert delivery.headers["content-type"] == "application/json"
@@ -350,11 +374,11 @@ async def test_every_run_end_arrives_signed_compact_and_sorted_and_is_in_the_tru
 
 async def test_a_failed_attempt_is_retried_after_the_backoff() -> None:
     recorder = Recorder(fail_first=1)
-    async with receiving(recorder) as url, serve(sim_config(url, webhook_retry_base=0.05)) as sim:
-        run_ids, _ = await create_batch(sim.base_url, 3)
+    async with delivering(recorder, webhook_retry_base=0.05) as sim:
+        run_ids, _ = await create_batch(sim, 3)
         await eventually(lambda: sender_count(sim, "delivered") == 6)
         truth = sim.model.truth()
-        stats = (await sim_stats(sim.base_url))["webhooks"]
+        stats = (await sim_stats(sim))["webhooks"]
     attempts: dict[bytes, list[Received]] = {}
     for delivery in recorder.deliveries:
         attempts.setdefault(delivery.body, []).append(delivery)
@@ -376,8 +400,8 @@ async def test_a_failed_attempt_is_retried_after_the_backoff() -> None:
 async def test_deliveries_are_given_up_after_the_last_attempt() -> None:
     recorder = Recorder(fail_first=100)
     settings = {"webhook_max_attempts": 3, "webhook_retry_base": 0.02}
-    async with receiving(recorder) as url, serve(sim_config(url, **settings)) as sim:
-        await create_batch(sim.base_url, 2)
+    async with delivering(recorder, **settings) as sim:
+        await create_batch(sim, 2)
         await eventually(lambda: sender_count(sim, "gave_up") == 4)
         truth = sim.model.truth()
     tries = Counter(delivery.body for delivery in recorder.deliveries)
@@ -389,11 +413,11 @@ async def test_deliveries_are_given_up_after_the_last_attempt() -> None:
 
 async def test_duplicates_arrive_when_configured_and_the_receiver_dedupes_them() -> None:
     recorder = Recorder()
-    async with receiving(recorder) as url, serve(sim_config(url, webhook_duplicate_rate=1.0)) as sim:
-        run_ids, _ = await create_batch(sim.base_url, 3)
+    async with delivering(recorder, webhook_duplicate_rate=1.0) as sim:
+        run_ids, _ = await create_batch(sim, 3)
         await eventually(lambda: sender_count(sim, "delivered") == 12)
         await anyio.sleep(0.05)  # nothing more is coming: one copy per event, never a copy of a copy
-        stats = (await sim_stats(sim.base_url))["webhooks"]
+        stats = (await sim_stats(sim))["webhooks"]
         first_delivered = {record.id: record.webhook_delivered for record in sim.model.truth()}
     copies = Counter(delivery.body for delivery in recorder.deliveries)
     assert len(recorder.deliveries) == 12 and set(copies.values()) == {2}
@@ -406,10 +430,10 @@ async def test_duplicates_arrive_when_configured_and_the_receiver_dedupes_them()
 
 async def test_lost_webhooks_are_never_sent_and_not_in_the_truth() -> None:
     recorder = Recorder()
-    async with receiving(recorder) as url, serve(sim_config(url, webhook_drop_rate=1.0)) as sim:
-        await create_batch(sim.base_url, 4)
+    async with delivering(recorder, webhook_drop_rate=1.0) as sim:
+        await create_batch(sim, 4)
         await anyio.sleep(0.1)
-        stats = (await sim_stats(sim.base_url))["webhooks"]
+        stats = (await sim_stats(sim))["webhooks"]
         truth = sim.model.truth()
     assert recorder.deliveries == []
     assert stats["dropped"] == stats["events"] == 8 and stats["attempts"] == 0
@@ -419,10 +443,10 @@ async def test_lost_webhooks_are_never_sent_and_not_in_the_truth() -> None:
 async def test_graded_twice_fast_then_full_with_different_scores_on_the_docs_scale() -> None:
     recorder = Recorder()
     config_settings = {"grade_twice": True, "grade_delay": 0.05, "grade_scale": 1}
-    async with receiving(recorder) as url, serve(sim_config(url, **config_settings)) as sim:
-        _, runs = await create_batch(sim.base_url, 4)
+    async with delivering(recorder, **config_settings) as sim:
+        _, runs = await create_batch(sim, 4)
         await eventually(lambda: sender_count(sim, "delivered") == 12)
-        async with httpx.AsyncClient(base_url=sim.base_url, headers=AUTH, trust_env=False) as client:
+        async with sim.client(headers=AUTH) as client:
             latest = {run["call_id"]: (await client.get(f"/v1/calls/{run['call_id']}/grade")).json() for run in runs}
         truth = {record.call_id: record for record in sim.model.truth()}
     by_call: dict[str, list[dict[str, Any]]] = {}
@@ -446,8 +470,8 @@ async def test_graded_twice_fast_then_full_with_different_scores_on_the_docs_sca
 async def test_reorder_shuffles_events_that_happen_together() -> None:
     recorder = Recorder()
     settings = {"webhook_reorder": True, "call_duration": Distribution.fixed(30), "seed": 8}
-    async with receiving(recorder) as url, serve(sim_config(url, **settings)) as sim:
-        run_ids, _ = await create_batch(sim.base_url, 10)
+    async with delivering(recorder, **settings) as sim:
+        run_ids, _ = await create_batch(sim, 10)
         await eventually(lambda: len(recorder.of_type(COMPLETED)) == 10)
     arrived = [run_of(d.document)["id"] for d in recorder.of_type(COMPLETED)]
     # ten calls of the same length started together end together, in batch order; they arrive shuffled
@@ -456,8 +480,8 @@ async def test_reorder_shuffles_events_that_happen_together() -> None:
 
 async def test_webhook_delay_holds_each_first_attempt() -> None:
     recorder = Recorder()
-    async with receiving(recorder) as url, serve(sim_config(url, webhook_delay=Distribution.fixed(0.2))) as sim:
-        await create_batch(sim.base_url, 2)
+    async with delivering(recorder, webhook_delay=Distribution.fixed(0.2)) as sim:
+        await create_batch(sim, 2)
         await eventually(lambda: sender_count(sim, "delivered") == 4)
         truth = sim.model.truth()
     for record in truth:
@@ -467,12 +491,14 @@ async def test_webhook_delay_holds_each_first_attempt() -> None:
 
 async def test_the_projects_webhook_receiver_accepts_everything_the_simulator_sends() -> None:
     events: list[object] = []
-    receiver = WebhookReceiver([SECRET], lambda event, _ns: events.append(event), require_v2=True)
-    async with serve_receiver(receiver) as running:
-        config = sim_config(running.url, webhook_duplicate_rate=1.0, grade_twice=True, grade_delay=0.02)
-        async with serve(config) as sim:
-            run_ids, _ = await create_batch(sim.base_url, 5)
-            await eventually(lambda: receiver.stats().received == 30)  # (5 + 10 graded) x 2 copies
+    clock = running_clock()
+    receiver = WebhookReceiver(
+        [SECRET], lambda event, _ns: events.append(event), clock_ns=clock.now_ns, wall=clock.wall, require_v2=True
+    )
+    settings = {"webhook_duplicate_rate": 1.0, "grade_twice": True, "grade_delay": 0.02}
+    async with delivering(receiver, "http://127.0.0.1:8090/webhooks", **settings) as sim:
+        run_ids, _ = await create_batch(sim, 5)
+        await eventually(lambda: receiver.stats().received == 30)  # (5 + 10 graded) x 2 copies
     stats = receiver.stats()
     assert stats.bad_signature_total == 0 and stats.bad_json == stats.bad_shape == 0
     assert stats.accepted == 15 and stats.duplicates + stats.replayed == 15
@@ -481,6 +507,7 @@ async def test_the_projects_webhook_receiver_accepts_everything_the_simulator_se
     assert {event.run_id for event in completed} == set(run_ids)
 
 
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # a real process: the machine's clock
 async def test_a_simulator_process_gets_its_webhook_settings_and_secret() -> None:
     recorder = Recorder()
     async with receiving(recorder) as url:
