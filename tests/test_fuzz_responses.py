@@ -7,13 +7,13 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-import anyio
 import httpx
 import orjson
 import pytest
 import respx
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from support.virtual import run, running_clock
 
 from stressor.governor import Governor
 from stressor.profile import Limits, RunRequest
@@ -120,7 +120,9 @@ class Log:
 
 def fuzz_target(log: Log) -> TestCallsTarget:
     limits = Limits(backoff_base_s=0.001, backoff_cap_s=0.002)
-    return TestCallsTarget(BASE, "sk_test_fuzz", log, governor=Governor(limits), poll_interval_s=0.001)
+    return TestCallsTarget(
+        BASE, "sk_test_fuzz", log, governor=Governor(limits), poll_interval_s=0.001, clock=running_clock()
+    )
 
 
 PAGES = st.lists(st.lists(RUN_LIKE | JSON, max_size=6) | JSON, min_size=1, max_size=4)
@@ -143,7 +145,7 @@ def test_the_run_lister_scans_any_pages(pages: list[Any], wanted: list[str]) -> 
         assert {key.split()[1] for key in log.counts} <= KNOWN_OUTCOMES
         return found
 
-    found = anyio.run(scan)
+    found = run(scan)
     assert set(found) <= set(wanted)
     assert all(view.run_id in wanted for view in found.values())
 
@@ -163,7 +165,7 @@ def test_any_body_of_a_batch_poll_is_counted_once_under_a_known_outcome(body: by
         assert sum(log.counts.values()) == 1
         assert next(iter(log.counts)).split()[1] in KNOWN_OUTCOMES
 
-    anyio.run(poll)
+    run(poll)
 
 
 @pytest.mark.parametrize("mode", ["batch", "single"])
@@ -187,7 +189,7 @@ def test_any_answer_to_a_create_is_a_submission_or_a_submit_error(mode: str, bod
             finally:
                 await the_target.aclose()
 
-    got = anyio.run(submit)
+    got = run(submit)
     if isinstance(got, Submission):
         assert len(got.runs) == 1 and isinstance(got.runs[0], SubmittedRun)
     else:
@@ -207,4 +209,4 @@ def test_the_lister_stops_at_its_page_limit_on_endless_full_pages() -> None:
         assert await lister.lookup({"tc_never": None}) == {}
         return calls
 
-    assert anyio.run(scan) == 10
+    assert run(scan) == 10

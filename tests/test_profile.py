@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from support.cli import stressor_here
 
 from stressor.profile import ClosedLoad, OpenLoad, Pause, ProfileError, Ramp, load_profile, parse_profile
 
@@ -247,21 +246,17 @@ PLAIN = '[[stages]]\nduration = "1s"\nrate = "1/s"\n'
         ('[[stages]]\nduration = "-5s"\nrate = 1\n', None, "stages[1].duration: must be a duration greater than zero"),
     ],
 )
-def test_plan_and_run_refuse_in_one_sentence(tmp_path: Path, extra: str, corpus: bytes | None, message: str) -> None:
+def test_plan_and_run_refuse_in_one_sentence(
+    tmp_path: Path, extra: str, corpus: bytes | None, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     profile = tmp_path / "p.toml"
     profile.write_text(PLAIN + extra)
     if corpus is not None:
         (tmp_path / "c.jsonl").write_bytes(corpus)
+    monkeypatch.chdir(tmp_path)
     # `run` against a real API too: the profile is refused before anything else is looked at.
     for command in (["plan"], ["run"], ["run", "--base-url", "http://127.0.0.1:9"]):
-        done = subprocess.run(
-            [sys.executable, "-m", "stressor", *command, str(profile)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-            cwd=tmp_path,
-        )
+        done = stressor_here(*command, str(profile))  # the command line, in this process
         assert done.returncode == 2, (command, done.stderr)
         assert message.format(dir=tmp_path) in done.stderr
         assert len(done.stderr.strip().splitlines()) == 1
