@@ -4,10 +4,10 @@ results file renders what it has instead of failing with a traceback."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
+
+from support.cli import stressor_here
 
 from stressor.report.console import render_summary
 
@@ -80,9 +80,7 @@ def test_a_partial_document_renders_what_it_has() -> None:
 def test_stressor_report_on_a_partial_results_file_prints_no_traceback(tmp_path: Path) -> None:
     path = tmp_path / "partial.json"
     path.write_text(json.dumps({"schema": "stressor.results/1", "runs": {"planned": 3}}))
-    done = subprocess.run(
-        [sys.executable, "-m", "stressor", "report", str(path)], capture_output=True, text=True, timeout=60, check=False
-    )
+    done = stressor_here("report", str(path))
     assert "Traceback" not in done.stderr + done.stdout
     assert done.returncode in (0, 2)
     if done.returncode == 0:
