@@ -25,7 +25,8 @@ CREATE = orjson.dumps({"target_type": "agent", "target_id": 7, "scenario_prompt"
 
 
 async def exchange(port: int, data: bytes, *, read_for: float = 2.0, close_after_send: bool = False) -> bytes:
-    """Send raw bytes, then read what comes back until the server closes or ``read_for`` seconds pass."""
+    """Send raw bytes, then read what comes back until the server closes, a whole answer has come (a server may
+    keep the connection open after it), or ``read_for`` seconds pass."""
     stream: SocketStream = await anyio.connect_tcp("127.0.0.1", port)
     async with stream:
         await stream.send(data)
@@ -33,12 +34,24 @@ async def exchange(port: int, data: bytes, *, read_for: float = 2.0, close_after
             return b""
         received = b""
         with anyio.move_on_after(read_for):
-            while True:
+            while not whole_answer(received):
                 try:
                     received += await stream.receive()
                 except (anyio.EndOfStream, anyio.BrokenResourceError):
                     break  # closed (FIN) or reset (RST) by the server: what came before is the answer
         return received
+
+
+def whole_answer(received: bytes) -> bool:
+    """Whether ``received`` holds an HTTP answer's head and the whole body its Content-Length announces."""
+    head, found, body = received.partition(b"\r\n\r\n")
+    if not found or not head.startswith(b"HTTP/1."):
+        return False
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return value.strip().isdigit() and len(body) >= int(value.strip())
+    return False
 
 
 def status_of(answer: bytes) -> int | None:
