@@ -9,7 +9,8 @@ the lost create. Clocks are never compared: the anchors mark the time. A page at
 the list's first item means ``offset`` is ignored, an empty page is the only end of a list, and a list in the
 other order than expected is read again that way. A listing that does not show this client's creates yet is
 ``Unproven`` (looked at again later); whatever a walk cannot settle is ``Unknown``: the create is not sent
-again, and its runs are counted ``unknown``.
+again, and its runs are counted ``unknown``. ``Reconciliation`` is the loop around the walks: when to list,
+how many listings prove an absence, when to give up (a pure state machine: events in, actions out).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from stressor.targets.testcalls.listing import Order, page_order
 from stressor.timestamps import parse_iso_or_none
 
 MAX_PAGES = 50  # pages one walk may read
+RECONCILE_CHECKS = 2  # listings, a settle delay apart, that must all lack a create in doubt before it is resent
+MIN_WAIT_S = 0.001  # shorter sleeps spin under uvloop (engineering notes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +49,13 @@ class Unknown:
 @dataclass(frozen=True, slots=True)
 class Unproven:
     """Not settled by this listing, perhaps by a later one (this client's creates do not show yet)."""
+
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unread:
+    """A listing got no usable answer this time: it is asked again, until the deadline."""
 
     why: str
 
@@ -191,3 +201,67 @@ class Walk:
             self.verdict = Unproven(f"{self.what} does not show this client's own creates yet")
         else:
             self.verdict = Absent()
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """Wait ``seconds``, then ask ``Reconciliation.next`` again."""
+
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Look:
+    """Read the lists once (a ``Walk``), then tell ``Reconciliation.looked`` what they showed."""
+
+
+class Reconciliation:
+    """When a reconciliation reads the lists and when it gives up, as a state machine: ``next(now)`` says what
+    to do (``Wait``, ``Look``, or ``Unknown`` when the deadline would pass first), ``looked`` takes what a
+    listing showed and gives the verdict once there is one.
+
+    A create ``in_doubt`` (no answer, or a 5xx) may still be held by the server: it is looked for after the
+    settle delay, and proved absent only by ``RECONCILE_CHECKS`` listings a settle delay apart. A listing that
+    cannot be read, or that does not show this client's creates yet, is asked again after ``backoff(failures)``
+    seconds until ``deadline_s`` (the settle delays are not part of it); then the answer is ``Unknown``."""
+
+    def __init__(
+        self,
+        *,
+        in_doubt: bool,
+        settle_s: float,
+        deadline_s: float,
+        now: float,
+        backoff: Callable[[int], float],
+    ) -> None:
+        self.checks = RECONCILE_CHECKS if in_doubt else 1
+        self._settle_s = settle_s
+        self._deadline_s = deadline_s
+        self._wait = settle_s if in_doubt else 0.0
+        self._deadline = now + self._wait * self.checks + deadline_s
+        self._backoff = backoff
+        self._absent = 0
+        self._failures = 0
+        self._why = "the list could not be read"
+
+    def next(self, now: float) -> Wait | Look | Unknown:
+        """What to do at ``now``."""
+        wait, self._wait = self._wait, 0.0
+        if wait <= 0:
+            return Look()
+        if now + wait > self._deadline:
+            return Unknown(f"{self._why} within {self._deadline_s:g} s")
+        return Wait(wait)
+
+    def looked(self, listing: Absent | Unproven | Unread) -> Absent | None:
+        """What one listing showed; ``Absent`` once enough listings proved it, else None (ask ``next``). A
+        listing that found the create, or settled it as ``Unknown``, is the verdict itself: it never comes here."""
+        if isinstance(listing, Absent):
+            self._absent += 1
+            if self._absent >= self.checks:
+                return listing
+            self._wait, self._why = self._settle_s, "its absence was not confirmed"
+        else:
+            self._failures += 1
+            self._wait, self._why = max(self._backoff(self._failures), MIN_WAIT_S), listing.why
+        return None

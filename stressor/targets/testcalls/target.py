@@ -63,10 +63,21 @@ from stressor.targets.testcalls.answers import (
     read_run_submission,
 )
 from stressor.targets.testcalls.failures import ANOMALIES, FATAL_STATUSES, why_unreachable
+from stressor.targets.testcalls.follow import Follow, PollBatch
 from stressor.targets.testcalls.lister import LIST_PAGE_SIZE, RunLister
 from stressor.targets.testcalls.listing import ListFacts, ListLearner, Order, name_matches
 from stressor.targets.testcalls.preflight import Inspection, Preflight, probe_lists, rate_limit_headers
-from stressor.targets.testcalls.reconcile import Absent, Found, Reorder, Unknown, Unproven, Walk
+from stressor.targets.testcalls.reconcile import (
+    Absent,
+    Found,
+    Reconciliation,
+    Reorder,
+    Unknown,
+    Unproven,
+    Unread,
+    Wait,
+    Walk,
+)
 from stressor.targets.testcalls.requests import LIST_BODY_LIMIT, ApiRequests, Failed, header_date, server_words
 from stressor.timestamps import NS_PER_S
 
@@ -74,7 +85,6 @@ MIN_SLEEP_S = 0.001  # shorter sleeps spin under uvloop (engineering notes)
 # How long a reconciliation may keep trying to read the lists (a 5xx burst, a stall) before it gives up and
 # the create's runs are counted ``unknown``.
 RECONCILE_DEADLINE_S = 60.0
-RECONCILE_CHECKS = 2  # listings, a settle delay apart, that must all lack a create in doubt before it is resent
 RUN_TOKEN_BYTES = 3  # the random token in this target's batch names (6 hex digits)
 KNOWN_RUNS_HORIZON_S = 50.0  # how long a created run id is remembered (a reconciliation never adopts it again)
 WITNESSES = 1000  # this client's latest creates kept to show a reconciliation where to look
@@ -100,13 +110,6 @@ def _in_path(value: str) -> str:
 @dataclass(frozen=True, slots=True)
 class _UnknownBatch:
     """A batch poll answered 404: the batch id the server gave is not one it knows."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Unread:
-    """A reconciliation's listing got no usable answer this time: it is asked again, until the deadline."""
-
-    why: str
 
 
 class TestCallsTarget:
@@ -424,38 +427,31 @@ class TestCallsTarget:
     async def _reconcile(
         self, order: BatchOrder, witnessed: int, *, in_doubt: bool = True
     ) -> Submission | Absent | Unknown:
-        """Find out whether a create that ended without a readable answer made its runs.
-
-        A create ``in_doubt`` (no answer, or a 5xx) may still be held by the server: it is looked for after the
-        settle delay, and proved absent only by ``RECONCILE_CHECKS`` listings a settle delay apart. A listing
-        that cannot be read, or that does not show this client's creates yet, is asked again with backoff
-        until ``reconcile_deadline_s``; after that, or when what the lists show does not settle it, the answer
-        is ``Unknown``: never a guess, never a second POST."""
-        started = self._api.now_s()
-        checks = RECONCILE_CHECKS if in_doubt else 1
-        wait = self._settle_s if in_doubt else 0.0
-        # the settle delays are not part of the time given to reading the lists
-        deadline = started + wait * checks + self._reconcile_deadline_s
-        absent = failures = 0
-        why = "the list could not be read"
+        """Find out whether a create that ended without a readable answer made its runs: the lists are read as
+        ``Reconciliation`` says (settle delays, listings, backoff, deadline), each time by ``_look_for``. The
+        answer is never a guess, and never a second POST."""
+        loop = Reconciliation(
+            in_doubt=in_doubt,
+            settle_s=self._settle_s,
+            deadline_s=self._reconcile_deadline_s,
+            now=self._api.now_s(),
+            backoff=self._governor.backoff_delay,
+        )
         while True:
-            if wait > 0:
-                if self._api.now_s() + wait > deadline:
-                    return Unknown(f"{why} within {self._reconcile_deadline_s:g} s")
-                await anyio.sleep(wait)
+            step = loop.next(self._api.now_s())
+            if isinstance(step, Unknown):
+                return step
+            if isinstance(step, Wait):
+                await anyio.sleep(step.seconds)
+                continue
             found = await self._look_for(order, witnessed)
-            if isinstance(found, Absent):
-                absent += 1
-                if absent >= checks:
-                    return found
-                wait, why = self._settle_s, "its absence was not confirmed"
-            elif isinstance(found, _Unread | Unproven):
-                failures += 1
-                wait, why = max(self._governor.backoff_delay(failures), MIN_SLEEP_S), found.why
-            else:
-                return found
+            if not isinstance(found, Absent | Unproven | Unread):
+                return found  # found, or settled as unknown
+            verdict = loop.looked(found)
+            if verdict is not None:
+                return verdict
 
-    async def _look_for(self, order: BatchOrder, witnessed: int) -> Submission | Absent | Unknown | Unproven | _Unread:
+    async def _look_for(self, order: BatchOrder, witnessed: int) -> Submission | Absent | Unknown | Unproven | Unread:
         """One listing, looking for the lost create beyond what existed before it was sent."""
         preflight = self.preflight
         if self._submit_mode == "single":
@@ -505,7 +501,7 @@ class TestCallsTarget:
         candidate: Callable[[dict[str, Any]], bool | None],
         listed_before: frozenset[str],
         length_before: int | None,
-    ) -> Found | Absent | Unknown | Unproven | _Unread:
+    ) -> Found | Absent | Unknown | Unproven | Unread:
         """Walk a list (in the order it was seen to have; once more if a page shows the other order). Anchors:
         this client's creates answered before the lost one was sent, and what the preflight listed."""
         if self.facts.offset == "ignored":
@@ -528,7 +524,7 @@ class TestCallsTarget:
                     "reconcile", path, params, read=read_list, limit=LIST_BODY_LIMIT, retry=True
                 )
                 if body is None:
-                    return _Unread(f"{what} could not be read")
+                    return Unread(f"{what} could not be read")
                 walk.feed(body)
             verdict = walk.verdict
             assert verdict is not None
@@ -603,51 +599,42 @@ class TestCallsTarget:
         mark: int,
         floors: dict[str, int],
     ) -> None:
-        """Poll until every run in ``open_runs`` has ended (removing them from it, whoever saw the end).
-
-        While the batch's runs are near the top of the run list, its polls are the shared scan of the list's
-        top, on the tick every such batch shares; once they are deeper, it polls its batch, at its own random
-        phase (batches submitted together, after a stall say, must not poll in lockstep), and asks the list
-        only when the batch's counters moved. Either way a run's end is seen within one interval and the
-        scan's own time (benchmarks/README.md: past ~2,000 runs/s on one core, scans queue and that grows)."""
-        started_ns = self._clock()
-        tick_ns = round(self._polls.interval_s * NS_PER_S)
+        """Poll until every run in ``open_runs`` has ended (removing them from it, whoever saw the end), when
+        and how ``Follow`` says: near the top of the run list, on the shared scan's tick; deeper, by the batch's
+        own counters at its own random phase (batches submitted together, after a stall say, must not poll in
+        lockstep), asking the list only when they moved. Either way a run's end is seen within one interval and
+        the scan's own time (benchmarks/README.md: past ~2,000 runs/s on one core, scans queue and that grows)."""
         near = self._near_top(open_runs, mark)
-        # The first poll comes on the next tick; a batch polled on its own, at a random point of its first
-        # interval. The error bound stays one interval.
-        first_offset_s = 0.0 if near else self._rng.uniform(0, self._polls.interval_s)
-        next_poll_ns = started_ns + round(first_offset_s * NS_PER_S) - tick_ns
-        failures = 0
+        schedule = Follow(
+            self._polls,
+            started_ns=self._clock(),
+            near=near,
+            first_offset_s=0.0 if near else self._rng.uniform(0, self._polls.interval_s),
+            batch_known=submission.batch_id is not None,
+            backoff=self._governor.backoff_delay,
+        )
         batch_id = submission.batch_id  # None once the server has said it does not know the batch
         run_ids = tuple(run.run_id for run in submission.runs)
         misses: dict[str, int] = {}  # complete scans in a row that did not find a run
         while open_runs:
-            # A fixed cadence, not a sleep after each poll: the time a poll takes must not stretch the
-            # interval, or detection would lag by more than one interval.
-            age_s = (next_poll_ns - started_ns) / NS_PER_S
-            interval_ns = round((self._polls.next_interval(age_s) + self._governor.backoff_delay(failures)) * NS_PER_S)
-            if near:
-                # The next instant on the grid of the largest tick * 2^k within the interval. The grids nest:
-                # batches whose polls have grown alike poll together, and with the youngest batches.
-                quantum = tick_ns << max(0, (interval_ns // tick_ns).bit_length() - 1)
-                next_poll_ns = (max(next_poll_ns, self._clock()) // quantum + 1) * quantum
-            else:
-                next_poll_ns = max(next_poll_ns + interval_ns, self._clock())
+            next_poll_ns = schedule.next_poll_ns(self._clock())
             await anyio.sleep(max((next_poll_ns - self._clock()) / NS_PER_S, MIN_SLEEP_S))
-            near = near and self._near_top(open_runs, mark)
-            if batch_id is not None and not near:
+            step = schedule.woke(self._near_top(open_runs, mark))
+            if isinstance(step, PollBatch):
+                assert batch_id is not None
                 ended = await self._batch_ended_count(batch_id, run_ids)
                 if isinstance(ended, _UnknownBatch):
-                    batch_id = None  # its runs may still be in the run list: look for them there from now on
+                    batch_id = None
+                    step = schedule.batch_unknown()
                 else:
-                    failures = failures + 1 if ended is None else 0
-                    known_ended = len(submission.runs) - len(open_runs)
-                    if ended is None or ended <= known_ended:
-                        continue  # nothing new: the list endpoint is not asked
+                    scan = schedule.counted(ended, len(submission.runs) - len(open_runs))
+                    if scan is None:
+                        continue
+                    step = scan
             # its runs lie at least this deep: below those this client created after them
             depth = self._created.total - mark + len(submission.runs)
             seen = await self._lister.lookup_all(
-                open_runs, within=NEAR_TOP_RUNS if near else None, depth=depth, floors=floors
+                open_runs, within=NEAR_TOP_RUNS if step.near else None, depth=depth, floors=floors
             )
             floors.update(seen.places)
             for view in seen.found.values():
@@ -658,8 +645,7 @@ class TestCallsTarget:
             for run_id in self._note_missing(misses, seen.found, seen.missing | unreachable):
                 if open_runs.pop(run_id, MISSING) is not MISSING:
                     on_end(RunEnd(run_id, "unknown", self._clock(), None, None, "run_not_found"))
-            if seen.unreached:
-                near = False  # deeper than the shared scan reads: polled on its own from now on
+            schedule.scanned(unreached=bool(seen.unreached))
 
     def _near_top(self, open_runs: Mapping[str, float | None], mark: int) -> bool:
         """Whether these runs are near enough to the top of the run list for the shared scan: this client has
