@@ -11,7 +11,6 @@ from pathlib import Path
 
 import orjson
 import pytest
-from sessions import run_stressor
 from support.cli import stressor_here as stressor
 
 QUICK = """
@@ -135,7 +134,11 @@ def test_ctrl_c_writes_what_was_gathered_and_exits_130(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(3)
+    log = tmp_path / "r.runs.jsonl"
+    deadline = time.monotonic() + 60
+    while not log.exists() or b'"type":"run"' not in log.read_bytes():  # a run has ended: there is something to keep
+        assert time.monotonic() < deadline, "no run ended"
+        time.sleep(0.05)
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=30)
     assert process.returncode == 130, stderr
@@ -188,7 +191,7 @@ def test_kill_9_loses_at_most_the_last_second_and_the_log_rebuilds_the_summary(t
     # The bound on what a kill loses is checked against the server's truth in test_e2e_engine.py; here: the
     # log reads back and the embedded simulator dies with its stressor.
     assert len(runs) >= 50
-    rebuilt = run_stressor("report", str(log))
+    rebuilt = stressor("report", str(log))  # read back in this process
     assert rebuilt.returncode == 0
     assert "stressor was killed" in rebuilt.stdout
     assert "queue_to_completion" in rebuilt.stdout

@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -123,10 +123,14 @@ def lines_of(path: Path) -> list[dict]:
 
 
 def wait_for_lines(path: Path, count: int, deadline_s: float = 60) -> None:
+    wait_for(lambda: len(lines_of(path)) >= count, f"the runs log reaching {count} lines", deadline_s)
+
+
+def wait_for(ready: Callable[[], bool], what: str, deadline_s: float = 60) -> None:
     deadline = time.monotonic() + deadline_s
-    while len(lines_of(path)) < count:
-        assert time.monotonic() < deadline, f"the runs log never reached {count} lines"
-        time.sleep(0.1)
+    while not ready():
+        assert time.monotonic() < deadline, f"{what} never happened"
+        time.sleep(0.05)
 
 
 @pytest.mark.e2e
@@ -145,7 +149,10 @@ def test_kill_9_loses_at_most_the_last_second_of_runs_and_the_log_rebuilds_the_s
         )
         try:
             wait_for_lines(log, 60)
-            time.sleep(1.5)  # past the first counters lines
+            logged_at = time.monotonic()
+            wait_for(lambda: any(line["type"] == "counters" for line in lines_of(log)), "a counters line")
+            # the bound under test is a second: the runs logged by now must have ended over a second before the kill
+            time.sleep(max(0.0, logged_at + 1.0 - time.monotonic()))
         finally:
             killed_at = time.time()
             process.kill()
@@ -165,9 +172,7 @@ def test_kill_9_loses_at_most_the_last_second_of_runs_and_the_log_rebuilds_the_s
     assert rebuilt["requests"] == counters[-1]["requests"]  # the HTTP counts survive the kill
     assert rebuilt["stop_reason"] == "the runs log has no end: stressor was killed"
     assert rebuilt["measures"]["start_lateness"]["source"] == "not in the runs log"
-    shown = subprocess.run(
-        [sys.executable, "-m", "stressor", "report", str(log)], capture_output=True, text=True, timeout=60, check=False
-    )
+    shown = stressor_here("report", str(log))
     assert shown.returncode == 0, shown.stderr
     assert "stressor was killed" in shown.stdout
     assert "HTTP requests: 0" not in shown.stdout

@@ -4,11 +4,11 @@ End to end with the command line: ``stressor run`` against a separately started 
 writing every artifact there is (results, runs log, HDR log, HTML, JUnit), then each artifact, stdout and
 stderr are searched for the key, for its middle part and (in the webhook runs) for the signing secret and
 anything shaped like one. The key end to end runs as a user runs it (a subprocess against ``stressor sim`` on
-loopback); the others run in this process (on virtual time against the simulator in memory, or against a
-loopback server of their own). Covered: the key end to end; the key and a webhook secret
-given by environment, with the simulator posting signed webhooks to stressor's receiver; the secret stressor
-makes up for the embedded simulator; a refused key; a server that echoes the key in its 401. The secrets are
-made up inside the test, fresh each time: they are nowhere else on the machine to be found by chance.
+loopback); the others run in this process, on virtual time against the simulator or an API of their own in
+memory. Covered: the key end to end; the key and a webhook secret given by environment, with the simulator
+posting signed webhooks to stressor's receiver; the secret stressor makes up for the embedded simulator; a
+refused key; a server that echoes the key in its 401 or in its runs' errors. The secrets are made up inside the
+test, fresh each time: they are nowhere else on the machine to be found by chance.
 """
 
 from __future__ import annotations
@@ -19,12 +19,11 @@ import secrets
 import socket
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -220,102 +219,99 @@ def test_a_refused_key_is_not_repeated_in_the_error(tmp_path: Path) -> None:
     assert_nowhere(finished.everything(), key, key[len("sk_live_") :], key[12:-8])
 
 
-class _EchoingApi(BaseHTTPRequestHandler):
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+async def _answer(send: Send, status: int, body: object) -> None:
+    data = orjson.dumps(body)
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": data})
+
+
+async def _request(scope: Message, receive: Receive) -> tuple[str, str, bytes, str]:
+    """The method, the path with its query, the body and the Authorization header of an ASGI request."""
+    body, more = b"", True
+    while more:
+        message = await receive()
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+    query = scope["query_string"].decode()
+    headers = {name.decode().lower(): value.decode() for name, value in scope["headers"]}
+    return scope["method"], scope["path"] + (f"?{query}" if query else ""), body, headers.get("authorization", "")
+
+
+async def echoing_api(scope: Message, receive: Receive, send: Send) -> None:
     """An API that answers the health check and the key probe, then refuses every create with 401, repeating
     the Authorization header it got in the error (as careless servers do)."""
-
-    def _answer(self, status: int, body: object) -> None:
-        data = orjson.dumps(body)
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_GET(self) -> None:
-        self._answer(200, {"ok": True} if self.path.startswith("/v1/healthz") else [])
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        self._answer(401, {"detail": f"Invalid API key: got {self.headers.get('Authorization')!r}"})
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Quiet: the test reads stressor's output, not this server's."""
+    method, path, _, authorization = await _request(scope, receive)
+    if method == "POST":
+        await _answer(send, 401, {"detail": f"Invalid API key: got {authorization!r}"})
+    else:
+        await _answer(send, 200, {"ok": True} if path.startswith("/v1/healthz") else [])
 
 
-def run_against(handler: type[BaseHTTPRequestHandler], tmp_path: Path, key: str) -> Finished:
-    """``stressor run`` with ``key`` against a loopback server of ``handler``, stopped when the run ends."""
-    api = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=api.serve_forever, daemon=True).start()
-    try:
-        base_url = f"http://127.0.0.1:{api.server_address[1]}"
-        return stressor_run_here(
-            tmp_path, write_profile(tmp_path), {"THUNDERPHONE_API_KEY": key}, "--base-url", base_url, real_time=True
-        )
-    finally:
-        api.shutdown()
-        api.server_close()
+def run_against(app: object, tmp_path: Path, key: str) -> Finished:
+    """``stressor run`` with ``key`` against the API ``app`` (in memory, on virtual time)."""
+    return stressor_run_here(
+        tmp_path, write_profile(tmp_path), {"THUNDERPHONE_API_KEY": key}, "--base-url", API_URL, servers=[app]
+    )
+
+
+API_URL = "http://api-1.test"
 
 
 def test_a_401_that_echoes_the_key_is_masked_in_every_artifact(tmp_path: Path) -> None:
     key = fake_key()
-    finished = run_against(_EchoingApi, tmp_path, key)
+    finished = run_against(echoing_api, tmp_path, key)
     assert finished.returncode == 3  # stopped by a fatal answer, with the results written
     assert b"API key was refused" in finished.stderr
     assert mask_secret(key).encode() in finished.stderr  # the server's words are shown, the key masked in them
     assert_nowhere(finished.everything(), key, key[len("sk_live_") :], key[12:-8])
 
 
-class _EchoingRunApi(BaseHTTPRequestHandler):
+class EchoingRunApi:
     """An API that creates batches and fails every run with an ``error_message`` repeating the Authorization
     header of the create (as a careless server might): the message reaches the records, the runs log and
     the summary, and must carry the key masked."""
 
-    lock = threading.Lock()
-    runs: list[dict[str, object]] = []  # noqa: RUF012 - the server's state, reset by the test
-    batches: dict[str, list[str]] = {}  # noqa: RUF012
+    def __init__(self) -> None:
+        self.runs: list[dict[str, object]] = []
+        self.batches: dict[str, list[str]] = {}
 
-    def _answer(self, status: int, body: object) -> None:
-        data = orjson.dumps(body)
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+    async def __call__(
+        self, scope: Message, receive: Receive, send: Send
+    ) -> None:
+        method, path, body, authorization = await _request(scope, receive)
+        if method == "POST":
+            await self._create(send, orjson.loads(body), authorization)
+        elif path.startswith("/v1/healthz"):
+            await _answer(send, 200, {"ok": True})
+        elif path.startswith("/v1/test-call-batches/"):
+            run_ids = self.batches.get(path.rsplit("/", 1)[1], [])
+            await _answer(send, 200, {"id": "b", "completed_runs": 0, "failed_runs": len(run_ids), "run_ids": run_ids})
+        elif path.startswith("/v1/test-calls?") and "offset=" in path:
+            await _answer(send, 200, list(reversed(self.runs)))
+        else:
+            await _answer(send, 200, [])
 
-    def do_GET(self) -> None:
-        with self.lock:
-            if self.path.startswith("/v1/healthz"):
-                self._answer(200, {"ok": True})
-            elif self.path.startswith("/v1/test-call-batches/"):
-                run_ids = self.batches.get(self.path.rsplit("/", 1)[1], [])
-                self._answer(200, {"id": "b", "completed_runs": 0, "failed_runs": len(run_ids), "run_ids": run_ids})
-            elif self.path.startswith("/v1/test-calls?") and "offset=" in self.path:
-                self._answer(200, list(reversed(self.runs)))
-            else:
-                self._answer(200, [])
-
-    def do_POST(self) -> None:
-        body = orjson.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+    async def _create(self, send: Send, body: Any, authorization: str) -> None:
         now = "2026-11-29T18:24:09.011Z"
-        with self.lock:
-            batch_id = f"tcb_{len(self.batches)}"
-            run_ids = [f"tc_{len(self.runs) + i}" for i in range(body["run_count"])]
-            message = f"upstream refused the call: Authorization {self.headers.get('Authorization')}"
-            for run_id in run_ids:
-                times = {"created_at": now, "started_at": now, "completed_at": now}
-                self.runs.append({"id": run_id, "status": "failed", "error_message": message, **times})
-            self.batches[batch_id] = run_ids
-        self._answer(201, {"id": batch_id, "run_ids": run_ids, "created_at": now, "status": "pending"})
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Quiet: the test reads stressor's output, not this server's."""
+        batch_id = f"tcb_{len(self.batches)}"
+        run_ids = [f"tc_{len(self.runs) + i}" for i in range(body["run_count"])]
+        message = f"upstream refused the call: Authorization {authorization}"
+        for run_id in run_ids:
+            times = {"created_at": now, "started_at": now, "completed_at": now}
+            self.runs.append({"id": run_id, "status": "failed", "error_message": message, **times})
+        self.batches[batch_id] = run_ids
+        await _answer(send, 201, {"id": batch_id, "run_ids": run_ids, "created_at": now, "status": "pending"})
 
 
 def test_a_run_error_message_that_echoes_the_key_is_masked_in_every_artifact(tmp_path: Path) -> None:
     key = fake_key()
-    _EchoingRunApi.runs, _EchoingRunApi.batches = [], {}
-    finished = run_against(_EchoingRunApi, tmp_path, key)
+    finished = run_against(EchoingRunApi(), tmp_path, key)
     found = finished.everything()
     results = orjson.loads(found["results.json"])
     assert results["runs"]["failed"] == results["runs"]["planned"] == 16, finished.stderr.decode()

@@ -5,8 +5,9 @@ no process: the command's event loop is a ``VirtualTimeLoop`` (``runtime.run`` i
 embedded simulator and the webhook receiver live in memory (``MemorySurroundings``, also standing for
 ``SimulatorProcess``), so a 10 s profile takes milliseconds. It gives the exit code, stdout and stderr (the
 ``stressor`` loggers' lines included, as a process without a handler prints them), and ``surroundings`` holds
-the simulators started (their truth). ``servers``: simulators started in the command's loop before it runs,
-as a real API it is pointed at (``--base-url http://simulator-1.test``...); ``beside(surroundings)``, a task
+the simulators started (their truth). ``servers``: simulators (configs) or other ASGI apps started in the
+command's loop before it runs, as a real API it is pointed at (``--base-url http://simulator-1.test``, or
+``http://api-1.test`` for an app first in the list); ``beside(surroundings)``, a task
 run beside the command (it may kill a server). ``real_time=True``: the machine's
 clock and the network, for a command that must reach a real address (a closed port).
 """
@@ -28,11 +29,12 @@ from stressor.clock import LoopClock
 from stressor.sim import server
 from stressor.sim.config import SimConfig
 from stressor.sim.server import tasks_beside
-from support.memory import MemorySurroundings
+from support.memory import App, MemorySurroundings
 from support.virtual import VirtualTimeLoop
 
 T = TypeVar("T")
 Beside = Callable[[MemorySurroundings], Awaitable[None]]
+Server = SimConfig | App  # a simulator, or an API of the test's own
 # what a user's environment could point stressor at: never inherited from the tests' own
 _CLEARED = {"STRESSOR_BASE_URL": None, "THUNDERPHONE_API_KEY": None, "STRESSOR_WEBHOOK_SECRET": None}
 
@@ -56,7 +58,7 @@ class Done:
 
 @contextmanager
 def _virtual_runtime(
-    loop: VirtualTimeLoop, surroundings: MemorySurroundings, servers: Sequence[SimConfig], beside: Beside | None
+    loop: VirtualTimeLoop, surroundings: MemorySurroundings, servers: Sequence[Server], beside: Beside | None
 ) -> Iterator[None]:
     """``runtime.run`` on ``loop`` (once: a command runs one loop) for the block, ``servers`` and ``beside``
     running beside the command."""
@@ -64,8 +66,11 @@ def _virtual_runtime(
 
     async def beside_servers(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         async with AsyncExitStack() as stack:
-            for config in servers:
-                await stack.enter_async_context(surroundings.process(config))
+            for number, server in enumerate(servers, 1):
+                if isinstance(server, SimConfig):
+                    await stack.enter_async_context(surroundings.process(server))
+                else:
+                    await stack.enter_async_context(surroundings.api(server, f"http://api-{number}.test"))
             tasks = await stack.enter_async_context(tasks_beside())
             if beside is not None:
                 tasks.start_soon(beside, surroundings)
@@ -129,7 +134,7 @@ class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
 def stressor_here(
     *args: str,
     env: Mapping[str, str] | None = None,
-    servers: Sequence[SimConfig] = (),
+    servers: Sequence[Server] = (),
     beside: Beside | None = None,
     real_time: bool = False,
 ) -> Done:

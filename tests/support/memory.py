@@ -249,6 +249,16 @@ class MemorySurroundings:
                 del self._transports[base_url]
 
     @asynccontextmanager
+    async def api(self, app: App, base_url: str) -> AsyncIterator[str]:
+        """Any ASGI ``app`` (an API of a test's own) for the block, reached in memory at ``base_url``."""
+        async with tasks_beside() as tasks:
+            self._transports[base_url] = AppTransport(app, tasks)
+            try:
+                yield base_url
+            finally:
+                del self._transports[base_url]
+
+    @asynccontextmanager
     async def simulator(self, config: SimConfig) -> AsyncIterator[Embedded]:
         async with self.process(config) as base_url:
             sim = self.simulators[-1]
