@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 import pytest
-from sessions import run_stressor
+from support.cli import stressor_here
 
 from stressor.targets.testcalls.listing import ListLearner
 from stressor.targets.testcalls.preflight import BATCHES, RUNS, CheckRow, Inspection, check_rows, probe_lists
@@ -97,10 +97,10 @@ def test_check_rows_say_what_a_run_does_about_each_fact() -> None:
 def test_stressor_check_against_a_simulator_that_lists_oldest_first_in_short_pages(tmp_path: Any) -> None:
     profile = tmp_path / "p.toml"
     profile.write_text('name = "p"\n[[stages]]\nduration = "1s"\nrate = "1/s"\n')
-    done = run_stressor("check", str(profile), "--json")
+    done = stressor_here("check", str(profile), "--json", real_time=True)  # the simulator in its own process
     assert done.returncode == 0, done.stderr
     rows = {row["check"]: row for row in orjson.loads(done.stdout)}
     assert rows["API key"]["verdict"] == "ok"
     assert rows["run list order"]["verdict"] == "later"  # an empty list shows nothing yet
-    table = run_stressor("check", str(profile))
+    table = stressor_here("check", str(profile), real_time=True)
     assert table.returncode == 0 and table.stdout.splitlines()[0].split() == ["check", "verdict", "seen"]
