@@ -180,8 +180,8 @@ def test_kill_9_loses_at_most_the_last_second_and_the_log_rebuilds_the_summary(t
     )
     log = tmp_path / "r.runs.jsonl"
     deadline = time.monotonic() + 60
-    while not log.exists() or log.read_bytes().count(b'"type":"run"') < 50:  # no fixed sleep: a busy machine
-        assert time.monotonic() < deadline, "the runs log never reached 50 runs"
+    while not log.exists() or log.read_bytes().count(b'"type":"run"') < 20:  # no fixed sleep: a busy machine
+        assert time.monotonic() < deadline, "the runs log never reached 20 runs"
         time.sleep(0.1)
     simulators = _children(process.pid)
     process.kill()
@@ -190,7 +190,7 @@ def test_kill_9_loses_at_most_the_last_second_and_the_log_rebuilds_the_summary(t
     runs = [orjson.loads(line) for line in lines[1:] if line.strip().startswith("{")]
     # The bound on what a kill loses is checked against the server's truth in test_e2e_engine.py; here: the
     # log reads back and the embedded simulator dies with its stressor.
-    assert len(runs) >= 50
+    assert len(runs) >= 20
     rebuilt = stressor("report", str(log))  # read back in this process
     assert rebuilt.returncode == 0
     assert "stressor was killed" in rebuilt.stdout

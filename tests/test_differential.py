@@ -24,7 +24,7 @@ from support.virtual import run
 from stressor.profile import Profile, parse_profile
 from stressor.sim.config import SimConfig
 
-EXAMPLES = int(os.environ.get("STRESSOR_DIFFERENTIAL_EXAMPLES", "100"))
+EXAMPLES = int(os.environ.get("STRESSOR_DIFFERENTIAL_EXAMPLES", "50"))
 
 SERVERS = st.fixed_dictionaries(
     {

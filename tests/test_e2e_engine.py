@@ -148,7 +148,7 @@ def test_kill_9_loses_at_most_the_last_second_of_runs_and_the_log_rebuilds_the_s
             stderr=subprocess.DEVNULL,
         )
         try:
-            wait_for_lines(log, 60)
+            wait_for_lines(log, 25)
             logged_at = time.monotonic()
             wait_for(lambda: any(line["type"] == "counters" for line in lines_of(log)), "a counters line")
             # the bound under test is a second: the runs logged by now must have ended over a second before the kill
@@ -162,7 +162,7 @@ def test_kill_9_loses_at_most_the_last_second_of_runs_and_the_log_rebuilds_the_s
     logged = {line["run_id"] for line in written if line["type"] == "run"}
     # Every run the server completed at least a second before the kill was seen (polls every 20 ms) and logged.
     due = {t.id for t in truth if t.completed is not None and t.completed <= killed_at - 1.0}
-    assert len(due) >= 50
+    assert len(due) >= 20
     assert due <= logged, f"{len(due - logged)} runs ended over a second before the kill are not in the log"
     assert not out.exists()  # killed: no results file, the log is what is left
     counters = [line for line in written if line["type"] == "counters"]

@@ -341,7 +341,7 @@ def test_slow_and_stray_deliveries_are_counted_said_once_and_end_the_run_without
     port = free_port()
     profile = tmp_path / "p.toml"
     profile.write_text(
-        'grace = "5s"\n[target]\npoll_interval = "20ms"\n[batch]\nruns = 2\n[[stages]]\nduration = "2s"\nrate = "5/s"\n'
+        'grace = "5s"\n[target]\npoll_interval = "20ms"\n[batch]\nruns = 2\n[[stages]]\nduration = "1s"\nrate = "5/s"\n'
     )
     out = tmp_path / "r.json"
     answers: list[bytes] = []

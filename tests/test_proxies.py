@@ -254,12 +254,12 @@ async def run_through(base_url: str, stages: list[dict[str, object]]) -> EngineR
         await target.aclose()
 
 
-STAGES: list[dict[str, object]] = [{"duration": "1s", "rate": "8/s"}]
+STAGES: list[dict[str, object]] = [{"duration": "0.5s", "rate": "8/s"}]  # 4 batches
 
 
 def assert_every_run_completed(result: EngineResult, truth_ids: set[str]) -> None:
     outcomes = result.metrics.outcomes
-    assert outcomes[Outcome.COMPLETED] == result.metrics.planned_runs == 24
+    assert outcomes[Outcome.COMPLETED] == result.metrics.planned_runs == 12
     assert {record.run_id for record in result.records} == truth_ids
 
 
@@ -275,7 +275,7 @@ async def test_a_run_over_http_goes_through_http_proxy(monkeypatch: pytest.Monke
     assert len(proxy.forwarded) == sum(result.metrics.requests.values())
     assert result.metrics.requests["check ok"] >= 2
     assert {target.split("/v1/")[0] for _, target in proxy.forwarded} == {sim.base_url}
-    assert sum(method == "POST" for method, _ in proxy.forwarded) == 8  # one create per batch, none twice
+    assert sum(method == "POST" for method, _ in proxy.forwarded) == 4  # one create per batch, none twice
 
 
 @pytest.mark.e2e
@@ -314,7 +314,7 @@ async def test_a_run_over_https_goes_through_connect(
         truth = {run.id for run in sim.model.truth()}
     assert_every_run_completed(result, truth)
     assert proxy.tunnels and set(proxy.tunnels) == {f"127.0.0.1:{front.port}"}
-    assert len(proxy.tunnels) <= 8  # connections are kept alive through their tunnels, not one per request
+    assert len(proxy.tunnels) <= 4  # connections are kept alive through their tunnels, not one per request
     assert proxy.forwarded == []
 
 
@@ -329,7 +329,7 @@ async def test_the_embedded_simulator_is_reached_directly_whatever_the_environme
         monkeypatch.setenv("ALL_PROXY", proxy.url)  # no NO_PROXY: httpx would send 127.0.0.1 through it
         scale = None if workers is None else Scale(workers=workers)
         outcome = await Session(profile, where, enforce_budget=False, scale=scale).run()
-    assert outcome.engine.metrics.outcomes[Outcome.COMPLETED] == 8
+    assert outcome.engine.metrics.outcomes[Outcome.COMPLETED] == 4
     assert proxy.forwarded == [] and proxy.tunnels == []
 
 

@@ -45,7 +45,7 @@ def fake_key() -> str:
 
 
 def write_profile(directory: Path, *, webhooks: bool = False) -> Path:
-    """A tiny profile: 2 s of 4 batches/s of 2 runs, with consent and a budget (a real API bills every run)."""
+    """A tiny profile: 1 s of 4 batches/s of 2 runs, with consent and a budget (a real API bills every run)."""
     profile = directory / "tiny.toml"
     profile.write_text(
         'name = "tiny"\ngrace = "5s"\n'
@@ -53,7 +53,7 @@ def write_profile(directory: Path, *, webhooks: bool = False) -> Path:
         "[batch]\nruns = 2\n"
         "[cost]\nconsent_to_charge = true\nbudget_cents = 10000\n"
         + ("[webhooks]\nenabled = true\n" if webhooks else "")
-        + '[[stages]]\nduration = "2s"\nrate = "4/s"\n'
+        + '[[stages]]\nduration = "1s"\nrate = "4/s"\n'
     )
     return profile
 
@@ -164,7 +164,7 @@ def test_the_api_key_appears_in_no_artifact_and_no_output(tmp_path: Path) -> Non
     # the key, its secret part and a middle slice of it: none anywhere
     assert_nowhere(found, key, key[len("sk_live_") :], key[12:-8])
     results = orjson.loads(found["results.json"])
-    assert results["runs"]["completed"] == results["runs"]["planned"] == 16  # the key did work
+    assert results["runs"]["completed"] == results["runs"]["planned"] == 8  # the key did work
     assert results["target"]["api_key"] == mask_secret(key) == f"sk_live_...{key[-4:]}"
 
 
@@ -314,7 +314,7 @@ def test_a_run_error_message_that_echoes_the_key_is_masked_in_every_artifact(tmp
     finished = run_against(EchoingRunApi(), tmp_path, key)
     found = finished.everything()
     results = orjson.loads(found["results.json"])
-    assert results["runs"]["failed"] == results["runs"]["planned"] == 16, finished.stderr.decode()
+    assert results["runs"]["failed"] == results["runs"]["planned"] == 8, finished.stderr.decode()
     assert mask_secret(key).encode() in found["runs.jsonl"]  # the server's message is kept, the key masked in it
     assert_nowhere(found, key, key[len("sk_live_") :], key[12:-8])
 
