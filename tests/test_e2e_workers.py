@@ -229,7 +229,7 @@ def test_bad_worker_flags_end_in_one_sentence_and_exit_2(tmp_path: Path, flags: 
 def test_an_unreachable_cluster_exits_3_in_one_sentence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from stressor.distributed import cluster
 
-    monkeypatch.setattr(cluster, "CONNECT_TIMEOUT_S", 1.0)  # Dask tries to connect until then: 10 s in a run
+    monkeypatch.setattr(cluster, "CONNECT_TIMEOUT_S", 0.3)  # Dask tries to connect until then: 10 s in a run
     done = stressor_here("run", str(_write(tmp_path, "1s")), "--cluster", "tcp://127.0.0.1:9", real_time=True)
     assert done.returncode == 3, done.stderr
     assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in done.stderr
