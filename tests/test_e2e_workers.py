@@ -25,8 +25,6 @@ from stressor.session import Scale, Session, SessionResult, Where
 from stressor.sim.config import SimConfig
 from stressor.timestamps import NS_PER_S
 
-pytestmark = pytest.mark.e2e
-
 
 def runs_logged(path: Path) -> list[dict]:
     """The run lines a runs log holds so far (a line being written is left out)."""
@@ -91,6 +89,7 @@ def _check_against_truth(outcome: SessionResult, batches: int) -> None:
     assert sum(metrics.requests.values()) - metrics.requests["check ok"] == result.samples[-1].requests
 
 
+@pytest.mark.e2e
 def test_two_worker_processes_run_the_plan_once_and_merge_to_the_truth_grades_joined() -> None:
     # One run for two things a run on workers must do: merge to the truth, and join the grades fetched after it.
     outcome = _run(_profile(grades={"fetch": True, "threshold": 0.5}), Scale(workers=2, lead_s=1.5))
@@ -120,6 +119,7 @@ def _worker_pids(pid: int) -> list[int]:
     return found
 
 
+@pytest.mark.e2e
 @pytest.mark.skipif(not Path("/proc").exists(), reason="finds the worker processes through /proc")
 def test_a_killed_worker_is_reported_and_the_others_results_are_kept(tmp_path: Path) -> None:
     profile = tmp_path / "long.toml"
@@ -171,11 +171,13 @@ def cluster() -> Iterator[str]:
         yield local.scheduler_address
 
 
+@pytest.mark.e2e
 def test_a_dask_cluster_runs_the_same_workers_and_merges_to_the_truth(cluster: str) -> None:
     outcome = _run(_profile(), Scale(workers=None, cluster=cluster, lead_s=2.0))
     _check_against_truth(outcome, batches=6)
 
 
+@pytest.mark.e2e
 def test_a_task_dask_runs_again_starts_nothing(cluster: str) -> None:
     from distributed import Client, Queue
 
@@ -236,6 +238,7 @@ def test_an_unreachable_cluster_exits_3_in_one_sentence(tmp_path: Path, monkeypa
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.e2e
 def test_ctrl_c_and_abort_thresholds_reach_every_worker(tmp_path: Path) -> None:
     profile, out = _write(tmp_path, "60s"), tmp_path / "r.json"
     process = subprocess.Popen(
