@@ -202,8 +202,8 @@ def test_a_task_dask_runs_again_starts_nothing(cluster: str) -> None:
 
 # ---------------------------------------------------------------------------------------------- the CLI
 
-QUICK = (
-    'grace = "5s"\n[target]\npoll_interval = "20ms"\n[batch]\nruns = 3\n'
+QUICK = (  # intervals of half a second: an abort threshold is checked at the end of each
+    'grace = "5s"\ninterval = "0.5s"\n[target]\npoll_interval = "20ms"\n[batch]\nruns = 3\n'
     '[[stages]]\nduration = "DURATION"\nrate = "10/s"\n'
 )
 
