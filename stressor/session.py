@@ -1,7 +1,8 @@
 """One run of a profile, put together: webhook receiver, embedded simulator, target, engine, grades.
 
-This is the I/O shell's top: the CLI parses flags and prints, a ``Session`` owns everything that is started
-for the run and stops it again, in order (the receiver outlives the simulator that posts to it).
+``stressor.running`` prepares a run and hands it here; a ``Session`` owns everything that is started for the
+run and stops it again, in order (the receiver outlives the simulator that posts to it). It drives a ``Runner``:
+the engine in one process, or the coordinator of many workers.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import anyio
 
@@ -20,6 +21,7 @@ from stressor.governor import Governor
 from stressor.grades import GradeBook
 from stressor.metrics import Metrics, Outcome, RunRecord
 from stressor.profile import Profile
+from stressor.progress import Progress
 from stressor.runlog import LoggedRecords, RunLog, counters_line, keep_flushed
 from stressor.secrets import mask_secret
 from stressor.sim.config import SimConfig
@@ -37,6 +39,39 @@ if TYPE_CHECKING:
 
 EMBEDDED_API_KEY = "sk_test_stressor_embedded_simulator"
 GRADE_FETCH_CONCURRENCY = 16
+
+
+@runtime_checkable
+class Runner(Protocol):
+    """What runs a profile, in one process (``Engine``) or on many workers (``Coordinator``): the session, the
+    live display, abort thresholds and the runs log drive either through this alone."""
+
+    @property
+    def metrics(self) -> Metrics:
+        """The figures so far (merged across workers)."""
+        ...
+
+    @property
+    def governor(self) -> Governor: ...
+
+    @property
+    def t0_ns(self) -> int:
+        """The monotonic instant the run began (or begins, for workers that start together)."""
+        ...
+
+    def elapsed_s(self) -> float: ...
+
+    def progress(self) -> Progress: ...
+
+    def stop(self, reason: str, *, cause: str = "fatal") -> None:
+        """Start no more batches; runs in flight are followed through the grace period."""
+        ...
+
+    def interrupt(self) -> None:
+        """Stop now (Ctrl-C): no new batches, no grace period."""
+        ...
+
+    async def run(self) -> EngineResult: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +141,7 @@ class Session:
         self.governor = Governor(profile.limits)
         self.grades = GradeBook(profile.grades.scale)
         self.inbox = CompletionInbox() if profile.webhooks.enabled else None
-        self.engine: Engine | Coordinator | None = None
+        self.engine: Runner | None = None
         self._interrupted = False
 
     def interrupt(self) -> None:
@@ -169,8 +204,9 @@ class Session:
             stack.push_async_callback(target.aclose)
             await target.check()
             on_record = self._log_run if self.runs_log is not None else None
+            runner: Runner
             if self.scale is None:
-                self.engine = Engine(
+                runner = Engine(
                     profile,
                     target,
                     metrics=self.metrics,
@@ -180,11 +216,13 @@ class Session:
                     keep_records=not self._records_in_log,  # the runs log keeps them: memory stays flat
                 )
             else:
-                self.engine = await self._coordinator(base_url, where.api_key, on_record)
-                self.engine.tally.own_requests.update(self.metrics.requests)  # the check, made here
+                coordinator = await self._coordinator(base_url, where.api_key, on_record)
+                coordinator.tally.own_requests.update(self.metrics.requests)  # the check, made here
+                runner = coordinator
+            self.engine = runner
             if self._interrupted:  # Ctrl-C came while the simulator or the receiver was starting
-                self.engine.interrupt()
-            result = await self._run_engine(self.engine, base_url)
+                runner.interrupt()
+            result = await self._run_engine(runner, base_url)
             if self._grading and not result.interrupted:
                 await self._collect_grades(result, target)
             # The webhook figures are taken here, once: from now on the receiver answers 503, so that no
@@ -231,7 +269,7 @@ class Session:
             trust_env=self.where.base_url is not None,
         )
 
-    async def _run_engine(self, engine: Engine | Coordinator, base_url: str) -> EngineResult:
+    async def _run_engine(self, engine: Runner, base_url: str) -> EngineResult:
         """The engine, with the runs log started before it and flushed twice a second while it runs; the
         result's records are then read back from the log (the engine kept none)."""
         log = self.runs_log

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from stressor.cli import app
+from stressor.cli.app import app
 from stressor.metrics import LatencyRecorder
 from stressor.report.compare import Judgement, compare, confidence_interval
 from stressor.report.results import recorder_json

@@ -37,7 +37,8 @@ def package_imports() -> dict[str, set[str]]:
     edges: dict[str, set[str]] = defaultdict(set)
     for path in PACKAGE.rglob("*.py"):
         relative = path.relative_to(PACKAGE.parent).with_suffix("")
-        here = top_level(".".join(relative.parts))
+        # a `python -m` entry point (stressor.sim.__main__ runs `stressor sim`) sits on top, as the CLI does
+        here = "__main__" if relative.name == "__main__" else top_level(".".join(relative.parts))
         for node in ast.walk(ast.parse(path.read_text())):
             names: list[str] = []
             if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:

@@ -1,4 +1,4 @@
-"""The report and compare commands through typer, as the CLI will register them: output, files, exit codes."""
+"""The report and compare commands through typer, as the CLI registers them: output, files, exit codes."""
 
 from __future__ import annotations
 
@@ -12,7 +12,11 @@ import typer
 from test_report_fixture import FIXTURE, load_fixture
 from typer.testing import CliRunner
 
-from stressor.report.commands import EXIT_REGRESSION, EXIT_THRESHOLDS, EXIT_USAGE, compare, report
+from stressor.cli.compare import compare
+from stressor.cli.report import report
+from stressor.running import ExitCode
+
+EXIT_USAGE, EXIT_THRESHOLDS, EXIT_REGRESSION = ExitCode.USAGE, ExitCode.THRESHOLDS, ExitCode.REGRESSION
 
 
 @pytest.fixture
