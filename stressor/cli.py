@@ -43,6 +43,7 @@ sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 # do not pay for a run, and a run does not pay for the writers it is not asked for.
 if TYPE_CHECKING:
     from stressor.capacity import Step
+    from stressor.document import Results
     from stressor.profile import Profile
     from stressor.session import Scale, Session, SessionResult, Where
     from stressor.sim.config import SimConfig
@@ -180,7 +181,7 @@ async def _run_session(
             if engine is None:
                 continue
             live = figures(engine.metrics, engine.governor, profile, engine.elapsed_s(), with_histograms=False)
-            if sum(live["runs"][o] for o in ("completed", "failed", "errored", "rejected")) < MIN_RUNS_TO_ABORT:
+            if live.runs.settled < MIN_RUNS_TO_ABORT:
                 continue
             breaches = abort_breaches(aborts, live)
             if breaches:
@@ -409,7 +410,7 @@ def run(
     from stressor.loopback import is_loopback
     from stressor.metrics import Outcome
     from stressor.report.console import render_summary
-    from stressor.report.results import build_results, webhooks_json
+    from stressor.report.results import build_results, webhooks_figures
     from stressor.runlog import RunLog, stamps_of
     from stressor.session import EMBEDDED_API_KEY, Session, Where
     from stressor.targets.base import TargetUnavailable
@@ -518,11 +519,16 @@ def run(
             stamps_of(result.records), result.samples, result.metrics.anchor, result.t0_ns, profile.interval_s
         )
     )
-    document = build_results(
-        result, profile, target_info, intervals, webhooks=webhooks_json(outcome), server=outcome.server
-    )
     # The run's gates go with its figures, so that 'stressor report' checks them again (and JUnit shows them).
-    document["thresholds"] = [t.text for t in thresholds]
+    document = build_results(
+        result,
+        profile,
+        target_info,
+        intervals,
+        webhooks=webhooks_figures(outcome),
+        server=outcome.server,
+        thresholds=[t.text for t in thresholds],
+    )
     verdicts = evaluate(thresholds, document)
     # The paths were checked before the run, but a disk may fill or a directory vanish while it goes: the
     # summary is printed anyway, and the runs log (written as runs ended) still holds every run.
@@ -532,7 +538,7 @@ def run(
     if hlog is not None:
         from stressor.report.hlog import write_hlog
 
-        writers.append(("HDR log", hlog, lambda path: write_hlog(path, intervals, document["started_at"])))
+        writers.append(("HDR log", hlog, lambda path: write_hlog(path, intervals, document.started_at)))
     if junit is not None:
         from stressor.report.junit import junit_xml
 
@@ -584,7 +590,7 @@ def _write_or_say(path: Path, write: Callable[[Path], object]) -> str | None:
     return None
 
 
-def _write_results(path: Path, document: dict[str, Any]) -> None:
+def _write_results(path: Path, document: Results) -> None:
     """write_results, without leaving its temporary file behind when the final rename fails."""
     from stressor.report.results import write_results
 

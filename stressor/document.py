@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 import re
 import typing
 from collections.abc import Callable, Mapping
@@ -49,13 +50,13 @@ class _Part:
 
     def to_json(self) -> dict[str, Any]:
         """The part as the results file holds it."""
-        out: dict[str, Any] = {}
+        names, values, nested = _DUMPS[type(self)]
         nullable = self.NULLABLE
-        for name in self.ORDER or _FIELD_NAMES[type(self)]:
-            value = getattr(self, name)
-            if value is not None or name in nullable:
-                out[name] = _to_json(value)
-        return out
+        return {
+            name: _to_json(value) if name in nested else value
+            for name, value in zip(names, values(self), strict=True)
+            if value is not None or name in nullable
+        }
 
 
 def _to_json(value: object) -> object:
@@ -555,6 +556,7 @@ def _part(cls: type[_Part]) -> _Check:
 
 
 _SCALARS: Mapping[object, _Check] = MappingProxyType({int: _count, float: _number, str: _text, bool: _flag})
+_SCALARS_OR_NONE = frozenset({int, float, str, bool, int | None, float | None, str | None, bool | None})
 
 
 def _check_of(hint: Any) -> _Check:
@@ -611,6 +613,17 @@ _CHECKS: Mapping[type, tuple[tuple[str, _Check], ...]] = MappingProxyType(
         for cls, names in _FIELD_NAMES.items()
     }
 )
+
+
+def _dump_spec(cls: type[_Part]) -> tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]], frozenset[str]]:
+    """What to_json needs of a part: its keys in order, a getter of their values, and those that are not scalars."""
+    order = cls.ORDER or _FIELD_NAMES[cls]
+    hints = typing.get_type_hints(cls)
+    getter = operator.attrgetter(*order)  # a tuple of values: every part has two fields or more
+    return order, getter, frozenset(name for name in order if hints[name] not in _SCALARS_OR_NONE)
+
+
+_DUMPS = MappingProxyType({cls: _dump_spec(cls) for cls in _PARTS})
 _LOAD_RESULTS = _part(Results)
 
 
@@ -631,7 +644,7 @@ def load_part(cls: type[_Part], value: Mapping[str, Any], where: str) -> Any:
 
 def run_entry(record: Mapping[str, Any]) -> RunEntry:
     """A run record as this version writes it (``RunRecord.to_json``), taken as it is: no check."""
-    return RunEntry(**{name: record.get(name) for name in _FIELD_NAMES[RunEntry]})
+    return RunEntry(*map(record.get, _FIELD_NAMES[RunEntry]))
 
 
 def readonly(mapping: Mapping[str, Any]) -> Mapping[str, Any]:

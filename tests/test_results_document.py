@@ -21,6 +21,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from stressor.document import (
     Figures,
@@ -182,3 +184,51 @@ def test_a_value_shown_in_a_sentence_is_cut_short() -> None:
         load_results({"runs": {"planned": "x" * 500}})
     assert str(caught.value).startswith('runs.planned is "xxx') and len(str(caught.value)) < 120
 
+
+
+def _paths(node: object, path: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
+    """Every field of a JSON document (the first few items of each list)."""
+    found = [path] if path else []
+    if isinstance(node, dict):
+        for key, item in node.items():
+            found += _paths(item, (*path, key))
+    elif isinstance(node, list):
+        for index, item in enumerate(node[:3]):
+            found += _paths(item, (*path, index))
+    return found
+
+
+def _named(path: tuple[str | int, ...]) -> str:
+    """A path as the loader's sentences name it: ``run_records[7].due_s``, ``requests["submit ok"]``."""
+    text = ""
+    for key in path:
+        if isinstance(key, int):
+            text += f"[{key}]"
+        elif key.isidentifier():
+            text += f".{key}" if text else key
+        else:
+            text += f"[{json.dumps(key)}]"
+    return text
+
+
+FIELDS = _paths(_json(CURRENT))
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(path=st.sampled_from(FIELDS), value=JSON_VALUES)
+def test_any_value_in_any_field_loads_or_is_refused_naming_it(path: tuple[str | int, ...], value: object) -> None:
+    document = copy.deepcopy(_json(CURRENT))
+    node: Any = document
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    try:
+        load_results(document)
+    except ResultsError as error:
+        assert str(error).startswith(_named(path)), (path, str(error))
+        assert str(error).endswith(".") and "\n" not in str(error)

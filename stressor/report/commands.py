@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 
 import orjson
 import typer
 
+from stressor.document import Results, ResultsError
 from stressor.report.compare import DEFAULT_RULES, RuleError, comparison_json, parse_rules, render_markdown, render_text
 from stressor.report.compare import compare as compare_documents
 from stressor.thresholds import ThresholdError, breached, evaluate, parse_thresholds, render_verdicts
@@ -26,7 +27,6 @@ EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_THRESHOLDS = 5
 EXIT_REGRESSION = 6
-SCHEMA = "stressor.results/1"
 
 T = TypeVar("T")
 
@@ -44,26 +44,15 @@ def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
     return typer.Exit(code)
 
 
-def load_results(path: Path) -> dict[str, Any]:
+def load_results(path: Path) -> Results:
     """Read a results file (or rebuild one from a ``.runs.jsonl`` runs log); exit 2 with one sentence when it
-    is neither."""
-    if path.suffix == ".jsonl":
-        from stressor.report.results import results_from_runs_log
-        from stressor.runlog import RunLogError
+    is neither, or holds a field of the wrong type."""
+    from stressor.report.results import read_results
 
-        try:
-            return results_from_runs_log(path)
-        except RunLogError as exc:
-            raise _fail(str(exc)) from None
     try:
-        document = orjson.loads(path.read_bytes())
-    except OSError as exc:
-        raise _fail(f"{path}: cannot read it ({exc.strerror or exc}).") from None
-    except orjson.JSONDecodeError as exc:
-        raise _fail(f"{path}: is not JSON ({exc}).") from None
-    if not isinstance(document, dict) or document.get("schema") != SCHEMA:
-        raise _fail(f"{path}: is not a stressor results file (schema {SCHEMA}).")
-    return document
+        return read_results(path)
+    except ResultsError as exc:
+        raise _fail(str(exc)) from None
 
 
 def _write(path: Path, what: str, write: Callable[[], T]) -> T:
@@ -133,8 +122,7 @@ def report(
     from stressor.report.console import render_summary
 
     document = load_results(results)
-    saved = document.get("thresholds") if saved_thresholds else None
-    texts = [t for t in saved if isinstance(t, str)] if isinstance(saved, list) else []
+    texts = list(document.thresholds or ()) if saved_thresholds else []
     try:
         parsed = parse_thresholds(texts)
     except ThresholdError as exc:
