@@ -341,7 +341,7 @@ async def abort_on_breach(session: Session, aborts: Sequence[Threshold], live_fi
         if runner is None:
             continue
         live = live_figures(runner, profile)
-        if sum(live["runs"][o] for o in ("completed", "failed", "errored", "rejected")) < MIN_RUNS_TO_ABORT:
+        if live.runs.settled < MIN_RUNS_TO_ABORT:
             continue
         breaches = abort_breaches(aborts, live)
         if breaches:

@@ -122,7 +122,7 @@ def test_a_run_concludes_in_its_document_verdicts_lines_and_exit_code_without_wr
 ) -> None:
     run = prepared(tmp_path, embedded=False, thresholds=("failure_rate < 1%", "completed >= 1"))
     conclusion = conclude(outcome_of(result_of(completed=9, failed=1), "https://api.example.com"), run)
-    document = conclusion.document
+    document = conclusion.document.to_json()
     assert document["schema"] == "stressor.results/1"
     assert document["runs"]["completed"] == 9 and document["failure_rate"] == pytest.approx(0.1)
     assert document["thresholds"] == ["failure_rate < 1%", "completed >= 1"]  # saved for `stressor report`
@@ -140,7 +140,7 @@ def test_a_run_concludes_in_its_document_verdicts_lines_and_exit_code_without_wr
 
 def test_an_embedded_run_has_no_key_in_its_target_and_no_verdict_lines(tmp_path: Path) -> None:
     conclusion = conclude(outcome_of(result_of(), "http://127.0.0.1:5000"), prepared(tmp_path, embedded=True))
-    assert conclusion.document["target"] == {
+    assert conclusion.document.to_json()["target"] == {
         "kind": "test-calls",
         "embedded_simulator": True,
         "base_url": "http://127.0.0.1:5000",

@@ -12,6 +12,7 @@ import anyio
 import orjson
 import pytest
 
+from stressor.document import load_results
 from stressor.engine import Engine, EngineResult
 from stressor.estimate import estimate
 from stressor.governor import Governor
@@ -102,7 +103,8 @@ def test_ci_gate_gates_on_failures_drops_and_queue_time() -> None:
     healthy["failure_rate"] = 0.0
 
     def passes(document: dict) -> list[bool]:
-        return [(value := lookup(document, t.path).value) is not None and t.holds(value) for t in gate]
+        typed = load_results(document)
+        return [(value := lookup(typed, t.path).value) is not None and t.holds(value) for t in gate]
 
     assert all(passes(healthy))
     failing = {**healthy, "failure_rate": 0.2}

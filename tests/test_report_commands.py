@@ -86,6 +86,11 @@ def test_report_exits_5_on_a_breached_threshold_after_writing_every_file(
         (b"{not json", "is not JSON ("),
         (b'{"schema": "k6/1"}', "is not a stressor results file (schema stressor.results/1)."),
         (b"[1, 2]", "is not a stressor results file"),
+        (
+            b'{"schema": "stressor.results/1", "runs": {"completed": "12"}}',
+            'runs.completed is "12", not a count (a whole number, 0 or more).',
+        ),
+        (b'{"schema": "stressor.results/1", "thresholds": "p99 < 1s"}', 'thresholds is "p99 < 1s", not a list.'),
     ],
 )
 def test_report_refuses_a_bad_results_file_in_one_sentence(

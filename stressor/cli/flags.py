@@ -5,16 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
-import orjson
 import typer
 
 from stressor.running import ExitCode, RunError
 from stressor.units import parse_duration, parse_rate
 
 if TYPE_CHECKING:
+    from stressor.document import Results
     from stressor.profile import Profile
     from stressor.session import Scale
 
@@ -129,29 +129,16 @@ def scale_flags(workers: str | None, cluster: str | None) -> Scale | None:
     return Scale(workers=count, cluster=cluster, lead_s=2.0 if cluster is None else 4.0)
 
 
-RESULTS_SCHEMA = "stressor.results/1"  # stressor.report.results.SCHEMA, not imported: it loads the session
+def load_results(path: Path) -> Results:
+    """A results file (or one rebuilt from a ``.runs.jsonl`` runs log), checked once; exit 2 with one sentence
+    when it is neither, or holds a field of the wrong type."""
+    from stressor.document import ResultsError
+    from stressor.report.results import read_results
 
-
-def load_results(path: Path) -> dict[str, Any]:
-    """A results file (or rebuild one from a ``.runs.jsonl`` runs log); exit 2 with one sentence when it
-    is neither."""
-    if path.suffix == ".jsonl":
-        from stressor.report.results import results_from_runs_log
-        from stressor.runlog import RunLogError
-
-        try:
-            return results_from_runs_log(path)
-        except RunLogError as exc:
-            raise fail(str(exc), ExitCode.USAGE) from None
     try:
-        document = orjson.loads(path.read_bytes())
-    except OSError as exc:
-        raise fail(f"{path}: cannot read it ({exc.strerror or exc}).", ExitCode.USAGE) from None
-    except orjson.JSONDecodeError as exc:
-        raise fail(f"{path}: is not JSON ({exc}).", ExitCode.USAGE) from None
-    if not isinstance(document, dict) or document.get("schema") != RESULTS_SCHEMA:
-        raise fail(f"{path}: is not a stressor results file (schema {RESULTS_SCHEMA}).", ExitCode.USAGE)
-    return document
+        return read_results(path)
+    except ResultsError as exc:
+        raise fail(str(exc), ExitCode.USAGE) from None
 
 
 def write_or_fail(path: Path, what: str, write: Callable[[], T]) -> T:

@@ -64,8 +64,7 @@ def report(
     from stressor.report.console import render_summary
 
     document = load_results(results)
-    saved = document.get("thresholds") if saved_thresholds else None
-    texts = [t for t in saved if isinstance(t, str)] if isinstance(saved, list) else []
+    texts = list(document.thresholds or ()) if saved_thresholds else []
     try:
         parsed = parse_thresholds(texts)
     except ThresholdError as exc:

@@ -27,6 +27,7 @@ from stressor.cli.flags import (
 from stressor.running import WEBHOOK_SECRET_ENV, ExitCode, Outputs, Overrides, RunError, RunRequest
 
 if TYPE_CHECKING:
+    from stressor.document import Results
     from stressor.profile import Profile
     from stressor.report.conclude import Conclusion
     from stressor.session import Runner, Session
@@ -227,7 +228,7 @@ def run(
         raise typer.Exit(ending.code)
 
 
-def _live_figures(runner: Runner, profile: Profile) -> dict[str, Any]:
+def _live_figures(runner: Runner, profile: Profile) -> Results:
     """The figures so far, as abort thresholds read them (no histograms: only their summaries are checked)."""
     from stressor.report.results import figures
 
@@ -270,7 +271,7 @@ def _writers(outputs: Outputs, conclusion: Conclusion) -> list[tuple[str, Path, 
         from stressor.report.hlog import write_hlog
 
         writers.append(
-            ("HDR log", outputs.hlog, lambda path: write_hlog(path, conclusion.intervals, document["started_at"]))
+            ("HDR log", outputs.hlog, lambda path: write_hlog(path, conclusion.intervals, document.started_at))
         )
     if outputs.junit is not None:
         from stressor.report.junit import junit_xml
@@ -292,7 +293,7 @@ def _write_or_say(path: Path, write: Callable[[Path], object]) -> str | None:
     return None
 
 
-def _write_results(path: Path, document: dict[str, Any]) -> None:
+def _write_results(path: Path, document: Results) -> None:
     """write_results, without leaving its temporary file behind when the final rename fails."""
     from stressor.report.results import write_results
 

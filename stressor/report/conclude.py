@@ -11,12 +11,13 @@ from typing import Any
 
 from stressor.capacity import Step, knee, measure_step
 from stressor.distributed.tally import WORKER_LOST
+from stressor.document import Results
 from stressor.engine import EngineResult
 from stressor.intervals import Interval, interval_series
 from stressor.metrics import Outcome
 from stressor.profile import Profile
 from stressor.report.console import render_summary
-from stressor.report.results import build_results, webhooks_json
+from stressor.report.results import build_results, webhooks_figures
 from stressor.runlog import stamps_of
 from stressor.running import ExitCode, PreparedRun, Searched
 from stressor.secrets import mask_secret
@@ -38,7 +39,7 @@ class Conclusion:
     """A finished run: its results document (and interval series, for the .hlog), the threshold verdicts, the
     lines printed on stdout and how the command ends if every output is written."""
 
-    document: dict[str, Any]
+    document: Results
     intervals: tuple[Interval, ...]
     verdicts: tuple[Verdict, ...]
     lines: tuple[str, ...]
@@ -61,11 +62,16 @@ def conclude(outcome: SessionResult, prepared: PreparedRun) -> Conclusion:
             stamps_of(result.records), result.samples, result.metrics.anchor, result.t0_ns, profile.interval_s
         )
     )
-    document = build_results(
-        result, profile, target, intervals, webhooks=webhooks_json(outcome), server=outcome.server
-    )
     # The run's gates go with its figures, so that 'stressor report' checks them again (and JUnit shows them).
-    document["thresholds"] = [t.text for t in prepared.thresholds]
+    document = build_results(
+        result,
+        profile,
+        target,
+        intervals,
+        webhooks=webhooks_figures(outcome),
+        server=outcome.server,
+        thresholds=[t.text for t in prepared.thresholds],
+    )
     verdicts = tuple(evaluate(prepared.thresholds, document))
     lines = [render_summary(document)]
     if verdicts:
