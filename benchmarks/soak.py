@@ -210,7 +210,7 @@ def write_results_as_the_cli_does(outcome: SessionResult, profile: Profile, dire
     write_results(directory / "results.json", document)
     took = time.perf_counter() - began
     return (
-        f"results: {len(document['run_records'])} run records and {len(intervals)} intervals read back from the "
+        f"results: {len(document.run_records)} run records and {len(intervals)} intervals read back from the "
         f"runs log and written in {took:.1f} s; RSS after {rss_kib() / 1024:.1f} MiB"
     )
 

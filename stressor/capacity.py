@@ -8,10 +8,11 @@ step that breaks. The knee lies between the last step that held and the first th
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Literal
 
+from stressor.document import MeasureFigures, Results
 from stressor.profile import ClosedLoad, OpenLoad, Profile, Ramp, Stage
 from stressor.thresholds import Threshold, Verdict, evaluate
 
@@ -60,18 +61,18 @@ def step_profile(profile: Profile, level: float, model: Model, duration_s: float
     return replace(profile, stages=(stage,), thresholds=())
 
 
-def measure_step(level: float, document: Mapping[str, Any], slos: Sequence[Threshold]) -> Step:
+def measure_step(level: float, results: Results, slos: Sequence[Threshold]) -> Step:
     """A step's figures and SLO verdicts from its results document."""
-    q2c = document["measures"]["queue_to_completion"]
-    elapsed = float(document.get("elapsed_s") or 0.0) or 1.0
+    q2c = results.measures.get("queue_to_completion", MeasureFigures())
+    elapsed = results.elapsed_s or 1.0
     return Step(
         level=level,
-        p50_s=q2c.get("p50"),
-        p95_s=q2c.get("p95"),
-        p99_s=q2c.get("p99"),
-        failure_rate=document.get("failure_rate"),
-        completed_per_s=document["runs"]["completed"] / elapsed,
-        verdicts=tuple(evaluate(slos, document)),
+        p50_s=q2c.p50,
+        p95_s=q2c.p95,
+        p99_s=q2c.p99,
+        failure_rate=results.failure_rate,
+        completed_per_s=(results.runs.completed or 0) / elapsed,
+        verdicts=tuple(evaluate(slos, results)),
     )
 
 

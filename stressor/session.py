@@ -1,9 +1,10 @@
 """One run of a profile, put together: webhook receiver, embedded simulator, target, engine, grades.
 
-This is the I/O shell's top: the CLI parses flags and prints, a ``Session`` owns everything that is started
-for the run and stops it again, in order (the receiver outlives the simulator that posts to it). What it starts
-around itself, and the clock, come from its ``Surroundings``: its own processes and sockets (``OwnSurroundings``),
-or for tests, the simulator and the receiver in memory on virtual time.
+``stressor.running`` prepares a run and hands it here; a ``Session`` owns everything that is started for the
+run and stops it again, in order (the receiver outlives the simulator that posts to it). It drives a ``Runner``:
+the engine in one process, or the coordinator of many workers. What it starts around itself, and the clock,
+come from its ``Surroundings``: its own processes and sockets (``OwnSurroundings``), or for tests, the
+simulator and the receiver in memory on virtual time.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import anyio
 import httpx
@@ -24,6 +25,7 @@ from stressor.governor import Governor
 from stressor.grades import GradeBook
 from stressor.metrics import Metrics, Outcome, RunRecord
 from stressor.profile import Profile
+from stressor.progress import Progress
 from stressor.runlog import LoggedRecords, RunLog, counters_line, keep_flushed
 from stressor.secrets import mask_secret
 from stressor.sim.config import SimConfig
@@ -40,6 +42,39 @@ if TYPE_CHECKING:
 
 EMBEDDED_API_KEY = "sk_test_stressor_embedded_simulator"
 GRADE_FETCH_CONCURRENCY = 16
+
+
+@runtime_checkable
+class Runner(Protocol):
+    """What runs a profile, in one process (``Engine``) or on many workers (``Coordinator``): the session, the
+    live display, abort thresholds and the runs log drive either through this alone."""
+
+    @property
+    def metrics(self) -> Metrics:
+        """The figures so far (merged across workers)."""
+        ...
+
+    @property
+    def governor(self) -> Governor: ...
+
+    @property
+    def t0_ns(self) -> int:
+        """The monotonic instant the run began (or begins, for workers that start together)."""
+        ...
+
+    def elapsed_s(self) -> float: ...
+
+    def progress(self) -> Progress: ...
+
+    def stop(self, reason: str, *, cause: str = "fatal") -> None:
+        """Start no more batches; runs in flight are followed through the grace period."""
+        ...
+
+    def interrupt(self) -> None:
+        """Stop now (Ctrl-C): no new batches, no grace period."""
+        ...
+
+    async def run(self) -> EngineResult: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +200,7 @@ class Session:
         self.governor = Governor(profile.limits)
         self.grades = GradeBook(profile.grades.scale)
         self.inbox = CompletionInbox() if profile.webhooks.enabled else None
-        self.engine: Engine | Coordinator | None = None
+        self.engine: Runner | None = None
         self._interrupted = False
 
     def interrupt(self) -> None:
@@ -239,8 +274,9 @@ class Session:
             stack.push_async_callback(target.aclose)
             await target.check()
             on_record = self._log_run if self.runs_log is not None else None
+            runner: Runner
             if self.scale is None:
-                self.engine = Engine(
+                runner = Engine(
                     profile,
                     target,
                     metrics=self.metrics,
@@ -251,11 +287,13 @@ class Session:
                     clock=self.clock,
                 )
             else:
-                self.engine = await self._coordinator(base_url, where.api_key, on_record)
-                self.engine.tally.own_requests.update(self.metrics.requests)  # the check, made here
+                coordinator = await self._coordinator(base_url, where.api_key, on_record)
+                coordinator.tally.own_requests.update(self.metrics.requests)  # the check, made here
+                runner = coordinator
+            self.engine = runner
             if self._interrupted:  # Ctrl-C came while the simulator or the receiver was starting
-                self.engine.interrupt()
-            result = await self._run_engine(self.engine, base_url)
+                runner.interrupt()
+            result = await self._run_engine(runner, base_url)
             if self._grading and not result.interrupted:
                 await self._collect_grades(result, target)
             # The webhook figures are taken here, once: from now on the receiver answers 503, so that no
@@ -300,7 +338,7 @@ class Session:
             trust_env=self.where.base_url is not None,
         )
 
-    async def _run_engine(self, engine: Engine | Coordinator, base_url: str) -> EngineResult:
+    async def _run_engine(self, engine: Runner, base_url: str) -> EngineResult:
         """The engine, with the runs log started before it and flushed twice a second while it runs; the
         result's records are then read back from the log (the engine kept none)."""
         log = self.runs_log

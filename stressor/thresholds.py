@@ -62,8 +62,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Literal
 
+from stressor.document import MEASURES, Figures, GradeFigures, Results, Slice
 from stressor.units import format_duration, format_rate, parse_duration, parse_rate
 
 
@@ -115,14 +116,6 @@ class MeasurePath:
 
 # ------------------------------------------------------------------------------------------- the vocabulary
 
-MEASURES = (
-    "queue_to_completion",
-    "start_lateness",
-    "submit_rtt",
-    "time_queued",
-    "time_in_progress",
-    "detection_delay",
-)
 SLICE_MEASURES = ("queue_to_completion", "time_in_progress")
 DURATION_STATS = ("min", "mean", "max", "p50", "p90", "p95", "p99", "p99_9")
 MEASURE_COUNT_STATS = ("count", "clamped")
@@ -147,9 +140,9 @@ LIMIT_WAITS = MappingProxyType(
         "limits.capacity_wait": "capacity_wait_s",
     }
 )
-_FAILURES = ("failed", "errored", "rejected")
-
-Getter = Callable[[Mapping[str, Any]], Lookup]
+Getter = Callable[[Results], Lookup]
+SliceGetter = Callable[[Slice, str], Lookup]  # a slice and where it is in the document ("variants.spark")
+SETTLED_NOTE = "no run settled (completed, failed, errored or rejected)"
 
 
 def _known_names(scope: Scope | None) -> str:
@@ -180,110 +173,82 @@ def _all_simple_names(scope: Scope | None) -> list[str]:
     return names
 
 
-def _number(value: object) -> float | None:
-    """A JSON number as float; None for null, booleans and anything else (a partial or odd document)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
+def _value(value: float | None, note: str, samples: int | None = None) -> Lookup:
+    """A figure of the document; None (not there, or null) is "no data" and says why."""
+    return Lookup(None, samples, note) if value is None else Lookup(float(value), samples)
 
 
-def _dig(node: object, keys: Sequence[str]) -> object:
-    for key in keys:
-        if not isinstance(node, Mapping) or key not in node:
-            return None
-        node = node[key]
-    return node
+def _field(
+    read: Callable[[Results], float | None], note: str, samples: Callable[[Results], int | None] | None = None
+) -> Getter:
+    def get(results: Results) -> Lookup:
+        return _value(read(results), note, samples(results) if samples is not None else None)
+
+    return get
 
 
-def _has(node: object, keys: Sequence[str]) -> bool:
-    for key in keys:
-        if not isinstance(node, Mapping) or key not in node:
-            return False
-        node = node[key]
-    return True
-
-
-def _counter_sum(keys: Sequence[str], cause: str | None, what: str) -> Getter:
+def _counter_sum(read: Callable[[Results], Mapping[str, int] | None], cause: str | None, what: str) -> Getter:
     """A counter section (``runs.not_started``, ``errors``...): its sum, or one cause (absent: 0)."""
 
-    def get(doc: Mapping[str, Any]) -> Lookup:
-        section = _dig(doc, keys)
-        if not isinstance(section, Mapping):
+    def get(results: Results) -> Lookup:
+        counts = read(results)
+        if counts is None:
             return Lookup(None, note=f"the results have no {what}")
-        if cause is not None:
-            return Lookup(_number(section.get(cause, 0)))
-        values = [_number(v) for v in section.values()]
-        return Lookup(float(sum(v for v in values if v is not None)))
+        return Lookup(float(counts.get(cause, 0) if cause is not None else sum(counts.values())))
 
     return get
 
 
-def _field(keys: Sequence[str], samples: Callable[[Mapping[str, Any]], int | None], empty_note: str) -> Getter:
-    """A plain numeric field; null means "no data" and says why."""
-
-    def get(doc: Mapping[str, Any]) -> Lookup:
-        if not _has(doc, keys):
-            return Lookup(None, note=f"the results have no {'.'.join(keys)}")
-        value = _number(_dig(doc, keys))
-        return Lookup(value, samples(doc), None if value is not None else empty_note)
-
-    return get
-
-
-def _count_of(keys: Sequence[str]) -> Callable[[Mapping[str, Any]], int | None]:
-    def count(doc: Mapping[str, Any]) -> int | None:
-        value = _number(_dig(doc, keys))
-        return None if value is None else int(value)
-
-    return count
-
-
-def _settled(outcomes: object) -> int | None:
-    if not isinstance(outcomes, Mapping):
-        return None
-    return int(sum(_number(outcomes.get(k, 0)) or 0 for k in ("completed", *_FAILURES)))
-
-
-def _no_samples(_: Mapping[str, Any]) -> int | None:
-    return None
-
-
-def _runs_settled(doc: Mapping[str, Any]) -> int | None:
-    return _settled(doc.get("runs"))
-
-
-def _measure_getter(root: Sequence[str], measure: str, stat: str) -> Getter:
-    keys = (*root, measure, stat)
+def _figures_stat(figures: Figures | None, measure: str, stat: str, where: str) -> Lookup:
+    """A statistic of a measure's figures, with the samples it stands on."""
+    if figures is None:
+        return Lookup(None, note=f"the results have no {where}{measure}.{stat}")
     empty = "no run ended" if measure == "queue_to_completion" else f"{measure} has no samples"
-    return _field(keys, _count_of((*root, measure, "count")), empty)
+    note = empty if stat in DURATION_STATS else f"the results have no {where}{measure}.{stat}"
+    return _value(getattr(figures, stat), note, figures.count)
 
 
-def _grade_getter(root: Sequence[str], stat: str) -> Getter:
-    return _field((*root, "grades", stat), _count_of((*root, "grades", "count")), "no run was graded")
+def _grades_stat(grades: GradeFigures, stat: str, where: str) -> Lookup:
+    note = "no run was graded" if stat in GRADE_SCORE_STATS else f"the results have no {where}grades.{stat}"
+    return _value(getattr(grades, stat), note, grades.count)
 
 
-def _slice_failure_rate(root: Sequence[str]) -> Getter:
-    def get(doc: Mapping[str, Any]) -> Lookup:
-        outcomes = _dig(doc, (*root, "outcomes"))
-        settled = _settled(outcomes)
-        if settled is None or not isinstance(outcomes, Mapping):
-            return Lookup(None, note=f"the results have no {'.'.join((*root, 'outcomes'))}")
-        if settled == 0:
-            return Lookup(None, 0, "no run settled (completed, failed, errored or rejected)")
-        failures = sum(_number(outcomes.get(k, 0)) or 0 for k in _FAILURES)
-        return Lookup(failures / settled, settled)
+def _measure_getter(measure: str, stat: str) -> Getter:
+    return lambda results: _figures_stat(results.measures.get(measure), measure, stat, "measures.")
 
-    return get
+
+def _grade_getter(stat: str) -> Getter:
+    return lambda results: _grades_stat(results.grades, stat, "")
+
+
+def _slice_failure_rate(piece: Slice, where: str) -> Lookup:
+    settled = piece.outcomes.settled
+    if settled == 0:
+        return Lookup(None, 0, SETTLED_NOTE)
+    failures = sum(n or 0 for n in (piece.outcomes.failed, piece.outcomes.errored, piece.outcomes.rejected))
+    return Lookup(failures / settled, settled)
+
+
+def _slice_outcome(name: str) -> SliceGetter:
+    return lambda piece, where: _value(getattr(piece.outcomes, name), f"the results have no {where}.outcomes.{name}")
+
+
+def _slice_measure(measure: str, stat: str) -> SliceGetter:
+    return lambda piece, where: _figures_stat(getattr(piece, measure), measure, stat, f"{where}.")
+
+
+def _slice_grade(stat: str) -> SliceGetter:
+    return lambda piece, where: _grades_stat(piece.grades, stat, f"{where}.")
 
 
 def _webhooks_getter(name: str) -> Getter:
-    def get(doc: Mapping[str, Any]) -> Lookup:
-        hooks = doc.get("webhooks")
-        if not isinstance(hooks, Mapping):
+    def get(results: Results) -> Lookup:
+        hooks = results.webhooks
+        if hooks is None:
             return Lookup(None, note="the run did not use webhooks")
         if name == "bad_signature":
-            return _counter_sum(("webhooks", "bad_signature"), None, "webhooks.bad_signature")(doc)
-        return Lookup(_number(hooks.get(name)), note=None if name in hooks else f"the results have no webhooks.{name}")
+            return _counter_sum(lambda _: hooks.bad_signature, None, "webhooks.bad_signature")(results)
+        return _value(getattr(hooks, name), f"the results have no webhooks.{name}")
 
     return get
 
@@ -293,83 +258,91 @@ def _suggest(name: str, scope: Scope | None) -> str:
     return f" (did you mean {close[0]}?)" if close else ""
 
 
-def _resolve_slice(name: str, scope: Scope) -> tuple[Kind, Callable[[Sequence[str]], Getter]] | str:
-    """Kind and getter factory (given the slice's root keys) of a per-slice name, or why it is unknown."""
+def _resolve_slice(name: str, scope: Scope) -> tuple[Kind, SliceGetter] | str:
+    """Kind and getter of a per-slice name, or why it is unknown."""
     if name == "failure_rate":
         return Kind.SHARE, _slice_failure_rate
     if name in OUTCOMES:
-        return Kind.COUNT, lambda root: _field((*root, "outcomes", name), _no_samples, "no value")
+        return Kind.COUNT, _slice_outcome(name)
     head, _, stat = name.partition(".")
     if head in SLICE_MEASURES:
         if stat in DURATION_STATS or stat in MEASURE_COUNT_STATS:
             kind = Kind.DURATION if stat in DURATION_STATS else Kind.COUNT
-            return kind, lambda root: _measure_getter(root, head, stat)
+            return kind, _slice_measure(head, stat)
         return f"unknown statistic {stat!r} of {head}; known: {', '.join(DURATION_STATS + MEASURE_COUNT_STATS)}"
     if head == "grade":
         if stat in GRADE_SCORE_STATS or stat in GRADE_COUNT_STATS:
             kind = Kind.SCORE if stat in GRADE_SCORE_STATS else Kind.COUNT
-            return kind, lambda root: _grade_getter(root, stat)
+            return kind, _slice_grade(stat)
         return f"unknown statistic {stat!r} of grade; known: {', '.join(GRADE_SCORE_STATS + GRADE_COUNT_STATS)}"
     if head in MEASURES or _resolve_document(name) is not None:
         return f"{name} is not available per {scope}; per {scope}: {_known_names(scope)}"
     return f"unknown measure {name!r}{_suggest(name, scope)}; per {scope}: {_known_names(scope)}"
 
 
+def _runs_settled(results: Results) -> int:
+    return results.runs.settled
+
+
+def _submitted(results: Results) -> int | None:
+    return results.runs.submitted
+
+
 def _resolve_document(name: str) -> tuple[Kind, Getter] | str | None:
     """Kind and getter of a document-level name; a reason when the name is close but wrong; None if unknown."""
     fixed: dict[str, tuple[Kind, Getter]] = {
-        "failure_rate": (
-            Kind.SHARE,
-            _field(("failure_rate",), _runs_settled, "no run settled (completed, failed, errored or rejected)"),
+        "failure_rate": (Kind.SHARE, _field(lambda r: r.failure_rate, SETTLED_NOTE, _runs_settled)),
+        "not_started": (Kind.COUNT, _counter_sum(lambda r: r.runs.not_started, None, "runs.not_started")),
+        "dropped": (Kind.COUNT, _counter_sum(lambda r: r.runs.not_started, None, "runs.not_started")),
+        "requests_per_ended_run": (Kind.NUMBER, _field(lambda r: r.load.requests_per_ended_run, "no run ended")),
+        "offered_runs_per_s": (
+            Kind.RATE,
+            _field(lambda r: r.load.offered_runs_per_s, "the results have no load.offered_runs_per_s"),
         ),
-        "not_started": (Kind.COUNT, _counter_sum(("runs", "not_started"), None, "runs.not_started")),
-        "dropped": (Kind.COUNT, _counter_sum(("runs", "not_started"), None, "runs.not_started")),
-        "requests_per_ended_run": (
-            Kind.NUMBER,
-            _field(("load", "requests_per_ended_run"), _no_samples, "no run ended"),
-        ),
-        "offered_runs_per_s": (Kind.RATE, _field(("load", "offered_runs_per_s"), _no_samples, "no value")),
         "achieved_runs_per_s": (
             Kind.RATE,
-            _field(("load", "achieved_runs_per_s"), _count_of(("runs", "submitted")), "no value"),
+            _field(lambda r: r.load.achieved_runs_per_s, "the results have no load.achieved_runs_per_s", _submitted),
         ),
-        "dispatch_lag.p99": (
-            Kind.DURATION,
-            _field(("generator", "dispatch_lag_p99"), _no_samples, "no batch was dispatched"),
+        "dispatch_lag.p99": (Kind.DURATION, _field(lambda r: r.generator.dispatch_lag_p99, "no batch was dispatched")),
+        "limits.retries": (Kind.COUNT, _counter_sum(lambda r: r.limits.retries, None, "limits.retries")),
+        "errors": (Kind.COUNT, _counter_sum(lambda r: r.errors, None, "errors")),
+        "requests": (Kind.COUNT, _counter_sum(lambda r: r.requests, None, "requests")),
+        "estimated_cost_cents": (
+            Kind.NUMBER,
+            _field(lambda r: r.estimated_cost_cents, "the results have no estimated_cost_cents"),
         ),
-        "limits.retries": (Kind.COUNT, _counter_sum(("limits", "retries"), None, "limits.retries")),
-        "errors": (Kind.COUNT, _counter_sum(("errors",), None, "errors")),
-        "requests": (Kind.COUNT, _counter_sum(("requests",), None, "requests")),
-        "estimated_cost_cents": (Kind.NUMBER, _field(("estimated_cost_cents",), _no_samples, "no value")),
-        "elapsed": (Kind.DURATION, _field(("elapsed_s",), _no_samples, "no value")),
+        "elapsed": (Kind.DURATION, _field(lambda r: r.elapsed_s, "the results have no elapsed_s")),
     }
     if name in fixed:
         return fixed[name]
     if name in RUN_COUNTS:
-        return Kind.COUNT, _field(("runs", name), _no_samples, "no value")
+        return Kind.COUNT, _field(lambda r: getattr(r.runs, name), f"the results have no runs.{name}")
     if name in LIMIT_WAITS:
-        return Kind.DURATION, _field(("limits", LIMIT_WAITS[name]), _no_samples, "no value")
+        key = LIMIT_WAITS[name]
+        return Kind.DURATION, _field(lambda r: getattr(r.limits, key), f"the results have no limits.{key}")
     head, _, rest = name.partition(".")
-    if head in ("not_started", "dropped", "errors") and rest:
-        keys = ("errors",) if head == "errors" else ("runs", "not_started")
-        return Kind.COUNT, _counter_sum(keys, rest, ".".join(keys))
+    if head in ("not_started", "dropped") and rest:
+        return Kind.COUNT, _counter_sum(lambda r: r.runs.not_started, rest, "runs.not_started")
+    if head == "errors" and rest:
+        return Kind.COUNT, _counter_sum(lambda r: r.errors, rest, "errors")
     if name.startswith("limits.retries.") and name != "limits.retries.":
-        return Kind.COUNT, _counter_sum(("limits", "retries"), name.removeprefix("limits.retries."), "limits.retries")
+        cause = name.removeprefix("limits.retries.")
+        return Kind.COUNT, _counter_sum(lambda r: r.limits.retries, cause, "limits.retries")
     if head == "webhooks":
         if rest == "bad_signature" or rest in WEBHOOK_COUNTS:
             return Kind.COUNT, _webhooks_getter(rest)
         return f"unknown webhooks figure {rest!r}; known: bad_signature, {', '.join(WEBHOOK_COUNTS)}"
     if head in MEASURES:
         if rest in DURATION_STATS:
-            return Kind.DURATION, _measure_getter(("measures",), head, rest)
+            return Kind.DURATION, _measure_getter(head, rest)
         if rest in MEASURE_COUNT_STATS:
-            return Kind.COUNT, _measure_getter(("measures",), head, rest)
+            return Kind.COUNT, _measure_getter(head, rest)
         return f"unknown statistic {rest!r} of {head}; known: {', '.join(DURATION_STATS + MEASURE_COUNT_STATS)}"
     if head in ("grade", "grades"):
         if rest in GRADE_SCORE_STATS:
-            return Kind.SCORE, _grade_getter((), rest)
+            return Kind.SCORE, _grade_getter(rest)
         if rest in GRADE_COUNT_STATS:
-            return Kind.COUNT, _grade_getter((), rest)
+            return Kind.COUNT, _grade_getter(rest)
         return f"unknown statistic {rest!r} of grade; known: {', '.join(GRADE_SCORE_STATS + GRADE_COUNT_STATS)}"
     return None
 
@@ -404,24 +377,23 @@ def parse_path(text: str) -> MeasurePath:
     return MeasurePath(name, found[0])
 
 
-def lookup(document: Mapping[str, Any], path: MeasurePath) -> Lookup:
+def lookup(results: Results, path: MeasurePath) -> Lookup:
     """The value of ``path`` in a results document (a partial one too): None with a note when it has none."""
     if path.scope is None:
         found = _resolve_document(path.name)
         assert isinstance(found, tuple), path  # parse_path accepted it
-        return found[1](document)
+        return found[1](results)
     section = "variants" if path.scope == "variant" else "scenarios"
-    pieces = document.get(section)
-    if not isinstance(pieces, Mapping):
-        return Lookup(None, note=f"the results have no {section}")
+    pieces = results.slices(path.scope)
     if path.scope_name == "*" and path.scope_name not in pieces:
         return Lookup(None, note=f"the results have no {section}")
-    if path.scope_name not in pieces:
+    piece = pieces.get(str(path.scope_name))
+    if piece is None:
         known = ", ".join(sorted(pieces)) or "none"
         return Lookup(None, note=f"no {path.scope} {path.scope_name!r} in the results ({section}: {known})")
     resolved = _resolve_slice(path.name, path.scope)
     assert not isinstance(resolved, str), path
-    return resolved[1]((section, str(path.scope_name)))(document)
+    return resolved[1](piece, f"{section}.{path.scope_name}")
 
 
 # ---------------------------------------------------------------------------------------------- formatting
@@ -623,9 +595,9 @@ def _miss(threshold: Threshold, actual: float) -> str:
     return f"{format_value(kind, abs(gap))} {side} {limit_text}"
 
 
-def verdict(threshold: Threshold, document: Mapping[str, Any]) -> Verdict:
+def verdict(threshold: Threshold, results: Results) -> Verdict:
     """Evaluate one threshold."""
-    found = lookup(document, threshold.path)
+    found = lookup(results, threshold.path)
     if found.value is None:
         note = found.note or "no value"
         return Verdict(threshold, Status.MISSING, None, f"no data, {note}; a gate never passes on no data", note)
@@ -635,26 +607,24 @@ def verdict(threshold: Threshold, document: Mapping[str, Any]) -> Verdict:
     return Verdict(threshold, Status.FAILED, found.value, f"was {shown}, {_miss(threshold, found.value)}")
 
 
-def expand(threshold: Threshold, document: Mapping[str, Any]) -> list[Threshold]:
+def expand(threshold: Threshold, results: Results) -> list[Threshold]:
     """``variant[*]`` / ``scenario[*]``: one threshold per variant or scenario of the document (the threshold
     itself, unexpanded, when the document has none: its verdict then says so)."""
     path = threshold.path
     if path.scope is None or path.scope_name != "*":
         return [threshold]
-    pieces = document.get("variants" if path.scope == "variant" else "scenarios")
-    names = list(pieces) if isinstance(pieces, Mapping) else []
     expanded = []
-    for name in names:
+    for name in results.slices(path.scope):
         concrete = path.with_scope_name(str(name))
         text = f"{concrete.text} {threshold.op} {threshold.limit_text}" + (" abort" if threshold.abort else "")
         expanded.append(replace(threshold, path=concrete, text=text))
     return expanded or [threshold]
 
 
-def evaluate(thresholds: Iterable[Threshold], document: Mapping[str, Any]) -> list[Verdict]:
+def evaluate(thresholds: Iterable[Threshold], results: Results) -> list[Verdict]:
     """Evaluate every threshold against a finished run's document, in order (a ``*`` threshold gives one
     verdict per variant or scenario). Missing values fail."""
-    return [verdict(one, document) for threshold in thresholds for one in expand(threshold, document)]
+    return [verdict(one, results) for threshold in thresholds for one in expand(threshold, results)]
 
 
 def breached(verdicts: Iterable[Verdict]) -> bool:
@@ -662,7 +632,7 @@ def breached(verdicts: Iterable[Verdict]) -> bool:
     return any(not v.passed for v in verdicts)
 
 
-def abort_breaches(thresholds: Iterable[Threshold], document: Mapping[str, Any]) -> list[Verdict]:
+def abort_breaches(thresholds: Iterable[Threshold], results: Results) -> list[Verdict]:
     """The ``abort`` thresholds a run in progress already breaks, given a partial document of it so far.
 
     Only thresholds marked ``abort`` are checked, and only a value that is there and fails counts: a measure
@@ -670,7 +640,7 @@ def abort_breaches(thresholds: Iterable[Threshold], document: Mapping[str, Any])
     goes (``failed == 0``, ``errored < 10``, ``failure_rate < 5%``) make sense here; ``completed >= 100`` would
     stop every run at its start.
     """
-    verdicts = (verdict(one, document) for t in thresholds if t.abort for one in expand(t, document))
+    verdicts = (verdict(one, results) for t in thresholds if t.abort for one in expand(t, results))
     return [v for v in verdicts if v.status is Status.FAILED]
 
 

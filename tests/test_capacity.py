@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from stressor.capacity import Step, knee, levels, step_profile
+from stressor.capacity import Step, knee, levels, measure_step, step_profile
+from stressor.document import load_results
 from stressor.profile import ClosedLoad, OpenLoad, Ramp, parse_profile
-from stressor.thresholds import Status, Verdict, parse_threshold
+from stressor.thresholds import Status, Verdict, parse_threshold, parse_thresholds
 
 
 def step(level: float, held: bool) -> Step:
@@ -43,3 +44,19 @@ def test_a_step_is_the_profile_with_one_stage_at_the_level() -> None:
     assert closed.stages[0].batch.runs == 3 and closed.stages[0].duration_s == 30
     assert closed.thresholds == ()  # the step's SLOs are the search's, not the profile's
     assert step_profile(profile, 2.5, "open", 10).stages[0].load == OpenLoad(Ramp(2.5, 2.5))
+
+
+def test_a_step_is_measured_from_its_results_document() -> None:
+    results = load_results(
+        {
+            "elapsed_s": 10.0,
+            "runs": {"completed": 45, "failed": 5},
+            "failure_rate": 0.1,
+            "measures": {"queue_to_completion": {"count": 50, "p50": 0.5, "p95": 1.5, "p99": 2.5}},
+        }
+    )
+    slos = parse_thresholds(["queue_to_completion.p95 < 2s", "failure_rate < 5%"])
+    step = measure_step(8, results, slos)
+    assert (step.p50_s, step.p95_s, step.p99_s, step.failure_rate) == (0.5, 1.5, 2.5, 0.1)
+    assert step.completed_per_s == 4.5
+    assert [v.status for v in step.verdicts] == [Status.PASSED, Status.FAILED] and not step.held

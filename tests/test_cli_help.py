@@ -9,7 +9,7 @@ import typer
 from typer.core import TyperGroup, TyperOption
 from typer.testing import CliRunner
 
-from stressor.cli import app
+from stressor.cli.app import app
 
 COMMANDS = ("run", "check", "plan", "sim", "report", "compare", "capacity")
 

@@ -10,13 +10,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.documents import results
 from typer.testing import CliRunner
 
-from stressor.cli import app
-from stressor.metrics import LatencyRecorder
-from stressor.report.compare import Judgement, compare, confidence_interval
-from stressor.report.results import recorder_json
+from stressor.cli.app import app
+from stressor.metrics import MEASURE_SOURCES, LatencyRecorder, Measure
+from stressor.report.compare import Comparison, Judgement, confidence_interval
+from stressor.report.compare import compare as compare_results
+from stressor.report.results import measure_figures
 from stressor.thresholds import parse_path
+
+
+def compare(base: dict[str, Any], new: dict[str, Any], **kwargs: Any) -> Comparison:
+    return compare_results(results(base), results(new), **kwargs)
 
 
 def _document(seed: int, runs: int, slower: float = 1.0) -> dict[str, Any]:
@@ -31,7 +37,9 @@ def _document(seed: int, runs: int, slower: float = 1.0) -> dict[str, Any]:
         "profile": {"name": "same"},
         "runs": {"planned": runs, "submitted": runs, "completed": runs, "failed": 0, "errored": 0, "rejected": 0},
         "failure_rate": 0.0,
-        "measures": {"queue_to_completion": recorder_json(recorder)},
+        "measures": {
+            "queue_to_completion": measure_figures(recorder, MEASURE_SOURCES[Measure.QUEUE_TO_COMPLETION]).to_json()
+        },
     }
 
 
@@ -66,7 +74,7 @@ def test_the_interval_holds_the_percentile_and_narrows_as_runs_grow() -> None:
     for runs in (150, 1000, 10_000):
         doc = _document(1, runs)
         figures = doc["measures"]["queue_to_completion"]
-        interval = confidence_interval(doc, path, figures["p99"], figures["count"])
+        interval = confidence_interval(results(doc), path, figures["p99"], figures["count"])
         assert interval is not None
         low, high = interval
         assert figures["p95"] * 0.99 <= low <= figures["p99"] <= high <= figures["max"] * 1.001
@@ -79,7 +87,8 @@ def test_without_a_histogram_the_interval_is_bracketed_by_the_stated_percentiles
     doc = _document(1, 150)
     figures = doc["measures"]["queue_to_completion"]
     del figures["hdr"]
-    low, high = confidence_interval(doc, parse_path("queue_to_completion.p99"), figures["p99"], 150) or (0, 0)
+    found = confidence_interval(results(doc), parse_path("queue_to_completion.p99"), figures["p99"], 150)
+    low, high = found or (0, 0)
     assert (low, high) == (figures["p95"], figures["max"])
 
 

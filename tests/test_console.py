@@ -1,5 +1,6 @@
 """The console summary: what the governor did is named (refusals, each kind of wait, the breaker), and a partial
-results file renders what it has instead of failing with a traceback."""
+results file renders what it has (a field of the wrong type is refused in one sentence) instead of failing with
+a traceback."""
 
 from __future__ import annotations
 
@@ -7,9 +8,16 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from support.cli import stressor_here
+from support.documents import results
 
+from stressor.document import ResultsError
 from stressor.report.console import render_summary
+
+
+def summary(document: dict[str, Any]) -> str:
+    return render_summary(results(document))
 
 
 def limits(**changes: Any) -> dict[str, Any]:
@@ -34,7 +42,7 @@ def limits_line(text: str) -> str:
 
 
 def test_refusals_and_each_kind_of_wait_are_named_apart() -> None:
-    text = render_summary(
+    text = summary(
         {
             "limits": limits(
                 responses={"429": 187, "503": 4},
@@ -52,15 +60,15 @@ def test_refusals_and_each_kind_of_wait_are_named_apart() -> None:
     assert "held to the server's rate 3.2" in line
     assert "held by client rate limits 500" in line  # 0.5 s, in the summary's own unit
     assert "rate learned from refusals 9.5/s" in line  # results written before the rates were per kind
-    per_kind = limits_line(render_summary({"limits": limits(learned_rates={"create": 4.25, "poll": None})}))
+    per_kind = limits_line(summary({"limits": limits(learned_rates={"create": 4.25, "poll": None})}))
     assert "rate learned from refusals create 4.25/s" in per_kind and "poll" not in per_kind
-    quiet = render_summary({"limits": limits()})
+    quiet = summary({"limits": limits()})
     assert "limits (" not in quiet  # nothing happened: no line
 
 
 def test_a_breaker_stop_is_named_in_the_summary() -> None:
     reason = "stopped submitting: 30 of 30 requests failed (100 %) over the last 2 s"
-    text = render_summary({"stop_reason": reason, "limits": limits(breaker=reason, responses={"429": 0, "503": 30})})
+    text = summary({"stop_reason": reason, "limits": limits(breaker=reason, responses={"429": 0, "503": 30})})
     assert f"STOPPED EARLY: {reason}" in text.splitlines()
     assert f"BREAKER: {reason}" in text.splitlines()
     assert "refused 503 x30" in limits_line(text)
@@ -70,11 +78,26 @@ def test_a_partial_document_renders_what_it_has() -> None:
     for document in (
         {"schema": "stressor.results/1"},
         {"schema": "stressor.results/1", "runs": {"planned": 3, "not_started": None}, "limits": {"mode": "obey"}},
-        {"runs": "garbage", "measures": {"submit_rtt": {"count": "x"}}, "variants": {"a": 1, "b": None}},
+        {"measures": {"submit_rtt": {"count": 2}}, "variants": {"a": {}, "b": {"outcomes": None}}, "webhooks": None},
     ):
-        text = render_summary(document)
+        text = summary(document)
         assert text.startswith("stressor: profile '?'")
         assert "runs: planned" in text
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ({"runs": "garbage"}, 'runs is "garbage", not an object.'),
+        ({"measures": {"submit_rtt": {"count": "x"}}}, 'measures.submit_rtt.count is "x", not a count'),
+        ({"variants": {"a": 1}}, "variants.a is 1, not an object."),
+        ({"variants": {"b": None}}, "variants.b is null, not an object."),
+    ],
+)
+def test_a_field_of_the_wrong_type_is_refused_in_one_sentence_naming_it(document: dict[str, Any], message: str) -> None:
+    with pytest.raises(ResultsError) as caught:
+        summary(document)
+    assert str(caught.value).startswith(message)
 
 
 def test_stressor_report_on_a_partial_results_file_prints_no_traceback(tmp_path: Path) -> None:

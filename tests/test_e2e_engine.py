@@ -167,7 +167,7 @@ def test_kill_9_loses_at_most_the_last_second_of_runs_and_the_log_rebuilds_the_s
     assert not out.exists()  # killed: no results file, the log is what is left
     counters = [line for line in written if line["type"] == "counters"]
     assert counters and sum(counters[-1]["requests"].values()) > 0
-    rebuilt = results_from_runs_log(log)
+    rebuilt = results_from_runs_log(log).to_json()
     assert len(rebuilt["run_records"]) == len(logged)
     assert rebuilt["requests"] == counters[-1]["requests"]  # the HTTP counts survive the kill
     assert rebuilt["stop_reason"] == "the runs log has no end: stressor was killed"

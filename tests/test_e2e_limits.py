@@ -14,7 +14,7 @@ from support.virtual import clock, run
 
 from stressor.engine import EngineResult
 from stressor.metrics import Measure, Outcome
-from stressor.report.results import load_json
+from stressor.report.results import offered_load
 
 LIMIT = 20.0
 
@@ -132,7 +132,7 @@ def test_the_servers_rate_limit_is_obeyed_and_every_run_still_completes(headers:
         assert len(after) > LIMIT  # the check below covers more than a second of traffic, not a quiet tail
         assert busiest_second(after[IN_FLIGHT_ALLOWANCE:]) <= 1.1 * LIMIT
     # Offered 50 runs/s for 3 s; the limit stretched the creates, so fewer were submitted per second.
-    load = load_json(result.metrics, profile, result.elapsed_s)
+    load = offered_load(result.metrics, profile, result.elapsed_s).to_json()
     assert load["offered_runs_per_s"] == pytest.approx(50.0)
     assert load["achieved_runs_per_s"] < load["offered_runs_per_s"]
 
@@ -195,7 +195,7 @@ def test_the_breaker_stops_a_run_the_server_keeps_failing_and_says_why() -> None
     assert result.metrics.outcomes[Outcome.REJECTED] > 0
     assert not truth  # 503 created nothing
     # The plan's rest, cut off by the breaker, was never offered: the offered load is the plan's 10/s.
-    load = load_json(result.metrics, profile, result.elapsed_s)
+    load = offered_load(result.metrics, profile, result.elapsed_s).to_json()
     assert 7.0 <= load["offered_runs_per_s"] <= 13.0
 
 

@@ -18,7 +18,7 @@ from stressor.engine import SPIN_SHARE, WAKE_EARLY_NS, Engine, EngineResult, spi
 from stressor.limits import HttpOutcome
 from stressor.metrics import Measure, Metrics, Outcome
 from stressor.profile import Profile, parse_profile
-from stressor.report.results import load_json
+from stressor.report.results import offered_load
 from stressor.targets.base import BatchOrder, RunEnd, Submission, SubmitError, SubmittedRun
 from stressor.timestamps import ClockAnchor
 
@@ -273,7 +273,7 @@ def test_a_stop_part_way_offers_the_runs_due_over_the_plans_time_up_to_the_stop(
 
     result = run_virtual(main)
     assert result.interrupted and result.metrics.planned_runs == 8
-    load = load_json(result.metrics, profile, result.elapsed_s)
+    load = offered_load(result.metrics, profile, result.elapsed_s).to_json()
     assert load["offered_runs_per_s"] == pytest.approx(10.0)
     assert load["achieved_runs_per_s"] == pytest.approx(10.0)
 
@@ -286,7 +286,7 @@ def test_a_fatal_stop_offers_the_runs_due_and_leaves_out_the_rest_of_the_plan() 
     result = run(profile, FakeTarget(fail=lambda order: fatal if order.seq == 1 else None))
     assert result.stop_cause == "fatal" and result.metrics.planned_runs == 100
     assert result.metrics.not_started == {"fatal": 96}
-    assert load_json(result.metrics, profile, result.elapsed_s)["offered_runs_per_s"] == pytest.approx(10.0)
+    assert offered_load(result.metrics, profile, result.elapsed_s).offered_runs_per_s == pytest.approx(10.0)
 
 
 @pytest.mark.parametrize("stagger", [0.0, 0.05])
@@ -307,11 +307,11 @@ def test_a_generator_that_falls_behind_is_flagged() -> None:
     for _ in range(100):
         on_time.dispatch_lag.record_ns(1_500_000)  # 1.5 ms late: within max(2 ms, 10 % of 10 ms)
         late.dispatch_lag.record_ns(5_000_000)
-    assert generator_check(on_time, profile) == {"dispatch_lag_p99": 0.0015, "limit": 0.002, "behind": False}
-    assert generator_check(late, profile)["behind"] is True
+    assert generator_check(on_time, profile).to_json() == {"dispatch_lag_p99": 0.0015, "limit": 0.002, "behind": False}
+    assert generator_check(late, profile).to_json()["behind"] is True
     slow = profile_of([{"duration": "10s", "rate": "1/s"}])  # 1 s apart: 100 ms of lag is still fine
-    assert generator_check(late, slow)["limit"] == pytest.approx(0.1)
-    assert generator_check(late, slow)["behind"] is False
+    assert generator_check(late, slow).to_json()["limit"] == pytest.approx(0.1)
+    assert generator_check(late, slow).to_json()["behind"] is False
 
 
 def test_runs_in_flight_limit_holds_and_batches_that_find_no_room_are_not_started() -> None:

@@ -1,6 +1,6 @@
 """Fuzzing thresholds: any text given to ``--threshold`` (or a profile's ``thresholds``) parses into a Threshold
 or is refused with a ThresholdError, never another exception; a parsed one can be evaluated against any
-results document without raising."""
+results document the loader accepts without raising (and the loader refuses the others in one sentence)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from stressor.document import ResultsError, load_results
 from stressor.thresholds import (
     Threshold,
     ThresholdError,
@@ -110,12 +111,48 @@ DOCUMENTS = st.fixed_dictionaries(
 )
 
 
+# and documents of the right types with any section missing, null or empty
+COUNT = st.none() | st.integers(0, 10**6)
+NUMBER = st.none() | st.integers(-5, 10**6) | st.floats(allow_nan=False, allow_infinity=False)
+COUNTS = st.none() | st.dictionaries(st.text(max_size=5), st.integers(0, 100), max_size=3)
+STATS = ("p95", "p50", "max", "min", "mean")
+FIGURES = st.fixed_dictionaries({}, optional={"count": COUNT, **{k: NUMBER for k in STATS}})
+OUTCOME_COUNTS = st.fixed_dictionaries({}, optional={k: COUNT for k in ("completed", "failed", "errored", "open")})
+SLICE = st.fixed_dictionaries(
+    {}, optional={"outcomes": OUTCOME_COUNTS, "queue_to_completion": FIGURES, "grades": FIGURES}
+)
+TYPED_DOCUMENTS = st.fixed_dictionaries(
+    {},
+    optional={
+        "failure_rate": NUMBER,
+        "runs": st.fixed_dictionaries(
+            {}, optional={"planned": COUNT, "completed": COUNT, "failed": COUNT, "not_started": COUNTS}
+        ),
+        "measures": st.dictionaries(st.sampled_from(["queue_to_completion", "time_queued"]), FIGURES),
+        "grades": FIGURES,
+        "load": st.fixed_dictionaries({}, optional={"offered_runs_per_s": NUMBER, "requests_per_ended_run": NUMBER}),
+        "webhooks": st.none() | st.fixed_dictionaries({}, optional={"received": COUNT, "bad_signature": COUNTS}),
+        "limits": st.fixed_dictionaries({}, optional={"retries": COUNTS, "throttle_wait_s": NUMBER}),
+        "errors": COUNTS,
+        "requests": COUNTS,
+        "variants": st.dictionaries(st.sampled_from(["default", "x"]), SLICE),
+        "scenarios": st.none() | st.dictionaries(st.text(max_size=3), SLICE, max_size=2),
+        "elapsed_s": NUMBER,
+    },
+)
+
+
 @FUZZ
-@given(text=threshold_like(), document=DOCUMENTS)
+@given(text=threshold_like(), document=DOCUMENTS | TYPED_DOCUMENTS)
 def test_a_parsed_threshold_evaluates_against_any_document(text: str, document: dict[str, Any]) -> None:
     threshold = parsed_or_refused(text)
     if threshold is None:
         return
-    verdicts = evaluate([threshold], document)
+    try:
+        results = load_results(document)
+    except ResultsError as error:
+        assert str(error).endswith(".") and "\n" not in str(error)  # refused in one sentence, naming the field
+        return
+    verdicts = evaluate([threshold], results)
     render_verdicts(verdicts)
-    abort_breaches([threshold], document)
+    abort_breaches([threshold], results)

@@ -81,7 +81,7 @@ def test_scenario_names_match_the_prompts_sent_and_grades_are_figured_per_slice(
             by_variant[record.variant].append(real.grade_score)
         else:
             assert record.outcome is Outcome.FAILED
-    results = build_results(result, profile, {"kind": "test-calls"})
+    results = build_results(result, profile, {"kind": "test-calls"}).to_json()
     for key, expected in (("scenarios", by_scenario), ("variants", by_variant)):
         slices = results[key]
         assert set(slices) == set(expected), key

@@ -12,7 +12,7 @@ import pytest
 from test_report_fixture import load_fixture
 from typer.testing import CliRunner
 
-from stressor.cli import app
+from stressor.cli.app import app
 
 
 def _report(tmp_path: Path, doc: dict[str, Any], *args: str) -> tuple[int, ET.Element, str]:

@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).parent.parent / "stressor"
 # Lowest first. A module may import its own layer's modules and those below, never one above.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("__init__", "units", "timestamps", "secrets", "loopback", "runtime", "wake", "scores", "clock", "asgi_server"),
-    ("profile", "thresholds", "plan", "estimate", "polling", "shares", "capacity", "stats"),
+    ("document", "profile", "thresholds", "plan", "estimate", "polling", "shares", "capacity", "stats"),
     ("limits", "governor", "metrics", "intervals", "grades", "progress"),
     ("http",),
     ("targets",),
@@ -37,7 +37,8 @@ def package_imports() -> dict[str, set[str]]:
     edges: dict[str, set[str]] = defaultdict(set)
     for path in PACKAGE.rglob("*.py"):
         relative = path.relative_to(PACKAGE.parent).with_suffix("")
-        here = top_level(".".join(relative.parts))
+        # a `python -m` entry point (stressor.sim.__main__ runs `stressor sim`) sits on top, as the CLI does
+        here = "__main__" if relative.name == "__main__" else top_level(".".join(relative.parts))
         for node in ast.walk(ast.parse(path.read_text())):
             names: list[str] = []
             if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:

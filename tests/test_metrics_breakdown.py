@@ -91,7 +91,7 @@ def test_the_scenarios_have_every_run_level_figure_and_count_each_batch_once() -
 def test_the_results_file_carries_each_variants_figures_and_they_add_up() -> None:
     metrics = fed(11)
     profile = parse_profile({"stages": [{"duration": "12s", "rate": "10/s"}]}, "p.toml", Path())
-    document = figures(metrics, Governor(Limits()), profile, 12.0, with_histograms=False)
+    document = figures(metrics, Governor(Limits()), profile, 12.0, with_histograms=False).to_json()
     variants = document["variants"]
     for measure in Measure:
         counts = [variants[v]["measures"][str(measure)]["count"] for v in VARIANTS]
@@ -103,7 +103,7 @@ def test_the_results_file_carries_each_variants_figures_and_they_add_up() -> Non
     # A slice that never had a value of a measure still shows it, empty.
     lone = Metrics(ANCHOR)
     lone.record_not_started("budget", 2, variant="idle")
-    empty = figures(lone, Governor(Limits()), profile, 1.0, with_histograms=False)["variants"]["idle"]
+    empty = figures(lone, Governor(Limits()), profile, 1.0, with_histograms=False).to_json()["variants"]["idle"]
     assert empty["measures"]["submit_rtt"]["count"] == 0 and empty["not_started"] == {"budget": 2}
 
 
@@ -114,6 +114,6 @@ def test_each_scenario_slice_carries_the_outcome_its_corpus_entry_expects(tmp_pa
     )
     stages = [{"duration": "12s", "rate": "10/s"}]
     profile = parse_profile({"stages": stages, "scenarios": {"corpus": "c.jsonl"}}, "p.toml", tmp_path)
-    scenarios = figures(fed(3), Governor(Limits()), profile, 12.0, with_histograms=False)["scenarios"]
+    scenarios = figures(fed(3), Governor(Limits()), profile, 12.0, with_histograms=False).to_json()["scenarios"]
     assert scenarios["refund"]["expected_outcome"] == "refund issued"
     assert "expected_outcome" not in scenarios["greeting"]

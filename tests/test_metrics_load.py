@@ -9,7 +9,7 @@ import pytest
 
 from stressor.metrics import Metrics
 from stressor.profile import Profile, parse_profile
-from stressor.report.results import load_json
+from stressor.report.results import offered_load
 from stressor.timestamps import NS_PER_S, ClockAnchor
 
 T0 = 1_000 * NS_PER_S
@@ -38,7 +38,7 @@ def test_a_breaker_stop_offers_only_what_became_due() -> None:
     metrics.planned_runs += 1 + 179
     metrics.record_not_started("breaker", 180)  # the batch refused at the trip, and the rest of the plan
     metrics.never_due_runs, metrics.plan_ran_s = 179, 2.1
-    load = load_json(metrics, plan(20, "10/s"), elapsed_s=7.0)
+    load = offered_load(metrics, plan(20, "10/s"), elapsed_s=7.0).to_json()
     assert load["offered_runs_per_s"] == pytest.approx(10.0)  # not 200 planned runs over 7 s elapsed (28.6/s)
 
 
@@ -47,7 +47,7 @@ def test_a_throttled_run_achieves_less_than_it_offered() -> None:
     metrics = Metrics(ClockAnchor.now())
     for i in range(30):
         batch(metrics, i / 10, 0.2 + i * 0.2, runs=2)
-    load = load_json(metrics, plan(3, "10/s"), elapsed_s=8.0)
+    load = offered_load(metrics, plan(3, "10/s"), elapsed_s=8.0).to_json()
     assert load["offered_runs_per_s"] == pytest.approx(20.0)
     assert load["achieved_runs_per_s"] == pytest.approx(60 / 6.0)
 
@@ -56,9 +56,9 @@ def test_an_unthrottled_run_achieves_what_it_offered() -> None:
     metrics = Metrics(ClockAnchor.now())
     for i in range(30):
         batch(metrics, i / 10, i / 10 + 0.005, runs=2)
-    load = load_json(metrics, plan(3, "10/s"), elapsed_s=4.0)
+    load = offered_load(metrics, plan(3, "10/s"), elapsed_s=4.0).to_json()
     assert load["offered_runs_per_s"] == pytest.approx(20.0)
     # the last create was answered at 2.905 s, within the 3 s the plan offered them over: what was offered
     assert load["achieved_runs_per_s"] == pytest.approx(load["offered_runs_per_s"])
-    empty = load_json(Metrics(ClockAnchor.now()), plan(3, "10/s"), elapsed_s=4.0)
+    empty = offered_load(Metrics(ClockAnchor.now()), plan(3, "10/s"), elapsed_s=4.0).to_json()
     assert empty["offered_runs_per_s"] == 0 and empty["achieved_runs_per_s"] == 0

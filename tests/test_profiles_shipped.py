@@ -14,6 +14,7 @@ from support.memory import in_memory
 from support.virtual import run
 
 from stressor.clock import anchor_of
+from stressor.document import load_results
 from stressor.engine import Engine, EngineResult
 from stressor.estimate import estimate
 from stressor.governor import Governor
@@ -103,7 +104,8 @@ def test_ci_gate_gates_on_failures_drops_and_queue_time() -> None:
     healthy["failure_rate"] = 0.0
 
     def passes(document: dict) -> list[bool]:
-        return [(value := lookup(document, t.path).value) is not None and t.holds(value) for t in gate]
+        typed = load_results(document)
+        return [(value := lookup(typed, t.path).value) is not None and t.holds(value) for t in gate]
 
     assert all(passes(healthy))
     failing = {**healthy, "failure_rate": 0.2}

@@ -1,4 +1,4 @@
-"""The report and compare commands through typer, as the CLI will register them: output, files, exit codes."""
+"""The report and compare commands through typer, as the CLI registers them: output, files, exit codes."""
 
 from __future__ import annotations
 
@@ -12,7 +12,11 @@ import typer
 from test_report_fixture import FIXTURE, load_fixture
 from typer.testing import CliRunner
 
-from stressor.report.commands import EXIT_REGRESSION, EXIT_THRESHOLDS, EXIT_USAGE, compare, report
+from stressor.cli.compare import compare
+from stressor.cli.report import report
+from stressor.running import ExitCode
+
+EXIT_USAGE, EXIT_THRESHOLDS, EXIT_REGRESSION = ExitCode.USAGE, ExitCode.THRESHOLDS, ExitCode.REGRESSION
 
 
 @pytest.fixture
@@ -82,6 +86,11 @@ def test_report_exits_5_on_a_breached_threshold_after_writing_every_file(
         (b"{not json", "is not JSON ("),
         (b'{"schema": "k6/1"}', "is not a stressor results file (schema stressor.results/1)."),
         (b"[1, 2]", "is not a stressor results file"),
+        (
+            b'{"schema": "stressor.results/1", "runs": {"completed": "12"}}',
+            'runs.completed is "12", not a count (a whole number, 0 or more).',
+        ),
+        (b'{"schema": "stressor.results/1", "thresholds": "p99 < 1s"}', 'thresholds is "p99 < 1s", not a list.'),
     ],
 )
 def test_report_refuses_a_bad_results_file_in_one_sentence(

@@ -4,23 +4,31 @@ from __future__ import annotations
 
 import copy
 import json
+from typing import Any
 
 import orjson
 import pytest
+from support.documents import results
 from test_report_fixture import load_fixture
 
 from stressor.report.compare import (
     DEFAULT_RULES,
+    Comparison,
     Judgement,
     RuleError,
-    compare,
     comparison_json,
     judge,
     parse_rule,
     render_markdown,
     render_text,
 )
+from stressor.report.compare import compare as compare_results
 from stressor.thresholds import parse_path
+
+
+def compare(base: dict, new: dict, *args: Any, **kwargs: Any) -> Comparison:
+    """Compare two documents crafted as JSON, typed through the loader."""
+    return compare_results(results(base), results(new), *args, **kwargs)
 
 
 def _big(doc: dict, n: int = 1000) -> dict:

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+from support.documents import results
 from test_report_fixture import load_fixture
 
 from stressor.metrics import LatencyRecorder
@@ -56,7 +57,7 @@ def test_hgrm_footer_is_in_milliseconds_including_the_standard_deviation() -> No
 def test_one_hgrm_file_per_measure_with_samples(tmp_path: Path) -> None:
     doc = load_fixture()
     doc["measures"]["time_queued"].update(count=0, hdr=None)
-    written = write_hgrm(doc, tmp_path / "hgrm")
+    written = write_hgrm(results(doc), tmp_path / "hgrm")
     names = sorted(p.name for p in written)
     assert names == sorted(f"{m}.hgrm" for m in doc["measures"] if m != "time_queued")
     assert all(p.read_text(encoding="ascii").rstrip().endswith("]") for p in written)
@@ -64,7 +65,7 @@ def test_one_hgrm_file_per_measure_with_samples(tmp_path: Path) -> None:
 
 def test_runs_csv_has_one_row_per_run_with_every_field() -> None:
     doc = load_fixture()
-    rows = list(csv.DictReader(io.StringIO(run_records_csv(doc))))
+    rows = list(csv.DictReader(io.StringIO(run_records_csv(results(doc)))))
     assert len(rows) == len(doc["run_records"])
     assert list(rows[0]) == list(doc["run_records"][0])
     for row, record in zip(rows, doc["run_records"], strict=True):
@@ -76,7 +77,7 @@ def test_runs_csv_has_one_row_per_run_with_every_field() -> None:
 
 def test_intervals_csv_is_flattened() -> None:
     doc = load_fixture()
-    rows = list(csv.DictReader(io.StringIO(intervals_csv(doc))))
+    rows = list(csv.DictReader(io.StringIO(intervals_csv(results(doc)))))
     assert len(rows) == len(doc["intervals"])
     assert {"start", "end", "runs.queued", "runs.completed", "requests_per_s", "queue_to_completion.p99"} <= set(
         rows[0]
@@ -90,6 +91,6 @@ def test_csv_columns_are_the_union_of_keys_and_values_are_plain() -> None:
 
 
 def test_write_csv_writes_both_files(tmp_path: Path) -> None:
-    written = write_csv(load_fixture(), tmp_path / "csv")
+    written = write_csv(results(load_fixture()), tmp_path / "csv")
     assert [p.name for p in written] == ["runs.csv", "intervals.csv"]
     assert all(p.stat().st_size > 0 for p in written)

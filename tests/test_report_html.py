@@ -7,6 +7,7 @@ import html
 import re
 from html.parser import HTMLParser
 
+from support.documents import results
 from test_report_fixture import load_fixture
 
 from stressor.report.compare import compare
@@ -63,10 +64,10 @@ def _parse(page: str) -> Page:
 
 def _report() -> str:
     doc = load_fixture()
-    verdicts = evaluate(parse_thresholds(["failure_rate < 25%", "queue_to_completion.p99 < 50ms"]), doc)
+    verdicts = evaluate(parse_thresholds(["failure_rate < 25%", "queue_to_completion.p99 < 50ms"]), results(doc))
     new = copy.deepcopy(doc)
     new["failure_rate"] += 0.4  # far past the rule (+1 pt) and the noise of 40 runs: a regression
-    return render_html(new, verdicts, compare(doc, new))
+    return render_html(results(new), verdicts, compare(results(doc), results(new)))
 
 
 def test_the_page_parses_and_holds_every_chart_with_data() -> None:
@@ -129,7 +130,7 @@ def test_every_string_from_the_document_is_escaped() -> None:
     doc["variants"][evil] = doc["variants"].pop("bolt")
     doc["errors"] = {evil: 1}
     doc["measures"]["queue_to_completion"]["source"] = evil
-    page = render_html(doc)
+    page = render_html(results(doc))
     assert "<script" not in page
     assert page.count("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;") >= 6
     _parse(page)
@@ -140,7 +141,7 @@ def test_a_sparse_document_still_renders_every_chart() -> None:
     for key in ("intervals", "run_records", "variants", "scenarios", "webhooks"):
         doc.pop(key)
     doc["measures"]["queue_to_completion"].update(count=0, hdr=None, p50=None, p90=None, p99=None, max=None)
-    page = _parse(render_html(doc))
+    page = _parse(render_html(results(doc)))
     assert [a.get("data-chart") for tag, a, _ in page.elements if tag == "svg"] == list(CHARTS)
     assert " ".join(page.text).count("no data for this chart") == len(CHARTS)
 
@@ -150,7 +151,7 @@ def test_notes_for_interrupted_and_late_runs() -> None:
     doc["interrupted"] = True
     doc["generator"]["behind"] = True
     doc["limits"]["breaker"] = "more than half of the requests failed over 30s"
-    page = render_html(doc)
+    page = render_html(results(doc))
     assert "Interrupted: the figures cover what was gathered until then." in page
     assert "The generator fell behind its schedule" in page
     assert "Breaker: more than half of the requests failed over 30s" in page
@@ -197,7 +198,7 @@ def _errored_only() -> dict:
 
 
 def test_errored_and_rejected_runs_count_in_the_failure_chart() -> None:
-    page = _parse(render_html(_errored_only()))
+    page = _parse(render_html(results(_errored_only())))
     points = _points(page, "failures")
     assert len(points) == 4
     # 2 of 10 settled in every interval: 20 %, drawn well above the axis (y = 218 is 0 % in the 260 px chart).
@@ -208,7 +209,7 @@ def test_errored_and_rejected_runs_count_in_the_failure_chart() -> None:
 
 
 def test_the_runs_chart_draws_errored_rejected_and_in_flight() -> None:
-    page = _parse(render_html(_errored_only()))
+    page = _parse(render_html(results(_errored_only())))
     groups = [a.get("data-series") for tag, a, within in page.elements if tag == "g" and within == "runs"]
     assert "errored in the interval (create failed)" in groups
     assert "rejected in the interval (429/503)" in groups
@@ -217,7 +218,7 @@ def test_the_runs_chart_draws_errored_rejected_and_in_flight() -> None:
 
 
 def test_results_without_errored_counts_still_chart_failed_over_ended() -> None:
-    page = _parse(render_html(load_fixture()))  # written before intervals counted errored and rejected runs
+    page = _parse(render_html(results(load_fixture())))  # written before intervals counted errored and rejected runs
     groups = [a.get("data-series") for tag, a, within in page.elements if tag == "g" and within == "runs"]
     assert "in flight for the client" in groups and not any("errored" in (g or "") for g in groups)
     assert "Failure rate per interval (failed / ended in it)" in " ".join(page.text)
@@ -264,7 +265,7 @@ def _stage_rows(page: str) -> list[list[str]]:
 
 def test_the_stage_table_names_each_stage_with_its_target_and_rates() -> None:
     doc = _with_stages(load_fixture())
-    rows = _stage_rows(render_html(doc))
+    rows = _stage_rows(render_html(results(doc)))
     header, *body = rows
     assert header[:5] == ["stage", "target", "runs due", "offered", "achieved"]
     names = [row[0] for row in body]
@@ -278,7 +279,7 @@ def test_the_stage_table_names_each_stage_with_its_target_and_rates() -> None:
 
 
 def test_results_without_stages_number_them() -> None:
-    rows = _stage_rows(render_html(load_fixture()))
+    rows = _stage_rows(render_html(results(load_fixture())))
     assert [row[0] for row in rows[1:]] == ["0", "1"]
     assert [row[1] for row in rows[1:]] == ["-", "-"]
 
@@ -286,9 +287,9 @@ def test_results_without_stages_number_them() -> None:
 def test_the_limits_table_shows_throttling_as_wall_time_and_its_parts_when_known() -> None:
     doc = load_fixture()
     doc["limits"].update(throttle_wait_s=1.5, client_wait_s=0.5, server_rate_wait_s=1.25)
-    page = render_html(doc)
+    page = render_html(results(doc))
     assert "<td>held by rate limits (wall time)</td><td>1.5s</td>" in page
     assert "<td>by the client&#x27;s own rates</td><td>500ms</td>" in page
     assert "<td>by the server&#x27;s quota (stated or learned)</td><td>1.25s</td>" in page
-    older = render_html(load_fixture())  # results that do not tell the parts apart
+    older = render_html(results(load_fixture()))  # results that do not tell the parts apart
     assert "held by rate limits (wall time)" in older and "own rates" not in older

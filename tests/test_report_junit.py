@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+from support.documents import results
 from test_report_fixture import load_fixture
 
 from stressor.report.junit import junit_xml
@@ -24,8 +25,8 @@ def _cases(suite: ET.Element) -> dict[str, ET.Element]:
 
 def test_one_case_per_threshold_with_the_verdict_as_failure_message() -> None:
     doc = load_fixture()
-    verdicts = evaluate(parse_thresholds(["failure_rate < 25%", "queue_to_completion.p99 < 50ms"]), doc)
-    suite = _suite(junit_xml(doc, verdicts))
+    verdicts = evaluate(parse_thresholds(["failure_rate < 25%", "queue_to_completion.p99 < 50ms"]), results(doc))
+    suite = _suite(junit_xml(results(doc), verdicts))
     cases = _cases(suite)
     passed = cases["stressor.thresholds/failure_rate < 25%"]
     assert passed.find("failure") is None
@@ -37,7 +38,7 @@ def test_one_case_per_threshold_with_the_verdict_as_failure_message() -> None:
 
 def test_a_threshold_with_no_data_fails_as_such() -> None:
     doc = load_fixture()
-    suite = _suite(junit_xml(doc, evaluate(parse_thresholds(["variant[storm].failed == 0"]), doc)))
+    suite = _suite(junit_xml(results(doc), evaluate(parse_thresholds(["variant[storm].failed == 0"]), results(doc))))
     failure = _cases(suite)["stressor.thresholds/variant[storm].failed == 0"].find("failure")
     assert failure is not None and failure.get("type") == "no-data"
     assert "no variant 'storm' in the results" in (failure.get("message") or "")
@@ -48,7 +49,7 @@ def test_scenarios_carry_their_failures_as_figures_and_fail_only_on_their_thresh
     doc["scenarios"]["refund"]["outcomes"].update(failed=0, errored=0, rejected=0)
     doc["scenarios"]["refund"]["grades"]["below_threshold"] = 0
     doc["scenarios"]["hours"]["outcomes"].update(failed=0, errored=1, rejected=2)
-    cases = _cases(_suite(junit_xml(doc)))
+    cases = _cases(_suite(junit_xml(results(doc))))
     assert cases["stressor.scenarios/refund"].find("failure") is None
     assert "completed 18, failed 0" in (cases["stressor.scenarios/refund"].findtext("system-out") or "")
     hours = cases["stressor.scenarios/hours"]
@@ -56,8 +57,9 @@ def test_scenarios_carry_their_failures_as_figures_and_fail_only_on_their_thresh
     props = {p.get("name"): p.get("value") for p in hours.iter("property")}
     assert (props["errored"], props["rejected"], props["below_grade_threshold"]) == ("1", "2", "2")
     assert "2 below the grade threshold 0.75 (quality failures)" in (hours.findtext("system-out") or "")
-    verdicts = evaluate(parse_thresholds(["scenario[hours].errored == 0", "scenario[refund].failed == 0"]), doc)
-    cases = _cases(_suite(junit_xml(doc, verdicts)))
+    scoped = parse_thresholds(["scenario[hours].errored == 0", "scenario[refund].failed == 0"])
+    verdicts = evaluate(scoped, results(doc))
+    cases = _cases(_suite(junit_xml(results(doc), verdicts)))
     failure = cases["stressor.scenarios/hours"].find("failure")
     assert failure is not None and failure.get("type") == "threshold"
     assert failure.get("message") == "scenario hours: scenario[hours].errored == 0 failed: was 1, expected 0"
@@ -66,18 +68,18 @@ def test_scenarios_carry_their_failures_as_figures_and_fail_only_on_their_thresh
 
 def test_a_star_threshold_fails_each_scenario_it_fails_on() -> None:
     doc = load_fixture()
-    verdicts = evaluate(parse_thresholds(["scenario[*].failure_rate < 1%"]), doc)
+    verdicts = evaluate(parse_thresholds(["scenario[*].failure_rate < 1%"]), results(doc))
     failed = {v.threshold.path.scope_name for v in verdicts if not v.passed}
     assert failed  # the fixture has failed runs in its scenarios
-    cases = _cases(_suite(junit_xml(doc, verdicts)))
+    cases = _cases(_suite(junit_xml(results(doc), verdicts)))
     for name in doc["scenarios"]:
         assert (cases[f"stressor.scenarios/{name}"].find("failure") is not None) == (name in failed)
 
 
 def test_suite_counts_and_properties() -> None:
     doc = load_fixture()
-    verdicts = evaluate(parse_thresholds(["errored == 0", "failed == 0"]), doc)
-    suite = _suite(junit_xml(doc, verdicts))
+    verdicts = evaluate(parse_thresholds(["errored == 0", "failed == 0"]), results(doc))
+    suite = _suite(junit_xml(results(doc), verdicts))
     # 2 thresholds + 2 scenarios + the run; failed: only the threshold "failed == 0".
     assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("5", "1", "0")
     assert suite.get("timestamp", "").startswith("20")
@@ -91,30 +93,30 @@ def test_failures_are_exactly_the_failed_thresholds() -> None:
     doc = load_fixture()
     doc["interrupted"] = True
     for texts in ([], ["failure_rate < 50%"], ["failure_rate < 50%", "queue_to_completion.p99 < 1ms"]):
-        verdicts = evaluate(parse_thresholds(texts), doc)
-        suite = _suite(junit_xml(doc, verdicts))
+        verdicts = evaluate(parse_thresholds(texts), results(doc))
+        suite = _suite(junit_xml(results(doc), verdicts))
         assert suite.get("failures") == str(sum(not v.passed for v in verdicts))
         assert len(suite.findall(".//failure")) == sum(not v.passed for v in verdicts)
 
 
 def test_the_run_case_is_skipped_with_the_reason_when_the_run_did_not_cover_its_plan() -> None:
     doc = load_fixture()
-    run = _cases(_suite(junit_xml(doc)))["stressor.run/run"]
+    run = _cases(_suite(junit_xml(results(doc))))["stressor.run/run"]
     assert run.find("failure") is None and run.find("skipped") is None
     doc["interrupted"] = True
-    suite = _suite(junit_xml(doc))
+    suite = _suite(junit_xml(results(doc)))
     skipped = _cases(suite)["stressor.run/run"].find("skipped")
     assert skipped is not None and skipped.get("message", "").startswith("the run was interrupted")
     assert (suite.get("failures"), suite.get("skipped")) == ("0", "1")
     doc["interrupted"] = False
     doc["limits"]["breaker"] = "more than half of 40 requests failed over 30s"
-    skipped = _cases(_suite(junit_xml(doc)))["stressor.run/run"].find("skipped")
+    skipped = _cases(_suite(junit_xml(results(doc))))["stressor.run/run"].find("skipped")
     assert skipped is not None and "the breaker stopped the run" in skipped.get("message", "")
 
 
 def test_strings_from_outside_stay_valid_xml() -> None:
     doc = load_fixture()
     doc["scenarios"]['<refund & "co"> \x01\x1b'] = doc["scenarios"].pop("refund")
-    suite = _suite(junit_xml(doc))  # parsing is the check: control characters would break it
+    suite = _suite(junit_xml(results(doc)))  # parsing is the check: control characters would break it
     names = [c.get("name") for c in suite.findall("testcase")]
     assert '<refund & "co"> \ufffd\ufffd' in names

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from support.documents import results
 from test_report_fixture import load_fixture
 
 from stressor.thresholds import (
@@ -157,7 +158,7 @@ def _doc() -> dict:
 
 
 def test_a_failed_threshold_says_the_value_and_by_how_much_it_missed() -> None:
-    result = verdict(parse_threshold("queue_to_completion.p95 < 90s"), _doc())
+    result = verdict(parse_threshold("queue_to_completion.p95 < 90s"), results(_doc()))
     assert result.status is Status.FAILED and not result.passed
     assert result.actual == 95.2
     assert result.detail == "was 1m35.2s, 5.78% over 90s"
@@ -191,7 +192,7 @@ def test_a_failed_threshold_says_the_value_and_by_how_much_it_missed() -> None:
     ],
 )
 def test_verdicts(text: str, status: Status, detail: str) -> None:
-    result = verdict(parse_threshold(text), _doc())
+    result = verdict(parse_threshold(text), results(_doc()))
     assert (result.status, result.detail) == (status, detail)
 
 
@@ -207,7 +208,7 @@ def test_a_missing_measure_fails_with_a_note_so_a_gate_never_passes_on_no_data()
             parse_threshold("variant[storm].failed == 0"),
             parse_threshold("webhooks.bad_signature == 0"),
         ],
-        doc,
+        results(doc),
     )
     assert [v.status for v in verdicts] == [Status.MISSING] * 4
     assert [v.note for v in verdicts] == [
@@ -223,22 +224,23 @@ def test_a_missing_measure_fails_with_a_note_so_a_gate_never_passes_on_no_data()
 
 
 def test_a_wildcard_threshold_gives_one_verdict_per_slice() -> None:
-    verdicts = evaluate([parse_threshold("variant[*].failure_rate < 20% abort")], _doc())
+    verdicts = evaluate([parse_threshold("variant[*].failure_rate < 20% abort")], results(_doc()))
     assert [(v.threshold.text, v.status) for v in verdicts] == [
         ("variant[bolt].failure_rate < 20% abort", Status.PASSED),
         ("variant[spark].failure_rate < 20% abort", Status.FAILED),
     ]
     doc = _doc()
     doc["scenarios"] = {}
-    (only,) = evaluate([parse_threshold("scenario[*].failed == 0")], doc)
+    (only,) = evaluate([parse_threshold("scenario[*].failed == 0")], results(doc))
     assert only.status is Status.MISSING and only.note == "the results have no scenarios"
-    assert [v.threshold.text for v in abort_breaches([parse_threshold("variant[*].failed < 4 abort")], _doc())] == [
+    breaches = abort_breaches([parse_threshold("variant[*].failed < 4 abort")], results(_doc()))
+    assert [v.threshold.text for v in breaches] == [
         "variant[spark].failed < 4 abort"
     ]
 
 
 def test_breached_only_when_something_did_not_pass() -> None:
-    doc = _doc()
+    doc = results(_doc())
     assert not breached(evaluate([parse_threshold("errored <= 2"), parse_threshold("failure_rate < 50%")], doc))
     assert breached(evaluate([parse_threshold("errored <= 2"), parse_threshold("errored == 0")], doc))
     assert not breached([])
@@ -252,13 +254,13 @@ def test_abort_thresholds_on_a_partial_document_stop_only_on_a_real_breach() -> 
         parse_threshold("queue_to_completion.p99 < 1ms abort"),  # no measures yet: never a reason to stop
         parse_threshold("failed == 0"),  # breached, but not an abort threshold
     ]
-    breaches = abort_breaches(thresholds, partial)
+    breaches = abort_breaches(thresholds, results(partial))
     assert [v.threshold.text for v in breaches] == ["failure_rate < 5% abort"]
-    assert abort_breaches(thresholds, {}) == []
+    assert abort_breaches(thresholds, results({})) == []
 
 
 def test_rendering_gives_one_line_per_threshold_under_a_count() -> None:
-    doc = _doc()
+    doc = results(_doc())
     text = render_verdicts(
         evaluate(
             [

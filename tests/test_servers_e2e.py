@@ -70,8 +70,8 @@ def test_a_list_that_ignores_offset_never_leaves_ended_runs_open_with_exit_0() -
     check_against_truth(run, runs_per_order=20)
     outcomes = run["result"].metrics.outcomes
     assert outcomes[Outcome.OPEN] == 0  # the issue: 287 of 400 completed runs reported open, exit 0
-    assert outcomes[Outcome.UNKNOWN] > 0 and run["document"]["errors"]["run_not_found"] == outcomes[Outcome.UNKNOWN]
-    assert run["document"]["server"]["run_list"]["offset"] == "ignored"
+    assert outcomes[Outcome.UNKNOWN] > 0 and run["document"].errors["run_not_found"] == outcomes[Outcome.UNKNOWN]
+    assert run["document"].server.run_list.offset == "ignored"
 
 
 def test_an_oldest_first_list_is_followed_to_every_runs_end() -> None:
@@ -79,4 +79,4 @@ def test_an_oldest_first_list_is_followed_to_every_runs_end() -> None:
     check_against_truth(run, runs_per_order=10)
     outcomes = run["result"].metrics.outcomes
     assert outcomes[Outcome.COMPLETED] == 120  # the issue: 78 of 120 reported open
-    assert run["document"]["server"]["run_list"]["order"] == "oldest_first"
+    assert run["document"].server.run_list.order == "oldest_first"

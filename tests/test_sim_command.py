@@ -8,9 +8,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from stressor.cli import sim as command
+from stressor.cli.sim import sim
 from stressor.loopback import is_loopback
-from stressor.sim import command
-from stressor.sim.command import sim
 from stressor.sim.config import Distribution, SimConfig
 from stressor.sim.server import WEBHOOK_SECRET_ENV, simulator_command
 from stressor.sim.windows import ErrorBurst, Stall

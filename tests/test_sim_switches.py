@@ -19,9 +19,9 @@ import typer
 from typer.testing import CliRunner
 
 from stressor.asgi_server import base_url_of, serve_asgi
+from stressor.cli.sim import sim
 from stressor.profile import load_profile
 from stressor.sim.app import SimApp, create_app
-from stressor.sim.command import sim
 from stressor.sim.config import Distribution, SimConfig, SimConfigError
 from stressor.sim.faults import FaultLayer
 from stressor.sim.model import SimModel

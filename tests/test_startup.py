@@ -1,4 +1,4 @@
-"""Start-up: ``import stressor.cli`` (done by every ``stressor`` command, ``--help`` included) leaves out what only
+"""Start-up: ``import stressor.cli.app`` (done by every ``stressor`` command, ``--help`` included) leaves out what only
 some commands or options need, because start-up CPU counts against every run. Checked by the modules imported,
 never by timing."""
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-# Imported by the command or option that needs them, never by ``import stressor.cli``.
+# Imported by the command or option that needs them, never by ``import stressor.cli.app``.
 LAZY = (
     "dask",  # --cluster (stressor.distributed.cluster imports it when the cluster starts)
     "distributed",
@@ -44,17 +44,25 @@ def _imported_by(statement: str) -> set[str]:
 
 @pytest.fixture(scope="module")
 def cli_modules() -> set[str]:
-    return _imported_by("import stressor.cli")
+    return _imported_by("import stressor.cli.app")
 
 
 @pytest.mark.parametrize("name", LAZY)
 def test_importing_the_cli_leaves_out(cli_modules: set[str], name: str) -> None:
     loaded = sorted(m for m in cli_modules if m == name or m.startswith(name + "."))
-    assert not loaded, f"import stressor.cli imports {loaded}: import it where it is needed"
+    assert not loaded, f"import stressor.cli.app imports {loaded}: import it where it is needed"
 
 
 def test_the_commands_are_registered_all_the_same(cli_modules: set[str]) -> None:
-    assert {"stressor.cli", "stressor.report.commands", "stressor.sim.command", "typer"} <= cli_modules
+    commands = {f"stressor.cli.{name}" for name in ("run", "check", "plan", "capacity", "sim", "report", "compare")}
+    assert {*commands, "stressor.running", "typer"} <= cli_modules
+
+
+def test_the_simulators_process_loads_its_command_alone() -> None:
+    # `python -m stressor.sim` (every embedded simulator's process) pays for the sim command, not the others
+    loaded = _imported_by("import stressor.cli.sim")
+    assert "stressor.cli.sim" in loaded
+    assert not {"stressor.cli.app", "stressor.cli.run", "stressor.report.compare"} & loaded
 
 
 def test_a_run_against_a_url_leaves_out_the_asgi_server_and_httpx_cli(tmp_path: Path) -> None:

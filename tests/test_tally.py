@@ -16,7 +16,7 @@ from stressor.governor import Governor
 from stressor.intervals import Sample
 from stressor.metrics import LatencyRecorder, Measure, Metrics, Outcome, RunRecord
 from stressor.profile import Limits
-from stressor.report.results import load_json
+from stressor.report.results import offered_load
 from stressor.timestamps import NS_PER_S, ClockAnchor
 
 PROFILE = profile_of({"stages": [{"duration": "10s", "rate": "5/s"}], "limits": {"max_runs_in_flight": 40}})
@@ -214,4 +214,4 @@ def test_after_a_stop_the_offered_load_is_the_whole_plans_runs_due_over_its_time
         tally.add(replace(snapshot, never_due_runs=22, plan_ran_s=next_due_s, stop_cause="fatal"))
     metrics = tally.result().metrics
     assert (metrics.planned_runs, metrics.never_due_runs, metrics.plan_ran_s) == (50, 44, 1.2)
-    assert load_json(metrics, PROFILE, 3.0)["offered_runs_per_s"] == pytest.approx(5.0)
+    assert offered_load(metrics, PROFILE, 3.0).offered_runs_per_s == pytest.approx(5.0)

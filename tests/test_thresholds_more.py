@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
+from support.documents import results
 
+from stressor.document import Results
 from stressor.thresholds import Status, ThresholdError, parse_threshold, verdict
 
 
-def _doc(not_started: dict[str, int]) -> dict[str, Any]:
-    return {
-        "runs": {"planned": 10, "submitted": 10, "completed": 10, "not_started": not_started},
-        "measures": {"queue_to_completion": {"count": 10, "p99": 0.125, "p50": 0.05}},
-    }
+def _doc(not_started: dict[str, int]) -> Results:
+    return results(
+        {
+            "runs": {"planned": 10, "submitted": 10, "completed": 10, "not_started": not_started},
+            "measures": {"queue_to_completion": {"count": 10, "p99": 0.125, "p50": 0.05}},
+        }
+    )
 
 
 @pytest.mark.parametrize(
@@ -51,7 +53,7 @@ def test_dropped_reads_runs_not_started_like_not_started(
 
 
 def test_dropped_without_the_section_fails_for_no_data() -> None:
-    result = verdict(parse_threshold("dropped == 0"), {"runs": {}})
+    result = verdict(parse_threshold("dropped == 0"), results({"runs": {}}))
     assert result.status is Status.MISSING
 
 

@@ -1,7 +1,7 @@
 """The coordinator: deals the run to its workers, folds their snapshots into one tally, relays stop orders.
 
-To the session and the CLI it looks like an engine (``run``, ``progress``, ``stop``, ``interrupt``, ``metrics``,
-``governor``), so the live display, abort thresholds, runs log and results work the same on one process or
+It is a ``stressor.session.Runner``, as the engine is (``run``, ``progress``, ``stop``, ``interrupt``, ``metrics``,
+``governor``...), so the live display, abort thresholds, runs log and results work the same on one process or
 many.
 """
 
@@ -75,7 +75,7 @@ class Coordinator:
         self._command: Command = "run"
         self._stop: tuple[str, str] | None = None
 
-    # ------------------------------------------------------------------------------------------ engine-like
+    # ------------------------------------------------------------------------------------------ the Runner
 
     @property
     def metrics(self) -> Metrics:

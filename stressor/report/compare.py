@@ -43,7 +43,7 @@ import binascii
 import math
 import re
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -52,7 +52,8 @@ from typing import Any, Literal
 
 from hdrh.histogram import HdrHistogram
 
-from stressor.thresholds import MEASURES, Kind, MeasurePath, format_value, lookup, parse_path
+from stressor.document import Figures, MeasureFigures, Results
+from stressor.thresholds import MEASURES, SLICE_MEASURES, Kind, MeasurePath, format_value, lookup, parse_path
 from stressor.units import parse_duration
 
 DEFAULT_TOLERANCE = 0.05
@@ -295,9 +296,9 @@ def _order_fraction(path: MeasurePath, samples: int) -> float | None:
     return float(f"{match[1]}.{match[2] or 0}") / 100
 
 
-def _decoded(blob: object) -> Any:
+def _decoded(blob: str | None) -> Any:
     """The HDR histogram of a ``measures.<m>.hdr`` string; None when there is none or it does not decode."""
-    if not isinstance(blob, str) or not blob:
+    if not blob:
         return None
     try:
         return HdrHistogram.decode(blob)
@@ -306,7 +307,7 @@ def _decoded(blob: object) -> Any:
 
 
 def confidence_interval(
-    document: Mapping[str, Any], path: MeasurePath, value: float | None, samples: int | None
+    results: Results, path: MeasurePath, value: float | None, samples: int | None
 ) -> Interval | None:
     """A distribution-free 95 % confidence interval of an order statistic whose value is ``value`` (see the
     module's docstring), in seconds; None for anything else or when the document lacks what it takes.
@@ -320,20 +321,20 @@ def confidence_interval(
     if fraction is None:
         return None
     measure = path.name.rpartition(".")[0]
-    section = "variants" if path.scope == "variant" else "scenarios"
-    root = ("measures",) if path.scope is None else (section, str(path.scope_name))
-    figures: object = document
-    for key in (*root, measure):
-        figures = figures.get(key) if isinstance(figures, Mapping) else None
-    if not isinstance(figures, Mapping):
+    figures: Figures | None
+    if path.scope is None:
+        figures = results.measures.get(measure)
+    else:
+        piece = results.slices(path.scope).get(str(path.scope_name))
+        figures = getattr(piece, measure, None) if piece is not None and measure in SLICE_MEASURES else None
+    if figures is None:
         return None
     spread = CONFIDENCE_Z * math.sqrt(samples * fraction * (1 - fraction))
     low_q = max(1.0, math.floor(samples * fraction - spread)) / samples
     high_q = min(float(samples), math.ceil(samples * fraction + spread) + 1) / samples
-    stated = [(0.0, figures.get("min")), (1.0, figures.get("max"))]
-    stated += [(float(key[1:].replace("_", ".")) / 100, figures.get(key)) for key in figures if _is_pct(key)]
-    known = sorted((q, float(v)) for q, v in stated if isinstance(v, int | float) and not isinstance(v, bool))
-    histogram = _decoded(figures.get("hdr")) if path.scope is None else None
+    stated = [(0.0, figures.min), (1.0, figures.max), *figures.percentiles()]
+    known = sorted((q, float(v)) for q, v in stated if v is not None)
+    histogram = _decoded(figures.hdr) if isinstance(figures, MeasureFigures) else None
     if histogram is not None:
         at = histogram.get_value_at_percentile(fraction * 100) / 1e6
         low = histogram.get_value_at_percentile(low_q * 100) / 1e6
@@ -347,10 +348,6 @@ def confidence_interval(
     else:
         return None
     return value - max(at - low, 0.0), value + max(high - at, 0.0)
-
-
-def _is_pct(key: str) -> bool:
-    return re.fullmatch(r"p\d+(?:_\d+)?", key) is not None
 
 
 def judge(
@@ -415,9 +412,8 @@ _PER_SLICE: tuple[tuple[str, Direction | None], ...] = (
 )
 
 
-def _names(document: Mapping[str, Any], section: str) -> list[str]:
-    pieces = document.get(section)
-    return list(pieces) if isinstance(pieces, Mapping) else []
+def _names(results: Results, scope: str) -> list[str]:
+    return list(results.slices(scope))
 
 
 def _union(first: Sequence[str], second: Sequence[str]) -> list[str]:
@@ -428,8 +424,8 @@ def _row(
     section: str,
     path: MeasurePath,
     direction: Direction | None,
-    base_doc: Mapping[str, Any],
-    new_doc: Mapping[str, Any],
+    base_doc: Results,
+    new_doc: Results,
     tolerance: float,
 ) -> Row | None:
     base, new = lookup(base_doc, path), lookup(new_doc, path)
@@ -440,10 +436,10 @@ def _row(
     return Row(section, path, base.value, new.value, base.samples, new.samples, judgement, band)
 
 
-def _rows(base_doc: Mapping[str, Any], new_doc: Mapping[str, Any], tolerance: float) -> list[Row]:
+def _rows(base_doc: Results, new_doc: Results, tolerance: float) -> list[Row]:
     rows = [_row("overall", parse_path(name), direction, base_doc, new_doc, tolerance) for name, direction in _OVERALL]
-    for scope, section in (("variant", "variants"), ("scenario", "scenarios")):
-        names = _union(_names(base_doc, section), _names(new_doc, section))
+    for scope in ("variant", "scenario"):
+        names = _union(_names(base_doc, scope), _names(new_doc, scope))
         if len(names) < 2:  # one slice would repeat the overall figures
             continue
         for name in names:
@@ -456,20 +452,19 @@ def _rows(base_doc: Mapping[str, Any], new_doc: Mapping[str, Any], tolerance: fl
 # --------------------------------------------------------------------------------------------------- checks
 
 
-def _expand(rule: Rule, base_doc: Mapping[str, Any], new_doc: Mapping[str, Any]) -> list[MeasurePath]:
+def _expand(rule: Rule, base_doc: Results, new_doc: Results) -> list[MeasurePath]:
     """The concrete measures a rule applies to: ``*`` means every variant or scenario in both runs."""
     path = rule.path
     if path.scope is None or path.scope_name != "*":
         return [path]
-    section = "variants" if path.scope == "variant" else "scenarios"
-    new_names = _names(new_doc, section)
-    return [path.with_scope_name(name) for name in _names(base_doc, section) if name in new_names]
+    new_names = _names(new_doc, path.scope)
+    return [path.with_scope_name(name) for name in _names(base_doc, path.scope) if name in new_names]
 
 
 def _intervals(
     path: MeasurePath,
-    base_doc: Mapping[str, Any],
-    new_doc: Mapping[str, Any],
+    base_doc: Results,
+    new_doc: Results,
     base_samples: int | None,
     new_samples: int | None,
 ) -> tuple[Interval | None, Interval | None]:
@@ -480,8 +475,8 @@ def _intervals(
 def _check(
     rule: Rule,
     path: MeasurePath,
-    base_doc: Mapping[str, Any],
-    new_doc: Mapping[str, Any],
+    base_doc: Results,
+    new_doc: Results,
     tolerance: float = DEFAULT_TOLERANCE,
     significant_only: bool = True,
 ) -> RuleCheck:
@@ -536,8 +531,8 @@ def _scenario_grade_rules(rules: Sequence[Rule], scenarios: Sequence[str]) -> di
 
 
 def compare(
-    base_doc: Mapping[str, Any],
-    new_doc: Mapping[str, Any],
+    base_doc: Results,
+    new_doc: Results,
     rules: Sequence[Rule] | None = None,
     tolerance: float = DEFAULT_TOLERANCE,
     significant_only: bool = True,
@@ -550,7 +545,7 @@ def compare(
         for rule in rules
         for path in _expand(rule, base_doc, new_doc)
     ]
-    base_scenarios, new_scenarios = _names(base_doc, "scenarios"), _names(new_doc, "scenarios")
+    base_scenarios, new_scenarios = _names(base_doc, "scenario"), _names(new_doc, "scenario")
     scenarios = _union(base_scenarios, new_scenarios)
     by_scenario = _scenario_grade_rules(rules, scenarios)
     grades = []
@@ -580,36 +575,32 @@ def compare(
     )
 
 
-def _info(document: Mapping[str, Any]) -> RunInfo:
-    profile = document.get("profile")
-    runs = document.get("runs")
-    started, elapsed = document.get("started_at"), document.get("elapsed_s")
-    planned = runs.get("planned") if isinstance(runs, Mapping) else None
+def _info(results: Results) -> RunInfo:
+    started, elapsed = results.started_at, results.elapsed_s
     return RunInfo(
-        profile=str(profile.get("name", "?")) if isinstance(profile, Mapping) else "?",
-        started_at=float(started) if isinstance(started, int | float) else None,
-        elapsed_s=float(elapsed) if isinstance(elapsed, int | float) else None,
-        planned=planned if isinstance(planned, int) else None,
-        interrupted=bool(document.get("interrupted")),
+        profile=results.profile.name if results.profile.name is not None else "?",
+        started_at=float(started) if started is not None else None,
+        elapsed_s=float(elapsed) if elapsed is not None else None,
+        planned=results.runs.planned,
+        interrupted=results.interrupted,
     )
 
 
-def _notes(base_doc: Mapping[str, Any], new_doc: Mapping[str, Any]) -> list[str]:
+def _notes(base_doc: Results, new_doc: Results) -> list[str]:
     """What makes the comparison less fair than it looks."""
     notes = []
     base, new = _info(base_doc), _info(new_doc)
     if base.profile != new.profile:
         notes.append(f"the runs used different profiles ({base.profile!r} and {new.profile!r})")
     for which, doc in (("base", base_doc), ("new", new_doc)):
-        if doc.get("interrupted"):
+        if doc.interrupted:
             notes.append(f"the {which} run was interrupted: its figures cover part of the plan")
-        elif doc.get("stop_reason"):
-            notes.append(f"the {which} run stopped early: {doc['stop_reason']}")
-        generator = doc.get("generator")
-        if isinstance(generator, Mapping) and generator.get("behind"):
+        elif doc.stop_reason:
+            notes.append(f"the {which} run stopped early: {doc.stop_reason}")
+        if doc.generator.behind:
             notes.append(f"the {which} run's generator fell behind its schedule: its latencies include client delay")
-    for scope, section in (("variant", "variants"), ("scenario", "scenarios")):
-        base_names, new_names = _names(base_doc, section), _names(new_doc, section)
+    for scope in ("variant", "scenario"):
+        base_names, new_names = _names(base_doc, scope), _names(new_doc, scope)
         gone = [n for n in base_names if n not in new_names]
         added = [n for n in new_names if n not in base_names]
         if gone:

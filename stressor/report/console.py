@@ -3,49 +3,32 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
+from stressor.document import Figures, LimitsReport, Results, Server, Slice
 from stressor.units import format_duration
 
 _COLUMNS = ("p50", "p90", "p99", "max")
 
 
-def _duration(value: object) -> str:
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        return "-"
-    return format_duration(value)
+def _duration(value: float | None) -> str:
+    return "-" if value is None else format_duration(value)
 
 
-def _map(value: object) -> Mapping[str, Any]:
-    """A mapping from the document, or an empty one: a partial results file renders what it has."""
-    return value if isinstance(value, Mapping) else {}
-
-
-def _count(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def _seconds(value: object) -> float:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
-
-
-def _measure_lines(measures: Mapping[str, Any]) -> list[str]:
-    measures = {name: _map(figures) for name, figures in measures.items()}
+def _measure_lines(results: Results) -> list[str]:
+    measures = results.measures
     if not measures:
         return []
     width = max(len(name) for name in measures)
     header = f"  {'measure':<{width}}  {'count':>7}" + "".join(f"  {c:>8}" for c in _COLUMNS) + "  source"
     lines = [header]
     for name, figures in measures.items():
-        cells = "".join(f"  {_duration(figures.get(c)):>8}" for c in _COLUMNS)
-        clamped = f"  ({figures['clamped']} clamped)" if figures.get("clamped") else ""
-        source = figures.get("source", "")
-        lines.append(f"  {name:<{width}}  {_count(figures.get('count')):>7}{cells}  {source}{clamped}")
+        cells = "".join(f"  {_duration(getattr(figures, c)):>8}" for c in _COLUMNS)
+        clamped = f"  ({figures.clamped} clamped)" if figures.clamped else ""
+        lines.append(f"  {name:<{width}}  {figures.count or 0:>7}{cells}  {figures.source or ''}{clamped}")
     return lines
 
 
-def _breakdown_lines(title: str, pieces: Mapping[str, Any]) -> list[str]:
-    pieces = {name: _map(piece) for name, piece in pieces.items()}
+def _breakdown_lines(title: str, pieces: Mapping[str, Slice]) -> list[str]:
     if len(pieces) < 2:
         return []
     width = max(len(name) for name in pieces)
@@ -55,174 +38,157 @@ def _breakdown_lines(title: str, pieces: Mapping[str, Any]) -> list[str]:
         f"  {title:<{width}}  {'done':>6}  {'failed':>6}  {'open':>5}" + "".join(f"  {c:>8}" for c in _COLUMNS),
     ]
     for name, piece in pieces.items():
-        outcomes, q2c = _map(piece.get("outcomes")), _map(piece.get("queue_to_completion"))
-        cells = "".join(f"  {_duration(q2c.get(c)):>8}" for c in _COLUMNS)
-        failed = _count(outcomes.get("failed")) + _count(outcomes.get("errored"))
-        lines.append(
-            f"  {name:<{width}}  {_count(outcomes.get('completed')):>6}  {failed:>6}"
-            f"  {_count(outcomes.get('open')):>5}{cells}"
-        )
+        outcomes, q2c = piece.outcomes, piece.queue_to_completion
+        cells = "".join(f"  {_duration(getattr(q2c, c)):>8}" for c in _COLUMNS)
+        failed = (outcomes.failed or 0) + (outcomes.errored or 0)
+        lines.append(f"  {name:<{width}}  {outcomes.completed or 0:>6}  {failed:>6}  {outcomes.open or 0:>5}{cells}")
     return lines
 
 
-def _limits_lines(limits: Mapping[str, Any]) -> list[str]:
+def _limits_lines(limits: LimitsReport) -> list[str]:
     """Throttling, retries and the breaker: shown only when something happened."""
     lines = []
-    if limits.get("breaker"):
-        lines.append(f"BREAKER: {limits['breaker']}")
-    responses = _map(limits.get("responses"))
-    refusals = [f"{status} x{_count(responses.get(status))}" for status in ("429", "503") if responses.get(status)]
+    if limits.breaker:
+        lines.append(f"BREAKER: {limits.breaker}")
+    responses = limits.responses or {}
+    refusals = [f"{status} x{responses[status]}" for status in ("429", "503") if responses.get(status)]
     shown = [f"refused {', '.join(refusals)}"] if refusals else []
     # Wall time the client was held (results from before the split have only the combined throttle figure).
-    client = limits.get("client_wait_s", limits.get("throttle_wait_s"))
+    client = limits.client_wait_s if limits.client_wait_s is not None else limits.throttle_wait_s
     waits = [
-        (limits.get("server_pause_s"), "paused by the server"),
-        (limits.get("server_rate_wait_s"), "held to the server's rate"),
+        (limits.server_pause_s, "paused by the server"),
+        (limits.server_rate_wait_s, "held to the server's rate"),
         (client, "held by client rate limits"),
-        (limits.get("capacity_wait_s"), "waited for room in flight"),
+        (limits.capacity_wait_s, "waited for room in flight"),
     ]
-    shown += [f"{what} {_duration(_seconds(seconds))}" for seconds, what in waits if _seconds(seconds) > 0]
-    learned = _map(limits.get("learned_rates"))  # per kind of request refused; one rate in older results
-    rates = [f"{kind} {rate:.3g}/s" for kind, rate in learned.items() if isinstance(rate, int | float)]
-    if isinstance(single := limits.get("learned_rate"), int | float):
-        rates.append(f"{single:.3g}/s")
+    shown += [f"{what} {_duration(seconds)}" for seconds, what in waits if seconds is not None and seconds > 0]
+    # per kind of request refused; one rate in older results
+    rates = [f"{kind} {rate:.3g}/s" for kind, rate in (limits.learned_rates or {}).items() if rate is not None]
+    if limits.learned_rate is not None:
+        rates.append(f"{limits.learned_rate:.3g}/s")
     if rates:
         shown.append("rate learned from refusals " + ", ".join(rates))
-    retries = _map(limits.get("retries"))
-    if retries:
-        shown.append("retries " + ", ".join(f"{cause} {n}" for cause, n in sorted(retries.items())))
-    retry_after = _map(limits.get("retry_after"))
-    if retry_after.get("count"):
-        shown.append(f"Retry-After seen {retry_after['count']}x (max {_duration(retry_after.get('max'))})")
+    if limits.retries:
+        shown.append("retries " + ", ".join(f"{cause} {n}" for cause, n in sorted(limits.retries.items())))
+    retry_after = limits.retry_after or Figures()
+    if retry_after.count:
+        shown.append(f"Retry-After seen {retry_after.count}x (max {_duration(retry_after.max)})")
     if shown:
-        lines.append(f"limits ({limits.get('mode', '?')}): " + "; ".join(shown))
+        lines.append(f"limits ({limits.mode or '?'}): " + "; ".join(shown))
     return lines
 
 
-def _webhook_and_grade_lines(results: Mapping[str, Any]) -> list[str]:
+def _webhook_and_grade_lines(results: Results) -> list[str]:
     lines = []
-    hooks = _map(results.get("webhooks"))
-    if hooks:
-        bad = sum(_count(n) for n in _map(hooks.get("bad_signature")).values())
+    hooks = results.webhooks
+    if hooks is not None:
+        bad = sum((hooks.bad_signature or {}).values())
         lines.append(
-            f"webhooks: {_count(hooks.get('accepted'))} accepted, {_count(hooks.get('duplicates'))} duplicates, "
-            f"{bad} bad signatures, {_count(hooks.get('batches_polled_late'))} batches polled for late events"
+            f"webhooks: {hooks.accepted or 0} accepted, {hooks.duplicates or 0} duplicates, "
+            f"{bad} bad signatures, {hooks.batches_polled_late or 0} batches polled for late events"
         )
-    grades = _map(results.get("grades"))
-    if grades.get("count") or grades.get("ungraded"):
-        threshold = grades.get("threshold")
+    grades = results.grades
+    if grades.count or grades.ungraded:
+        threshold = grades.threshold
         quality = (
-            f", {_count(grades.get('below_threshold'))} below {threshold:g} (quality failures)"
-            if isinstance(threshold, int | float)
-            else ""
+            f", {grades.below_threshold or 0} below {threshold:g} (quality failures)" if threshold is not None else ""
         )
-        mean = grades.get("mean")
-        shown_mean = f"{mean:.2f}" if isinstance(mean, int | float) else "-"
+        shown_mean = f"{grades.mean:.2f}" if grades.mean is not None else "-"
+        p10 = grades.p10 if grades.p10 is not None else "-"
+        p50 = grades.p50 if grades.p50 is not None else "-"
         lines.append(
-            f"grades: {_count(grades.get('count'))} graded, mean {shown_mean}, p10 {grades.get('p10', '-')}, "
-            f"p50 {grades.get('p50', '-')}{quality}, {_count(grades.get('ungraded'))} ungraded"
+            f"grades: {grades.count or 0} graded, mean {shown_mean}, p10 {p10}, "
+            f"p50 {p50}{quality}, {grades.ungraded or 0} ungraded"
         )
     return lines
 
 
-def render_summary(results: Mapping[str, Any]) -> str:
+def render_summary(results: Results) -> str:
     """The summary a user reads at the end of a run: counts, failure rate, percentiles in human units."""
-    runs = _map(results.get("runs"))
-    target = _map(results.get("target"))
-    where = "the embedded simulator" if target.get("embedded_simulator") else target.get("base_url", "?")
-    name = _map(results.get("profile")).get("name", "?")
-    elapsed = results.get("elapsed_s")
-    took = f"{elapsed:.1f}s" if isinstance(elapsed, int | float) else "?s"
+    runs, target = results.runs, results.target
+    where = "the embedded simulator" if target.embedded_simulator else (target.base_url or "?")
+    name = results.profile.name if results.profile.name is not None else "?"
+    took = f"{results.elapsed_s:.1f}s" if results.elapsed_s is not None else "?s"
     lines = [f"stressor: profile {name!r}, {took} against {where}"]
-    if results.get("interrupted"):
+    if results.interrupted:
         lines.append("INTERRUPTED: the figures cover what was gathered until then.")
-    elif results.get("stop_reason"):
-        lines.append(f"STOPPED EARLY: {results['stop_reason']}")
-    not_started = _map(runs.get("not_started"))
+    elif results.stop_reason:
+        lines.append(f"STOPPED EARLY: {results.stop_reason}")
+    not_started = runs.not_started or {}
     counts = ", ".join(
-        f"{label} {_count(runs.get(key))}"
-        for label, key in (
-            ("planned", "planned"),
-            ("submitted", "submitted"),
-            ("completed", "completed"),
-            ("failed", "failed"),
-            ("errored", "errored"),
-            ("rejected", "rejected"),
-            ("open", "open"),
-        )
+        f"{label} {getattr(runs, label) or 0}"
+        for label in ("planned", "submitted", "completed", "failed", "errored", "rejected", "open")
     )
-    unknown = _count(runs.get("unknown"))
+    unknown = runs.unknown or 0
     lines.append(
-        f"runs: {counts}{f', UNKNOWN {unknown}' if unknown else ''}, "
-        f"not started {sum(_count(n) for n in not_started.values())}"
+        f"runs: {counts}{f', UNKNOWN {unknown}' if unknown else ''}, not started {sum(not_started.values())}"
     )
     if unknown:
         lines.append(
             f"UNKNOWN: {unknown} runs: their creates' answers were lost and no listing settled whether they exist "
             "(they may, and be billed), or the run list stopped showing them; see errors below"
         )
-    rate = results.get("failure_rate")
-    load = _map(results.get("load"))
-    per_run = load.get("requests_per_ended_run")
-    offered, achieved = load.get("offered_runs_per_s"), load.get("achieved_runs_per_s")
-    cost = results.get("estimated_cost_cents")
+    rate, load, cost = results.failure_rate, results.load, results.estimated_cost_cents
+    per_run = load.requests_per_ended_run
     lines.append(
-        f"failure rate: {f'{rate:.1%}' if isinstance(rate, int | float) else '-'}"
-        f"   load: offered {_rate(offered)} runs/s, achieved {_rate(achieved)}"
-        f"   HTTP requests: {sum(_count(n) for n in _map(results.get('requests')).values())}"
-        + (f" ({per_run:.1f} per ended run)" if isinstance(per_run, int | float) else "")
-        + (f"   estimated cost: {cost / 100:.2f} USD" if isinstance(cost, int | float) else "")
+        f"failure rate: {f'{rate:.1%}' if rate is not None else '-'}"
+        f"   load: offered {_rate(load.offered_runs_per_s)} runs/s, achieved {_rate(load.achieved_runs_per_s)}"
+        f"   HTTP requests: {sum((results.requests or {}).values())}"
+        + (f" ({per_run:.1f} per ended run)" if per_run is not None else "")
+        + (f"   estimated cost: {cost / 100:.2f} USD" if cost is not None else "")
     )
-    lines.extend(_limits_lines(_map(results.get("limits"))))
-    lines.extend(_server_lines(_map(results.get("server"))))
+    lines.extend(_limits_lines(results.limits))
+    if results.server is not None:
+        lines.extend(_server_lines(results.server))
     lines.extend(_webhook_and_grade_lines(results))
-    generator = _map(results.get("generator"))
-    if generator.get("behind"):
+    generator = results.generator
+    if generator.behind:
         lines.append(
             f"WARNING: the generator fell behind its schedule: dispatch lag p99 "
-            f"{_duration(generator.get('dispatch_lag_p99'))} > {_duration(generator.get('limit'))}; "
+            f"{_duration(generator.dispatch_lag_p99)} > {_duration(generator.limit)}; "
             "latencies include client-side delay and less load was offered than planned."
         )
-    details = [f"{cause} {count}" for cause, count in sorted(_map(results.get("errors")).items())]
+    details = [f"{cause} {count}" for cause, count in sorted((results.errors or {}).items())]
     details += [f"not started ({cause}) {count}" for cause, count in sorted(not_started.items())]
     if details:
         lines.append("errors: " + ", ".join(details))
     lines.append("")
-    lines.extend(_measure_lines(_map(results.get("measures"))))
-    lines.extend(_breakdown_lines("variant", _map(results.get("variants"))))
-    lines.extend(_breakdown_lines("scenario", _map(results.get("scenarios"))))
+    lines.extend(_measure_lines(results))
+    lines.extend(_breakdown_lines("variant", results.variants))
+    lines.extend(_breakdown_lines("scenario", results.scenarios))
     return "\n".join(lines)
 
 
 CLOCK_OFFSET_SHOWN_S = 1.0  # a server clock further off than this is worth a line
 
 
-def _server_lines(server: Mapping[str, Any]) -> list[str]:
+def _server_lines(server: Server) -> list[str]:
     """What the server did where the docs are silent, when it differs from their reading."""
     lines = []
-    lists = _map(server.get("run_list"))
+    lists = server.run_list
     quirks = []
-    if lists.get("order") == "oldest_first":
+    if lists.order == "oldest_first":
         quirks.append("lists oldest first")
-    if lists.get("order") == "unsorted":
+    if lists.order == "unsorted":
         quirks.append("is not sorted")
-    if lists.get("offset") == "ignored":
+    if lists.offset == "ignored":
         quirks.append("ignores offset")
-    if isinstance(lists.get("page_cap"), int):
-        quirks.append(f"holds at most {lists['page_cap']} runs a page")
-    if lists.get("names") in ("truncated", "absent", "changed"):
-        quirks.append(f"batch names come back {lists['names']}")
+    if lists.page_cap is not None:
+        quirks.append(f"holds at most {lists.page_cap} runs a page")
+    if lists.names in ("truncated", "absent", "changed"):
+        quirks.append(f"batch names come back {lists.names}")
     if quirks:
         lines.append("server: the run list " + ", ".join(quirks) + " (followed accordingly)")
-    offset = _map(server.get("clock_offset"))
-    value, error = offset.get("offset_s"), offset.get("error_s")
-    if isinstance(value, int | float) and isinstance(error, int | float) and abs(value) > CLOCK_OFFSET_SHOWN_S:
-        lines.append(
-            f"server: its clock is {abs(value):.2f} s {'ahead of' if value > 0 else 'behind'} this one "
-            f"(± {error:.2f} s, from {offset.get('source')}); server stamps are compared on its clock"
-        )
+    offset = server.clock_offset
+    if offset is not None and offset.offset_s is not None and offset.error_s is not None:
+        value, error = offset.offset_s, offset.error_s
+        if abs(value) > CLOCK_OFFSET_SHOWN_S:
+            lines.append(
+                f"server: its clock is {abs(value):.2f} s {'ahead of' if value > 0 else 'behind'} this one "
+                f"(± {error:.2f} s, from {offset.source}); server stamps are compared on its clock"
+            )
     return lines
 
 
-def _rate(value: object) -> str:
-    return f"{value:.3g}" if isinstance(value, int | float) and not isinstance(value, bool) else "-"
+def _rate(value: float | None) -> str:
+    return f"{value:.3g}" if value is not None else "-"

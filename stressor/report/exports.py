@@ -10,12 +10,13 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
+from stressor.document import Results
 from stressor.metrics import LatencyRecorder
 
 US_PER_MS = 1000.0
@@ -46,24 +47,16 @@ def histogram_hgrm(histogram: HdrHistogram, *, ticks_per_half_distance: int = TI
     return _FOOTER_STDDEV.sub(rescale, text, count=1)
 
 
-def hgrm_files(document: Mapping[str, Any]) -> dict[str, str]:
+def hgrm_files(results: Results) -> dict[str, str]:
     """``{"queue_to_completion.hgrm": text, ...}``: one per measure that has samples."""
-    files = {}
-    measures = document.get("measures")
-    if not isinstance(measures, Mapping):
-        return files
-    for name, figures in measures.items():
-        encoded = figures.get("hdr") if isinstance(figures, Mapping) else None
-        if isinstance(encoded, str) and encoded:
-            files[f"{name}.hgrm"] = hgrm_text(encoded)
-    return files
+    return {f"{name}.hgrm": hgrm_text(figures.hdr) for name, figures in results.measures.items() if figures.hdr}
 
 
-def write_hgrm(document: Mapping[str, Any], directory: Path) -> list[Path]:
+def write_hgrm(results: Results, directory: Path) -> list[Path]:
     """Write one ``<measure>.hgrm`` per measure with samples into ``directory``; return the paths written."""
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, text in hgrm_files(document).items():
+    for name, text in hgrm_files(results).items():
         path = directory / name
         path.write_text(text, encoding="ascii")
         written.append(path)
@@ -111,26 +104,21 @@ def rows_csv(rows: Iterable[Mapping[str, Any]]) -> str:
     return out.getvalue()
 
 
-def _records(document: Mapping[str, Any], key: str) -> Sequence[Mapping[str, Any]]:
-    rows = document.get(key)
-    return [row for row in rows if isinstance(row, Mapping)] if isinstance(rows, list) else []
+def run_records_csv(results: Results) -> str:
+    """One row per run, every field of ``run_records`` (as the file has them)."""
+    return rows_csv(record.to_json() for record in results.run_records)
 
 
-def run_records_csv(document: Mapping[str, Any]) -> str:
-    """One row per run, every field of ``run_records``."""
-    return rows_csv(_records(document, "run_records"))
-
-
-def intervals_csv(document: Mapping[str, Any]) -> str:
+def intervals_csv(results: Results) -> str:
     """One row per interval, nested figures flattened (``runs.queued``, ``queue_to_completion.p99``...)."""
-    return rows_csv(_records(document, "intervals"))
+    return rows_csv(interval.to_json() for interval in results.intervals)
 
 
-def write_csv(document: Mapping[str, Any], directory: Path) -> list[Path]:
+def write_csv(results: Results, directory: Path) -> list[Path]:
     """Write ``runs.csv`` and ``intervals.csv`` into ``directory``; return the paths written."""
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, text in (("runs.csv", run_records_csv(document)), ("intervals.csv", intervals_csv(document))):
+    for name, text in (("runs.csv", run_records_csv(results)), ("intervals.csv", intervals_csv(results))):
         path = directory / name
         path.write_text(text, encoding="utf-8")
         written.append(path)

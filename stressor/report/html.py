@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
+from stressor.document import Figures, IntervalFigures, MeasureFigures, Results, RunEntry, Slice, Stage
 from stressor.metrics import LatencyRecorder
 from stressor.report.compare import Comparison, Judgement, Row, format_change, headline_rows
 from stressor.thresholds import Status, Threshold, Verdict, format_value
@@ -40,35 +41,14 @@ def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _num(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return None
-    return float(value)
-
-
-def _map(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _list(value: object) -> list[Mapping[str, Any]]:
-    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
-
-
-def _int(value: object) -> int:
-    number = _num(value)
-    return int(number) if number is not None else 0
-
-
-def _seconds(value: object) -> str:
-    number = _num(value)
-    if number is None:
+def _seconds(value: float | None) -> str:
+    if value is None:
         return "-"
-    return "0" if number == 0 else format_duration(number)
+    return "0" if value == 0 else format_duration(value)
 
 
-def _share(value: object) -> str:
-    number = _num(value)
-    return "-" if number is None else f"{number * 100:.3g}%"
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.3g}%"
 
 
 # ----------------------------------------------------------------------------------------------------- charts
@@ -268,14 +248,14 @@ def _duration_axis(label: str) -> Axis:
     return Axis(label, lambda v: "0" if v == 0 else format_duration(v))
 
 
-def _latency_chart(intervals: Sequence[Mapping[str, Any]]) -> str:
+def _end(interval: IntervalFigures) -> float:
+    return interval.end or 0.0
+
+
+def _latency_chart(intervals: Sequence[IntervalFigures]) -> str:
     colors = {"p50": "#2b6cb0", "p90": "#d69e2e", "p99": "#c53030"}
     series = [
-        Series(
-            key,
-            color,
-            tuple((_num(i.get("end")) or 0.0, _num(_map(i.get("queue_to_completion")).get(key))) for i in intervals),
-        )
+        Series(key, color, tuple((_end(i), getattr(i.queue_to_completion, key)) for i in intervals))
         for key, color in colors.items()
     ]
     return _chart(
@@ -287,12 +267,12 @@ def _latency_chart(intervals: Sequence[Mapping[str, Any]]) -> str:
     )
 
 
-def _has(intervals: Sequence[Mapping[str, Any]], key: str) -> bool:
+def _has(intervals: Sequence[IntervalFigures], key: str) -> bool:
     """Whether the series counts ``runs.<key>`` (results written before a count existed lack it)."""
-    return any(key in _map(i.get("runs")) for i in intervals)
+    return any(getattr(i.runs, key) is not None for i in intervals)
 
 
-def _runs_chart(intervals: Sequence[Mapping[str, Any]]) -> str:
+def _runs_chart(intervals: Sequence[IntervalFigures]) -> str:
     # Before ``in_flight`` was counted apart, ``open`` was the client's runs in flight.
     separate = _has(intervals, "in_flight")
     states = (
@@ -306,35 +286,32 @@ def _runs_chart(intervals: Sequence[Mapping[str, Any]]) -> str:
         ("rejected", "rejected in the interval (429/503)", "#b7791f"),
     )
     series = [
-        Series(label, color, tuple((_num(i.get("end")) or 0.0, _num(_map(i.get("runs")).get(key))) for i in intervals))
+        Series(label, color, tuple((_end(i), getattr(i.runs, key)) for i in intervals))
         for key, label, color in states
         if key not in ("errored", "rejected") or _has(intervals, key)
     ]
     return _chart("runs", "Runs by state per interval", series, _time_axis(), Axis("runs", lambda v: f"{v:g}"))
 
 
-def _rate_series(intervals: Sequence[Mapping[str, Any]], stamps: Sequence[float]) -> tuple[tuple[float, float], ...]:
+def _rate_series(intervals: Sequence[IntervalFigures], stamps: Sequence[float]) -> tuple[tuple[float, float], ...]:
     """Events per second in each interval, from their times (seconds since the start)."""
     ordered = sorted(stamps)  # bisect per interval: a soak has thousands of intervals and 100k runs
     points = []
     for interval in intervals:
-        start, end = _num(interval.get("start")) or 0.0, _num(interval.get("end")) or 0.0
+        start, end = interval.start or 0.0, _end(interval)
         if end > start:
             count = bisect.bisect_left(ordered, end) - bisect.bisect_left(ordered, start)
             points.append((end, count / (end - start)))
     return tuple(points)
 
 
-def _load_chart(document: Mapping[str, Any], intervals: Sequence[Mapping[str, Any]]) -> str:
-    records = _list(document.get("run_records"))
-    started = _num(document.get("started_at"))
-    due = [t for t in (_num(r.get("due_s")) for r in records) if t is not None]
+def _load_chart(results: Results, intervals: Sequence[IntervalFigures]) -> str:
+    records, started = results.run_records, results.started_at
+    due = [r.due_s for r in records if r.due_s is not None]
     created = []
-    for record in records:
-        stamp = _num(record.get("created_at"))
-        if stamp is not None and started is not None:
-            created.append(stamp - started)
-    offered = _num(_map(document.get("load")).get("offered_runs_per_s"))
+    if started is not None:
+        created = [r.created_at - started for r in records if r.created_at is not None]
+    offered = results.load.offered_runs_per_s
     series = [
         # Drawn wide and pale under the achieved line: when the server keeps up, the two coincide.
         Series("offered (runs due)", "#a0aec0", _rate_series(intervals, due), width=5.0),
@@ -342,10 +319,10 @@ def _load_chart(document: Mapping[str, Any], intervals: Sequence[Mapping[str, An
         Series(
             "HTTP requests",
             "#d69e2e",
-            tuple((_num(i.get("end")) or 0.0, _num(i.get("requests_per_s"))) for i in intervals),
+            tuple((_end(i), i.requests_per_s) for i in intervals),
         ),
     ]
-    ends = [_num(i.get("end")) or 0.0 for i in intervals]
+    ends = [_end(i) for i in intervals]
     if offered is not None and ends:
         series.append(Series("offered, whole run", "#4a5568", ((0.0, offered), (max(ends), offered)), dashed=True))
     return _chart(
@@ -353,17 +330,17 @@ def _load_chart(document: Mapping[str, Any], intervals: Sequence[Mapping[str, An
     )
 
 
-def _failure_chart(intervals: Sequence[Mapping[str, Any]]) -> str:
+def _failure_chart(intervals: Sequence[IntervalFigures]) -> str:
     # The headline's definition: failed, errored and rejected runs of those that settled. Results written
     # before intervals counted errored and rejected runs give failed / ended, and say so.
     whole = _has(intervals, "errored") or _has(intervals, "rejected")
     kinds = ("failed", "errored", "rejected") if whole else ("failed",)
     points = []
     for interval in intervals:
-        runs = _map(interval.get("runs"))
-        failures = sum(_int(runs.get(k)) for k in kinds)
-        settled = failures + _int(runs.get("completed"))
-        points.append((_num(interval.get("end")) or 0.0, failures / settled if settled else None))
+        runs = interval.runs
+        failures = sum(getattr(runs, k) or 0 for k in kinds)
+        settled = failures + (runs.completed or 0)
+        points.append((_end(interval), failures / settled if settled else None))
     what = "failed, errored and rejected / settled in it" if whole else "failed / ended in it"
     return _chart(
         "failures",
@@ -391,10 +368,10 @@ def _spectrum_label(x: float) -> str:
     return f"{percentile:.{max(0, round(math.log10(x)) - 2)}f}%"
 
 
-def _spectrum_chart(document: Mapping[str, Any]) -> str:
-    figures = _map(_map(document.get("measures")).get("queue_to_completion"))
-    encoded = figures.get("hdr")
-    points = _spectrum_points(encoded) if isinstance(encoded, str) and encoded else ()
+def _spectrum_chart(results: Results) -> str:
+    figures = results.measures.get("queue_to_completion")
+    encoded = figures.hdr if figures is not None else None
+    points = _spectrum_points(encoded) if encoded else ()
     top = max((x for x, _ in points), default=10.0)
     decades = max(2, math.ceil(math.log10(top) - 1e-9))
     ticks = tuple(10.0**k for k in range(decades + 1))
@@ -434,18 +411,16 @@ def _badge(text: str, tone: str) -> _Raw:
     return _Raw(f'<span class="badge {tone}">{_e(text)}</span>')
 
 
-def _measures_table(measures: Mapping[str, Any]) -> str:
+def _measures_table(measures: Mapping[str, MeasureFigures]) -> str:
     rows = []
-    for name, figures in measures.items():
-        f = _map(figures)
-        clamped = _int(f.get("clamped"))
+    for name, f in measures.items():
         rows.append(
             [
                 name,
-                _int(f.get("count")),
-                *(_seconds(f.get(k)) for k in ("p50", "p90", "p99", "max", "mean")),
-                clamped or "",
-                _Raw(f'<span class="source">{_e(f.get("source", ""))}</span>'),
+                f.count or 0,
+                *(_seconds(getattr(f, k)) for k in ("p50", "p90", "p99", "max", "mean")),
+                f.clamped or "",
+                _Raw(f'<span class="source">{_e(f.source or "")}</span>'),
             ]
         )
     headers = ["measure", "count", "p50", "p90", "p99", "max", "mean", "clamped", "source"]
@@ -456,51 +431,49 @@ def _nearest_rank(ordered: Sequence[float], p: float) -> float | None:
     return ordered[max(0, math.ceil(len(ordered) * p / 100) - 1)] if ordered else None
 
 
-def _failure_rate(outcomes: Mapping[str, Any]) -> float | None:
-    failures = sum(_int(outcomes.get(k)) for k in ("failed", "errored", "rejected"))
-    settled = failures + _int(outcomes.get("completed"))
+def _failure_rate(outcomes: Mapping[str, int]) -> float | None:
+    failures = sum(outcomes.get(k, 0) for k in ("failed", "errored", "rejected"))
+    settled = failures + outcomes.get("completed", 0)
     return failures / settled if settled else None
 
 
 _OUTCOMES = ("completed", "failed", "errored", "rejected", "open", "unknown")
 
 
-def _stage_target(stage: Mapping[str, Any]) -> str:
+def _stage_target(stage: Stage) -> str:
     """A stage's target as planned: "20 batches/s x 4 runs", "10 -> 30 runs in flight", "pause"."""
-    target = _map(stage.get("target"))
-    low, high = _num(target.get("start")), _num(target.get("end"))
-    if low is None or high is None:
-        return str(stage.get("model") or "-")
+    target = stage.target
+    if target is None or target.start is None or target.end is None:
+        return stage.model or "-"
+    low, high = target.start, target.end
     level = f"{low:g}" if low == high else f"{low:g} -> {high:g}"
-    runs = _int(stage.get("runs_per_batch"))
-    per_batch = f" x {runs} runs" if target.get("unit") == "batches/s" and runs > 1 else ""
-    return f"{level} {target.get('unit', '')}{per_batch}".strip()
+    runs = stage.runs_per_batch or 0
+    per_batch = f" x {runs} runs" if target.unit == "batches/s" and runs > 1 else ""
+    return f"{level} {target.unit or ''}{per_batch}".strip()
 
 
-def _stages_table(records: Sequence[Mapping[str, Any]], stages: Sequence[Mapping[str, Any]]) -> str:
+def _stages_table(records: Sequence[RunEntry], stages: Sequence[Stage]) -> str:
     """One row per stage: its name and target as planned (results written before stages were saved give the
     index alone), then the runs due in it, their outcomes, and the rates offered and achieved over it."""
-    by_stage: dict[int, list[Mapping[str, Any]]] = {index: [] for index in range(len(stages))}
+    by_stage: dict[int, list[RunEntry]] = {index: [] for index in range(len(stages))}
     for record in records:
-        by_stage.setdefault(_int(record.get("stage")), []).append(record)
+        by_stage.setdefault(record.stage or 0, []).append(record)
     rows = []
     for index, members in sorted(by_stage.items()):
-        stage = stages[index] if 0 <= index < len(stages) else {}
-        start, end = _num(stage.get("start_s")), _num(stage.get("end_s"))
+        stage = stages[index] if 0 <= index < len(stages) else None
+        start, end = (stage.start_s, stage.end_s) if stage is not None else (None, None)
         span = end - start if start is not None and end is not None and end > start else None
-        outcomes = {k: sum(1 for r in members if r.get("outcome") == k) for k in _OUTCOMES}
-        created = sum(1 for r in members if _num(r.get("created_at")) is not None)
+        outcomes = {k: sum(1 for r in members if r.outcome == k) for k in _OUTCOMES}
+        created = sum(1 for r in members if r.created_at is not None)
         q2c = sorted(
-            detected - due
+            r.detected_s - r.due_s
             for r in members
-            if r.get("outcome") in ("completed", "failed")
-            and (detected := _num(r.get("detected_s"))) is not None
-            and (due := _num(r.get("due_s"))) is not None
+            if r.outcome in ("completed", "failed") and r.detected_s is not None and r.due_s is not None
         )
         rows.append(
             [
-                stage.get("name") or index,
-                _stage_target(stage) if stage else "-",
+                (stage.name if stage is not None else None) or index,
+                _stage_target(stage) if stage is not None else "-",
                 len(members),
                 "-" if span is None or not records else format_rate(len(members) / span),
                 "-" if span is None or not records else format_rate(created / span),
@@ -514,21 +487,20 @@ def _stages_table(records: Sequence[Mapping[str, Any]], stages: Sequence[Mapping
     return _table(headers, rows, numeric=range(2, 13))
 
 
-def _slices_table(title: str, pieces: Mapping[str, Any], grade_threshold: float | None) -> str:
+def _slices_table(title: str, pieces: Mapping[str, Slice], grade_threshold: float | None) -> str:
     rows = []
     for name, piece in pieces.items():
-        p = _map(piece)
-        outcomes, q2c, grades = _map(p.get("outcomes")), _map(p.get("queue_to_completion")), _map(p.get("grades"))
-        mean = _num(grades.get("mean"))
+        outcomes = {k: getattr(piece.outcomes, k) or 0 for k in _OUTCOMES}
+        q2c, grades = piece.queue_to_completion, piece.grades
         rows.append(
             [
                 name,
-                *(_int(outcomes.get(k)) for k in _OUTCOMES),
+                *outcomes.values(),
                 _share(_failure_rate(outcomes)),
-                _seconds(q2c.get("p50")),
-                _seconds(q2c.get("p99")),
-                "-" if mean is None else f"{mean:.3g}",
-                _int(grades.get("below_threshold")) if grade_threshold is not None else "-",
+                _seconds(q2c.p50),
+                _seconds(q2c.p99),
+                "-" if grades.mean is None else f"{grades.mean:.3g}",
+                (grades.below_threshold or 0) if grade_threshold is not None else "-",
             ]
         )
     headers = [title, *_OUTCOMES, "failure rate", "q2c p50", "q2c p99", "grade mean", "below grade threshold"]
@@ -586,42 +558,37 @@ def _comparison_section(comparison: Comparison) -> str:
     )
 
 
-def _limits_section(document: Mapping[str, Any]) -> str:
-    limits = _map(document.get("limits"))
-    retry_after = _map(limits.get("retry_after"))
+def _limits_section(results: Results) -> str:
+    limits = results.limits
+    retry_after = limits.retry_after or Figures()
     rows: list[list[object]] = [
-        ["mode", limits.get("mode", "-")],
-        ["held by rate limits (wall time)", _seconds(limits.get("throttle_wait_s"))],
+        ["mode", limits.mode or "-"],
+        ["held by rate limits (wall time)", _seconds(limits.throttle_wait_s)],
         # Parts of it, in results that tell them apart.
         *(
-            [label, _seconds(limits.get(key))]
-            for key, label in (
-                ("client_wait_s", "by the client's own rates"),
-                ("server_rate_wait_s", "by the server's quota (stated or learned)"),
+            [label, _seconds(seconds)]
+            for seconds, label in (
+                (limits.client_wait_s, "by the client's own rates"),
+                (limits.server_rate_wait_s, "by the server's quota (stated or learned)"),
             )
-            if key in limits
+            if seconds is not None
         ),
-        ["paused by the server (Retry-After, quota)", _seconds(limits.get("server_pause_s"))],
-        ["waited for room in flight", _seconds(limits.get("capacity_wait_s"))],
-        [
-            "retries",
-            ", ".join(f"{k} {v}" for k, v in sorted(_map(limits.get("retries")).items())) or "none",
-        ],
+        ["paused by the server (Retry-After, quota)", _seconds(limits.server_pause_s)],
+        ["waited for room in flight", _seconds(limits.capacity_wait_s)],
+        ["retries", ", ".join(f"{k} {v}" for k, v in sorted((limits.retries or {}).items())) or "none"],
         [
             "Retry-After seen",
-            f"{_int(retry_after.get('count'))}x, max {_seconds(retry_after.get('max'))}"
-            if _int(retry_after.get("count"))
-            else "never",
+            f"{retry_after.count}x, max {_seconds(retry_after.max)}" if retry_after.count else "never",
         ],
         [
             "unparseable headers",
-            ", ".join(f"{k} {v}" for k, v in sorted(_map(limits.get("unparseable_headers")).items())) or "none",
+            ", ".join(f"{k} {v}" for k, v in sorted((limits.unparseable_headers or {}).items())) or "none",
         ],
-        ["runs in flight limit at the end", limits.get("runs_in_flight_limit") or "none"],
-        ["breaker", limits.get("breaker") or "did not trip"],
+        ["runs in flight limit at the end", limits.runs_in_flight_limit or "none"],
+        ["breaker", limits.breaker or "did not trip"],
     ]
-    errors = _map(document.get("errors"))
-    requests = _map(document.get("requests"))
+    errors = results.errors or {}
+    requests = results.requests or {}
     parts = ['<section id="limits"><h2>Limits, errors and requests</h2><div class="cols">']
     parts.append(f"<div><h3>Limits</h3>{_table(['', ''], rows)}</div>")
     parts.append(
@@ -635,11 +602,11 @@ def _limits_section(document: Mapping[str, Any]) -> str:
         )
         + "</div>"
     )
-    hooks = document.get("webhooks")
-    if isinstance(hooks, Mapping):
-        bad = sum(_int(v) for v in _map(hooks.get("bad_signature")).values())
+    hooks = results.webhooks
+    if hooks is not None:
+        bad = sum((hooks.bad_signature or {}).values())
         hook_rows = [
-            [k.replace("_", " "), _int(hooks.get(k))]
+            [k.replace("_", " "), getattr(hooks, k) or 0]
             for k in ("received", "accepted", "duplicates", "rejected_other", "unknown_type", "batches_polled_late")
         ]
         hook_rows.insert(2, ["bad signature", bad])
@@ -648,19 +615,17 @@ def _limits_section(document: Mapping[str, Any]) -> str:
     return "".join(parts)
 
 
-def _grades_section(document: Mapping[str, Any]) -> str:
-    grades = _map(document.get("grades"))
-    if not _int(grades.get("count")) and not _int(grades.get("ungraded")):
+def _grades_section(results: Results) -> str:
+    grades = results.grades
+    if not grades.count and not grades.ungraded:
         return ""
-    threshold = _num(grades.get("threshold"))
-    cells = [
-        ("graded", _int(grades.get("count"))),
-        ("ungraded", _int(grades.get("ungraded"))),
-        *((k, "-" if _num(grades.get(k)) is None else f"{_num(grades.get(k)):.3g}") for k in ("mean", "p10", "p50")),
-        ("min", "-" if _num(grades.get("min")) is None else f"{_num(grades.get('min')):.3g}"),
-    ]
+    threshold = grades.threshold
+    cells: list[tuple[str, object]] = [("graded", grades.count or 0), ("ungraded", grades.ungraded or 0)]
+    for key in ("mean", "p10", "p50", "min"):
+        value = getattr(grades, key)
+        cells.append((key, "-" if value is None else f"{value:.3g}"))
     if threshold is not None:
-        cells.append((f"below {threshold:g} (quality failures)", _int(grades.get("below_threshold"))))
+        cells.append((f"below {threshold:g} (quality failures)", grades.below_threshold or 0))
     return f'<section id="grades"><h2>Grades</h2>{_cards(cells)}</section>'
 
 
@@ -726,121 +691,116 @@ footer{margin-top:40px;color:var(--muted);font-size:12px}
 """
 
 
-def _when(epoch: object) -> str:
-    number = _num(epoch)
-    if number is None:
+def _when(epoch: float | None) -> str:
+    if epoch is None:
         return "?"
-    return datetime.fromtimestamp(number, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _header(document: Mapping[str, Any]) -> str:
-    profile, target = _map(document.get("profile")), _map(document.get("target"))
-    where = "the embedded simulator" if target.get("embedded_simulator") else target.get("base_url", "?")
-    elapsed = _num(document.get("elapsed_s"))
+def _or_unknown(text: str | None) -> str:
+    return "?" if text is None else text
+
+
+def _header(results: Results) -> str:
+    profile, target = results.profile, results.target
+    where = "the embedded simulator" if target.embedded_simulator else _or_unknown(target.base_url)
     parts = [
-        f"<header><h1>stressor report: {_e(profile.get('name', '?'))}</h1>",
-        f'<p class="meta">profile file {_e(profile.get("source", "?"))} · target {_e(target.get("kind", "?"))} '
+        f"<header><h1>stressor report: {_e(_or_unknown(profile.name))}</h1>",
+        f'<p class="meta">profile file {_e(_or_unknown(profile.source))} · target {_e(_or_unknown(target.kind))} '
         f"against {_e(where)}</p>",
-        f'<p class="meta">started {_e(_when(document.get("started_at")))} · ended {_e(_when(document.get("ended_at")))}'
-        f" · {_e(_seconds(elapsed))} (grace included)</p>",
+        f'<p class="meta">started {_e(_when(results.started_at))} · ended {_e(_when(results.ended_at))}'
+        f" · {_e(_seconds(results.elapsed_s))} (grace included)</p>",
     ]
-    if document.get("interrupted"):
+    if results.interrupted:
         parts.append('<p class="callout">Interrupted: the figures cover what was gathered until then.</p>')
-    elif document.get("stop_reason"):
-        parts.append(f'<p class="callout">Stopped early: {_e(document["stop_reason"])}</p>')
-    breaker = _map(document.get("limits")).get("breaker")
-    if breaker:
-        parts.append(f'<p class="callout">Breaker: {_e(breaker)}</p>')
-    generator = _map(document.get("generator"))
-    if generator.get("behind"):
+    elif results.stop_reason:
+        parts.append(f'<p class="callout">Stopped early: {_e(results.stop_reason)}</p>')
+    if results.limits.breaker:
+        parts.append(f'<p class="callout">Breaker: {_e(results.limits.breaker)}</p>')
+    generator = results.generator
+    if generator.behind:
         parts.append(
             '<p class="callout warn">The generator fell behind its schedule: dispatch lag p99 '
-            f"{_e(_seconds(generator.get('dispatch_lag_p99')))} &gt; {_e(_seconds(generator.get('limit')))}; "
+            f"{_e(_seconds(generator.dispatch_lag_p99))} &gt; {_e(_seconds(generator.limit))}; "
             "latencies include client-side delay and less load was offered than planned.</p>"
         )
     parts.append("</header>")
     return "".join(parts)
 
 
-def _summary(document: Mapping[str, Any]) -> str:
-    runs, load = _map(document.get("runs")), _map(document.get("load"))
-    not_started = sum(_int(v) for v in _map(runs.get("not_started")).values())
-    offered, achieved = _num(load.get("offered_runs_per_s")), _num(load.get("achieved_runs_per_s"))
-    per_run = _num(load.get("requests_per_ended_run"))
-    cost = _num(document.get("estimated_cost_cents"))
+def _summary(results: Results) -> str:
+    runs, load = results.runs, results.load
+    not_started = sum((runs.not_started or {}).values())
+    offered, achieved = load.offered_runs_per_s, load.achieved_runs_per_s
+    per_run, cost = load.requests_per_ended_run, results.estimated_cost_cents
+    counts = {k: getattr(runs, k) or 0 for k in ("planned", "submitted", "completed", "failed", "errored", "rejected")}
     cells: list[tuple[str, object]] = [
-        *((k, _int(runs.get(k))) for k in ("planned", "submitted", "completed", "failed", "errored", "rejected")),
-        ("open at the end", _int(runs.get("open"))),
+        *counts.items(),
+        ("open at the end", runs.open or 0),
         ("not started", not_started),
-        ("failure rate", _share(document.get("failure_rate"))),
+        ("failure rate", _share(results.failure_rate)),
         ("offered", "-" if offered is None else format_rate(offered)),
         ("achieved", "-" if achieved is None else format_rate(achieved)),
-        ("HTTP requests", sum(_int(v) for v in _map(document.get("requests")).values())),
+        ("HTTP requests", sum((results.requests or {}).values())),
         ("requests per ended run", "-" if per_run is None else f"{per_run:.2g}"),
         ("estimated cost", "-" if cost is None else f"{cost / 100:.2f} USD"),
     ]
-    bad = [k for k in ("failed", "errored", "rejected") if _int(runs.get(k))]
+    bad = [k for k in ("failed", "errored", "rejected") if counts[k]]
     bad += ["not started"] if not_started else []
-    bad += ["open at the end"] if _int(runs.get("open")) else []
-    causes = ", ".join(f"{cause} {count}" for cause, count in sorted(_map(runs.get("not_started")).items()))
+    bad += ["open at the end"] if runs.open else []
+    causes = ", ".join(f"{cause} {count}" for cause, count in sorted((runs.not_started or {}).items()))
     note = f'<p class="meta">not started: {_e(causes)}</p>' if causes else ""
     return f'<section id="summary"><h2>Runs</h2>{_cards(cells, bad)}{note}</section>'
 
 
-def _whole_intervals(document: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+def _whole_intervals(results: Results) -> Sequence[IntervalFigures]:
     """The intervals without the sliver a run usually ends with (2.0 s .. 2.0007 s): its counts are near zero
     and its rates a division by almost nothing, which would draw a cliff at the end of every chart."""
-    intervals = _list(document.get("intervals"))
-    interval_s = _num(document.get("interval_s")) or 1.0
-    whole = [
-        i for i in intervals if (_num(i.get("end")) or 0.0) - (_num(i.get("start")) or 0.0) >= _SLIVER * interval_s
-    ]
+    intervals = results.intervals
+    interval_s = results.interval_s or 1.0
+    whole = [i for i in intervals if _end(i) - (i.start or 0.0) >= _SLIVER * interval_s]
     return whole or intervals
 
 
 def render_html(
-    document: Mapping[str, Any],
+    results: Results,
     verdicts: Sequence[Verdict] | None = None,
     comparison: Comparison | None = None,
 ) -> str:
     """The whole report as one HTML page: no network, no script; every document string escaped."""
-    profile = _map(document.get("profile"))
-    intervals = _whole_intervals(document)
-    records = _list(document.get("run_records"))
-    grades = _map(document.get("grades"))
-    grade_threshold = _num(grades.get("threshold"))
-    body = [_header(document), _summary(document)]
+    intervals = _whole_intervals(results)
+    records = results.run_records
+    body = [_header(results), _summary(results)]
     if verdicts:
         body.append(_verdicts_section(verdicts))
-    body.append(f'<section id="measures"><h2>Measures</h2>{_measures_table(_map(document.get("measures")))}</section>')
+    body.append(f'<section id="measures"><h2>Measures</h2>{_measures_table(results.measures)}</section>')
     charts = [
         _latency_chart(intervals),
         _runs_chart(intervals),
-        _load_chart(document, intervals),
+        _load_chart(results, intervals),
         _failure_chart(intervals),
-        _spectrum_chart(document),
+        _spectrum_chart(results),
     ]
-    interval_s = _num(document.get("interval_s"))
+    interval_s = results.interval_s
     every = f" (every {_seconds(interval_s)})" if interval_s else ""
     body.append(
         f'<section id="charts"><h2>Over time{_e(every)}</h2><div class="charts">{"".join(charts)}</div></section>'
     )
     if comparison is not None:
         body.append(_comparison_section(comparison))
-    body.append(_grades_section(document))
-    stages = _list(document.get("stages"))
+    body.append(_grades_section(results))
+    stages = results.stages or ()
     if records or stages:
         table = _stages_table(records, stages)
         body.append(f'<section id="stages"><h2>By stage</h2>{table}</section>')
     for title, key in (("variant", "variants"), ("scenario", "scenarios")):
-        pieces = _map(document.get(key))
+        pieces = results.slices(title)
         if pieces:
-            body.append(
-                f'<section id="{key}"><h2>By {title}</h2>{_slices_table(title, pieces, grade_threshold)}</section>'
-            )
-    body.append(_limits_section(document))
-    body.append(f"<footer>{_e(document.get('schema', '?'))} · written by stressor</footer>")
-    title = f"stressor: {profile.get('name', '?')} ({_when(document.get('started_at'))})"
+            table = _slices_table(title, pieces, results.grades.threshold)
+            body.append(f'<section id="{key}"><h2>By {title}</h2>{table}</section>')
+    body.append(_limits_section(results))
+    body.append(f"<footer>{_e(_or_unknown(results.schema))} · written by stressor</footer>")
+    title = f"stressor: {_or_unknown(results.profile.name)} ({_when(results.started_at)})"
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
@@ -904,7 +864,7 @@ def render_capacity_html(
     failure_bounds = [Guide("slo", f"SLO {t.text}", "#6b46c1", y=t.limit) for t in _slo_bounds(slos, "failure_rate")]
     # p95 is drawn last and dashed: when it sits on p99 (few runs a step) both stay visible.
     latency = [
-        Series(key, color, tuple((float(s["level"]), _num(s.get(key))) for s in steps), dashed=dashed, width=width)
+        Series(key, color, tuple((float(s["level"]), s.get(key)) for s in steps), dashed=dashed, width=width)
         for key, color, dashed, width in (
             ("p50", "#2b6cb0", False, 2.0),
             ("p99", "#c53030", False, 3.5),
@@ -912,11 +872,11 @@ def render_capacity_html(
         )
     ]
     failures = [
-        Series("failure rate", "#c53030", tuple((float(s["level"]), _num(s.get("failure_rate"))) for s in steps))
+        Series("failure rate", "#c53030", tuple((float(s["level"]), s.get("failure_rate")) for s in steps))
     ]
     throughput = [
         Series(
-            "completed per second", "#2f855a", tuple((float(s["level"]), _num(s.get("completed_per_s"))) for s in steps)
+            "completed per second", "#2f855a", tuple((float(s["level"]), s.get("completed_per_s")) for s in steps)
         )
     ]
     charts = [

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 
+from stressor.document import Figures, Results, Slice
 from stressor.thresholds import Status, Verdict
 from stressor.units import format_duration
 
@@ -52,41 +52,34 @@ def _output(case: ET.Element, text: str) -> None:
     ET.SubElement(case, "system-out").text = _clean(text)
 
 
-def _count(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def _q2c(figures: object) -> str:
-    if not isinstance(figures, Mapping) or not figures.get("count"):
+def _q2c(figures: Figures) -> str:
+    if not figures.count:
         return "queue-to-completion: no run ended"
     cells = []
     for key in ("p50", "p90", "p99", "max"):
-        value = figures.get(key)
-        cells.append(f"{key} {format_duration(value) if isinstance(value, int | float) else '-'}")
-    return f"queue-to-completion ({figures['count']} runs): " + ", ".join(cells)
+        value = getattr(figures, key)
+        cells.append(f"{key} {format_duration(value) if value is not None else '-'}")
+    return f"queue-to-completion ({figures.count} runs): " + ", ".join(cells)
 
 
 def _scenario_case(
-    suite: ET.Element, name: str, piece: Mapping[str, Any], threshold: object, failed: Sequence[Verdict]
+    suite: ET.Element, name: str, piece: Slice, threshold: float | None, failed: Sequence[Verdict]
 ) -> bool:
     """Add one scenario's case, failed by the thresholds on it that failed; return whether it failed."""
-    outcomes = piece.get("outcomes") if isinstance(piece.get("outcomes"), Mapping) else {}
-    grades = piece.get("grades") if isinstance(piece.get("grades"), Mapping) else {}
-    counts = {key: _count(outcomes.get(key)) for key in ("completed", "failed", "errored", "rejected", "open")}
-    below = _count(grades.get("below_threshold"))
+    outcomes, grades = piece.outcomes, piece.grades
+    counts = {key: getattr(outcomes, key) or 0 for key in ("completed", "failed", "errored", "rejected", "open")}
+    below = grades.below_threshold or 0
     case = _case(suite, f"{SUITE}.scenarios", name)
     properties = ET.SubElement(case, "properties")
     for key, value in (*counts.items(), ("below_grade_threshold", below)):
         ET.SubElement(properties, "property", name=key, value=str(value))
-    lines = [", ".join(f"{key} {value}" for key, value in counts.items()), _q2c(piece.get("queue_to_completion"))]
+    lines = [", ".join(f"{key} {value}" for key, value in counts.items()), _q2c(piece.queue_to_completion)]
     if below:
-        limit = f" {threshold:g}" if isinstance(threshold, int | float) else ""
+        limit = f" {threshold:g}" if threshold is not None else ""
         lines.append(f"{below} below the grade threshold{limit} (quality failures)")
-    if grades.get("count"):
-        mean = grades.get("mean")
-        lines.append(
-            f"grades: {grades['count']} graded, mean {mean:.3g}" if isinstance(mean, int | float) else "grades: -"
-        )
+    if grades.count:
+        mean = grades.mean
+        lines.append(f"grades: {grades.count} graded, mean {mean:.3g}" if mean is not None else "grades: -")
     if failed:
         kind = "no-data" if all(v.status is Status.MISSING for v in failed) else "threshold"
         _fail(case, f"scenario {name}: " + "; ".join(v.sentence for v in failed), kind, "\n".join(lines))
@@ -94,29 +87,26 @@ def _scenario_case(
     return bool(failed)
 
 
-def _run_case(suite: ET.Element, document: Mapping[str, Any]) -> bool:
+def _run_case(suite: ET.Element, results: Results) -> bool:
     """The run itself: did it cover its plan? Return whether it is skipped (it did not)."""
-    runs = document.get("runs") if isinstance(document.get("runs"), Mapping) else {}
-    limits = document.get("limits") if isinstance(document.get("limits"), Mapping) else {}
-    elapsed = document.get("elapsed_s")
-    case = _case(suite, f"{SUITE}.run", "run", elapsed if isinstance(elapsed, int | float) else 0.0)
+    runs = results.runs
+    case = _case(suite, f"{SUITE}.run", "run", results.elapsed_s or 0.0)
     problem = None
-    if document.get("interrupted"):
+    if results.interrupted:
         problem = "the run was interrupted: its figures cover what was gathered until then"
-    elif limits.get("breaker"):
-        problem = f"the breaker stopped the run: {limits['breaker']}"
-    elif document.get("stop_reason"):
-        problem = f"the run stopped early: {document['stop_reason']}"
-    not_started = runs.get("not_started") if isinstance(runs.get("not_started"), Mapping) else {}
+    elif results.limits.breaker:
+        problem = f"the breaker stopped the run: {results.limits.breaker}"
+    elif results.stop_reason:
+        problem = f"the run stopped early: {results.stop_reason}"
     figures = ", ".join(
-        f"{key} {_count(runs.get(key))}" for key in ("planned", "submitted", "completed", "failed", "errored")
+        f"{key} {getattr(runs, key) or 0}" for key in ("planned", "submitted", "completed", "failed", "errored")
     )
-    rate = document.get("failure_rate")
+    rate = results.failure_rate
     summary = (
-        f"{figures}, rejected {_count(runs.get('rejected'))}, open {_count(runs.get('open'))}, "
-        f"not started {sum(_count(v) for v in not_started.values())}\n"
-        f"failure rate: {'-' if not isinstance(rate, int | float) else f'{rate:.1%}'}\n"
-        f"{_q2c((document.get('measures') or {}).get('queue_to_completion'))}"
+        f"{figures}, rejected {runs.rejected or 0}, open {runs.open or 0}, "
+        f"not started {sum((runs.not_started or {}).values())}\n"
+        f"failure rate: {'-' if rate is None else f'{rate:.1%}'}\n"
+        f"{_q2c(results.measures.get('queue_to_completion', Figures()))}"
     )
     if problem:
         ET.SubElement(case, "skipped", message=_clean(problem))
@@ -124,16 +114,15 @@ def _run_case(suite: ET.Element, document: Mapping[str, Any]) -> bool:
     return problem is not None
 
 
-def junit_xml(document: Mapping[str, Any], verdicts: Sequence[Verdict] = ()) -> str:
+def junit_xml(results: Results, verdicts: Sequence[Verdict] = ()) -> str:
     """The JUnit XML report of a results document and the verdicts of its thresholds."""
     root = ET.Element("testsuites", name=SUITE)
     suite = ET.SubElement(root, "testsuite", name=SUITE)
-    profile = document.get("profile") if isinstance(document.get("profile"), Mapping) else {}
     properties = ET.SubElement(suite, "properties")
     for key, value in (
-        ("profile", profile.get("name")),
-        ("profile_source", profile.get("source")),
-        ("schema", document.get("schema")),
+        ("profile", results.profile.name),
+        ("profile_source", results.profile.source),
+        ("schema", results.schema),
     ):
         if value is not None:
             ET.SubElement(properties, "property", name=key, value=_clean(value))
@@ -144,27 +133,23 @@ def junit_xml(document: Mapping[str, Any], verdicts: Sequence[Verdict] = ()) -> 
             failures += 1
             _fail(case, v.sentence, "no-data" if v.status is Status.MISSING else "threshold")
         _output(case, v.sentence)
-    scenarios = document.get("scenarios") if isinstance(document.get("scenarios"), Mapping) else {}
-    grade_threshold = (document.get("grades") or {}).get("threshold")
-    for name, piece in scenarios.items():
-        if isinstance(piece, Mapping):
-            on_it = [
-                v
-                for v in verdicts
-                if not v.passed and v.threshold.path.scope == "scenario" and v.threshold.path.scope_name == str(name)
-            ]
-            failures += _scenario_case(suite, str(name), piece, grade_threshold, on_it)
-    skipped = int(_run_case(suite, document))
+    for name, piece in results.scenarios.items():
+        on_it = [
+            v
+            for v in verdicts
+            if not v.passed and v.threshold.path.scope == "scenario" and v.threshold.path.scope_name == name
+        ]
+        failures += _scenario_case(suite, name, piece, results.grades.threshold, on_it)
+    skipped = int(_run_case(suite, results))
     tests = len(suite.findall("testcase"))
-    started = document.get("started_at")
-    elapsed = document.get("elapsed_s")
+    started, elapsed = results.started_at, results.elapsed_s
     for element in (root, suite):
         element.set("tests", str(tests))
         element.set("failures", str(failures))
         element.set("errors", "0")
-        element.set("time", f"{elapsed:.3f}" if isinstance(elapsed, int | float) else "0")
+        element.set("time", f"{elapsed:.3f}" if elapsed is not None else "0")
     suite.set("skipped", str(skipped))
-    if isinstance(started, int | float):
+    if started is not None:
         suite.set("timestamp", datetime.fromtimestamp(started, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S"))
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"

@@ -1,4 +1,4 @@
-"""The JSON results file: every figure of the summary, the encoded histograms, and one record per run.
+"""The results document of a run, built from its figures (typed: ``stressor.document``), and its file.
 
 Schema ``stressor.results/1`` is documented in ``docs/results.md``. Durations are in seconds. The file is
 written atomically (a temporary file, then a rename), so a reader never sees half a file.
@@ -8,22 +8,51 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from stressor.document import (
+    SCHEMA,
+    Figures,
+    Generator,
+    GradeFigures,
+    Grades,
+    IntervalFigures,
+    IntervalLatency,
+    IntervalRuns,
+    LimitsReport,
+    Load,
+    MeasureFigures,
+    Outcomes,
+    ProfileInfo,
+    Results,
+    ResultsError,
+    RunEntry,
+    Runs,
+    Server,
+    Slice,
+    Stage,
+    StageTarget,
+    TargetInfo,
+    Webhooks,
+    load_part,
+    load_results,
+    readonly,
+    run_entry,
+)
 from stressor.engine import EngineResult
 from stressor.governor import KINDS, Governor, GovernorReport
 from stressor.intervals import Interval
 from stressor.metrics import MEASURE_SOURCES, Breakdown, LatencyRecorder, Measure, Metrics, Outcome, Summary
 from stressor.plan import peak_batch_rate, stage_windows
 from stressor.profile import ClosedLoad, Limits, OpenLoad, Profile, TargetSpec
-from stressor.runlog import LoggedRecords, read_runs_log
+from stressor.runlog import LoggedRecords, RunLogError, read_runs_log
 from stressor.session import SessionResult
 from stressor.timestamps import NS_PER_S
 
-SCHEMA = "stressor.results/1"
 GENERATOR_LAG_FLOOR_S = 0.002
 NOT_IN_RUNS_LOG = "not in the runs log"  # what a summary rebuilt from the log says of figures the log lacks
 PREFLIGHT_PURPOSE = "check"  # the requests of the target's check before the run (see TestCallsTarget.check)
@@ -33,10 +62,8 @@ def _percentile_key(p: float) -> str:
     return f"p{p:g}".replace(".", "_")
 
 
-def recorder_json(recorder: LatencyRecorder, *, with_histogram: bool = True) -> dict[str, Any]:
-    """Count, min, mean, max, percentiles (seconds) and, optionally, the encoded HDR histogram."""
-    summary = recorder.summary()
-    data: dict[str, Any] = {
+def _summary_fields(summary: Summary) -> dict[str, Any]:
+    return {
         "count": summary.count,
         "min": summary.min_s,
         "mean": summary.mean_s,
@@ -44,58 +71,67 @@ def recorder_json(recorder: LatencyRecorder, *, with_histogram: bool = True) -> 
         **{_percentile_key(p): v for p, v in summary.percentiles_s.items()},
         "clamped": summary.clamped,
     }
-    if with_histogram:
-        data["hdr"] = recorder.encode() if summary.count else None
-    return data
 
 
-def _breakdown_json(pieces: Mapping[str, Breakdown]) -> dict[str, Any]:
+def recorder_figures(recorder: LatencyRecorder) -> Figures:
+    """Count, min, mean, max and percentiles (seconds) of a recorder."""
+    return Figures(**_summary_fields(recorder.summary()))
+
+
+def measure_figures(recorder: LatencyRecorder, source: str, *, with_histogram: bool = True) -> MeasureFigures:
+    """A measure of the document: its figures, its source and, optionally, the encoded HDR histogram."""
+    summary = recorder.summary()
+    hdr = recorder.encode() if with_histogram and summary.count else None
+    return MeasureFigures(source=source, hdr=hdr, **_summary_fields(summary))
+
+
+def _slices(pieces: Mapping[str, Breakdown]) -> dict[str, Slice]:
     empty = LatencyRecorder()  # for a measure a slice never had a value of (its recorders are made on use)
     return {
-        name: {
-            "outcomes": {str(o): piece.outcomes[o] for o in Outcome},
-            "queue_to_completion": recorder_json(piece.queue_to_completion, with_histogram=False),
-            "time_in_progress": recorder_json(piece.time_in_progress, with_histogram=False),
-            "measures": {str(m): recorder_json(piece.measures.get(m, empty), with_histogram=False) for m in Measure},
-            "not_started": dict(piece.not_started),
-            "submitted": piece.submitted_runs,
-            "estimated_cost_cents": piece.cost_cents,
-            "grades": piece.grades.to_json(),
-        }
+        name: Slice(
+            outcomes=Outcomes(**{str(o): piece.outcomes[o] for o in Outcome}),
+            queue_to_completion=recorder_figures(piece.queue_to_completion),
+            time_in_progress=recorder_figures(piece.time_in_progress),
+            measures=readonly({str(m): recorder_figures(piece.measures.get(m, empty)) for m in Measure}),
+            not_started=readonly(piece.not_started),
+            submitted=piece.submitted_runs,
+            estimated_cost_cents=piece.cost_cents,
+            grades=GradeFigures(**piece.grades.to_json()),
+        )
         for name, piece in sorted(pieces.items())
     }
 
 
-def generator_check(metrics: Metrics, profile: Profile) -> dict[str, Any]:
+def generator_check(metrics: Metrics, profile: Profile) -> Generator:
     """Did the client keep to the schedule? Behind when the dispatch lag (due time -> the batch's task ran,
     limits and throttling apart) has a p99 above max(2 ms, 10 % of the shortest inter-arrival time): then
     latencies include the client's own delay, and less load was offered than planned."""
     rate = peak_batch_rate(profile)
     limit = max(GENERATOR_LAG_FLOOR_S, 0.1 / rate) if rate > 0 else GENERATOR_LAG_FLOOR_S
     p99 = metrics.dispatch_lag.summary().percentiles_s.get(99.0)
-    return {"dispatch_lag_p99": p99, "limit": limit, "behind": p99 is not None and p99 > limit}
+    return Generator(dispatch_lag_p99=p99, limit=limit, behind=p99 is not None and p99 > limit)
 
 
-def limits_json(report: GovernorReport) -> dict[str, Any]:
+def limits_report(report: GovernorReport) -> LimitsReport:
     """What the governor did: throttling, retries, the server's Retry-After values, the breaker."""
-    return {
-        "mode": report.mode,
-        "throttle_wait_s": report.throttle_wait_s,
-        "client_wait_s": report.client_wait_s,
-        "server_rate_wait_s": report.server_rate_wait_s,
-        "server_pause_s": report.server_pause_s,
-        "capacity_wait_s": report.capacity_wait_s,
-        "responses": report.responses,
-        "learned_rates": {kind: report.learned_rates.get(kind) for kind in KINDS},
-        "retries": report.retries,
-        "retry_after": recorder_json(report.retry_after_s, with_histogram=False),
-        "unparseable_headers": report.unparseable_headers,
-        "runs_in_flight_limit": report.run_limit,
-        "breaker": report.trip.describe() if report.trip is not None else None,
-    }
+    return LimitsReport(
+        mode=report.mode,
+        throttle_wait_s=report.throttle_wait_s,
+        client_wait_s=report.client_wait_s,
+        server_rate_wait_s=report.server_rate_wait_s,
+        server_pause_s=report.server_pause_s,
+        capacity_wait_s=report.capacity_wait_s,
+        responses=readonly(report.responses),
+        learned_rates=readonly({kind: report.learned_rates.get(kind) for kind in KINDS}),
+        retries=readonly(report.retries),
+        retry_after=recorder_figures(report.retry_after_s),
+        unparseable_headers=readonly(report.unparseable_headers),
+        runs_in_flight_limit=report.run_limit,
+        breaker=report.trip.describe() if report.trip is not None else None,
+    )
 
 
-def load_json(metrics: Metrics, profile: Profile, elapsed_s: float) -> dict[str, Any]:
+def offered_load(metrics: Metrics, profile: Profile, elapsed_s: float) -> Load:
     """Offered load (runs the plan made due, per second of the plan that ran: to its end, or to an early stop)
     beside achieved load (runs the server accepted, per second of the time they were being submitted: from the
     first due batch to the last create's answer, or the offered load's span if longer), and what following
@@ -108,48 +144,45 @@ def load_json(metrics: Metrics, profile: Profile, elapsed_s: float) -> dict[str,
     ended = metrics.outcomes[Outcome.COMPLETED] + metrics.outcomes[Outcome.FAILED]
     # What following the runs cost: the pre-flight check's requests are counted in ``requests``, not here.
     requests = sum(n for key, n in metrics.requests.items() if not key.startswith(f"{PREFLIGHT_PURPOSE} "))
-    return {
-        "offered_runs_per_s": max(0, offered_runs) / offered_s if offered_s > 0 else 0.0,
+    return Load(
+        offered_runs_per_s=max(0, offered_runs) / offered_s if offered_s > 0 else 0.0,
         # Never over a shorter span than the offered load's: n batches a gap apart span n - 1 gaps, and a run
         # that kept up must read "achieved = offered", not a few per cent more.
-        "achieved_runs_per_s": metrics.submitted_runs / span if (span := max(submitting_s, offered_s)) > 0 else 0.0,
-        "requests_per_ended_run": requests / ended if ended else None,
-    }
+        achieved_runs_per_s=metrics.submitted_runs / span if (span := max(submitting_s, offered_s)) > 0 else 0.0,
+        requests_per_ended_run=requests / ended if ended else None,
+    )
 
 
-def _summary_json(summary: Summary) -> dict[str, Any]:
-    return {
-        "count": summary.count,
-        "max": summary.max_s,
-        **{_percentile_key(p): v for p, v in summary.percentiles_s.items() if p in (50.0, 90.0, 99.0)},
-    }
+def _interval_latency(summary: Summary) -> IntervalLatency:
+    percentiles = {_percentile_key(p): v for p, v in summary.percentiles_s.items() if p in (50.0, 90.0, 99.0)}
+    return IntervalLatency(count=summary.count, max=summary.max_s, **percentiles)
 
 
-def intervals_json(intervals: Iterable[Interval]) -> list[dict[str, Any]]:
+def interval_figures(intervals: Iterable[Interval]) -> tuple[IntervalFigures, ...]:
     """The interval series for the results (the histograms themselves go to the ``.hlog``)."""
-    return [
-        {
-            "start": i.start_s,
-            "end": i.end_s,
-            "runs": {
-                "queued": i.queued,
-                "in_progress": i.in_progress,
-                "completed": i.completed,
-                "failed": i.failed,
-                "errored": i.errored,
-                "rejected": i.rejected,
-                "open": i.open,
-                "in_flight": i.in_flight,
-            },
-            "requests_per_s": i.requests_per_s,
-            "throttled_s": i.throttled_s,
-            "queue_to_completion": _summary_json(i.queue_to_completion),
-        }
+    return tuple(
+        IntervalFigures(
+            start=i.start_s,
+            end=i.end_s,
+            runs=IntervalRuns(
+                queued=i.queued,
+                in_progress=i.in_progress,
+                completed=i.completed,
+                failed=i.failed,
+                errored=i.errored,
+                rejected=i.rejected,
+                open=i.open,
+                in_flight=i.in_flight,
+            ),
+            requests_per_s=i.requests_per_s,
+            throttled_s=i.throttled_s,
+            queue_to_completion=_interval_latency(i.queue_to_completion),
+        )
         for i in intervals
-    ]
+    )
 
 
-def stages_json(profile: Profile) -> list[dict[str, Any]]:
+def plan_stages(profile: Profile) -> tuple[Stage, ...]:
     """The plan's stages, in order (a run record's ``stage`` indexes this list): name, where each sits on the
     timeline, its load model and target (batches per second, or runs in flight; a ramp goes start -> end)."""
     stages = []
@@ -163,36 +196,36 @@ def stages_json(profile: Profile) -> list[dict[str, Any]]:
             else ("pause", None, None)
         )
         stages.append(
-            {
-                "name": window.stage.name,
-                "start_s": window.start_s,
-                "end_s": window.end_s,
-                "model": model,
-                "target": None if ramp is None else {"start": ramp.start, "end": ramp.end, "unit": unit},
-                "runs_per_batch": window.stage.batch.runs,
-            }
+            Stage(
+                name=window.stage.name,
+                start_s=window.start_s,
+                end_s=window.end_s,
+                model=model,
+                target=None if ramp is None else StageTarget(start=ramp.start, end=ramp.end, unit=unit),
+                runs_per_batch=window.stage.batch.runs,
+            )
         )
-    return stages
+    return tuple(stages)
 
 
-def webhooks_json(session: SessionResult) -> dict[str, Any] | None:
+def webhooks_figures(session: SessionResult) -> Webhooks | None:
     """How completion by webhook went: what the receiver got and how many batches fell back to polling."""
     stats = session.webhooks
     if stats is None:
         return None
-    return {
-        "url": session.webhook_url,
-        "received": stats.received,
-        "accepted": stats.accepted,
-        "duplicates": stats.duplicates + stats.replayed,
-        "bad_signature": dict(stats.bad_signature),
-        "rejected_other": stats.too_large + stats.bad_json + stats.bad_shape + stats.incomplete,
-        "slow_body": stats.slow_body,
-        "wrong_path": stats.wrong_path,
-        "unknown_type": stats.unknown_type,
-        "by_type": dict(stats.accepted_by_type),
-        "batches_polled_late": session.late_polls,
-    }
+    return Webhooks(
+        url=session.webhook_url,
+        received=stats.received,
+        accepted=stats.accepted,
+        duplicates=stats.duplicates + stats.replayed,
+        bad_signature=readonly(stats.bad_signature),
+        rejected_other=stats.too_large + stats.bad_json + stats.bad_shape + stats.incomplete,
+        slow_body=stats.slow_body,
+        wrong_path=stats.wrong_path,
+        unknown_type=stats.unknown_type,
+        by_type=readonly(stats.accepted_by_type),
+        batches_polled_late=session.late_polls,
+    )
 
 
 def figures(
@@ -202,41 +235,43 @@ def figures(
     elapsed_s: float,
     *,
     with_histograms: bool = True,
-) -> dict[str, Any]:
-    """The figures of a run, finished or still going (thresholds marked ``abort`` read these live)."""
-    return {
-        "runs": {
-            "planned": metrics.planned_runs,
-            "submitted": metrics.submitted_runs,
+) -> Results:
+    """The figures of a run, finished or still going (thresholds marked ``abort`` read these live): a document
+    without its header, run records or interval series."""
+    return Results(
+        runs=Runs(
+            planned=metrics.planned_runs,
+            submitted=metrics.submitted_runs,
             **{str(o): metrics.outcomes[o] for o in Outcome},
-            "not_started": dict(metrics.not_started),
-        },
-        "failure_rate": metrics.failure_rate,
-        "generator": generator_check(metrics, profile),
-        "load": load_json(metrics, profile, elapsed_s),
-        "limits": limits_json(governor.report()),
-        "errors": dict(metrics.errors),
-        "requests": dict(sorted(metrics.requests.items())),
-        "estimated_cost_cents": metrics.cost_cents,
-        "measures": {
-            str(measure): {
-                "source": MEASURE_SOURCES[measure],
-                **recorder_json(metrics.recorders[measure], with_histogram=with_histograms),
+            not_started=readonly(metrics.not_started),
+        ),
+        failure_rate=metrics.failure_rate,
+        generator=generator_check(metrics, profile),
+        load=offered_load(metrics, profile, elapsed_s),
+        limits=limits_report(governor.report()),
+        errors=readonly(metrics.errors),
+        requests=readonly(dict(sorted(metrics.requests.items()))),
+        estimated_cost_cents=metrics.cost_cents,
+        measures=readonly(
+            {
+                str(measure): measure_figures(
+                    metrics.recorders[measure], MEASURE_SOURCES[measure], with_histogram=with_histograms
+                )
+                for measure in Measure
             }
-            for measure in Measure
-        },
-        "grades": {"threshold": profile.grades.threshold, **metrics.grades.to_json()},
-        "variants": _breakdown_json(metrics.by_variant),
-        "scenarios": _scenarios_json(metrics, profile),
-    }
+        ),
+        grades=Grades(threshold=profile.grades.threshold, **metrics.grades.to_json()),
+        variants=readonly(_slices(metrics.by_variant)),
+        scenarios=readonly(_scenario_slices(metrics, profile)),
+    )
 
 
-def _scenarios_json(metrics: Metrics, profile: Profile) -> dict[str, Any]:
+def _scenario_slices(metrics: Metrics, profile: Profile) -> dict[str, Slice]:
     """The per-scenario slices, each with the outcome its corpus entry expects (when it states one)."""
-    slices = _breakdown_json(metrics.by_scenario)
+    slices = _slices(metrics.by_scenario)
     for scenario in profile.scenarios:
         if scenario.expected_outcome is not None and scenario.name in slices:
-            slices[scenario.name]["expected_outcome"] = scenario.expected_outcome
+            slices[scenario.name] = replace(slices[scenario.name], expected_outcome=scenario.expected_outcome)
     return slices
 
 
@@ -245,39 +280,42 @@ def build_results(
     profile: Profile,
     target: Mapping[str, Any],
     intervals: Sequence[Interval] = (),
-    webhooks: Mapping[str, Any] | None = None,
+    webhooks: Webhooks | None = None,
     server: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
+    thresholds: Sequence[str] | None = None,
+) -> Results:
     """The results document of one run. ``target`` describes where it ran (never holds the key); ``server``
-    what was learned of the server where the docs are silent (its lists, its clock)."""
+    what was learned of the server where the docs are silent (its lists, its clock); ``thresholds`` the gates
+    the run is held to, as written (``stressor report`` checks them again)."""
     anchor = result.metrics.anchor
-    return {
-        "schema": SCHEMA,
-        "profile": {"name": profile.name, "source": profile.source},
-        "target": dict(target),
-        "started_at": anchor.to_wall_s(result.t0_ns),
-        "ended_at": anchor.to_wall_s(result.ended_ns),
-        "elapsed_s": result.elapsed_s,
-        "interrupted": result.interrupted,
-        "stop_reason": result.stop_reason,
-        **figures(result.metrics, result.governor, profile, result.elapsed_s),
-        "webhooks": webhooks,
-        "server": dict(server) if server is not None else None,
-        "stages": stages_json(profile),
-        "interval_s": profile.interval_s,
-        "intervals": intervals_json(intervals),
-        "run_records": _run_records(result),
-    }
+    return replace(
+        figures(result.metrics, result.governor, profile, result.elapsed_s),
+        schema=SCHEMA,
+        profile=ProfileInfo(name=profile.name, source=profile.source),
+        target=load_part(TargetInfo, target, "target"),
+        started_at=anchor.to_wall_s(result.t0_ns),
+        ended_at=anchor.to_wall_s(result.ended_ns),
+        elapsed_s=result.elapsed_s,
+        interrupted=result.interrupted,
+        stop_reason=result.stop_reason,
+        webhooks=webhooks,
+        server=load_part(Server, server, "server") if server is not None else None,
+        stages=plan_stages(profile),
+        interval_s=profile.interval_s,
+        intervals=interval_figures(intervals),
+        run_records=_run_records(result),
+        thresholds=tuple(thresholds) if thresholds is not None else None,
+    )
 
 
-def _run_records(result: EngineResult) -> list[dict[str, Any]]:
+def _run_records(result: EngineResult) -> tuple[RunEntry, ...]:
     records = result.records
     if isinstance(records, LoggedRecords):
-        return list(records.as_json())  # written by this run as to_json made them
-    return [record.to_json(result.metrics.anchor, result.t0_ns) for record in records]
+        return tuple(map(run_entry, records.as_json()))  # written by this run as to_json made them
+    return tuple(run_entry(record.to_json(result.metrics.anchor, result.t0_ns)) for record in records)
 
 
-def results_from_runs_log(path: Path) -> dict[str, Any]:
+def results_from_runs_log(path: Path) -> Results:
     """A results document rebuilt from a runs log alone (after a kill, say): every run-level figure, and the
     request counts and runs not started as of the log's last counters line; the batch-level measures (start
     lateness, submit round trip), the limits and the interval series are not in the log, and say so."""
@@ -314,17 +352,46 @@ def results_from_runs_log(path: Path) -> dict[str, Any]:
         scenarios=(),
     )
     document = build_results(result, profile, log.start.get("target", {}))
-    for measure in (Measure.START_LATENESS, Measure.SUBMIT_RTT):  # counted per batch, never per run
-        document["measures"][str(measure)]["source"] = NOT_IN_RUNS_LOG
-    return document
+    batch_level = (str(Measure.START_LATENESS), str(Measure.SUBMIT_RTT))  # counted per batch, never per run
+    measures = {
+        name: replace(figures, source=NOT_IN_RUNS_LOG) if name in batch_level else figures
+        for name, figures in document.measures.items()
+    }
+    return replace(document, measures=readonly(measures))
 
 
-def write_results(path: Path, document: Mapping[str, Any]) -> None:
+def read_results(path: Path) -> Results:
+    """A results file, or the results rebuilt from a ``.runs.jsonl`` runs log; raises ResultsError with one
+    sentence naming the file and what is wrong with it."""
+    if path.suffix == ".jsonl":
+        try:
+            return results_from_runs_log(path)
+        except RunLogError as exc:
+            raise ResultsError(str(exc)) from None
+        except ResultsError as exc:
+            raise ResultsError(f"{path}: {exc}") from None
+    try:
+        document = orjson.loads(path.read_bytes())
+    except OSError as exc:
+        raise ResultsError(f"{path}: cannot read it ({exc.strerror or exc}).") from None
+    except orjson.JSONDecodeError as exc:
+        raise ResultsError(f"{path}: is not JSON ({exc}).") from None
+    if not isinstance(document, dict) or document.get("schema") != SCHEMA:
+        raise ResultsError(f"{path}: is not a stressor results file (schema {SCHEMA}).")
+    try:
+        return load_results(document)
+    except ResultsError as exc:
+        raise ResultsError(f"{path}: {exc}") from None
+
+
+def write_results(path: Path, document: Results) -> None:
     """Write the document atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
     try:
-        temporary.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
+        temporary.write_bytes(
+            orjson.dumps(document.to_json(), option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)
+        )
         os.replace(temporary, path)
     except OSError:
         # Leave nothing behind: a failed write must not strew hidden temporary files (the caller reports it).

@@ -1,5 +1,5 @@
-"""``python -m stressor.sim``: run the simulator (see ``stressor.sim.command``)."""
+"""``python -m stressor.sim``: run the simulator (the ``stressor sim`` command, ``stressor.cli.sim``)."""
 
-from stressor.sim.command import main
+from stressor.cli.sim import main
 
 main()

@@ -139,7 +139,7 @@ def stressor_here(
     real_time: bool = False,
 ) -> Done:
     """``stressor ARGS`` in this process, on virtual time, its embedded simulator in memory (see the module)."""
-    from stressor.cli import app
+    from stressor.cli.app import app
 
     loop = VirtualTimeLoop()
     surroundings = MemorySurroundings(LoopClock(loop, loop.wall_at_zero))

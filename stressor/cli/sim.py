@@ -1,12 +1,8 @@
 """``stressor sim``: run the test-calls simulator in the foreground until Ctrl-C.
 
-``stressor.cli`` registers it with ``app.command("sim")(sim)``; ``python -m stressor.sim`` runs it on its
-own. It prints one line, ``stressor-sim listening on http://HOST:PORT``, that ``SimulatorProcess`` waits for.
-
-Exit codes (as in ``stressor.cli``): 0 after Ctrl-C / SIGTERM, 2 for a bad option (one sentence, no
-traceback), 3 when the address cannot be used (port taken, host unknown). A host that is not loopback is
-refused unless ``--allow-remote`` is given: the simulator accepts any key by default and is meant for local
-load only.
+``python -m stressor.sim`` runs it on its own (``main``): ``SimulatorProcess`` starts it so and waits for the
+line it prints, ``stressor-sim listening on http://HOST:PORT``. A host that is not loopback is refused unless
+``--allow-remote`` is given: the simulator accepts any key by default and is meant for local load only.
 
 Every option but ``--host``, ``--port`` and ``--allow-remote`` is a ``SimConfig`` setting of the same name
 (snake_case), so a profile can give the same settings to ``SimConfig.from_mapping``. The API key and the
@@ -24,6 +20,7 @@ import anyio
 import typer
 
 from stressor.loopback import is_loopback
+from stressor.running import ExitCode
 from stressor.sim.config import (
     API_KEY_ENV,
     DEFAULT_CALL_DURATION,
@@ -35,14 +32,12 @@ from stressor.sim.config import (
     SimConfigError,
 )
 
-EXIT_UNAVAILABLE = 3
-
-# ``stressor.cli`` imports this module to register the command, so the server (uvicorn, httpx, the ASGI app)
-# is imported only when the simulator is started, not by every stressor command.
+# Every stressor command imports this module (to register the command): the server (uvicorn, httpx, the ASGI
+# app) is imported only when the simulator is started.
 
 
 async def _serve_until_stopped(config: SimConfig, host: str, port: int) -> None:
-    from stressor.sim.server import LISTENING_PREFIX, PARENT_PID_ENV, serve  # noqa: PLC0415 (see the constants)
+    from stressor.sim.server import LISTENING_PREFIX, PARENT_PID_ENV, serve
 
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with serve(config, host, port) as running, anyio.create_task_group() as watchers:
@@ -343,10 +338,10 @@ def sim(
         anyio.run(_serve_until_stopped, config, host, port)
     except OSError as bad:
         typer.echo(f"stressor-sim: cannot listen on {host}:{port}: {bad.strerror or bad}.", err=True)
-        raise typer.Exit(EXIT_UNAVAILABLE) from None
+        raise typer.Exit(ExitCode.TARGET) from None
     except KeyboardInterrupt:
         # Ctrl-C before the signal receiver was in place: stop quietly all the same
-        raise typer.Exit(130) from None
+        raise typer.Exit(ExitCode.INTERRUPTED) from None
 
 
 def main() -> None:

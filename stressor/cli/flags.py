@@ -1,0 +1,160 @@
+"""What the commands share: flag parsing (one sentence and exit 2 for a bad value), loading a profile, and
+saying an error the one way: ``stressor: <sentence>`` on stderr."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+from urllib.parse import urlsplit
+
+import typer
+
+from stressor.running import ExitCode, RunError
+from stressor.units import parse_duration, parse_rate
+
+if TYPE_CHECKING:
+    from stressor.document import Results
+    from stressor.profile import Profile
+    from stressor.session import Scale
+
+T = TypeVar("T")
+
+SIM_HELP = "Embedded simulator (overrides the profile's \\[simulator] table): "
+
+
+def fail(message: str, code: ExitCode) -> typer.Exit:
+    """Say ``message`` on stderr; the exit to raise."""
+    typer.echo(f"stressor: {message}", err=True)
+    return typer.Exit(code)
+
+
+def refused(error: RunError) -> typer.Exit:
+    """A use-case error said on stderr; the exit to raise."""
+    return fail(str(error), error.code)
+
+
+def warn(message: str) -> None:
+    typer.echo(f"stressor: {message}", err=True)
+
+
+def load(path: Path) -> Profile:
+    """The profile at ``path``, its [simulator] table checked; exit 2 with one sentence when it is not one."""
+    from stressor.profile import ProfileError, load_profile
+    from stressor.sim.config import check_simulator_table
+
+    try:
+        profile = load_profile(path)
+        check_simulator_table(profile)
+        return profile
+    except ProfileError as exc:
+        raise fail(str(exc), ExitCode.USAGE) from None
+
+
+def flag(convert: Callable[[str], T], value: str | None, name: str) -> T | None:
+    """``convert(value)``, a ValueError turned into typer's usage error (exit 2) naming the flag."""
+    if value is None:
+        return None
+    try:
+        return convert(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint=name) from None
+
+
+def duration_flag(value: str | None, name: str) -> float | None:
+    return flag(_positive(parse_duration), value, name)
+
+
+def rate_flag(value: str | None, name: str) -> float | None:
+    return flag(_positive(parse_rate), value, name)
+
+
+def _positive(parse: Callable[[str], float]) -> Callable[[str], float]:
+    def positive(value: str) -> float:
+        number = parse(value)
+        if number <= 0:
+            raise ValueError("must be greater than zero")
+        return number
+
+    return positive
+
+
+def url_flag(value: str) -> str:
+    """An API base URL (from --base-url or STRESSOR_BASE_URL): http(s), a host, a port that exists."""
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"must be an http:// or https:// URL like https://api.example.com, got {value!r}")
+    try:
+        port = parts.port  # urlsplit checks the port only when asked for it
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise ValueError(f"has a port that is not a number from 1 to 65535, in {value!r}")
+    return value.strip().rstrip("/")
+
+
+def listen_flag(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"must be host:port like 127.0.0.1:8090 (port 0: any free one), got {value!r}")
+    return host.strip("[]"), int(port)
+
+
+def fallback_flag(value: str) -> float | str:
+    if value in ("auto", "off"):
+        return value
+    seconds = parse_duration(value)
+    if seconds <= 0:
+        raise ValueError("must be 'auto', 'off' or a duration greater than zero")
+    return seconds
+
+
+def scale_flags(workers: str | None, cluster: str | None) -> Scale | None:
+    """Where the run's workers go: None for one process (no --workers, no --cluster)."""
+    if workers is None and cluster is None:
+        return None
+    from stressor.session import Scale
+
+    count = None
+    if workers not in (None, "auto"):
+        if not workers.isdigit() or int(workers) < 1:
+            raise typer.BadParameter(
+                f"must be a whole number of workers >= 1 or 'auto', got {workers!r}", param_hint="--workers"
+            )
+        count = int(workers)
+    if cluster is not None and not cluster.strip():
+        raise typer.BadParameter(
+            "must be the address of a Dask scheduler, like tcp://10.0.0.5:8786", param_hint="--cluster"
+        )
+    return Scale(workers=count, cluster=cluster, lead_s=2.0 if cluster is None else 4.0)
+
+
+def load_results(path: Path) -> Results:
+    """A results file (or one rebuilt from a ``.runs.jsonl`` runs log), checked once; exit 2 with one sentence
+    when it is neither, or holds a field of the wrong type."""
+    from stressor.document import ResultsError
+    from stressor.report.results import read_results
+
+    try:
+        return read_results(path)
+    except ResultsError as exc:
+        raise fail(str(exc), ExitCode.USAGE) from None
+
+
+def write_or_fail(path: Path, what: str, write: Callable[[], T]) -> T:
+    """Run a writer; a file that cannot be written is a usage error (exit 2), not a traceback."""
+    try:
+        return write()
+    except OSError as exc:
+        raise fail(f"{path}: cannot write the {what} ({exc.strerror or exc}).", ExitCode.USAGE) from None
+
+
+def write_reported(path: Path, text: str, what: str) -> None:
+    """Write a report's text (its directory created), say where on stderr; exit 2 when it cannot be written."""
+
+    def write() -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+
+    write_or_fail(path, what, write)
+    typer.echo(f"{what}: {path}", err=True)

@@ -1,0 +1,309 @@
+"""``stressor run``: parse the flags, then the use case (``stressor.running``: prepare, execute; then
+``stressor.report.conclude``), write the outputs, print, exit."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from stressor.cli.flags import (
+    SIM_HELP,
+    duration_flag,
+    fail,
+    fallback_flag,
+    flag,
+    listen_flag,
+    load,
+    rate_flag,
+    refused,
+    scale_flags,
+    url_flag,
+    warn,
+)
+from stressor.running import WEBHOOK_SECRET_ENV, ExitCode, Outputs, Overrides, RunError, RunRequest
+
+if TYPE_CHECKING:
+    from stressor.document import Results
+    from stressor.profile import Profile
+    from stressor.report.conclude import Conclusion
+    from stressor.session import Runner, Session
+
+def run(
+    profile_path: Annotated[Path, typer.Argument(metavar="PROFILE", help="Profile file (TOML or JSON).")],
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            "--base-url",
+            envvar="STRESSOR_BASE_URL",
+            help="API to drive, e.g. https://api.thunderphone.com. Default: the profile's target.base_url, "
+            "else an embedded simulator started on a free loopback port.",
+        ),
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            envvar="THUNDERPHONE_API_KEY",
+            show_default=False,
+            help="API key (Bearer). Prefer the environment variable: a flag shows in the process list. "
+            "Never printed or written to results.",
+        ),
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the JSON results.")] = Path("results.json"),
+    hlog: Annotated[
+        Path | None,
+        typer.Option(help="Also write an HDR interval log (.hlog) of queue-to-completion, one histogram per interval."),
+    ] = None,
+    runs_log: Annotated[
+        Path | None,
+        typer.Option(
+            help="The runs log: one JSON line per run as it ends, flushed every second (default: the results "
+            "path with .runs.jsonl); 'stressor report' rebuilds the summary from it after a crash or kill -9."
+        ),
+    ] = None,
+    poll_interval: Annotated[str | None, typer.Option(help="Override target.poll_interval, e.g. 250ms or 2s.")] = None,
+    grace: Annotated[
+        str | None,
+        typer.Option(help="Override grace: how long to wait for runs in flight after the last stage."),
+    ] = None,
+    mode: Annotated[
+        str | None,
+        typer.Option(
+            help="Override limits.mode: 'obey' (honour 429/503 and rate-limit headers, back off, breaker) or "
+            "'stress' (keep the offered load; 429/503 are recorded as rejected runs)."
+        ),
+    ] = None,
+    create_rate: Annotated[
+        str | None, typer.Option(help="Override limits.create_rate: run-creating requests per time, e.g. 5/s.")
+    ] = None,
+    poll_rate: Annotated[str | None, typer.Option(help="Override limits.poll_rate: polls per time, e.g. 50/s.")] = None,
+    max_runs_in_flight: Annotated[int | None, typer.Option(help="Override limits.max_runs_in_flight.", min=1)] = None,
+    max_batches_in_flight: Annotated[
+        int | None, typer.Option(help="Override limits.max_batches_in_flight.", min=1)
+    ] = None,
+    webhooks: Annotated[
+        bool | None,
+        typer.Option(
+            "--webhooks/--no-webhooks",
+            help="Override webhooks.enabled: end runs by signed webhooks (a receiver is started) instead of polling.",
+        ),
+    ] = None,
+    threshold: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--threshold",
+            "-t",
+            help="A threshold on the results, like 'queue_to_completion.p95 < 90s' or 'failure_rate < 1%' "
+            "(repeatable; added to the profile's thresholds). Add 'abort' to stop the run as soon as it breaks. "
+            "Any failed: exit 5.",
+        ),
+    ] = None,
+    junit: Annotated[
+        Path | None, typer.Option(help="Write JUnit XML (a test case per threshold and scenario).")
+    ] = None,
+    html: Annotated[Path | None, typer.Option(help="Write a self-contained HTML report.")] = None,
+    webhook_listen: Annotated[
+        str | None, typer.Option(help="Override webhooks.listen: where the receiver binds, host:port (0: free port).")
+    ] = None,
+    webhook_url: Annotated[
+        str | None,
+        typer.Option(help="Override webhooks.public_url: the URL the API must call (register it with the API)."),
+    ] = None,
+    webhook_fallback: Annotated[
+        str | None,
+        typer.Option(help="Override webhooks.fallback: poll a run whose webhook is this late ('auto', '5s', 'off')."),
+    ] = None,
+    webhook_allow_remote: Annotated[
+        bool,
+        typer.Option(
+            "--webhook-allow-remote",
+            help="Let the webhook receiver bind an address that is not loopback (e.g. --webhook-listen 0.0.0.0:8090), "
+            "opening a port to the network; without it such an address is refused.",
+        ),
+    ] = False,
+    progress: Annotated[
+        float,
+        typer.Option(
+            help="Live progress on stderr: a table on a terminal, else a line every this many seconds (0: none).",
+            min=0,
+        ),
+    ] = 5.0,
+    sim_slots: Annotated[int | None, typer.Option(help=SIM_HELP + "concurrent call slots (20).")] = None,
+    sim_failure_rate: Annotated[
+        float | None, typer.Option(help=SIM_HELP + "probability that a call ends failed (0).")
+    ] = None,
+    sim_call_duration: Annotated[
+        str | None, typer.Option(help=SIM_HELP + "call duration distribution in API seconds (lognormal(45,0.3)).")
+    ] = None,
+    sim_time_scale: Annotated[
+        float | None, typer.Option(help=SIM_HELP + "real seconds per API second of call (0.001).")
+    ] = None,
+    sim_seed: Annotated[int | None, typer.Option(help=SIM_HELP + "random seed.")] = None,
+    workers: Annotated[
+        str | None,
+        typer.Option(
+            help="Run on this many worker processes ('auto': one per core, or per thread of the --cluster): "
+            "each starts its share of the batches and takes its share of every limit; results are merged.",
+        ),
+    ] = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            help="Run the workers on the Dask cluster whose scheduler is at this address, e.g. "
+            "tcp://10.0.0.5:8786 (needs stressor\\[dask] here and on every worker).",
+        ),
+    ] = None,
+) -> None:
+    """Run a profile: against the API at --base-url, or against an embedded simulator when none is given."""
+    # What every run needs, imported before it starts (not at the top: other commands do not need it), so that
+    # it is loaded (and frozen by the run's gc tuning) before the load starts. The session imports the engine,
+    # targets, workers and simulator; the report writers are imported below, only for the outputs asked for.
+    from stressor.report.conclude import after_writes, conclude
+    from stressor.running import execute, prepare
+
+    if mode is not None and mode not in ("obey", "stress"):
+        raise typer.BadParameter("must be 'obey' or 'stress'", param_hint="--mode")
+    scale = scale_flags(workers, cluster)
+    listen = flag(listen_flag, webhook_listen, "--webhook-listen")
+    profile = load(profile_path)
+    overrides = Overrides(
+        base_url=flag(url_flag, base_url, "--base-url") if base_url else None,
+        poll_interval_s=duration_flag(poll_interval, "--poll-interval"),
+        grace_s=duration_flag(grace, "--grace"),
+        mode=mode,
+        create_rate=rate_flag(create_rate, "--create-rate"),
+        poll_rate=rate_flag(poll_rate, "--poll-rate"),
+        max_runs_in_flight=max_runs_in_flight,
+        max_batches_in_flight=max_batches_in_flight,
+        enabled=webhooks,
+        public_url=webhook_url,
+        fallback=flag(fallback_flag, webhook_fallback, "--webhook-fallback"),
+        listen_host=listen[0] if listen else None,
+        listen_port=listen[1] if listen else None,
+    )
+    outputs = Outputs(out, runs_log or out.with_suffix(".runs.jsonl"), hlog=hlog, junit=junit, html=html)
+    request = RunRequest(
+        outputs=outputs,
+        overrides=overrides,
+        thresholds=tuple(threshold or ()),
+        api_key=api_key,
+        webhook_secrets=tuple(s.strip() for s in os.environ.get(WEBHOOK_SECRET_ENV, "").split(",") if s.strip()),
+        webhook_allow_remote=webhook_allow_remote,
+        simulator={
+            "slots": sim_slots,
+            "failure_rate": sim_failure_rate,
+            "call_duration": sim_call_duration,
+            "time_scale": sim_time_scale,
+            "seed": sim_seed,
+        },
+        scale=scale,
+    )
+    try:
+        prepared = prepare(profile, request)
+        for warning in prepared.warnings:
+            warn(warning)
+        watchers = [_progress_watcher(progress)] if progress else []
+        outcome = execute(prepared, live_figures=_live_figures, notice=warn, watchers=watchers)
+    except RunError as exc:
+        raise refused(exc) from None
+
+    conclusion = conclude(outcome, prepared)
+    # The paths were checked before the run, but a disk may fill or a directory vanish while it goes: the
+    # summary is printed anyway, and the runs log (written as runs ended) still holds every run.
+    unwritten = [
+        f"could not write the {what} to {path}: {error}"
+        for what, path, write in _writers(outputs, conclusion)
+        if (error := _write_or_say(path, write)) is not None
+    ]
+    for line in conclusion.lines:
+        typer.echo(line)
+    ending = after_writes(conclusion, unwritten, outputs.runs_log)
+    if ending.sentence is not None:
+        raise fail(ending.sentence, ending.code)
+    if ending.code is not ExitCode.OK:
+        raise typer.Exit(ending.code)
+
+
+def _live_figures(runner: Runner, profile: Profile) -> Results:
+    """The figures so far, as abort thresholds read them (no histograms: only their summaries are checked)."""
+    from stressor.report.results import figures
+
+    return figures(runner.metrics, runner.governor, profile, runner.elapsed_s(), with_histograms=False)
+
+
+def _progress_watcher(every_s: float) -> Callable[[Session], Any]:
+    """Live progress on stderr: a table on a terminal, plain lines every ``every_s`` when stderr is a log (CI)."""
+    import anyio
+    from rich.console import Console
+    from rich.live import Live
+
+    from stressor.progress import ProgressWindow
+    from stressor.report.progress import progress_line, progress_table
+
+    async def report_progress(session: Session) -> None:
+        console = Console(stderr=True)
+        window = ProgressWindow()  # rates and percentiles of the last few seconds, not the whole run's
+        if console.is_terminal:
+            with Live(console=console, refresh_per_second=2, transient=True) as live:
+                while True:
+                    await anyio.sleep(0.5)
+                    if session.engine is not None:
+                        live.update(progress_table(window.read(session.engine)))
+        while True:
+            await anyio.sleep(every_s)
+            if session.engine is not None:
+                typer.echo(progress_line(window.read(session.engine)), err=True)
+
+    return report_progress
+
+
+def _writers(outputs: Outputs, conclusion: Conclusion) -> list[tuple[str, Path, Callable[[Path], object]]]:
+    """The files to write at the end: the results, and the reports asked for."""
+    document, verdicts = conclusion.document, conclusion.verdicts
+    writers: list[tuple[str, Path, Callable[[Path], object]]] = [
+        ("results", outputs.results, lambda path: _write_results(path, document))
+    ]
+    if outputs.hlog is not None:
+        from stressor.report.hlog import write_hlog
+
+        writers.append(
+            ("HDR log", outputs.hlog, lambda path: write_hlog(path, conclusion.intervals, document.started_at))
+        )
+    if outputs.junit is not None:
+        from stressor.report.junit import junit_xml
+
+        writers.append(("JUnit XML", outputs.junit, lambda path: _write_text(path, junit_xml(document, verdicts))))
+    if outputs.html is not None:
+        from stressor.report.html import render_html
+
+        writers.append(("HTML report", outputs.html, lambda path: _write_text(path, render_html(document, verdicts))))
+    return writers
+
+
+def _write_or_say(path: Path, write: Callable[[Path], object]) -> str | None:
+    """Run a writer; the reason it failed, or None."""
+    try:
+        write(path)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
+
+
+def _write_results(path: Path, document: Results) -> None:
+    """write_results, without leaving its temporary file behind when the final rename fails."""
+    from stressor.report.results import write_results
+
+    try:
+        write_results(path, document)
+    except OSError:
+        path.with_name(f".{path.name}.tmp").unlink(missing_ok=True)
+        raise
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")

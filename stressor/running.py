@@ -1,0 +1,460 @@
+"""The run use case without the command line: ``prepare`` (profile and flags merged, policy checked, into a
+frozen value), then ``execute`` (the session, with Ctrl-C, abort thresholds and live watchers); ``conclude`` is
+pure and lives above, in ``stressor.report.conclude``. Also the capacity search's loop, and the exit codes.
+
+Start-up CPU counts against every command, and every command imports this module for ``ExitCode``: the session
+(engine, targets, workers) and the estimates are imported inside the functions that use them.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field, fields, replace
+from enum import IntEnum
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio
+
+from stressor import runtime
+from stressor.loopback import is_loopback
+from stressor.profile import Profile
+from stressor.thresholds import Threshold, ThresholdError, abort_breaches, parse_thresholds
+
+if TYPE_CHECKING:
+    from stressor.capacity import Model, Step
+    from stressor.session import Runner, Scale, Session, SessionResult, Where
+    from stressor.sim.config import SimConfig
+
+T = TypeVar("T")
+
+
+class ExitCode(IntEnum):
+    """How a stressor command ended; ``meaning`` is what the README's table and ``stressor --help`` say."""
+
+    meaning: str
+
+    def __new__(cls, code: int, meaning: str) -> ExitCode:
+        member = int.__new__(cls, code)
+        member._value_ = code
+        member.meaning = meaning
+        return member
+
+    OK = 0, "success"
+    CRASH = 1, "stressor itself crashed (a bug)"
+    USAGE = 2, "bad input"
+    TARGET = 3, "the target cannot be used"
+    BREAKER = 4, "the breaker stopped the run"
+    THRESHOLDS = 5, "a threshold failed or had no data"
+    REGRESSION = 6, "compare found a regression"
+    WORKER_LOST = 7, "a worker was lost"
+    UNKNOWN_RUNS = 8, "some runs are unknown"
+    INTERRUPTED = 130, "interrupted by Ctrl-C or SIGTERM"
+
+
+class RunError(Exception):
+    """A run that cannot start or go on: one sentence for the user and the exit code it ends with."""
+
+    def __init__(self, message: str, code: ExitCode) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+MIN_RUNS_TO_ABORT = 20  # an abort threshold waits for this many settled runs: a rate over 3 says nothing
+NO_KEY = "no API key: set THUNDERPHONE_API_KEY (or pass --api-key)"
+WEBHOOK_SECRET_ENV = "STRESSOR_WEBHOOK_SECRET"  # the signing secrets of a real API's webhooks, comma-separated
+
+
+# ---------------------------------------------------------------------------------------------------- prepare
+
+
+@dataclass(frozen=True, slots=True)
+class Overrides:
+    """The run command's overrides of the profile; None leaves the profile's own."""
+
+    base_url: str | None = None
+    poll_interval_s: float | None = None
+    grace_s: float | None = None
+    mode: str | None = None
+    create_rate: float | None = None
+    poll_rate: float | None = None
+    max_runs_in_flight: int | None = None
+    max_batches_in_flight: int | None = None
+    enabled: bool | None = None  # webhooks.enabled
+    public_url: str | None = None
+    fallback: float | str | None = None
+    listen_host: str | None = None
+    listen_port: int | None = None
+
+
+_SECTIONS = (
+    ("target", ("base_url", "poll_interval_s")),
+    ("limits", ("mode", "create_rate", "poll_rate", "max_runs_in_flight", "max_batches_in_flight")),
+    ("webhooks", ("enabled", "public_url", "fallback", "listen_host", "listen_port")),
+)
+
+
+def with_overrides(profile: Profile, overrides: Overrides) -> Profile:
+    """The profile with the overrides given applied."""
+    given = {f.name: value for f in fields(overrides) if (value := getattr(overrides, f.name)) is not None}
+    for section, keys in _SECTIONS:
+        changes = {key: given[key] for key in keys if key in given}
+        if changes:
+            profile = replace(profile, **{section: replace(getattr(profile, section), **changes)})
+    if "grace_s" in given:
+        profile = replace(profile, grace_s=given["grace_s"])
+    return profile
+
+
+@dataclass(frozen=True, slots=True)
+class Outputs:
+    """Where a run writes: results, runs log and the reports asked for."""
+
+    results: Path
+    runs_log: Path
+    hlog: Path | None = None
+    junit: Path | None = None
+    html: Path | None = None
+
+    def by_flag(self) -> tuple[tuple[str, Path | None], ...]:
+        return (
+            ("--out", self.results),
+            ("--runs-log", self.runs_log),
+            ("--hlog", self.hlog),
+            ("--junit", self.junit),
+            ("--html", self.html),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RunRequest:
+    """What the user asked of a run, flags parsed (but not yet checked against the profile)."""
+
+    outputs: Outputs
+    overrides: Overrides = Overrides()
+    thresholds: tuple[str, ...] = ()  # added to the profile's
+    api_key: str | None = None
+    webhook_secrets: tuple[str, ...] = ()  # from WEBHOOK_SECRET_ENV, for a real API
+    webhook_allow_remote: bool = False
+    simulator: Mapping[str, Any] = field(default_factory=dict)  # --sim-* settings given (None: not given)
+    scale: Scale | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedRun:
+    """A run ready to go: the profile with its overrides, where it goes, its gates and outputs."""
+
+    profile: Profile
+    where: Where
+    thresholds: tuple[Threshold, ...]
+    outputs: Outputs
+    scale: Scale | None = None
+    warnings: tuple[str, ...] = ()  # said before the run starts
+
+    @property
+    def embedded(self) -> bool:
+        """Against the embedded simulator (no real API: no key, no bill)."""
+        return self.where.base_url is None
+
+    @property
+    def aborts(self) -> tuple[Threshold, ...]:
+        return tuple(t for t in self.thresholds if t.abort)
+
+
+def prepare(profile: Profile, request: RunRequest) -> PreparedRun:
+    """Merge the profile and the flags and check them before anything starts: thresholds, webhooks, the key and
+    the cost guard against a real API, the output paths (their directories are created). Raises ``RunError``
+    (exit 2) with one sentence naming what is wrong."""
+    profile = with_overrides(profile, request.overrides)
+    try:
+        thresholds = tuple(parse_thresholds([*profile.thresholds, *request.thresholds]))
+    except ThresholdError as exc:
+        raise RunError(str(exc), ExitCode.USAGE) from None
+    hooks = profile.webhooks
+    if request.scale is not None and hooks.enabled:
+        raise RunError(
+            "--workers and --cluster follow runs by polling: webhooks would reach one receiver and not the worker "
+            "that follows each run; run with --no-webhooks, or in one process",
+            ExitCode.USAGE,
+        )
+    if hooks.enabled and not request.webhook_allow_remote and not is_loopback(hooks.listen_host):
+        raise RunError(
+            f"the webhook receiver would listen on {hooks.listen_host}:{hooks.listen_port}, which is not loopback: "
+            "pass --webhook-allow-remote to open that port to the network, or listen on 127.0.0.1",
+            ExitCode.USAGE,
+        )
+    where = target_of(profile, request.api_key, request.simulator)
+    warnings: list[str] = []
+    if where.base_url is not None:
+        if hooks.enabled and not request.webhook_secrets:
+            secret = f"webhooks against a real API need the signing secret in {WEBHOOK_SECRET_ENV}"
+            raise RunError(secret, ExitCode.USAGE)
+        where = replace(where, webhook_secrets=request.webhook_secrets)
+        fractional = sorted({s.batch.stagger_s for s in profile.stages if not float(s.batch.stagger_s).is_integer()})
+        if fractional:
+            # the API documents stagger_seconds as 0..60 without saying whether fractions are accepted
+            warnings.append(
+                f"stagger {', '.join(f'{v:g}s' for v in fractional)} is not a whole number of seconds: the API "
+                "may refuse it (400) or round it; the simulator accepts fractions"
+            )
+    where = replace(where, webhook_allow_remote=request.webhook_allow_remote)
+    for flag, path in request.outputs.by_flag():
+        check_output(path, flag)
+    return PreparedRun(profile, where, thresholds, request.outputs, request.scale, tuple(warnings))
+
+
+def target_of(
+    profile: Profile, api_key: str | None, simulator: Mapping[str, Any], *, billed: Profile | None = None
+) -> Where:
+    """Where a run of ``profile`` goes: the embedded simulator (the profile's [simulator] table, then the
+    ``--sim-*`` settings) when it names no base URL; else the API, with a key and past the cost guard on
+    ``billed`` (the profile itself unless the caller bills another shape of it)."""
+    from stressor.session import EMBEDDED_API_KEY, Where
+
+    base_url = profile.target.base_url
+    if base_url is None:
+        return Where(base_url=None, api_key=EMBEDDED_API_KEY, simulator=simulator_config(profile, simulator))
+    if not api_key:
+        raise RunError(NO_KEY, ExitCode.USAGE)
+    cost_guard(billed or profile)
+    return Where(base_url=base_url, api_key=api_key)
+
+
+def simulator_config(profile: Profile, settings: Mapping[str, Any]) -> SimConfig:
+    """The embedded simulator's settings: the profile's [simulator] table, then the --sim-* flags given."""
+    from stressor.session import EMBEDDED_API_KEY
+    from stressor.sim.config import SimConfig, SimConfigError
+
+    given = {k: v for k, v in settings.items() if v is not None}
+    try:
+        return SimConfig.from_mapping({**profile.simulator, **given, "api_key": EMBEDDED_API_KEY})
+    except SimConfigError as exc:
+        flag = f"--sim-{exc.setting.replace('_', '-')}"
+        where = flag if exc.setting in given else f"{profile.source}: simulator.{exc.setting}"
+        raise RunError(f"{where}: {exc}", ExitCode.USAGE) from None
+
+
+def cost_guard(profile: Profile) -> None:
+    """Against a real API every run is billed: demand consent and a budget the plan fits in."""
+    from stressor.estimate import estimate
+
+    cost = profile.cost
+    if not cost.consent_to_charge:
+        raise RunError(
+            f"{profile.source}: cost.consent_to_charge: must be true to drive a real API "
+            "(every run is a billed call at the test-call multiplier)",
+            ExitCode.USAGE,
+        )
+    if cost.budget_cents is None:
+        raise RunError(
+            f"{profile.source}: cost.budget_cents: is required against a real API (the most the run may spend)",
+            ExitCode.USAGE,
+        )
+    _, total = estimate(profile)
+    if total.cost_cents > cost.budget_cents:
+        raise RunError(
+            f"{profile.source}: the plan is estimated at {total.cost_cents:.0f} cents ({total.runs} runs), "
+            f"over cost.budget_cents = {cost.budget_cents:.0f}; lower the load or raise the budget",
+            ExitCode.USAGE,
+        )
+
+
+def check_output(path: Path | None, flag: str) -> None:
+    """Refuse, before anything runs, an output path that cannot be written: a run whose results are lost at its
+    end wastes the whole run. Missing parent directories are created (as the writers do)."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise RunError(f"{flag} {path}: is a directory; give the path of a file in it", ExitCode.USAGE)
+    parent = path.parent
+    blocking = next((p for p in (parent, *parent.parents) if p.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        raise RunError(f"{flag} {path}: {blocking} is a file, not a directory", ExitCode.USAGE)
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = exc.strerror or exc
+        raise RunError(f"{flag} {path}: cannot create its directory {parent} ({reason})", ExitCode.USAGE) from None
+    # Try it: os.access says yes to root on a read-only file system like /proc.
+    probe = path.with_name(f".{path.name}.probe")
+    try:
+        probe.touch()
+        probe.unlink()
+        if path.exists():
+            path.open("ab").close()
+    except OSError as exc:
+        raise RunError(f"{flag} {path}: cannot be written ({exc.strerror or exc})", ExitCode.USAGE) from None
+
+
+# ---------------------------------------------------------------------------------------------------- execute
+
+LiveFigures = Callable[["Runner", Profile], Mapping[str, Any]]  # the figures so far, as abort thresholds read them
+Watcher = Callable[["Session"], Awaitable[None]]  # runs beside the session until it ends (live progress)
+
+
+def execute(
+    prepared: PreparedRun,
+    *,
+    live_figures: LiveFigures,
+    notice: Callable[[str], None],
+    watchers: Sequence[Watcher] = (),
+) -> SessionResult:
+    """Run the prepared run to its end, its runs log written as runs end: Ctrl-C / SIGTERM stop it in order,
+    thresholds marked ``abort`` are checked every interval. Raises ``RunError`` (exit 3) when the target, the
+    cluster or what the run needs cannot be started."""
+    from stressor.runlog import RunLog
+    from stressor.session import Session
+
+    log = RunLog(prepared.outputs.runs_log)
+    session = Session(
+        prepared.profile,
+        prepared.where,
+        enforce_budget=not prepared.embedded,
+        runs_log=log,
+        scale=prepared.scale,
+        warn=notice,
+    )
+
+    def interrupted() -> None:
+        notice("interrupted; writing what was gathered")
+        session.interrupt()
+
+    beside = [partial(watch, session) for watch in watchers]
+    if prepared.aborts:
+        beside.append(partial(abort_on_breach, session, prepared.aborts, live_figures))
+    try:
+        return _run_with_signals(session.run, interrupted, "the run", beside)
+    finally:
+        log.close()
+
+
+async def abort_on_breach(session: Session, aborts: Sequence[Threshold], live_figures: LiveFigures) -> None:
+    """Stop the run (cause ``threshold``) at the first breach of an abort threshold, checked every interval once
+    enough runs settled."""
+    profile = session.profile
+    while True:
+        await anyio.sleep(profile.interval_s)
+        runner = session.engine
+        if runner is None:
+            continue
+        live = live_figures(runner, profile)
+        if live.runs.settled < MIN_RUNS_TO_ABORT:
+            continue
+        breaches = abort_breaches(aborts, live)
+        if breaches:
+            runner.stop(f"threshold breached: {breaches[0].sentence}", cause="threshold")
+            return
+
+
+def _run_with_signals(
+    body: Callable[[], Awaitable[T]],
+    on_signal: Callable[[], None],
+    what: str,
+    beside: Sequence[Callable[[], Awaitable[None]]] = (),
+) -> T:
+    """``body`` on stressor's event loop, ``beside`` running until it ends, the first SIGINT / SIGTERM handed to
+    ``on_signal``; a target, cluster or start-up failure becomes a ``RunError`` (exit 3)."""
+    from stressor.distributed.cluster import ClusterUnavailable
+    from stressor.targets.base import TargetUnavailable
+
+    async def watched() -> T:
+        failure: TargetUnavailable | ClusterUnavailable | OSError | None = None
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(_on_first_signal, on_signal)
+            for task in beside:
+                tasks.start_soon(task)
+            try:
+                result = await body()
+            except (TargetUnavailable, ClusterUnavailable, OSError) as exc:
+                failure = exc  # raised outside the task group, or it would come wrapped in an ExceptionGroup
+            tasks.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+        return result
+
+    try:
+        return runtime.run(watched)
+    except (TargetUnavailable, ClusterUnavailable) as exc:
+        raise RunError(str(exc), ExitCode.TARGET) from None
+    except OSError as exc:
+        raise RunError(f"could not start what {what} needs: {exc}", ExitCode.TARGET) from None
+
+
+async def _on_first_signal(on_signal: Callable[[], None]) -> None:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            on_signal()
+            return
+
+
+# ---------------------------------------------------------------------------------------------------- capacity
+
+
+@dataclass(frozen=True, slots=True)
+class Search:
+    """A capacity search's plan: the load levels to step through, each a run of ``duration_s``."""
+
+    profile: Profile
+    where: Where
+    model: Model
+    levels: tuple[float, ...]
+    duration_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Searched:
+    """The steps measured, in order, and whether Ctrl-C / SIGTERM cut the search short."""
+
+    steps: tuple[Step, ...]
+    interrupted: bool
+
+
+Measure = Callable[[float, Profile, "SessionResult"], "Step"]  # a step's figures and verdicts from its outcome
+
+
+def search_capacity(
+    search: Search, *, measure: Measure, notice: Callable[[str], None], on_step: Callable[[Step], None]
+) -> Searched:
+    """Run the steps until one breaks. Ctrl-C / SIGTERM stops the step that runs (its partial figures are not
+    a step) and keeps the steps measured so far. Raises ``RunError`` (exit 3) as ``execute`` does."""
+    from stressor.capacity import step_profile
+    from stressor.session import Session
+    from stressor.sim.server import SimulatorProcess
+
+    steps: list[Step] = []
+    running: list[Session] = []  # the step's session, for the signal to interrupt
+    interrupted = False
+
+    def on_signal() -> None:
+        nonlocal interrupted
+        notice("interrupted; keeping the steps measured so far")
+        interrupted = True
+        for session in running:
+            session.interrupt()
+
+    async def steps_until_one_breaks() -> None:
+        async with AsyncExitStack() as stack:
+            here = search.where
+            if here.base_url is None:  # one simulator for every step, so the search measures the load, not boots
+                assert here.simulator is not None
+                here = replace(here, base_url=await stack.enter_async_context(SimulatorProcess(here.simulator)))
+            for level in search.levels:
+                if interrupted:
+                    return
+                step_run = step_profile(search.profile, level, search.model, search.duration_s)
+                session = Session(step_run, here, enforce_budget=False)
+                running[:] = [session]
+                outcome = await session.run()
+                if outcome.engine.interrupted or interrupted:
+                    return
+                step = measure(level, step_run, outcome)
+                steps.append(step)
+                on_step(step)
+                if not step.held:
+                    return
+
+    _run_with_signals(steps_until_one_breaks, on_signal, "the search")
+    return Searched(tuple(steps), interrupted)
