@@ -85,6 +85,16 @@ def test_a_thread_still_wakes_a_virtual_loop() -> None:
     assert run(waits_on_a_thread) == "woken"
 
 
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # the machine's clock, on a real loop
+async def test_the_system_clock_sleeps_until_an_instant_never_before_it() -> None:
+    when_ns = time.perf_counter_ns() + 20_000_000
+    await SYSTEM.sleep_until(when_ns)
+    assert time.perf_counter_ns() >= when_ns
+    await SYSTEM.sleep_until(time.perf_counter_ns() - 1)  # passed: a checkpoint, no wait
+    real = LoopClock(asyncio.get_running_loop())  # a real loop's clock: its wall is the machine's
+    assert abs(real.wall() - time.time()) < 0.5
+
+
 def test_a_loop_clock_reads_its_loops_time() -> None:
     loop = VirtualTimeLoop()
     try:
