@@ -1,15 +1,9 @@
 """The engine: walks the plan, starts batches when they are due, follows every run to its end.
 
-Structure (every task has an owner): ``run`` owns one task group of batch tasks. The driver starts a batch
-task at each due time of an open stage, or tops up runs in flight in a closed stage; a batch task submits
-its batch and follows its runs through the target. After the last stage comes a grace period for the runs
-still going; then the task group is cancelled and whatever is still open is recorded as open, not dropped.
-``interrupt`` (Ctrl-C) skips the rest of the plan and the grace period; results gathered so far are kept.
-
-The ``Governor`` (shared with the target) says how many runs may be in flight; a due batch that finds no room
-waits up to ``limits.max_start_delay`` (its due time unchanged, so the wait shows in its latency) and is
-otherwise counted as not started. A tripped breaker, a fatal answer or a spent budget stops the starting of
-batches, and the rest of the plan is counted as not started, by cause.
+``Engine.run`` owns one task group of batch tasks: each submits its batch and follows its runs through the
+target; after the last stage a grace period, then whatever is still open is recorded as ``open``, never
+dropped. The ``Governor`` says how many runs may be in flight; a stop (breaker, fatal answer, budget, abort
+threshold, Ctrl-C) counts the rest of the plan as not started, by cause. See docs/internals.md#engine.
 """
 
 from __future__ import annotations

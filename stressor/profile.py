@@ -1,11 +1,8 @@
 """The profile: what to drive, with which load shape, within which limits. Loading and validation.
 
-A profile is a TOML (or JSON) file. Every mistake in it ends in one ``ProfileError`` whose message names the
-file, the field path and what is allowed, for instance::
-
-    profiles/x.toml: stages[1].batch.runs: must be an integer from 1 to 20, got 21
-
-The file format is documented in ``docs/profiles.md``.
+A profile is a TOML (or JSON) file, documented in docs/profiles.md. Every mistake in it ends in one
+``ProfileError`` naming the file, the field path and what is allowed
+(``profiles/x.toml: stages[1].batch.runs: must be an integer from 1 to 20, got 21``).
 """
 
 from __future__ import annotations

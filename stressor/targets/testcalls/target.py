@@ -1,17 +1,8 @@
 """The test-calls API as a target: submit batches (or single runs), follow every run to its end.
 
-The API has no per-run GET and its batch detail carries counters, not runs, so runs are followed in the run
-list through a shared ``RunLister`` (one scan a tick for every batch near the list's newest end; a batch whose
-runs sank deeper polls its own counters and asks the lister only when they moved). What the lists do where the
-docs are silent (order, ``offset``, page size, batch names) is checked before the first create and on every
-scan against this client's own runs (``stressor.targets.testcalls.listing``), and scans and reconciliation follow it.
-
-A run-creating POST is never sent twice blindly. It is retried only when it provably created nothing
-(429/503, no connection). After an answer that leaves it open (a timeout, a reset, a 5xx, an unreadable 2xx)
-the target *reconciles* (``stressor.targets.testcalls.reconcile``): a create whose answer may still come is looked for
-after a settle delay, and only two listings a settle delay apart, each showing this client's earlier creates
-and nothing that could be the lost one, prove it absent. Anything else is ``unknown``: not sent again, and
-its runs counted ``unknown``. A run this client created and can no longer find in the list is ``unknown`` too.
+Runs are followed in the run list through a shared ``RunLister``; a run-creating POST is never sent twice
+blindly: a create whose answer was lost is reconciled, and what cannot be settled is ``unknown``. See
+docs/internals.md#test-calls-target and docs/servers.md.
 """
 
 from __future__ import annotations
