@@ -49,8 +49,8 @@ def _perf_counter_is_monotonic() -> bool:
 
 def spin_window_ns(most_ns: int, since_last_wake_ns: int) -> int:
     """Without the kernel's timer, how early the pacer sets its timer before a due time, then yields until it:
-    ``most_ns``, but at most ``SPIN_SHARE`` of the time since its last wake. Up to 100 batch starts/s that is
-    the whole ``most_ns``; at 300/s a full 0.5 ms took ~15 % of a core, spent waiting on time."""
+    ``most_ns``, but at most ``SPIN_SHARE`` of the time since its last wake: at high start rates, yielding the
+    whole ``most_ns`` before every start would spend a large share of a core waiting on time."""
     return max(0, min(most_ns, int(SPIN_SHARE * since_last_wake_ns)))
 
 
@@ -59,7 +59,7 @@ _END_OUTCOMES = {"completed": Outcome.COMPLETED, "failed": Outcome.FAILED, "unkn
 
 class OpenRun(NamedTuple):
     """A run the server created and the client has not seen end: what its record will say. The record itself
-    is made once, at the end (a frozen record built, then replaced twice, was ~15 µs of CPU per run)."""
+    is made once, at the end (a frozen record built, then replaced twice, cost CPU on every run)."""
 
     batch_seq: int
     index: int
@@ -293,7 +293,7 @@ class Engine:
         (asyncio rounds a sleep up, so a batch started 0-1 ms late on an idle loop; uvloop rounds to the
         nearest, so a timer may fire early): the timer is set a little early (see ``spin_window_ns``), then the
         pacer yields to the loop, which goes on serving everything else, until the instant comes. Those yields
-        cost the CPU they span, for a p99 ~0.5-1 ms lower."""
+        cost the CPU they span, for a lower p99 (benchmarks/README.md, start_lateness.py)."""
         if self._timer is not None:
             await self._timer.sleep_until(when_ns)
             return
@@ -382,7 +382,7 @@ class Engine:
 
     def _room_event(self) -> anyio.Event:
         """The event set when the next run ends. Made for those who wait on it: an event made at every end
-        of a run for no one cost ~2 µs a run."""
+        of a run for no one would cost CPU on every run."""
         if self._room is None:
             self._room = anyio.Event()
         return self._room

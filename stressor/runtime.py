@@ -41,7 +41,7 @@ def tuned_gc(gen0_threshold: int | None = None) -> Iterator[None]:
     block starts are skipped by it, and they become collectable again when it ends."""
     before = gc.get_threshold()
     # The young generations only: what start-up left as garbage is mostly there, and a full pass over
-    # everything imported took ~25 ms of every run's start. Older garbage is frozen with the rest: a few
+    # everything imported would lengthen every run's start. Older garbage is frozen with the rest: a few
     # import-time cycles, collectable again when the run ends.
     gc.collect(1)
     gc.freeze()

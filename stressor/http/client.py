@@ -17,7 +17,7 @@ from httpx._utils import get_environment_proxies  # httpx's reading of the proxy
 from stressor.http.wire import WireTransport
 
 Backend = Literal["wire", "aiohttp", "httpx"]
-URL_CACHE_SIZE = 256  # parsed URLs kept by a client (~1.3 KiB each; then all are dropped: memory stays flat)
+URL_CACHE_SIZE = 256  # parsed URLs kept by a client (then all are dropped: memory stays flat)
 
 
 class UnusableProxy(httpx.AsyncBaseTransport):
@@ -123,8 +123,8 @@ class HttpClient:
         """Send one request and return its answer, read whole.
 
         The request goes straight to the client's transport: ``AsyncClient.send`` would add only what a
-        target does not use (cookies, auth flows, redirects, event hooks) and cost half of the CPU of a
-        request on loopback (``benchmarks/transport.py``: URL merging and cookie extraction). The client still
+        target does not use (cookies, auth flows, redirects, event hooks) and most of the CPU of a request on
+        loopback (benchmarks/README.md, ``transport.py``: URL merging and cookie extraction). The client still
         says which transport serves a URL (its mounts: proxies from the environment, and respx's mocks), and
         gives the headers and timeouts every request carries (``timeout``: this request's own)."""
         client = self._next()
@@ -147,7 +147,7 @@ class HttpClient:
         response = await transport.handle_async_request(request)
         try:
             if isinstance(response.stream, httpx.SyncByteStream):
-                response.read()  # a body already in memory (WireTransport's): ~7 µs less than async generators
+                response.read()  # a body already in memory (WireTransport's): cheaper than async generators
             else:
                 await response.aread()
         finally:
@@ -156,7 +156,7 @@ class HttpClient:
 
     def _with(self, headers: Mapping[str, str]) -> httpx.Headers:
         """The client's headers with these (a target's few constant sets), merged once: a merge of plain
-        dicts made httpx normalise every header again, ~12 µs of a create request."""
+        dicts made httpx normalise every header again, on every create request."""
         key = tuple(headers.items())
         merged = self._merged.get(key)
         if merged is None:
@@ -167,7 +167,7 @@ class HttpClient:
 
     def _parsed(self, url: str) -> httpx.URL:
         """The absolute URL of a URL or a path (merged with the base URL as httpx does), parsed once: parsing
-        was a fifth of the CPU of a request."""
+        was a large part of the CPU of a request."""
         parsed = self._urls.get(url)
         if parsed is None:
             parsed = httpx.URL(url if "://" in url else self._base_url + url.lstrip("/"))

@@ -158,7 +158,7 @@ class _Connection(asyncio.Protocol):
             self.close()
             return
         if in_head and not self.headers_done and not waiter.done():
-            # still no end of the head: this whole chunk was head (a chunk is one read, at most a few 100 KiB)
+            # still no end of the head: this whole chunk was head (a chunk is one read, so bounded)
             self.head_size += len(data)
             if self.head_size > HEAD_LIMIT:
                 message = f"{HEAD_TOO_LARGE}: over {HEAD_LIMIT} bytes without the end of its headers"
@@ -368,7 +368,7 @@ class WireTransport(httpx.AsyncBaseTransport):
         self._max_idle = limits.max_keepalive_connections if limits.max_keepalive_connections is not None else 1 << 30
         self._expiry = limits.keepalive_expiry
         self._verify = verify
-        self._ssl: ssl.SSLContext | None = None  # built at the first https request (~60 ms)
+        self._ssl: ssl.SSLContext | None = None  # built at the first https request (slow to build)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._origins: dict[tuple[str, bytes, int | None], _Origin] = {}
         self._reset()

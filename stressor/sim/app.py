@@ -45,7 +45,7 @@ from stressor.sim.views import (
 
 MAX_BODY_BYTES = 1024 * 1024
 BODY_TIMEOUT_S = 30.0
-RUN_BODY_CACHE = 50_000  # runs whose JSON is kept made (~1 KiB each)
+RUN_BODY_CACHE = 50_000  # runs whose JSON is kept made
 UNMATCHED = "<unmatched>"
 DROPPED = 0
 """The status a request is counted with when its connection was dropped without an answer."""

@@ -219,7 +219,7 @@ class WebhookSender:
         limits = httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=MAX_IN_FLIGHT)
         async with (
             httpx.AsyncClient(
-                # the client's own transport: httpx's pool costs ~2 ms of CPU a request under load
+                # stressor's own transport: httpx's pool costs far more CPU a request under load
                 transport=self._transport or WireTransport(limits=limits),
                 timeout=ATTEMPT_TIMEOUT_S,
                 trust_env=False,

@@ -29,7 +29,7 @@ from stressor.timestamps import NS_PER_S
 
 T = TypeVar("T")
 BODY_LIMIT = 1024 * 1024  # bytes of an answer that are used; the API's objects are a few KiB
-LIST_BODY_LIMIT = 8 * 1024 * 1024  # a page of 200 runs is ~200 KiB: 40 times that is not a list page
+LIST_BODY_LIMIT = 8 * 1024 * 1024  # many times the largest list page: more is not a list page
 DEADLINE_SLACK = 1.1  # a whole request may take this times the request timeout
 URL_CACHE_SIZE = 256  # absolute URLs kept parsed (list pages, the batches being polled); bounded so memory stays flat
 MAX_BODY_EXTENSION = "max_body_bytes"  # the request extension that tells the transport the body limit

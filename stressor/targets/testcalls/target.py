@@ -594,7 +594,7 @@ class TestCallsTarget:
         and how ``Follow`` says: near the top of the run list, on the shared scan's tick; deeper, by the batch's
         own counters at its own random phase (batches submitted together, after a stall say, must not poll in
         lockstep), asking the list only when they moved. Either way a run's end is seen within one interval and
-        the scan's own time (benchmarks/README.md: past ~2,000 runs/s on one core, scans queue and that grows)."""
+        the scan's own time (which grows once scans queue, at high run rates: benchmarks/README.md)."""
         near = self._near_top(open_runs, mark)
         schedule = Follow(
             self._polls,
