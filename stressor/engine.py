@@ -37,9 +37,9 @@ WAKE_EARLY_NS = 500_000  # the pacer sets its timer this early, then yields to t
 SPIN_LIMIT_NS = 1_000_000  # and yields at most this much longer than that (a timer fires up to 1 ms off)
 SPIN_SHARE = 0.05  # of the time between two wakes of the pacer, the most it spends yielding for punctuality
 CLOSED_TICK_S = 0.05  # how often a closed stage re-reads a ramping target when no run ends
+HELD_BACK_BY = ("fatal", "breaker", "threshold")  # stops after which no batch that waited for room is sent
 # A create refused with 429/503 made nothing: its runs are "rejected". One whose answer was lost and that no
 # listing settled may have made them: "unknown".
-HELD_BACK_BY = ("fatal", "breaker", "threshold")  # stops after which no batch that waited for room is sent
 _SUBMIT_OUTCOMES = {"http_429": Outcome.REJECTED, "http_503": Outcome.REJECTED, "unknown": Outcome.UNKNOWN}
 
 

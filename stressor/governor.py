@@ -91,7 +91,7 @@ class Governor:
         # The server's own quota, shared by every request, learned from RateLimit-Policy (q requests per w
         # seconds): obeying it up front avoids the 429s that only pausing after the fact would cost.
         self._server_bucket = Gcra(math.inf)
-        self.server_rate: float | None = None  # the quota the server stated (RateLimit-Policy, X-RateLimit-*)
+        self.server_rate: float | None = None  # the quota's pace the server stated (RateLimit-Policy's q per w)
         # What refusals taught, per kind of request: a limit on creates alone must not slow the polls.
         # The learned rates' floor keeps enough requests going for the breaker to judge within its window: a
         # client that slowed to a trickle must still find out, and say, that the target has stopped working.

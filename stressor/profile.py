@@ -398,7 +398,7 @@ def _stagger(value: object) -> float:
 def default_poll_interval_max(poll_interval_s: float) -> float:
     """How far polls may slow down when a profile does not say: ten intervals, at most 30 s, never below
     the interval itself. A 45 s call polled every second costs ~46 polls; growing with the batch's age
-    (``stressor.targets.testcalls.target.PollSchedule``) it costs ~26, and its end is seen within 4.5 s."""
+    (``stressor.polling.PollSchedule``) it costs ~26, and its end is seen within 4.5 s."""
     return max(poll_interval_s, min(POLL_GROWTH_BOUND * poll_interval_s, POLL_INTERVAL_MAX_CAP_S))
 
 

@@ -20,7 +20,7 @@ GEN0_THRESHOLD = 50_000  # allocations between young collections (CPython's defa
 
 
 def uvloop_available() -> bool:
-    """Whether uvloop can be imported here (it is not a dependency of stressor)."""
+    """Whether uvloop can be imported here (a dependency on every platform but Windows, yet it may be absent)."""
     return importlib.util.find_spec("uvloop") is not None
 
 

@@ -1,5 +1,5 @@
 """``AiohttpTransport``: httpx's API over aiohttp's connection pool, the ``backend="aiohttp"`` of
-``stressor.http.client.HttpClient`` (and the simulator's webhook sender).
+``stressor.http.client.HttpClient``.
 
 A module of its own so that aiohttp (slow to import) is loaded only by what uses it: the default transport
 is ``stressor.http.wire.WireTransport``.

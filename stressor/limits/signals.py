@@ -53,7 +53,8 @@ _WANTED = frozenset(
 class ServerSignal:
     """What one response said about the client's pace.
 
-    - `retry_at`: monotonic time before which nothing more should be sent (the whole client pauses), or None.
+    - `retry_at`: monotonic time before which nothing more should be sent, or None (the governor decides which
+      requests it holds: every one for an exhausted quota, the kind refused for a refusal's Retry-After).
     - `remaining`, `limit`: requests left in the current quota window and the quota size, when given.
     - `source`: which header family the pause (or, without a pause, the quota) came from: `retry-after`,
       `ratelimit` (IETF structured fields), `ratelimit-draft` (`RateLimit-Limit/-Remaining/-Reset`),

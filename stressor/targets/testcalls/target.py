@@ -140,7 +140,7 @@ class TestCallsTarget:
         self._clock = clock.now_ns  # for SYSTEM, time.perf_counter_ns itself
         self._wall = clock.wall
         self._timeout_s = timeout_s
-        # Keep-alive as large as each pool: with httpx's default of 20, connections churn above 20 in flight.
+        # One pool of about max_connections (split into HTTP_SHARDS clients only over httpx's own transport).
         client = ShardedClient(
             shards=HTTP_SHARDS,
             connections_per_shard=max(1, max_connections // HTTP_SHARDS),
