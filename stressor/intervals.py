@@ -64,7 +64,7 @@ class Stamped(Protocol):
 
 
 class RunStamps(NamedTuple):
-    """A run record's stamps alone: a runs log gives them without making each record (~7 µs a run)."""
+    """A run record's stamps alone: a runs log gives them without the cost of making each record."""
 
     outcome: Outcome
     due_ns: int
