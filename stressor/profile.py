@@ -1,11 +1,8 @@
 """The profile: what to drive, with which load shape, within which limits. Loading and validation.
 
-A profile is a TOML (or JSON) file. Every mistake in it ends in one ``ProfileError`` whose message names the
-file, the field path and what is allowed, for instance::
-
-    profiles/x.toml: stages[1].batch.runs: must be an integer from 1 to 20, got 21
-
-The file format is documented in ``docs/profiles.md``.
+A profile is a TOML (or JSON) file, documented in docs/profiles.md. Every mistake in it ends in one
+``ProfileError`` naming the file, the field path and what is allowed
+(``profiles/x.toml: stages[1].batch.runs: must be an integer from 1 to 20, got 21``).
 """
 
 from __future__ import annotations
@@ -401,7 +398,7 @@ def _stagger(value: object) -> float:
 def default_poll_interval_max(poll_interval_s: float) -> float:
     """How far polls may slow down when a profile does not say: ten intervals, at most 30 s, never below
     the interval itself. A 45 s call polled every second costs ~46 polls; growing with the batch's age
-    (``stressor.targets.testcalls.target.PollSchedule``) it costs ~26, and its end is seen within 4.5 s."""
+    (``stressor.polling.PollSchedule``) it costs ~26, and its end is seen within 4.5 s."""
     return max(poll_interval_s, min(POLL_GROWTH_BOUND * poll_interval_s, POLL_INTERVAL_MAX_CAP_S))
 
 

@@ -1,15 +1,8 @@
 """The runs log: one JSON line per run as it ends, flushed every half second, so nothing is lost.
 
-A killed stressor (even ``kill -9``) loses at most the last second of runs; ``stressor report runs.jsonl``
-rebuilds the summary from the log alone. It is also where the engine's records live during a run (the engine
-keeps none in memory): the results file's ``run_records`` and interval series are read back from it. Lines:
-
-- ``{"type": "start", "profile": ..., "source": ..., "started_at": <epoch>, "target": {...}}`` first;
-- ``{"type": "run", ...}``: a run record (``RunRecord.to_json``: client times in seconds since the start);
-- ``{"type": "counters", "t_s": ..., "planned": ..., "submitted": ..., "not_started": {...}, "requests": {...},
-  "cost_cents": ...}`` every second or so and once at the end: the cumulative figures no run line carries
-  (HTTP requests and bad answers by class), so they survive a kill too;
-- ``{"type": "end", "ended_at": <epoch>, "interrupted": ..., "stop_reason": ...}`` when the run ended cleanly.
+A killed stressor (even ``kill -9``) loses at most the last second of runs, and ``stressor report runs.jsonl``
+rebuilds the summary from the log alone. The engine keeps no records during a run: the results file's
+``run_records`` and interval series are read back from here. The lines: docs/results.md#the-runs-log-outrunsjsonl.
 """
 
 from __future__ import annotations

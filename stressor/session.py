@@ -1,10 +1,9 @@
 """One run of a profile, put together: webhook receiver, embedded simulator, target, engine, grades.
 
-``stressor.running`` prepares a run and hands it here; a ``Session`` owns everything that is started for the
-run and stops it again, in order (the receiver outlives the simulator that posts to it). It drives a ``Runner``:
-the engine in one process, or the coordinator of many workers. What it starts around itself, and the clock,
-come from its ``Surroundings``: its own processes and sockets (``OwnSurroundings``), or for tests, the
-simulator and the receiver in memory on virtual time.
+A ``Session`` owns everything started for the run and stops it again, in order (the receiver outlives the
+simulator that posts to it), and drives a ``Runner``: the engine in one process, or the coordinator of many
+workers. What it starts around itself, and the clock, come from its ``Surroundings``: its own processes and
+sockets (``OwnSurroundings``), or for tests, the simulator and the receiver in memory on virtual time.
 """
 
 from __future__ import annotations

@@ -1,56 +1,8 @@
 """Thresholds on the figures of a results document, like k6's: ``queue_to_completion.p95 < 90s``. Pure.
 
-An expression is ``<measure> <op> <value> [abort]``: ``op`` is one of ``< <= > >= == !=``; the value carries a
-unit fit for the measure (durations ``us ms s m h``, also compound like ``1m30s``; shares and grades ``%`` or a
-plain fraction; counts and other numbers plain; rates plain or ``20/s``, ``300/min``). A trailing ``abort``
-asks for the threshold to be checked while the run goes, stopping it on a breach (see ``abort_breaches``).
-
-Measure names map onto the results document (``docs/results.md``) like this:
-
-=========================================  ==========================================================  ========
-measure                                    in the results document                                      kind
-=========================================  ==========================================================  ========
-``failure_rate``                           ``failure_rate``                                             share
-``planned`` ``submitted`` ``completed``     ``runs.<name>``                                              count
-``failed`` ``open`` ``errored``
-``rejected``
-``not_started``                            the sum of ``runs.not_started``                              count
-``not_started.<cause>``                    ``runs.not_started.<cause>`` (absent: 0)                     count
-``dropped`` ``dropped.<cause>``             the same as ``not_started`` / ``not_started.<cause>``:        count
-                                           runs due but never started (the issue's ``dropped == 0``)
-``<measure>.<stat>``                       ``measures.<measure>.<stat>``; stats ``min mean max p50      duration
-                                           p90 p95 p99 p99_9`` (``p99.9`` too)
-``<measure>.count`` ``<measure>.clamped``  ``measures.<measure>.count`` / ``.clamped``                  count
-``grade.<stat>``                           ``grades.<stat>``; stats ``mean min p10 p50 p90 max``        score
-``grade.count`` ``grade.below_threshold``  ``grades.<name>``                                            count
-``grade.ungraded``
-``requests_per_ended_run``                 ``load.requests_per_ended_run``                              number
-``offered_runs_per_s``                     ``load.offered_runs_per_s``                                  rate
-``achieved_runs_per_s``                    ``load.achieved_runs_per_s``                                 rate
-``dispatch_lag.p99``                       ``generator.dispatch_lag_p99``                               duration
-``webhooks.bad_signature``                 the sum of ``webhooks.bad_signature``                        count
-``webhooks.<name>``                        ``webhooks.<name>``: ``received accepted duplicates           count
-                                           rejected_other slow_body wrong_path unknown_type
-                                           batches_polled_late``
-``limits.throttle_wait``                   ``limits.throttle_wait_s`` (also ``server_pause``,           duration
-                                           ``capacity_wait``)
-``limits.retries``                         the sum of ``limits.retries``                                count
-``limits.retries.<cause>``                 ``limits.retries.<cause>`` (absent: 0)                       count
-``errors`` / ``errors.<cause>``            the sum of ``errors`` / ``errors.<cause>`` (absent: 0)       count
-``requests``                               the sum of ``requests`` (every HTTP request)                 count
-``estimated_cost_cents``                   ``estimated_cost_cents``                                     number
-``elapsed``                                ``elapsed_s``                                                duration
-=========================================  ==========================================================  ========
-
-Per variant and per scenario, prefix ``variant[<name>].`` or ``scenario[<name>].``: there ``completed failed
-open errored rejected`` read ``<slice>.outcomes.<name>``, ``failure_rate`` is computed from those outcomes the
-way the document's own is, ``queue_to_completion.<stat>`` and ``time_in_progress.<stat>`` read the slice's
-figures, and ``grade.<stat>`` reads ``<slice>.grades``. ``variant[*]`` / ``scenario[*]`` checks every variant or
-scenario of the document (one verdict each).
-
-A threshold whose measure has no value (no run ended, no grade came, no such variant, a section missing from a
-partial document) **fails** with a note when the run is over: a gate that passes on no data lets a broken run
-through. While the run goes (``abort_breaches``) a missing value is not a reason to stop.
+An expression is ``<measure> <op> <value> [abort]``; measure names map onto the results document, per variant
+and scenario too. The grammar and the measures: docs/reports.md#thresholds; the finer points (slices, missing
+values, ``abort``): docs/internals.md#thresholds.
 """
 
 from __future__ import annotations
@@ -356,7 +308,7 @@ def _normalise(name: str) -> str:
 
 
 def parse_path(text: str) -> MeasurePath:
-    """Resolve a measure name (see the module's table). Raises ValueError with the reason, not a sentence."""
+    """Resolve a measure name (docs/reports.md#thresholds). Raises ValueError with the reason, not a sentence."""
     match = _PATH.match(text)
     if match is None:
         raise ValueError(f"{text!r} is not a measure name (like queue_to_completion.p95 or variant[spark].failed)")

@@ -1,13 +1,8 @@
 """``stressor sim``: run the test-calls simulator in the foreground until Ctrl-C.
 
-``python -m stressor.sim`` runs it on its own (``main``): ``SimulatorProcess`` starts it so and waits for the
-line it prints, ``stressor-sim listening on http://HOST:PORT``. A host that is not loopback is refused unless
-``--allow-remote`` is given: the simulator accepts any key by default and is meant for local load only.
-
-Every option but ``--host``, ``--port`` and ``--allow-remote`` is a ``SimConfig`` setting of the same name
-(snake_case), so a profile can give the same settings to ``SimConfig.from_mapping``. The API key and the
-webhook secret are best given by environment (``STRESSOR_SIM_API_KEY``, ``STRESSOR_SIM_WEBHOOK_SECRET``);
-neither is ever printed.
+``python -m stressor.sim`` runs it on its own (``main``), as ``SimulatorProcess`` starts it. Every option but
+``--host``, ``--port`` and ``--allow-remote`` is a ``SimConfig`` setting of the same name (snake_case); the API
+key and the webhook secret are best given by environment, and are never printed.
 """
 
 from __future__ import annotations

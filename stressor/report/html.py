@@ -1,14 +1,7 @@
 """The HTML report: one self-contained file (inline CSS, inline SVG charts drawn here, no script). Pure.
 
-It opens anywhere, offline, and prints. Every string that comes from the results document is escaped. Charts:
-
-- queue-to-completion p50 / p90 / p99 per interval (``intervals[].queue_to_completion``);
-- runs by state per interval (``intervals[].runs``: queued and in progress at the interval's end by the server's
-  stamps, in flight for the client, completed, failed, errored and rejected in the interval);
-- offered vs achieved load per interval (runs due and runs the server created, from ``run_records``; HTTP
-  requests per second from ``intervals``), against the whole run's offered rate (``load``);
-- failure rate per interval ((failed + errored + rejected) / settled in the interval, as the headline's);
-- the percentile spectrum of queue-to-completion (the HDR histogram, log axis of 1 / (1 - percentile)).
+It opens anywhere, offline, and prints; every string that comes from the results document is escaped. What it
+shows: docs/reports.md#stressor-report-results.
 """
 
 from __future__ import annotations

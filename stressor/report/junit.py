@@ -1,20 +1,8 @@
 """JUnit XML for CI: one test case per threshold, one per scenario, one for the run itself. Pure.
 
-The layout is the common denominator JUnit consumers read (Jenkins, GitLab, GitHub test reporters, pytest's
-own schema): ``<testsuites>`` holding one ``<testsuite name="stressor">``, each ``<testcase>`` with a
-``classname`` and a ``name``, a ``<failure message=... type=...>`` when it failed, and ``<system-out>`` with the
-figures behind it.
-
-- ``stressor.thresholds``: one case per threshold; failed (or no data, which fails: see ``thresholds``) with
-  the verdict's sentence as the message.
-- ``stressor.scenarios``: one case per scenario; failed only when a threshold on that scenario
-  (``scenario[<name>]...`` or ``scenario[*]...``) failed. Its failed, errored, rejected and open runs and its
-  quality failures are figures, not verdicts: they are in the case's ``<properties>`` and ``<system-out>``.
-- ``stressor.run``: skipped, with the reason, when the run was interrupted, stopped early or stopped by the
-  breaker (its figures then cover less than the plan; ``stressor run`` exits non-zero for these on its own).
-
-So the file fails exactly when the gate does: a JUnit failure is always a failed threshold, and a run or
-``report`` that exits 0 writes a JUnit file with ``failures="0"``.
+A case fails only on a failed threshold, so the file fails exactly when the gate does: see
+docs/reports.md#junit-xml. The layout is the common denominator JUnit consumers read (Jenkins, GitLab, GitHub
+test reporters, pytest's own schema).
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
 """Settings of the test-calls simulator, and the distributions it draws from.
 
-Every setting has a default that makes a useful local simulator: 20 org slots, calls of about 45 API seconds
-that last 45 ms of real time (``time_scale`` 0.001), no failures, no faults, no webhooks. Bad values raise
-``SimConfigError`` (a ValueError) whose message is one sentence naming the setting, so the CLI can show it as
-is. ``SimConfig.from_mapping`` builds a config from the names of the ``stressor sim`` flags (snake_case), with
-values as a profile or a command line writes them (``"lognormal(45,0.3)"``, ``"10/s"``, ``"50ms"``).
+Every default makes a useful local simulator (20 slots, calls of about 45 API seconds lasting 45 ms, no
+failures, faults or webhooks). Bad values raise ``SimConfigError``, one sentence naming the setting.
+``SimConfig.from_mapping`` takes the ``stressor sim`` flags' names and values as a profile writes them.
 """
 
 from __future__ import annotations

@@ -1,29 +1,8 @@
 """The pure model of the test-calls API: org slots, a FIFO queue, call durations, failures, grades.
 
-No I/O and no clock of its own: every method that can change state takes ``now``, seconds on a monotonic
-clock, and the model writes epoch stamps on the server's clock, ``wall_at_zero + config.clock_offset + now``
-(ground truth keeps the true ``wall_at_zero + now``). State changes are driven by an event
-heap; ``advance(now)`` processes every event due up to ``now`` *at its own time*, so a slot freed at
-t = 1.234 starts the next queued run at exactly 1.234 however late anybody asks. Runs follow the API's
-life cycle:
-
-- created ``queued`` (a batch creates all its runs at once);
-- *released* (eligible for a slot) at creation for single runs, at ``created + i * stagger_seconds`` for
-  run i of a batch; released runs wait in FIFO order of release;
-- ``in_progress`` while holding one of ``config.slots`` slots, for a duration drawn from
-  ``config.call_duration`` (API seconds) times ``config.time_scale``;
-- ``completed``, or ``failed`` with probability ``config.failure_rate`` (decided when the call starts).
-
-A completed call is graded ``config.grade_delay`` real seconds after it ended (``call.graded`` event); with
-``config.grade_twice`` a ``fast`` grade comes first and the full one ``grade_delay`` later, with another score.
-Until then its grade is ``pending``. A failed call is graded ``failed`` (no score) at once, with no event.
-
-All randomness comes from one seeded ``random.Random``; ids come from a second stream seeded from it, so the
-same seed and the same requests at the same times give the same runs. Integer ids (``config.ids``) count up
-from a random start, one counter for runs, batches and calls, so no two objects share an id.
-
-Where a real server may differ, the config says how this one behaves: list order and whether ``offset`` is
-honoured, a cap on page size, how a batch's name is shown, the clock's offset and the ids' type.
+No I/O and no clock of its own: every method that can change state takes ``now`` (monotonic seconds), and an
+event heap makes each change at its own time. Seeded, so the same requests at the same times give the same
+runs. The life cycle it follows: docs/internals.md#simulator-model.
 """
 
 from __future__ import annotations

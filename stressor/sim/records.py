@@ -1,13 +1,8 @@
 """Values the simulator's model takes in and hands out: validated requests, runs, batches, grades, events.
 
-All are frozen; the model replaces a record on every transition. Times are epoch seconds (floats, full
-precision) on the server's clock (``SimConfig.clock_offset`` ahead of the true time); the JSON views turn them
-into the API's millisecond ISO stamps. Ground-truth records hold true times.
-
-Ids are what the API writes (``SimConfig.ids``): integers from one counter shared by runs, batches and calls
-(``int``, the docs' reading: ``"id": 7110``), or prefixed strings, runs ``tc_<16 hex>``, batches
-``tcb_<16 hex>``, calls ``call_<16 hex>`` (``string``). Clients must treat ids as opaque; ground truth writes
-them in their text form (``"7110"``), as a client that stringifies ids holds them.
+All are frozen; the model replaces a record on every transition. Times are epoch seconds on the server's clock
+(ground-truth records hold true times). Ids are what the API writes (``SimConfig.ids``: integers from one
+counter, or prefixed strings); ground truth writes them as text.
 """
 
 from __future__ import annotations

@@ -1,17 +1,5 @@
-"""Running the simulator for real on loopback: inside the current event loop, or in a separate process.
-
-- ``serve(config)`` runs a uvicorn server as a task of the caller's anyio/asyncio loop (tests, the ``sim``
-  command). uvicorn's signal capture is switched off, so embedding never takes over Ctrl-C.
-- ``simulate(config, clock)`` runs it without a socket, on an injected clock: its ASGI app is reached in
-  memory (tests on virtual time).
-- ``SimulatorProcess(config)`` starts ``python -m stressor.sim --port 0`` and learns its URL from the line it
-  prints. The engine uses it as its embedded default so the simulator never competes with the client for one
-  event loop; ground truth then comes over HTTP with ``fetch_truth(base_url)``.
-
-Besides answering requests, a small driver task advances the model at each event's due time, so events
-happen (and are pushed out as webhooks) even when no client is asking. The configured faults wrap the app's
-handler (``stressor.sim.faults``); with a ``webhook_url``, a sender task delivers the model's events
-(``stressor.sim.webhooks``). Both report their counters under ``faults`` and ``webhooks`` in ``/_sim/stats``.
+"""Running the simulator: on loopback inside the current event loop (``serve``), without a socket on an injected
+clock (``simulate``), or in a separate process (``SimulatorProcess``); see docs/internals.md#running-the-simulator.
 """
 
 from __future__ import annotations

@@ -1,13 +1,9 @@
-"""JSON shapes of the test-calls API (runs, batches, call logs, transcripts, grades) and of the
-simulator's own ground-truth and config documents.
+"""JSON shapes of the test-calls API (runs, batches, call logs, transcripts, grades) and of the simulator's own
+ground-truth and config documents.
 
-Stamps are ISO 8601 UTC with milliseconds and ``Z`` (``stressor.timestamps.format_iso``), on the server's clock
-as the records hold them; ground truth keeps full precision epoch floats of true time. Ids are written as the
-records hold them (JSON integers or strings, ``SimConfig.ids``); a batch whose ``name`` is None has no ``name``
-key (``SimConfig.batch_name = "absent"``). Grade scores are held on 0..1 and written on the configured scale
-(``scale``: 100 writes integers 0..100 as the SDK does, 1 writes 0..1 as the docs do); ground truth keeps 0..1.
-Content the docs leave open (call-log fields beyond the named ones, transcript text, grade wording) is
-plausible rather than real.
+Stamps are ISO 8601 UTC with milliseconds on the server's clock; ground truth keeps true epoch floats. Ids and
+scores are written as ``SimConfig`` says (``ids``, ``grade_scale``). Content the docs leave open (call-log
+fields beyond the named ones, transcript text, grade wording) is plausible rather than real.
 """
 
 from __future__ import annotations
