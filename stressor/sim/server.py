@@ -41,8 +41,6 @@ PARENT_PID_ENV = "STRESSOR_SIM_PARENT_PID"
 
 _LISTENING_RE = re.compile(re.escape(LISTENING_PREFIX) + r"(http://\S+)")
 _MIN_SLEEP_S = 0.001  # sleeping less than 1 ms busy-loops on some event loops
-_STARTUP_TIMEOUT_S = 10.0
-_GRACEFUL_SHUTDOWN_S = 2
 
 
 def monotonic_seconds() -> float:

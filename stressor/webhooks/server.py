@@ -13,9 +13,6 @@ from stressor.asgi_server import base_url_of, serve_asgi
 from stressor.loopback import is_loopback
 from stressor.webhooks.receiver import WebhookReceiver
 
-_STARTUP_TIMEOUT_S = 10.0
-_POLL_S = 0.001  # sleeping less than 1 ms busy-loops on some event loops
-_GRACEFUL_SHUTDOWN_S = 2
 
 
 @dataclass(frozen=True, slots=True)
