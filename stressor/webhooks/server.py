@@ -14,7 +14,6 @@ from stressor.loopback import is_loopback
 from stressor.webhooks.receiver import WebhookReceiver
 
 
-
 @dataclass(frozen=True, slots=True)
 class RunningReceiver:
     """A receiver serving at ``url`` (``http://host:port/webhooks``); ``receiver`` is live (same loop)."""
