@@ -237,13 +237,14 @@ def _live_figures(runner: Runner, profile: Profile) -> Results:
 
 
 def _progress_watcher(every_s: float) -> Callable[[Session], Any]:
-    """Live progress on stderr: a table on a terminal, plain lines every ``every_s`` when stderr is a log (CI)."""
+    """Live progress on stderr: on a terminal a view redrawn twice a second, as wide as the terminal up to 80
+    columns (never wrapped); plain lines every ``every_s`` when stderr is a log (CI)."""
     import anyio
     from rich.console import Console
     from rich.live import Live
 
     from stressor.progress import ProgressWindow
-    from stressor.report.progress import progress_line, progress_table
+    from stressor.report.progress import WIDTH, progress_line, progress_view
 
     async def report_progress(session: Session) -> None:
         console = Console(stderr=True)
@@ -253,7 +254,8 @@ def _progress_watcher(every_s: float) -> Callable[[Session], Any]:
                 while True:
                     await anyio.sleep(0.5)
                     if session.engine is not None:
-                        live.update(progress_table(window.read(session.engine)))
+                        # the terminal's width is read each time: a resized window gets a view that fits
+                        live.update(progress_view(window.read(session.engine), min(console.width, WIDTH)))
         while True:
             await anyio.sleep(every_s)
             if session.engine is not None:
