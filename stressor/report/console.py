@@ -1,13 +1,17 @@
-"""The console summary, rendered from a results document (so ``stressor report`` prints the same)."""
+"""The console summary, rendered from a results document (so ``stressor report`` prints the same). It fits 80
+columns: tables are laid out for it, and a longer line of prose is wrapped."""
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping
 
 from stressor.document import Figures, LimitsReport, Results, Server, Slice
 from stressor.units import format_duration
 
 _COLUMNS = ("p50", "p90", "p99", "max")
+WIDTH = 80
+_SLICE_NAME = 15  # the widest name a by-variant / by-scenario row has room for at 80 columns
 
 
 def _duration(value: float | None) -> str:
@@ -19,19 +23,22 @@ def _measure_lines(results: Results) -> list[str]:
     if not measures:
         return []
     width = max(len(name) for name in measures)
-    header = f"  {'measure':<{width}}  {'count':>7}" + "".join(f"  {c:>8}" for c in _COLUMNS) + "  source"
+    header = f"  {'measure':<{width}}  {'count':>7}" + "".join(f"  {c:>8}" for c in _COLUMNS)
     lines = [header]
     for name, figures in measures.items():
         cells = "".join(f"  {_duration(getattr(figures, c)):>8}" for c in _COLUMNS)
-        clamped = f"  ({figures.clamped} clamped)" if figures.clamped else ""
-        lines.append(f"  {name:<{width}}  {figures.count or 0:>7}{cells}  {figures.source or ''}{clamped}")
+        lines.append(f"  {name:<{width}}  {figures.count or 0:>7}{cells}")
+        # what the measure runs from and to, under its figures: beside them it would take 160 columns
+        clamped = f" ({figures.clamped} clamped)" if figures.clamped else ""
+        if figures.source or clamped:
+            lines.append(f"      {figures.source or ''}{clamped}")
     return lines
 
 
 def _breakdown_lines(title: str, pieces: Mapping[str, Slice]) -> list[str]:
     if len(pieces) < 2:
         return []
-    width = max(len(name) for name in pieces)
+    width = min(max(len(title), *(len(name) for name in pieces)), _SLICE_NAME)
     lines = [
         "",
         f"by {title} (queue-to-completion):",
@@ -41,7 +48,8 @@ def _breakdown_lines(title: str, pieces: Mapping[str, Slice]) -> list[str]:
         outcomes, q2c = piece.outcomes, piece.queue_to_completion
         cells = "".join(f"  {_duration(getattr(q2c, c)):>8}" for c in _COLUMNS)
         failed = (outcomes.failed or 0) + (outcomes.errored or 0)
-        lines.append(f"  {name:<{width}}  {outcomes.completed or 0:>6}  {failed:>6}  {outcomes.open or 0:>5}{cells}")
+        shown = name if len(name) <= width else name[: width - 1] + "…"
+        lines.append(f"  {shown:<{width}}  {outcomes.completed or 0:>6}  {failed:>6}  {outcomes.open or 0:>5}{cells}")
     return lines
 
 
@@ -133,7 +141,9 @@ def render_summary(results: Results) -> str:
     lines.append(
         f"failure rate: {f'{rate:.1%}' if rate is not None else '-'}"
         f"   load: offered {_rate(load.offered_runs_per_s)} runs/s, achieved {_rate(load.achieved_runs_per_s)}"
-        f"   HTTP requests: {sum((results.requests or {}).values())}"
+    )
+    lines.append(
+        f"HTTP requests: {sum((results.requests or {}).values())}"
         + (f" ({per_run:.1f} per ended run)" if per_run is not None else "")
         + (f"   estimated cost: {cost / 100:.2f} USD" if cost is not None else "")
     )
@@ -156,7 +166,15 @@ def render_summary(results: Results) -> str:
     lines.extend(_measure_lines(results))
     lines.extend(_breakdown_lines("variant", results.variants))
     lines.extend(_breakdown_lines("scenario", results.scenarios))
-    return "\n".join(lines)
+    return "\n".join(fitted for line in lines for fitted in fit_line(line))
+
+
+def fit_line(line: str, width: int = WIDTH) -> list[str]:
+    """A line of at most ``width`` columns, or the line wrapped between words, its continuations indented."""
+    if len(line) <= width:
+        return [line]
+    indent = " " * (len(line) - len(line.lstrip()) + 2)
+    return textwrap.wrap(line, width, subsequent_indent=indent, break_on_hyphens=False, break_long_words=True)
 
 
 CLOCK_OFFSET_SHOWN_S = 1.0  # a server clock further off than this is worth a line
