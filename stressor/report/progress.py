@@ -212,7 +212,9 @@ def _stage_number(p: Progress) -> int:
     return next((i for i, s in enumerate(p.stages, 1) if s.start_s <= p.elapsed_s < s.end_s), len(p.stages))
 
 
-def _layout(p: Progress, width: int) -> list[Line]:
+def progress_layout(p: Progress, width: int = WIDTH) -> list[Line]:
+    """The terminal view as lines of (text, style) segments, each line at most ``width`` cells: the styles are
+    rich's (``bold``, ``green``, ``cyan``, ``yellow``, ``red``, ``dim``)."""
     lines: list[Line] = [_header(p), *_stage_rows(p, width)]
     bad = "red"
     lines += _fields(
@@ -255,13 +257,13 @@ def _layout(p: Progress, width: int) -> list[Line]:
 
 def progress_lines(p: Progress, width: int = WIDTH) -> list[str]:
     """The terminal view as plain text: each line at most ``width`` cells."""
-    return ["".join(text for text, _ in line).rstrip() for line in _layout(p, width)]
+    return ["".join(text for text, _ in line).rstrip() for line in progress_layout(p, width)]
 
 
 def progress_view(p: Progress, width: int = WIDTH) -> Text:
     """The terminal view, styled, for a live display of ``width`` columns (never wrapped)."""
     view = Text(no_wrap=True, overflow="ellipsis")
-    for number, line in enumerate(_layout(p, width)):
+    for number, line in enumerate(progress_layout(p, width)):
         if number:
             view.append("\n")
         for text, style in line:
