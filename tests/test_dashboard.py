@@ -26,6 +26,7 @@ from support.virtual import clock, run
 
 from stressor.asgi_server import bind
 from stressor.report.dashboard import CSP, Dashboard, DashboardApp, ending_note
+from stressor.report.live import Frame, draw
 from stressor.session import Session, SessionResult, Where
 from stressor.sim.config import SimConfig
 
@@ -90,6 +91,11 @@ class Page:
         return parse_events(self.body)
 
 
+async def draw_here(frame: Frame) -> str:
+    """What the dashboard draws in a worker process, drawn in this loop (a process would take real time)."""
+    return draw(frame)
+
+
 def live_run(pages: int, *, late_page_at_s: float | None = None) -> tuple[Dashboard, list[Page], SessionResult]:
     """A run with its dashboard beside it and ``pages`` pages open from the start (one more opened at
     ``late_page_at_s``), as ``stressor run --dashboard`` has them: the dashboard is cancelled when the run ends."""
@@ -100,7 +106,7 @@ def live_run(pages: int, *, late_page_at_s: float | None = None) -> tuple[Dashbo
 
     async def main() -> tuple[Dashboard, SessionResult]:
         session = Session(profile, where, enforce_budget=False, surroundings=MemorySurroundings(clock()))
-        dashboard = Dashboard(profile, session.clock, ending="ENDED: see the report")
+        dashboard = Dashboard(profile, session.clock, ending="ENDED: see the report", draw=draw_here)
         app = DashboardApp(dashboard)
         async with anyio.create_task_group() as browsers:
             for page in opened:
@@ -129,14 +135,15 @@ def test_events_arrive_once_per_interval_with_the_charts_and_end_with_the_run() 
     events = page.events
     waiting, updates, last = events[0], events[1:-1], events[-1]
     # The page opened before the run started: it is told so at once. Then a 4 s plan in 500 ms intervals: an
-    # event per interval, and the end.
+    # event per interval (each taken just after the interval's end), and at the end of the run (4 s, the last
+    # runs end at once), the last.
     assert "Waiting for the run to start." in waiting.data["html"]
-    assert len(updates) == 8, [e.seq for e in events]
+    assert len(updates) == 7, [e.seq for e in events]
     assert {e.kind for e in events[:-1]} == {"update"} and last.kind == "end"
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     assert page.finished, "the stream did not end with the run"
     arrivals = page.arrivals[2:-2]  # after the stream's retry line and the first event; before the end
-    assert [round(b - a, 3) for a, b in itertools.pairwise(arrivals)] == [0.5] * 7
+    assert [round(b - a, 3) for a, b in itertools.pairwise(arrivals)] == [0.5] * 6
     for event in events[1:]:
         markup = event.data["html"]
         assert all(f'data-chart="{chart}"' in markup for chart in CHARTS), event.seq
@@ -178,7 +185,7 @@ def test_the_page_loads_its_script_under_a_policy_and_refuses_other_hosts() -> N
     profile = profile_of(PROFILE)
 
     async def main() -> dict[str, Page]:
-        dashboard = Dashboard(profile, clock(), ending="")
+        dashboard = Dashboard(profile, clock(), ending="", draw=draw_here)
         app = DashboardApp(dashboard)
         pages = {path: Page() for path in ("/", "/dashboard.js", "/nothing")}
         for path, page in pages.items():

@@ -5,20 +5,24 @@ updated once per interval by server-sent events, served with uvicorn in the run'
 
 from __future__ import annotations
 
+import functools
 import html
+from collections import deque
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.to_process
 import orjson
+from anyio import BrokenWorkerProcess
 
 from stressor.asgi_server import base_url_of, serve_asgi
 from stressor.loopback import is_loopback
 from stressor.progress import Progress, ProgressWindow
 from stressor.report.html import _CSS
-from stressor.report.live import LivePoint, live_point, live_results, render_live
+from stressor.report.live import MAX_POINTS, Frame, LivePoint, draw, live_point
 from stressor.timestamps import NS_PER_S
 
 if TYPE_CHECKING:
@@ -30,6 +34,7 @@ if TYPE_CHECKING:
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src 'self'; connect-src 'self'"
 WAIT_FOR_START_S = 0.1  # how often the dashboard looks whether the run has started
 END_WAIT_S = 2.0  # the most the end of a run waits for open pages to take its last event
+SAMPLE_AFTER_S = 0.005  # how long after an interval's end it is sampled (at most a 20th of the interval)
 SLIVER = 0.1  # a last interval shorter than this share of the interval is not drawn (its rates divide by ~0)
 _EXTRA_CSS = """
 pre.progress{font:12.5px/1.35 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;background:var(--panel);
@@ -64,6 +69,10 @@ source.addEventListener("error", () => {
 """
 
 Message = dict[str, Any]
+Draw = Callable[[Frame], Awaitable[str]]
+# Drawing takes milliseconds, more as the run grows: never in the run's event loop, where it would delay the
+# batches that fall due meanwhile, but in a worker process (started when the first page opens).
+IN_A_PROCESS: Draw = functools.partial(anyio.to_process.run_sync, draw)
 Send = Callable[[Message], Awaitable[None]]
 Receive = Callable[[], Awaitable[Message]]
 
@@ -76,13 +85,15 @@ class Dashboard:
     """Samples a run once per interval and hands its figures to every open page. The figures are drawn once per
     interval, and only while a page is open, however many are: nothing is added to the run's own work."""
 
-    def __init__(self, profile: Profile, clock: Clock, ending: str) -> None:
+    def __init__(self, profile: Profile, clock: Clock, ending: str, *, draw: Draw = IN_A_PROCESS) -> None:
         self.profile = profile
         self.clock = clock
         self.ending = ending  # markup, said once the run is over
         self.renders = 0  # how many times the figures were drawn
+        self._draw = draw
         self._window = ProgressWindow()
-        self._points: list[LivePoint] = []
+        self._points: deque[LivePoint] = deque(maxlen=MAX_POINTS)
+        self._sampled = 0  # intervals sampled, those no longer kept included
         self._last: Progress | None = None  # the snapshot the last interval ends at
         self._now: Progress | None = None  # the latest snapshot (the last one, when the run is over)
         self._tick = 0  # the last interval sampled (1: the first)
@@ -105,30 +116,33 @@ class Dashboard:
             await self._sample_every_interval(session)
         finally:
             with anyio.CancelScope(shield=True), anyio.move_on_after(END_WAIT_S):
-                self._finish(session.engine)
+                await self._finish(session.engine)
                 while self._pages:
                     await self._changed.wait()
 
     async def _sample_every_interval(self, session: Session) -> None:
         interval_ns = round(self.profile.interval_s * NS_PER_S)
+        # Just after each interval's end rather than on it: a batch due on the boundary (as with most rates) is
+        # then always in the interval that ends there, never in one or the other by a race with the pacer.
+        after_ns = min(round(SAMPLE_AFTER_S * NS_PER_S), interval_ns // 20)
         while True:
             runner = session.engine
             if runner is None or not runner.t0_ns:
                 if self._draw_now and self._pages and self._event is None:
-                    self._publish(None)
+                    await self._publish(None)
                 self._draw_now = False
                 await self._nap(self.clock.now_ns() + round(WAIT_FOR_START_S * NS_PER_S))
                 continue
-            tick = (self.clock.now_ns() - runner.t0_ns) // interval_ns
+            tick = (self.clock.now_ns() - runner.t0_ns - after_ns) // interval_ns
             if tick > self._tick:
                 self._tick = tick
                 self._sample(runner)
                 if self._pages:
-                    self._publish(runner)
+                    await self._publish(runner)
             elif self._draw_now and self._pages and self._drawn_tick != self._tick:
-                self._publish(runner)  # a page opened since the last drawing: it gets figures at once
+                await self._publish(runner)  # a page opened since the last drawing: it gets figures at once
             self._draw_now = False
-            await self._nap(runner.t0_ns + (self._tick + 1) * interval_ns)
+            await self._nap(runner.t0_ns + (self._tick + 1) * interval_ns + after_ns)
 
     async def _nap(self, until_ns: int) -> None:
         """Sleep until ``until_ns``, or until a new page asks for figures."""
@@ -143,17 +157,18 @@ class Dashboard:
         if last is not None and snapshot.elapsed_s - last.elapsed_s < SLIVER * self.profile.interval_s:
             return  # shown, not drawn as an interval
         self._points.append(live_point(last, snapshot))
+        self._sampled += 1
         self._last = snapshot
 
-    def _finish(self, runner: Runner | None) -> None:
+    async def _finish(self, runner: Runner | None) -> None:
         if runner is not None and runner.t0_ns:
             self._sample(runner)  # the last, partial interval
         if self._pages:
-            self._publish(runner, final=True)
+            await self._publish(runner, final=True)
 
     # ------------------------------------------------------------------------------------------ publishing
 
-    def _publish(self, runner: Runner | None, *, final: bool = False) -> None:
+    async def _publish(self, runner: Runner | None, *, final: bool = False) -> None:
         """Draw the figures so far into the event every open page gets next."""
         self.renders += 1
         name = self.profile.name
@@ -162,8 +177,23 @@ class Dashboard:
             note = note if final else "Waiting for the run to start."
             body = f'<header><h1>stressor live: {_e(name)}</h1></header><p class="callout warn">{note}</p>'
         else:
-            results = live_results(runner.metrics, runner.governor, self.profile, runner.elapsed_s(), self._points)
-            body = render_live(results, self._points, self._now, ending=self.ending if final else None)
+            points = tuple(self._points)
+            frame = Frame(
+                name=name,
+                elapsed_s=runner.elapsed_s(),
+                interval_s=self.profile.interval_s,
+                points=points,
+                earlier=self._sampled - len(points),
+                progress=self._now,
+                ending=self.ending if final else None,
+            )
+            try:
+                body = await self._draw(frame)
+            except BrokenWorkerProcess:
+                if not final:
+                    return  # the pages keep the figures they have; the next interval tries again
+                body = f'<p class="callout ended" id="ending">{self.ending}</p>{self._body or ""}'
+
         self._seq += 1
         self._body = body
         self._drawn_tick = self._tick

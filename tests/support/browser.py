@@ -131,6 +131,11 @@ class Tab:
         self.browser = browser
         self.session = session
 
+    def navigate(self, url: str) -> None:
+        """Load ``url`` in this tab, and wait for it to load."""
+        self.browser.call("Page.navigate", {"url": url}, self.session)
+        self.wait_for(f"location.href === {url!r} && document.readyState === 'complete'")
+
     def evaluate(self, expression: str) -> Any:
         """The value of a JavaScript expression in the page (awaited when it is a promise)."""
         result = self.browser.call(
