@@ -123,14 +123,13 @@ def render_summary(results: Results) -> str:
     elif results.stop_reason:
         lines.append(f"STOPPED EARLY: {results.stop_reason}")
     not_started = runs.not_started or {}
-    counts = ", ".join(
+    counts = [
         f"{label} {getattr(runs, label) or 0}"
         for label in ("planned", "submitted", "completed", "failed", "errored", "rejected", "open")
-    )
+    ]
     unknown = runs.unknown or 0
-    lines.append(
-        f"runs: {counts}{f', UNKNOWN {unknown}' if unknown else ''}, not started {sum(not_started.values())}"
-    )
+    counts += [f"UNKNOWN {unknown}"] if unknown else []
+    lines.extend(_packed("runs: ", [*counts, f"not started {sum(not_started.values())}"]))
     if unknown:
         lines.append(
             f"UNKNOWN: {unknown} runs: their creates' answers were lost and no listing settled whether they exist "
@@ -167,6 +166,18 @@ def render_summary(results: Results) -> str:
     lines.extend(_breakdown_lines("variant", results.variants))
     lines.extend(_breakdown_lines("scenario", results.scenarios))
     return "\n".join(fitted for line in lines for fitted in fit_line(line))
+
+
+def _packed(head: str, fields: list[str], width: int = WIDTH) -> list[str]:
+    """``head`` and the fields, comma-separated, in lines of ``width``: a line breaks between fields only."""
+    lines = [head]
+    for number, field in enumerate(fields):
+        text = field + ("," if number < len(fields) - 1 else "")
+        if len(lines[-1]) > len(head) and len(lines[-1]) + 1 + len(text) > width:
+            lines.append("  " + text)
+        else:
+            lines[-1] += text if lines[-1] in (head, "  ") else " " + text
+    return lines
 
 
 def fit_line(line: str, width: int = WIDTH) -> list[str]:
