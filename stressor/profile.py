@@ -37,6 +37,9 @@ SUBMIT_MODES = ("batch", "single")
 TARGET_TYPES = ("agent", "phone_number")
 DIRECTIONS = ("outbound", "inbound")
 CALL_MODES = ("bot", "sip")
+DEFAULT_CALL_FETCHES = 8  # call logs fetched at once
+MAX_CALL_FETCHES = 256
+DEFAULT_CALLS_WAIT_S = 30.0  # after the last call is due, how long its fetch may take (when [calls] wait is not set)
 
 T = TypeVar("T")
 
@@ -224,6 +227,21 @@ class Grades:
 
 
 @dataclass(frozen=True, slots=True)
+class Calls:
+    """Call logs (and transcripts) of the runs that ended: whether to fetch them, how many at once, when.
+
+    A call's log is fetched ``delay_s`` after its run was seen to end (grades and billing may be written after
+    the call); once the last run ended, the calls still to fetch are given ``wait_s``.
+    """
+
+    fetch: bool = False
+    transcripts: bool = False
+    concurrency: int = DEFAULT_CALL_FETCHES
+    delay_s: float = 0.0
+    wait_s: float = DEFAULT_CALLS_WAIT_S
+
+
+@dataclass(frozen=True, slots=True)
 class Profile:
     """A whole, validated profile."""
 
@@ -237,6 +255,7 @@ class Profile:
     limits: Limits = field(default_factory=Limits)
     webhooks: Webhooks = field(default_factory=Webhooks)
     grades: Grades = field(default_factory=Grades)
+    calls: Calls = field(default_factory=Calls)
     simulator: Mapping[str, Any] = field(default_factory=dict)
     thresholds: tuple[str, ...] = ()  # expressions, checked at load (stressor.thresholds)
     description: str = ""
@@ -663,6 +682,31 @@ def _grades(table: _Table) -> Grades:
     return grades
 
 
+def _calls(table: _Table, grades: Grades) -> Calls:
+    transcripts = table.get("transcripts", _boolean, False)
+    fetch = table.get("fetch", _boolean, transcripts)
+    if transcripts and not fetch:
+        raise table.error("transcripts", "needs fetch = true (transcripts are fetched with the call logs)")
+    delay = table.get("delay", parse_duration, grades.wait_s)
+    wait = table.get("wait", parse_duration, delay + DEFAULT_CALLS_WAIT_S)
+    if wait < delay:
+        source = "calls.delay" if table.has("delay") else "[grades] wait"
+        raise table.error(
+            "wait",
+            f"must be at least the delay before a call log is fetched ({source}: {delay:g}s), or the last runs' "
+            f"calls would never be fetched; got {wait:g}s",
+        )
+    calls = Calls(
+        fetch=fetch,
+        transcripts=transcripts,
+        concurrency=table.get("concurrency", _int_between(1, MAX_CALL_FETCHES), DEFAULT_CALL_FETCHES),
+        delay_s=delay,
+        wait_s=wait,
+    )
+    table.finish()
+    return calls
+
+
 def _thresholds(root: _Table) -> tuple[str, ...]:
     texts = root.get("thresholds", _string_list, [])
     for i, text in enumerate(texts):
@@ -756,10 +800,12 @@ def parse_profile(data: Mapping[str, Any], source: str, base_dir: Path | None = 
     )
     cost_table.finish()
 
+    grades = _grades(root.table("grades"))
     profile = Profile(
         limits=_limits(root.table("limits")),
         webhooks=_webhooks(root.table("webhooks")),
-        grades=_grades(root.table("grades")),
+        grades=grades,
+        calls=_calls(root.table("calls"), grades),
         thresholds=_thresholds(root),
         simulator=_simulator(root.table("simulator")),
         name=root.get("name", _non_empty, Path(source).stem),

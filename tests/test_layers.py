@@ -19,7 +19,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("http",),
     ("targets",),
     ("webhooks", "sim"),
-    ("engine", "runlog", "distributed", "session", "running"),
+    ("engine", "runlog", "calllogs", "distributed", "session", "running"),
     ("report",),
     ("cli", "__main__"),
 )

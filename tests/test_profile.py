@@ -116,10 +116,42 @@ def test_stage_models() -> None:
         ),
         ({**BASE, "scenarios": {"prompts": []}}, "scenarios.prompts: must be a non-empty list"),
         ({**BASE, "target": {"submit": "single"}, "batch": {"runs": 3}}, "batch.runs: must be 1 when"),
+        ({**BASE, "calls": {"fetch": "yes"}}, "p.toml: calls.fetch: must be true or false, got 'yes'"),
+        ({**BASE, "calls": {"concurrency": 0}}, "p.toml: calls.concurrency: must be an integer from 1 to 256, got 0"),
+        ({**BASE, "calls": {"delay": "soon"}}, "p.toml: calls.delay: expected a duration like"),
+        (
+            {**BASE, "calls": {"fetch": False, "transcripts": True}},
+            "p.toml: calls.transcripts: needs fetch = true (transcripts are fetched with the call logs)",
+        ),
+        (
+            {**BASE, "calls": {"delay": "1m", "wait": "10s"}},
+            "p.toml: calls.wait: must be at least the delay before a call log is fetched (calls.delay: 60s), or the "
+            "last runs' calls would never be fetched; got 10s",
+        ),
+        (
+            {**BASE, "grades": {"wait": "2m"}, "calls": {"wait": "1m"}},
+            "p.toml: calls.wait: must be at least the delay before a call log is fetched ([grades] wait: 120s)",
+        ),
+        ({**BASE, "calls": {"fetsh": True}}, "p.toml: calls.fetsh: is not a known key (allowed here: concurrency"),
     ],
 )
 def test_invalid_profiles_name_file_field_and_rule(data: dict, expected: str) -> None:
     assert expected in error_of(data)
+
+
+def test_call_logs_are_off_by_default_fetched_after_the_grades_wait_and_transcripts_imply_them() -> None:
+    default = parse(BASE).calls  # type: ignore[attr-defined]
+    assert (default.fetch, default.transcripts, default.concurrency, default.delay_s, default.wait_s) == (
+        False,
+        False,
+        8,
+        0.0,
+        30.0,
+    )
+    graded = parse({**BASE, "grades": {"wait": "20s"}, "calls": {"transcripts": True}}).calls  # type: ignore[attr-defined]
+    assert (graded.fetch, graded.transcripts, graded.delay_s, graded.wait_s) == (True, True, 20.0, 50.0)
+    given = parse({**BASE, "calls": {"fetch": True, "delay": "5s", "wait": "5s", "concurrency": 2}}).calls  # type: ignore[attr-defined]
+    assert (given.delay_s, given.wait_s, given.concurrency) == (5.0, 5.0, 2)
 
 
 def test_unknown_key_lists_what_is_allowed() -> None:
