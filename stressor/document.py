@@ -390,6 +390,12 @@ class RunEntry(_Part):
     call_id: str | None = None
     grade: float | None = None
     clock_offset_s: float | None = None
+    # from the call's log ([calls] fetch): left out of the file when not known (not fetched, or null in it)
+    call_duration_s: float | None = None
+    end_reason: str | None = None
+    product: str | None = None
+    billable_minutes: float | None = None
+    billing_total_cents: float | None = None
 
     NULLABLE = frozenset(
         {
@@ -405,6 +411,20 @@ class RunEntry(_Part):
             "grade",
         }
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Calls(_Part):
+    """What came of fetching the runs' call logs: the calls log's path, call logs fetched, calls whose log
+    could not be had (by class), transcripts fetched and those that could not be had (by class)."""
+
+    log: str | None = None
+    fetched: int | None = None
+    failed: Mapping[str, int] | None = None
+    transcripts: int | None = None
+    transcripts_failed: Mapping[str, int] | None = None
+
+    NULLABLE = frozenset({"log"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -433,6 +453,7 @@ class Results(_Part):
     scenarios: Mapping[str, Slice] = field(default_factory=_empty)
     webhooks: Webhooks | None = None  # None: the run did not use webhooks
     server: Server | None = None
+    calls: Calls | None = None  # None: call logs were not fetched
     stages: tuple[Stage, ...] | None = None  # None: written before the stages were
     interval_s: float | None = None
     intervals: tuple[IntervalFigures, ...] = ()
@@ -602,6 +623,7 @@ _PARTS = (
     IntervalLatency,
     IntervalFigures,
     RunEntry,
+    Calls,
     Results,
 )
 _FIELD_NAMES: Mapping[type, tuple[str, ...]] = MappingProxyType(

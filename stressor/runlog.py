@@ -83,17 +83,17 @@ class Flushable(Protocol):
 
 async def keep_flushed(
     log: Flushable,
-    counters: Callable[[], Mapping[str, Any]],
+    counters: Callable[[], Mapping[str, Any]] | None,
     every_s: float = FLUSH_EVERY_S,
     clock: Clock = SYSTEM,
 ) -> None:
     """Flush ``log`` every ``every_s``, on a fixed grid (a slow flush does not push the next one back), with a
-    counters line (from ``counters``) every ``COUNTERS_EVERY`` flushes; runs until cancelled."""
+    counters line (from ``counters``, unless None) every ``COUNTERS_EVERY`` flushes; runs until cancelled."""
     began_ns = clock.now_ns()
     every_ns = round(every_s * NS_PER_S)
     for tick in itertools.count(1):
         await clock.sleep_until(began_ns + tick * every_ns)
-        if tick % COUNTERS_EVERY == 0:
+        if counters is not None and tick % COUNTERS_EVERY == 0:
             log.write(counters())
         log.flush()
 
@@ -150,29 +150,41 @@ def _checked_record(path: Path, number: int, line: Mapping[str, Any], t0_ns: int
         raise RunLogError(f"{path}: line {number}: not a run record ({exc})") from None
 
 
+GradeOf = Callable[[str | None], float | None]  # a call's grade, given its id (None: not known)
+CallOf = Callable[[str | None], Mapping[str, Any] | None]  # a record's fields from its call's log, given its id
+
+
 class LoggedRecords(Sequence[RunRecord]):
     """The run records of a runs log, read from the file each time they are walked (never all held): the
     records of a run whose engine streamed them to the log. ``t0_ns`` puts them back on the engine's clock;
-    ``grade_of`` joins the grades known by now (given a call id)."""
+    ``grade_of`` joins the grades known by now (given a call id), ``call_of`` the fields of the call logs
+    fetched (``RunRecord``'s names)."""
 
-    def __init__(self, path: Path, t0_ns: int, grade_of: Callable[[str | None], float | None] | None = None):
+    def __init__(self, path: Path, t0_ns: int, grade_of: GradeOf | None = None, call_of: CallOf | None = None):
         self.path = path
         self.t0_ns = t0_ns
         self.grade_of = grade_of
+        self.call_of = call_of
         self._length: int | None = None
 
-    def with_grades(self, grade_of: Callable[[str | None], float | None]) -> LoggedRecords:
+    def with_grades(self, grade_of: GradeOf) -> LoggedRecords:
         """The same records, each with its call's grade when ``grade_of`` knows it."""
-        return LoggedRecords(self.path, self.t0_ns, grade_of)
+        return LoggedRecords(self.path, self.t0_ns, grade_of, self.call_of)
+
+    def with_calls(self, call_of: CallOf) -> LoggedRecords:
+        """The same records, each with the fields of its call's log when ``call_of`` knows them."""
+        return LoggedRecords(self.path, self.t0_ns, self.grade_of, call_of)
 
     def __iter__(self) -> Iterator[RunRecord]:
-        grade_of = self.grade_of
+        grade_of, call_of = self.grade_of, self.call_of
         for number, line in _lines(self.path):
             if line.get("type") != "run":
                 continue
             record = _checked_record(self.path, number, line, self.t0_ns)
             if grade_of is not None and (grade := grade_of(record.call_id)) is not None:
                 record = replace(record, grade=grade)
+            if call_of is not None and (fields := call_of(record.call_id)) is not None:
+                record = replace(record, **fields)
             yield record
 
     def stamps(self) -> Iterator[RunStamps]:
@@ -198,12 +210,14 @@ class LoggedRecords(Sequence[RunRecord]):
         """The records as ``RunRecord.to_json`` gives them (on this run's clock), grades joined: the lines the
         engine wrote as just that, without rebuilding each record to turn it back (a long run's results file
         would pay that for every run)."""
-        grade_of = self.grade_of
+        grade_of, call_of = self.grade_of, self.call_of
         for _, line in _lines(self.path):
             if line.pop("type", None) != "run":
                 continue
             if grade_of is not None and (grade := grade_of(line.get("call_id"))) is not None:
                 line["grade"] = grade
+            if call_of is not None and (fields := call_of(line.get("call_id"))) is not None:
+                line.update(fields)
             yield line
 
     def __len__(self) -> int:
@@ -273,4 +287,9 @@ def _record(line: Mapping[str, Any], t0_ns: int = 0) -> RunRecord:
         call_id=line.get("call_id"),
         grade=line.get("grade"),
         clock_offset_s=float(line.get("clock_offset_s") or 0.0),
+        call_duration_s=line.get("call_duration_s"),
+        end_reason=line.get("end_reason"),
+        product=line.get("product"),
+        billable_minutes=line.get("billable_minutes"),
+        billing_total_cents=line.get("billing_total_cents"),
     )

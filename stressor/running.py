@@ -88,6 +88,8 @@ class Overrides:
     fallback: float | str | None = None
     listen_host: str | None = None
     listen_port: int | None = None
+    calls: bool | None = None  # calls.fetch (False: no call logs, nor transcripts)
+    transcripts: bool | None = None  # calls.transcripts (True fetches the call logs too)
 
 
 _SECTIONS = (
@@ -106,23 +108,31 @@ def with_overrides(profile: Profile, overrides: Overrides) -> Profile:
             profile = replace(profile, **{section: replace(getattr(profile, section), **changes)})
     if "grace_s" in given:
         profile = replace(profile, grace_s=given["grace_s"])
-    return profile
+    calls = profile.calls
+    if given.get("transcripts"):
+        calls = replace(calls, fetch=True, transcripts=True)
+    if "calls" in given:
+        calls = replace(calls, fetch=given["calls"], transcripts=calls.transcripts and given["calls"])
+    return replace(profile, calls=calls) if calls != profile.calls else profile
 
 
 @dataclass(frozen=True, slots=True)
 class Outputs:
-    """Where a run writes: results, runs log and the reports asked for."""
+    """Where a run writes: results, runs log, calls log (None: call logs are not fetched) and the reports asked
+    for."""
 
     results: Path
     runs_log: Path
     hlog: Path | None = None
     junit: Path | None = None
     html: Path | None = None
+    calls_log: Path | None = None
 
     def by_flag(self) -> tuple[tuple[str, Path | None], ...]:
         return (
             ("--out", self.results),
             ("--runs-log", self.runs_log),
+            ("--calls-log", self.calls_log),
             ("--hlog", self.hlog),
             ("--junit", self.junit),
             ("--html", self.html),
@@ -131,7 +141,8 @@ class Outputs:
 
 @dataclass(frozen=True, slots=True)
 class RunRequest:
-    """What the user asked of a run, flags parsed (but not yet checked against the profile)."""
+    """What the user asked of a run, flags parsed (but not yet checked against the profile). ``calls_log``:
+    the path given with --calls-log (the calls log's own default is beside the results)."""
 
     outputs: Outputs
     overrides: Overrides = Overrides()
@@ -141,6 +152,7 @@ class RunRequest:
     webhook_allow_remote: bool = False
     simulator: Mapping[str, Any] = field(default_factory=dict)  # --sim-* settings given (None: not given)
     scale: Scale | None = None
+    calls_log: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,9 +213,24 @@ def prepare(profile: Profile, request: RunRequest) -> PreparedRun:
                 "may refuse it (400) or round it; the simulator accepts fractions"
             )
     where = replace(where, webhook_allow_remote=request.webhook_allow_remote)
-    for flag, path in request.outputs.by_flag():
+    outputs = replace(request.outputs, calls_log=calls_log_of(profile, request))
+    for flag, path in outputs.by_flag():
         check_output(path, flag)
-    return PreparedRun(profile, where, thresholds, request.outputs, request.scale, tuple(warnings))
+    return PreparedRun(profile, where, thresholds, outputs, request.scale, tuple(warnings))
+
+
+def calls_log_of(profile: Profile, request: RunRequest) -> Path | None:
+    """Where the calls log goes: --calls-log, else beside the results (``<out>.calls.jsonl``); None when call
+    logs are not fetched (then --calls-log is refused: it would write nothing)."""
+    if not profile.calls.fetch:
+        if request.calls_log is not None:
+            raise RunError(
+                f"--calls-log {request.calls_log}: call logs are not fetched; add --calls (or [calls] fetch = true "
+                f"to {profile.source})",
+                ExitCode.USAGE,
+            )
+        return None
+    return request.calls_log or request.outputs.results.with_suffix(".calls.jsonl")
 
 
 def target_of(
@@ -305,15 +332,19 @@ def execute(
     """Run the prepared run to its end, its runs log written as runs end: Ctrl-C / SIGTERM stop it in order,
     thresholds marked ``abort`` are checked every interval. Raises ``RunError`` (exit 3) when the target, the
     cluster or what the run needs cannot be started."""
+    from stressor.calllogs import CallsLog
     from stressor.runlog import RunLog
     from stressor.session import Session
 
     log = RunLog(prepared.outputs.runs_log)
+    calls_path = prepared.outputs.calls_log
+    calls = CallsLog(calls_path) if calls_path is not None else None
     session = Session(
         prepared.profile,
         prepared.where,
         enforce_budget=not prepared.embedded,
         runs_log=log,
+        calls_log=calls,
         scale=prepared.scale,
         warn=notice,
     )
@@ -329,6 +360,8 @@ def execute(
         return _run_with_signals(session.run, interrupted, "the run", beside)
     finally:
         log.close()
+        if calls is not None:
+            calls.close()
 
 
 async def abort_on_breach(session: Session, aborts: Sequence[Threshold], live_figures: LiveFigures) -> None:

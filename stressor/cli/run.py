@@ -65,6 +65,28 @@ def run(
             "path with .runs.jsonl); 'stressor report' rebuilds the summary from it after a crash or kill -9."
         ),
     ] = None,
+    calls: Annotated[
+        bool | None,
+        typer.Option(
+            "--calls/--no-calls",
+            help="Override calls.fetch: fetch each ended run's call log (GET /v1/calls/{id}: duration, end reason, "
+            "product, billing, grade) as runs end, into the calls log and the run records.",
+        ),
+    ] = None,
+    transcripts: Annotated[
+        bool,
+        typer.Option(
+            "--transcripts",
+            help="Also fetch each call's transcript into the calls log (calls.transcripts; implies --calls).",
+        ),
+    ] = False,
+    calls_log: Annotated[
+        Path | None,
+        typer.Option(
+            help="The calls log: one JSON line per call fetched, with its transcript when asked (default: the "
+            "results path with .calls.jsonl)."
+        ),
+    ] = None,
     poll_interval: Annotated[str | None, typer.Option(help="Override target.poll_interval, e.g. 250ms or 2s.")] = None,
     grace: Annotated[
         str | None,
@@ -167,6 +189,8 @@ def run(
 
     if mode is not None and mode not in ("obey", "stress"):
         raise typer.BadParameter("must be 'obey' or 'stress'", param_hint="--mode")
+    if transcripts and calls is False:
+        raise typer.BadParameter("transcripts come with the call logs: drop --no-calls", param_hint="--transcripts")
     scale = scale_flags(workers, cluster)
     listen = flag(listen_flag, webhook_listen, "--webhook-listen")
     profile = load(profile_path)
@@ -184,6 +208,8 @@ def run(
         fallback=flag(fallback_flag, webhook_fallback, "--webhook-fallback"),
         listen_host=listen[0] if listen else None,
         listen_port=listen[1] if listen else None,
+        calls=calls,
+        transcripts=True if transcripts else None,
     )
     outputs = Outputs(out, runs_log or out.with_suffix(".runs.jsonl"), hlog=hlog, junit=junit, html=html)
     request = RunRequest(
@@ -201,6 +227,7 @@ def run(
             "seed": sim_seed,
         },
         scale=scale,
+        calls_log=calls_log,
     )
     try:
         prepared = prepare(profile, request)

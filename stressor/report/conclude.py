@@ -17,7 +17,7 @@ from stressor.intervals import Interval, interval_series
 from stressor.metrics import Outcome
 from stressor.profile import Profile
 from stressor.report.console import render_summary
-from stressor.report.results import build_results, webhooks_figures
+from stressor.report.results import build_results, calls_figures, webhooks_figures
 from stressor.runlog import stamps_of
 from stressor.running import ExitCode, PreparedRun, Searched
 from stressor.secrets import mask_secret
@@ -71,12 +71,16 @@ def conclude(outcome: SessionResult, prepared: PreparedRun) -> Conclusion:
         webhooks=webhooks_figures(outcome),
         server=outcome.server,
         thresholds=[t.text for t in prepared.thresholds],
+        calls=calls_figures(outcome),
     )
     verdicts = tuple(evaluate(prepared.thresholds, document))
     lines = [render_summary(document)]
     if verdicts:
         lines.append("\n" + render_verdicts(verdicts))
-    lines.append(f"\nresults: {prepared.outputs.results}  runs log: {prepared.outputs.runs_log}")
+    written = f"\nresults: {prepared.outputs.results}  runs log: {prepared.outputs.runs_log}"
+    if outcome.calls is not None and outcome.calls.log is not None:
+        written += f"  calls log: {outcome.calls.log}"
+    lines.append(written)
     return Conclusion(document, intervals, verdicts, tuple(lines), ending_of(result, verdicts))
 
 

@@ -16,6 +16,7 @@ import orjson
 
 from stressor.document import (
     SCHEMA,
+    Calls,
     Figures,
     Generator,
     GradeFigures,
@@ -228,6 +229,20 @@ def webhooks_figures(session: SessionResult) -> Webhooks | None:
     )
 
 
+def calls_figures(session: SessionResult) -> Calls | None:
+    """What came of fetching the call logs, when they were fetched."""
+    calls = session.calls
+    if calls is None:
+        return None
+    return Calls(
+        log=calls.log,
+        fetched=calls.fetched,
+        failed=readonly(calls.failed),
+        transcripts=calls.transcripts,
+        transcripts_failed=readonly(calls.transcripts_failed),
+    )
+
+
 def figures(
     metrics: Metrics,
     governor: Governor,
@@ -283,10 +298,12 @@ def build_results(
     webhooks: Webhooks | None = None,
     server: Mapping[str, Any] | None = None,
     thresholds: Sequence[str] | None = None,
+    calls: Calls | None = None,
 ) -> Results:
     """The results document of one run. ``target`` describes where it ran (never holds the key); ``server``
     what was learned of the server where the docs are silent (its lists, its clock); ``thresholds`` the gates
-    the run is held to, as written (``stressor report`` checks them again)."""
+    the run is held to, as written (``stressor report`` checks them again); ``calls`` what came of fetching
+    the call logs."""
     anchor = result.metrics.anchor
     return replace(
         figures(result.metrics, result.governor, profile, result.elapsed_s),
@@ -300,6 +317,7 @@ def build_results(
         stop_reason=result.stop_reason,
         webhooks=webhooks,
         server=load_part(Server, server, "server") if server is not None else None,
+        calls=calls,
         stages=plan_stages(profile),
         interval_s=profile.interval_s,
         intervals=interval_figures(intervals),
