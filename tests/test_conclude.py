@@ -3,11 +3,13 @@ printed and the exit code, which says the most serious thing that happened, what
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from stressor.calllogs import CallsReport
 from stressor.capacity import Step
 from stressor.distributed.tally import WORKER_LOST
 from stressor.engine import EngineResult
@@ -186,3 +188,30 @@ def test_precedence_covers_every_exit_code_a_run_can_end_with() -> None:
     # 1 (crash), 6 (compare) are not a run's; 2 comes from the writes (above)
     ran = {code for _, _, code in PRECEDENCE}
     assert ran == set(ExitCode) - {ExitCode.CRASH, ExitCode.USAGE, ExitCode.REGRESSION}
+
+
+def test_what_came_of_the_call_logs_is_in_the_document_and_said_with_the_paths(tmp_path: Path) -> None:
+    calls = CallsReport(
+        log=str(tmp_path / "r.calls.jsonl"),
+        fetched=7,
+        failed={"http_404": 2, "not_fetched": 1},
+        transcripts=6,
+        transcripts_failed={"timeout": 1},
+    )
+    outcome = replace(outcome_of(result_of(completed=10), "http://127.0.0.1:5000"), calls=calls)
+    conclusion = conclude(outcome, prepared(tmp_path, embedded=True))
+    assert conclusion.document.to_json()["calls"] == {
+        "log": str(tmp_path / "r.calls.jsonl"),
+        "fetched": 7,
+        "failed": {"http_404": 2, "not_fetched": 1},
+        "transcripts": 6,
+        "transcripts_failed": {"timeout": 1},
+    }
+    assert conclusion.lines[-1].endswith(
+        f"  calls log: {tmp_path / 'r.calls.jsonl'} (7 call logs, 3 failed: http_404 2, not_fetched 1; "
+        "6 transcripts, 1 failed)"
+    )
+    unwritten = replace(outcome, calls=replace(calls, log=None, failed={}, transcripts=0, transcripts_failed={}))
+    assert conclude(unwritten, prepared(tmp_path, embedded=True)).lines[-1].endswith(
+        "  calls log: none written (7 call logs)"
+    )

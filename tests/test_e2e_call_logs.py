@@ -76,7 +76,7 @@ def test_each_ended_runs_call_is_fetched_once_as_it_ends_counted_logged_and_join
         "transcripts": 0,
         "transcripts_failed": {},
     }
-    assert f"calls log: {tmp_path / 'r.calls.jsonl'}" in done.stdout
+    assert f"calls log: {tmp_path / 'r.calls.jsonl'} (60 call logs)" in done.stdout
     # the calls log: a line per call, with its run and the call log's fields
     lines = lines_of(tmp_path / "r.calls.jsonl")
     assert sorted(line["call_id"] for line in lines) == sorted(calls)
@@ -105,6 +105,7 @@ def test_transcripts_only_when_asked_each_with_its_call(tmp_path: Path) -> None:
         turns = line["transcript"]
         assert line["transcript_error"] is None and turns and {t["role"] for t in turns} <= {"assistant", "user"}
     assert not (tmp_path / "r.calls.jsonl").exists()  # --calls-log put it elsewhere
+    assert f"calls log: {tmp_path / 'said' / 'calls.jsonl'} (60 call logs; 60 transcripts)" in done.stdout
 
 
 def test_without_calls_nothing_is_fetched_and_the_results_have_no_calls_section(tmp_path: Path) -> None:

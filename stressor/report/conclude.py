@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stressor.calllogs import CallsReport
 from stressor.capacity import Step, knee, measure_step
 from stressor.distributed.tally import WORKER_LOST
 from stressor.document import Results
@@ -78,10 +79,22 @@ def conclude(outcome: SessionResult, prepared: PreparedRun) -> Conclusion:
     if verdicts:
         lines.append("\n" + render_verdicts(verdicts))
     written = f"\nresults: {prepared.outputs.results}  runs log: {prepared.outputs.runs_log}"
-    if outcome.calls is not None and outcome.calls.log is not None:
-        written += f"  calls log: {outcome.calls.log}"
+    if outcome.calls is not None:
+        written += f"  calls log: {outcome.calls.log or 'none written'} ({_calls_said(outcome.calls)})"
     lines.append(written)
     return Conclusion(document, intervals, verdicts, tuple(lines), ending_of(result, verdicts))
+
+
+def _calls_said(calls: CallsReport) -> str:
+    """What came of the call logs, in a few words: ``58 call logs, 2 failed: http_404 1, timeout 1``."""
+    said = f"{calls.fetched} call logs"
+    if failed := sum(calls.failed.values()):
+        said += f", {failed} failed: {', '.join(f'{cause} {n}' for cause, n in calls.failed.items())}"
+    if calls.transcripts or calls.transcripts_failed:
+        said += f"; {calls.transcripts} transcripts"
+        if missing := sum(calls.transcripts_failed.values()):
+            said += f", {missing} failed"
+    return said
 
 
 def ending_of(result: EngineResult, verdicts: Sequence[Verdict]) -> Ending:
