@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import orjson
 import pytest
@@ -235,6 +236,42 @@ def test_grades_written_after_the_call_are_in_its_log_when_the_delay_covers_them
     waited = session_of({**BASE, "calls": {"fetch": True, "delay": "1.5s"}}, late, as_is)
     truth = {t.id: t.grade_score for t in waited.truth or ()}
     assert all(r.grade == pytest.approx(truth[r.run_id]) for r in waited.engine.records)
+
+
+@pytest.mark.parametrize(
+    ("duration", "ctrl_c_s", "fetched"),
+    [("10s", 3.0, "some"), ("2s", 4.0, "none")],
+    ids=["during-the-run", "while-draining"],
+)
+def test_ctrl_c_stops_the_fetches_at_once_and_counts_the_calls_left(
+    duration: str, ctrl_c_s: float, fetched: str
+) -> None:
+    config = SimConfig.from_mapping({"api_key": "sk_test_e2e", "seed": 3, "failure_rate": 0})
+    where = Where(base_url=None, api_key="sk_test_e2e", simulator=config)
+    calls = {"fetch": True, "delay": "1s" if fetched == "some" else "5s", "wait": "30s"}
+    data = {**BASE, "stages": [{"duration": duration, "rate": "5/s"}], "calls": calls}
+
+    async def interrupted() -> tuple[SessionResult, float]:
+        session = Session(profile_of(data), where, enforce_budget=False, surroundings=Surroundings(as_is))
+        async with anyio.create_task_group() as tasks:
+
+            async def ctrl_c() -> None:
+                await anyio.sleep(ctrl_c_s)
+                session.interrupt()
+
+            tasks.start_soon(ctrl_c)
+            began = anyio.current_time()
+            outcome = await session.run()
+        return outcome, anyio.current_time() - began
+
+    outcome, took_s = run(interrupted)
+    assert took_s < ctrl_c_s + 0.5  # no wait for the calls still due
+    ended = [r for r in outcome.engine.records if r.outcome in (Outcome.COMPLETED, Outcome.FAILED)]
+    report = outcome.calls
+    assert report is not None and set(report.failed) == {"not_fetched"}
+    assert report.fetched + report.failed["not_fetched"] == len(ended) > 0
+    # during the run: those due (a second after their end) before Ctrl-C; while draining, none was due yet
+    assert 0 < report.fetched < len(ended) if fetched == "some" else report.fetched == 0
 
 
 # ------------------------------------------------------------------------------------------ a real kill
