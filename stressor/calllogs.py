@@ -7,6 +7,7 @@ bounded, so memory stays flat however many runs (docs/results.md, "The calls log
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -19,19 +20,19 @@ import orjson
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from stressor.clock import Clock
-from stressor.metrics import Outcome, RunRecord
+from stressor.metrics import CALL_LOG_RECORD_FIELDS, Outcome, RunRecord
 from stressor.profile import Calls
 from stressor.targets.testcalls.calls import CALL_LOG_FIELDS
 from stressor.timestamps import NS_PER_S
 
 QUEUE_BOUND = 100_000  # calls waiting for their fetch; more are counted ``queue_full``, not held
 # A run record's fields taken from its call's log, and the call-log field each comes from.
-RECORD_FIELDS: tuple[tuple[str, str], ...] = (
-    ("call_duration_s", "duration_seconds"),
-    ("end_reason", "end_reason"),
-    ("product", "product"),
-    ("billable_minutes", "billable_minutes"),
-    ("billing_total_cents", "billing_total_cents"),
+RECORD_FIELDS: tuple[tuple[str, str], ...] = tuple(
+    zip(
+        CALL_LOG_RECORD_FIELDS,
+        ("duration_seconds", "end_reason", "product", "billable_minutes", "billing_total_cents"),
+        strict=True,
+    )
 )
 NOT_FETCHED = "not_fetched"  # still to fetch when [calls] wait ran out, or when the run was interrupted
 QUEUE_FULL = "queue_full"
@@ -49,27 +50,46 @@ class CallSource(Protocol):
 class CallsLog:
     """The calls log: each line goes to the file as it is written (a transcript is held no longer than its
     line), and ``flush`` (twice a second, as the runs log) pushes it to the system. The file is created at the
-    first line."""
+    first line. A write that fails (a full disk) is said once through ``warn``, and later lines are dropped:
+    the run goes on, the call logs' fields still reach the results."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, warn: Callable[[str], None] | None = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self._warn = warn
         self._file: IO[bytes] | None = None
         self.lines = 0
+        self.error: str | None = None  # why lines stopped being written
 
     def write(self, line: Mapping[str, Any]) -> None:
-        if self._file is None:
-            self._file = self.path.open("wb")
-        self._file.write(orjson.dumps(line) + b"\n")
+        if self.error is not None:
+            return
+        try:
+            if self._file is None:
+                self._file = self.path.open("wb")
+            self._file.write(orjson.dumps(line) + b"\n")
+        except OSError as exc:
+            self._failed(exc)
+            return
         self.lines += 1
 
     def flush(self) -> None:
-        if self._file is not None:
-            self._file.flush()
+        if self._file is not None and self.error is None:
+            try:
+                self._file.flush()
+            except OSError as exc:
+                self._failed(exc)
+
+    def _failed(self, exc: OSError) -> None:
+        self.error = exc.strerror or str(exc)
+        if self._warn is not None:
+            self._warn(f"could not write the calls log {self.path} ({self.error}): later calls are not in it")
 
     def close(self) -> None:
         if self._file is not None:
-            self._file.close()
+            self.flush()
+            with contextlib.suppress(OSError):  # said by flush already
+                self._file.close()
             self._file = None
 
 

@@ -338,7 +338,7 @@ def execute(
 
     log = RunLog(prepared.outputs.runs_log)
     calls_path = prepared.outputs.calls_log
-    calls = CallsLog(calls_path) if calls_path is not None else None
+    calls = CallsLog(calls_path, warn=notice) if calls_path is not None else None
     session = Session(
         prepared.profile,
         prepared.where,

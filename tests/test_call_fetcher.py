@@ -248,3 +248,22 @@ def test_each_line_goes_to_the_file_as_it_is_written_a_large_one_at_once(tmp_pat
     assert [orjson.loads(line)["call_id"] for line in log.path.read_bytes().splitlines()] == ["c1", "c2"]
     log.close()
     assert log.lines == 2
+
+
+@pytest.mark.anyio
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="a device that is always full")
+async def test_a_calls_log_that_cannot_be_written_is_said_once_and_the_fetches_go_on() -> None:
+    said: list[str] = []
+    log = CallsLog(Path("/dev/full"), warn=said.append)
+
+    async def offers(fetcher: CallFetcher) -> None:
+        for n in range(3):
+            fetcher.offer(ended(n))
+            await anyio.sleep(1.0)
+            log.flush()  # as the flusher does: the disk is found full here
+        fetcher.offer(ended(3, call_id="c" + "x" * 9000))  # a line longer than the buffer: full at once
+
+    fetcher = await fetched(Source(), Calls(fetch=True, transcripts=True), offers, log=log)
+    log.close()
+    assert fetcher.fetched == 4 and fetcher.transcripts == 4  # the run and its fetches went on
+    assert said == ["could not write the calls log /dev/full (No space left on device): later calls are not in it"]
