@@ -15,7 +15,7 @@ from stressor.timestamps import parse_iso_or_none
 
 Json = dict[str, Any]
 SHOWN_NAMES = 4  # field names quoted in a finding's detail
-TRANSCRIPT_BODY_LIMIT = 4 * 1024 * 1024  # bytes of a transcript used: an hour's call is a few hundred KiB
+TRANSCRIPT_BODY_LIMIT = 4 * 1024 * 1024  # bytes of a transcript used: a call log's limit would cut a long call's
 
 
 def _number(value: object) -> bool:
