@@ -389,6 +389,7 @@ class RunEntry(_Part):
     stagger_s: float | None = None
     call_id: str | None = None
     grade: float | None = None
+    call_outcome: str | None = None  # the grade's; left out when no grade said one (and in older results)
     clock_offset_s: float | None = None
 
     NULLABLE = frozenset(
