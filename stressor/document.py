@@ -218,6 +218,27 @@ class LimitsReport(_Part):
 
 
 @dataclass(frozen=True, slots=True)
+class ScenarioVerdict(_Part):
+    """How a scenario's runs fared against its expected outcome (docs/profiles.md ``[scenarios]``)."""
+
+    status: str | None = None  # passed, failed or undecided
+    expected: str | None = None
+    matched: int | None = None
+    mismatched: int | None = None
+    undecided: int | None = None
+    observed: Mapping[str, int] | None = None  # runs by what they came to: "completed/success", "failed"...
+
+
+@dataclass(frozen=True, slots=True)
+class ScenarioVerdicts(_Part):
+    """Scenarios with an expected outcome, by verdict."""
+
+    passed: int | None = None
+    failed: int | None = None
+    undecided: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Slice(_Part):
     """The figures of one variant or one scenario."""
 
@@ -230,6 +251,8 @@ class Slice(_Part):
     estimated_cost_cents: float | None = None
     grades: GradeFigures = field(default_factory=GradeFigures)
     expected_outcome: str | None = None  # a scenario's, when its corpus entry states one
+    goal: str | None = None  # a scenario's, when its corpus entry states one (shown, never checked)
+    verdict: ScenarioVerdict | None = None  # a scenario's, when it has an expected outcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -432,6 +455,7 @@ class Results(_Part):
     grades: Grades = field(default_factory=Grades)
     variants: Mapping[str, Slice] = field(default_factory=_empty)
     scenarios: Mapping[str, Slice] = field(default_factory=_empty)
+    scenario_verdicts: ScenarioVerdicts | None = None  # None: no scenario states an expected outcome
     webhooks: Webhooks | None = None  # None: the run did not use webhooks
     server: Server | None = None
     stages: tuple[Stage, ...] | None = None  # None: written before the stages were
@@ -589,6 +613,8 @@ _PARTS = (
     Generator,
     Load,
     LimitsReport,
+    ScenarioVerdict,
+    ScenarioVerdicts,
     Slice,
     Webhooks,
     ListFacts,

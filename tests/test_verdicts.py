@@ -10,6 +10,9 @@ import orjson
 import pytest
 from support.cli import stressor_here as stressor
 
+from stressor.document import RunEntry, ScenarioVerdict, ScenarioVerdicts, load_results
+from stressor.verdicts import judge, run_verdict, summary
+
 BAD_CORPUS = (
     '{"name": "hours", "scenario_prompt": "Ask the hours", "expected_outcome": "success"}\n'
     '{"name": "refund", "scenario_prompt": "Ask for a refund", "expected_outcome": "The agent issues a refund."}\n'
@@ -38,6 +41,8 @@ CORPUS = (
     '{"name": "hours", "scenario_prompt": "Ask the hours", "expected_outcome": "success", "goal": "Gives hours"}\n'
     '{"name": "any", "scenario_prompt": "Say hello", "expected_outcome": "completed"}\n'
     '{"name": "broken", "scenario_prompt": "Hang up", "expected_outcome": "failed"}\n'
+    '{"name": "refusal", "scenario_prompt": "Ask for medical advice", "expected_outcome": "failure"}\n'
+    '{"name": "free", "scenario_prompt": "Chat"}\n'
 )
 GRADED = """
 name = "graded"
@@ -45,15 +50,17 @@ grace = "5s"
 [target]
 poll_interval = "20ms"
 [batch]
-runs = 3
+runs = 5
 stagger = "5ms"
 [scenarios]
 corpus = "c.jsonl"
 [grades]
 wait = "1s"
+[simulator]
+grade_score = "fixed(0.9)"
 [[stages]]
 duration = "2s"
-rate = "5/s"
+rate = "2/s"
 """
 
 
@@ -61,14 +68,117 @@ def _graded_run(tmp_path: Path, *args: str) -> tuple[int, str, dict]:
     (tmp_path / "c.jsonl").write_text(CORPUS)
     (tmp_path / "p.toml").write_text(GRADED)
     out = tmp_path / "r.json"
-    done = stressor("run", str(tmp_path / "p.toml"), "--out", str(out), "--webhooks", *args)
+    done = stressor("run", str(tmp_path / "p.toml"), "--out", str(out), *args)
+    assert done.returncode in (0, 5), done.stderr
     return done.returncode, done.stdout, orjson.loads(out.read_bytes())
 
 
 def test_each_completed_runs_record_carries_its_grades_call_outcome(tmp_path: Path) -> None:
-    code, _, results = _graded_run(tmp_path, "--sim-failure-rate", "0.2")
+    code, _, results = _graded_run(tmp_path, "--webhooks", "--sim-failure-rate", "0.2")
     assert code == 0
     completed = [r for r in results["run_records"] if r["outcome"] == "completed"]
-    assert completed and all(r["grade"] is not None for r in completed)
-    # the simulator's grade: success from a score of 0.6 up, failure below
-    assert all(r["call_outcome"] == ("success" if r["grade"] >= 0.6 else "failure") for r in completed)
+    assert completed and all(r["grade"] == 0.9 and r["call_outcome"] == "success" for r in completed)
+
+
+def test_the_results_hold_a_verdict_per_scenario_and_their_summary(tmp_path: Path) -> None:
+    code, _, results = _graded_run(tmp_path, "--webhooks")
+    assert code == 0  # a verdict alone does not gate: a threshold does
+    scenarios = results["scenarios"]
+    assert {name: piece.get("verdict", {}).get("status") for name, piece in scenarios.items()} == {
+        "hours": "passed",
+        "any": "passed",
+        "broken": "failed",  # its runs completed
+        "refusal": "failed",  # its calls were graded a success
+        "free": None,  # it states no expected outcome
+    }
+    assert scenarios["hours"]["verdict"] == {
+        "status": "passed",
+        "expected": "success",
+        "matched": 4,
+        "mismatched": 0,
+        "undecided": 0,
+        "observed": {"completed/success": 4},
+    }
+    assert scenarios["hours"]["goal"] == "Gives hours"
+    assert scenarios["refusal"]["verdict"]["observed"] == {"completed/success": 4}
+    assert results["scenario_verdicts"] == {"passed": 2, "failed": 2, "undecided": 0}
+    typed = load_results(results)  # the typed document holds them, and writes them back as they were
+    assert typed.scenarios["broken"].verdict == ScenarioVerdict(
+        status="failed", expected="failed", matched=0, mismatched=4, undecided=0, observed={"completed/success": 4}
+    )
+    assert typed.to_json() == results
+
+
+def test_without_grades_the_values_that_read_the_grade_are_undecided(tmp_path: Path) -> None:
+    _, _, results = _graded_run(tmp_path)
+    statuses = {name: piece.get("verdict", {}).get("status") for name, piece in results["scenarios"].items()}
+    assert statuses == {"hours": "undecided", "any": "passed", "broken": "failed", "refusal": "undecided", "free": None}
+    assert results["scenarios"]["hours"]["verdict"]["observed"] == {"completed/ungraded": 4}
+    assert results["scenario_verdicts"] == {"passed": 1, "failed": 1, "undecided": 2}
+
+
+# --------------------------------------------------------------------------------------------- the rules
+
+
+@pytest.mark.parametrize(
+    ("expected", "outcome", "call_outcome", "verdict"),
+    [
+        ("success", "completed", "success", "matched"),
+        ("success", "completed", "failure", "mismatched"),
+        ("success", "completed", "no_conversation", "mismatched"),
+        ("success", "failed", None, "mismatched"),  # success is said of a call that completed
+        ("success", "failed", "no_conversation", "mismatched"),
+        ("success", "completed", None, "undecided"),  # its grade never came
+        ("success", "completed", "unknown", "undecided"),  # the grader could not tell
+        ("success", "completed", "partial", "undecided"),  # not a value the docs name: stressor cannot tell
+        ("success", "open", None, "undecided"),
+        ("success", "errored", None, "undecided"),
+        ("success", "rejected", None, "undecided"),
+        ("success", "unknown", None, "undecided"),
+        ("failure", "completed", "failure", "matched"),  # the agent is expected to fail or refuse
+        ("failure", "completed", "success", "mismatched"),
+        ("no_conversation", "completed", "no_conversation", "matched"),
+        ("no_conversation", "failed", "no_conversation", "mismatched"),
+        ("completed", "completed", None, "matched"),  # whatever the grade
+        ("completed", "completed", "failure", "matched"),
+        ("completed", "failed", None, "mismatched"),
+        ("completed", "open", None, "undecided"),
+        ("failed", "failed", None, "matched"),
+        ("failed", "completed", "success", "mismatched"),
+        ("failed", "errored", None, "undecided"),
+    ],
+)
+def test_a_run_matches_mismatches_or_is_undecided(
+    expected: str, outcome: str, call_outcome: str | None, verdict: str
+) -> None:
+    assert run_verdict(expected, outcome, call_outcome) == verdict
+
+
+def entry(scenario: str, outcome: str, call_outcome: str | None = None, grade: float | None = None) -> RunEntry:
+    return RunEntry(scenario=scenario, outcome=outcome, call_outcome=call_outcome, grade=grade)
+
+
+def test_a_scenario_passes_on_a_match_and_no_mismatch_fails_on_any_mismatch_else_is_undecided() -> None:
+    records = [
+        entry("pass", "completed", "success", 0.9),
+        entry("pass", "open"),  # undecided runs do not stop a pass
+        entry("pass", "completed"),
+        entry("fail", "completed", "success", 0.9),
+        entry("fail", "completed", "failure", 0.3),  # one mismatch fails it, whatever the matches
+        entry("wait", "completed"),
+        entry("wait", "errored"),
+        entry("free", "failed"),  # states no expected outcome: no verdict
+    ]
+    expected = {"pass": "success", "fail": "success", "wait": "success", "never": "completed"}
+    verdicts = judge(records, expected)
+    assert {name: v.status for name, v in verdicts.items()} == {
+        "pass": "passed",
+        "fail": "failed",
+        "wait": "undecided",
+        "never": "undecided",  # no run was dealt to it
+    }
+    assert (verdicts["pass"].matched, verdicts["pass"].mismatched, verdicts["pass"].undecided) == (1, 0, 2)
+    assert dict(verdicts["pass"].observed or {}) == {"completed/success": 1, "completed/ungraded": 1, "open": 1}
+    assert dict(verdicts["fail"].observed or {}) == {"completed/failure": 1, "completed/success": 1}
+    assert verdicts["fail"].expected == "success"
+    assert summary(verdicts.values()) == ScenarioVerdicts(passed=1, failed=1, undecided=2)
