@@ -4,6 +4,7 @@ gated on by thresholds. Pure, but for the CLI checks (in process, on virtual tim
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import orjson
@@ -21,9 +22,7 @@ PROFILE = '[scenarios]\ncorpus = "c.jsonl"\n[[stages]]\nduration = "1s"\nrate = 
 
 
 @pytest.mark.parametrize("command", ["run", "plan"])
-def test_an_expected_outcome_that_is_not_a_known_value_is_one_sentence_and_exit_2(
-    tmp_path: Path, command: str
-) -> None:
+def test_an_expected_outcome_that_is_not_a_known_value_is_one_sentence_and_exit_2(tmp_path: Path, command: str) -> None:
     (tmp_path / "c.jsonl").write_text(BAD_CORPUS)
     (tmp_path / "p.toml").write_text(PROFILE)
     outputs = ["--out", str(tmp_path / "r.json")] if command == "run" else []
@@ -182,3 +181,82 @@ def test_a_scenario_passes_on_a_match_and_no_mismatch_fails_on_any_mismatch_else
     assert dict(verdicts["fail"].observed or {}) == {"completed/failure": 1, "completed/success": 1}
     assert verdicts["fail"].expected == "success"
     assert summary(verdicts.values()) == ScenarioVerdicts(passed=1, failed=1, undecided=2)
+
+
+# ---------------------------------------------------------------------------------------------- shown
+
+
+def test_the_summary_names_the_failing_scenarios_with_what_their_runs_came_to(tmp_path: Path) -> None:
+    _, stdout, _ = _graded_run(tmp_path, "--webhooks")
+    assert "scenarios: 2 of 4 passed their expected outcome, FAILED 2, undecided 0" in stdout
+    assert "  FAILED broken: expected outcome failed, 4 of 4 runs did not match (completed/success 4)" in stdout
+    assert "  FAILED refusal: expected outcome failure, 4 of 4 runs did not match (completed/success 4)" in stdout
+    table = stdout[stdout.index("by scenario") :]
+    assert "passed (expected success)" in table and "FAILED (expected failure)" in table
+    _, stdout, _ = _graded_run(tmp_path)
+    assert "scenarios: 1 of 4 passed their expected outcome, FAILED 1, undecided 2" in stdout
+    assert "  undecided (no run ended, or no grade came where the expected outcome needs one): hours, refusal" in stdout
+
+
+def test_a_threshold_gates_on_the_verdicts_and_junit_fails_the_failing_scenarios(tmp_path: Path) -> None:
+    _graded_run(tmp_path, "--webhooks")
+    results, junit = tmp_path / "r.json", tmp_path / "j.xml"
+    done = stressor("report", str(results), "--junit", str(junit))
+    assert done.returncode == 0  # a verdict alone does not gate
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite is not None
+    failures = {
+        case.get("name"): failure.get("type")
+        for case in suite.findall("testcase")
+        if (failure := case.find("failure")) is not None
+    }
+    assert failures == {"broken": "expected-outcome", "refusal": "expected-outcome"}
+    assert suite.get("failures") == "2"
+    refusal = next(case for case in suite.findall("testcase") if case.get("name") == "refusal")
+    failure = refusal.find("failure")
+    assert failure is not None and failure.get("message") == (
+        "scenario refusal: failed (expected outcome failure): 4 of 4 runs did not match, 0 matched, 0 undecided "
+        "(completed/success 4)"
+    )
+    properties = {p.get("name"): p.get("value") for p in refusal.iter("property")}
+    assert (properties["verdict"], properties["expected_outcome"], properties["mismatched"]) == (
+        "failed",
+        "failure",
+        "4",
+    )
+
+    done = stressor("report", str(results), "--junit", str(junit), "-t", "scenario_verdicts.failed == 0")
+    assert done.returncode == 5
+    assert "FAIL scenario_verdicts.failed == 0 was 2, expected 0" in " ".join(done.stdout.split())
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite is not None and suite.get("failures") == "3"  # the threshold and the two scenarios
+    done = stressor(
+        "report", str(results), "-t", "scenario_verdicts.passed >= 2", "-t", "scenario_verdicts.undecided == 0"
+    )
+    assert done.returncode == 0, done.stdout
+
+
+def test_a_threshold_on_verdicts_has_no_data_when_no_scenario_states_an_expected_outcome(tmp_path: Path) -> None:
+    (tmp_path / "p.toml").write_text('[[stages]]\nduration = "1s"\nrate = "2/s"\n')
+    done = stressor(
+        "run", str(tmp_path / "p.toml"), "--out", str(tmp_path / "r.json"), "-t", "scenario_verdicts.failed == 0"
+    )
+    assert done.returncode == 5
+    assert "no data, no scenario states an expected_outcome" in done.stdout
+    assert "scenarios:" not in done.stdout
+
+
+def test_the_html_report_shows_each_verdict_with_its_goal(tmp_path: Path) -> None:
+    _graded_run(tmp_path, "--webhooks")
+    page = tmp_path / "r.html"
+    assert stressor("report", str(tmp_path / "r.json"), "--html", str(page)).returncode == 0
+    text = page.read_text()
+    section = text[text.index('<section id="scenario-verdicts">') :]
+    section = section[: section.index("</section>")]
+    assert "Scenarios: 2 of 4 passed their expected outcome" in section
+    rows = section.split("<tr>")[2:]
+    assert len(rows) == 4 and "free" not in section  # a scenario without an expected outcome has no verdict
+    hours = next(row for row in rows if "<td>hours</td>" in row)
+    assert 'badge ok">passed' in hours and "<code>success</code>" in hours and "Gives hours" in hours
+    broken = next(row for row in rows if "<td>broken</td>" in row)
+    assert 'badge bad">FAILED' in broken and "completed/success 4" in broken

@@ -524,6 +524,46 @@ def _verdicts_section(verdicts: Sequence[Verdict]) -> str:
     )
 
 
+_SCENARIO_TONES = MappingProxyType({"passed": ("passed", "ok"), "failed": ("FAILED", "bad")})
+
+
+def _scenario_verdicts_section(results: Results) -> str:
+    """Each scenario with an expected outcome: its verdict, what its runs came to, and its goal."""
+    summary = results.scenario_verdicts
+    if summary is None:
+        return ""
+    rows = []
+    for name, piece in results.scenarios.items():
+        verdict = piece.verdict
+        if verdict is None:
+            continue
+        word, tone = _SCENARIO_TONES.get(verdict.status or "", ("undecided", "muted"))
+        observed = ", ".join(f"{what} {count}" for what, count in (verdict.observed or {}).items()) or "no run"
+        rows.append(
+            [
+                _badge(word, tone),
+                name,
+                _Raw(f"<code>{_e(verdict.expected or '?')}</code>"),
+                verdict.matched or 0,
+                verdict.mismatched or 0,
+                verdict.undecided or 0,
+                observed,
+                piece.goal or "",
+            ]
+        )
+    passed, failed, undecided = summary.passed or 0, summary.failed or 0, summary.undecided or 0
+    headers = ["", "scenario", "expected", "matched", "mismatched", "undecided", "runs came to", "goal"]
+    return (
+        f'<section id="scenario-verdicts"><h2>Scenarios: {passed} of {passed + failed + undecided} passed their '
+        f"expected outcome</h2>"
+        + _cards([("passed", passed), ("failed", failed), ("undecided", undecided)], ["failed"] if failed else [])
+        + '<p class="meta">A scenario passes when a run matched its expected outcome and none mismatched; '
+        "undecided runs did not end, or needed a grade that never came.</p>"
+        + _table(headers, rows, numeric=range(3, 6))
+        + "</section>"
+    )
+
+
 _JUDGEMENT_TONES = MappingProxyType({Judgement.BETTER: "ok", Judgement.NOISE: "ok", Judgement.WORSE: "warn"})
 
 
@@ -773,6 +813,7 @@ def render_html(
     body = [_header(results), _summary(results)]
     if verdicts:
         body.append(_verdicts_section(verdicts))
+    body.append(_scenario_verdicts_section(results))
     body.append(f'<section id="measures"><h2>Measures</h2>{_measures_table(results.measures)}</section>')
     charts = [
         _latency_chart(intervals),
