@@ -256,6 +256,55 @@ class Slice(_Part):
 
 
 @dataclass(frozen=True, slots=True)
+class SampleFigures(_Part):
+    """A variant's values of a compared measure: exact, from its run records (seconds, or a 0..1 grade)."""
+
+    count: int | None = None
+    min: float | None = None
+    mean: float | None = None
+    p50: float | None = None
+    p90: float | None = None
+    max: float | None = None
+
+    NULLABLE = frozenset({"min", "mean", "p50", "p90", "max"})
+
+
+@dataclass(frozen=True, slots=True)
+class VariantDifference(_Part):
+    """A variant's percentile minus the reference's (``estimate``), its bootstrap interval ``[low, high]`` and
+    the Mann-Whitney test's two-sided ``p_value``; ``significant`` when both say there is a difference."""
+
+    estimate: float | None = None
+    low: float | None = None
+    high: float | None = None
+    p_value: float | None = None
+    significant: bool | None = None
+
+    NULLABLE = frozenset({"p_value"})
+
+
+@dataclass(frozen=True, slots=True)
+class ComparedMeasure(_Part):
+    """One measure compared across the variants: each variant's figures, and each other variant's difference
+    from the reference by percentile (``p50``, ``p90``); a variant with too few values has none."""
+
+    unit: str | None = None  # "s" or "score"
+    source: str | None = None
+    variants: Mapping[str, SampleFigures] = field(default_factory=_empty)
+    differences: Mapping[str, Mapping[str, VariantDifference]] = field(default_factory=_empty)
+
+
+@dataclass(frozen=True, slots=True)
+class VariantComparison(_Part):
+    """The variants (product tiers, say) side by side, each compared with the ``reference`` variant."""
+
+    reference: str | None = None
+    confidence: float | None = None
+    runs: str | None = None  # which runs the values come from
+    measures: Mapping[str, ComparedMeasure] = field(default_factory=_empty)
+
+
+@dataclass(frozen=True, slots=True)
 class Webhooks(_Part):
     url: str | None = None
     received: int | None = None
@@ -454,6 +503,7 @@ class Results(_Part):
     measures: Mapping[str, MeasureFigures] = field(default_factory=_empty)
     grades: Grades = field(default_factory=Grades)
     variants: Mapping[str, Slice] = field(default_factory=_empty)
+    variant_comparison: VariantComparison | None = None  # None: fewer than two variants ran
     scenarios: Mapping[str, Slice] = field(default_factory=_empty)
     scenario_verdicts: ScenarioVerdicts | None = None  # None: no scenario states an expected outcome
     webhooks: Webhooks | None = None  # None: the run did not use webhooks
@@ -616,6 +666,10 @@ _PARTS = (
     ScenarioVerdict,
     ScenarioVerdicts,
     Slice,
+    SampleFigures,
+    VariantDifference,
+    ComparedMeasure,
+    VariantComparison,
     Webhooks,
     ListFacts,
     PreflightRunList,

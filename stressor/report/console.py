@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from stressor.document import Figures, LimitsReport, Results, ScenarioVerdict, Server, Slice
+from stressor.tiers import LABELS, sentences
 from stressor.units import format_duration
 
 _COLUMNS = ("p50", "p90", "p99", "max")
@@ -50,6 +51,37 @@ def _breakdown_lines(title: str, pieces: Mapping[str, Slice]) -> list[str]:
         lines.append(
             f"  {name:<{width}}  {outcomes.completed or 0:>6}  {failed:>6}  {outcomes.open or 0:>5}{cells}{verdict}"
         )
+    return lines
+
+
+def _value(unit: str | None, value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3g}" if unit == "score" else format_duration(value)
+
+
+def comparison_lines(results: Results) -> list[str]:
+    """The variants side by side per measure (their completed runs' exact p50 and p90), then a sentence per
+    variant saying how it differs from the reference at p50, and how sure that is."""
+    comparison = results.variant_comparison
+    if comparison is None or not comparison.measures:
+        return []
+    reference = comparison.reference or "?"
+    names = {name for measure in comparison.measures.values() for name in measure.variants}
+    width = max(len(name) for name in names | {"variant"})
+    label_width = max(len(LABELS.get(name, name)) for name in comparison.measures)
+    lines = [
+        "",
+        f"variants compared with {reference}, the first ({comparison.runs or 'completed'} runs, exact percentiles):",
+        f"  {'measure':<{label_width}}  {'variant':<{width}}  {'runs':>6}  {'p50':>8}  {'p90':>8}  {'mean':>8}",
+    ]
+    for name, measure in comparison.measures.items():
+        label = LABELS.get(name, name)
+        for variant, figures in measure.variants.items():
+            cells = "".join(f"  {_value(measure.unit, getattr(figures, key)):>8}" for key in ("p50", "p90", "mean"))
+            lines.append(f"  {label:<{label_width}}  {variant:<{width}}  {figures.count or 0:>6}{cells}")
+            label = ""
+    lines.extend(f"  {said}" for said in sentences(comparison))
     return lines
 
 
@@ -208,6 +240,7 @@ def render_summary(results: Results) -> str:
     lines.append("")
     lines.extend(_measure_lines(results))
     lines.extend(_breakdown_lines("variant", results.variants))
+    lines.extend(comparison_lines(results))
     lines.extend(_breakdown_lines("scenario", results.scenarios))
     return "\n".join(lines)
 

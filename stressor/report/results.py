@@ -51,6 +51,7 @@ from stressor.plan import peak_batch_rate, stage_windows
 from stressor.profile import ClosedLoad, Limits, OpenLoad, Profile, TargetSpec
 from stressor.runlog import LoggedRecords, RunLogError, read_runs_log
 from stressor.session import SessionResult
+from stressor.tiers import compare_variants
 from stressor.timestamps import NS_PER_S
 from stressor.verdicts import judge
 from stressor.verdicts import summary as verdict_summary
@@ -324,7 +325,8 @@ def build_results(
         run_records=_run_records(result),
         thresholds=tuple(thresholds) if thresholds is not None else None,
     )
-    return with_verdicts(document, profile)
+    comparison = compare_variants(document.run_records, [variant.name for variant in profile.variants])
+    return with_verdicts(replace(document, variant_comparison=comparison), profile)
 
 
 def _run_records(result: EngineResult) -> tuple[RunEntry, ...]:
