@@ -260,3 +260,29 @@ def test_the_html_report_shows_each_verdict_with_its_goal(tmp_path: Path) -> Non
     assert 'badge ok">passed' in hours and "<code>success</code>" in hours and "Gives hours" in hours
     broken = next(row for row in rows if "<td>broken</td>" in row)
     assert 'badge bad">FAILED' in broken and "completed/success 4" in broken
+
+
+def test_a_scenario_no_run_was_dealt_to_is_undecided_so_a_gate_on_undecided_catches_it(tmp_path: Path) -> None:
+    (tmp_path / "c.jsonl").write_text(CORPUS)
+    short = GRADED.replace('duration = "2s"\nrate = "2/s"', 'duration = "1s"\nrate = "1/s"')
+    short = short.replace("runs = 5", "runs = 2")
+    (tmp_path / "p.toml").write_text(short)
+    out = tmp_path / "r.json"
+    done = stressor("run", str(tmp_path / "p.toml"), "--out", str(out), "-t", "scenario_verdicts.undecided == 0")
+    assert done.returncode == 5
+    results = orjson.loads(out.read_bytes())
+    assert list(results["scenarios"]) == ["any", "broken", "hours", "refusal"]  # "free" states no expectation
+    broken = results["scenarios"]["broken"]  # a slice like any other's, all its figures empty
+    assert set(broken) == set(results["scenarios"]["hours"]) - {"goal"}
+    assert sum(broken["outcomes"].values()) == 0 and broken["queue_to_completion"]["count"] == 0
+    assert broken["verdict"] == {
+        "status": "undecided",
+        "expected": "failed",
+        "matched": 0,
+        "mismatched": 0,
+        "undecided": 0,
+        "observed": {},
+    }
+    assert results["scenario_verdicts"] == {"passed": 1, "failed": 0, "undecided": 3}
+    waiting = "undecided (no run ended, or no grade came where the expected outcome needs one): broken, hours, refusal"
+    assert waiting in done.stdout

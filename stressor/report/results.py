@@ -289,9 +289,13 @@ def with_verdicts(document: Results, profile: Profile) -> Results:
     verdicts = judge(document.run_records, {s.name: str(s.expected_outcome) for s in stated})
     scenarios = dict(document.scenarios)
     for scenario in stated:
-        piece = scenarios.get(scenario.name) or Slice(expected_outcome=scenario.expected_outcome, goal=scenario.goal)
+        piece = scenarios.get(scenario.name)
+        if piece is None:  # its figures all empty, as a slice's with no value are
+            empty = _slices({scenario.name: Breakdown()})[scenario.name]
+            piece = replace(empty, expected_outcome=scenario.expected_outcome, goal=scenario.goal)
         scenarios[scenario.name] = replace(piece, verdict=verdicts[scenario.name])
-    return replace(document, scenarios=readonly(scenarios), scenario_verdicts=verdict_summary(verdicts.values()))
+    ordered = dict(sorted(scenarios.items()))  # as _slices orders them, those no run was dealt to among them
+    return replace(document, scenarios=readonly(ordered), scenario_verdicts=verdict_summary(verdicts.values()))
 
 
 def build_results(
