@@ -11,7 +11,7 @@ import pytest
 from support.cli import stressor_here as stressor
 
 from stressor.document import RunEntry, load_results
-from stressor.tiers import compare_variants, quantile, sentences, variant_order
+from stressor.tiers import Compared, compare_variants, quantile, sentences, variant_order
 
 BASE = [1.0 + 0.02 * i for i in range(40)]  # 1.0 .. 1.78 s, p50 1.39 s
 
@@ -168,3 +168,23 @@ def test_a_run_with_variants_compares_them_in_its_results_summary_and_html(tmp_p
     # rebuilt from the runs log alone (no profile): the first batch's variant is the reference
     again = stressor("report", str(tmp_path / "r.runs.jsonl"))
     assert "variants compared with spark, the first" in again.stdout
+
+
+def test_call_durations_in_whole_seconds_are_compared_and_a_run_without_one_is_left_out() -> None:
+    # The call log's duration_seconds, as run records will carry it (call_duration_s, null until fetched):
+    # read here through a measure of the test's own, so the comparison is ready for it.
+    durations = {f"s{i}": 50 + i % 5 for i in range(30)} | {f"b{i}": 52 + i % 5 for i in range(30)}
+    durations |= {"s0": None, "b1": None}  # type: ignore[dict-item]
+    records = [RunEntry(run_id=f"s{i}", variant="spark", outcome="completed") for i in range(30)]
+    records += [RunEntry(run_id=f"b{i}", variant="storm-base", outcome="completed") for i in range(30)]
+    call = Compared("call_duration", "call duration", "s", "call log", lambda r: durations[str(r.run_id)])
+    comparison = compare_variants(records, ["spark", "storm-base"], measures=(call,))
+    assert comparison is not None
+    measure = comparison.measures["call_duration"]
+    assert {name: v.count for name, v in measure.variants.items()} == {"spark": 29, "storm-base": 29}
+    found = measure.differences["storm-base"]["p50"]
+    (line,) = sentences(comparison)
+    assert line == (
+        f"call duration: storm-base is 2.0 s slower at p50 than spark, 95 % CI [{found.low:.1f}, {found.high:.1f}] "
+        "(Mann-Whitney p < 0.001)"
+    )
