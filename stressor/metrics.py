@@ -271,6 +271,7 @@ class RunRecord:
     cost_cents: float | None = None
     call_id: str | None = None
     grade: float | None = None  # 0..1, once the call's grade is known
+    call_outcome: str | None = None  # the grade's: success, failure, no_conversation or unknown
     clock_offset_s: float = 0.0  # the server's clock minus this client's when the end was seen
 
     def to_json(self, anchor: ClockAnchor, t0_ns: int) -> dict[str, object]:
@@ -295,6 +296,7 @@ class RunRecord:
             "stagger_s": self.stagger_s,
             "call_id": self.call_id,
             "grade": self.grade,
+            "call_outcome": self.call_outcome,
             "clock_offset_s": self.clock_offset_s,
         }
 

@@ -130,13 +130,20 @@ class Variant:
     request: RunRequest
 
 
+# What a corpus entry may expect of each of its runs (docs/profiles.md [scenarios]): the grade's call_outcome of
+# a run that completed, or only how the run ended.
+EXPECTED_OUTCOMES = ("success", "failure", "no_conversation", "completed", "failed")
+
+
 @dataclass(frozen=True, slots=True)
 class Scenario:
-    """One prompt of the corpus; every run carries the name of the scenario it was dealt."""
+    """One prompt of the corpus; every run carries the name of the scenario it was dealt. ``expected_outcome``
+    is checked against each run (one of ``EXPECTED_OUTCOMES``); ``goal`` is free text, shown, never checked."""
 
     name: str
     prompt: str
     expected_outcome: str | None = None
+    goal: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -497,7 +504,7 @@ def _prompt_list(value: object) -> list[str]:
 
 
 def load_corpus(path: Path, source: str, field_path: str) -> tuple[Scenario, ...]:
-    """Read a scenario corpus: a JSON array or JSONL lines of ``{name, scenario_prompt, expected_outcome}``.
+    """Read a scenario corpus: a JSON array or JSONL lines of ``{name, scenario_prompt, expected_outcome, goal}``.
 
     Errors name the profile and its ``field_path`` (``scenarios.corpus``), then the corpus file with the line
     (JSONL) or item (JSON array) and the item's field.
@@ -533,18 +540,20 @@ def load_corpus(path: Path, source: str, field_path: str) -> tuple[Scenario, ...
                 raise refuse(
                     f"line {number}",
                     f"is not valid JSON ({exc.msg} at column {exc.colno}); each line holds one "
-                    "object {name, scenario_prompt, expected_outcome}",
+                    "object {name, scenario_prompt, expected_outcome, goal}",
                 ) from None
     scenarios = []
     names: set[str] = set()
     for label, item in numbered:
         if not isinstance(item, dict):
-            raise refuse(label, f"must be an object {{name, scenario_prompt, expected_outcome}}, got {_kind(item)}")
+            shape = "{name, scenario_prompt, expected_outcome, goal}"
+            raise refuse(label, f"must be an object {shape}, got {_kind(item)}")
         entry = _Table(item, label, f"{source}: {field_path}: {path}")
         scenario = Scenario(
             name=entry.require("name", _non_empty, "a unique scenario name"),
             prompt=entry.require("scenario_prompt", _non_empty, "the prompt sent with the run"),
-            expected_outcome=entry.get("expected_outcome", _string, None),
+            expected_outcome=entry.get("expected_outcome", _expected_outcome, None),
+            goal=entry.get("goal", _string, None),
         )
         entry.finish()
         if scenario.name in names:
@@ -554,6 +563,14 @@ def load_corpus(path: Path, source: str, field_path: str) -> tuple[Scenario, ...
     if not scenarios:
         raise ProfileError(source, field_path, f"corpus file {path} holds no scenarios (expected at least one)")
     return tuple(scenarios)
+
+
+def _expected_outcome(value: object) -> str:
+    if value not in EXPECTED_OUTCOMES:
+        allowed = ", ".join(repr(a) for a in EXPECTED_OUTCOMES)
+        shown = _kind(value) if not isinstance(value, str) else repr(value if len(value) <= 40 else value[:37] + "...")
+        raise ValueError(f"must be one of {allowed}, got {shown} (free text describing the goal goes in 'goal')")
+    return str(value)
 
 
 def _non_empty(value: object) -> str:

@@ -25,7 +25,7 @@ from stressor.grades import GradeBook
 from stressor.metrics import Metrics, Outcome, RunRecord
 from stressor.profile import Profile
 from stressor.progress import Progress
-from stressor.runlog import LoggedRecords, RunLog, counters_line, keep_flushed
+from stressor.runlog import LoggedRecords, RunLog, counters_line, keep_flushed, with_grade
 from stressor.secrets import mask_secret
 from stressor.sim.config import SimConfig
 from stressor.sim.records import TruthRecord
@@ -413,18 +413,11 @@ class Session:
         if not self._grading:
             return result
         threshold = self.profile.grades.threshold
-
-        def grade_of(call_id: str | None) -> float | None:
-            grade = self.grades.get(call_id)
-            return None if grade is None else grade.score
-
+        grade_of = self.grades.get
         if isinstance(result.records, LoggedRecords):  # walked twice, never held: here and when written
             records: Sequence[RunRecord] = result.records.with_grades(grade_of)
         else:
-            records = tuple(
-                record if (score := grade_of(record.call_id)) is None else replace(record, grade=score)
-                for record in result.records
-            )
+            records = tuple(with_grade(record, grade_of(record.call_id)) for record in result.records)
         for record in records:
             if record.outcome is Outcome.COMPLETED:
                 result.metrics.record_grade(record, threshold)

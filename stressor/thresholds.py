@@ -74,6 +74,7 @@ MEASURE_COUNT_STATS = ("count", "clamped")
 GRADE_SCORE_STATS = ("mean", "min", "p10", "p50", "p90", "max")
 GRADE_COUNT_STATS = ("count", "below_threshold", "ungraded")
 OUTCOMES = ("completed", "failed", "open", "errored", "rejected", "unknown")
+SCENARIO_VERDICTS = ("passed", "failed", "undecided")
 RUN_COUNTS = ("planned", "submitted", *OUTCOMES)
 WEBHOOK_COUNTS = (
     "received",
@@ -104,7 +105,8 @@ def _known_names(scope: Scope | None) -> str:
     return (
         f"failure_rate, {', '.join(RUN_COUNTS)}, not_started[.<cause>] (alias dropped[.<cause>]), "
         f"<measure>.<stat> (measures {', '.join(MEASURES)}; stats {', '.join(DURATION_STATS + MEASURE_COUNT_STATS)}), "
-        f"grade.<stat> (stats {', '.join(GRADE_SCORE_STATS + GRADE_COUNT_STATS)}), requests_per_ended_run, "
+        f"grade.<stat> (stats {', '.join(GRADE_SCORE_STATS + GRADE_COUNT_STATS)}), "
+        f"scenario_verdicts.<{'|'.join(SCENARIO_VERDICTS)}>, requests_per_ended_run, "
         "offered_runs_per_s, achieved_runs_per_s, dispatch_lag.p99, webhooks.bad_signature, "
         f"webhooks.<{'|'.join(WEBHOOK_COUNTS)}>, {', '.join(LIMIT_WAITS)}, limits.retries[.<cause>], "
         "errors[.<cause>], requests, estimated_cost_cents, elapsed, and per slice variant[<name>].<measure> or "
@@ -120,6 +122,7 @@ def _all_simple_names(scope: Scope | None) -> list[str]:
     names += [f"grade.{s}" for s in GRADE_SCORE_STATS + GRADE_COUNT_STATS]
     if scope is None:
         names += ["not_started", "dropped", "requests_per_ended_run", "offered_runs_per_s", "achieved_runs_per_s"]
+        names += [f"scenario_verdicts.{n}" for n in SCENARIO_VERDICTS]
         names += ["dispatch_lag.p99", "webhooks.bad_signature", *(f"webhooks.{n}" for n in WEBHOOK_COUNTS)]
         names += [*LIMIT_WAITS, "limits.retries", "errors", "requests", "estimated_cost_cents", "elapsed"]
     return names
@@ -201,6 +204,16 @@ def _webhooks_getter(name: str) -> Getter:
         if name == "bad_signature":
             return _counter_sum(lambda _: hooks.bad_signature, None, "webhooks.bad_signature")(results)
         return _value(getattr(hooks, name), f"the results have no webhooks.{name}")
+
+    return get
+
+
+def _scenario_verdicts_getter(name: str) -> Getter:
+    def get(results: Results) -> Lookup:
+        verdicts = results.scenario_verdicts
+        if verdicts is None:
+            return Lookup(None, note="no scenario states an expected_outcome")
+        return _value(getattr(verdicts, name), f"the results have no scenario_verdicts.{name}")
 
     return get
 
@@ -290,6 +303,10 @@ def _resolve_document(name: str) -> tuple[Kind, Getter] | str | None:
         if rest in MEASURE_COUNT_STATS:
             return Kind.COUNT, _measure_getter(head, rest)
         return f"unknown statistic {rest!r} of {head}; known: {', '.join(DURATION_STATS + MEASURE_COUNT_STATS)}"
+    if head == "scenario_verdicts":
+        if rest in SCENARIO_VERDICTS:
+            return Kind.COUNT, _scenario_verdicts_getter(rest)
+        return f"unknown scenario_verdicts figure {rest!r}; known: {', '.join(SCENARIO_VERDICTS)}"
     if head in ("grade", "grades"):
         if rest in GRADE_SCORE_STATS:
             return Kind.SCORE, _grade_getter(rest)
