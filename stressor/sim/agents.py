@@ -9,8 +9,9 @@ the regression workflow shows the same scenarios changed every time.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Literal
+
+from stressor.sim.draws import stable_fraction
 
 Change = Literal["unchanged", "reworded", "regressed"]
 CHANGES: tuple[str, ...] = ("unchanged", "reworded", "regressed")
@@ -18,12 +19,6 @@ CHANGES: tuple[str, ...] = ("unchanged", "reworded", "regressed")
 #: Added to the 0..1 score of a regressed scenario's calls: from the default median 0.85 to about 0.45,
 #: below the 0.6 under which a call's outcome is ``failure``.
 REGRESSED_GRADE_SHIFT = -0.4
-
-
-def stable_fraction(*parts: object) -> float:
-    """A number in [0, 1) fixed by ``parts`` (their text), the same in every process and Python version."""
-    key = "\x1f".join(str(part) for part in parts).encode()
-    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") / 2**64
 
 
 def prompt_change(prompt: str, version: int) -> Change:

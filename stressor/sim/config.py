@@ -14,6 +14,7 @@ import random
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from statistics import NormalDist
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -28,6 +29,7 @@ _ARITY: dict[str, int] = {"fixed": 1, "uniform": 2, "lognormal": 2, "exponential
 _SYNTAX = "expected fixed(x), uniform(a,b), lognormal(median,sigma) or exponential(mean)"
 _CALL_RE = re.compile(r"^\s*([A-Za-z]+)\s*\((.*)\)\s*$")
 _BARE_NUMBER = re.compile(r"\d+(?:\.\d*)?|\.\d+")
+_STANDARD_NORMAL = NormalDist()
 
 def check_simulator_table(profile: Profile) -> None:
     """A profile's ``[simulator]`` table may hold only the simulator's settings, but the API key (stressor gives
@@ -134,6 +136,16 @@ class Distribution:
         if self.kind == "lognormal":
             return self.a * math.exp(self.b * self.b / 2)
         return self.a
+
+    def quantile(self, u: float) -> float:
+        """The value a share ``u`` (strictly between 0 and 1) of draws stay below: a draw, when ``u`` is one."""
+        if self.kind == "fixed":
+            return self.a
+        if self.kind == "uniform":
+            return self.a + (self.b - self.a) * u
+        if self.kind == "lognormal":
+            return math.exp(math.log(self.a) + self.b * _STANDARD_NORMAL.inv_cdf(u))
+        return -self.a * math.log1p(-u)
 
     def sample(self, rng: random.Random) -> float:
         """Draw one value (never negative) from ``rng``."""

@@ -18,11 +18,12 @@ A completed call is graded ``config.grade_delay`` real seconds after it ended (`
 ``config.grade_twice`` a ``fast`` grade comes first and the full one ``grade_delay`` later, with another score.
 Until then its grade is ``pending``. A failed call is graded ``failed`` (no score) at once, with no event.
 
-A call's draws (length, failure, grade) come from streams keyed by (seed, scenario prompt, how many runs of
-that prompt the same target had before), not by the agent: the k-th call of a scenario draws the same on every
-tier and version, so tiers and versions differ by their effect alone. Ids come from a stream seeded from the
-model's ``rng``. Integer ids (``config.ids``) count up from a random start, one counter for runs, batches and
-calls, so no two objects share an id.
+A call's draws (length, failure, grade) are quantiles of uniforms fixed by (seed, scenario prompt, how many
+runs of that prompt the same target had before), not by the agent: the k-th call of a scenario draws the same
+on every tier and version, so tiers and versions differ by their effect alone (``stressor.sim.tiers``,
+``stressor.sim.agents``). Ids come from a stream seeded from the model's ``rng``. Integer ids
+(``config.ids``) count up from a random start, one counter for runs, batches and calls, so no two objects share
+an id.
 
 Where a real server may differ, the config says how this one behaves: list order and whether ``offset`` is
 honoured, a cap on page size, how a batch's name is shown, the clock's offset and the ids' type.
@@ -42,6 +43,7 @@ from typing import Literal, TypeVar
 
 from stressor.sim.agents import REGRESSED_GRADE_SHIFT, prompt_change
 from stressor.sim.config import SimConfig
+from stressor.sim.draws import stable_uniforms
 from stressor.sim.records import (
     Batch,
     BatchRequest,
@@ -472,21 +474,21 @@ class SimModel:
             self._start(self._queue.popleft(), at, events)
 
     def _draw_fate(self, run: Run, at: float) -> _Fate:
-        """The call's length, failure and grade, from its own streams (see the module): draws of a fixed count
-        come before the distributions', so changing one setting does not move another's draws."""
+        """The call's length, failure and grade, from uniforms of its own (see the module), one per draw, so
+        changing one setting does not move another's draws."""
         config = self._config
         tier = config.tier_of(run.target_type, run.target_id)
-        key = f"{self._draw_seed}:{self._draw_index.pop(run.id)}:{run.scenario_prompt}"
-        timing = random.Random("call:" + key)
-        failed = timing.random() < config.failure_rate
-        message, failure_reason = FAILURES[int(timing.random() * len(FAILURES))]
-        api_seconds = config.call_duration.sample(timing) * tier.duration_factor
-        grading = random.Random("grade:" + key)
+        failure_u, message_u, length_u, score_u, fast_u, sign_u = stable_uniforms(
+            6, "call", self._draw_seed, self._draw_index.pop(run.id), run.scenario_prompt
+        )
+        failed = failure_u < config.failure_rate
+        message, failure_reason = FAILURES[int(message_u * len(FAILURES))]
+        api_seconds = config.call_duration.quantile(length_u) * tier.duration_factor
         low, high = _FAST_OFFSET
-        fast_offset = (low + (high - low) * grading.random()) * (1 if grading.random() < 0.5 else -1)
+        fast_offset = (low + (high - low) * fast_u) * (1 if sign_u < 0.5 else -1)
         change = prompt_change(run.scenario_prompt, run.agent_version)
         shift = tier.grade_shift + (REGRESSED_GRADE_SHIFT if change == "regressed" else 0.0)
-        score = self._score(config.grade_score.sample(grading) + shift)
+        score = self._score(config.grade_score.quantile(score_u) + shift)
         if failed:
             end_reason = failure_reason
         elif score >= SUCCESS_SCORE:

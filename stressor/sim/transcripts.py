@@ -12,7 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from stressor.sim.agents import prompt_change, stable_fraction
+from stressor.sim.agents import prompt_change
+from stressor.sim.draws import stable_fraction
 from stressor.sim.tiers import TIERS, with_ack
 
 Role = Literal["assistant", "user"]
