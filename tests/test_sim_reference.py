@@ -331,6 +331,23 @@ def test_turns_fit_the_call_whatever_its_length() -> None:
             assert turn.start_ms - before.end_ms == pytest.approx(turn.line.ttfa_ms, abs=1)
 
 
+def test_a_version_rewords_every_agent_line_of_the_scenarios_it_changes_and_no_line_of_the_others() -> None:
+    kinds: dict[str, int] = {}
+    for i in range(60):
+        prompt = f"You want to change order {i}. Ask for a confirmation by email."
+        for product in PRODUCTS:
+            before = [line.content for line in script(prompt, product, 1) if line.role == "assistant"]
+            for version in (2, 3):
+                change = prompt_change(prompt, version)
+                kinds[change] = kinds.get(change, 0) + 1
+                after = [line.content for line in script(prompt, product, version) if line.role == "assistant"]
+                if change == "unchanged":
+                    assert after == before
+                else:
+                    assert all(old != new for old, new in zip(before, after, strict=False)), (prompt, product)
+    assert min(kinds.values()) > 0.25 * sum(kinds.values())  # about a third each
+
+
 async def transcripts_of(settings: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     """Each prompt sent once to agent 201 and 203 (spark and storm-base); the transcripts once ended, by agent
     and prompt."""

@@ -31,6 +31,7 @@ _CALL_RE = re.compile(r"^\s*([A-Za-z]+)\s*\((.*)\)\s*$")
 _BARE_NUMBER = re.compile(r"\d+(?:\.\d*)?|\.\d+")
 _STANDARD_NORMAL = NormalDist()
 
+
 def check_simulator_table(profile: Profile) -> None:
     """A profile's ``[simulator]`` table may hold only the simulator's settings, but the API key (stressor gives
     the embedded simulator its own). Raises ProfileError naming the first unknown key and the allowed ones."""

@@ -178,9 +178,13 @@ def script(prompt: str, product: str, version: int) -> tuple[Line, ...]:
 
     def agent(pool: dict[str, tuple[str, ...]], place: str) -> Line:
         nonlocal agent_count
-        pick = _pick(pool[place], *voice, place, change)
+        choices = pool[place]
+        index = _index(len(choices), product, prompt, place)
+        if change != "unchanged":  # never version 1's wording: a changed scenario always reads differently
+            index = (index + 1 + _index(len(choices) - 1, *voice, place)) % len(choices)
+        pick = choices[index]
         if agent_count and with_ack(product):
-            pick = _pick(_ACKS, *voice, "ack", agent_count) + pick
+            pick = _ACKS[_index(len(_ACKS), *voice, "ack", agent_count)] + pick
         jitter = 0.8 + 0.4 * stable_fraction(*voice, "ttfa", agent_count)
         agent_count += 1
         return Line("assistant", pick, round(tier.ttfa_ms * jitter))
@@ -207,8 +211,8 @@ def script(prompt: str, product: str, version: int) -> tuple[Line, ...]:
     return tuple(lines)
 
 
-def _pick(choices: tuple[str, ...], *key: object) -> str:
-    return choices[int(stable_fraction(*key) * len(choices))]
+def _index(count: int, *key: object) -> int:
+    return int(stable_fraction(*key) * count)
 
 
 def _natural_ms(line: Line) -> int:
