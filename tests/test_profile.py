@@ -245,7 +245,7 @@ PLAIN = '[[stages]]\nduration = "1s"\nrate = "1/s"\n'
 @pytest.mark.parametrize(
     ("extra", "corpus", "message"),
     [
-        ("[simulator]\nslotz = 3\n", None, "p.toml: simulator.slotz: is not a known key (allowed here: batch_name"),
+        ("[simulator]\nslotz = 3\n", None, "p.toml: simulator.slotz: is not a known key (allowed here: agent_"),
         (
             '[scenarios]\ncorpus = "c.jsonl"\n',
             b'{"name": "a", "scenario_prompt": "x"}\n\n{"name": "b" "scenario_prompt": "y"}\n',
