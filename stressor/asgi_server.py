@@ -28,7 +28,7 @@ def bind(host: str, port: int) -> socket.socket:
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     family, kind, proto, _, address = infos[0]
     # proto must say TCP: asyncio only sets TCP_NODELAY on accepted sockets whose proto is IPPROTO_TCP, and
-    # without it every answer waits ~40 ms for the client's delayed ACK
+    # without it every answer waits for the client's delayed ACK
     sock = socket.socket(family, kind, proto or socket.IPPROTO_TCP)
     try:
         if os.name == "posix":

@@ -1,15 +1,9 @@
 """The engine: walks the plan, starts batches when they are due, follows every run to its end.
 
-Structure (every task has an owner): ``run`` owns one task group of batch tasks. The driver starts a batch
-task at each due time of an open stage, or tops up runs in flight in a closed stage; a batch task submits
-its batch and follows its runs through the target. After the last stage comes a grace period for the runs
-still going; then the task group is cancelled and whatever is still open is recorded as open, not dropped.
-``interrupt`` (Ctrl-C) skips the rest of the plan and the grace period; results gathered so far are kept.
-
-The ``Governor`` (shared with the target) says how many runs may be in flight; a due batch that finds no room
-waits up to ``limits.max_start_delay`` (its due time unchanged, so the wait shows in its latency) and is
-otherwise counted as not started. A tripped breaker, a fatal answer or a spent budget stops the starting of
-batches, and the rest of the plan is counted as not started, by cause.
+``Engine.run`` owns one task group of batch tasks: each submits its batch and follows its runs through the
+target; after the last stage a grace period, then whatever is still open is recorded as ``open``, never
+dropped. The ``Governor`` says how many runs may be in flight; a stop (breaker, fatal answer, budget, abort
+threshold, Ctrl-C) counts the rest of the plan as not started, by cause. See docs/internals.md#engine.
 """
 
 from __future__ import annotations
@@ -43,9 +37,9 @@ WAKE_EARLY_NS = 500_000  # the pacer sets its timer this early, then yields to t
 SPIN_LIMIT_NS = 1_000_000  # and yields at most this much longer than that (a timer fires up to 1 ms off)
 SPIN_SHARE = 0.05  # of the time between two wakes of the pacer, the most it spends yielding for punctuality
 CLOSED_TICK_S = 0.05  # how often a closed stage re-reads a ramping target when no run ends
+HELD_BACK_BY = ("fatal", "breaker", "threshold")  # stops after which no batch that waited for room is sent
 # A create refused with 429/503 made nothing: its runs are "rejected". One whose answer was lost and that no
 # listing settled may have made them: "unknown".
-HELD_BACK_BY = ("fatal", "breaker", "threshold")  # stops after which no batch that waited for room is sent
 _SUBMIT_OUTCOMES = {"http_429": Outcome.REJECTED, "http_503": Outcome.REJECTED, "unknown": Outcome.UNKNOWN}
 
 
@@ -55,8 +49,8 @@ def _perf_counter_is_monotonic() -> bool:
 
 def spin_window_ns(most_ns: int, since_last_wake_ns: int) -> int:
     """Without the kernel's timer, how early the pacer sets its timer before a due time, then yields until it:
-    ``most_ns``, but at most ``SPIN_SHARE`` of the time since its last wake. Up to 100 batch starts/s that is
-    the whole ``most_ns``; at 300/s a full 0.5 ms took ~15 % of a core, spent waiting on time."""
+    ``most_ns``, but at most ``SPIN_SHARE`` of the time since its last wake: at high start rates, yielding the
+    whole ``most_ns`` before every start would spend a large share of a core waiting on time."""
     return max(0, min(most_ns, int(SPIN_SHARE * since_last_wake_ns)))
 
 
@@ -65,7 +59,7 @@ _END_OUTCOMES = {"completed": Outcome.COMPLETED, "failed": Outcome.FAILED, "unkn
 
 class OpenRun(NamedTuple):
     """A run the server created and the client has not seen end: what its record will say. The record itself
-    is made once, at the end (a frozen record built, then replaced twice, was ~15 µs of CPU per run)."""
+    is made once, at the end (a frozen record built, then replaced twice, cost CPU on every run)."""
 
     batch_seq: int
     index: int
@@ -299,7 +293,7 @@ class Engine:
         (asyncio rounds a sleep up, so a batch started 0-1 ms late on an idle loop; uvloop rounds to the
         nearest, so a timer may fire early): the timer is set a little early (see ``spin_window_ns``), then the
         pacer yields to the loop, which goes on serving everything else, until the instant comes. Those yields
-        cost the CPU they span, for a p99 ~0.5-1 ms lower."""
+        cost the CPU they span, for a lower p99 (benchmarks/README.md, start_lateness.py)."""
         if self._timer is not None:
             await self._timer.sleep_until(when_ns)
             return
@@ -388,7 +382,7 @@ class Engine:
 
     def _room_event(self) -> anyio.Event:
         """The event set when the next run ends. Made for those who wait on it: an event made at every end
-        of a run for no one cost ~2 µs a run."""
+        of a run for no one would cost CPU on every run."""
         if self._room is None:
             self._room = anyio.Event()
         return self._room

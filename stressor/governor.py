@@ -1,18 +1,8 @@
 """The governor: one place that decides how hard stressor may push a target right now. Pure, time passed in.
 
-It ties the pieces of ``stressor.limits`` together for one run: client-side request rates (one GCRA for
-run-creating requests, one for polls), the server's push-back, retries with full-jitter backoff inside a retry
-budget, an AIMD limit on runs in flight, and a breaker that stops submitting after sustained failure.
-A quota the server states (RateLimit-Policy, X-RateLimit-*) covers every request: its pace and an exhausted
-quota's pause hold creates and polls alike. What a refusal teaches holds only the kind of request refused
-(``create`` or ``poll``): its Retry-After pause, the backoff pause of a bare 429/503, and the rate a 429 cuts,
-so a server that limits only creates never slows the polls that see runs end. A limit on all requests refuses
-polls too, and polls then learn their own rate.
-
-Targets ask it before each request (``reserve``) and tell it how each attempt went (``after_attempt``); the
-engine asks it how many runs may be in flight (``run_capacity``) and whether to stop (``trip``).
-In ``stress`` mode the server's push-back is recorded but not obeyed: nothing pauses, shrinks or trips, and a
-429/503 on a create is final.
+It ties ``stressor.limits`` together for one run: client-side rates, the server's push-back (per kind of
+request refused), retries within a budget, an AIMD limit on runs in flight and the breaker; it owns the count
+of runs in flight. How: docs/internals.md#governor.
 """
 
 from __future__ import annotations
@@ -101,7 +91,7 @@ class Governor:
         # The server's own quota, shared by every request, learned from RateLimit-Policy (q requests per w
         # seconds): obeying it up front avoids the 429s that only pausing after the fact would cost.
         self._server_bucket = Gcra(math.inf)
-        self.server_rate: float | None = None  # the quota the server stated (RateLimit-Policy, X-RateLimit-*)
+        self.server_rate: float | None = None  # the quota's pace the server stated (RateLimit-Policy's q per w)
         # What refusals taught, per kind of request: a limit on creates alone must not slow the polls.
         # The learned rates' floor keeps enough requests going for the breaker to judge within its window: a
         # client that slowed to a trickle must still find out, and say, that the target has stopped working.

@@ -1,10 +1,8 @@
 """Grades of the calls runs made: kept per call (the latest wins), then joined to runs. Pure.
 
-A call may be graded twice (a fast grade, then a full one): the grade with the latest ``graded_at`` (or,
-without stamps, the last to arrive) is the call's grade; on a tie the grade already held stays. Scores are on
-0..1: the SDK's 0..100 is normalised when the grade is read, per value (``auto``) or on the profile's
-``[grades] scale`` when set (the book re-reads the score as sent on that scale). A run whose grade is below
-the profile's threshold is a *quality* failure, counted apart from transport and call failures.
+A call may be graded twice (fast, then full): the latest ``graded_at`` (without stamps, the last to arrive) wins,
+and on a tie the grade already held stays. Scores are normalised to 0..1 on ``[grades] scale``; a run graded
+below the threshold is a *quality* failure, counted apart from call failures.
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
 """The interval series: what happened in each interval of a run (1 s by default). Pure.
 
-Two sources meet here. Live samples, taken by the engine at the end of every interval, give what only the
-client knows as it goes: requests sent, runs in flight, time throttled. The run records give the rest after
-the fact, exactly: runs queued, in progress and open at each interval's end (from the server's stamps and
-when the client saw runs end), runs that ended in it, errored or rejected in it, and the queue-to-completion
-of the runs the client saw end in it, as an HDR histogram per interval (for the ``.hlog`` interval log).
+Live samples taken by the engine give what only the client knows as it goes (requests, runs in flight, time
+throttled); the run records give the rest after the fact (runs by state, runs ended, errored or rejected, and
+the queue-to-completion of the runs seen to end, as an HDR histogram per interval for the ``.hlog``).
 """
 
 from __future__ import annotations
@@ -66,7 +64,7 @@ class Stamped(Protocol):
 
 
 class RunStamps(NamedTuple):
-    """A run record's stamps alone: a runs log gives them without making each record (~7 µs a run)."""
+    """A run record's stamps alone: a runs log gives them without the cost of making each record."""
 
     outcome: Outcome
     due_ns: int

@@ -1,5 +1,5 @@
 """Whether an address is loopback: the simulator and the webhook receiver listen only there unless told
-otherwise. A module of its own so that a run checks it without importing the ASGI server (uvicorn, ~40 ms)."""
+otherwise. A module of its own so that a run checks it without importing the ASGI server (uvicorn)."""
 
 from __future__ import annotations
 

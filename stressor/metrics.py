@@ -78,7 +78,8 @@ def _acyclic(histogram: HdrHistogram) -> HdrHistogram:
 
     hdrh makes every histogram a reference cycle (``histogram.encoder.histogram``), which only the cycle
     collector frees; a run tunes it to seldom run (``runtime.tuned_gc``), so a histogram dropped during a run
-    (184 KiB, one every progress window) would stay for minutes. The encoder's link back becomes a weak one."""
+    (a large array of counts, one every progress window) would stay for minutes. The encoder's link back becomes
+    a weak one."""
     histogram.encoder.histogram = weakref.proxy(histogram)
     return histogram
 
@@ -89,7 +90,7 @@ class LatencyRecorder:
     Values outside 0 .. 1 h are clamped to the nearest end and counted in ``clamped``, never dropped
     silently (``HdrHistogram.record_value`` returns False and drops them otherwise).
 
-    ``record_us`` bypasses ``HdrHistogram.record_value`` (pure Python, ~1.2 µs a value, ~14 values a run):
+    ``record_us`` bypasses ``HdrHistogram.record_value`` (pure Python, and called for every value of every run):
     it computes the counts index inline from the histogram's own parameters, read once here, and leaves the
     histogram exactly as ``record_value`` would: same counts, ``total_count``, ``min_value`` and
     ``max_value``, at every moment (so ``histogram`` may be read, encoded or added to any time). Its
@@ -144,8 +145,8 @@ class LatencyRecorder:
         length = (value_us | self._mask).bit_length()
         return (length << self._magnitude) + (value_us >> (length - self._shift)) - self._base
 
-    # record_ns and record_s call record_us rather than repeat its body: inlined they measured only ~15-25 ns
-    # (~5 %) faster, not worth three copies of the code every percentile rests on.
+    # record_ns and record_s call record_us rather than repeat its body: inlined they were only a little
+    # faster, not worth three copies of the code every percentile rests on.
 
     def record_ns(self, value_ns: int) -> None:
         """Record one duration given in nanoseconds (truncated to whole microseconds)."""
@@ -209,7 +210,7 @@ class LatencyRecorder:
 
     def percentiles_us(self, percentiles: Iterable[float]) -> dict[float, int]:
         """hdrh's ``get_percentile_to_value_dict`` (0 < p <= 100), value for value, from one cumulative sum
-        of the counts taken in C: hdrh walks them in Python, ~4 ms a histogram, and a run's results read ~25
+        of the counts taken in C: hdrh walks them in Python, slowly, and a run's results read dozens of
         histograms (its live progress, a few every second)."""
         histogram = self.histogram
         if self.max_us is None:
@@ -233,7 +234,7 @@ class LatencyRecorder:
         return _acyclic(HdrHistogram.decode(blob))
 
     def __reduce__(self) -> tuple[object, tuple[object, ...]]:
-        # Pickled (to a worker's coordinator) as HDR's compressed encoding: every count kept, ~1 KiB not 184.
+        # Pickled (to a worker's coordinator) as HDR's compressed encoding: every count kept, in far fewer bytes.
         return _restore_recorder, (self.encode(), self.count, self.sum_us, self.min_us, self.max_us, self.clamped)
 
 
@@ -274,6 +275,7 @@ class RunRecord:
     cost_cents: float | None = None
     call_id: str | None = None
     grade: float | None = None  # 0..1, once the call's grade is known
+    call_outcome: str | None = None  # the grade's: success, failure, no_conversation or unknown
     clock_offset_s: float = 0.0  # the server's clock minus this client's when the end was seen
     # From the call's log, once fetched ([calls] fetch; None until then): its duration_seconds, and the rest as named
     call_duration_s: float | None = None
@@ -306,6 +308,7 @@ class RunRecord:
             "stagger_s": self.stagger_s,
             "call_id": self.call_id,
             "grade": self.grade,
+            "call_outcome": self.call_outcome,
             "clock_offset_s": self.clock_offset_s,
             **shown,
         }
@@ -316,8 +319,8 @@ class Breakdown:
     """Every figure of one slice of the runs (a variant, a scenario): outcomes, each measure, grades, runs not
     started by cause, runs submitted and their estimated cost.
 
-    A measure's histogram is made on its first value (each is 184 KiB, and a corpus may have hundreds of
-    scenarios); ``measures`` holds only those that have one.
+    A measure's histogram is made on its first value (each holds a large array of counts, and a corpus may
+    have hundreds of scenarios); ``measures`` holds only those that have one.
     """
 
     outcomes: Counter[str] = field(default_factory=Counter)
@@ -453,8 +456,8 @@ class Metrics:
         detected_ns = record.detected_ns
         if outcome not in (Outcome.COMPLETED, Outcome.FAILED) or detected_ns is None:
             return
-        # Every value in whole microseconds, each recorded in the totals and in the run's slices (~14 values a
-        # run: the calls are few and direct, this runs for every run).
+        # Every value in whole microseconds, each recorded in the totals and in the run's slices (the calls are
+        # few and direct: this runs for every run).
         values = [(Measure.QUEUE_TO_COMPLETION, (detected_ns - record.due_ns) // 1000)]
         completed_at, started_at = record.completed_at, record.started_at
         if completed_at is not None:

@@ -1,12 +1,7 @@
 """The pacer: which batches start when. A pure function of the profile and elapsed time.
 
-Open stages define an arrival rate r(t) (piecewise linear over the whole run, zero outside open stages).
-Batch k (from 0) is due at the instant the integral of r reaches k, so the number of starts by time t is
-the integral rounded down plus one: never more than one batch off, whatever the responses do, and due times
-never slip (this is how wrk2 avoids coordinated omission). Pauses and closed stages add nothing to the
-integral: the fraction of a batch an open stage leaves is carried into the next open stage, whose first batch
-may therefore come after its start (at 2/min for 20 s between pauses, every third stretch starts none).
-
+Open stages define an arrival rate r(t); batch k is due at the instant the integral of r reaches k, so due
+times never slip whatever the responses do (wrk2's answer to coordinated omission): docs/profiles.md#stages.
 Closed stages define a target of runs in flight; the engine tops up against ``target_in_flight``.
 """
 

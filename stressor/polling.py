@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from stressor.profile import Profile
 
-# Runs per page when the lister looks for runs that ended: a page of 200 runs took ~1.2 ms to decode in one step
-# of the event loop, delaying any batch due meanwhile (benchmarks/overheads.py).
+# Runs per page when the lister looks for runs that ended: a page is decoded in one step of the event loop, and a
+# larger one delays any batch due meanwhile (benchmarks/overheads.py prints what a page costs).
 SCAN_PAGE_SIZE = 100
 # How deep in the run list a batch's runs may sit and still be followed by the shared scan of the list's top
 # (every tick reads down to the deepest of them); deeper ones are polled batch by batch.

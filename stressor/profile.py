@@ -1,11 +1,8 @@
 """The profile: what to drive, with which load shape, within which limits. Loading and validation.
 
-A profile is a TOML (or JSON) file. Every mistake in it ends in one ``ProfileError`` whose message names the
-file, the field path and what is allowed, for instance::
-
-    profiles/x.toml: stages[1].batch.runs: must be an integer from 1 to 20, got 21
-
-The file format is documented in ``docs/profiles.md``.
+A profile is a TOML (or JSON) file, documented in docs/profiles.md. Every mistake in it ends in one
+``ProfileError`` naming the file, the field path and what is allowed
+(``profiles/x.toml: stages[1].batch.runs: must be an integer from 1 to 20, got 21``).
 """
 
 from __future__ import annotations
@@ -136,13 +133,20 @@ class Variant:
     request: RunRequest
 
 
+# What a corpus entry may expect of each of its runs (docs/profiles.md [scenarios]): the grade's call_outcome of
+# a run that completed, or only how the run ended.
+EXPECTED_OUTCOMES = ("success", "failure", "no_conversation", "completed", "failed")
+
+
 @dataclass(frozen=True, slots=True)
 class Scenario:
-    """One prompt of the corpus; every run carries the name of the scenario it was dealt."""
+    """One prompt of the corpus; every run carries the name of the scenario it was dealt. ``expected_outcome``
+    is checked against each run (one of ``EXPECTED_OUTCOMES``); ``goal`` is free text, shown, never checked."""
 
     name: str
     prompt: str
     expected_outcome: str | None = None
+    goal: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -420,7 +424,7 @@ def _stagger(value: object) -> float:
 def default_poll_interval_max(poll_interval_s: float) -> float:
     """How far polls may slow down when a profile does not say: ten intervals, at most 30 s, never below
     the interval itself. A 45 s call polled every second costs ~46 polls; growing with the batch's age
-    (``stressor.targets.testcalls.target.PollSchedule``) it costs ~26, and its end is seen within 4.5 s."""
+    (``stressor.polling.PollSchedule``) it costs ~26, and its end is seen within 4.5 s."""
     return max(poll_interval_s, min(POLL_GROWTH_BOUND * poll_interval_s, POLL_INTERVAL_MAX_CAP_S))
 
 
@@ -519,7 +523,7 @@ def _prompt_list(value: object) -> list[str]:
 
 
 def load_corpus(path: Path, source: str, field_path: str) -> tuple[Scenario, ...]:
-    """Read a scenario corpus: a JSON array or JSONL lines of ``{name, scenario_prompt, expected_outcome}``.
+    """Read a scenario corpus: a JSON array or JSONL lines of ``{name, scenario_prompt, expected_outcome, goal}``.
 
     Errors name the profile and its ``field_path`` (``scenarios.corpus``), then the corpus file with the line
     (JSONL) or item (JSON array) and the item's field.
@@ -555,18 +559,20 @@ def load_corpus(path: Path, source: str, field_path: str) -> tuple[Scenario, ...
                 raise refuse(
                     f"line {number}",
                     f"is not valid JSON ({exc.msg} at column {exc.colno}); each line holds one "
-                    "object {name, scenario_prompt, expected_outcome}",
+                    "object {name, scenario_prompt, expected_outcome, goal}",
                 ) from None
     scenarios = []
     names: set[str] = set()
     for label, item in numbered:
         if not isinstance(item, dict):
-            raise refuse(label, f"must be an object {{name, scenario_prompt, expected_outcome}}, got {_kind(item)}")
+            shape = "{name, scenario_prompt, expected_outcome, goal}"
+            raise refuse(label, f"must be an object {shape}, got {_kind(item)}")
         entry = _Table(item, label, f"{source}: {field_path}: {path}")
         scenario = Scenario(
             name=entry.require("name", _non_empty, "a unique scenario name"),
             prompt=entry.require("scenario_prompt", _non_empty, "the prompt sent with the run"),
-            expected_outcome=entry.get("expected_outcome", _string, None),
+            expected_outcome=entry.get("expected_outcome", _expected_outcome, None),
+            goal=entry.get("goal", _string, None),
         )
         entry.finish()
         if scenario.name in names:
@@ -576,6 +582,14 @@ def load_corpus(path: Path, source: str, field_path: str) -> tuple[Scenario, ...
     if not scenarios:
         raise ProfileError(source, field_path, f"corpus file {path} holds no scenarios (expected at least one)")
     return tuple(scenarios)
+
+
+def _expected_outcome(value: object) -> str:
+    if value not in EXPECTED_OUTCOMES:
+        allowed = ", ".join(repr(a) for a in EXPECTED_OUTCOMES)
+        shown = _kind(value) if not isinstance(value, str) else repr(value if len(value) <= 40 else value[:37] + "...")
+        raise ValueError(f"must be one of {allowed}, got {shown} (free text describing the goal goes in 'goal')")
+    return str(value)
 
 
 def _non_empty(value: object) -> str:

@@ -36,8 +36,8 @@ class Totals:
     settled: int  # completed + failed + errored + rejected
     failures: int  # failed + errored + rejected
     refused: int  # requests answered 429 or 503
-    throttle_wait_s: float  # wall time requests were held by rate limits (the client's, the server's quota)
-    server_pause_s: float | None  # wall time a server pause (Retry-After...) held every request (None: unknown)
+    throttle_wait_s: float  # wall time requests were held by rate limits (and pauses, when server_pause_s is None)
+    server_pause_s: float | None  # wall time a server pause (Retry-After...) held requests (None: unknown)
     q2c_first: int  # counts-array index of q2c_counts[0]
     q2c_counts: tuple[int, ...]  # the queue-to-completion histogram's counts over its occupied range
 
@@ -79,7 +79,7 @@ class Progress:
     failure_rate: float | None  # of the runs that settled in the window (None: none did)
     q2c_p50_s: float | None  # of the runs seen to end in the window
     q2c_p99_s: float | None
-    paused_s: float | None  # wall time in the window a server pause held every request (None: unknown)
+    paused_s: float | None  # wall time in the window a server pause held requests (None: unknown)
     held_s: float  # wall time in the window requests were held by rate limits (and pauses, when not told apart)
     refused: int  # 429 / 503 answers in the window
     throttled_s: float  # the whole run's throttling, as the engine gave it

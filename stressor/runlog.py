@@ -1,15 +1,8 @@
 """The runs log: one JSON line per run as it ends, flushed every half second, so nothing is lost.
 
-A killed stressor (even ``kill -9``) loses at most the last second of runs; ``stressor report runs.jsonl``
-rebuilds the summary from the log alone. It is also where the engine's records live during a run (the engine
-keeps none in memory): the results file's ``run_records`` and interval series are read back from it. Lines:
-
-- ``{"type": "start", "profile": ..., "source": ..., "started_at": <epoch>, "target": {...}}`` first;
-- ``{"type": "run", ...}``: a run record (``RunRecord.to_json``: client times in seconds since the start);
-- ``{"type": "counters", "t_s": ..., "planned": ..., "submitted": ..., "not_started": {...}, "requests": {...},
-  "cost_cents": ...}`` every second or so and once at the end: the cumulative figures no run line carries
-  (HTTP requests and bad answers by class), so they survive a kill too;
-- ``{"type": "end", "ended_at": <epoch>, "interrupted": ..., "stop_reason": ...}`` when the run ended cleanly.
+A killed stressor (even ``kill -9``) loses at most the last second of runs, and ``stressor report runs.jsonl``
+rebuilds the summary from the log alone. The engine keeps no records during a run: the results file's
+``run_records`` and interval series are read back from here. The lines: docs/results.md#the-runs-log-outrunsjsonl.
 """
 
 from __future__ import annotations
@@ -25,6 +18,7 @@ import orjson
 from stressor.clock import SYSTEM, Clock
 from stressor.intervals import RunStamps, Stamped
 from stressor.metrics import Metrics, Outcome, RunRecord
+from stressor.scores import CallGraded
 from stressor.timestamps import NS_PER_S, ClockAnchor
 
 FLUSH_EVERY_S = 0.5  # so a kill loses under a second of runs, even with the event loop stalled a while
@@ -150,8 +144,19 @@ def _checked_record(path: Path, number: int, line: Mapping[str, Any], t0_ns: int
         raise RunLogError(f"{path}: line {number}: not a run record ({exc})") from None
 
 
-GradeOf = Callable[[str | None], float | None]  # a call's grade, given its id (None: not known)
+GradeOf = Callable[[str | None], CallGraded | None]  # a call's grade (given its id), or None
 CallOf = Callable[[str | None], Mapping[str, Any] | None]  # a record's fields from its call's log, given its id
+
+
+def with_grade(record: RunRecord, grade: CallGraded | None) -> RunRecord:
+    """The record with its call's score and ``call_outcome`` joined (each only when the grade has it)."""
+    if grade is None or (grade.score is None and grade.call_outcome is None):
+        return record
+    return replace(
+        record,
+        grade=grade.score if grade.score is not None else record.grade,
+        call_outcome=grade.call_outcome if grade.call_outcome is not None else record.call_outcome,
+    )
 
 
 class LoggedRecords(Sequence[RunRecord]):
@@ -168,7 +173,7 @@ class LoggedRecords(Sequence[RunRecord]):
         self._length: int | None = None
 
     def with_grades(self, grade_of: GradeOf) -> LoggedRecords:
-        """The same records, each with its call's grade when ``grade_of`` knows it."""
+        """The same records, each with its call's grade (score and call_outcome) when ``grade_of`` knows it."""
         return LoggedRecords(self.path, self.t0_ns, grade_of, self.call_of)
 
     def with_calls(self, call_of: CallOf) -> LoggedRecords:
@@ -181,8 +186,8 @@ class LoggedRecords(Sequence[RunRecord]):
             if line.get("type") != "run":
                 continue
             record = _checked_record(self.path, number, line, self.t0_ns)
-            if grade_of is not None and (grade := grade_of(record.call_id)) is not None:
-                record = replace(record, grade=grade)
+            if grade_of is not None:
+                record = with_grade(record, grade_of(record.call_id))
             if call_of is not None and (fields := call_of(record.call_id)) is not None:
                 record = replace(record, **fields)
             yield record
@@ -215,7 +220,10 @@ class LoggedRecords(Sequence[RunRecord]):
             if line.pop("type", None) != "run":
                 continue
             if grade_of is not None and (grade := grade_of(line.get("call_id"))) is not None:
-                line["grade"] = grade
+                if grade.score is not None:
+                    line["grade"] = grade.score
+                if grade.call_outcome is not None:
+                    line["call_outcome"] = grade.call_outcome
             if call_of is not None and (fields := call_of(line.get("call_id"))) is not None:
                 line.update(fields)
             yield line
@@ -286,6 +294,7 @@ def _record(line: Mapping[str, Any], t0_ns: int = 0) -> RunRecord:
         cost_cents=line.get("cost_cents"),
         call_id=line.get("call_id"),
         grade=line.get("grade"),
+        call_outcome=line.get("call_outcome"),
         clock_offset_s=float(line.get("clock_offset_s") or 0.0),
         call_duration_s=line.get("call_duration_s"),
         end_reason=line.get("end_reason"),

@@ -1,20 +1,7 @@
 """How a load run is run: the event loop it gets and the garbage collector's settings while it runs.
 
-``run(async_fn, *args)`` is ``anyio.run`` on asyncio with two changes, both measured with
-``benchmarks/start_lateness.py`` (a batch that should start now must not wait behind other work):
-
-- **uvloop** when it is importable (it is an optional speed-up, not a dependency; ``loop="asyncio"`` forces
-  the standard loop, ``loop="uvloop"`` requires it). It runs the same program with less CPU per request.
-- **the garbage collector tuned for the run** (``tuned_gc``): everything that exists when the run starts (modules,
-  profile, clients: ~50,000 objects) is frozen out of the collector's reach, so that a full collection no
-  longer walks it (such a pass took 20-45 ms, during which no batch can start), and young collections are
-  spaced out (gen-0 threshold 50,000 instead of 700: at 200 starts/s the default made a 1-3 ms pass every
-  ~0.1 s). A large threshold is only cheap because the load creates almost no reference cycles (see
-  ``HttpClient.request``): when most young objects are cyclic garbage, each pass has to free them all, and
-  passes took 20-85 ms. Both settings are put back when the run ends. The other side of it: cyclic garbage made
-  during the run lives until enough objects have been allocated, minutes at a steady load, so what is built per
-  progress window or interval must be freed by reference counting (hdrh's histograms are cycles: see
-  ``metrics._acyclic``).
+``run(async_fn, *args)`` is ``anyio.run`` on asyncio, over uvloop when it is installed, with the collector tuned
+for the run (``tuned_gc``). Why: docs/internals.md#event-loop-and-garbage-collector.
 """
 
 from __future__ import annotations
@@ -33,7 +20,7 @@ GEN0_THRESHOLD = 50_000  # allocations between young collections (CPython's defa
 
 
 def uvloop_available() -> bool:
-    """Whether uvloop can be imported here (it is not a dependency of stressor)."""
+    """Whether uvloop can be imported here (a dependency on every platform but Windows, yet it may be absent)."""
     return importlib.util.find_spec("uvloop") is not None
 
 
@@ -54,7 +41,7 @@ def tuned_gc(gen0_threshold: int | None = None) -> Iterator[None]:
     block starts are skipped by it, and they become collectable again when it ends."""
     before = gc.get_threshold()
     # The young generations only: what start-up left as garbage is mostly there, and a full pass over
-    # everything imported took ~25 ms of every run's start. Older garbage is frozen with the rest: a few
+    # everything imported would lengthen every run's start. Older garbage is frozen with the rest: a few
     # import-time cycles, collectable again when the run ends.
     gc.collect(1)
     gc.freeze()

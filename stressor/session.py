@@ -1,10 +1,9 @@
 """One run of a profile, put together: webhook receiver, embedded simulator, target, engine, grades.
 
-``stressor.running`` prepares a run and hands it here; a ``Session`` owns everything that is started for the
-run and stops it again, in order (the receiver outlives the simulator that posts to it). It drives a ``Runner``:
-the engine in one process, or the coordinator of many workers. What it starts around itself, and the clock,
-come from its ``Surroundings``: its own processes and sockets (``OwnSurroundings``), or for tests, the
-simulator and the receiver in memory on virtual time.
+A ``Session`` owns everything started for the run and stops it again, in order (the receiver outlives the
+simulator that posts to it), and drives a ``Runner``: the engine in one process, or the coordinator of many
+workers. What it starts around itself, and the clock, come from its ``Surroundings``: its own processes and
+sockets (``OwnSurroundings``), or for tests, the simulator and the receiver in memory on virtual time.
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ from stressor.grades import GradeBook
 from stressor.metrics import Metrics, Outcome, RunRecord
 from stressor.profile import Profile
 from stressor.progress import Progress
-from stressor.runlog import LoggedRecords, RunLog, counters_line, keep_flushed
+from stressor.runlog import LoggedRecords, RunLog, counters_line, keep_flushed, with_grade
 from stressor.scores import BadEvent, parse_grade
 from stressor.secrets import mask_secret
 from stressor.sim.config import SimConfig
@@ -497,12 +496,12 @@ class Session:
                 if self.grades.get(call_id) is None:
                     fetches.start_soon(fetch, call_id)
 
-    def _grade_of(self, call_id: str | None) -> float | None:
-        """A call's grade: from a webhook or a grade fetch, else from its call log."""
+    def _grade_of(self, call_id: str | None) -> CallGraded | None:
+        """A call's grade: from a webhook or a grade fetch, else (for its score) from its call log."""
         grade = self.grades.get(call_id)
         if grade is None or grade.score is None:
-            grade = self.call_log_grades.get(call_id)
-        return None if grade is None else grade.score
+            return self.call_log_grades.get(call_id) or grade
+        return grade
 
     def _call_of(self, call_id: str | None) -> dict[str, Any] | None:
         """The run record's fields from its call's log (those the log had), None when it was not fetched."""
@@ -522,8 +521,7 @@ class Session:
         else:
 
             def joined(record: RunRecord) -> RunRecord:
-                if (score := grade_of(record.call_id)) is not None:
-                    record = replace(record, grade=score)
+                record = with_grade(record, grade_of(record.call_id))
                 return record if (fields := call_of(record.call_id)) is None else replace(record, **fields)
 
             records = tuple(map(joined, result.records))

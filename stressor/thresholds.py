@@ -1,56 +1,8 @@
 """Thresholds on the figures of a results document, like k6's: ``queue_to_completion.p95 < 90s``. Pure.
 
-An expression is ``<measure> <op> <value> [abort]``: ``op`` is one of ``< <= > >= == !=``; the value carries a
-unit fit for the measure (durations ``us ms s m h``, also compound like ``1m30s``; shares and grades ``%`` or a
-plain fraction; counts and other numbers plain; rates plain or ``20/s``, ``300/min``). A trailing ``abort``
-asks for the threshold to be checked while the run goes, stopping it on a breach (see ``abort_breaches``).
-
-Measure names map onto the results document (``docs/results.md``) like this:
-
-=========================================  ==========================================================  ========
-measure                                    in the results document                                      kind
-=========================================  ==========================================================  ========
-``failure_rate``                           ``failure_rate``                                             share
-``planned`` ``submitted`` ``completed``     ``runs.<name>``                                              count
-``failed`` ``open`` ``errored``
-``rejected``
-``not_started``                            the sum of ``runs.not_started``                              count
-``not_started.<cause>``                    ``runs.not_started.<cause>`` (absent: 0)                     count
-``dropped`` ``dropped.<cause>``             the same as ``not_started`` / ``not_started.<cause>``:        count
-                                           runs due but never started (the issue's ``dropped == 0``)
-``<measure>.<stat>``                       ``measures.<measure>.<stat>``; stats ``min mean max p50      duration
-                                           p90 p95 p99 p99_9`` (``p99.9`` too)
-``<measure>.count`` ``<measure>.clamped``  ``measures.<measure>.count`` / ``.clamped``                  count
-``grade.<stat>``                           ``grades.<stat>``; stats ``mean min p10 p50 p90 max``        score
-``grade.count`` ``grade.below_threshold``  ``grades.<name>``                                            count
-``grade.ungraded``
-``requests_per_ended_run``                 ``load.requests_per_ended_run``                              number
-``offered_runs_per_s``                     ``load.offered_runs_per_s``                                  rate
-``achieved_runs_per_s``                    ``load.achieved_runs_per_s``                                 rate
-``dispatch_lag.p99``                       ``generator.dispatch_lag_p99``                               duration
-``webhooks.bad_signature``                 the sum of ``webhooks.bad_signature``                        count
-``webhooks.<name>``                        ``webhooks.<name>``: ``received accepted duplicates           count
-                                           rejected_other slow_body wrong_path unknown_type
-                                           batches_polled_late``
-``limits.throttle_wait``                   ``limits.throttle_wait_s`` (also ``server_pause``,           duration
-                                           ``capacity_wait``)
-``limits.retries``                         the sum of ``limits.retries``                                count
-``limits.retries.<cause>``                 ``limits.retries.<cause>`` (absent: 0)                       count
-``errors`` / ``errors.<cause>``            the sum of ``errors`` / ``errors.<cause>`` (absent: 0)       count
-``requests``                               the sum of ``requests`` (every HTTP request)                 count
-``estimated_cost_cents``                   ``estimated_cost_cents``                                     number
-``elapsed``                                ``elapsed_s``                                                duration
-=========================================  ==========================================================  ========
-
-Per variant and per scenario, prefix ``variant[<name>].`` or ``scenario[<name>].``: there ``completed failed
-open errored rejected`` read ``<slice>.outcomes.<name>``, ``failure_rate`` is computed from those outcomes the
-way the document's own is, ``queue_to_completion.<stat>`` and ``time_in_progress.<stat>`` read the slice's
-figures, and ``grade.<stat>`` reads ``<slice>.grades``. ``variant[*]`` / ``scenario[*]`` checks every variant or
-scenario of the document (one verdict each).
-
-A threshold whose measure has no value (no run ended, no grade came, no such variant, a section missing from a
-partial document) **fails** with a note when the run is over: a gate that passes on no data lets a broken run
-through. While the run goes (``abort_breaches``) a missing value is not a reason to stop.
+An expression is ``<measure> <op> <value> [abort]``; measure names map onto the results document, per variant
+and scenario too. The grammar and the measures: docs/reports.md#thresholds; the finer points (slices, missing
+values, ``abort``): docs/internals.md#thresholds.
 """
 
 from __future__ import annotations
@@ -122,6 +74,7 @@ MEASURE_COUNT_STATS = ("count", "clamped")
 GRADE_SCORE_STATS = ("mean", "min", "p10", "p50", "p90", "max")
 GRADE_COUNT_STATS = ("count", "below_threshold", "ungraded")
 OUTCOMES = ("completed", "failed", "open", "errored", "rejected", "unknown")
+SCENARIO_VERDICTS = ("passed", "failed", "undecided")
 RUN_COUNTS = ("planned", "submitted", *OUTCOMES)
 WEBHOOK_COUNTS = (
     "received",
@@ -152,7 +105,8 @@ def _known_names(scope: Scope | None) -> str:
     return (
         f"failure_rate, {', '.join(RUN_COUNTS)}, not_started[.<cause>] (alias dropped[.<cause>]), "
         f"<measure>.<stat> (measures {', '.join(MEASURES)}; stats {', '.join(DURATION_STATS + MEASURE_COUNT_STATS)}), "
-        f"grade.<stat> (stats {', '.join(GRADE_SCORE_STATS + GRADE_COUNT_STATS)}), requests_per_ended_run, "
+        f"grade.<stat> (stats {', '.join(GRADE_SCORE_STATS + GRADE_COUNT_STATS)}), "
+        f"scenario_verdicts.<{'|'.join(SCENARIO_VERDICTS)}>, requests_per_ended_run, "
         "offered_runs_per_s, achieved_runs_per_s, dispatch_lag.p99, webhooks.bad_signature, "
         f"webhooks.<{'|'.join(WEBHOOK_COUNTS)}>, {', '.join(LIMIT_WAITS)}, limits.retries[.<cause>], "
         "errors[.<cause>], requests, estimated_cost_cents, elapsed, and per slice variant[<name>].<measure> or "
@@ -168,6 +122,7 @@ def _all_simple_names(scope: Scope | None) -> list[str]:
     names += [f"grade.{s}" for s in GRADE_SCORE_STATS + GRADE_COUNT_STATS]
     if scope is None:
         names += ["not_started", "dropped", "requests_per_ended_run", "offered_runs_per_s", "achieved_runs_per_s"]
+        names += [f"scenario_verdicts.{n}" for n in SCENARIO_VERDICTS]
         names += ["dispatch_lag.p99", "webhooks.bad_signature", *(f"webhooks.{n}" for n in WEBHOOK_COUNTS)]
         names += [*LIMIT_WAITS, "limits.retries", "errors", "requests", "estimated_cost_cents", "elapsed"]
     return names
@@ -249,6 +204,16 @@ def _webhooks_getter(name: str) -> Getter:
         if name == "bad_signature":
             return _counter_sum(lambda _: hooks.bad_signature, None, "webhooks.bad_signature")(results)
         return _value(getattr(hooks, name), f"the results have no webhooks.{name}")
+
+    return get
+
+
+def _scenario_verdicts_getter(name: str) -> Getter:
+    def get(results: Results) -> Lookup:
+        verdicts = results.scenario_verdicts
+        if verdicts is None:
+            return Lookup(None, note="no scenario states an expected_outcome")
+        return _value(getattr(verdicts, name), f"the results have no scenario_verdicts.{name}")
 
     return get
 
@@ -338,6 +303,10 @@ def _resolve_document(name: str) -> tuple[Kind, Getter] | str | None:
         if rest in MEASURE_COUNT_STATS:
             return Kind.COUNT, _measure_getter(head, rest)
         return f"unknown statistic {rest!r} of {head}; known: {', '.join(DURATION_STATS + MEASURE_COUNT_STATS)}"
+    if head == "scenario_verdicts":
+        if rest in SCENARIO_VERDICTS:
+            return Kind.COUNT, _scenario_verdicts_getter(rest)
+        return f"unknown scenario_verdicts figure {rest!r}; known: {', '.join(SCENARIO_VERDICTS)}"
     if head in ("grade", "grades"):
         if rest in GRADE_SCORE_STATS:
             return Kind.SCORE, _grade_getter(rest)
@@ -356,7 +325,7 @@ def _normalise(name: str) -> str:
 
 
 def parse_path(text: str) -> MeasurePath:
-    """Resolve a measure name (see the module's table). Raises ValueError with the reason, not a sentence."""
+    """Resolve a measure name (docs/reports.md#thresholds). Raises ValueError with the reason, not a sentence."""
     match = _PATH.match(text)
     if match is None:
         raise ValueError(f"{text!r} is not a measure name (like queue_to_completion.p95 or variant[spark].failed)")

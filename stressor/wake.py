@@ -1,15 +1,7 @@
 """Waking at an instant to the microsecond without spinning: a Linux timerfd, watched by the event loop.
 
-The loops' own timers keep whole milliseconds: asyncio rounds a sleep up (a batch starts 0-1 ms late), uvloop
-to the nearest (a timer fires up to ~1 ms early). Waiting out the rest by yielding to the loop until the
-instant is punctual but costs a loop iteration every few microseconds: at 300 batch starts/s that was ~47
-iterations and ~0.3 ms of CPU per start, half of what the engine spends on a batch. The kernel's timer wakes
-the loop once, at the instant (measured here: ~120 µs of CPU per wake against ~250 µs, lateness p99 ~0.3 ms
-on an idle loop; ``benchmarks/start_lateness.py --no-precise-wake`` compares).
-
 ``PreciseTimer.open()`` is None where there is no timerfd (not Linux, or the loop cannot watch a file
-descriptor); the engine then yields as before. libc is called through ctypes (``os.timerfd_*`` exist only
-from Python 3.13 on; one way, tested everywhere, is kept).
+descriptor). Why: docs/internals.md#precise-wake.
 """
 
 from __future__ import annotations

@@ -162,13 +162,13 @@ def test_unknown_key_lists_what_is_allowed() -> None:
 def test_corpus_jsonl_and_json(tmp_path: Path) -> None:
     (tmp_path / "c.jsonl").write_text(
         '{"name": "hours", "scenario_prompt": "Ask the hours", "expected_outcome": "success"}\n\n'
-        '{"name": "refund", "scenario_prompt": "Ask for a refund"}\n'
+        '{"name": "refund", "scenario_prompt": "Ask for a refund", "goal": "A refund is started."}\n'
     )
     (tmp_path / "c.json").write_text('[{"name": "only", "scenario_prompt": "Hi"}]')
     profile = parse_profile({**BASE, "scenarios": {"corpus": "c.jsonl"}}, "p.toml", tmp_path)
-    assert [(s.name, s.expected_outcome) for s in profile.scenarios] == [
-        ("hours", "success"),
-        ("refund", None),
+    assert [(s.name, s.expected_outcome, s.goal) for s in profile.scenarios] == [
+        ("hours", "success", None),
+        ("refund", None, "A refund is started."),
     ]
     profile = parse_profile({**BASE, "scenarios": {"corpus": "c.json"}}, "p.toml", tmp_path)
     assert [s.prompt for s in profile.scenarios] == ["Hi"]
@@ -190,9 +190,22 @@ def test_corpus_jsonl_and_json(tmp_path: Path) -> None:
         ),
         (
             '{"name": "a", "scenario_prompt": "x", "mood": 1}',
-            "c.jsonl: line 1.mood: is not a known key (allowed here: expected_outcome, name, scenario_prompt)",
+            "c.jsonl: line 1.mood: is not a known key (allowed here: expected_outcome, goal, name, scenario_prompt)",
         ),
-        ('{"name": "a", "scenario_prompt": "x", "expected_outcome": 3}', "line 1.expected_outcome: must be a string"),
+        (
+            '{"name": "a", "scenario_prompt": "x", "expected_outcome": 3}',
+            "line 1.expected_outcome: must be one of 'success', 'failure', 'no_conversation', 'completed', 'failed', "
+            "got an integer",
+        ),
+        (
+            '{"name": "a", "scenario_prompt": "x"}\n{"name": "b", "scenario_prompt": "y", "expected_outcome": '
+            '"The agent books a slot on Thursday afternoon."}',
+            "p.toml: scenarios.corpus: {dir}/c.jsonl: line 2.expected_outcome: must be one of 'success', 'failure', "
+            "'no_conversation', 'completed', 'failed', got 'The agent books a slot on Thursday af...' (free text "
+            "describing the goal goes in 'goal')",
+        ),
+        ('[{"name": "a", "scenario_prompt": "x", "expected_outcome": "Success"}]', "item 1.expected_outcome: must be"),
+        ('{"name": "a", "scenario_prompt": "x", "goal": 3}', "line 1.goal: must be a string"),
         ('{"name": "a", "scenario_prompt": "x"}\n{"name": "a", "scenario_prompt": "y"}', "line 2.name: duplicates"),
         ("[1]", "p.toml: scenarios.corpus: {dir}/c.jsonl: item 1: must be an object"),
         ("", "p.toml: scenarios.corpus: corpus file {dir}/c.jsonl holds no scenarios"),
@@ -264,7 +277,7 @@ PLAIN = '[[stages]]\nduration = "1s"\nrate = "1/s"\n'
 @pytest.mark.parametrize(
     ("extra", "corpus", "message"),
     [
-        ("[simulator]\nslotz = 3\n", None, "p.toml: simulator.slotz: is not a known key (allowed here: batch_name"),
+        ("[simulator]\nslotz = 3\n", None, "p.toml: simulator.slotz: is not a known key (allowed here: agent_"),
         (
             '[scenarios]\ncorpus = "c.jsonl"\n',
             b'{"name": "a", "scenario_prompt": "x"}\n\n{"name": "b" "scenario_prompt": "y"}\n',

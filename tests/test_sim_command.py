@@ -98,6 +98,8 @@ def every_setting_changed() -> SimConfig:
         charge_multiplier=3,
         seed=99,
         product="bolt",
+        agents={"201": "spark", "203": "storm-base-with-ack"},
+        agent_versions={"201": 2, "7": 3},
         list_order="oldest",
         list_offset="ignored",
         page_cap=7,

@@ -16,8 +16,8 @@ from stressor.cli.run import run
 from stressor.cli.sim import sim
 from stressor.running import ExitCode
 
-# 'import httpx' (done by the commands that need it) imports httpx's own command line (click, rich, pygments:
-# ~70 ms of CPU) whenever those are installed, as typer installs rich; stressor never runs it. httpx2 has made
+# 'import httpx' (done by the commands that need it) imports httpx's own command line (click, rich, pygments)
+# whenever those are installed, as typer installs rich; stressor never runs it. httpx2 has made
 # that import lazy (pydantic/httpx2#947); until httpx does, the stressor command blocks it (httpx then defines a
 # 'main' that says its CLI is not installed).
 sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]

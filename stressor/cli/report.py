@@ -11,7 +11,8 @@ from stressor.cli.flags import fail, load_results, write_or_fail, write_reported
 from stressor.running import ExitCode
 from stressor.thresholds import ThresholdError, breached, evaluate, parse_thresholds, render_verdicts
 
-# The writers and the runs-log reader (which imports the whole session) are imported inside the command.
+# The writers are imported inside the command, the results reader (which imports the whole session) inside
+# flags.load_results.
 
 
 def report(

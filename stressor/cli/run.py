@@ -182,8 +182,9 @@ def run(
 ) -> None:
     """Run a profile: against the API at --base-url, or against an embedded simulator when none is given."""
     # What every run needs, imported before it starts (not at the top: other commands do not need it), so that
-    # it is loaded (and frozen by the run's gc tuning) before the load starts. The session imports the engine,
-    # targets, workers and simulator; the report writers are imported below, only for the outputs asked for.
+    # it is loaded (and frozen by the run's gc tuning) before the load starts. The session imports the engine
+    # and the targets (the simulator's process and the workers only when a run uses them); the report writers
+    # are imported below, only for the outputs asked for.
     from stressor.report.conclude import after_writes, conclude
     from stressor.running import execute, prepare
 

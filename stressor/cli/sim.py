@@ -1,13 +1,8 @@
 """``stressor sim``: run the test-calls simulator in the foreground until Ctrl-C.
 
-``python -m stressor.sim`` runs it on its own (``main``): ``SimulatorProcess`` starts it so and waits for the
-line it prints, ``stressor-sim listening on http://HOST:PORT``. A host that is not loopback is refused unless
-``--allow-remote`` is given: the simulator accepts any key by default and is meant for local load only.
-
-Every option but ``--host``, ``--port`` and ``--allow-remote`` is a ``SimConfig`` setting of the same name
-(snake_case), so a profile can give the same settings to ``SimConfig.from_mapping``. The API key and the
-webhook secret are best given by environment (``STRESSOR_SIM_API_KEY``, ``STRESSOR_SIM_WEBHOOK_SECRET``);
-neither is ever printed.
+``python -m stressor.sim`` runs it on its own (``main``), as ``SimulatorProcess`` starts it. Every option but
+``--host``, ``--port`` and ``--allow-remote`` is a ``SimConfig`` setting of the same name (snake_case); the API
+key and the webhook secret are best given by environment, and are never printed.
 """
 
 from __future__ import annotations
@@ -92,7 +87,25 @@ def sim(
     ] = None,
     estimated_cost_cents: Annotated[int, typer.Option(help="Pre-call cost estimate of one run, in cents.")] = 16,
     charge_multiplier: Annotated[int, typer.Option(help="Test calls cost this many times the normal rate.")] = 2,
-    product: Annotated[str, typer.Option(help=f"Product tier on call logs: {', '.join(PRODUCTS)}.")] = "spark",
+    product: Annotated[
+        str, typer.Option(help=f"Product tier of agents --agents does not name: {', '.join(PRODUCTS)}.")
+    ] = "spark",
+    agents: Annotated[
+        str | None,
+        typer.Option(
+            show_default=False,
+            help="Which product tier each agent runs on, e.g. 201=spark,202=bolt,203=storm-base (tiers differ in "
+            "call length, time to first audio and grades; default: every agent on --product).",
+        ),
+    ] = None,
+    agent_versions: Annotated[
+        str | None,
+        typer.Option(
+            show_default=False,
+            help="Behaviour version of agents, e.g. 201=2: a version above 1 stands for a prompt change that "
+            "rewords or breaks some scenarios (default: every agent at version 1).",
+        ),
+    ] = None,
     list_order: Annotated[
         str, typer.Option(help="Order of the run and batch lists: newest (first) or oldest (first).")
     ] = "newest",
@@ -294,6 +307,8 @@ def sim(
                 "api_key": api_key or None,
                 "seed": seed,
                 "product": product,
+                "agents": agents or {},
+                "agent_versions": agent_versions or {},
                 "list_order": list_order,
                 "list_offset": list_offset,
                 "page_cap": page_cap,

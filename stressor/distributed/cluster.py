@@ -1,12 +1,8 @@
-"""Workers on a Dask distributed cluster (``--cluster tcp://host:8786``): the same worker function, the same
-snapshots, carried by Dask's own queue; Dask's scheduler places the tasks and its comms carry the data.
+"""Workers on a Dask distributed cluster (``--cluster tcp://host:8786``): the same worker function and snapshots,
+carried by Dask's own queue. ``distributed`` (the ``stressor[dask]`` extra) is imported only when used.
 
-``distributed`` is imported inside the functions that use it: it is an optional extra (``stressor[dask]``)
-and takes about a second to import, which no run without ``--cluster`` should pay.
-
-A Dask scheduler re-runs a task whose worker died. For stressor that would start the share a second time:
-every run a billed call, twice. So each task first takes its one-time ticket from a queue the coordinator
-filled with exactly one per worker; a re-run finds none, runs nothing and says so.
+A Dask scheduler re-runs a task whose worker died, which would bill that share's runs twice: so each task first
+takes its one-time ticket from a queue holding exactly one per worker; a re-run finds none and runs nothing.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ class Backend(Protocol):
 
 class Coordinator:
     """Runs one profile on ``workers`` workers of a backend, starting together ``lead_s`` from now (time for
-    the workers to start up: a spawned Python process imports stressor in ~1 s)."""
+    the workers to start up: a spawned Python process imports stressor first)."""
 
     def __init__(
         self,

@@ -1,1 +1,1 @@
-"""HTTP clients and transports: the wire transport, the aiohttp one, and the sharded client over them."""
+"""HTTP clients and transports: the wire transport, the aiohttp one, and the client over them."""

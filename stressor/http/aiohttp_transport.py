@@ -1,7 +1,7 @@
 """``AiohttpTransport``: httpx's API over aiohttp's connection pool, the ``backend="aiohttp"`` of
-``stressor.http.client.HttpClient`` (and the simulator's webhook sender).
+``stressor.http.client.HttpClient``.
 
-A module of its own so that aiohttp (~0.3 s to import) is loaded only by what uses it: the default transport
+A module of its own so that aiohttp (slow to import) is loaded only by what uses it: the default transport
 is ``stressor.http.wire.WireTransport``.
 """
 
@@ -81,7 +81,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 self._proxy["proxy_headers"] = self._proxy_headers = headers
         self._limits = limits or httpx.Limits(max_connections=100)
         self._verify = verify
-        self._ssl: ssl.SSLContext | bool | None = None  # built at the first https request (~60 ms)
+        self._ssl: ssl.SSLContext | bool | None = None  # built at the first https request (slow to build)
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[tuple[float | None, ...], aiohttp.ClientTimeout] = {}
 

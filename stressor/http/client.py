@@ -1,31 +1,8 @@
 """HTTP for targets: httpx's API over a connection pool that holds up under load.
 
-Targets speak httpx (``httpx.Request``, ``httpx.Response``, httpx's exceptions), but httpx's own pool
-(httpcore) costs ~2 ms of CPU per request once tens of requests are in flight and, after a server stall,
-stays CPU-bound for seconds (``benchmarks/transport.py``; engineering notes). Two transports keep the httpx
-API and replace the pool: ``WireTransport`` (``stressor.http.wire``: asyncio protocols and httptools'
-C parser, the fastest) and ``AiohttpTransport`` (``stressor.http.aiohttp_transport``: aiohttp's pool,
-~0.35 ms per request at any concurrency).
-
-``HttpClient`` picks the transport:
-
-- an injected ``transport`` (tests, instrumentation) is used as given, by one client;
-- ``backend="wire"`` (the default) or ``backend="aiohttp"``: one client over that transport, the whole pool;
-- ``backend="httpx"``: httpx's own transport, as several small clients used round robin (one large httpcore
-  pool scans every connection on each event).
-
-``HttpClient.request`` hands each request to the client's transport itself (see there). Tests that mock HTTP
-with respx use its client-level mocker, ``pytest.mark.respx(using="httpx")``, which sees requests whatever
-the transport.
-
-Proxies: with ``trust_env`` (the default, as httpx's), ``HTTP_PROXY`` / ``HTTPS_PROXY`` / ``ALL_PROXY`` /
-``NO_PROXY`` are read by httpx's own rules (``get_environment_proxies``) and each proxy gets a pool of the
-chosen transport, mounted on the client as httpx mounts its own, so the client's own choice of transport for a
-URL applies them (NO_PROXY patterns, scheme-specific before ``all``). Like httpx, loopback addresses go through a
-proxy unless NO_PROXY lists them: a client of a process of stressor's own (the embedded simulator) is to pass
-``trust_env=False``, to go direct whatever the environment says.
-
-What differs from httpx's own transport: see ``AiohttpTransport`` and ``WireTransport``.
+``HttpClient`` sends httpx requests through ``WireTransport`` (the default), ``AiohttpTransport`` or httpx's own
+pool, with the environment's proxies mounted as httpx mounts them. Why, and how it picks:
+docs/internals.md#http-client.
 """
 
 from __future__ import annotations
@@ -40,7 +17,7 @@ from httpx._utils import get_environment_proxies  # httpx's reading of the proxy
 from stressor.http.wire import WireTransport
 
 Backend = Literal["wire", "aiohttp", "httpx"]
-URL_CACHE_SIZE = 256  # parsed URLs kept by a client (~1.3 KiB each; then all are dropped: memory stays flat)
+URL_CACHE_SIZE = 256  # parsed URLs kept by a client (then all are dropped: memory stays flat)
 
 
 class UnusableProxy(httpx.AsyncBaseTransport):
@@ -81,7 +58,7 @@ def environment_proxies(pool: Callable[[httpx.Proxy], httpx.AsyncBaseTransport])
 
 
 class HttpClient:
-    """One ``request`` for a target, over a transport the module's docstring describes.
+    """One ``request`` for a target, over the transport ``backend`` names (docs/internals.md#http-client).
 
     ``shards x connections_per_shard`` is the pool: one pool of that size, or that many small httpx
     clients when httpx's own transport is used. ``trust_env``: proxies (and the rest httpx reads) from the
@@ -146,8 +123,8 @@ class HttpClient:
         """Send one request and return its answer, read whole.
 
         The request goes straight to the client's transport: ``AsyncClient.send`` would add only what a
-        target does not use (cookies, auth flows, redirects, event hooks) and cost half of the CPU of a
-        request on loopback (``benchmarks/transport.py``: URL merging and cookie extraction). The client still
+        target does not use (cookies, auth flows, redirects, event hooks) and most of the CPU of a request on
+        loopback (benchmarks/README.md, ``transport.py``: URL merging and cookie extraction). The client still
         says which transport serves a URL (its mounts: proxies from the environment, and respx's mocks), and
         gives the headers and timeouts every request carries (``timeout``: this request's own)."""
         client = self._next()
@@ -170,7 +147,7 @@ class HttpClient:
         response = await transport.handle_async_request(request)
         try:
             if isinstance(response.stream, httpx.SyncByteStream):
-                response.read()  # a body already in memory (WireTransport's): ~7 µs less than async generators
+                response.read()  # a body already in memory (WireTransport's): cheaper than async generators
             else:
                 await response.aread()
         finally:
@@ -179,7 +156,7 @@ class HttpClient:
 
     def _with(self, headers: Mapping[str, str]) -> httpx.Headers:
         """The client's headers with these (a target's few constant sets), merged once: a merge of plain
-        dicts made httpx normalise every header again, ~12 µs of a create request."""
+        dicts made httpx normalise every header again, on every create request."""
         key = tuple(headers.items())
         merged = self._merged.get(key)
         if merged is None:
@@ -190,7 +167,7 @@ class HttpClient:
 
     def _parsed(self, url: str) -> httpx.URL:
         """The absolute URL of a URL or a path (merged with the base URL as httpx does), parsed once: parsing
-        was a fifth of the CPU of a request."""
+        was a large part of the CPU of a request."""
         parsed = self._urls.get(url)
         if parsed is None:
             parsed = httpx.URL(url if "://" in url else self._base_url + url.lstrip("/"))

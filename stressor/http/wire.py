@@ -1,18 +1,7 @@
 """A lean HTTP/1.1 client transport for httpx: asyncio ``Protocol`` connections, answers parsed by httptools (C).
 
-``AiohttpTransport`` (``stressor.http.aiohttp_transport``) hands the wire to aiohttp, which is fast but
-still builds its own request and response objects, a ``StreamReader`` per answer and a timer tree, on top of
-which httpx builds its own. ``WireTransport`` keeps only what a load tester needs from a client: a pool of keep-alive
-connections, one request at a time per connection, the answer parsed by llhttp (through httptools) straight
-into what ``httpx.Response`` takes. It runs on asyncio's default loop and on uvloop (plain ``Protocol``
-callbacks, no loop-specific API).
-
-It can replace ``AiohttpTransport``: the same behaviour towards the caller (see ``WireTransport``), the same
-httpx exception for each failure, so ``stressor.targets.testcalls.failures.transport_failure`` reads them alike.
-
-Given a ``proxy`` (an ``http://`` one; ``HttpClient`` mounts one such pool per proxy the environment names, as
-httpx does), plain http goes to the proxy as absolute-form requests, and https through a ``CONNECT`` tunnel with
-TLS to the origin inside it.
+A drop-in for ``AiohttpTransport`` with the same httpx exception for each failure (see ``WireTransport``), on
+asyncio's loop and on uvloop, through an ``http://`` proxy too: docs/internals.md#wire-transport.
 """
 
 from __future__ import annotations
@@ -169,7 +158,7 @@ class _Connection(asyncio.Protocol):
             self.close()
             return
         if in_head and not self.headers_done and not waiter.done():
-            # still no end of the head: this whole chunk was head (a chunk is one read, at most a few 100 KiB)
+            # still no end of the head: this whole chunk was head (a chunk is one read, so bounded)
             self.head_size += len(data)
             if self.head_size > HEAD_LIMIT:
                 message = f"{HEAD_TOO_LARGE}: over {HEAD_LIMIT} bytes without the end of its headers"
@@ -379,7 +368,7 @@ class WireTransport(httpx.AsyncBaseTransport):
         self._max_idle = limits.max_keepalive_connections if limits.max_keepalive_connections is not None else 1 << 30
         self._expiry = limits.keepalive_expiry
         self._verify = verify
-        self._ssl: ssl.SSLContext | None = None  # built at the first https request (~60 ms)
+        self._ssl: ssl.SSLContext | None = None  # built at the first https request (slow to build)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._origins: dict[tuple[str, bytes, int | None], _Origin] = {}
         self._reset()

@@ -1,10 +1,8 @@
 """What to do after one attempt of a request: done, retry, reconcile, or fail.
 
-The rule that shapes this table: the test-calls API has no idempotency key and every run is a billed call, so
-a create is retried only when the request provably never reached the application (the connection was never
-made, or the server answered 429 / 503, which create nothing). When a create may have reached it (a timeout or
-reset after sending, a 500 / 502 / 504), the answer is `reconcile`: list the runs to learn whether this one
-exists before trying again. Polls are idempotent GETs and are retried on any transient failure.
+The API has no idempotency key and every run is a billed call, so a create is retried only when it provably
+never reached the application (no connection made, or a 429 / 503, which create nothing); when it may have
+(a timeout or reset after sending, another 5xx), the answer is ``reconcile``. Polls retry any transient failure.
 """
 
 from __future__ import annotations

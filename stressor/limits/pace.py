@@ -1,8 +1,8 @@
 """The pace learned from a server that refuses without saying its limit, and the wall time a client was held.
 
-A 429 or 503 with neither Retry-After nor quota headers still says "slower": `AimdRate` turns such refusals
-into a request rate for the whole client (cut multiplicatively, raised again slowly while answers come back),
-so requests are spaced at a rate the server has shown it accepts instead of going out as fast as they can.
+A 429 says "slower" even when it does not say how much: `AimdRate` turns refusals into a request rate (the
+governor keeps one per kind of request, and cuts it on 429s only), cut multiplicatively and raised again slowly
+while answers come back, so requests are spaced at a rate the server has shown it accepts.
 `HeldTime` measures throttling as wall time (the union of the waits), not as the sum over concurrent requests.
 """
 
@@ -60,7 +60,7 @@ class AimdRate:
         return self._rate
 
     def on_refusal(self, now: float) -> float:
-        """A 429/503: cut the rate (once per cooldown) and return it."""
+        """A refusal (the governor's: a 429): cut the rate (once per cooldown) and return it."""
         if now < self._last_cut + self._cooldown_s:
             return self._rate
         (accepted,) = self._accepted.totals(now)

@@ -1,20 +1,8 @@
 """The server's push-back, read from a response into one value: when to resume, and how much quota is left.
 
-Header forms read (names are case-insensitive):
-
-- `Retry-After` (RFC 9110 §10.2.3): delay-seconds or an HTTP-date (IMF-fixdate and the obsolete RFC 850 and
-  asctime forms).
-- `RateLimit-Policy: "default";q=100;w=60` and `RateLimit: "default";r=50;t=30` (IETF httpapi draft,
-  structured fields, several policies possible), and its earlier dictionary form
-  `RateLimit: limit=100, remaining=50, reset=30`.
-- `RateLimit-Limit` / `RateLimit-Remaining` / `RateLimit-Reset` (the older draft's separate headers).
-- `X-RateLimit-Limit` / `-Remaining` / `-Reset` and the `X-Rate-Limit-*` spelling. Their Reset is a delay on
-  some APIs and epoch seconds on others: above 1e9 it is taken as epoch seconds, above 1e12 as epoch
-  milliseconds.
-
-A header that cannot be read never raises: its field stays None and its name is listed in `unparseable`, so
-the caller can log it once. Every delay is clamped to `max_pause`, so a hostile or broken value cannot stall a
-run.
+Reads ``Retry-After``, the IETF ``RateLimit`` / ``RateLimit-Policy`` fields, the older draft's ``RateLimit-*``
+and ``X-RateLimit-*``; never raises on a header, and clamps every delay to ``max_pause``. The forms and which
+wins: docs/internals.md#server-push-back-headers.
 """
 
 from __future__ import annotations
@@ -65,7 +53,8 @@ _WANTED = frozenset(
 class ServerSignal:
     """What one response said about the client's pace.
 
-    - `retry_at`: monotonic time before which nothing more should be sent (the whole client pauses), or None.
+    - `retry_at`: monotonic time before which nothing more should be sent, or None (the governor decides which
+      requests it holds: every one for an exhausted quota, the kind refused for a refusal's Retry-After).
     - `remaining`, `limit`: requests left in the current quota window and the quota size, when given.
     - `source`: which header family the pause (or, without a pause, the quota) came from: `retry-after`,
       `ratelimit` (IETF structured fields), `ratelimit-draft` (`RateLimit-Limit/-Remaining/-Reset`),

@@ -1,10 +1,8 @@
 """Just enough of RFC 8941 (structured field values) to read the IETF rate-limit headers.
 
-The rate-limit drafts changed shape between versions: `RateLimit: "default";r=50;t=30` (a list of items with
-parameters), `RateLimit: limit=100, remaining=50, reset=30` (a dictionary), `RateLimit-Policy: 100;w=60`. This
-parser reads lists and dictionaries alike as a sequence of members. Unlike RFC 8941, which rejects a whole
-field on the first error, it skips only the broken member and reports that something was skipped: a server
-that gets one policy wrong should still be obeyed on the others. Strings and tokens both come back as `str`.
+Lists and dictionaries are read alike, as a sequence of members, since the drafts changed shape between
+versions. Unlike RFC 8941, which rejects a whole field on the first error, a broken member is skipped and
+reported: a server that gets one policy wrong should still be obeyed on the others.
 """
 
 from __future__ import annotations

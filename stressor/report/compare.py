@@ -1,40 +1,7 @@
 """Two results documents side by side: what got better, what got worse, what is noise, and did it regress. Pure.
 
-Every figure is looked up with the threshold vocabulary (``stressor.thresholds``), so a rule can name
-any measure a threshold can, per variant or scenario too.
-
-**Judgement of a change** (``judge``): each row compares a base and a new value and says *better*, *worse* or
-*within noise*; counts and the offered load are shown without a judgement (they follow from the profile).
-
-- Durations, grades, rates: the change is noise when ``|new - base| <= max(tol(n) x |base|, floor)`` with
-  ``tol(n) = max(tolerance, 1 / sqrt(n))``: the tolerance (default 5 %) grows as the smaller sample count ``n``
-  of the two runs shrinks, because the sampling error of an estimate from n values shrinks like 1/sqrt(n)
-  (n = 400 -> 5 %, n = 100 -> 10 %, n = 30 -> 18 %). The floor is 1 ms for durations (the API's stamps are
-  in milliseconds) and 0.01 for grades (they come with two decimals).
-- Order statistics (percentiles, min, max) are marked *too few samples* instead when either run has fewer
-  than 30 samples, or fewer than it takes for one value to lie beyond the percentile (p99: 100, p99.9: 1,000):
-  the "p99" of 40 values is their maximum, and two maxima differ by chance.
-- Order statistics are also noise when their **confidence intervals overlap**. A percentile p of n values is
-  the value of rank n·p; by the binomial law the rank of the true percentile lies within
-  ``n·p ± 1.96·sqrt(n·p·(1 - p))`` (95 %), whatever the distribution. The interval's ends are read from the
-  run's HDR histogram (``measures.<m>.hdr``) at those ranks; where there is no histogram (per variant and
-  scenario) they are bracketed by the nearest percentiles the document has (e.g. p95 and max for the p99 of
-  130 runs), which is wider, never narrower. Two runs of the same configuration differ in p99 by 10-15 %
-  at a few hundred runs: that is sampling, and the intervals say so.
-- Shares (failure rates): two-proportion test. The change is noise when it is within two standard errors,
-  ``2 x sqrt(p (1 - p) (1/n1 + 1/n2))`` with ``p`` the pooled rate and ``n1``, ``n2`` the runs settled.
-
-**Regression rules** (``parse_rule``): ``<measure> +<amount>`` (regressed when the value went *up* by more than
-the amount) or ``<measure> -<amount>`` (*down* by more). The amount is relative with ``%``
-(``queue_to_completion.p99 +10%``), in percentage points with ``pt`` for shares (``failure_rate +1pt``), a
-duration for durations (``time_queued.p99 +50ms``), else a plain number in the measure's own units
-(``grade.mean -0.05``). ``variant[*]`` and ``scenario[*]`` apply a rule to every variant or scenario present in
-both runs. The defaults are ``DEFAULT_RULES``. A rule fires only on a change judged *worse* (beyond the noise
-above; with ``significant_only=False``, ``--raw-rules``, on the raw change whatever its judgement), never on
-an order statistic with too few samples (it is then reported as not judged); a value that the base
-has and the new run lacks (no run ended, no grade came) is a regression, since a gate must not pass on no
-data. The ``grade.mean`` rule also applies to each scenario's mean grade ("diff the grades against the
-previous run"), unless a rule names ``scenario[...].grade.mean`` itself.
+Figures are looked up with the threshold vocabulary (``stressor.thresholds``). The rules and the noise bands:
+docs/reports.md#stressor-compare-base-new; how a change is judged: docs/internals.md#comparing-two-runs.
 """
 
 from __future__ import annotations
@@ -309,8 +276,9 @@ def _decoded(blob: str | None) -> Any:
 def confidence_interval(
     results: Results, path: MeasurePath, value: float | None, samples: int | None
 ) -> Interval | None:
-    """A distribution-free 95 % confidence interval of an order statistic whose value is ``value`` (see the
-    module's docstring), in seconds; None for anything else or when the document lacks what it takes.
+    """A distribution-free 95 % confidence interval of an order statistic whose value is ``value``, in
+    seconds (docs/internals.md#comparing-two-runs); None for anything else or when the document lacks what it
+    takes.
 
     The interval's reach below and above the value is read from the distribution (the histogram, else the
     document's own percentiles) and laid around ``value`` itself.
@@ -360,8 +328,9 @@ def judge(
     tolerance: float = DEFAULT_TOLERANCE,
     intervals: tuple[Interval | None, Interval | None] = (None, None),
 ) -> tuple[Judgement, float | None]:
-    """The judgement of one change (see the module's docstring) and the noise band it used. ``intervals``:
-    the base's and the new run's confidence intervals of an order statistic (``confidence_interval``)."""
+    """The judgement of one change and the noise band it used (docs/internals.md#comparing-two-runs).
+    ``intervals``: the base's and the new run's confidence intervals of an order statistic
+    (``confidence_interval``)."""
     if base is None or new is None:
         return Judgement.MISSING, None
     if direction is None:
@@ -538,7 +507,7 @@ def compare(
     significant_only: bool = True,
 ) -> Comparison:
     """Compare a new run against a base run. ``rules`` default to ``DEFAULT_RULES``; with ``significant_only``
-    a rule fires only on a change beyond the noise (see the module's docstring)."""
+    a rule fires only on a change beyond the noise (see ``judge``)."""
     rules = parse_rules(DEFAULT_RULES) if rules is None else list(rules)
     checks = [
         _check(rule, path, base_doc, new_doc, tolerance, significant_only)

@@ -1,27 +1,8 @@
-"""The simulator's HTTP face: a raw ASGI 3 app with a tiny router over ``SimModel``.
+"""The simulator's HTTP face: a raw ASGI 3 app with a small router over ``SimModel``.
 
-Request handling happens in one place, ``SimApp.handle(request) -> Response``, on plain values (the ASGI
-plumbing only reads the body and writes the answer). A fault layer (``stressor.sim.faults``: 429 with
-Retry-After, 5xx bursts, slow answers, stalls, resets) wraps that handler: ``create_app(...,
-middleware=[faults])``; every request is counted by route template and status *outside* the handler, so
-faulted answers are counted too. A handler that raises ``DropConnection`` gets no answer at all: the
-connection is reset (counted with status 0, ``DROPPED``).
-
-Bad clients: a body over ``max_body_bytes`` (declared or sent) gets 413 without being read further; a body
-that is not a JSON object gets 400; a client that disconnects before its body is complete gets nothing done
-for it (a cut-off create must not create a run) and is counted with status 499, ``CLIENT_GONE``; a body that
-stops arriving for ``body_timeout_s`` gets 408 (a client that declared more than it sends would otherwise hold
-its connection and the app's task for ever). Malformed HTTP (garbage, a huge header, a bad ``Content-Length``
-or chunk size) never reaches the app: uvicorn answers 400 and closes that connection.
-
-Every answer carries a ``Date`` header (IMF-fixdate) on the server's clock, ``SimConfig.clock_offset`` ahead of
-the true time as every stamp in the bodies is; the ASGI server must not add its own (``serve`` turns uvicorn's
-off). Path parameters are ids in their text form (``/v1/test-call-batches/7110``).
-
-Auth: ``Authorization: Bearer <key>`` on everything under ``/v1`` except ``/v1/healthz``. The simulator's own
-endpoints, ``GET /_sim/truth`` (ground truth and config) and ``GET /_sim/stats`` (requests seen, runs per
-status, plus whatever ``stats`` sources were given, e.g. fault and webhook counters), need no key: they are
-not part of the API, the simulator listens on loopback only, and they never reveal the key.
+Requests are handled in one place, ``SimApp.handle(request) -> Response``, on plain values; middleware (the
+fault layer) wraps it, and every request is counted outside it. Bad clients, the ``Date`` header and auth:
+docs/internals.md#simulator-http-app.
 """
 
 from __future__ import annotations
@@ -55,6 +36,7 @@ from stressor.sim.validation import (
 from stressor.sim.views import (
     batch_json,
     call_json,
+    calls_page_json,
     config_json,
     grade_json,
     run_json,
@@ -64,7 +46,7 @@ from stressor.sim.views import (
 
 MAX_BODY_BYTES = 1024 * 1024
 BODY_TIMEOUT_S = 30.0
-RUN_BODY_CACHE = 50_000  # runs whose JSON is kept made (~1 KiB each)
+RUN_BODY_CACHE = 50_000  # runs whose JSON is kept made
 UNMATCHED = "<unmatched>"
 DROPPED = 0
 """The status a request is counted with when its connection was dropped without an answer."""
@@ -201,7 +183,7 @@ class Router:
 
 
 class SimApp:
-    """ASGI 3 app serving the test-calls API from a ``SimModel``; see the module docstring."""
+    """ASGI 3 app serving the test-calls API from a ``SimModel``; see docs/internals.md#simulator-http-app."""
 
     def __init__(
         self,
@@ -227,6 +209,7 @@ class SimApp:
                 Route("/v1/test-calls", {"POST": self._create_run, "GET": self._list_runs}),
                 Route("/v1/test-call-batches", {"POST": self._create_batch, "GET": self._list_batches}),
                 Route("/v1/test-call-batches/{batch_id}", {"GET": self._get_batch}),
+                Route("/v1/calls", {"GET": self._list_calls}),
                 Route("/v1/calls/{call_id}", {"GET": self._get_call}),
                 Route("/v1/calls/{call_id}/transcript", {"GET": self._get_transcript}),
                 Route("/v1/calls/{call_id}/grade", {"GET": self._get_grade, "POST": self._get_grade}),
@@ -412,6 +395,12 @@ class SimApp:
     def _get_batch(self, request: Request) -> Response:
         batch = self.model.get_batch(request.params["batch_id"])
         return json_response(200, batch_json(batch)) if batch else detail(404, "Not found.")
+
+    def _list_calls(self, request: Request) -> Response:
+        page = parse_page_query(request.query)
+        runs, total = self.model.list_calls(limit=page.limit, offset=page.offset)
+        calls = [call_json(run, self._scale) for run in runs]
+        return json_response(200, calls_page_json(calls, total=total, limit=page.limit, offset=page.offset))
 
     def _get_call(self, request: Request) -> Response:
         run = self.model.run_for_call(request.params["call_id"])

@@ -2,39 +2,8 @@
 500/503 answers (at random and in periodic bursts), slow answers, stalls, connection resets, and creates whose
 answer comes too late.
 
-Two parts:
-
-- ``FaultPlan`` decides, purely: it holds the rate limiter's state and a seeded ``random.Random``, and is told
-  the time (``now``, monotonic seconds; ``wall_now``, epoch seconds). Same seed, same requests at the same
-  times: same faults.
-- ``FaultLayer`` carries the decisions out as middleware over the app's handler (``Handler -> Handler``):
-  it sleeps (stalls, latency), calls the handler or not, replaces the answer, or raises ``DropConnection``.
-
-Only API requests are faulted: paths under ``/v1/`` except ``/v1/healthz``, so readiness checks and the
-simulator's own ``/_sim/`` endpoints always answer. Order for one request: a stall holds it first (the server
-is frozen, its limiter too); then the rate limit; then an error burst window, a reset, a random error (at most
-one of them); the latency applies to whatever answer results.
-
-**Did a faulted run-creating POST create its runs?** (``POST /v1/test-calls``, ``POST /v1/test-call-batches``)
-
-- rate limit (429, or 503 with ``rate_limit_status``): **never**; it is decided before the handler runs.
-- ``error_rate`` and ``error_burst`` with 500, and ``reset_rate`` (connection reset): with probability
-  ``fault_after_create`` the handler ran first and **created the runs**, then the answer was replaced or the
-  connection dropped; otherwise nothing was created. A 503 never created anything (the API's contract: a
-  client may resend after a 429 or a 503). Runs created that way are ordinary runs in ground truth,
-  which is the point: only a client that reconciles (lists runs before resending) avoids paying twice.
-- ``slow_after_create``: with this probability a create that was not faulted otherwise **created its runs**,
-  then its 201 is held ``slow_after_create_delay`` seconds: a client whose timeout is shorter sees a timeout
-  (no answer at all) although its runs exist, the case only reconciling before resending gets right.
-- ``latency``: not a failure; the runs are created when the request arrives, only the answer is late. A client
-  that times out meanwhile has created them all the same.
-- ``stall``: the request is held before the handler, and handled when the stall ends: its runs are created
-  then, even if the client gave up waiting.
-
-In short, the faults that can create first are 500s, resets, ``slow_after_create``, ``latency`` and ``stall``;
-429s and 503s never do. Ground truth (``GET /_sim/truth``) lists every run created, answered or not.
-
-Counts of what was injected (``FaultLayer.snapshot``) appear under ``faults`` in ``GET /_sim/stats``.
+``FaultPlan`` decides, purely (seeded, time passed in); ``FaultLayer`` carries its decisions out as middleware
+over the app's handler. Order, and which faults create runs first: docs/internals.md#simulator-faults.
 """
 
 from __future__ import annotations
@@ -226,8 +195,8 @@ class FaultDecision:
 
 
 class FaultPlan:
-    """The pure decisions of the configured faults (see the module notes); ``started_at`` is the monotonic time
-    windows count from (the simulator's start)."""
+    """The pure decisions of the configured faults (docs/internals.md#simulator-faults); ``started_at`` is the
+    monotonic time windows count from (the simulator's start)."""
 
     def __init__(self, config: SimConfig, *, started_at: float, rng: random.Random) -> None:
         self.config = config

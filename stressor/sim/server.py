@@ -1,17 +1,5 @@
-"""Running the simulator for real on loopback: inside the current event loop, or in a separate process.
-
-- ``serve(config)`` runs a uvicorn server as a task of the caller's anyio/asyncio loop (tests, the ``sim``
-  command). uvicorn's signal capture is switched off, so embedding never takes over Ctrl-C.
-- ``simulate(config, clock)`` runs it without a socket, on an injected clock: its ASGI app is reached in
-  memory (tests on virtual time).
-- ``SimulatorProcess(config)`` starts ``python -m stressor.sim --port 0`` and learns its URL from the line it
-  prints. The engine uses it as its embedded default so the simulator never competes with the client for one
-  event loop; ground truth then comes over HTTP with ``fetch_truth(base_url)``.
-
-Besides answering requests, a small driver task advances the model at each event's due time, so events
-happen (and are pushed out as webhooks) even when no client is asking. The configured faults wrap the app's
-handler (``stressor.sim.faults``); with a ``webhook_url``, a sender task delivers the model's events
-(``stressor.sim.webhooks``). Both report their counters under ``faults`` and ``webhooks`` in ``/_sim/stats``.
+"""Running the simulator: on loopback inside the current event loop (``serve``), without a socket on an injected
+clock (``simulate``), or in a separate process (``SimulatorProcess``); see docs/internals.md#running-the-simulator.
 """
 
 from __future__ import annotations
@@ -53,8 +41,6 @@ PARENT_PID_ENV = "STRESSOR_SIM_PARENT_PID"
 
 _LISTENING_RE = re.compile(re.escape(LISTENING_PREFIX) + r"(http://\S+)")
 _MIN_SLEEP_S = 0.001  # sleeping less than 1 ms busy-loops on some event loops
-_STARTUP_TIMEOUT_S = 10.0
-_GRACEFUL_SHUTDOWN_S = 2
 
 
 def monotonic_seconds() -> float:
@@ -269,6 +255,8 @@ def _optional_flags(config: SimConfig) -> list[str]:
             flags.append(flag if value else "--no-" + name.replace("_", "-"))
         elif isinstance(value, float):
             flags += [flag, repr(value)]  # repr round-trips a float exactly
+        elif name in ("agents", "agent_versions"):
+            flags += [flag, ",".join(f"{agent_id}={setting}" for agent_id, setting in value)]
         else:
             flags += [flag, str(value)]
     return flags
@@ -276,6 +264,8 @@ def _optional_flags(config: SimConfig) -> list[str]:
 
 # every setting of SimConfig that simulator_command passes only when set (the secret goes by environment)
 _OPTIONAL_SETTINGS: tuple[str, ...] = (
+    "agents",
+    "agent_versions",
     "list_order",
     "list_offset",
     "page_cap",

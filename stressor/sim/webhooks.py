@@ -1,28 +1,8 @@
-"""Webhooks sent by the simulator, as the test-calls API sends them (testcalls-api.md, Webhooks).
+"""Webhooks sent by the simulator, as the test-calls API sends them (testcalls-api.md, Webhooks): signed
+``test-call.completed`` and ``call.graded`` events, delivered at least once.
 
-Events: ``test-call.completed`` when a run ends, completed or failed (the run object as the API shows it at
-that moment, under ``data.test_call_run`` where the docs' CI handler reads it, or with ``webhook_payload =
-"flat"`` directly as ``data``), and ``call.graded`` when a completed call is graded (``data``: ``call_id`` and
-``grade``; twice per call with ``grade_twice``). Bodies are compact JSON with sorted keys; every attempt carries
-``X-ThunderPhone-Signature`` (V1, HMAC of the body) and ``X-ThunderPhone-Signature-V2`` (signed afresh with the
-current unix time, ``POST`` and the URL's ``path?query``), made by ``stressor.webhooks.signature``.
-
-Pure parts: ``webhook_for`` (event -> body), ``signature_headers``, ``DeliveryPolicy`` (the seeded draws:
-loss, delay, reordering, duplicates, and the retry schedule). I/O: ``WebhookSender``, a model listener that
-queues events, and a task (``run``) that delivers them.
-
-Delivery is at-least-once: any non-2xx answer or transport error is retried after ``webhook_retry_base`` real
-seconds, doubling each time up to ``webhook_retry_cap``, until ``webhook_max_attempts`` attempts were made
-(then it is given up and counted). Up to ``MAX_IN_FLIGHT`` deliveries run at once (each attempt times out
-after ``ATTEMPT_TIMEOUT_S``), so arrival order is best effort even without ``webhook_reorder``.
-
-For tests of receivers: ``webhook_drop_rate`` loses events (never sent), ``webhook_delay`` holds each one
-before its first attempt, ``webhook_reorder`` holds each one a random moment of up to ``REORDER_WINDOW_S``
-(events close together then arrive shuffled), ``webhook_duplicate_rate`` sends a delivered event once more
-(what a sender that lost the answer does).
-
-Ground truth: the first 2xx answer to a run's ``test-call.completed`` is recorded in the model
-(``TruthRecord.webhook_delivered``). Deliveries still pending when the simulator stops are abandoned.
+Pure parts: ``webhook_for``, ``signature_headers``, ``DeliveryPolicy`` (seeded loss, delay, reordering,
+duplicates, retries). I/O: ``WebhookSender``. Details: docs/internals.md#simulator-webhooks.
 """
 
 from __future__ import annotations
@@ -50,9 +30,8 @@ from stressor.webhooks.signature import V1_HEADER, V2_HEADER, sign_v1, sign_v2
 
 Headers = tuple[tuple[str, str], ...]
 
-# Few connections on purpose: httpx's pool costs more per request the more connections it holds. Measured on
-# a 2-core machine, 80 events at once reached an idle receiver in ~0.11 s with 2 in flight, ~0.25 s with 8;
-# a sender slower than the client under test would show up in the client's detection delay.
+# Deliveries (and connections) at once: a sender slower than the client under test would show up in the
+# client's detection delay.
 MAX_IN_FLIGHT = 8
 ATTEMPT_TIMEOUT_S = 5.0
 USER_AGENT = "stressor-sim"
@@ -239,7 +218,7 @@ class WebhookSender:
         limits = httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=MAX_IN_FLIGHT)
         async with (
             httpx.AsyncClient(
-                # the client's own transport: httpx's pool costs ~2 ms of CPU a request under load
+                # stressor's own transport: httpx's pool costs far more CPU a request under load
                 transport=self._transport or WireTransport(limits=limits),
                 timeout=ATTEMPT_TIMEOUT_S,
                 trust_env=False,

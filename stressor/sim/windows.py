@@ -1,11 +1,7 @@
-"""Time windows of the simulator's faults, written as short ``key=value`` lists.
+"""Time windows of the simulator's faults, written as short ``key=value`` lists: ``ErrorBurst``
+(``"every=5s,length=1s,status=503"``) and ``Stall`` (``"at=2s,for=2s"``).
 
-- ``ErrorBurst``: ``"every=5s,length=1s,status=503"`` (optional ``start=``, default one period in): periodic
-  windows during which every API request fails.
-- ``Stall``: ``"at=2s,for=2s"``: one window during which requests are held, not answered, until it ends.
-
-Times are real seconds since the simulator started (never scaled by ``time_scale``); values take the units of
-``stressor.units.parse_duration`` (``"250ms"``, ``"5s"``, a bare number of seconds). Both parse back what
+Times are real seconds since the simulator started (never scaled by ``time_scale``). Both parse back what
 ``str()`` writes, so a setting survives the trip through ``simulator_command`` unchanged.
 """
 

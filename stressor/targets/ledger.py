@@ -1,10 +1,8 @@
 """How deep a run sits in the org's run list, from what this client created after it. Pure, no I/O.
 
-The run list is newest first and org-wide. Every run this client created after a run lies above it, and other
-clients' runs only push it further down: so the runs this client created after an instant are a lower bound
-of how far down the list a run of that instant is. A scan for runs that ended can start there rather than at
-the newest run, and skip the pages of runs still in flight above them (at hundreds of runs created per second,
-most of what a scan read).
+In a newest-first list every run this client created after a run lies above it (other clients' runs only push
+it further down), so a scan for runs that ended can start that deep and skip the pages of newer runs, most of
+what it would otherwise read.
 """
 
 from __future__ import annotations

@@ -1,10 +1,6 @@
-"""Receiving the test-calls API's webhooks, so a run's end is known without polling.
-
-- ``signature``: signing and verifying ``X-ThunderPhone-Signature`` (V1) and ``-V2``, replay detection.
-- ``events``: parsing a verified body into ``RunCompleted`` / ``CallGraded``; deduping at-least-once deliveries.
-- ``receiver``: ``WebhookReceiver``, a raw ASGI 3 app tying them together, with counters.
-- ``server``: ``serve_receiver`` runs a receiver with uvicorn inside the caller's event loop (import it from
-  ``stressor.webhooks.server``: it is not re-exported here, so the pure parts load without uvicorn).
+"""Receiving the test-calls API's webhooks, so a run's end is known without polling: ``signature`` (V1 and V2,
+replays), ``events`` (parsing, deduping), ``receiver`` (the ASGI app, with counters). ``server`` runs a receiver
+with uvicorn; it is not re-exported here, so the pure parts load without uvicorn.
 """
 
 from __future__ import annotations

@@ -1,17 +1,7 @@
 """The events a verified webhook body carries, and deduping the API's at-least-once deliveries.
 
-Body: ``{"type": "<event>", "data": {...}}``. Two types matter to stressor:
-
-- ``test-call.completed`` (once per run) -> ``RunCompleted``. The run object is read from
-  ``data.test_call_run``, where the docs' own CI handler reads it, or, when ``data`` has no such key, from
-  ``data`` itself (the reference pages do not show the payload, so both shapes are taken);
-- ``call.graded`` (``data.call_id``, ``data.grade``; a call may be graded twice, fast then full) -> ``CallGraded``.
-
-``parse_event`` never raises: bad input comes back as a ``BadEvent`` value (``bad_json`` or ``bad_shape``),
-and a type stressor does not know comes back as ``UnknownEvent`` (to be counted, not treated as an error, so
-the API adding an event type breaks nothing). Identity fields (type, run id, call id, status of a run) are
-required; descriptive fields are read leniently: a missing or mistyped timestamp, score or model is ``None``
-rather than a rejected event, since the event still says "this run ended".
+``parse_event`` never raises: ``RunCompleted``, ``CallGraded``, ``UnknownEvent`` (counted, not an error) or
+``BadEvent``. Which shapes are taken: docs/internals.md#webhook-events.
 """
 
 from __future__ import annotations

@@ -1,37 +1,8 @@
 """``WebhookReceiver``: a raw ASGI 3 app taking the test-calls API's webhooks (no framework).
 
-Where: ``POST <path>`` (``/webhooks``) and, given the ``public_url`` the sender posts to, that URL's path as
-well (a reverse proxy may pass the public path through, or rewrite it to ours). A POST to any other path is a
-delivery gone astray: answered 404, counted as ``wrong_path`` and said once through ``notice``.
-
-For each delivery, in this order:
-
-1. read the body, at most ``max_body`` bytes (413 beyond, without reading the rest), and within
-   ``body_timeout_s`` of the request's head (408 and ``slow_body`` beyond: a sender trickling its body must
-   not hold a connection, nor the end of the run); a sender gone mid-body is ``incomplete``, never judged;
-2. stamp ``received_ns`` on the monotonic clock: the moment the last body byte arrived is when stressor
-   "knew" (the headers alone do not say which run ended), and stamping before verifying and parsing keeps
-   stressor's own processing out of the detection delay;
-3. verify the signature over the raw bytes, **before** anything parses them (401, counted by reason). V2
-   signs the request target the sender used: the one received, or behind a proxy that rewrote the path, the
-   public URL's;
-4. a V2 delivery already processed (same ``t`` and signature: a resend or a replay, the same bytes either
-   way) is answered 204 and counted as ``replayed``, without parsing it again;
-5. parse (400 on bad JSON or a wrong shape, the reason in the answer; an unknown type is counted and
-   answered 204);
-6. dedupe by event (``Deduper``): a duplicate is counted and answered 204 so the sender stops retrying;
-7. call ``on_event(event, received_ns)``, then remember the event, and answer 204.
-
-Steps 2 to 7 run without an ``await``, so two concurrent copies of one delivery cannot both be processed. If
-``on_event`` raises, nothing is remembered and the exception propagates (the server answers 500), so the
-sender's retry is processed. ``on_event`` runs on the event loop: keep it short (hand work off to a stream).
-
-Every delivery (a POST) is counted in ``received`` and in exactly one outcome; ``stats()`` gives a frozen
-snapshot. ``close()`` takes the figures for good: deliveries still arriving then are counted as
-``slow_body`` and answered 503, and every later POST is answered 503 and counted only in ``refused_closed``
-(outside ``received``). A run that has taken its figures cannot count what comes later, and a 2xx would tell
-the sender its event was taken: a 503 makes it retry (elsewhere, or later) instead. Each kind of bad or
-refused delivery is said once through ``notice``, the first time it happens.
+Each delivery is read within a deadline, stamped, verified over its raw bytes, deduped, handed to ``on_event``
+and counted in one outcome; after ``close()`` every delivery is refused with 503. The steps and their order:
+docs/internals.md#webhook-receiver.
 """
 
 from __future__ import annotations
@@ -339,7 +310,7 @@ class WebhookReceiver:
             if not message.get("more_body", False):
                 return b"".join(chunks)
 
-    # -- one delivery, synchronously (no await: see the module notes) --------------------------------------
+    # -- one delivery, synchronously (no await: docs/internals.md#webhook-receiver) ------------------------
 
     def _verify(self, headers: Mapping[str, str], target: bytes, body: bytes, now_wall: float) -> Verdict:
         verdict = verify(

@@ -1,16 +1,6 @@
-"""Serving a ``WebhookReceiver`` for real, with uvicorn inside the caller's event loop.
-
-``async with serve_receiver(receiver) as running:`` binds a socket itself (port 0: a free one, learnt before
-uvicorn starts), runs uvicorn as a task with access log, lifespan and signal capture off (embedding never
-takes over Ctrl-C), and gives ``running.url`` to register with the API. The socket plumbing is the
-simulator's (``stressor.sim.server``), so both servers behave alike (TCP_NODELAY, port reuse).
-
-On leaving the block the receiver is closed first (``WebhookReceiver.close``): deliveries whose body is still
-arriving end at once with a 503, so the server stops without waiting out its graceful shutdown, and uvicorn
-never has a cancelled request to log as a traceback.
-
-Loopback only unless ``allow_remote=True``: the real API must reach the receiver from outside, but opening a
-port to the network should be a decision, never a default.
+"""Serving a ``WebhookReceiver`` for real, with uvicorn inside the caller's event loop (``stressor.asgi_server``),
+on loopback unless ``allow_remote=True``; the receiver is closed first when the block ends, so deliveries still
+arriving get a 503 at once. See docs/internals.md#webhook-receiver.
 """
 
 from __future__ import annotations
@@ -22,10 +12,6 @@ from dataclasses import dataclass
 from stressor.asgi_server import base_url_of, serve_asgi
 from stressor.loopback import is_loopback
 from stressor.webhooks.receiver import WebhookReceiver
-
-_STARTUP_TIMEOUT_S = 10.0
-_POLL_S = 0.001  # sleeping less than 1 ms busy-loops on some event loops
-_GRACEFUL_SHUTDOWN_S = 2
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,31 +1,8 @@
 """Webhook signatures of the test-calls API: signing, verifying, and telling a replay from a first delivery.
 
-Two schemes (testcalls-api.md, Webhooks), both HMAC-SHA256 keyed with the secret's UTF-8 bytes, the whole
-``whsec_...`` string (the contract does not say the part after the prefix is base64, so it is not decoded):
-
-- V1, header ``X-ThunderPhone-Signature``: lowercase hex of HMAC(secret, raw body). No timestamp, so a
-  captured V1 delivery stays valid forever.
-- V2, header ``X-ThunderPhone-Signature-V2: t=<unix>,v1=<hex>[,v1=<hex>...]``: HMAC over
-  ``"<t>\\n<METHOD>\\n<path?query>\\n" + raw body``, accepted within ±300 s of ``t``. Several ``v1=`` entries
-  may be present (the sender signing with an old and a new secret during rotation); any one matching any of
-  our secrets is enough. ``path?query`` is the request target as sent: the raw path, plus ``?`` and the raw
-  query only when the query is not empty.
-
-Decisions:
-
-- **V2 decides when present.** A request with a V2 header is judged on V2 alone, even if it also carries a
-  valid V1: otherwise a stale V2 could be "rescued" by the timeless V1, defeating the window. Without a V2
-  header, V1 is checked, unless the caller passes ``require_v2=True`` (once you know the sender signs V2,
-  refuse V1-only requests: an attacker can always strip the V2 header and replay an old V1-signed body).
-- **The signature is checked before the timestamp window**, so ``expired`` / ``future`` mean "authentic, but
-  outside the window" (a clock problem or a genuine replay) and ``mismatch`` means "wrong secret or altered".
-- **Replays are answered, not rejected.** A byte-identical V2 delivery with the same ``t`` is exactly what a
-  sender resending after a lost answer produces, and exactly what an attacker replaying a capture produces:
-  the two cannot be told apart. Rejecting it would make a genuine sender retry until it gives up, while
-  accepting it costs nothing as long as it is not *processed* again. So ``ReplayGuard`` only tells "seen
-  before"; the receiver counts it and answers 2xx without parsing or processing the body a second time.
-
-Comparisons use ``hmac.compare_digest``; the body is only ever hashed here, never parsed.
+V1 (``X-ThunderPhone-Signature``, HMAC of the body) and V2 (``X-ThunderPhone-Signature-V2``, HMAC of a
+timestamp, the method, the request target and the body). The schemes and the decisions taken on them:
+docs/internals.md#webhook-signatures.
 """
 
 from __future__ import annotations
@@ -209,9 +186,9 @@ class ReplayGuard:
     of the window can be forgotten: a replay of it would fail verification as ``expired``. ``max_entries``
     bounds memory even under a flood of authentic deliveries (the oldest ``t`` is dropped first).
 
-    "Seen" does not mean "reject" (see the module notes): a resend and a replay are the same bytes, and the
-    caller answers 2xx without processing. Check with ``seen`` and ``remember`` only once the delivery was
-    processed, so a delivery whose processing failed is processed again when the sender retries it.
+    "Seen" does not mean "reject" (docs/internals.md#webhook-signatures): a resend and a replay are the same
+    bytes, and the caller answers 2xx without processing. Check with ``seen`` and ``remember`` only once the
+    delivery was processed, so a delivery whose processing failed is processed again when the sender retries it.
     """
 
     def __init__(self, window_s: float = DEFAULT_TOLERANCE_S, max_entries: int = 100_000) -> None:

@@ -1,11 +1,8 @@
 """When a batch's runs are polled, and how: a pure state machine (events in, actions out, ``now`` passed in).
 
-A batch near the top of the run list is followed by the shared scan of the list's top, on the grid of ticks
-every such batch shares (the largest tick * 2^k within its interval, so the grids of batches whose polls have
-grown alike nest); a deeper one polls its own counters at its own phase and asks the list only when they
-moved. The interval grows with the batch's age (``PollSchedule``), plus the backoff after failed polls. The
-target's follow loop is a thin shell around ``Follow``: it sleeps until ``next_poll_ns``, does what ``woke``
-says, and tells the machine what came of it.
+A batch near the top of the run list is followed by the shared scan of the list's top, on a grid of ticks such
+batches share; a deeper one polls its own counters at its own phase and asks the list only when they moved.
+The target's follow loop sleeps until ``next_poll_ns``, does what ``woke`` says and reports what came of it.
 """
 
 from __future__ import annotations

@@ -1,13 +1,7 @@
 """Finds runs by id in the run list, one scan for every follower waiting at that moment (single-flight).
 
-How a scan pages follows what the list was seen to do (``stressor.targets.testcalls.listing``). Newest first (the docs'
-reading, and the guess until a page shows otherwise), runs sink as newer ones are created: a scan starts
-below the runs this client created after the ones it wants (the ledger) and stops at the first page older than
-them all. Oldest first, a run keeps its place: a scan reads from each run's known place, or from the list's
-length when it was created, towards the end. A list that ignores ``offset`` shows only its first page: runs
-below it are unreached. Every page's first and last stamps are checked against the order scans rely on, and
-a page that starts with the same item as the scan's first page counts against ``offset``. Only an empty page
-ends a list: a server may hold fewer items a page than asked.
+How a scan pages follows what the list was seen to do (``stressor.targets.testcalls.listing``): newest first,
+oldest first, or ``offset`` ignored. Only an empty page ends a list. See docs/internals.md#run-lister.
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
 """The lists' behaviour, read before the first create: a few non-billable GETs that show what a run relies on.
 
-``probe_lists`` reads the first page of the run list and of the batch list, asks for single items at offsets 1
-and 2 (is ``offset`` honoured?), reads on after a page shorter than asked (does the server cap its pages?) and,
-for an oldest-first list, finds its length (where this client's runs will appear). What an empty list cannot
-show is checked later, on this client's own runs. ``Preflight`` says whether a run can follow its runs at all,
-and what it adapts to.
+``probe_lists`` reads the first pages of the run and batch lists, single items at offsets 1 and 2, past a short
+page, and an oldest-first list's length; ``Preflight`` says whether a run can follow its runs, and what it
+adapts to. What an empty list cannot show is checked later, on this client's own runs (docs/servers.md).
 """
 
 from __future__ import annotations

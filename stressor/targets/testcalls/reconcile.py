@@ -1,16 +1,9 @@
 """Whether a create whose answer was lost made anything: a walk through a list, page by page. Pure, no I/O.
 
-Nothing is trusted that this client did not see for itself. A listing proves a create absent only when it
-reaches an *anchor* (an item this client saw exist before the lost request was sent: one of its own earlier
-creates, or an item a listing showed before its first create; or the list's end, when the list was empty
-then), so that whatever the lost request made lies between the list's newest end and the anchor; when it
-shows this client's own creates (so creates like the lost one do show in it); and when nothing there could be
-the lost create. Clocks are never compared: the anchors mark the time. A page at an offset that starts with
-the list's first item means ``offset`` is ignored, an empty page is the only end of a list, and a list in the
-other order than expected is read again that way. A listing that does not show this client's creates yet is
-``Unproven`` (looked at again later); whatever a walk cannot settle is ``Unknown``: the create is not sent
-again, and its runs are counted ``unknown``. ``Reconciliation`` is the loop around the walks: when to list,
-how many listings prove an absence, when to give up (a pure state machine: events in, actions out).
+A listing proves a create absent only when it reaches an *anchor* this client saw before the create was sent,
+shows this client's own creates, and holds nothing that could be the lost one; anything a walk cannot settle is
+``Unknown``. ``Reconciliation`` is the loop around the walks (events in, actions out). See
+docs/internals.md#reconciliation.
 """
 
 from __future__ import annotations

@@ -1,12 +1,9 @@
 """Requests to the test-calls API: through the governor, within a deadline, counted once, read safely.
 
-Every request goes through the run's ``Governor`` (client-side rates, the server's Retry-After and rate-limit
-headers, backoff, breaker) and is counted once in ``requests`` under one outcome: ``ok``, ``http_<status>``, a
-transport failure (``connect``, ``dns``, ``tls``, ``timeout``, ``reset``, ``protocol``, ``write``), or what was
-wrong with a 2xx answer (see ``stressor.targets.testcalls.failures.ANOMALIES``). The first time each class of bad answer
-happens, one line goes to the ``stressor`` logger, with any secret the server echoed masked before the line
-is cut. A whole request, answer included, must end within the timeout: the clients' read timeouts apply to
-each read, so a server trickling a byte at a time would otherwise hold a request for ever.
+Every attempt is counted once in ``requests`` under one outcome; the first time each class of bad answer
+happens, one line goes to the ``stressor`` logger, secrets masked. An attempt, answer included, ends a little
+after the request timeout at the latest: the clients' read timeouts apply per read, so a server trickling bytes
+would otherwise hold it for ever.
 """
 
 from __future__ import annotations
@@ -32,7 +29,7 @@ from stressor.timestamps import NS_PER_S
 
 T = TypeVar("T")
 BODY_LIMIT = 1024 * 1024  # bytes of an answer that are used; the API's objects are a few KiB
-LIST_BODY_LIMIT = 8 * 1024 * 1024  # a page of 200 runs is ~200 KiB: 40 times that is not a list page
+LIST_BODY_LIMIT = 8 * 1024 * 1024  # many times the largest list page: more is not a list page
 DEADLINE_SLACK = 1.1  # a whole request may take this times the request timeout
 URL_CACHE_SIZE = 256  # absolute URLs kept parsed (list pages, the batches being polled); bounded so memory stays flat
 MAX_BODY_EXTENSION = "max_body_bytes"  # the request extension that tells the transport the body limit

@@ -1,17 +1,8 @@
 """The test-calls API as a target: submit batches (or single runs), follow every run to its end.
 
-The API has no per-run GET and its batch detail carries counters, not runs, so runs are followed in the run
-list through a shared ``RunLister`` (one scan a tick for every batch near the list's newest end; a batch whose
-runs sank deeper polls its own counters and asks the lister only when they moved). What the lists do where the
-docs are silent (order, ``offset``, page size, batch names) is checked before the first create and on every
-scan against this client's own runs (``stressor.targets.testcalls.listing``), and scans and reconciliation follow it.
-
-A run-creating POST is never sent twice blindly. It is retried only when it provably created nothing
-(429/503, no connection). After an answer that leaves it open (a timeout, a reset, a 5xx, an unreadable 2xx)
-the target *reconciles* (``stressor.targets.testcalls.reconcile``): a create whose answer may still come is looked for
-after a settle delay, and only two listings a settle delay apart, each showing this client's earlier creates
-and nothing that could be the lost one, prove it absent. Anything else is ``unknown``: not sent again, and
-its runs counted ``unknown``. A run this client created and can no longer find in the list is ``unknown`` too.
+Runs are followed in the run list through a shared ``RunLister``; a run-creating POST is never sent twice
+blindly: a create whose answer was lost is reconciled, and what cannot be settled is ``unknown``. See
+docs/internals.md#test-calls-target and docs/servers.md.
 """
 
 from __future__ import annotations
@@ -150,7 +141,7 @@ class TestCallsTarget:
         self._clock = clock.now_ns  # for SYSTEM, time.perf_counter_ns itself
         self._wall = clock.wall
         self._timeout_s = timeout_s
-        # Keep-alive as large as each pool: with httpx's default of 20, connections churn above 20 in flight.
+        # One pool of about max_connections (split into HTTP_SHARDS clients only over httpx's own transport).
         client = ShardedClient(
             shards=HTTP_SHARDS,
             connections_per_shard=max(1, max_connections // HTTP_SHARDS),
@@ -604,7 +595,7 @@ class TestCallsTarget:
         and how ``Follow`` says: near the top of the run list, on the shared scan's tick; deeper, by the batch's
         own counters at its own random phase (batches submitted together, after a stall say, must not poll in
         lockstep), asking the list only when they moved. Either way a run's end is seen within one interval and
-        the scan's own time (benchmarks/README.md: past ~2,000 runs/s on one core, scans queue and that grows)."""
+        the scan's own time (which grows once scans queue, at high run rates: benchmarks/README.md)."""
         near = self._near_top(open_runs, mark)
         schedule = Follow(
             self._polls,
