@@ -57,15 +57,20 @@ def _grade(record: RunEntry) -> float | None:
     return record.grade
 
 
-# The call log's duration_seconds (RunEntry.call_duration_s) goes first here once run records carry it.
+def _call_duration(record: RunEntry) -> float | None:
+    return record.call_duration_s
+
+
+# The call's own length first: what a tier costs a caller, apart from queueing and detection.
 COMPARED: tuple[Compared, ...] = (
+    Compared("call_duration", "call duration", "s", "call log: duration_seconds", _call_duration),
     Compared(
         "queue_to_completion", "queue-to-completion", "s", "client: run due -> client saw it end", _queue_to_completion
     ),
     Compared("time_in_progress", "time in progress", "s", "server: started_at -> completed_at", _in_progress),
     Compared("grade", "grade", "score", "the call's grade (0..1)", _grade),
 )
-LABELS: Mapping[str, str] = readonly({"call_duration": "call duration", **{c.name: c.label for c in COMPARED}})
+LABELS: Mapping[str, str] = readonly({c.name: c.label for c in COMPARED})
 
 
 def variant_order(records: Iterable[RunEntry], declared: Sequence[str] = ()) -> list[str]:
