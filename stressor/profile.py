@@ -776,19 +776,25 @@ def parse_profile(data: Mapping[str, Any], source: str, base_dir: Path | None = 
 
 
 def load_profile(path: str | Path) -> Profile:
-    """Read and validate a profile file (``.toml`` or ``.json``)."""
+    """Read and validate a profile file: its extension says its format, ``.toml`` or ``.json``."""
     path = Path(path)
     source = str(path)
+    suffix = path.suffix.lower()
+    if suffix in (".yaml", ".yml"):
+        raise ProfileError(source, "", "YAML is not supported: write the profile in TOML (.toml) or JSON (.json)")
+    if suffix not in (".toml", ".json"):
+        found = f"not {path.suffix}" if path.suffix else "without an extension"
+        raise ProfileError(source, "", f"a profile is a .toml or a .json file, {found}")
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise ProfileError(source, "", f"cannot read the profile ({exc.strerror})") from None
     try:
-        data = orjson.loads(raw) if path.suffix == ".json" else tomllib.loads(raw.decode("utf-8"))
+        data = orjson.loads(raw) if suffix == ".json" else tomllib.loads(raw.decode("utf-8"))
     except RecursionError:
         raise ProfileError(source, "", "is nested too deeply to be a profile") from None
     except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ProfileError(source, "", f"is not valid {path.suffix.lstrip('.').upper() or 'TOML'}: {exc}") from None
+        raise ProfileError(source, "", f"is not valid {suffix.lstrip('.').upper()}: {exc}") from None
     if not isinstance(data, dict):
         raise ProfileError(source, "", "must hold a table of settings at its top level")
     return parse_profile(data, source, path.parent)

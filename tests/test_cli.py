@@ -75,6 +75,15 @@ def test_bad_profiles_end_in_one_sentence_and_exit_2(tmp_path: Path, profile: st
         assert len(done.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("command", ["run", "plan", "capacity", "check"])
+def test_a_yaml_profile_is_refused_by_every_command_in_one_sentence(tmp_path: Path, command: str) -> None:
+    done = stressor(command, str(write(tmp_path, QUICK, "p.yaml")))
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        f"stressor: {tmp_path / 'p.yaml'}: YAML is not supported: write the profile in TOML (.toml) or JSON (.json)"
+    )
+
+
 def test_missing_profile_file(tmp_path: Path) -> None:
     done = stressor("plan", str(tmp_path / "nope.toml"))
     assert done.returncode == 2
