@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import orjson
 import typer
@@ -17,6 +17,11 @@ from stressor.units import format_duration
 
 if TYPE_CHECKING:
     from stressor.capacity import Model
+
+EXAMPLES = (
+    "stressor capacity profiles/closed-concurrency.toml --slo 'queue_to_completion.p95 < 500ms' --max 20 "
+    "--step-duration 5s --html knee.html",
+)
 
 
 def capacity(
@@ -30,7 +35,8 @@ def capacity(
         ),
     ] = None,
     model: Annotated[
-        str, typer.Option(help="Step runs in flight ('closed') or batch arrivals per second ('open').")
+        Literal["closed", "open"],
+        typer.Option(help="Step runs in flight ('closed') or batch arrivals per second ('open')."),
     ] = "closed",
     start: Annotated[float, typer.Option(help="First load level.", min=0.001)] = 2,
     step: Annotated[float, typer.Option(help="Load added at each step.", min=0.001)] = 2,
@@ -55,9 +61,7 @@ def capacity(
     from stressor.running import Search, check_output, search_capacity, target_of
     from stressor.thresholds import ThresholdError, parse_thresholds
 
-    if model not in ("closed", "open"):
-        raise fail("--model must be 'closed' or 'open'", ExitCode.USAGE)
-    shape: Model = "closed" if model == "closed" else "open"
+    shape: Model = model
     profile = load(profile_path)
     profile = with_overrides(profile, Overrides(base_url=flag(url_flag, base_url, "--base-url") if base_url else None))
     duration_s = duration_flag(step_duration, "--step-duration")

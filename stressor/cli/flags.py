@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import typer
@@ -21,6 +21,21 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 SIM_HELP = "Embedded simulator (overrides the profile's \\[simulator] table): "
+# The --sim-* flags run and capacity share: the setting, its placeholder and what it is.
+_SIM_FLAGS = {
+    "slots": ("N", "concurrent call slots (20)."),
+    "failure_rate": ("P", "probability (0..1) that a call ends failed (0)."),
+    "call_duration": ("DIST", "call duration distribution in API seconds (lognormal(45,0.3))."),
+    "time_scale": ("S", "real seconds per API second of call (0.001)."),
+    "seed": ("N", "random seed."),
+}
+SIM_SETTINGS = tuple(_SIM_FLAGS)
+
+
+def sim_option(setting: str) -> Any:
+    """The ``--sim-<setting>`` option: one of the embedded simulator's settings, as run and capacity take it."""
+    metavar, what = _SIM_FLAGS[setting]
+    return typer.Option(f"--sim-{setting.replace('_', '-')}", metavar=metavar, help=SIM_HELP + what)
 
 
 def fail(message: str, code: ExitCode) -> typer.Exit:

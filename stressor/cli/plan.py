@@ -11,6 +11,8 @@ import typer
 from stressor.cli.flags import load
 from stressor.units import format_duration
 
+EXAMPLES = ("stressor plan profiles/smoke.toml", "stressor plan profiles/ramp.toml --json")
+
 
 def plan(
     profile_path: Annotated[Path, typer.Argument(metavar="PROFILE", help="Profile file (TOML or JSON).")],
