@@ -21,7 +21,7 @@ import anyio
 
 from stressor import runtime
 from stressor.loopback import is_loopback
-from stressor.profile import Profile
+from stressor.profile import Profile, RateScale, scale_duration, scale_rate
 from stressor.thresholds import Threshold, ThresholdError, abort_breaches, parse_thresholds
 
 if TYPE_CHECKING:
@@ -88,6 +88,8 @@ class Overrides:
     fallback: float | str | None = None
     listen_host: str | None = None
     listen_port: int | None = None
+    rate: RateScale | None = None  # --rate: the stages' load scaled
+    duration_s: float | None = None  # --duration: the stages stretched to last this long in all
 
 
 _SECTIONS = (
@@ -98,7 +100,8 @@ _SECTIONS = (
 
 
 def with_overrides(profile: Profile, overrides: Overrides) -> Profile:
-    """The profile with the overrides given applied."""
+    """The profile with the overrides given applied. Raises ``RunError`` (exit 2) when ``--rate`` or
+    ``--duration`` cannot scale its stages."""
     given = {f.name: value for f in fields(overrides) if (value := getattr(overrides, f.name)) is not None}
     for section, keys in _SECTIONS:
         changes = {key: given[key] for key in keys if key in given}
@@ -106,6 +109,16 @@ def with_overrides(profile: Profile, overrides: Overrides) -> Profile:
             profile = replace(profile, **{section: replace(getattr(profile, section), **changes)})
     if "grace_s" in given:
         profile = replace(profile, grace_s=given["grace_s"])
+    try:
+        if overrides.rate is not None:
+            profile = scale_rate(profile, overrides.rate)
+    except ValueError as exc:
+        raise RunError(f"--rate {overrides.rate.text}: {exc}", ExitCode.USAGE) from None
+    try:
+        if overrides.duration_s is not None:
+            profile = scale_duration(profile, overrides.duration_s)
+    except ValueError as exc:
+        raise RunError(f"--duration: {exc}", ExitCode.USAGE) from None
     return profile
 
 

@@ -28,7 +28,7 @@ EXAMPLES = (
 
 def examples_help(examples: Sequence[str]) -> str:
     """The examples that end a command's ``--help``, one a line; typer renders help as Rich markup, where
-``scenario[refund]`` would be a style tag: brackets are escaped (rich itself is not imported at start-up)."""
+    ``scenario[refund]`` would be a style tag: brackets are escaped (rich itself is not imported at start-up)."""
     return "Examples:\n" + "\n".join("  " + example.replace("[", "\\[") for example in examples)
 
 

@@ -15,7 +15,7 @@ from stressor.units import parse_duration, parse_rate
 
 if TYPE_CHECKING:
     from stressor.document import Results
-    from stressor.profile import Profile
+    from stressor.profile import Profile, RateScale
     from stressor.session import Scale
 
 T = TypeVar("T")
@@ -30,6 +30,26 @@ _SIM_FLAGS = {
     "seed": ("N", "random seed."),
 }
 SIM_SETTINGS = tuple(_SIM_FLAGS)
+
+
+# --duration and --rate: the profile's stages scaled (run, plan).
+DURATION_OPTION: Any = typer.Option(
+    metavar="DURATION",
+    help="Stretch or shrink every stage in proportion so that the stages last this long in all, e.g. 2m "
+    "(rates, targets and the grace period are kept).",
+)
+RATE_OPTION: Any = typer.Option(
+    metavar="FACTOR|RATE",
+    help="Scale the load: 2x (or 0.5x) multiplies every open stage's rate and every closed stage's runs in flight "
+    "(rounded to whole runs, at least 1); 30/s scales the open stages so that their highest rate is 30 batches a "
+    "second (closed stages unchanged).",
+)
+
+
+def rate_scale_flag(value: str | None) -> RateScale | None:
+    from stressor.profile import parse_rate_scale
+
+    return flag(parse_rate_scale, value, "--rate")
 
 
 def sim_option(setting: str) -> Any:

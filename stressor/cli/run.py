@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import typer
 
 from stressor.cli.flags import (
+    DURATION_OPTION,
+    RATE_OPTION,
     duration_flag,
     fail,
     fallback_flag,
@@ -18,6 +20,7 @@ from stressor.cli.flags import (
     listen_flag,
     load,
     rate_flag,
+    rate_scale_flag,
     refused,
     scale_flags,
     sim_option,
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
 EXAMPLES = (
     "stressor run profiles/smoke.toml",
     "stressor run profiles/smoke.toml --sim-failure-rate 0.2 -t 'failure_rate < 25%' --junit junit.xml",
+    "stressor run profiles/ramp.toml --duration 1m --rate 2x",
     "THUNDERPHONE_API_KEY=sk_live_... stressor run my-profile.toml --base-url https://api.thunderphone.com",
 )
 
@@ -89,6 +93,8 @@ def run(
             metavar="DURATION", help="Override grace: how long to wait for runs in flight after the last stage."
         ),
     ] = None,
+    duration: Annotated[str | None, DURATION_OPTION] = None,
+    rate: Annotated[str | None, RATE_OPTION] = None,
     mode: Annotated[
         Literal["obey", "stress"] | None,
         typer.Option(
@@ -203,6 +209,8 @@ def run(
         base_url=flag(url_flag, base_url, "--base-url") if base_url else None,
         poll_interval_s=duration_flag(poll_interval, "--poll-interval"),
         grace_s=duration_flag(grace, "--grace"),
+        rate=rate_scale_flag(rate),
+        duration_s=duration_flag(duration, "--duration"),
         mode=mode,
         create_rate=rate_flag(create_rate, "--create-rate"),
         poll_rate=rate_flag(poll_rate, "--poll-rate"),
