@@ -25,7 +25,7 @@ from stressor.profile import Profile, RateScale, scale_duration, scale_rate
 from stressor.thresholds import Threshold, ThresholdError, abort_breaches, parse_thresholds
 
 if TYPE_CHECKING:
-    from stressor.capacity import Model, Step
+    from stressor.capacity import SearchPlan, Step
     from stressor.session import Runner, Scale, Session, SessionResult, Where
     from stressor.sim.config import SimConfig
 
@@ -408,18 +408,18 @@ async def _on_first_signal(on_signal: Callable[[], None]) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Search:
-    """A capacity search's plan: the load levels to step through, each a run of ``duration_s``."""
+    """A capacity search: the profile, where it goes, the plan of levels, each step a run of ``duration_s``."""
 
     profile: Profile
     where: Where
-    model: Model
-    levels: tuple[float, ...]
+    plan: SearchPlan
     duration_s: float
 
 
 @dataclass(frozen=True, slots=True)
 class Searched:
-    """The steps measured, in order, and whether Ctrl-C / SIGTERM cut the search short."""
+    """The measurements taken, in order (re-checks and narrowing included), and whether Ctrl-C / SIGTERM cut
+    the search short."""
 
     steps: tuple[Step, ...]
     interrupted: bool
@@ -431,9 +431,10 @@ Measure = Callable[[float, Profile, "SessionResult"], "Step"]  # a step's figure
 def search_capacity(
     search: Search, *, measure: Measure, notice: Callable[[str], None], on_step: Callable[[Step], None]
 ) -> Searched:
-    """Run the steps until one breaks. Ctrl-C / SIGTERM stops the step that runs (its partial figures are not
-    a step) and keeps the steps measured so far. Raises ``RunError`` (exit 3) as ``execute`` does."""
-    from stressor.capacity import step_profile
+    """Measure level after level as ``capacity.next_try`` says (climb, re-check a break, narrow the knee) until
+    it says the search is over. Ctrl-C / SIGTERM stops the step that runs (its partial figures are not a step)
+    and keeps the steps measured so far. Raises ``RunError`` (exit 3) as ``execute`` does."""
+    from stressor.capacity import next_try, step_profile
     from stressor.session import Session
     from stressor.sim.server import SimulatorProcess
 
@@ -448,26 +449,22 @@ def search_capacity(
         for session in running:
             session.interrupt()
 
-    async def steps_until_one_breaks() -> None:
+    async def search_until_narrowed() -> None:
         async with AsyncExitStack() as stack:
             here = search.where
             if here.base_url is None:  # one simulator for every step, so the search measures the load, not boots
                 assert here.simulator is not None
                 here = replace(here, base_url=await stack.enter_async_context(SimulatorProcess(here.simulator)))
-            for level in search.levels:
-                if interrupted:
-                    return
-                step_run = step_profile(search.profile, level, search.model, search.duration_s)
+            while not interrupted and (attempt := next_try(search.plan, steps)) is not None:
+                step_run = step_profile(search.profile, attempt.level, search.plan.model, search.duration_s)
                 session = Session(step_run, here, enforce_budget=False)
                 running[:] = [session]
                 outcome = await session.run()
                 if outcome.engine.interrupted or interrupted:
                     return
-                step = measure(level, step_run, outcome)
+                step = replace(measure(attempt.level, step_run, outcome), phase=attempt.phase, recheck=attempt.recheck)
                 steps.append(step)
                 on_step(step)
-                if not step.held:
-                    return
 
-    _run_with_signals(steps_until_one_breaks, on_signal, "the search")
+    _run_with_signals(search_until_narrowed, on_signal, "the search")
     return Searched(tuple(steps), interrupted)

@@ -32,6 +32,22 @@ _SIM_FLAGS = {
 SIM_SETTINGS = tuple(_SIM_FLAGS)
 
 
+# The overrides of the profile's target and limits that run and capacity share.
+POLL_INTERVAL_OPTION: Any = typer.Option(metavar="DURATION", help="Override target.poll_interval, e.g. 250ms or 2s.")
+GRACE_OPTION: Any = typer.Option(
+    metavar="DURATION", help="Override grace: how long to wait for runs in flight after the last stage."
+)
+MODE_OPTION: Any = typer.Option(
+    help="Override limits.mode: 'obey' (honour 429/503 and rate-limit headers, back off, breaker) or "
+    "'stress' (keep the offered load; 429/503 are recorded as rejected runs)."
+)
+CREATE_RATE_OPTION: Any = typer.Option(
+    metavar="RATE", help="Override limits.create_rate: run-creating requests per time, e.g. 5/s."
+)
+POLL_RATE_OPTION: Any = typer.Option(metavar="RATE", help="Override limits.poll_rate: polls per time, e.g. 50/s.")
+MAX_RUNS_OPTION: Any = typer.Option(metavar="N", help="Override limits.max_runs_in_flight.", min=1)
+MAX_BATCHES_OPTION: Any = typer.Option(metavar="N", help="Override limits.max_batches_in_flight.", min=1)
+
 # --duration and --rate: the profile's stages scaled (run, plan).
 DURATION_OPTION: Any = typer.Option(
     metavar="DURATION",

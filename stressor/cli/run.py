@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import typer
 
 from stressor.cli.flags import (
+    CREATE_RATE_OPTION,
     DURATION_OPTION,
+    GRACE_OPTION,
+    MAX_BATCHES_OPTION,
+    MAX_RUNS_OPTION,
+    MODE_OPTION,
+    POLL_INTERVAL_OPTION,
+    POLL_RATE_OPTION,
     RATE_OPTION,
     duration_flag,
     fail,
@@ -84,37 +91,15 @@ def run(
             "path with .runs.jsonl); 'stressor report' rebuilds the summary from it after a crash or kill -9.",
         ),
     ] = None,
-    poll_interval: Annotated[
-        str | None, typer.Option(metavar="DURATION", help="Override target.poll_interval, e.g. 250ms or 2s.")
-    ] = None,
-    grace: Annotated[
-        str | None,
-        typer.Option(
-            metavar="DURATION", help="Override grace: how long to wait for runs in flight after the last stage."
-        ),
-    ] = None,
+    poll_interval: Annotated[str | None, POLL_INTERVAL_OPTION] = None,
+    grace: Annotated[str | None, GRACE_OPTION] = None,
     duration: Annotated[str | None, DURATION_OPTION] = None,
     rate: Annotated[str | None, RATE_OPTION] = None,
-    mode: Annotated[
-        Literal["obey", "stress"] | None,
-        typer.Option(
-            help="Override limits.mode: 'obey' (honour 429/503 and rate-limit headers, back off, breaker) or "
-            "'stress' (keep the offered load; 429/503 are recorded as rejected runs)."
-        ),
-    ] = None,
-    create_rate: Annotated[
-        str | None,
-        typer.Option(metavar="RATE", help="Override limits.create_rate: run-creating requests per time, e.g. 5/s."),
-    ] = None,
-    poll_rate: Annotated[
-        str | None, typer.Option(metavar="RATE", help="Override limits.poll_rate: polls per time, e.g. 50/s.")
-    ] = None,
-    max_runs_in_flight: Annotated[
-        int | None, typer.Option(metavar="N", help="Override limits.max_runs_in_flight.", min=1)
-    ] = None,
-    max_batches_in_flight: Annotated[
-        int | None, typer.Option(metavar="N", help="Override limits.max_batches_in_flight.", min=1)
-    ] = None,
+    mode: Annotated[Literal["obey", "stress"] | None, MODE_OPTION] = None,
+    create_rate: Annotated[str | None, CREATE_RATE_OPTION] = None,
+    poll_rate: Annotated[str | None, POLL_RATE_OPTION] = None,
+    max_runs_in_flight: Annotated[int | None, MAX_RUNS_OPTION] = None,
+    max_batches_in_flight: Annotated[int | None, MAX_BATCHES_OPTION] = None,
     webhooks: Annotated[
         bool | None,
         typer.Option(
