@@ -76,6 +76,7 @@ def test_no_placeholder_shows_a_python_type(name: str) -> None:
     [
         (["run"], "--mode", "obey|stress"),
         (["capacity"], "--model", "closed|open"),
+        (["capacity"], "--mode", "obey|stress"),
         (["sim"], "--list-order", "newest|oldest"),
         (["sim"], "--rate-limit-headers", "none|x-ratelimit|x-ratelimit-epoch|ietf"),
         (["sim"], "--grade-scale", "100|1"),
@@ -85,6 +86,25 @@ def test_no_placeholder_shows_a_python_type(name: str) -> None:
 def test_fixed_choices_are_shown_as_choices(args: list[str], flag: str, choices: str) -> None:
     line = next(line for line in _help(*args).splitlines() if f" {flag} " in line)
     assert choices in line
+
+
+def _options(name: str) -> dict[str, str]:
+    command = _group().commands[name]
+    return {max(p.opts, key=len): p.help or "" for p in command.params if p.param_type_name == "option"}
+
+
+def test_capacity_takes_the_flags_of_run_that_apply_to_a_step_with_the_same_help() -> None:
+    run, capacity = _options("run"), _options("capacity")
+    shared = {
+        "--poll-interval", "--grace", "--mode", "--create-rate", "--poll-rate", "--max-runs-in-flight",
+        "--max-batches-in-flight", "--sim-slots", "--sim-failure-rate", "--sim-call-duration", "--sim-time-scale",
+        "--sim-seed",
+    }  # fmt: skip
+    assert shared <= set(capacity)
+    for flag in shared:
+        assert capacity[flag] == run[flag], flag
+    # taken too, with the meaning they have for a search
+    assert {"--threshold", "--junit", "--html", "--out", "--base-url", "--api-key"} <= set(capacity)
 
 
 def test_the_root_help_offers_version_and_shell_completion() -> None:
