@@ -839,19 +839,120 @@ def parse_profile(data: Mapping[str, Any], source: str, base_dir: Path | None = 
 
 
 def load_profile(path: str | Path) -> Profile:
-    """Read and validate a profile file (``.toml`` or ``.json``)."""
+    """Read and validate a profile file: its extension says its format, ``.toml`` or ``.json``."""
     path = Path(path)
     source = str(path)
+    suffix = path.suffix.lower()
+    if suffix in (".yaml", ".yml"):
+        raise ProfileError(source, "", "YAML is not supported: write the profile in TOML (.toml) or JSON (.json)")
+    if suffix not in (".toml", ".json"):
+        found = f"not {path.suffix}" if path.suffix else "without an extension"
+        raise ProfileError(source, "", f"a profile is a .toml or a .json file, {found}")
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise ProfileError(source, "", f"cannot read the profile ({exc.strerror})") from None
     try:
-        data = orjson.loads(raw) if path.suffix == ".json" else tomllib.loads(raw.decode("utf-8"))
+        data = orjson.loads(raw) if suffix == ".json" else tomllib.loads(raw.decode("utf-8"))
     except RecursionError:
         raise ProfileError(source, "", "is nested too deeply to be a profile") from None
     except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ProfileError(source, "", f"is not valid {path.suffix.lstrip('.').upper() or 'TOML'}: {exc}") from None
+        raise ProfileError(source, "", f"is not valid {suffix.lstrip('.').upper()}: {exc}") from None
     if not isinstance(data, dict):
         raise ProfileError(source, "", "must hold a table of settings at its top level")
     return parse_profile(data, source, path.parent)
+
+
+# ---------------------------------------------------------------------------------------------------- scaling
+
+
+@dataclass(frozen=True, slots=True)
+class RateScale:
+    """``--rate``: a factor on the whole load (``2x``), or the highest open rate wanted, in batches per second
+    (``30/s``: the open stages scaled to it, their shape kept)."""
+
+    text: str  # as written
+    factor: float | None = None
+    peak_batches_per_s: float | None = None
+
+
+def parse_rate_scale(text: str) -> RateScale:
+    """``2x`` / ``0.5x`` (a factor) or ``30/s`` / ``300/min`` (batches per time); a bare number is refused, as it
+    could be either. Raises ValueError with what is wrong."""
+    written = text.strip()
+    if written.lower().endswith("x"):
+        try:
+            factor = float(written[:-1])
+        except ValueError:
+            raise ValueError(f"expected a factor like 2x or 0.5x, got {text!r}") from None
+        if not math.isfinite(factor) or factor <= 0:
+            raise ValueError(f"a factor must be greater than 0, got {text!r}")
+        return RateScale(written, factor=factor)
+    if "/" not in written:
+        raise ValueError(f"write {written}x for a factor or {written}/s for batches per second, not {written!r} alone")
+    per_second = parse_rate(written)
+    if per_second <= 0:
+        raise ValueError(f"a rate must be greater than 0, got {text!r}")
+    return RateScale(written, peak_batches_per_s=per_second)
+
+
+def _scaled_in_flight(ramp: Ramp, factor: float) -> Ramp:
+    # whole runs, as a profile writes them; a stage that kept runs in flight keeps at least one
+    def scaled(value: float) -> float:
+        return 0.0 if value == 0 else float(max(1, math.floor(value * factor + 0.5)))
+
+    return Ramp(scaled(ramp.start), scaled(ramp.end))
+
+
+def scale_rate(profile: Profile, rate: RateScale) -> Profile:
+    """The profile with its load scaled as ``--rate`` says (docs/profiles.md#scaling-a-profile-from-the-command-line).
+    Raises ValueError when there is nothing it applies to, or the result is beyond what a profile may hold."""
+    opens = [s.load.batches_per_s.peak for s in profile.stages if isinstance(s.load, OpenLoad)]
+    if rate.factor is not None:
+        factor, closed_too = rate.factor, True
+        if not opens and not any(isinstance(s.load, ClosedLoad) for s in profile.stages):
+            raise ValueError("the profile has no stage that starts runs (only pauses)")
+    else:
+        if not opens:
+            raise ValueError("the profile has no open stage (rate or runs_rate) whose rate it could set")
+        if max(opens) == 0:
+            raise ValueError("every open stage's rate is 0: there is no rate to scale")
+        assert rate.peak_batches_per_s is not None
+        factor, closed_too = rate.peak_batches_per_s / max(opens), False
+    stages = []
+    for stage in profile.stages:
+        load = stage.load
+        if isinstance(load, OpenLoad):
+            ramp = load.batches_per_s
+            load = OpenLoad(Ramp(ramp.start * factor, ramp.end * factor))
+        elif isinstance(load, ClosedLoad) and closed_too:
+            load = ClosedLoad(_scaled_in_flight(load.runs_in_flight, factor))
+        stages.append(replace(stage, load=load))
+    return _checked(replace(profile, stages=tuple(stages)))
+
+
+def scale_duration(profile: Profile, duration_s: float) -> Profile:
+    """The profile with every stage stretched or shrunk in proportion so that the stages last ``duration_s`` in
+    all (rates and targets kept; the grace period too). Raises ValueError for a result beyond what a profile may
+    hold."""
+    if not math.isfinite(duration_s) or duration_s <= 0:
+        raise ValueError(f"the stages must last more than 0 s, not {duration_s:g}")
+    factor = duration_s / profile.duration_s
+    stages = tuple(replace(stage, duration_s=stage.duration_s * factor) for stage in profile.stages)
+    return _checked(replace(profile, stages=stages))
+
+
+def _checked(profile: Profile) -> Profile:
+    """A scaled profile within the bounds a profile file may state."""
+    for i, stage in enumerate(profile.stages):
+        load = stage.load
+        if isinstance(load, OpenLoad) and load.batches_per_s.mean * stage.duration_s > MAX_STAGE_BATCHES:
+            raise ValueError(
+                f"stages[{i}] would start {load.batches_per_s.mean * stage.duration_s:.3g} batches, more than the "
+                f"{MAX_STAGE_BATCHES:g} a stage may start"
+            )
+        if isinstance(load, ClosedLoad) and load.runs_in_flight.peak > MAX_IN_FLIGHT:
+            raise ValueError(
+                f"stages[{i}] would keep {load.runs_in_flight.peak:.3g} runs in flight, more than {MAX_IN_FLIGHT}"
+            )
+    return profile

@@ -449,9 +449,20 @@ def _limit(text: str, kind: Kind, measure: str) -> float:
         raise ValueError(f"unknown unit {unit!r} in {compact!r} (units: ms, s, m, h, %, /s, /min)")
     if kind is Kind.DURATION and number != 0:
         raise ValueError(f"{measure} is a duration: give the limit a unit, like {compact}s or {compact}ms")
-    if kind in (Kind.SHARE, Kind.SCORE) and not 0 <= number <= 1:
-        raise ValueError(f"{measure} is a {kind} between 0 and 1: write {compact}% or a fraction like 0.05")
+    if kind in (Kind.SHARE, Kind.SCORE) and not 0 <= number < 1:
+        # 'failure_rate < 1' once read as below 100 % and passed a run with 14.5 % failures: refuse, never guess
+        raise ValueError(_bare_share(compact, number, kind, measure))
     return number
+
+
+def _bare_share(compact: str, number: float, kind: Kind, measure: str) -> str:
+    """Why a share or score written without ``%`` is refused, and what to write instead."""
+    rule = f"{measure} is a {kind}, so a value without % must be a fraction below 1 (0.05 means 5%)"
+    if number < 0:
+        return f"{rule}, not {compact}"
+    whole = "all runs" if kind is Kind.SHARE else "a perfect score"
+    also = f", or 100% for {whole}" if number == 1 else ""
+    return f"{rule}; write {compact}% or {number / 100:g}{also}"
 
 
 def parse_threshold(text: str) -> Threshold:

@@ -271,6 +271,38 @@ def test_file_errors(tmp_path: Path) -> None:
     assert load_profile(as_json).duration_s == 1.0
 
 
+VALID_TOML = '[[stages]]\nduration = "1s"\nrate = 1\n'
+
+
+@pytest.mark.parametrize("name", ["p.yaml", "p.yml", "P.YAML"])
+def test_a_yaml_profile_is_refused_not_read_as_toml(tmp_path: Path, name: str) -> None:
+    # This text is valid TOML (and YAML would read it otherwise): the extension decides, not a lucky parse.
+    path = tmp_path / name
+    path.write_text(VALID_TOML)
+    with pytest.raises(ProfileError) as caught:
+        load_profile(path)
+    assert str(caught.value) == (
+        f"{path}: YAML is not supported: write the profile in TOML (.toml) or JSON (.json)"
+    )
+
+
+@pytest.mark.parametrize(("name", "found"), [("p.conf", "not .conf"), ("profile", "without an extension")])
+def test_a_profile_without_a_toml_or_json_extension_is_refused(tmp_path: Path, name: str, found: str) -> None:
+    path = tmp_path / name
+    path.write_text(VALID_TOML)
+    with pytest.raises(ProfileError, match=f"a profile is a .toml or a .json file, {found}$"):
+        load_profile(path)
+
+
+def test_the_extension_is_read_in_any_case(tmp_path: Path) -> None:
+    upper = tmp_path / "P.TOML"
+    upper.write_text(VALID_TOML)
+    assert load_profile(upper).duration_s == 1.0
+    as_json = tmp_path / "P.Json"
+    as_json.write_text('{"stages": [{"duration": "1s", "rate": 1}]}')
+    assert load_profile(as_json).duration_s == 1.0
+
+
 PLAIN = '[[stages]]\nduration = "1s"\nrate = "1/s"\n'
 
 

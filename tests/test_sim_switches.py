@@ -19,6 +19,7 @@ import typer
 from typer.testing import CliRunner
 
 from stressor.asgi_server import base_url_of, serve_asgi
+from stressor.cli.plain import PlainCommand
 from stressor.cli.sim import sim
 from stressor.profile import load_profile
 from stressor.sim.app import SimApp, create_app
@@ -207,18 +208,18 @@ retry_after = "none"
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
-        (["--list-order", "sideways"], "list_order must be one of newest, oldest"),
-        (["--list-offset", "maybe"], "list_offset must be one of honoured, ignored"),
+        (["--list-order", "sideways"], "--list-order must be newest or oldest, not 'sideways'"),
+        (["--list-offset", "maybe"], "--list-offset must be honoured or ignored, not 'maybe'"),
         (["--page-cap", "0"], "page_cap must be a whole number of at least 1"),
-        (["--batch-name", "short"], "batch_name must be one of whole, absent, truncated"),
+        (["--batch-name", "short"], "--batch-name must be whole, absent or truncated, not 'short'"),
         (["--clock-offset", "-6 days"], "expected seconds like 6s, -6s"),
-        (["--ids", "uuid"], "ids must be one of int, string"),
+        (["--ids", "uuid"], "--ids must be int or string, not 'uuid'"),
         (["--slow-after-create", "2"], "slow_after_create must be a number between 0 and 1"),
     ],
 )
 def test_the_sim_command_refuses_a_bad_switch_with_exit_2(args: list[str], fragment: str) -> None:
     app = typer.Typer()
-    app.command("sim")(sim)
+    app.command("sim", cls=PlainCommand)(sim)
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2
     assert fragment in " ".join(result.output.replace("│", " ").split())
