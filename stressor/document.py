@@ -218,6 +218,27 @@ class LimitsReport(_Part):
 
 
 @dataclass(frozen=True, slots=True)
+class ScenarioVerdict(_Part):
+    """How a scenario's runs fared against its expected outcome (docs/profiles.md ``[scenarios]``)."""
+
+    status: str | None = None  # passed, failed or undecided
+    expected: str | None = None
+    matched: int | None = None
+    mismatched: int | None = None
+    undecided: int | None = None
+    observed: Mapping[str, int] | None = None  # runs by what they came to: "completed/success", "failed"...
+
+
+@dataclass(frozen=True, slots=True)
+class ScenarioVerdicts(_Part):
+    """Scenarios with an expected outcome, by verdict."""
+
+    passed: int | None = None
+    failed: int | None = None
+    undecided: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Slice(_Part):
     """The figures of one variant or one scenario."""
 
@@ -230,6 +251,57 @@ class Slice(_Part):
     estimated_cost_cents: float | None = None
     grades: GradeFigures = field(default_factory=GradeFigures)
     expected_outcome: str | None = None  # a scenario's, when its corpus entry states one
+    goal: str | None = None  # a scenario's, when its corpus entry states one (shown, never checked)
+    verdict: ScenarioVerdict | None = None  # a scenario's, when it has an expected outcome
+
+
+@dataclass(frozen=True, slots=True)
+class SampleFigures(_Part):
+    """A variant's values of a compared measure: exact, from its run records (seconds, or a 0..1 grade)."""
+
+    count: int | None = None
+    min: float | None = None
+    mean: float | None = None
+    p50: float | None = None
+    p90: float | None = None
+    max: float | None = None
+
+    NULLABLE = frozenset({"min", "mean", "p50", "p90", "max"})
+
+
+@dataclass(frozen=True, slots=True)
+class VariantDifference(_Part):
+    """A variant's percentile minus the reference's (``estimate``), its bootstrap interval ``[low, high]`` and
+    the Mann-Whitney test's two-sided ``p_value``; ``significant`` when both say there is a difference."""
+
+    estimate: float | None = None
+    low: float | None = None
+    high: float | None = None
+    p_value: float | None = None
+    significant: bool | None = None
+
+    NULLABLE = frozenset({"p_value"})
+
+
+@dataclass(frozen=True, slots=True)
+class ComparedMeasure(_Part):
+    """One measure compared across the variants: each variant's figures, and each other variant's difference
+    from the reference by percentile (``p50``, ``p90``); a variant with too few values has none."""
+
+    unit: str | None = None  # "s" or "score"
+    source: str | None = None
+    variants: Mapping[str, SampleFigures] = field(default_factory=_empty)
+    differences: Mapping[str, Mapping[str, VariantDifference]] = field(default_factory=_empty)
+
+
+@dataclass(frozen=True, slots=True)
+class VariantComparison(_Part):
+    """The variants (product tiers, say) side by side, each compared with the ``reference`` variant."""
+
+    reference: str | None = None
+    confidence: float | None = None
+    runs: str | None = None  # which runs the values come from
+    measures: Mapping[str, ComparedMeasure] = field(default_factory=_empty)
 
 
 @dataclass(frozen=True, slots=True)
@@ -389,7 +461,14 @@ class RunEntry(_Part):
     stagger_s: float | None = None
     call_id: str | None = None
     grade: float | None = None
+    call_outcome: str | None = None  # the grade's; left out when no grade said one (and in older results)
     clock_offset_s: float | None = None
+    # from the call's log ([calls] fetch): left out of the file when not known (not fetched, or null in it)
+    call_duration_s: float | None = None
+    end_reason: str | None = None
+    product: str | None = None
+    billable_minutes: float | None = None
+    billing_total_cents: float | None = None
 
     NULLABLE = frozenset(
         {
@@ -405,6 +484,20 @@ class RunEntry(_Part):
             "grade",
         }
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Calls(_Part):
+    """What came of fetching the runs' call logs: the calls log's path, call logs fetched, calls whose log
+    could not be had (by class), transcripts fetched and those that could not be had (by class)."""
+
+    log: str | None = None
+    fetched: int | None = None
+    failed: Mapping[str, int] | None = None
+    transcripts: int | None = None
+    transcripts_failed: Mapping[str, int] | None = None
+
+    NULLABLE = frozenset({"log"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -430,9 +523,12 @@ class Results(_Part):
     measures: Mapping[str, MeasureFigures] = field(default_factory=_empty)
     grades: Grades = field(default_factory=Grades)
     variants: Mapping[str, Slice] = field(default_factory=_empty)
+    variant_comparison: VariantComparison | None = None  # None: fewer than two variants ran
     scenarios: Mapping[str, Slice] = field(default_factory=_empty)
+    scenario_verdicts: ScenarioVerdicts | None = None  # None: no scenario states an expected outcome
     webhooks: Webhooks | None = None  # None: the run did not use webhooks
     server: Server | None = None
+    calls: Calls | None = None  # None: call logs were not fetched
     stages: tuple[Stage, ...] | None = None  # None: written before the stages were
     interval_s: float | None = None
     intervals: tuple[IntervalFigures, ...] = ()
@@ -588,7 +684,13 @@ _PARTS = (
     Generator,
     Load,
     LimitsReport,
+    ScenarioVerdict,
+    ScenarioVerdicts,
     Slice,
+    SampleFigures,
+    VariantDifference,
+    ComparedMeasure,
+    VariantComparison,
     Webhooks,
     ListFacts,
     PreflightRunList,
@@ -602,6 +704,7 @@ _PARTS = (
     IntervalLatency,
     IntervalFigures,
     RunEntry,
+    Calls,
     Results,
 )
 _FIELD_NAMES: Mapping[type, tuple[str, ...]] = MappingProxyType(

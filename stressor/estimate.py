@@ -117,7 +117,10 @@ def _polls_per_batch(profile: Profile, shape: BatchShape) -> int:
 def _requests(profile: Profile, batches: int, runs: int, shape: BatchShape, duration_s: float) -> int:
     if runs == 0:
         return 0
-    grades = runs if profile.grades.fetch and not profile.webhooks.enabled else 0  # webhooks bring grades
+    # GETs per call, after its run ended: its grade (webhooks bring grades), its log, its transcript
+    per_call = int(profile.grades.fetch and not profile.webhooks.enabled)
+    per_call += int(profile.calls.fetch) + int(profile.calls.transcripts)
+    grades = runs * per_call  # every run that ends has a call, at most
     posts = runs if profile.target.submit == "single" else batches
     polls = _polls_per_batch(profile, shape)
     if not polls:

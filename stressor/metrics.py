@@ -249,6 +249,10 @@ def _restore_recorder(
     return recorder
 
 
+# A run record's fields that come from its call's log ([calls] fetch).
+CALL_LOG_RECORD_FIELDS = ("call_duration_s", "end_reason", "product", "billable_minutes", "billing_total_cents")
+
+
 @dataclass(frozen=True, slots=True)
 class RunRecord:
     """Everything stressor learned of one run. Client times are monotonic ns, server times epoch seconds."""
@@ -271,10 +275,19 @@ class RunRecord:
     cost_cents: float | None = None
     call_id: str | None = None
     grade: float | None = None  # 0..1, once the call's grade is known
+    call_outcome: str | None = None  # the grade's: success, failure, no_conversation or unknown
     clock_offset_s: float = 0.0  # the server's clock minus this client's when the end was seen
+    # From the call's log, once fetched ([calls] fetch; None until then): its duration_seconds, and the rest as named
+    call_duration_s: float | None = None
+    end_reason: str | None = None
+    product: str | None = None
+    billable_minutes: float | None = None
+    billing_total_cents: float | None = None
 
     def to_json(self, anchor: ClockAnchor, t0_ns: int) -> dict[str, object]:
-        """The record for files: client times as seconds since the start of the run."""
+        """The record for files: client times as seconds since the start of the run; the call log's fields only
+        when known."""
+        shown = {name: value for name in CALL_LOG_RECORD_FIELDS if (value := getattr(self, name)) is not None}
         return {
             "run_id": self.run_id,
             "batch_id": self.batch_id,
@@ -295,7 +308,9 @@ class RunRecord:
             "stagger_s": self.stagger_s,
             "call_id": self.call_id,
             "grade": self.grade,
+            "call_outcome": self.call_outcome,
             "clock_offset_s": self.clock_offset_s,
+            **shown,
         }
 
 

@@ -34,6 +34,9 @@ SUBMIT_MODES = ("batch", "single")
 TARGET_TYPES = ("agent", "phone_number")
 DIRECTIONS = ("outbound", "inbound")
 CALL_MODES = ("bot", "sip")
+DEFAULT_CALL_FETCHES = 8  # call logs fetched at once
+MAX_CALL_FETCHES = 256
+DEFAULT_CALLS_WAIT_S = 30.0  # after the last call is due, how long its fetch may take (when [calls] wait is not set)
 
 T = TypeVar("T")
 
@@ -130,13 +133,20 @@ class Variant:
     request: RunRequest
 
 
+# What a corpus entry may expect of each of its runs (docs/profiles.md [scenarios]): the grade's call_outcome of
+# a run that completed, or only how the run ended.
+EXPECTED_OUTCOMES = ("success", "failure", "no_conversation", "completed", "failed")
+
+
 @dataclass(frozen=True, slots=True)
 class Scenario:
-    """One prompt of the corpus; every run carries the name of the scenario it was dealt."""
+    """One prompt of the corpus; every run carries the name of the scenario it was dealt. ``expected_outcome``
+    is checked against each run (one of ``EXPECTED_OUTCOMES``); ``goal`` is free text, shown, never checked."""
 
     name: str
     prompt: str
     expected_outcome: str | None = None
+    goal: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +231,21 @@ class Grades:
 
 
 @dataclass(frozen=True, slots=True)
+class Calls:
+    """Call logs (and transcripts) of the runs that ended: whether to fetch them, how many at once, when.
+
+    A call's log is fetched ``delay_s`` after its run was seen to end (grades and billing may be written after
+    the call); once the last run ended, the calls still to fetch are given ``wait_s``.
+    """
+
+    fetch: bool = False
+    transcripts: bool = False
+    concurrency: int = DEFAULT_CALL_FETCHES
+    delay_s: float = 0.0
+    wait_s: float = DEFAULT_CALLS_WAIT_S
+
+
+@dataclass(frozen=True, slots=True)
 class Profile:
     """A whole, validated profile."""
 
@@ -234,6 +259,7 @@ class Profile:
     limits: Limits = field(default_factory=Limits)
     webhooks: Webhooks = field(default_factory=Webhooks)
     grades: Grades = field(default_factory=Grades)
+    calls: Calls = field(default_factory=Calls)
     simulator: Mapping[str, Any] = field(default_factory=dict)
     thresholds: tuple[str, ...] = ()  # expressions, checked at load (stressor.thresholds)
     description: str = ""
@@ -497,7 +523,7 @@ def _prompt_list(value: object) -> list[str]:
 
 
 def load_corpus(path: Path, source: str, field_path: str) -> tuple[Scenario, ...]:
-    """Read a scenario corpus: a JSON array or JSONL lines of ``{name, scenario_prompt, expected_outcome}``.
+    """Read a scenario corpus: a JSON array or JSONL lines of ``{name, scenario_prompt, expected_outcome, goal}``.
 
     Errors name the profile and its ``field_path`` (``scenarios.corpus``), then the corpus file with the line
     (JSONL) or item (JSON array) and the item's field.
@@ -533,18 +559,20 @@ def load_corpus(path: Path, source: str, field_path: str) -> tuple[Scenario, ...
                 raise refuse(
                     f"line {number}",
                     f"is not valid JSON ({exc.msg} at column {exc.colno}); each line holds one "
-                    "object {name, scenario_prompt, expected_outcome}",
+                    "object {name, scenario_prompt, expected_outcome, goal}",
                 ) from None
     scenarios = []
     names: set[str] = set()
     for label, item in numbered:
         if not isinstance(item, dict):
-            raise refuse(label, f"must be an object {{name, scenario_prompt, expected_outcome}}, got {_kind(item)}")
+            shape = "{name, scenario_prompt, expected_outcome, goal}"
+            raise refuse(label, f"must be an object {shape}, got {_kind(item)}")
         entry = _Table(item, label, f"{source}: {field_path}: {path}")
         scenario = Scenario(
             name=entry.require("name", _non_empty, "a unique scenario name"),
             prompt=entry.require("scenario_prompt", _non_empty, "the prompt sent with the run"),
-            expected_outcome=entry.get("expected_outcome", _string, None),
+            expected_outcome=entry.get("expected_outcome", _expected_outcome, None),
+            goal=entry.get("goal", _string, None),
         )
         entry.finish()
         if scenario.name in names:
@@ -554,6 +582,14 @@ def load_corpus(path: Path, source: str, field_path: str) -> tuple[Scenario, ...
     if not scenarios:
         raise ProfileError(source, field_path, f"corpus file {path} holds no scenarios (expected at least one)")
     return tuple(scenarios)
+
+
+def _expected_outcome(value: object) -> str:
+    if value not in EXPECTED_OUTCOMES:
+        allowed = ", ".join(repr(a) for a in EXPECTED_OUTCOMES)
+        shown = _kind(value) if not isinstance(value, str) else repr(value if len(value) <= 40 else value[:37] + "...")
+        raise ValueError(f"must be one of {allowed}, got {shown} (free text describing the goal goes in 'goal')")
+    return str(value)
 
 
 def _non_empty(value: object) -> str:
@@ -660,6 +696,31 @@ def _grades(table: _Table) -> Grades:
     return grades
 
 
+def _calls(table: _Table, grades: Grades) -> Calls:
+    transcripts = table.get("transcripts", _boolean, False)
+    fetch = table.get("fetch", _boolean, transcripts)
+    if transcripts and not fetch:
+        raise table.error("transcripts", "needs fetch = true (transcripts are fetched with the call logs)")
+    delay = table.get("delay", parse_duration, grades.wait_s)
+    wait = table.get("wait", parse_duration, delay + DEFAULT_CALLS_WAIT_S)
+    if wait < delay:
+        source = "calls.delay" if table.has("delay") else "[grades] wait"
+        raise table.error(
+            "wait",
+            f"must be at least the delay before a call log is fetched ({source}: {delay:g}s), or the last runs' "
+            f"calls would never be fetched; got {wait:g}s",
+        )
+    calls = Calls(
+        fetch=fetch,
+        transcripts=transcripts,
+        concurrency=table.get("concurrency", _int_between(1, MAX_CALL_FETCHES), DEFAULT_CALL_FETCHES),
+        delay_s=delay,
+        wait_s=wait,
+    )
+    table.finish()
+    return calls
+
+
 def _thresholds(root: _Table) -> tuple[str, ...]:
     texts = root.get("thresholds", _string_list, [])
     for i, text in enumerate(texts):
@@ -753,10 +814,12 @@ def parse_profile(data: Mapping[str, Any], source: str, base_dir: Path | None = 
     )
     cost_table.finish()
 
+    grades = _grades(root.table("grades"))
     profile = Profile(
         limits=_limits(root.table("limits")),
         webhooks=_webhooks(root.table("webhooks")),
-        grades=_grades(root.table("grades")),
+        grades=grades,
+        calls=_calls(root.table("calls"), grades),
         thresholds=_thresholds(root),
         simulator=_simulator(root.table("simulator")),
         name=root.get("name", _non_empty, Path(source).stem),
@@ -776,19 +839,120 @@ def parse_profile(data: Mapping[str, Any], source: str, base_dir: Path | None = 
 
 
 def load_profile(path: str | Path) -> Profile:
-    """Read and validate a profile file (``.toml`` or ``.json``)."""
+    """Read and validate a profile file: its extension says its format, ``.toml`` or ``.json``."""
     path = Path(path)
     source = str(path)
+    suffix = path.suffix.lower()
+    if suffix in (".yaml", ".yml"):
+        raise ProfileError(source, "", "YAML is not supported: write the profile in TOML (.toml) or JSON (.json)")
+    if suffix not in (".toml", ".json"):
+        found = f"not {path.suffix}" if path.suffix else "without an extension"
+        raise ProfileError(source, "", f"a profile is a .toml or a .json file, {found}")
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise ProfileError(source, "", f"cannot read the profile ({exc.strerror})") from None
     try:
-        data = orjson.loads(raw) if path.suffix == ".json" else tomllib.loads(raw.decode("utf-8"))
+        data = orjson.loads(raw) if suffix == ".json" else tomllib.loads(raw.decode("utf-8"))
     except RecursionError:
         raise ProfileError(source, "", "is nested too deeply to be a profile") from None
     except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ProfileError(source, "", f"is not valid {path.suffix.lstrip('.').upper() or 'TOML'}: {exc}") from None
+        raise ProfileError(source, "", f"is not valid {suffix.lstrip('.').upper()}: {exc}") from None
     if not isinstance(data, dict):
         raise ProfileError(source, "", "must hold a table of settings at its top level")
     return parse_profile(data, source, path.parent)
+
+
+# ---------------------------------------------------------------------------------------------------- scaling
+
+
+@dataclass(frozen=True, slots=True)
+class RateScale:
+    """``--rate``: a factor on the whole load (``2x``), or the highest open rate wanted, in batches per second
+    (``30/s``: the open stages scaled to it, their shape kept)."""
+
+    text: str  # as written
+    factor: float | None = None
+    peak_batches_per_s: float | None = None
+
+
+def parse_rate_scale(text: str) -> RateScale:
+    """``2x`` / ``0.5x`` (a factor) or ``30/s`` / ``300/min`` (batches per time); a bare number is refused, as it
+    could be either. Raises ValueError with what is wrong."""
+    written = text.strip()
+    if written.lower().endswith("x"):
+        try:
+            factor = float(written[:-1])
+        except ValueError:
+            raise ValueError(f"expected a factor like 2x or 0.5x, got {text!r}") from None
+        if not math.isfinite(factor) or factor <= 0:
+            raise ValueError(f"a factor must be greater than 0, got {text!r}")
+        return RateScale(written, factor=factor)
+    if "/" not in written:
+        raise ValueError(f"write {written}x for a factor or {written}/s for batches per second, not {written!r} alone")
+    per_second = parse_rate(written)
+    if per_second <= 0:
+        raise ValueError(f"a rate must be greater than 0, got {text!r}")
+    return RateScale(written, peak_batches_per_s=per_second)
+
+
+def _scaled_in_flight(ramp: Ramp, factor: float) -> Ramp:
+    # whole runs, as a profile writes them; a stage that kept runs in flight keeps at least one
+    def scaled(value: float) -> float:
+        return 0.0 if value == 0 else float(max(1, math.floor(value * factor + 0.5)))
+
+    return Ramp(scaled(ramp.start), scaled(ramp.end))
+
+
+def scale_rate(profile: Profile, rate: RateScale) -> Profile:
+    """The profile with its load scaled as ``--rate`` says (docs/profiles.md#scaling-a-profile-from-the-command-line).
+    Raises ValueError when there is nothing it applies to, or the result is beyond what a profile may hold."""
+    opens = [s.load.batches_per_s.peak for s in profile.stages if isinstance(s.load, OpenLoad)]
+    if rate.factor is not None:
+        factor, closed_too = rate.factor, True
+        if not opens and not any(isinstance(s.load, ClosedLoad) for s in profile.stages):
+            raise ValueError("the profile has no stage that starts runs (only pauses)")
+    else:
+        if not opens:
+            raise ValueError("the profile has no open stage (rate or runs_rate) whose rate it could set")
+        if max(opens) == 0:
+            raise ValueError("every open stage's rate is 0: there is no rate to scale")
+        assert rate.peak_batches_per_s is not None
+        factor, closed_too = rate.peak_batches_per_s / max(opens), False
+    stages = []
+    for stage in profile.stages:
+        load = stage.load
+        if isinstance(load, OpenLoad):
+            ramp = load.batches_per_s
+            load = OpenLoad(Ramp(ramp.start * factor, ramp.end * factor))
+        elif isinstance(load, ClosedLoad) and closed_too:
+            load = ClosedLoad(_scaled_in_flight(load.runs_in_flight, factor))
+        stages.append(replace(stage, load=load))
+    return _checked(replace(profile, stages=tuple(stages)))
+
+
+def scale_duration(profile: Profile, duration_s: float) -> Profile:
+    """The profile with every stage stretched or shrunk in proportion so that the stages last ``duration_s`` in
+    all (rates and targets kept; the grace period too). Raises ValueError for a result beyond what a profile may
+    hold."""
+    if not math.isfinite(duration_s) or duration_s <= 0:
+        raise ValueError(f"the stages must last more than 0 s, not {duration_s:g}")
+    factor = duration_s / profile.duration_s
+    stages = tuple(replace(stage, duration_s=stage.duration_s * factor) for stage in profile.stages)
+    return _checked(replace(profile, stages=stages))
+
+
+def _checked(profile: Profile) -> Profile:
+    """A scaled profile within the bounds a profile file may state."""
+    for i, stage in enumerate(profile.stages):
+        load = stage.load
+        if isinstance(load, OpenLoad) and load.batches_per_s.mean * stage.duration_s > MAX_STAGE_BATCHES:
+            raise ValueError(
+                f"stages[{i}] would start {load.batches_per_s.mean * stage.duration_s:.3g} batches, more than the "
+                f"{MAX_STAGE_BATCHES:g} a stage may start"
+            )
+        if isinstance(load, ClosedLoad) and load.runs_in_flight.peak > MAX_IN_FLIGHT:
+            raise ValueError(
+                f"stages[{i}] would keep {load.runs_in_flight.peak:.3g} runs in flight, more than {MAX_IN_FLIGHT}"
+            )
+    return profile

@@ -18,6 +18,7 @@ import orjson
 from stressor.clock import SYSTEM, Clock
 from stressor.intervals import RunStamps, Stamped
 from stressor.metrics import Metrics, Outcome, RunRecord
+from stressor.scores import CallGraded
 from stressor.timestamps import NS_PER_S, ClockAnchor
 
 FLUSH_EVERY_S = 0.5  # so a kill loses under a second of runs, even with the event loop stalled a while
@@ -76,17 +77,17 @@ class Flushable(Protocol):
 
 async def keep_flushed(
     log: Flushable,
-    counters: Callable[[], Mapping[str, Any]],
+    counters: Callable[[], Mapping[str, Any]] | None,
     every_s: float = FLUSH_EVERY_S,
     clock: Clock = SYSTEM,
 ) -> None:
     """Flush ``log`` every ``every_s``, on a fixed grid (a slow flush does not push the next one back), with a
-    counters line (from ``counters``) every ``COUNTERS_EVERY`` flushes; runs until cancelled."""
+    counters line (from ``counters``, unless None) every ``COUNTERS_EVERY`` flushes; runs until cancelled."""
     began_ns = clock.now_ns()
     every_ns = round(every_s * NS_PER_S)
     for tick in itertools.count(1):
         await clock.sleep_until(began_ns + tick * every_ns)
-        if tick % COUNTERS_EVERY == 0:
+        if counters is not None and tick % COUNTERS_EVERY == 0:
             log.write(counters())
         log.flush()
 
@@ -143,29 +144,52 @@ def _checked_record(path: Path, number: int, line: Mapping[str, Any], t0_ns: int
         raise RunLogError(f"{path}: line {number}: not a run record ({exc})") from None
 
 
+GradeOf = Callable[[str | None], CallGraded | None]  # a call's grade (given its id), or None
+CallOf = Callable[[str | None], Mapping[str, Any] | None]  # a record's fields from its call's log, given its id
+
+
+def with_grade(record: RunRecord, grade: CallGraded | None) -> RunRecord:
+    """The record with its call's score and ``call_outcome`` joined (each only when the grade has it)."""
+    if grade is None or (grade.score is None and grade.call_outcome is None):
+        return record
+    return replace(
+        record,
+        grade=grade.score if grade.score is not None else record.grade,
+        call_outcome=grade.call_outcome if grade.call_outcome is not None else record.call_outcome,
+    )
+
+
 class LoggedRecords(Sequence[RunRecord]):
     """The run records of a runs log, read from the file each time they are walked (never all held): the
     records of a run whose engine streamed them to the log. ``t0_ns`` puts them back on the engine's clock;
-    ``grade_of`` joins the grades known by now (given a call id)."""
+    ``grade_of`` joins the grades known by now (given a call id), ``call_of`` the fields of the call logs
+    fetched (``RunRecord``'s names)."""
 
-    def __init__(self, path: Path, t0_ns: int, grade_of: Callable[[str | None], float | None] | None = None):
+    def __init__(self, path: Path, t0_ns: int, grade_of: GradeOf | None = None, call_of: CallOf | None = None):
         self.path = path
         self.t0_ns = t0_ns
         self.grade_of = grade_of
+        self.call_of = call_of
         self._length: int | None = None
 
-    def with_grades(self, grade_of: Callable[[str | None], float | None]) -> LoggedRecords:
-        """The same records, each with its call's grade when ``grade_of`` knows it."""
-        return LoggedRecords(self.path, self.t0_ns, grade_of)
+    def with_grades(self, grade_of: GradeOf) -> LoggedRecords:
+        """The same records, each with its call's grade (score and call_outcome) when ``grade_of`` knows it."""
+        return LoggedRecords(self.path, self.t0_ns, grade_of, self.call_of)
+
+    def with_calls(self, call_of: CallOf) -> LoggedRecords:
+        """The same records, each with the fields of its call's log when ``call_of`` knows them."""
+        return LoggedRecords(self.path, self.t0_ns, self.grade_of, call_of)
 
     def __iter__(self) -> Iterator[RunRecord]:
-        grade_of = self.grade_of
+        grade_of, call_of = self.grade_of, self.call_of
         for number, line in _lines(self.path):
             if line.get("type") != "run":
                 continue
             record = _checked_record(self.path, number, line, self.t0_ns)
-            if grade_of is not None and (grade := grade_of(record.call_id)) is not None:
-                record = replace(record, grade=grade)
+            if grade_of is not None:
+                record = with_grade(record, grade_of(record.call_id))
+            if call_of is not None and (fields := call_of(record.call_id)) is not None:
+                record = replace(record, **fields)
             yield record
 
     def stamps(self) -> Iterator[RunStamps]:
@@ -191,12 +215,17 @@ class LoggedRecords(Sequence[RunRecord]):
         """The records as ``RunRecord.to_json`` gives them (on this run's clock), grades joined: the lines the
         engine wrote as just that, without rebuilding each record to turn it back (a long run's results file
         would pay that for every run)."""
-        grade_of = self.grade_of
+        grade_of, call_of = self.grade_of, self.call_of
         for _, line in _lines(self.path):
             if line.pop("type", None) != "run":
                 continue
             if grade_of is not None and (grade := grade_of(line.get("call_id"))) is not None:
-                line["grade"] = grade
+                if grade.score is not None:
+                    line["grade"] = grade.score
+                if grade.call_outcome is not None:
+                    line["call_outcome"] = grade.call_outcome
+            if call_of is not None and (fields := call_of(line.get("call_id"))) is not None:
+                line.update(fields)
             yield line
 
     def __len__(self) -> int:
@@ -265,5 +294,11 @@ def _record(line: Mapping[str, Any], t0_ns: int = 0) -> RunRecord:
         cost_cents=line.get("cost_cents"),
         call_id=line.get("call_id"),
         grade=line.get("grade"),
+        call_outcome=line.get("call_outcome"),
         clock_offset_s=float(line.get("clock_offset_s") or 0.0),
+        call_duration_s=line.get("call_duration_s"),
+        end_reason=line.get("end_reason"),
+        product=line.get("product"),
+        billable_minutes=line.get("billable_minutes"),
+        billing_total_cents=line.get("billing_total_cents"),
     )

@@ -21,11 +21,11 @@ import anyio
 
 from stressor import runtime
 from stressor.loopback import is_loopback
-from stressor.profile import Profile
+from stressor.profile import Profile, RateScale, scale_duration, scale_rate
 from stressor.thresholds import Threshold, ThresholdError, abort_breaches, parse_thresholds
 
 if TYPE_CHECKING:
-    from stressor.capacity import Model, Step
+    from stressor.capacity import SearchPlan, Step
     from stressor.session import Runner, Scale, Session, SessionResult, Where
     from stressor.sim.config import SimConfig
 
@@ -88,6 +88,10 @@ class Overrides:
     fallback: float | str | None = None
     listen_host: str | None = None
     listen_port: int | None = None
+    calls: bool | None = None  # calls.fetch (False: no call logs, nor transcripts)
+    transcripts: bool | None = None  # calls.transcripts (True fetches the call logs too)
+    rate: RateScale | None = None  # --rate: the stages' load scaled
+    duration_s: float | None = None  # --duration: the stages stretched to last this long in all
 
 
 _SECTIONS = (
@@ -98,7 +102,8 @@ _SECTIONS = (
 
 
 def with_overrides(profile: Profile, overrides: Overrides) -> Profile:
-    """The profile with the overrides given applied."""
+    """The profile with the overrides given applied. Raises ``RunError`` (exit 2) when ``--rate`` or
+    ``--duration`` cannot scale its stages."""
     given = {f.name: value for f in fields(overrides) if (value := getattr(overrides, f.name)) is not None}
     for section, keys in _SECTIONS:
         changes = {key: given[key] for key in keys if key in given}
@@ -106,23 +111,43 @@ def with_overrides(profile: Profile, overrides: Overrides) -> Profile:
             profile = replace(profile, **{section: replace(getattr(profile, section), **changes)})
     if "grace_s" in given:
         profile = replace(profile, grace_s=given["grace_s"])
+    calls = profile.calls
+    if given.get("transcripts"):
+        calls = replace(calls, fetch=True, transcripts=True)
+    if "calls" in given:
+        calls = replace(calls, fetch=given["calls"], transcripts=calls.transcripts and given["calls"])
+    if calls != profile.calls:
+        profile = replace(profile, calls=calls)
+    try:
+        if overrides.rate is not None:
+            profile = scale_rate(profile, overrides.rate)
+    except ValueError as exc:
+        raise RunError(f"--rate {overrides.rate.text}: {exc}", ExitCode.USAGE) from None
+    try:
+        if overrides.duration_s is not None:
+            profile = scale_duration(profile, overrides.duration_s)
+    except ValueError as exc:
+        raise RunError(f"--duration: {exc}", ExitCode.USAGE) from None
     return profile
 
 
 @dataclass(frozen=True, slots=True)
 class Outputs:
-    """Where a run writes: results, runs log and the reports asked for."""
+    """Where a run writes: results, runs log, calls log (None: call logs are not fetched) and the reports asked
+    for."""
 
     results: Path
     runs_log: Path
     hlog: Path | None = None
     junit: Path | None = None
     html: Path | None = None
+    calls_log: Path | None = None
 
     def by_flag(self) -> tuple[tuple[str, Path | None], ...]:
         return (
             ("--out", self.results),
             ("--runs-log", self.runs_log),
+            ("--calls-log", self.calls_log),
             ("--hlog", self.hlog),
             ("--junit", self.junit),
             ("--html", self.html),
@@ -131,7 +156,8 @@ class Outputs:
 
 @dataclass(frozen=True, slots=True)
 class RunRequest:
-    """What the user asked of a run, flags parsed (but not yet checked against the profile)."""
+    """What the user asked of a run, flags parsed (but not yet checked against the profile). ``calls_log``:
+    the path given with --calls-log (the calls log's own default is beside the results)."""
 
     outputs: Outputs
     overrides: Overrides = Overrides()
@@ -141,6 +167,7 @@ class RunRequest:
     webhook_allow_remote: bool = False
     simulator: Mapping[str, Any] = field(default_factory=dict)  # --sim-* settings given (None: not given)
     scale: Scale | None = None
+    calls_log: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,9 +228,24 @@ def prepare(profile: Profile, request: RunRequest) -> PreparedRun:
                 "may refuse it (400) or round it; the simulator accepts fractions"
             )
     where = replace(where, webhook_allow_remote=request.webhook_allow_remote)
-    for flag, path in request.outputs.by_flag():
+    outputs = replace(request.outputs, calls_log=calls_log_of(profile, request))
+    for flag, path in outputs.by_flag():
         check_output(path, flag)
-    return PreparedRun(profile, where, thresholds, request.outputs, request.scale, tuple(warnings))
+    return PreparedRun(profile, where, thresholds, outputs, request.scale, tuple(warnings))
+
+
+def calls_log_of(profile: Profile, request: RunRequest) -> Path | None:
+    """Where the calls log goes: --calls-log, else beside the results (``<out>.calls.jsonl``); None when call
+    logs are not fetched (then --calls-log is refused: it would write nothing)."""
+    if not profile.calls.fetch:
+        if request.calls_log is not None:
+            raise RunError(
+                f"--calls-log {request.calls_log}: call logs are not fetched; add --calls (or [calls] fetch = true "
+                f"to {profile.source})",
+                ExitCode.USAGE,
+            )
+        return None
+    return request.calls_log or request.outputs.results.with_suffix(".calls.jsonl")
 
 
 def target_of(
@@ -305,15 +347,19 @@ def execute(
     """Run the prepared run to its end, its runs log written as runs end: Ctrl-C / SIGTERM stop it in order,
     thresholds marked ``abort`` are checked every interval. Raises ``RunError`` (exit 3) when the target, the
     cluster or what the run needs cannot be started."""
+    from stressor.calllogs import CallsLog
     from stressor.runlog import RunLog
     from stressor.session import Session
 
     log = RunLog(prepared.outputs.runs_log)
+    calls_path = prepared.outputs.calls_log
+    calls = CallsLog(calls_path, warn=notice) if calls_path is not None else None
     session = Session(
         prepared.profile,
         prepared.where,
         enforce_budget=not prepared.embedded,
         runs_log=log,
+        calls_log=calls,
         scale=prepared.scale,
         warn=notice,
     )
@@ -329,6 +375,8 @@ def execute(
         return _run_with_signals(session.run, interrupted, "the run", beside)
     finally:
         log.close()
+        if calls is not None:
+            calls.close()
 
 
 async def abort_on_breach(session: Session, aborts: Sequence[Threshold], live_figures: LiveFigures) -> None:
@@ -395,18 +443,18 @@ async def _on_first_signal(on_signal: Callable[[], None]) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Search:
-    """A capacity search's plan: the load levels to step through, each a run of ``duration_s``."""
+    """A capacity search: the profile, where it goes, the plan of levels, each step a run of ``duration_s``."""
 
     profile: Profile
     where: Where
-    model: Model
-    levels: tuple[float, ...]
+    plan: SearchPlan
     duration_s: float
 
 
 @dataclass(frozen=True, slots=True)
 class Searched:
-    """The steps measured, in order, and whether Ctrl-C / SIGTERM cut the search short."""
+    """The measurements taken, in order (re-checks and narrowing included), and whether Ctrl-C / SIGTERM cut
+    the search short."""
 
     steps: tuple[Step, ...]
     interrupted: bool
@@ -418,9 +466,10 @@ Measure = Callable[[float, Profile, "SessionResult"], "Step"]  # a step's figure
 def search_capacity(
     search: Search, *, measure: Measure, notice: Callable[[str], None], on_step: Callable[[Step], None]
 ) -> Searched:
-    """Run the steps until one breaks. Ctrl-C / SIGTERM stops the step that runs (its partial figures are not
-    a step) and keeps the steps measured so far. Raises ``RunError`` (exit 3) as ``execute`` does."""
-    from stressor.capacity import step_profile
+    """Measure level after level as ``capacity.next_try`` says (climb, re-check a break, narrow the knee) until
+    it says the search is over. Ctrl-C / SIGTERM stops the step that runs (its partial figures are not a step)
+    and keeps the steps measured so far. Raises ``RunError`` (exit 3) as ``execute`` does."""
+    from stressor.capacity import next_try, step_profile
     from stressor.session import Session
     from stressor.sim.server import SimulatorProcess
 
@@ -435,26 +484,22 @@ def search_capacity(
         for session in running:
             session.interrupt()
 
-    async def steps_until_one_breaks() -> None:
+    async def search_until_narrowed() -> None:
         async with AsyncExitStack() as stack:
             here = search.where
             if here.base_url is None:  # one simulator for every step, so the search measures the load, not boots
                 assert here.simulator is not None
                 here = replace(here, base_url=await stack.enter_async_context(SimulatorProcess(here.simulator)))
-            for level in search.levels:
-                if interrupted:
-                    return
-                step_run = step_profile(search.profile, level, search.model, search.duration_s)
+            while not interrupted and (attempt := next_try(search.plan, steps)) is not None:
+                step_run = step_profile(search.profile, attempt.level, search.plan.model, search.duration_s)
                 session = Session(step_run, here, enforce_budget=False)
                 running[:] = [session]
                 outcome = await session.run()
                 if outcome.engine.interrupted or interrupted:
                     return
-                step = measure(level, step_run, outcome)
+                step = replace(measure(attempt.level, step_run, outcome), phase=attempt.phase, recheck=attempt.recheck)
                 steps.append(step)
                 on_step(step)
-                if not step.held:
-                    return
 
-    _run_with_signals(steps_until_one_breaks, on_signal, "the search")
+    _run_with_signals(search_until_narrowed, on_signal, "the search")
     return Searched(tuple(steps), interrupted)

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import functools
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import anyio
 import httpx
+from anyio.abc import TaskGroup
 
+from stressor.calllogs import RECORD_FIELDS, CallFetcher, CallsLog, CallsReport
 from stressor.clock import SYSTEM, Clock, anchor_of
 from stressor.engine import Engine, EngineResult
 from stressor.governor import Governor
@@ -25,7 +28,8 @@ from stressor.grades import GradeBook
 from stressor.metrics import Metrics, Outcome, RunRecord
 from stressor.profile import Profile
 from stressor.progress import Progress
-from stressor.runlog import LoggedRecords, RunLog, counters_line, keep_flushed
+from stressor.runlog import LoggedRecords, RunLog, counters_line, keep_flushed, with_grade
+from stressor.scores import BadEvent, parse_grade
 from stressor.secrets import mask_secret
 from stressor.sim.config import SimConfig
 from stressor.sim.records import TruthRecord
@@ -158,6 +162,26 @@ class OwnSurroundings:
         return None
 
 
+@asynccontextmanager
+async def _beside() -> AsyncIterator[TaskGroup]:
+    """A task group for tasks beside the block, cancelled when it ends; an exception of the block comes out as
+    itself, not wrapped in the group's (the caller turns a target's or a cluster's into one sentence)."""
+    body_error: BaseException | None = None
+    try:
+        async with anyio.create_task_group() as tasks:
+            try:
+                yield tasks
+            except BaseException as raised:
+                body_error = raised
+                raise
+            finally:
+                tasks.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        if body_error is not None and len(group.exceptions) == 1 and group.exceptions[0] is body_error:
+            raise body_error from None
+        raise
+
+
 @dataclass(frozen=True, slots=True)
 class SessionResult:
     """The engine's result, grades joined in, and what the session saw of the target and its webhooks."""
@@ -169,6 +193,7 @@ class SessionResult:
     late_polls: int
     truth: tuple[TruthRecord, ...] | None = None  # the embedded simulator's ground truth, when asked for
     server: dict[str, object] | None = None  # what the target learned of the server (lists, clock)
+    calls: CallsReport | None = None  # what came of fetching the call logs ([calls] fetch), None when not asked
 
 
 class Session:
@@ -182,6 +207,7 @@ class Session:
         enforce_budget: bool,
         keep_truth: bool = False,
         runs_log: RunLog | None = None,
+        calls_log: CallsLog | None = None,
         scale: Scale | None = None,
         warn: Callable[[str], None] | None = None,
         surroundings: Surroundings | None = None,
@@ -193,11 +219,17 @@ class Session:
         self.warn = warn
         self.keep_truth = keep_truth
         self.runs_log = runs_log
+        self.calls_log = calls_log
         self.where = where
         self.enforce_budget = enforce_budget
         self.metrics = Metrics(anchor_of(self.clock))
         self.governor = Governor(profile.limits)
         self.grades = GradeBook(profile.grades.scale)
+        # The grades call logs carry: a run's grade only when no webhook nor grade fetch gave it one.
+        self.call_log_grades = GradeBook(profile.grades.scale)
+        # Per call id, the run record's fields from its call's log (RECORD_FIELDS' order): small, joined at the end.
+        self._call_fields: dict[str, tuple[Any, ...]] = {}
+        self.fetcher: CallFetcher | None = None
         self.inbox = CompletionInbox() if profile.webhooks.enabled else None
         self.engine: Runner | None = None
         self._interrupted = False
@@ -207,6 +239,8 @@ class Session:
         self._interrupted = True
         if self.engine is not None:
             self.engine.interrupt()
+        if self.fetcher is not None:
+            self.fetcher.stop()
 
     def _on_webhook(self, event: RunCompleted | CallGraded, received_ns: int) -> None:
         if isinstance(event, CallGraded):
@@ -272,7 +306,8 @@ class Session:
             )
             stack.push_async_callback(target.aclose)
             await target.check()
-            on_record = self._log_run if self.runs_log is not None else None
+            fetcher = self._call_fetcher(target)
+            on_record = self._ended if self.runs_log is not None or fetcher is not None else None
             runner: Runner
             if self.scale is None:
                 runner = Engine(
@@ -289,19 +324,38 @@ class Session:
                 coordinator = await self._coordinator(base_url, where.api_key, on_record)
                 coordinator.tally.own_requests.update(self.metrics.requests)  # the check, made here
                 runner = coordinator
+            own_requests = Counter(self.metrics.requests)
             self.engine = runner
             if self._interrupted:  # Ctrl-C came while the simulator or the receiver was starting
                 runner.interrupt()
-            result = await self._run_engine(runner, base_url)
-            if self._grading and not result.interrupted:
-                await self._collect_grades(result, target)
+            async with _beside() as beside:
+                if fetcher is not None:  # call logs are fetched as runs end, beside the engine
+                    beside.start_soon(fetcher.run)
+                    if self.calls_log is not None:
+                        beside.start_soon(functools.partial(keep_flushed, self.calls_log, None, clock=self.clock))
+                result = await self._run_engine(runner, base_url)
+                if fetcher is not None:
+                    beside.start_soon(fetcher.drain, 0.0 if result.interrupted else profile.calls.wait_s)
+                if self._grading and not result.interrupted:
+                    await self._collect_grades(result, target)
+                if fetcher is not None:
+                    await fetcher.drained()
+            if self.calls_log is not None:
+                self.calls_log.flush()
+            if result.metrics is not self.metrics:
+                # on workers: what this process asked after the check (grades, call logs) is in no worker's figures
+                result.metrics.requests.update(self.metrics.requests - own_requests)
             # The webhook figures are taken here, once: from now on the receiver answers 503, so that no
             # delivery is acknowledged that the results do not count (the sender retries it instead).
             webhooks = receiver.close() if receiver is not None else None
-            result = self._join_grades(result)
+            result = self._join(result)
             truth = None
             if self.keep_truth and embedded is not None:
                 truth = tuple(await embedded.truth())
+            calls = None
+            if fetcher is not None:
+                written = self.calls_log is not None and self.calls_log.lines > 0
+                calls = fetcher.report(str(self.calls_log.path) if written and self.calls_log else None)
             return SessionResult(
                 engine=result,
                 base_url=base_url,
@@ -310,7 +364,40 @@ class Session:
                 late_polls=target.late_polls,
                 truth=truth,
                 server=target.server_json(),
+                calls=calls,
             )
+
+    def _call_fetcher(self, target: TestCallsTarget) -> CallFetcher | None:
+        """The fetcher of the runs' call logs, when the profile asks for them."""
+        if not self.profile.calls.fetch:
+            return None
+        self.fetcher = CallFetcher(
+            target,
+            self.profile.calls,
+            clock=self.clock,
+            log=self.calls_log,
+            on_call=self._on_call_log,
+            warn=self.warn,
+        )
+        if self._interrupted:
+            self.fetcher.stop()
+        return self.fetcher
+
+    def _on_call_log(self, call_id: str, call_log: Mapping[str, Any]) -> None:
+        """A call's log came: keep what the run's record takes from it, and its grade as a fallback."""
+        self._call_fields[call_id] = tuple(call_log.get(source) for _, source in RECORD_FIELDS)
+        score, status = call_log.get("grade_score"), call_log.get("grade_status")
+        if score is not None and status in (None, "completed"):
+            grade = parse_grade(call_id, {"score": score, "status": status})
+            if not isinstance(grade, BadEvent) and grade.score is not None:
+                self.call_log_grades.record(grade)
+
+    def _ended(self, record: RunRecord) -> None:
+        """A run ended: into the runs log, and its call to fetch."""
+        if self.runs_log is not None:
+            self._log_run(record)
+        if self.fetcher is not None:
+            self.fetcher.offer(record)
 
     async def _coordinator(
         self, base_url: str, api_key: str, on_record: Callable[[RunRecord], None] | None
@@ -387,7 +474,7 @@ class Session:
     @property
     def _grading(self) -> bool:
         grades = self.profile.grades
-        return grades.fetch or grades.threshold is not None or self.profile.webhooks.enabled
+        return grades.fetch or grades.threshold is not None or self.profile.webhooks.enabled or self.profile.calls.fetch
 
     async def _collect_grades(self, result: EngineResult, target: TestCallsTarget) -> None:
         """Listen ``grades.wait`` longer for grades (a call may be graded again later: fast, then full), then
@@ -409,22 +496,35 @@ class Session:
                 if self.grades.get(call_id) is None:
                     fetches.start_soon(fetch, call_id)
 
-    def _join_grades(self, result: EngineResult) -> EngineResult:
+    def _grade_of(self, call_id: str | None) -> CallGraded | None:
+        """A call's grade: from a webhook or a grade fetch, else (for its score) from its call log."""
+        grade = self.grades.get(call_id)
+        if grade is None or grade.score is None:
+            return self.call_log_grades.get(call_id) or grade
+        return grade
+
+    def _call_of(self, call_id: str | None) -> dict[str, Any] | None:
+        """The run record's fields from its call's log (those the log had), None when it was not fetched."""
+        fields = self._call_fields.get(call_id) if call_id is not None else None
+        if fields is None:
+            return None
+        return {name: value for (name, _), value in zip(RECORD_FIELDS, fields, strict=True) if value is not None}
+
+    def _join(self, result: EngineResult) -> EngineResult:
+        """The records with their grades and their call logs' fields joined; the grades counted."""
         if not self._grading:
             return result
         threshold = self.profile.grades.threshold
-
-        def grade_of(call_id: str | None) -> float | None:
-            grade = self.grades.get(call_id)
-            return None if grade is None else grade.score
-
+        grade_of, call_of = self._grade_of, self._call_of
         if isinstance(result.records, LoggedRecords):  # walked twice, never held: here and when written
-            records: Sequence[RunRecord] = result.records.with_grades(grade_of)
+            records: Sequence[RunRecord] = result.records.with_grades(grade_of).with_calls(call_of)
         else:
-            records = tuple(
-                record if (score := grade_of(record.call_id)) is None else replace(record, grade=score)
-                for record in result.records
-            )
+
+            def joined(record: RunRecord) -> RunRecord:
+                record = with_grade(record, grade_of(record.call_id))
+                return record if (fields := call_of(record.call_id)) is None else replace(record, **fields)
+
+            records = tuple(map(joined, result.records))
         for record in records:
             if record.outcome is Outcome.COMPLETED:
                 result.metrics.record_grade(record, threshold)

@@ -74,6 +74,7 @@ MEASURE_COUNT_STATS = ("count", "clamped")
 GRADE_SCORE_STATS = ("mean", "min", "p10", "p50", "p90", "max")
 GRADE_COUNT_STATS = ("count", "below_threshold", "ungraded")
 OUTCOMES = ("completed", "failed", "open", "errored", "rejected", "unknown")
+SCENARIO_VERDICTS = ("passed", "failed", "undecided")
 RUN_COUNTS = ("planned", "submitted", *OUTCOMES)
 WEBHOOK_COUNTS = (
     "received",
@@ -104,7 +105,8 @@ def _known_names(scope: Scope | None) -> str:
     return (
         f"failure_rate, {', '.join(RUN_COUNTS)}, not_started[.<cause>] (alias dropped[.<cause>]), "
         f"<measure>.<stat> (measures {', '.join(MEASURES)}; stats {', '.join(DURATION_STATS + MEASURE_COUNT_STATS)}), "
-        f"grade.<stat> (stats {', '.join(GRADE_SCORE_STATS + GRADE_COUNT_STATS)}), requests_per_ended_run, "
+        f"grade.<stat> (stats {', '.join(GRADE_SCORE_STATS + GRADE_COUNT_STATS)}), "
+        f"scenario_verdicts.<{'|'.join(SCENARIO_VERDICTS)}>, requests_per_ended_run, "
         "offered_runs_per_s, achieved_runs_per_s, dispatch_lag.p99, webhooks.bad_signature, "
         f"webhooks.<{'|'.join(WEBHOOK_COUNTS)}>, {', '.join(LIMIT_WAITS)}, limits.retries[.<cause>], "
         "errors[.<cause>], requests, estimated_cost_cents, elapsed, and per slice variant[<name>].<measure> or "
@@ -120,6 +122,7 @@ def _all_simple_names(scope: Scope | None) -> list[str]:
     names += [f"grade.{s}" for s in GRADE_SCORE_STATS + GRADE_COUNT_STATS]
     if scope is None:
         names += ["not_started", "dropped", "requests_per_ended_run", "offered_runs_per_s", "achieved_runs_per_s"]
+        names += [f"scenario_verdicts.{n}" for n in SCENARIO_VERDICTS]
         names += ["dispatch_lag.p99", "webhooks.bad_signature", *(f"webhooks.{n}" for n in WEBHOOK_COUNTS)]
         names += [*LIMIT_WAITS, "limits.retries", "errors", "requests", "estimated_cost_cents", "elapsed"]
     return names
@@ -201,6 +204,16 @@ def _webhooks_getter(name: str) -> Getter:
         if name == "bad_signature":
             return _counter_sum(lambda _: hooks.bad_signature, None, "webhooks.bad_signature")(results)
         return _value(getattr(hooks, name), f"the results have no webhooks.{name}")
+
+    return get
+
+
+def _scenario_verdicts_getter(name: str) -> Getter:
+    def get(results: Results) -> Lookup:
+        verdicts = results.scenario_verdicts
+        if verdicts is None:
+            return Lookup(None, note="no scenario states an expected_outcome")
+        return _value(getattr(verdicts, name), f"the results have no scenario_verdicts.{name}")
 
     return get
 
@@ -290,6 +303,10 @@ def _resolve_document(name: str) -> tuple[Kind, Getter] | str | None:
         if rest in MEASURE_COUNT_STATS:
             return Kind.COUNT, _measure_getter(head, rest)
         return f"unknown statistic {rest!r} of {head}; known: {', '.join(DURATION_STATS + MEASURE_COUNT_STATS)}"
+    if head == "scenario_verdicts":
+        if rest in SCENARIO_VERDICTS:
+            return Kind.COUNT, _scenario_verdicts_getter(rest)
+        return f"unknown scenario_verdicts figure {rest!r}; known: {', '.join(SCENARIO_VERDICTS)}"
     if head in ("grade", "grades"):
         if rest in GRADE_SCORE_STATS:
             return Kind.SCORE, _grade_getter(rest)
@@ -432,9 +449,20 @@ def _limit(text: str, kind: Kind, measure: str) -> float:
         raise ValueError(f"unknown unit {unit!r} in {compact!r} (units: ms, s, m, h, %, /s, /min)")
     if kind is Kind.DURATION and number != 0:
         raise ValueError(f"{measure} is a duration: give the limit a unit, like {compact}s or {compact}ms")
-    if kind in (Kind.SHARE, Kind.SCORE) and not 0 <= number <= 1:
-        raise ValueError(f"{measure} is a {kind} between 0 and 1: write {compact}% or a fraction like 0.05")
+    if kind in (Kind.SHARE, Kind.SCORE) and not 0 <= number < 1:
+        # 'failure_rate < 1' once read as below 100 % and passed a run with 14.5 % failures: refuse, never guess
+        raise ValueError(_bare_share(compact, number, kind, measure))
     return number
+
+
+def _bare_share(compact: str, number: float, kind: Kind, measure: str) -> str:
+    """Why a share or score written without ``%`` is refused, and what to write instead."""
+    rule = f"{measure} is a {kind}, so a value without % must be a fraction below 1 (0.05 means 5%)"
+    if number < 0:
+        return f"{rule}, not {compact}"
+    whole = "all runs" if kind is Kind.SHARE else "a perfect score"
+    also = f", or 100% for {whole}" if number == 1 else ""
+    return f"{rule}; write {compact}% or {number / 100:g}{also}"
 
 
 def parse_threshold(text: str) -> Threshold:

@@ -11,7 +11,7 @@ from pathlib import Path
 import anyio
 import orjson
 import pytest
-from support.cli import stderr_so_far, stressor_here
+from support.cli import stdout_so_far, stressor_here
 from support.memory import MemorySurroundings
 
 PROFILE = """grace = "5s"
@@ -33,9 +33,9 @@ def test_an_interrupted_search_keeps_its_steps_and_says_the_knee_so_far(tmp_path
     rows: list[str] = []
 
     async def interrupt_after_two_steps(_: MemorySurroundings) -> None:
-        while len(rows) < 2:  # the step rows come on stderr as each step ends
+        while len(rows) < 2:  # the step rows come on stdout as each step ends
             await anyio.sleep(0.01)
-            rows[:] = [line for line in stderr_so_far().splitlines() if "held" in line or "BROKE" in line]
+            rows[:] = [line for line in stdout_so_far().splitlines() if "held" in line or "BROKE" in line]
         os.kill(os.getpid(), sig)
 
     done = stressor_here(

@@ -3,11 +3,13 @@ printed and the exit code, which says the most serious thing that happened, what
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from stressor.calllogs import CallsReport
 from stressor.capacity import Step
 from stressor.distributed.tally import WORKER_LOST
 from stressor.engine import EngineResult
@@ -149,20 +151,42 @@ def test_an_embedded_run_has_no_key_in_its_target_and_no_verdict_lines(tmp_path:
     assert conclusion.ending == Ending(ExitCode.OK)
 
 
-def step(level: float, held: bool) -> Step:
-    return Step(level, 0.1, 0.2, 0.3, 0.0, 1.0, (verdict(held),))
+def step(level: float, held: bool, *, recheck: bool = False) -> Step:
+    return Step(level, 0.1, 0.2, 0.3, 0.0, 1.0, (verdict(held),), recheck=recheck)
 
 
 @pytest.mark.parametrize(
     ("steps", "interrupted", "line", "code"),
     [
-        ((step(2, True), step(4, False)), False, "knee: held at 2, broke at 4 runs in flight", ExitCode.OK),
-        ((step(2, False),), False, "knee: broke at the first step, broke at 2 runs in flight", ExitCode.OK),
+        (
+            (step(2, True), step(4, False), step(4, False, recheck=True)),
+            False,
+            "knee: held at 2, broke at 4 runs in flight",
+            ExitCode.OK,
+        ),
+        (
+            (step(2, True), step(4, False), step(4, True, recheck=True)),
+            False,
+            "no step broke the SLO up to 8 runs in flight; the last held at 4",
+            ExitCode.OK,
+        ),
+        (
+            (step(2, False), step(2, False, recheck=True)),
+            False,
+            "knee: broke at the lowest level tried, broke at 2 runs in flight",
+            ExitCode.OK,
+        ),
         ((step(2, True),), False, "no step broke the SLO up to 8 runs in flight; the last held at 2", ExitCode.OK),
         (
             (step(2, True),),
             True,
             "knee so far (interrupted): held up to 2 runs in flight; no step broke the SLO yet",
+            ExitCode.INTERRUPTED,
+        ),
+        (
+            (step(2, True), step(4, False)),
+            True,
+            "knee so far (interrupted): held up to 2 runs in flight; 4 broke once and was not re-checked",
             ExitCode.INTERRUPTED,
         ),
         ((), True, "no step ran to its end", ExitCode.INTERRUPTED),
@@ -173,16 +197,47 @@ def test_a_capacity_search_concludes_in_its_knee_and_exits_130_only_when_interru
 ) -> None:
     slos = [parse_threshold("failure_rate < 1%")]
     done = conclude_capacity(
-        Searched(steps, interrupted), model="closed", load_label="runs in flight", slos=slos, max_level=8
+        Searched(steps, interrupted),
+        model="closed",
+        load_label="runs in flight",
+        slos=slos,
+        max_level=8,
+        resolution=1,
     )
-    assert (done.line, done.ending.code) == (line, code)
+    assert (done.lines[0], done.ending.code) == (line, code)
     assert done.document["interrupted"] is interrupted
-    assert [row["level"] for row in done.rows] == [s.level for s in steps]
-    held = [s.level for s in steps if s.held]
-    assert done.document["knee"]["last_held"] == (held[-1] if held else None)
+    assert [row["level"] for row in done.document["steps"]] == [s.level for s in steps]  # every measurement
+    assert [row["recheck"] for row in done.document["steps"]] == [s.recheck for s in steps]
 
 
 def test_precedence_covers_every_exit_code_a_run_can_end_with() -> None:
     # 1 (crash), 6 (compare) are not a run's; 2 comes from the writes (above)
     ran = {code for _, _, code in PRECEDENCE}
     assert ran == set(ExitCode) - {ExitCode.CRASH, ExitCode.USAGE, ExitCode.REGRESSION}
+
+
+def test_what_came_of_the_call_logs_is_in_the_document_and_said_with_the_paths(tmp_path: Path) -> None:
+    calls = CallsReport(
+        log=str(tmp_path / "r.calls.jsonl"),
+        fetched=7,
+        failed={"http_404": 2, "not_fetched": 1},
+        transcripts=6,
+        transcripts_failed={"timeout": 1},
+    )
+    outcome = replace(outcome_of(result_of(completed=10), "http://127.0.0.1:5000"), calls=calls)
+    conclusion = conclude(outcome, prepared(tmp_path, embedded=True))
+    assert conclusion.document.to_json()["calls"] == {
+        "log": str(tmp_path / "r.calls.jsonl"),
+        "fetched": 7,
+        "failed": {"http_404": 2, "not_fetched": 1},
+        "transcripts": 6,
+        "transcripts_failed": {"timeout": 1},
+    }
+    assert conclusion.lines[-1].endswith(
+        f"  calls log: {tmp_path / 'r.calls.jsonl'} (7 call logs, 3 failed: http_404 2, not_fetched 1; "
+        "6 transcripts, 1 failed)"
+    )
+    unwritten = replace(outcome, calls=replace(calls, log=None, failed={}, transcripts=0, transcripts_failed={}))
+    assert conclude(unwritten, prepared(tmp_path, embedded=True)).lines[-1].endswith(
+        "  calls log: none written (7 call logs)"
+    )

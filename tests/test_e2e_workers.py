@@ -86,13 +86,17 @@ def _check_against_truth(outcome: SessionResult, batches: int) -> None:
     assert metrics.recorders["start_lateness"].count == batches
     # The coordinator's pre-flight check is counted once; the interval series counts from the shared start.
     assert metrics.requests["check ok"] == 4
-    assert sum(metrics.requests.values()) - metrics.requests["check ok"] == result.samples[-1].requests
+    # the coordinator's own requests (the check; grades and call logs, when asked) are in no worker's series
+    own = sum(n for k, n in metrics.requests.items() if k.startswith(("check ", "grade ", "call_log ")))
+    assert sum(metrics.requests.values()) - own == result.samples[-1].requests
 
 
 @pytest.mark.e2e
 def test_two_worker_processes_run_the_plan_once_and_merge_to_the_truth_grades_joined() -> None:
-    # One run for two things a run on workers must do: merge to the truth, and join the grades fetched after it.
-    outcome = _run(_profile(grades={"fetch": True, "threshold": 0.5}), Scale(workers=2, lead_s=1.5))
+    # One run for three things a run on workers must do: merge to the truth, join the grades fetched after it,
+    # and the call logs this process fetched as the workers' runs ended (counted with the workers' requests).
+    profile = _profile(grades={"fetch": True, "threshold": 0.5}, calls={"fetch": True})
+    outcome = _run(profile, Scale(workers=2, lead_s=1.5))
     _check_against_truth(outcome, batches=6)
     result, truth = outcome.engine, outcome.truth
     assert truth is not None
@@ -100,6 +104,11 @@ def test_two_worker_processes_run_the_plan_once_and_merge_to_the_truth_grades_jo
     assert all(s is not None for s in scores.values())
     assert {r.run_id: r.grade for r in result.records} == pytest.approx(scores)
     assert result.metrics.grades.to_json()["count"] == len(truth) == 18
+    assert outcome.calls is not None and outcome.calls.fetched == 18
+    requests = result.metrics.requests
+    assert sum(n for k, n in requests.items() if k.startswith("call_log ")) == 18
+    assert sum(n for k, n in requests.items() if k.startswith("grade ")) == 18
+    assert all(r.call_duration_s is not None for r in result.records)
 
 
 # ---------------------------------------------------------------------------------------------- killing

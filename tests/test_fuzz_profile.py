@@ -27,7 +27,8 @@ FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCh
 # fmt: off
 KEYS = [
     "adaptive", "backoff_base", "backoff_cap", "base_url", "batch", "breaker_failure_ratio", "breaker_min_requests",
-    "breaker_window", "budget_cents", "charge_multiplier", "consent_to_charge", "corpus", "cost",
+    "breaker_window", "budget_cents", "calls", "charge_multiplier", "concurrency", "delay", "consent_to_charge",
+    "corpus", "cost", "transcripts",
     "cost_per_run_cents", "create_rate", "description", "direction", "duration", "enabled", "expected_outcome",
     "fallback", "fetch", "from", "grace", "grades", "interval", "kind", "limits", "listen", "max_batches_in_flight",
     "max_pause", "max_retries", "max_runs_in_flight", "max_start_delay", "mean_call_duration", "mode", "name",

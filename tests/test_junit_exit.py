@@ -1,4 +1,5 @@
-"""`stressor report --junit`: the exit code and the JUnit file agree (exit 0 <=> failures="0"), and the run's
+"""`stressor report --junit`: the exit code and the JUnit file agree (exit 0 <=> failures="0", here where no
+scenario failed its expected outcome: tests/test_verdicts.py has those), and the run's
 own thresholds, saved in its results, are checked again."""
 
 from __future__ import annotations

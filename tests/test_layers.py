@@ -15,11 +15,11 @@ PACKAGE = Path(__file__).parent.parent / "stressor"
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("__init__", "units", "timestamps", "secrets", "loopback", "runtime", "wake", "scores", "clock", "asgi_server"),
     ("document", "profile", "thresholds", "plan", "estimate", "polling", "shares", "capacity", "stats"),
-    ("limits", "governor", "metrics", "intervals", "grades", "progress"),
+    ("limits", "governor", "metrics", "intervals", "grades", "verdicts", "tiers", "progress"),
     ("http",),
     ("targets",),
     ("webhooks", "sim"),
-    ("engine", "runlog", "distributed", "session", "running"),
+    ("engine", "runlog", "calllogs", "distributed", "session", "running"),
     ("report",),
     ("cli", "__main__"),
 )

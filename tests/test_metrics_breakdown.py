@@ -109,11 +109,12 @@ def test_the_results_file_carries_each_variants_figures_and_they_add_up() -> Non
 
 def test_each_scenario_slice_carries_the_outcome_its_corpus_entry_expects(tmp_path: Path) -> None:
     (tmp_path / "c.jsonl").write_text(
-        '{"name": "refund", "scenario_prompt": "Ask for a refund", "expected_outcome": "refund issued"}\n'
+        '{"name": "refund", "scenario_prompt": "Ask for a refund", "expected_outcome": "success", '
+        '"goal": "refund issued"}\n'
         '{"name": "greeting", "scenario_prompt": "Say hello"}\n'
     )
     stages = [{"duration": "12s", "rate": "10/s"}]
     profile = parse_profile({"stages": stages, "scenarios": {"corpus": "c.jsonl"}}, "p.toml", tmp_path)
     scenarios = figures(fed(3), Governor(Limits()), profile, 12.0, with_histograms=False).to_json()["scenarios"]
-    assert scenarios["refund"]["expected_outcome"] == "refund issued"
+    assert scenarios["refund"]["expected_outcome"] == "success"
     assert "expected_outcome" not in scenarios["greeting"]

@@ -213,6 +213,21 @@ def test_requests_follow_adaptive_polls_and_webhooks() -> None:
     assert early[0].requests == 300 * (1 + 20 + 5)
 
 
+def test_call_logs_and_transcripts_add_a_get_per_run_each_grades_one_without_webhooks() -> None:
+    stages = [{"duration": "60s", "rate": "1/s"}]
+    common = {"batch": {"runs": 5}, "mean_call_duration": "45s", "webhooks": {"enabled": True}}
+    (hooks,), _ = estimate(profile_of(stages, **common))
+    (logs,), _ = estimate(profile_of(stages, calls={"fetch": True}, **common))
+    (said,), _ = estimate(profile_of(stages, calls={"transcripts": True}, grades={"fetch": True}, **common))
+    assert hooks.requests == 60  # one POST a batch, webhooks end the runs
+    assert logs.requests == 60 + 300  # a call log per run
+    assert said.requests == 60 + 2 * 300  # and its transcript; webhooks bring the grades
+    polled = {"batch": {"runs": 5}, "mean_call_duration": "45s"}
+    (plain,), _ = estimate(profile_of(stages, **polled))
+    (graded,), _ = estimate(profile_of(stages, calls={"fetch": True}, grades={"fetch": True}, **polled))
+    assert graded.requests == plain.requests + 2 * 300
+
+
 def test_single_submits_post_once_per_run_and_share_the_list_reads() -> None:
     profile = profile_of(
         [{"duration": "60s", "rate": "2/s"}],

@@ -116,10 +116,42 @@ def test_stage_models() -> None:
         ),
         ({**BASE, "scenarios": {"prompts": []}}, "scenarios.prompts: must be a non-empty list"),
         ({**BASE, "target": {"submit": "single"}, "batch": {"runs": 3}}, "batch.runs: must be 1 when"),
+        ({**BASE, "calls": {"fetch": "yes"}}, "p.toml: calls.fetch: must be true or false, got 'yes'"),
+        ({**BASE, "calls": {"concurrency": 0}}, "p.toml: calls.concurrency: must be an integer from 1 to 256, got 0"),
+        ({**BASE, "calls": {"delay": "soon"}}, "p.toml: calls.delay: expected a duration like"),
+        (
+            {**BASE, "calls": {"fetch": False, "transcripts": True}},
+            "p.toml: calls.transcripts: needs fetch = true (transcripts are fetched with the call logs)",
+        ),
+        (
+            {**BASE, "calls": {"delay": "1m", "wait": "10s"}},
+            "p.toml: calls.wait: must be at least the delay before a call log is fetched (calls.delay: 60s), or the "
+            "last runs' calls would never be fetched; got 10s",
+        ),
+        (
+            {**BASE, "grades": {"wait": "2m"}, "calls": {"wait": "1m"}},
+            "p.toml: calls.wait: must be at least the delay before a call log is fetched ([grades] wait: 120s)",
+        ),
+        ({**BASE, "calls": {"fetsh": True}}, "p.toml: calls.fetsh: is not a known key (allowed here: concurrency"),
     ],
 )
 def test_invalid_profiles_name_file_field_and_rule(data: dict, expected: str) -> None:
     assert expected in error_of(data)
+
+
+def test_call_logs_are_off_by_default_fetched_after_the_grades_wait_and_transcripts_imply_them() -> None:
+    default = parse(BASE).calls  # type: ignore[attr-defined]
+    assert (default.fetch, default.transcripts, default.concurrency, default.delay_s, default.wait_s) == (
+        False,
+        False,
+        8,
+        0.0,
+        30.0,
+    )
+    graded = parse({**BASE, "grades": {"wait": "20s"}, "calls": {"transcripts": True}}).calls  # type: ignore[attr-defined]
+    assert (graded.fetch, graded.transcripts, graded.delay_s, graded.wait_s) == (True, True, 20.0, 50.0)
+    given = parse({**BASE, "calls": {"fetch": True, "delay": "5s", "wait": "5s", "concurrency": 2}}).calls  # type: ignore[attr-defined]
+    assert (given.delay_s, given.wait_s, given.concurrency) == (5.0, 5.0, 2)
 
 
 def test_unknown_key_lists_what_is_allowed() -> None:
@@ -130,13 +162,13 @@ def test_unknown_key_lists_what_is_allowed() -> None:
 def test_corpus_jsonl_and_json(tmp_path: Path) -> None:
     (tmp_path / "c.jsonl").write_text(
         '{"name": "hours", "scenario_prompt": "Ask the hours", "expected_outcome": "success"}\n\n'
-        '{"name": "refund", "scenario_prompt": "Ask for a refund"}\n'
+        '{"name": "refund", "scenario_prompt": "Ask for a refund", "goal": "A refund is started."}\n'
     )
     (tmp_path / "c.json").write_text('[{"name": "only", "scenario_prompt": "Hi"}]')
     profile = parse_profile({**BASE, "scenarios": {"corpus": "c.jsonl"}}, "p.toml", tmp_path)
-    assert [(s.name, s.expected_outcome) for s in profile.scenarios] == [
-        ("hours", "success"),
-        ("refund", None),
+    assert [(s.name, s.expected_outcome, s.goal) for s in profile.scenarios] == [
+        ("hours", "success", None),
+        ("refund", None, "A refund is started."),
     ]
     profile = parse_profile({**BASE, "scenarios": {"corpus": "c.json"}}, "p.toml", tmp_path)
     assert [s.prompt for s in profile.scenarios] == ["Hi"]
@@ -158,9 +190,22 @@ def test_corpus_jsonl_and_json(tmp_path: Path) -> None:
         ),
         (
             '{"name": "a", "scenario_prompt": "x", "mood": 1}',
-            "c.jsonl: line 1.mood: is not a known key (allowed here: expected_outcome, name, scenario_prompt)",
+            "c.jsonl: line 1.mood: is not a known key (allowed here: expected_outcome, goal, name, scenario_prompt)",
         ),
-        ('{"name": "a", "scenario_prompt": "x", "expected_outcome": 3}', "line 1.expected_outcome: must be a string"),
+        (
+            '{"name": "a", "scenario_prompt": "x", "expected_outcome": 3}',
+            "line 1.expected_outcome: must be one of 'success', 'failure', 'no_conversation', 'completed', 'failed', "
+            "got an integer",
+        ),
+        (
+            '{"name": "a", "scenario_prompt": "x"}\n{"name": "b", "scenario_prompt": "y", "expected_outcome": '
+            '"The agent books a slot on Thursday afternoon."}',
+            "p.toml: scenarios.corpus: {dir}/c.jsonl: line 2.expected_outcome: must be one of 'success', 'failure', "
+            "'no_conversation', 'completed', 'failed', got 'The agent books a slot on Thursday af...' (free text "
+            "describing the goal goes in 'goal')",
+        ),
+        ('[{"name": "a", "scenario_prompt": "x", "expected_outcome": "Success"}]', "item 1.expected_outcome: must be"),
+        ('{"name": "a", "scenario_prompt": "x", "goal": 3}', "line 1.goal: must be a string"),
         ('{"name": "a", "scenario_prompt": "x"}\n{"name": "a", "scenario_prompt": "y"}', "line 2.name: duplicates"),
         ("[1]", "p.toml: scenarios.corpus: {dir}/c.jsonl: item 1: must be an object"),
         ("", "p.toml: scenarios.corpus: corpus file {dir}/c.jsonl holds no scenarios"),
@@ -226,13 +271,45 @@ def test_file_errors(tmp_path: Path) -> None:
     assert load_profile(as_json).duration_s == 1.0
 
 
+VALID_TOML = '[[stages]]\nduration = "1s"\nrate = 1\n'
+
+
+@pytest.mark.parametrize("name", ["p.yaml", "p.yml", "P.YAML"])
+def test_a_yaml_profile_is_refused_not_read_as_toml(tmp_path: Path, name: str) -> None:
+    # This text is valid TOML (and YAML would read it otherwise): the extension decides, not a lucky parse.
+    path = tmp_path / name
+    path.write_text(VALID_TOML)
+    with pytest.raises(ProfileError) as caught:
+        load_profile(path)
+    assert str(caught.value) == (
+        f"{path}: YAML is not supported: write the profile in TOML (.toml) or JSON (.json)"
+    )
+
+
+@pytest.mark.parametrize(("name", "found"), [("p.conf", "not .conf"), ("profile", "without an extension")])
+def test_a_profile_without_a_toml_or_json_extension_is_refused(tmp_path: Path, name: str, found: str) -> None:
+    path = tmp_path / name
+    path.write_text(VALID_TOML)
+    with pytest.raises(ProfileError, match=f"a profile is a .toml or a .json file, {found}$"):
+        load_profile(path)
+
+
+def test_the_extension_is_read_in_any_case(tmp_path: Path) -> None:
+    upper = tmp_path / "P.TOML"
+    upper.write_text(VALID_TOML)
+    assert load_profile(upper).duration_s == 1.0
+    as_json = tmp_path / "P.Json"
+    as_json.write_text('{"stages": [{"duration": "1s", "rate": 1}]}')
+    assert load_profile(as_json).duration_s == 1.0
+
+
 PLAIN = '[[stages]]\nduration = "1s"\nrate = "1/s"\n'
 
 
 @pytest.mark.parametrize(
     ("extra", "corpus", "message"),
     [
-        ("[simulator]\nslotz = 3\n", None, "p.toml: simulator.slotz: is not a known key (allowed here: batch_name"),
+        ("[simulator]\nslotz = 3\n", None, "p.toml: simulator.slotz: is not a known key (allowed here: agent_"),
         (
             '[scenarios]\ncorpus = "c.jsonl"\n',
             b'{"name": "a", "scenario_prompt": "x"}\n\n{"name": "b" "scenario_prompt": "y"}\n',

@@ -89,6 +89,8 @@ def test_tier_benchmark_compares_three_tiers_on_the_same_corpus() -> None:
     assert len({v.request.target_id for v in profile.variants}) == 3
     assert len(profile.scenarios) >= 6
     assert all(s.expected_outcome for s in profile.scenarios)
+    # grades and call durations by default, without webhooks
+    assert profile.grades.fetch and profile.calls.fetch and not profile.webhooks.enabled
 
 
 def test_ci_gate_gates_on_failures_drops_and_queue_time() -> None:

@@ -91,6 +91,29 @@ def test_an_older_file_loads_and_what_it_lacks_reads_as_not_there() -> None:
     assert [i.to_json() for i in results.intervals] == older["intervals"]
 
 
+def test_the_calls_section_and_the_call_log_fields_of_run_records_load_typed_and_write_back() -> None:
+    calls = {
+        "log": "r.calls.jsonl",
+        "fetched": 38,
+        "failed": {"http_404": 1, "not_fetched": 1},
+        "transcripts": 37,
+        "transcripts_failed": {"timeout": 1},
+    }
+    document = _current_with("calls", calls)
+    joined = {"call_duration_s": 55, "end_reason": "hangup", "product": "bolt", "billable_minutes": 1}
+    document["run_records"][0] |= {**joined, "billing_total_cents": 16.5}
+    results = load_results(document)
+    assert results.calls is not None and results.calls.failed == {"http_404": 1, "not_fetched": 1}
+    first = results.run_records[0]
+    fields = (first.call_duration_s, first.end_reason, first.product, first.billing_total_cents)
+    assert fields == (55, "hangup", "bolt", 16.5)
+    assert results.run_records[1].call_duration_s is None  # not fetched: not there
+    assert orjson.loads(orjson.dumps(results.to_json())) == document
+    assert load_results(_json(CURRENT)).calls is None  # a run that fetched no call logs has no section
+    with pytest.raises(ResultsError, match=r"^run_records\[0\]\.call_duration_s is \"55\", not a number\.$"):
+        load_results(_current_with("run_records.0.call_duration_s", "55"))
+
+
 def test_a_learned_rate_from_before_the_rates_per_kind_is_kept() -> None:
     results = load_results({"limits": {"learned_rate": 9.5}})
     assert (results.limits.learned_rate, results.limits.learned_rates) == (9.5, None)

@@ -26,6 +26,7 @@ from stressor.runlog import (
     keep_flushed,
     stamps_of,
 )
+from stressor.scores import CallGraded
 from stressor.timestamps import ClockAnchor
 
 
@@ -102,8 +103,16 @@ def test_logged_records_read_back_on_the_engines_clock_with_grades_joined(tmp_pa
     back = LoggedRecords(log.path, t0)
     assert list(back) == records  # exact, nanoseconds included
     assert len(back) == 3 and back[2] == records[2]
-    graded = back.with_grades(lambda call_id: 0.75 if call_id == "c1" else None)
-    assert [r.grade for r in graded] == [0.75, None, None]
+    grade = CallGraded("c1", 0.75, 75.0, "completed", "failure", "grader", None)
+    graded = back.with_grades(lambda call_id: grade if call_id == "c1" else None)
+    assert [(r.grade, r.call_outcome) for r in graded] == [(0.75, "failure"), (None, None), (None, None)]
+    # the fields of the call logs fetched, joined by call id, with the grades
+    logged = graded.with_calls(lambda call_id: {"call_duration_s": 55, "product": "bolt"} if call_id == "c1" else None)
+    joined = [(r.grade, r.call_duration_s, r.product) for r in logged]
+    assert joined == [(0.75, 55, "bolt"), (None, None, None), (None, None, None)]
+    lines = list(logged.as_json())
+    assert lines == [r.to_json(anchor, t0) for r in logged]
+    assert lines[0]["call_duration_s"] == 55 and "call_duration_s" not in lines[1]  # left out when not known
     # the lines as they are, for the results file: what to_json makes of the records read back
     assert list(graded.as_json()) == [r.to_json(anchor, t0) for r in graded]
     assert list(back.as_json()) == [r.to_json(anchor, t0) for r in records]

@@ -144,6 +144,34 @@ def test_overrides_replace_the_profiles_values_and_leave_the_rest() -> None:
     assert with_overrides(profile, Overrides()) == profile
 
 
+def test_the_calls_flags_turn_call_logs_and_transcripts_on_and_off() -> None:
+    plain, asked = profile_of({}), profile_of({"calls": {"transcripts": True, "concurrency": 3}})
+    on = with_overrides(plain, Overrides(calls=True)).calls
+    assert (on.fetch, on.transcripts) == (True, False)
+    said = with_overrides(plain, Overrides(transcripts=True)).calls
+    assert (said.fetch, said.transcripts) == (True, True)  # transcripts come with the call logs
+    off = with_overrides(asked, Overrides(calls=False)).calls
+    assert (off.fetch, off.transcripts, off.concurrency) == (False, False, 3)
+    assert with_overrides(asked, Overrides(calls=True)).calls == asked.calls
+
+
+def test_the_calls_log_goes_beside_the_results_is_checked_first_and_refused_without_call_logs(tmp_path: Path) -> None:
+    fetching = profile_of({"calls": {"fetch": True}})
+    assert prepare(fetching, request(tmp_path)).outputs.calls_log == tmp_path / "r.calls.jsonl"
+    assert prepare(profile_of({}), request(tmp_path)).outputs.calls_log is None  # no call logs: no calls log
+    given = tmp_path / "logs" / "calls.jsonl"
+    assert prepare(fetching, request(tmp_path, calls_log=given)).outputs.calls_log == given
+    assert given.parent.is_dir() and not given.exists()  # checked, not written
+    (tmp_path / "a-file").write_text("")
+    blocked = refusal(fetching, request(tmp_path, calls_log=tmp_path / "a-file" / "c.jsonl"))
+    assert (blocked.code, str(blocked)) == (
+        ExitCode.USAGE,
+        f"--calls-log {tmp_path / 'a-file' / 'c.jsonl'}: {tmp_path / 'a-file'} is a file, not a directory",
+    )
+    idle = refusal(profile_of({}), request(tmp_path, calls_log=given))
+    assert idle.code is ExitCode.USAGE and "call logs are not fetched; add --calls" in str(idle)
+
+
 def test_a_prepared_run_is_a_frozen_value(tmp_path: Path) -> None:
     prepared = prepare(profile_of({}), request(tmp_path))
     assert isinstance(prepared, PreparedRun)

@@ -375,12 +375,13 @@ async def test_call_log_transcript_and_grade(client: httpx.AsyncClient, clock: F
     assert pending["status"] == "pending" and pending["score"] is None
     clock.now = 1.0
     call = (await client.get(f"/v1/calls/{run['call_id']}")).json()
-    assert call["id"] == run["call_id"] and call["test_call_id"] == run["id"]
+    assert call["call_id"] == run["call_id"] and call["status"] == "completed"
     assert call["duration_seconds"] == 30  # 0.3 s of real time at 0.01 real seconds per API second
-    assert call["product"] == "spark"
-    assert call["billing_total_cents"] == 16
+    assert call["product"] == "spark" and call["end_reason"] == "completed"
+    assert call["billable_minutes"] == 1 and call["billing_total_cents"] == 16
     assert isinstance(call["grade_score"], int) and 0 <= call["grade_score"] <= 100
-    assert parse_iso(call["ended_at"]) - parse_iso(call["started_at"]) == pytest.approx(0.3, abs=0.002)
+    assert call["grade_status"] == "completed"
+    assert parse_iso(call["end_time"]) - parse_iso(call["start_time"]) == pytest.approx(0.3, abs=0.002)
     transcript = (await client.get(f"/v1/calls/{run['call_id']}/transcript")).json()
     assert transcript["call_id"] == run["call_id"]
     turns = transcript["transcripts"]
@@ -392,7 +393,7 @@ async def test_call_log_transcript_and_grade(client: httpx.AsyncClient, clock: F
         assert grade["call_outcome"] in ("success", "failure") and grade["grader_model"]
     finished = (await client.get("/v1/test-calls")).json()[0]
     assert finished["status"] == "completed" and finished["duration_seconds"] == 30
-    assert finished["completed_at"] == call["ended_at"] and finished["updated_at"] == finished["completed_at"]
+    assert finished["completed_at"] == call["end_time"] and finished["updated_at"] == finished["completed_at"]
 
 
 async def test_failed_runs_carry_an_error_message(clock: FakeClock) -> None:
@@ -437,7 +438,8 @@ async def test_truth_and_stats_need_no_key_and_tell_the_truth(app: SimApp, clock
         assert set(first) == {
             "id", "batch_id", "index", "scenario_prompt", "created", "released", "started", "completed",
             "status", "call_id", "grade_score", "webhook_delivered", "webhook_sent", "shown_ended", "submit_arrived",
-            "submit_answered",
+            "submit_answered", "product", "agent_version", "prompt_change", "duration_seconds", "end_reason",
+            "billing_total_cents", "call_outcome",
         }  # fmt: skip
         assert first["grade_score"] == pytest.approx(app.model.get_run(first["id"]).grade.score)  # type: ignore[union-attr]
         assert 0 <= first["grade_score"] <= 1 and second["grade_score"] is None  # graded once the call ended

@@ -9,6 +9,7 @@ import typer
 from typer.testing import CliRunner
 
 from stressor.cli import sim as command
+from stressor.cli.plain import PlainCommand
 from stressor.cli.sim import sim
 from stressor.loopback import is_loopback
 from stressor.sim.config import Distribution, SimConfig
@@ -19,7 +20,7 @@ from stressor.sim.windows import ErrorBurst, Stall
 @pytest.fixture
 def cli() -> typer.Typer:
     app = typer.Typer()
-    app.command("sim")(sim)
+    app.command("sim", cls=PlainCommand)(sim)
     return app
 
 
@@ -37,10 +38,10 @@ def cli() -> typer.Typer:
         (["--api-key", "has space"], "api_key must be"),
         (["--rate-limit", "0"], "rate_limit must be"),
         (["--rate-limit", "lots"], "expected a rate"),
-        (["--rate-limit-scope", "reads"], "rate_limit_scope must be one of all, create"),
-        (["--retry-after", "soon"], "retry_after must be one of"),
-        (["--rate-limit-headers", "draft"], "rate_limit_headers must be one of"),
-        (["--error-status", "404"], "error_status must be one of 500, 503, mixed"),
+        (["--rate-limit-scope", "reads"], "--rate-limit-scope must be all or create, not 'reads'"),
+        (["--retry-after", "soon"], "--retry-after must be seconds, http-date or none"),
+        (["--rate-limit-headers", "draft"], "--rate-limit-headers must be none, x-ratelimit, x-ratelimit-epoch or"),
+        (["--error-status", "404"], "--error-status must be 500, 503 or mixed, not '404'"),
         (["--error-burst", "every=5s"], "lacks length="),
         (["--stall", "at=2s"], "lacks for="),
         (["--latency", "gaussian(1,2)"], "unknown distribution"),
@@ -98,6 +99,8 @@ def every_setting_changed() -> SimConfig:
         charge_multiplier=3,
         seed=99,
         product="bolt",
+        agents={"201": "spark", "203": "storm-base-with-ack"},
+        agent_versions={"201": 2, "7": 3},
         list_order="oldest",
         list_offset="ignored",
         page_cap=7,

@@ -185,7 +185,7 @@ def test_model_seeds_faults_and_webhooks_apart_from_its_own_draws() -> None:
     [
         (
             {"slotz": 3},
-            "p.toml: simulator.slotz: is not a known key (allowed here: batch_name, batch_name_length, call_duration,",
+            "p.toml: simulator.slotz: is not a known key (allowed here: agent_versions, agents, batch_name,",
         ),
         ({"api_key": "sk"}, "p.toml: simulator.api_key: is not a known key"),  # stressor gives it its own
     ],

@@ -19,6 +19,7 @@ import typer
 from typer.testing import CliRunner
 
 from stressor.asgi_server import base_url_of, serve_asgi
+from stressor.cli.plain import PlainCommand
 from stressor.cli.sim import sim
 from stressor.profile import load_profile
 from stressor.sim.app import SimApp, create_app
@@ -207,18 +208,18 @@ retry_after = "none"
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
-        (["--list-order", "sideways"], "list_order must be one of newest, oldest"),
-        (["--list-offset", "maybe"], "list_offset must be one of honoured, ignored"),
+        (["--list-order", "sideways"], "--list-order must be newest or oldest, not 'sideways'"),
+        (["--list-offset", "maybe"], "--list-offset must be honoured or ignored, not 'maybe'"),
         (["--page-cap", "0"], "page_cap must be a whole number of at least 1"),
-        (["--batch-name", "short"], "batch_name must be one of whole, absent, truncated"),
+        (["--batch-name", "short"], "--batch-name must be whole, absent or truncated, not 'short'"),
         (["--clock-offset", "-6 days"], "expected seconds like 6s, -6s"),
-        (["--ids", "uuid"], "ids must be one of int, string"),
+        (["--ids", "uuid"], "--ids must be int or string, not 'uuid'"),
         (["--slow-after-create", "2"], "slow_after_create must be a number between 0 and 1"),
     ],
 )
 def test_the_sim_command_refuses_a_bad_switch_with_exit_2(args: list[str], fragment: str) -> None:
     app = typer.Typer()
-    app.command("sim")(sim)
+    app.command("sim", cls=PlainCommand)(sim)
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2
     assert fragment in " ".join(result.output.replace("│", " ").split())
@@ -336,7 +337,7 @@ async def test_integer_ids_are_distinct_json_integers_and_paths_take_their_text(
         assert type(run["batch_id"]) is int and run["batch_id"] == ids[0]
         assert (await client.get(f"/v1/test-call-batches/{run['batch_id']}")).json()["id"] == run["batch_id"]
         call = (await client.get(f"/v1/calls/{run['call_id']}")).json()
-        assert (call["id"], call["test_call_id"]) == (run["call_id"], run["id"])
+        assert call["call_id"] == run["call_id"] and type(call["call_id"]) is int
         grade = (await client.get(f"/v1/calls/{run['call_id']}/grade")).json()
         transcript = (await client.get(f"/v1/calls/{run['call_id']}/transcript")).json()
         assert grade["call_id"] == transcript["call_id"] == run["call_id"]
@@ -357,7 +358,7 @@ async def test_string_ids_are_prefixed_and_paths_take_them(clock: FakeClock) -> 
         assert all(isinstance(value, str) for value in ids) and len(set(ids)) == len(ids)
         assert ids[0].startswith("tcb_") and ids[1].startswith("tc_") and run["call_id"].startswith("call_")
         assert (await client.get(f"/v1/test-call-batches/{ids[0]}")).status_code == 200
-        assert (await client.get(f"/v1/calls/{run['call_id']}")).json()["test_call_id"] == run["id"]
+        assert (await client.get(f"/v1/calls/{run['call_id']}")).json()["call_id"] == run["call_id"]
         assert (await client.get("/v1/calls/12345")).status_code == 404
         truth = (await client.get("/_sim/truth")).json()
     assert {str(value) for value in ids[1:6]} <= {record["id"] for record in truth["runs"]}
@@ -387,7 +388,7 @@ async def test_a_clock_offset_shifts_every_stamp_the_server_writes_but_not_the_t
     assert parse_iso(runs[0]["updated_at"]) == parse_iso(runs[0]["completed_at"])
     assert parse_iso(batch["completed_at"]) == pytest.approx(shifted + 0.1, abs=0.001)
     assert parse_iso(batch["started_at"]) == shifted and parse_iso(batch["created_at"]) == shifted
-    assert parse_iso(call["started_at"]) == shifted and call["ended_at"] == runs[0]["completed_at"]
+    assert parse_iso(call["start_time"]) == shifted and call["end_time"] == runs[0]["completed_at"]
     assert parse_iso(grade["graded_at"]) == pytest.approx(shifted + 0.1, abs=0.001)  # graded as the call ended
     # Date: the server's clock too (to the second), on every answer, the simulator's own included
     for answer in (created, truth_answer):

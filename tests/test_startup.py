@@ -33,6 +33,7 @@ LAZY = (
     "stressor.report.hlog",  # --hlog
     "stressor.report.exports",  # report --hgrm-dir / --csv-dir
     "xml",
+    "rich",  # --help (typer draws it with rich); usage errors are plain lines
 )
 
 

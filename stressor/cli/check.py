@@ -16,6 +16,12 @@ from stressor.running import NO_KEY, ExitCode, RunError
 if TYPE_CHECKING:
     from stressor.sim.config import SimConfig
 
+EXAMPLES = (
+    "stressor check",
+    "THUNDERPHONE_API_KEY=sk_live_... stressor check --base-url https://api.thunderphone.com",
+    "stressor check my-profile.toml --webhook-url https://ci.example.com/hooks",
+)
+
 
 def check(
     profile_path: Annotated[
@@ -30,23 +36,25 @@ def check(
         typer.Option(
             "--base-url",
             envvar="STRESSOR_BASE_URL",
+            metavar="URL",
             help="API to check. Default: the profile's target.base_url, else an embedded simulator.",
         ),
     ] = None,
     api_key: Annotated[
-        str | None, typer.Option("--api-key", envvar="THUNDERPHONE_API_KEY", show_default=False, help="API key.")
+        str | None,
+        typer.Option("--api-key", envvar="THUNDERPHONE_API_KEY", show_default=False, metavar="KEY", help="API key."),
     ] = None,
     webhook_url: Annotated[
-        str | None, typer.Option(help="Also check that this webhook receiver answers (a GET: nothing is delivered).")
+        str | None,
+        typer.Option(
+            metavar="URL", help="Also check that this webhook receiver answers (a GET: nothing is delivered)."
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
 ) -> None:
     """Check what a run relies on, sending nothing billable: the key, the lists' order, offset and page size,
     batch names, the server's clock and rate-limit headers (and a webhook receiver). Exit 3 when a run could
-    not start or could not follow its runs there.
-
-    Example: THUNDERPHONE_API_KEY=sk_live_... stressor check --base-url https://api.thunderphone.com
-    """
+    not start or could not follow its runs there."""
     from stressor.running import simulator_config
     from stressor.session import EMBEDDED_API_KEY
     from stressor.sim.config import SimConfig

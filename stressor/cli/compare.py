@@ -14,6 +14,11 @@ from stressor.report.compare import DEFAULT_RULES, RuleError, comparison_json, p
 from stressor.report.compare import compare as compare_documents
 from stressor.running import ExitCode
 
+EXAMPLES = (
+    "stressor compare base.json new.json",
+    "stressor compare base.json new.json -r 'queue_to_completion.p99 +10%' -r 'failure_rate +1pt' --markdown pr.md",
+)
+
 
 class OutputFormat(StrEnum):
     """How ``compare`` prints to stdout."""
@@ -52,6 +57,7 @@ def compare(
         float,
         typer.Option(
             "--tolerance",
+            metavar="FRACTION",
             min=0.0,
             max=1.0,
             help="Relative change below which a difference is noise (it grows for small samples).",

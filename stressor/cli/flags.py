@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import typer
@@ -15,12 +15,63 @@ from stressor.units import parse_duration, parse_rate
 
 if TYPE_CHECKING:
     from stressor.document import Results
-    from stressor.profile import Profile
+    from stressor.profile import Profile, RateScale
     from stressor.session import Scale
 
 T = TypeVar("T")
 
 SIM_HELP = "Embedded simulator (overrides the profile's \\[simulator] table): "
+# The --sim-* flags run and capacity share: the setting, its placeholder and what it is.
+_SIM_FLAGS = {
+    "slots": ("N", "concurrent call slots (20)."),
+    "failure_rate": ("P", "probability (0..1) that a call ends failed (0)."),
+    "call_duration": ("DIST", "call duration distribution in API seconds (lognormal(45,0.3))."),
+    "time_scale": ("S", "real seconds per API second of call (0.001)."),
+    "seed": ("N", "random seed."),
+}
+SIM_SETTINGS = tuple(_SIM_FLAGS)
+
+
+# The overrides of the profile's target and limits that run and capacity share.
+POLL_INTERVAL_OPTION: Any = typer.Option(metavar="DURATION", help="Override target.poll_interval, e.g. 250ms or 2s.")
+GRACE_OPTION: Any = typer.Option(
+    metavar="DURATION", help="Override grace: how long to wait for runs in flight after the last stage."
+)
+MODE_OPTION: Any = typer.Option(
+    help="Override limits.mode: 'obey' (honour 429/503 and rate-limit headers, back off, breaker) or "
+    "'stress' (keep the offered load; 429/503 are recorded as rejected runs)."
+)
+CREATE_RATE_OPTION: Any = typer.Option(
+    metavar="RATE", help="Override limits.create_rate: run-creating requests per time, e.g. 5/s."
+)
+POLL_RATE_OPTION: Any = typer.Option(metavar="RATE", help="Override limits.poll_rate: polls per time, e.g. 50/s.")
+MAX_RUNS_OPTION: Any = typer.Option(metavar="N", help="Override limits.max_runs_in_flight.", min=1)
+MAX_BATCHES_OPTION: Any = typer.Option(metavar="N", help="Override limits.max_batches_in_flight.", min=1)
+
+# --duration and --rate: the profile's stages scaled (run, plan).
+DURATION_OPTION: Any = typer.Option(
+    metavar="DURATION",
+    help="Stretch or shrink every stage in proportion so that the stages last this long in all, e.g. 2m "
+    "(rates, targets and the grace period are kept).",
+)
+RATE_OPTION: Any = typer.Option(
+    metavar="FACTOR|RATE",
+    help="Scale the load: 2x (or 0.5x) multiplies every open stage's rate and every closed stage's runs in flight "
+    "(rounded to whole runs, at least 1); 30/s scales the open stages so that their highest rate is 30 batches a "
+    "second (closed stages unchanged).",
+)
+
+
+def rate_scale_flag(value: str | None) -> RateScale | None:
+    from stressor.profile import parse_rate_scale
+
+    return flag(parse_rate_scale, value, "--rate")
+
+
+def sim_option(setting: str) -> Any:
+    """The ``--sim-<setting>`` option: one of the embedded simulator's settings, as run and capacity take it."""
+    metavar, what = _SIM_FLAGS[setting]
+    return typer.Option(f"--sim-{setting.replace('_', '-')}", metavar=metavar, help=SIM_HELP + what)
 
 
 def fail(message: str, code: ExitCode) -> typer.Exit:

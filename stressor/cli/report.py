@@ -14,6 +14,12 @@ from stressor.thresholds import ThresholdError, breached, evaluate, parse_thresh
 # The writers are imported inside the command, the results reader (which imports the whole session) inside
 # flags.load_results.
 
+EXAMPLES = (
+    "stressor report results.json --html report.html",
+    "stressor report results.runs.jsonl",
+    "stressor report results.json -t 'scenario[*].failure_rate < 5%' --junit junit.xml",
+)
+
 
 def report(
     results: Annotated[Path, typer.Argument(metavar="RESULTS", help="A results.json written by `stressor run`.")],

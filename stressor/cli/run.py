@@ -6,12 +6,20 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
 from stressor.cli.flags import (
-    SIM_HELP,
+    CREATE_RATE_OPTION,
+    DURATION_OPTION,
+    GRACE_OPTION,
+    MAX_BATCHES_OPTION,
+    MAX_RUNS_OPTION,
+    MODE_OPTION,
+    POLL_INTERVAL_OPTION,
+    POLL_RATE_OPTION,
+    RATE_OPTION,
     duration_flag,
     fail,
     fallback_flag,
@@ -19,8 +27,10 @@ from stressor.cli.flags import (
     listen_flag,
     load,
     rate_flag,
+    rate_scale_flag,
     refused,
     scale_flags,
+    sim_option,
     url_flag,
     warn,
 )
@@ -32,6 +42,14 @@ if TYPE_CHECKING:
     from stressor.report.conclude import Conclusion
     from stressor.session import Runner, Session
 
+EXAMPLES = (
+    "stressor run profiles/smoke.toml",
+    "stressor run profiles/smoke.toml --sim-failure-rate 0.2 -t 'failure_rate < 25%' --junit junit.xml",
+    "stressor run profiles/ramp.toml --duration 1m --rate 2x",
+    "THUNDERPHONE_API_KEY=sk_live_... stressor run my-profile.toml --base-url https://api.thunderphone.com",
+)
+
+
 def run(
     profile_path: Annotated[Path, typer.Argument(metavar="PROFILE", help="Profile file (TOML or JSON).")],
     base_url: Annotated[
@@ -39,6 +57,7 @@ def run(
         typer.Option(
             "--base-url",
             envvar="STRESSOR_BASE_URL",
+            metavar="URL",
             help="API to drive, e.g. https://api.thunderphone.com. Default: the profile's target.base_url, "
             "else an embedded simulator started on a free loopback port.",
         ),
@@ -49,42 +68,60 @@ def run(
             "--api-key",
             envvar="THUNDERPHONE_API_KEY",
             show_default=False,
+            metavar="KEY",
             help="API key (Bearer). Prefer the environment variable: a flag shows in the process list. "
             "Never printed or written to results.",
         ),
     ] = None,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the JSON results.")] = Path("results.json"),
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="PATH", help="Where to write the JSON results.")] = Path(
+        "results.json"
+    ),
     hlog: Annotated[
         Path | None,
-        typer.Option(help="Also write an HDR interval log (.hlog) of queue-to-completion, one histogram per interval."),
+        typer.Option(
+            metavar="PATH",
+            help="Also write an HDR interval log (.hlog) of queue-to-completion, one histogram per interval.",
+        ),
     ] = None,
     runs_log: Annotated[
         Path | None,
         typer.Option(
-            help="The runs log: one JSON line per run as it ends, flushed every second (default: the results "
-            "path with .runs.jsonl); 'stressor report' rebuilds the summary from it after a crash or kill -9."
+            metavar="PATH",
+            help="The runs log: one JSON line per run as it ends, flushed every half second (default: the results "
+            "path with .runs.jsonl); 'stressor report' rebuilds the summary from it after a crash or kill -9.",
         ),
     ] = None,
-    poll_interval: Annotated[str | None, typer.Option(help="Override target.poll_interval, e.g. 250ms or 2s.")] = None,
-    grace: Annotated[
-        str | None,
-        typer.Option(help="Override grace: how long to wait for runs in flight after the last stage."),
-    ] = None,
-    mode: Annotated[
-        str | None,
+    calls: Annotated[
+        bool | None,
         typer.Option(
-            help="Override limits.mode: 'obey' (honour 429/503 and rate-limit headers, back off, breaker) or "
-            "'stress' (keep the offered load; 429/503 are recorded as rejected runs)."
+            "--calls/--no-calls",
+            help="Override calls.fetch: fetch each ended run's call log (GET /v1/calls/{id}: duration, end reason, "
+            "product, billing, grade) as runs end, into the calls log and the run records.",
         ),
     ] = None,
-    create_rate: Annotated[
-        str | None, typer.Option(help="Override limits.create_rate: run-creating requests per time, e.g. 5/s.")
+    transcripts: Annotated[
+        bool,
+        typer.Option(
+            "--transcripts",
+            help="Also fetch each call's transcript into the calls log (calls.transcripts; implies --calls).",
+        ),
+    ] = False,
+    calls_log: Annotated[
+        Path | None,
+        typer.Option(
+            help="The calls log: one JSON line per call fetched, with its transcript when asked (default: the "
+            "results path with .calls.jsonl)."
+        ),
     ] = None,
-    poll_rate: Annotated[str | None, typer.Option(help="Override limits.poll_rate: polls per time, e.g. 50/s.")] = None,
-    max_runs_in_flight: Annotated[int | None, typer.Option(help="Override limits.max_runs_in_flight.", min=1)] = None,
-    max_batches_in_flight: Annotated[
-        int | None, typer.Option(help="Override limits.max_batches_in_flight.", min=1)
-    ] = None,
+    poll_interval: Annotated[str | None, POLL_INTERVAL_OPTION] = None,
+    grace: Annotated[str | None, GRACE_OPTION] = None,
+    duration: Annotated[str | None, DURATION_OPTION] = None,
+    rate: Annotated[str | None, RATE_OPTION] = None,
+    mode: Annotated[Literal["obey", "stress"] | None, MODE_OPTION] = None,
+    create_rate: Annotated[str | None, CREATE_RATE_OPTION] = None,
+    poll_rate: Annotated[str | None, POLL_RATE_OPTION] = None,
+    max_runs_in_flight: Annotated[int | None, MAX_RUNS_OPTION] = None,
+    max_batches_in_flight: Annotated[int | None, MAX_BATCHES_OPTION] = None,
     webhooks: Annotated[
         bool | None,
         typer.Option(
@@ -97,25 +134,34 @@ def run(
         typer.Option(
             "--threshold",
             "-t",
+            metavar="EXPR",
             help="A threshold on the results, like 'queue_to_completion.p95 < 90s' or 'failure_rate < 1%' "
             "(repeatable; added to the profile's thresholds). Add 'abort' to stop the run as soon as it breaks. "
             "Any failed: exit 5.",
         ),
     ] = None,
     junit: Annotated[
-        Path | None, typer.Option(help="Write JUnit XML (a test case per threshold and scenario).")
+        Path | None, typer.Option(metavar="PATH", help="Write JUnit XML (a test case per threshold and scenario).")
     ] = None,
-    html: Annotated[Path | None, typer.Option(help="Write a self-contained HTML report.")] = None,
+    html: Annotated[Path | None, typer.Option(metavar="PATH", help="Write a self-contained HTML report.")] = None,
     webhook_listen: Annotated[
-        str | None, typer.Option(help="Override webhooks.listen: where the receiver binds, host:port (0: free port).")
+        str | None,
+        typer.Option(
+            metavar="HOST:PORT", help="Override webhooks.listen: where the receiver binds, host:port (0: free port)."
+        ),
     ] = None,
     webhook_url: Annotated[
         str | None,
-        typer.Option(help="Override webhooks.public_url: the URL the API must call (register it with the API)."),
+        typer.Option(
+            metavar="URL", help="Override webhooks.public_url: the URL the API must call (register it with the API)."
+        ),
     ] = None,
     webhook_fallback: Annotated[
         str | None,
-        typer.Option(help="Override webhooks.fallback: poll a run whose webhook is this late ('auto', '5s', 'off')."),
+        typer.Option(
+            metavar="auto|off|DURATION",
+            help="Override webhooks.fallback: poll a run whose webhook is this late ('auto', '5s', 'off').",
+        ),
     ] = None,
     webhook_allow_remote: Annotated[
         bool,
@@ -128,6 +174,7 @@ def run(
     progress: Annotated[
         float,
         typer.Option(
+            metavar="SECONDS",
             help="Live progress on stderr: a view redrawn in place on a terminal (80 columns at most), else a line "
             "every this many seconds (0: none).",
             min=0,
@@ -144,24 +191,20 @@ def run(
     dashboard_listen: Annotated[
         str | None,
         typer.Option(
+            metavar="HOST:PORT",
             help="Where the dashboard listens, host:port on loopback (default 127.0.0.1:0: a free port); implies "
             "--dashboard.",
         ),
     ] = None,
-    sim_slots: Annotated[int | None, typer.Option(help=SIM_HELP + "concurrent call slots (20).")] = None,
-    sim_failure_rate: Annotated[
-        float | None, typer.Option(help=SIM_HELP + "probability that a call ends failed (0).")
-    ] = None,
-    sim_call_duration: Annotated[
-        str | None, typer.Option(help=SIM_HELP + "call duration distribution in API seconds (lognormal(45,0.3)).")
-    ] = None,
-    sim_time_scale: Annotated[
-        float | None, typer.Option(help=SIM_HELP + "real seconds per API second of call (0.001).")
-    ] = None,
-    sim_seed: Annotated[int | None, typer.Option(help=SIM_HELP + "random seed.")] = None,
+    sim_slots: Annotated[int | None, sim_option("slots")] = None,
+    sim_failure_rate: Annotated[float | None, sim_option("failure_rate")] = None,
+    sim_call_duration: Annotated[str | None, sim_option("call_duration")] = None,
+    sim_time_scale: Annotated[float | None, sim_option("time_scale")] = None,
+    sim_seed: Annotated[int | None, sim_option("seed")] = None,
     workers: Annotated[
         str | None,
         typer.Option(
+            metavar="N|auto",
             help="Run on this many worker processes ('auto': one per core, or per thread of the --cluster): "
             "each starts its share of the batches and takes its share of every limit; results are merged.",
         ),
@@ -169,6 +212,7 @@ def run(
     cluster: Annotated[
         str | None,
         typer.Option(
+            metavar="ADDRESS",
             help="Run the workers on the Dask cluster whose scheduler is at this address, e.g. "
             "tcp://10.0.0.5:8786 (needs stressor\\[dask] here and on every worker).",
         ),
@@ -182,8 +226,8 @@ def run(
     from stressor.report.conclude import after_writes, conclude
     from stressor.running import execute, prepare
 
-    if mode is not None and mode not in ("obey", "stress"):
-        raise typer.BadParameter("must be 'obey' or 'stress'", param_hint="--mode")
+    if transcripts and calls is False:
+        raise typer.BadParameter("transcripts come with the call logs: drop --no-calls", param_hint="--transcripts")
     scale = scale_flags(workers, cluster)
     listen = flag(listen_flag, webhook_listen, "--webhook-listen")
     board = _dashboard_address(dashboard_listen) if dashboard or dashboard_listen is not None else None
@@ -192,6 +236,8 @@ def run(
         base_url=flag(url_flag, base_url, "--base-url") if base_url else None,
         poll_interval_s=duration_flag(poll_interval, "--poll-interval"),
         grace_s=duration_flag(grace, "--grace"),
+        rate=rate_scale_flag(rate),
+        duration_s=duration_flag(duration, "--duration"),
         mode=mode,
         create_rate=rate_flag(create_rate, "--create-rate"),
         poll_rate=rate_flag(poll_rate, "--poll-rate"),
@@ -202,6 +248,8 @@ def run(
         fallback=flag(fallback_flag, webhook_fallback, "--webhook-fallback"),
         listen_host=listen[0] if listen else None,
         listen_port=listen[1] if listen else None,
+        calls=calls,
+        transcripts=True if transcripts else None,
     )
     outputs = Outputs(out, runs_log or out.with_suffix(".runs.jsonl"), hlog=hlog, junit=junit, html=html)
     request = RunRequest(
@@ -219,6 +267,7 @@ def run(
             "seed": sim_seed,
         },
         scale=scale,
+        calls_log=calls_log,
     )
     try:
         prepared = prepare(profile, request)

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stressor.capacity import Step, knee, measure_step
+from stressor.calllogs import CallsReport
+from stressor.capacity import Knee, Step, deciding, knee, measure_step, needs_recheck
 from stressor.distributed.tally import WORKER_LOST
 from stressor.document import Results
 from stressor.engine import EngineResult
@@ -17,12 +18,12 @@ from stressor.intervals import Interval, interval_series
 from stressor.metrics import Outcome
 from stressor.profile import Profile
 from stressor.report.console import render_summary
-from stressor.report.results import build_results, webhooks_figures
+from stressor.report.results import build_results, calls_figures, webhooks_figures
 from stressor.runlog import stamps_of
 from stressor.running import ExitCode, PreparedRun, Searched
 from stressor.secrets import mask_secret
 from stressor.session import SessionResult
-from stressor.thresholds import Threshold, Verdict, breached, evaluate, render_verdicts
+from stressor.thresholds import Status, Threshold, Verdict, breached, evaluate, render_verdicts
 from stressor.units import format_duration
 
 
@@ -71,13 +72,29 @@ def conclude(outcome: SessionResult, prepared: PreparedRun) -> Conclusion:
         webhooks=webhooks_figures(outcome),
         server=outcome.server,
         thresholds=[t.text for t in prepared.thresholds],
+        calls=calls_figures(outcome),
     )
     verdicts = tuple(evaluate(prepared.thresholds, document))
     lines = [render_summary(document)]
     if verdicts:
         lines.append("\n" + render_verdicts(verdicts))
-    lines.append(f"\nresults: {prepared.outputs.results}  runs log: {prepared.outputs.runs_log}")
+    written = f"\nresults: {prepared.outputs.results}  runs log: {prepared.outputs.runs_log}"
+    if outcome.calls is not None:
+        written += f"  calls log: {outcome.calls.log or 'none written'} ({_calls_said(outcome.calls)})"
+    lines.append(written)
     return Conclusion(document, intervals, verdicts, tuple(lines), ending_of(result, verdicts))
+
+
+def _calls_said(calls: CallsReport) -> str:
+    """What came of the call logs, in a few words: ``58 call logs, 2 failed: http_404 1, timeout 1``."""
+    said = f"{calls.fetched} call logs"
+    if failed := sum(calls.failed.values()):
+        said += f", {failed} failed: {', '.join(f'{cause} {n}' for cause, n in calls.failed.items())}"
+    if calls.transcripts or calls.transcripts_failed:
+        said += f"; {calls.transcripts} transcripts"
+        if missing := sum(calls.transcripts_failed.values()):
+            said += f", {missing} failed"
+    return said
 
 
 def ending_of(result: EngineResult, verdicts: Sequence[Verdict]) -> Ending:
@@ -125,67 +142,157 @@ def step_of(level: float, step_run: Profile, outcome: SessionResult, slos: Seque
     return measure_step(level, document, slos)
 
 
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else format_duration(value)
+
+
+def capacity_header(load_label: str) -> str:
+    """The header of the step table (stdout), above the rows of ``capacity_row``."""
+    return (
+        f"  {load_label:>14}  {'step':<8}  {'p50':>8}  {'p95':>8}  {'p99':>8}  {'failures':>8}  {'runs/s':>7}"
+        "  SLO"
+    )
+
+
 def capacity_row(step: Step) -> str:
-    """The line said on stderr as a step ends."""
-
-    def fmt(value: float | None) -> str:
-        return "-" if value is None else format_duration(value)
-
+    """The line printed as a step ends, under ``capacity_header``."""
     rate = "-" if step.failure_rate is None else f"{step.failure_rate:.1%}"
+    kind = "re-check" if step.recheck else step.phase
     verdict = "held" if step.held else "BROKE: " + "; ".join(v.sentence for v in step.verdicts if not v.passed)
     return (
-        f"  {step.level:>8g}  p50 {fmt(step.p50_s):>8}  p95 {fmt(step.p95_s):>8}  p99 {fmt(step.p99_s):>8}"
-        f"  failures {rate:>6}  completed {step.completed_per_s:6.3g}/s  {verdict}"
+        f"  {step.level:>14g}  {kind:<8}  {_seconds(step.p50_s):>8}  {_seconds(step.p95_s):>8}"
+        f"  {_seconds(step.p99_s):>8}  {rate:>8}  {step.runs_per_s:>7.3g}  {verdict}"
     )
+
+
+def about(runs_per_s: float) -> str:
+    """A throughput to two significant figures, as said in a sentence: ``19 runs/s``, ``1.2 runs/s``."""
+    shown = f"{runs_per_s:.0f}" if runs_per_s >= 10 else f"{runs_per_s:.2g}"
+    return f"{shown} runs/s"
+
+
+def sustained_sentence(
+    found: Knee, *, model: str, load_label: str, slos: Sequence[Threshold], max_level: float
+) -> str:
+    """The load the search found sustained, in one sentence."""
+    within = " and ".join(t.text for t in slos)
+    held, broke = found.last_held, found.first_broke
+    if held is None:
+        if broke is None:
+            return "no step ran to its end: nothing is known of the load sustained"
+        return f"sustains none of the loads tried: even {broke.level:g} {load_label} broke {within}"
+    at = f"{model}: {held.level:g} {load_label}"
+    if broke is None:
+        top = ", the highest tried" if held.level >= max_level else ""
+        return (
+            f"sustains at least about {about(held.runs_per_s)} ({at}{top}) with {within}; no step broke it"
+            + ("; raise --max to find the knee" if top else "")
+        )
+    return f"sustains about {about(held.runs_per_s)} ({at}) with {within}"
+
+
+def _knee_line(found: Knee, pending: Step | None, load_label: str, max_level: float, interrupted: bool) -> str:
+    held = found.last_held.level if found.last_held else None
+    broke = found.first_broke.level if found.first_broke else None
+    so_far = "knee so far (interrupted): " if interrupted else "knee: "
+    if broke is not None:
+        where_held = f"held at {held:g}" if held is not None else "broke at the lowest level tried"
+        return f"{so_far}{where_held}, broke at {broke:g} {load_label}"
+    if held is None:
+        return "no step ran to its end"
+    if interrupted:
+        unchecked = f"{pending.level:g} broke once and was not re-checked" if pending else "no step broke the SLO yet"
+        return f"{so_far}held up to {held:g} {load_label}; {unchecked}"
+    return f"no step broke the SLO up to {max_level:g} {load_label}; the last held at {held:g}"
+
+
+def _step_row(step: Step, decides: bool) -> dict[str, Any]:
+    return {
+        "level": step.level,
+        "phase": step.phase,
+        "recheck": step.recheck,
+        "decides": decides,  # the measurement the level's verdict rests on (a break's is its re-check)
+        "p50": step.p50_s,
+        "p95": step.p95_s,
+        "p99": step.p99_s,
+        "failure_rate": step.failure_rate,
+        "completed_per_s": step.completed_per_s,
+        "runs_per_s": step.runs_per_s,
+        "held": step.held,
+        "broken": [v.sentence for v in step.verdicts if not v.passed],
+    }
 
 
 @dataclass(frozen=True, slots=True)
 class CapacityConclusion:
-    """A finished search: the --out document, its step rows (for the chart), the knee line and the ending."""
+    """A finished search: the --out document; the levels by their deciding measurement, in order of load (for
+    the chart); the lines said at the end (the knee, the load sustained, the thresholds); the sustained step's
+    results and verdicts (for --junit); and the ending."""
 
     document: dict[str, Any]
     rows: list[dict[str, Any]]
-    line: str
+    lines: tuple[str, ...]
+    sustained: Results | None
+    verdicts: tuple[Verdict, ...]
     ending: Ending
 
 
 def conclude_capacity(
-    searched: Searched, *, model: str, load_label: str, slos: Sequence[Threshold], max_level: float
+    searched: Searched,
+    *,
+    model: str,
+    load_label: str,
+    slos: Sequence[Threshold],
+    max_level: float,
+    resolution: float,
+    thresholds: Sequence[Threshold] = (),
 ) -> CapacityConclusion:
-    """Where the knee lies, from the steps measured (exit 130 when the search was interrupted, else 0)."""
+    """Where the knee lies and what load is sustained, from every measurement (re-checks and narrowing
+    included); ``thresholds`` are checked on the sustained step's results (exit 5 when one fails or no step
+    held), and an interrupted search ends 130."""
     steps = searched.steps
     found = knee(steps)
-    rows = [
-        {
-            "level": s.level,
-            "p50": s.p50_s,
-            "p95": s.p95_s,
-            "p99": s.p99_s,
-            "failure_rate": s.failure_rate,
-            "completed_per_s": s.completed_per_s,
-            "held": s.held,
-            "broken": [v.sentence for v in s.verdicts if not v.passed],
-        }
-        for s in steps
-    ]
-    held = found.last_held.level if found.last_held else None
-    broke = found.first_broke.level if found.first_broke else None
+    decided = deciding(steps)
+    deciders = {id(step) for step in decided.values() if step is not None}
+    every = [_step_row(step, id(step) in deciders) for step in steps]
+    by_level = sorted((row for row in every if row["decides"]), key=lambda row: row["level"])
+    sentence = sustained_sentence(found, model=model, load_label=load_label, slos=slos, max_level=max_level)
+    sustained = found.last_held.results if found.last_held is not None else None
+    verdicts = tuple(_gate(thresholds, sustained))
+    lines = [_knee_line(found, needs_recheck(steps), load_label, max_level, searched.interrupted), sentence]
+    if verdicts:
+        lines.append("\n" + render_verdicts(verdicts))
+    held = found.last_held
     document = {
         "model": model,
         "load": load_label,
         "slos": [t.text for t in slos],
-        "steps": rows,
-        "knee": {"last_held": held, "first_broke": broke},
+        "resolution": resolution,
+        "steps": every,
+        "knee": {
+            "last_held": held.level if held else None,
+            "first_broke": found.first_broke.level if found.first_broke else None,
+        },
+        "sustained": {"level": held.level, "runs_per_s": held.runs_per_s} if held else None,
+        "sentence": sentence,
+        "thresholds": [{"threshold": v.threshold.text, "passed": v.passed, "detail": v.detail} for v in verdicts],
         "interrupted": searched.interrupted,
     }
-    if broke is not None:
-        where_held = f"held at {held:g}" if held is not None else "broke at the first step"
-        line = f"knee: {where_held}, broke at {broke:g} {load_label}"
-    elif held is None:
-        line = "no step ran to its end"
-    elif searched.interrupted:
-        line = f"knee so far (interrupted): held up to {held:g} {load_label}; no step broke the SLO yet"
+    if searched.interrupted:
+        ending = Ending(ExitCode.INTERRUPTED)
+    elif breached(verdicts):
+        failed = sum(not v.passed for v in verdicts)
+        ending = Ending(ExitCode.THRESHOLDS, f"{failed} of {len(verdicts)} thresholds failed on the sustained step")
     else:
-        line = f"no step broke the SLO up to {max_level:g} {load_label}; the last held at {held:g}"
-    ending = Ending(ExitCode.INTERRUPTED if searched.interrupted else ExitCode.OK)
-    return CapacityConclusion(document, rows, line, ending)
+        ending = Ending(ExitCode.OK)
+    return CapacityConclusion(document, by_level, tuple(lines), sustained, verdicts, ending)
+
+
+def _gate(thresholds: Sequence[Threshold], sustained: Results | None) -> list[Verdict]:
+    """The thresholds on the sustained step; with no step held, each has no data (a gate never passes on none)."""
+    if sustained is not None:
+        return evaluate(thresholds, sustained)
+    note = "no step held the SLO, so no load is sustained"
+    return [
+        Verdict(t, Status.MISSING, None, f"no data, {note}; a gate never passes on no data", note) for t in thresholds
+    ]

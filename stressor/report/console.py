@@ -6,12 +6,15 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Mapping
 
-from stressor.document import Figures, LimitsReport, Results, Server, Slice
+from stressor.document import Figures, LimitsReport, Results, ScenarioVerdict, Server, Slice
+from stressor.tiers import LABELS, sentences
 from stressor.units import format_duration
 
 _COLUMNS = ("p50", "p90", "p99", "max")
 WIDTH = 80
 _SLICE_NAME = 15  # the widest name a by-variant / by-scenario row has room for at 80 columns
+SHOWN_SCENARIOS = 20  # failing scenarios named one a line; the rest are counted
+GOAL_SHOWN = 100  # characters of a failing scenario's goal
 
 
 def _duration(value: float | None) -> str:
@@ -39,17 +42,104 @@ def _breakdown_lines(title: str, pieces: Mapping[str, Slice]) -> list[str]:
     if len(pieces) < 2:
         return []
     width = min(max(len(title), *(len(name) for name in pieces)), _SLICE_NAME)
-    lines = [
-        "",
-        f"by {title} (queue-to-completion):",
-        f"  {title:<{width}}  {'done':>6}  {'failed':>6}  {'open':>5}" + "".join(f"  {c:>8}" for c in _COLUMNS),
-    ]
+    rows, verdicts = [], []
     for name, piece in pieces.items():
         outcomes, q2c = piece.outcomes, piece.queue_to_completion
         cells = "".join(f"  {_duration(getattr(q2c, c)):>8}" for c in _COLUMNS)
         failed = (outcomes.failed or 0) + (outcomes.errored or 0)
         shown = name if len(name) <= width else name[: width - 1] + "…"
-        lines.append(f"  {shown:<{width}}  {outcomes.completed or 0:>6}  {failed:>6}  {outcomes.open or 0:>5}{cells}")
+        rows.append(f"  {shown:<{width}}  {outcomes.completed or 0:>6}  {failed:>6}  {outcomes.open or 0:>5}{cells}")
+        verdict = piece.verdict is not None
+        verdicts.append(f"{_verdict_word(piece)} (expected {piece.expected_outcome})" if verdict else "")
+    # A verdict beside its row when every row has room for it in 80 columns, else under its row.
+    beside = all(len(row) + 2 + len(verdict) <= WIDTH for row, verdict in zip(rows, verdicts, strict=True))
+    lines = [
+        "",
+        f"by {title} (queue-to-completion):",
+        f"  {title:<{width}}  {'done':>6}  {'failed':>6}  {'open':>5}"
+        + "".join(f"  {c:>8}" for c in _COLUMNS)
+        + ("  verdict" if beside and any(verdicts) else ""),
+    ]
+    for row, verdict in zip(rows, verdicts, strict=True):
+        if beside or not verdict:
+            lines.append(f"{row}  {verdict}" if verdict else row)
+        else:
+            lines.extend([row, f"      verdict: {verdict}"])
+    return lines
+
+
+def _value(unit: str | None, value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3g}" if unit == "score" else format_duration(value)
+
+
+def comparison_lines(results: Results) -> list[str]:
+    """The variants side by side per measure (their completed runs' exact p50 and p90), then a sentence per
+    variant saying how it differs from the reference at p50, and how sure that is."""
+    comparison = results.variant_comparison
+    if comparison is None or not comparison.measures:
+        return []
+    reference = comparison.reference or "?"
+    names = {name for measure in comparison.measures.values() for name in measure.variants}
+    width = max(len(name) for name in names | {"variant"})
+    label_width = max(len(LABELS.get(name, name)) for name in comparison.measures)
+    lines = [
+        "",
+        f"variants compared with {reference}, the first ({comparison.runs or 'completed'} runs, exact percentiles):",
+        f"  {'measure':<{label_width}}  {'variant':<{width}}  {'runs':>6}  {'p50':>8}  {'p90':>8}  {'mean':>8}",
+    ]
+    for name, measure in comparison.measures.items():
+        label = LABELS.get(name, name)
+        for variant, figures in measure.variants.items():
+            cells = "".join(f"  {_value(measure.unit, getattr(figures, key)):>8}" for key in ("p50", "p90", "mean"))
+            lines.append(f"  {label:<{label_width}}  {variant:<{width}}  {figures.count or 0:>6}{cells}")
+            label = ""
+    lines.extend(f"  {said}" for said in sentences(comparison))
+    return lines
+
+
+def _verdict_word(piece: Slice) -> str:
+    status = piece.verdict.status if piece.verdict is not None else None
+    return "FAILED" if status == "failed" else status or "?"
+
+
+def _observed(verdict: ScenarioVerdict) -> str:
+    return ", ".join(f"{what} {count}" for what, count in (verdict.observed or {}).items()) or "no run"
+
+
+def verdict_lines(results: Results) -> list[str]:
+    """The scenarios' verdicts against their expected outcomes: the count, then each failing scenario named with
+    what its runs came to, then the undecided ones named."""
+    summary = results.scenario_verdicts
+    if summary is None:
+        return []
+    passed, failed, undecided = summary.passed or 0, summary.failed or 0, summary.undecided or 0
+    lines = [
+        f"scenarios: {passed} of {passed + failed + undecided} passed their expected outcome, "
+        f"{f'FAILED {failed}' if failed else 'failed 0'}, undecided {undecided}"
+    ]
+    judged = [(name, piece) for name, piece in results.scenarios.items() if piece.verdict is not None]
+    failing = [(name, piece) for name, piece in judged if piece.verdict and piece.verdict.status == "failed"]
+    for name, piece in failing[:SHOWN_SCENARIOS]:
+        verdict = piece.verdict
+        assert verdict is not None
+        lines.append(
+            f"  FAILED {name}: expected outcome {verdict.expected}, {verdict.mismatched or 0} of "
+            f"{(verdict.matched or 0) + (verdict.mismatched or 0) + (verdict.undecided or 0)} runs did not match "
+            f"({_observed(verdict)})"
+        )
+        if piece.goal:
+            goal = " ".join(piece.goal.split())
+            lines.append(f"    goal: {goal if len(goal) <= GOAL_SHOWN else goal[: GOAL_SHOWN - 3] + '...'}")
+    if len(failing) > SHOWN_SCENARIOS:
+        lines.append(f"  ... and {len(failing) - SHOWN_SCENARIOS} more failed (results: scenarios.*.verdict)")
+    waiting = [name for name, piece in judged if piece.verdict and piece.verdict.status == "undecided"]
+    if waiting:
+        shown = ", ".join(waiting[:SHOWN_SCENARIOS]) + (
+            f" and {len(waiting) - SHOWN_SCENARIOS} more" if len(waiting) > SHOWN_SCENARIOS else ""
+        )
+        lines.append(f"  undecided (no run ended, or no grade came where the expected outcome needs one): {shown}")
     return lines
 
 
@@ -150,6 +240,7 @@ def render_summary(results: Results) -> str:
     if results.server is not None:
         lines.extend(_server_lines(results.server))
     lines.extend(_webhook_and_grade_lines(results))
+    lines.extend(verdict_lines(results))
     generator = results.generator
     if generator.behind:
         lines.append(
@@ -164,6 +255,7 @@ def render_summary(results: Results) -> str:
     lines.append("")
     lines.extend(_measure_lines(results))
     lines.extend(_breakdown_lines("variant", results.variants))
+    lines.extend(comparison_lines(results))
     lines.extend(_breakdown_lines("scenario", results.scenarios))
     return "\n".join(fitted for line in lines for fitted in fit_line(line))
 

@@ -15,10 +15,20 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
-from stressor.document import Figures, IntervalFigures, MeasureFigures, Results, RunEntry, Slice, Stage
+from stressor.document import (
+    Figures,
+    IntervalFigures,
+    MeasureFigures,
+    Results,
+    RunEntry,
+    Slice,
+    Stage,
+    VariantDifference,
+)
 from stressor.metrics import LatencyRecorder
 from stressor.report.compare import Comparison, Judgement, Row, format_change, headline_rows
 from stressor.thresholds import Status, Threshold, Verdict, format_value
+from stressor.tiers import LABELS, sentences
 from stressor.units import format_duration, format_rate
 
 US_PER_S = 1_000_000
@@ -517,6 +527,108 @@ def _verdicts_section(verdicts: Sequence[Verdict]) -> str:
     )
 
 
+_SCENARIO_TONES = MappingProxyType({"passed": ("passed", "ok"), "failed": ("FAILED", "bad")})
+
+
+def _scenario_verdicts_section(results: Results) -> str:
+    """Each scenario with an expected outcome: its verdict, what its runs came to, and its goal."""
+    summary = results.scenario_verdicts
+    if summary is None:
+        return ""
+    rows = []
+    for name, piece in results.scenarios.items():
+        verdict = piece.verdict
+        if verdict is None:
+            continue
+        word, tone = _SCENARIO_TONES.get(verdict.status or "", ("undecided", "muted"))
+        observed = ", ".join(f"{what} {count}" for what, count in (verdict.observed or {}).items()) or "no run"
+        rows.append(
+            [
+                _badge(word, tone),
+                name,
+                _Raw(f"<code>{_e(verdict.expected or '?')}</code>"),
+                verdict.matched or 0,
+                verdict.mismatched or 0,
+                verdict.undecided or 0,
+                observed,
+                piece.goal or "",
+            ]
+        )
+    passed, failed, undecided = summary.passed or 0, summary.failed or 0, summary.undecided or 0
+    headers = ["", "scenario", "expected", "matched", "mismatched", "undecided", "runs came to", "goal"]
+    return (
+        f'<section id="scenario-verdicts"><h2>Scenarios: {passed} of {passed + failed + undecided} passed their '
+        f"expected outcome</h2>"
+        + _cards([("passed", passed), ("failed", failed), ("undecided", undecided)], ["failed"] if failed else [])
+        + '<p class="meta">A scenario passes when a run matched its expected outcome and none mismatched; '
+        "undecided runs did not end, or needed a grade that never came.</p>"
+        + _table(headers, rows, numeric=range(3, 6))
+        + "</section>"
+    )
+
+
+def _compared_value(unit: str | None, value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3g}" if unit == "score" else _seconds(value)
+
+
+def _difference_cell(unit: str | None, found: VariantDifference | None) -> _Raw | str:
+    """``+13.8ms [6.2ms, 15.8ms]`` with a badge: significant or not."""
+    if found is None or found.estimate is None:
+        return "too few runs"
+    sign = "+" if found.estimate > 0 else ""
+    text = (
+        f"{sign}{_compared_value(unit, found.estimate)} "
+        f"[{_compared_value(unit, found.low)}, {_compared_value(unit, found.high)}]"
+    )
+    badge = _badge("significant", "warn") if found.significant else _badge("not significant", "muted")
+    return _Raw(f"{_e(text)} {badge}")
+
+
+def _variant_comparison_section(results: Results) -> str:
+    """Per measure, a table of the variants side by side with each one's difference from the reference at p50
+    and p90 (bootstrap interval), then the sentences."""
+    comparison = results.variant_comparison
+    if comparison is None or not comparison.measures:
+        return ""
+    reference = comparison.reference or "?"
+    confidence = f"{(comparison.confidence or 0.95) * 100:g} %"
+    parts = [
+        f'<section id="variant-comparison"><h2>Variants compared with {_e(reference)}</h2>'
+        f'<p class="meta">{_e(comparison.runs or "completed")} runs, exact percentiles; differences from '
+        f"{_e(reference)} (the first variant) with their {_e(confidence)} bootstrap interval; significant when the "
+        "interval leaves out 0 and the Mann-Whitney test agrees.</p>"
+    ]
+    for name, measure in comparison.measures.items():
+        rows = []
+        for variant, figures in measure.variants.items():
+            found = measure.differences.get(variant) or {}
+            is_reference = variant == reference
+            rows.append(
+                [
+                    variant,
+                    figures.count or 0,
+                    *(_compared_value(measure.unit, getattr(figures, key)) for key in ("p50", "p90", "mean")),
+                    *(
+                        "reference" if is_reference else _difference_cell(measure.unit, found.get(key))
+                        for key in ("p50", "p90")
+                    ),
+                ]
+            )
+        headers = ["variant", "runs", "p50", "p90", "mean", f"vs {reference} at p50", f"vs {reference} at p90"]
+        parts.append(
+            f'<h3 data-measure="{_e(name)}">{_e(LABELS.get(name, name))} '
+            f'<span class="source">{_e(measure.source or "")}</span></h3>'
+        )
+        parts.append(_table(headers, rows, numeric=range(1, 5)))
+    said = sentences(comparison)
+    if said:
+        parts.append('<ul class="notes">' + "".join(f"<li>{_e(line)}</li>" for line in said) + "</ul>")
+    parts.append("</section>")
+    return "".join(parts)
+
+
 _JUDGEMENT_TONES = MappingProxyType({Judgement.BETTER: "ok", Judgement.NOISE: "ok", Judgement.WORSE: "warn"})
 
 
@@ -766,6 +878,7 @@ def render_html(
     body = [_header(results), _summary(results)]
     if verdicts:
         body.append(_verdicts_section(verdicts))
+    body.append(_scenario_verdicts_section(results))
     body.append(f'<section id="measures"><h2>Measures</h2>{_measures_table(results.measures)}</section>')
     charts = [
         _latency_chart(intervals),
@@ -791,6 +904,8 @@ def render_html(
         if pieces:
             table = _slices_table(title, pieces, results.grades.threshold)
             body.append(f'<section id="{key}"><h2>By {title}</h2>{table}</section>')
+        if title == "variant":
+            body.append(_variant_comparison_section(results))
     body.append(_limits_section(results))
     body.append(f"<footer>{_e(_or_unknown(results.schema))} · written by stressor</footer>")
     title = f"stressor: {_or_unknown(results.profile.name)} ({_when(results.started_at)})"

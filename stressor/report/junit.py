@@ -1,8 +1,8 @@
 """JUnit XML for CI: one test case per threshold, one per scenario, one for the run itself. Pure.
 
-A case fails only on a failed threshold, so the file fails exactly when the gate does: see
-docs/reports.md#junit-xml. The layout is the common denominator JUnit consumers read (Jenkins, GitLab, GitHub
-test reporters, pytest's own schema).
+A case fails on a failed threshold or on a scenario that failed its expected outcome; the exit code follows the
+thresholds alone (see docs/reports.md#junit-xml). The layout is the common denominator JUnit consumers read
+(Jenkins, GitLab, GitHub test reporters, pytest's own schema).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from stressor.document import Figures, Results, Slice
+from stressor.document import Figures, Results, ScenarioVerdict, Slice
 from stressor.thresholds import Status, Verdict
 from stressor.units import format_duration
 
@@ -54,25 +54,59 @@ def _scenario_case(
     suite: ET.Element, name: str, piece: Slice, threshold: float | None, failed: Sequence[Verdict]
 ) -> bool:
     """Add one scenario's case, failed by the thresholds on it that failed; return whether it failed."""
-    outcomes, grades = piece.outcomes, piece.grades
+    outcomes, grades, verdict = piece.outcomes, piece.grades, piece.verdict
     counts = {key: getattr(outcomes, key) or 0 for key in ("completed", "failed", "errored", "rejected", "open")}
     below = grades.below_threshold or 0
     case = _case(suite, f"{SUITE}.scenarios", name)
     properties = ET.SubElement(case, "properties")
-    for key, value in (*counts.items(), ("below_grade_threshold", below)):
-        ET.SubElement(properties, "property", name=key, value=str(value))
+    judged: tuple[tuple[str, object], ...] = ()
+    if verdict is not None:
+        judged = (
+            ("verdict", verdict.status),
+            ("expected_outcome", verdict.expected),
+            ("matched", verdict.matched or 0),
+            ("mismatched", verdict.mismatched or 0),
+            ("undecided", verdict.undecided or 0),
+        )
+    for key, value in (*counts.items(), ("below_grade_threshold", below), *judged):
+        ET.SubElement(properties, "property", name=key, value=_clean(value))
     lines = [", ".join(f"{key} {value}" for key, value in counts.items()), _q2c(piece.queue_to_completion)]
+    if verdict is not None:
+        lines.append(_verdict_line(verdict))
+    if piece.goal:
+        lines.append(f"goal: {piece.goal}")
     if below:
         limit = f" {threshold:g}" if threshold is not None else ""
         lines.append(f"{below} below the grade threshold{limit} (quality failures)")
     if grades.count:
         mean = grades.mean
         lines.append(f"grades: {grades.count} graded, mean {mean:.3g}" if mean is not None else "grades: -")
-    if failed:
-        kind = "no-data" if all(v.status is Status.MISSING for v in failed) else "threshold"
-        _fail(case, f"scenario {name}: " + "; ".join(v.sentence for v in failed), kind, "\n".join(lines))
+    reasons = [v.sentence for v in failed]
+    missed = verdict is not None and verdict.status == "failed"
+    if missed:
+        assert verdict is not None
+        reasons.insert(0, _verdict_line(verdict))
+    if reasons:
+        kind = (
+            "expected-outcome"
+            if missed
+            else "no-data"
+            if all(v.status is Status.MISSING for v in failed)
+            else "threshold"
+        )
+        _fail(case, f"scenario {name}: " + "; ".join(reasons), kind, "\n".join(lines))
     _output(case, "\n".join(lines))
-    return bool(failed)
+    return bool(reasons)
+
+
+def _verdict_line(verdict: ScenarioVerdict) -> str:
+    """``failed (expected outcome success): 2 of 12 runs did not match, 10 matched, 0 undecided (...)``."""
+    runs = (verdict.matched or 0) + (verdict.mismatched or 0) + (verdict.undecided or 0)
+    seen = ", ".join(f"{what} {count}" for what, count in (verdict.observed or {}).items()) or "no run"
+    return (
+        f"{verdict.status} (expected outcome {verdict.expected}): {verdict.mismatched or 0} of {runs} runs did not "
+        f"match, {verdict.matched or 0} matched, {verdict.undecided or 0} undecided ({seen})"
+    )
 
 
 def _run_case(suite: ET.Element, results: Results) -> bool:

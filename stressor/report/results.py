@@ -16,6 +16,7 @@ import orjson
 
 from stressor.document import (
     SCHEMA,
+    Calls,
     Figures,
     Generator,
     GradeFigures,
@@ -51,7 +52,10 @@ from stressor.plan import peak_batch_rate, stage_windows
 from stressor.profile import ClosedLoad, Limits, OpenLoad, Profile, TargetSpec
 from stressor.runlog import LoggedRecords, RunLogError, read_runs_log
 from stressor.session import SessionResult
+from stressor.tiers import compare_variants
 from stressor.timestamps import NS_PER_S
+from stressor.verdicts import judge
+from stressor.verdicts import summary as verdict_summary
 
 GENERATOR_LAG_FLOOR_S = 0.002
 NOT_IN_RUNS_LOG = "not in the runs log"  # what a summary rebuilt from the log says of figures the log lacks
@@ -228,6 +232,20 @@ def webhooks_figures(session: SessionResult) -> Webhooks | None:
     )
 
 
+def calls_figures(session: SessionResult) -> Calls | None:
+    """What came of fetching the call logs, when they were fetched."""
+    calls = session.calls
+    if calls is None:
+        return None
+    return Calls(
+        log=calls.log,
+        fetched=calls.fetched,
+        failed=readonly(calls.failed),
+        transcripts=calls.transcripts,
+        transcripts_failed=readonly(calls.transcripts_failed),
+    )
+
+
 def figures(
     metrics: Metrics,
     governor: Governor,
@@ -267,12 +285,32 @@ def figures(
 
 
 def _scenario_slices(metrics: Metrics, profile: Profile) -> dict[str, Slice]:
-    """The per-scenario slices, each with the outcome its corpus entry expects (when it states one)."""
+    """The per-scenario slices, each with the outcome its corpus entry expects and its goal (when it states
+    them)."""
     slices = _slices(metrics.by_scenario)
     for scenario in profile.scenarios:
-        if scenario.expected_outcome is not None and scenario.name in slices:
-            slices[scenario.name] = replace(slices[scenario.name], expected_outcome=scenario.expected_outcome)
+        if scenario.name in slices and (scenario.expected_outcome is not None or scenario.goal is not None):
+            stated = {"expected_outcome": scenario.expected_outcome, "goal": scenario.goal}
+            slices[scenario.name] = replace(slices[scenario.name], **stated)
     return slices
+
+
+def with_verdicts(document: Results, profile: Profile) -> Results:
+    """The document with a verdict for every scenario that states an expected outcome (a scenario no run was
+    dealt to gets an empty slice, undecided) and their summary; as it is when none states one."""
+    stated = [s for s in profile.scenarios if s.expected_outcome is not None]
+    if not stated:
+        return document
+    verdicts = judge(document.run_records, {s.name: str(s.expected_outcome) for s in stated})
+    scenarios = dict(document.scenarios)
+    for scenario in stated:
+        piece = scenarios.get(scenario.name)
+        if piece is None:  # its figures all empty, as a slice's with no value are
+            empty = _slices({scenario.name: Breakdown()})[scenario.name]
+            piece = replace(empty, expected_outcome=scenario.expected_outcome, goal=scenario.goal)
+        scenarios[scenario.name] = replace(piece, verdict=verdicts[scenario.name])
+    ordered = dict(sorted(scenarios.items()))  # as _slices orders them, those no run was dealt to among them
+    return replace(document, scenarios=readonly(ordered), scenario_verdicts=verdict_summary(verdicts.values()))
 
 
 def build_results(
@@ -283,12 +321,14 @@ def build_results(
     webhooks: Webhooks | None = None,
     server: Mapping[str, Any] | None = None,
     thresholds: Sequence[str] | None = None,
+    calls: Calls | None = None,
 ) -> Results:
     """The results document of one run. ``target`` describes where it ran (never holds the key); ``server``
     what was learned of the server where the docs are silent (its lists, its clock); ``thresholds`` the gates
-    the run is held to, as written (``stressor report`` checks them again)."""
+    the run is held to, as written (``stressor report`` checks them again); ``calls`` what came of fetching
+    the call logs."""
     anchor = result.metrics.anchor
-    return replace(
+    document = replace(
         figures(result.metrics, result.governor, profile, result.elapsed_s),
         schema=SCHEMA,
         profile=ProfileInfo(name=profile.name, source=profile.source),
@@ -300,12 +340,15 @@ def build_results(
         stop_reason=result.stop_reason,
         webhooks=webhooks,
         server=load_part(Server, server, "server") if server is not None else None,
+        calls=calls,
         stages=plan_stages(profile),
         interval_s=profile.interval_s,
         intervals=interval_figures(intervals),
         run_records=_run_records(result),
         thresholds=tuple(thresholds) if thresholds is not None else None,
     )
+    comparison = compare_variants(document.run_records, [variant.name for variant in profile.variants])
+    return with_verdicts(replace(document, variant_comparison=comparison), profile)
 
 
 def _run_records(result: EngineResult) -> tuple[RunEntry, ...]:

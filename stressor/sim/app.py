@@ -36,6 +36,7 @@ from stressor.sim.validation import (
 from stressor.sim.views import (
     batch_json,
     call_json,
+    calls_page_json,
     config_json,
     grade_json,
     run_json,
@@ -208,6 +209,7 @@ class SimApp:
                 Route("/v1/test-calls", {"POST": self._create_run, "GET": self._list_runs}),
                 Route("/v1/test-call-batches", {"POST": self._create_batch, "GET": self._list_batches}),
                 Route("/v1/test-call-batches/{batch_id}", {"GET": self._get_batch}),
+                Route("/v1/calls", {"GET": self._list_calls}),
                 Route("/v1/calls/{call_id}", {"GET": self._get_call}),
                 Route("/v1/calls/{call_id}/transcript", {"GET": self._get_transcript}),
                 Route("/v1/calls/{call_id}/grade", {"GET": self._get_grade, "POST": self._get_grade}),
@@ -393,6 +395,12 @@ class SimApp:
     def _get_batch(self, request: Request) -> Response:
         batch = self.model.get_batch(request.params["batch_id"])
         return json_response(200, batch_json(batch)) if batch else detail(404, "Not found.")
+
+    def _list_calls(self, request: Request) -> Response:
+        page = parse_page_query(request.query)
+        runs, total = self.model.list_calls(limit=page.limit, offset=page.offset)
+        calls = [call_json(run, self._scale) for run in runs]
+        return json_response(200, calls_page_json(calls, total=total, limit=page.limit, offset=page.offset))
 
     def _get_call(self, request: Request) -> Response:
         run = self.model.run_for_call(request.params["call_id"])

@@ -12,10 +12,12 @@ import random
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from statistics import NormalDist
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from stressor.profile import Profile, ProfileError
+from stressor.sim.tiers import PRODUCTS, TIERS, Tier
 from stressor.sim.windows import ERROR_STATUSES, ErrorBurst, ErrorStatus, Stall
 from stressor.units import parse_duration, parse_rate
 
@@ -25,18 +27,7 @@ _ARITY: dict[str, int] = {"fixed": 1, "uniform": 2, "lognormal": 2, "exponential
 _SYNTAX = "expected fixed(x), uniform(a,b), lognormal(median,sigma) or exponential(mean)"
 _CALL_RE = re.compile(r"^\s*([A-Za-z]+)\s*\((.*)\)\s*$")
 _BARE_NUMBER = re.compile(r"\d+(?:\.\d*)?|\.\d+")
-
-#: Product tiers of the platform; the simulator stamps one of them on every call log.
-PRODUCTS: tuple[str, ...] = (
-    "spark",
-    "spark-with-ack",
-    "bolt",
-    "bolt-with-ack",
-    "storm-base",
-    "storm-base-with-ack",
-    "storm-extra",
-    "storm-extra-with-ack",
-)
+_STANDARD_NORMAL = NormalDist()
 
 
 def check_simulator_table(profile: Profile) -> None:
@@ -144,6 +135,16 @@ class Distribution:
         if self.kind == "lognormal":
             return self.a * math.exp(self.b * self.b / 2)
         return self.a
+
+    def quantile(self, u: float) -> float:
+        """The value a share ``u`` (strictly between 0 and 1) of draws stay below: a draw, when ``u`` is one."""
+        if self.kind == "fixed":
+            return self.a
+        if self.kind == "uniform":
+            return self.a + (self.b - self.a) * u
+        if self.kind == "lognormal":
+            return math.exp(math.log(self.a) + self.b * _STANDARD_NORMAL.inv_cdf(u))
+        return -self.a * math.log1p(-u)
 
     def sample(self, rng: random.Random) -> float:
         """Draw one value (never negative) from ``rng``."""
@@ -272,7 +273,13 @@ class SimConfig:
     seed: int | None = None
     """Seed of the random draws (durations, failures, grades, ids, faults, webhooks); None picks one at random."""
     product: str = "spark"
-    """Product tier written on call logs."""
+    """Product tier of agents ``agents`` does not name (and of phone-number targets): see ``stressor.sim.tiers``."""
+    agents: tuple[tuple[int, str], ...] = ()
+    """Which product tier each agent runs on, as (agent id, product) pairs sorted by id (a mapping such as
+    ``{"201": "spark", "202": "bolt"}`` is taken and turned into them); agents not named run on ``product``."""
+    agent_versions: tuple[tuple[int, int], ...] = ()
+    """The behaviour version of each agent, as (agent id, version) pairs sorted by id (a mapping is taken too);
+    agents not named are version 1. A version above 1 stands for a prompt change: see ``stressor.sim.agents``."""
 
     # -- where a real server may differ (the docs leave these open) --------------------------------------
 
@@ -456,6 +463,55 @@ class SimConfig:
             raise SimConfigError("seed", f"seed must be a whole number or None, not {self.seed!r}.")
         if self.product not in PRODUCTS:
             raise SimConfigError("product", f"product must be one of {', '.join(PRODUCTS)}, not {self.product!r}.")
+        self._check_agents()
+
+    def _check_agents(self) -> None:
+        # a mapping (a TOML table, a dict) is accepted and kept as sorted pairs, so the config stays hashable
+        for name in ("agents", "agent_versions"):
+            value = getattr(self, name)
+            if isinstance(value, Mapping):
+                try:
+                    pairs = _agent_pairs(value, _product if name == "agents" else _version)
+                except ValueError as bad:
+                    raise SimConfigError(name, f"{name}: {str(bad).rstrip('.')}.") from None
+                object.__setattr__(self, name, pairs)
+        for agent_id, product in self._pairs("agents"):
+            if product not in PRODUCTS:
+                raise SimConfigError(
+                    "agents", f"agents: agent {agent_id} names {product!r}, which is not one of {', '.join(PRODUCTS)}."
+                )
+        for agent_id, version in self._pairs("agent_versions"):
+            if not _is_int(version) or version < 1:
+                raise SimConfigError(
+                    "agent_versions",
+                    f"agent_versions: agent {agent_id} has version {version!r}, not a whole number of at least 1.",
+                )
+
+    def _pairs(self, name: str) -> tuple[tuple[int, object], ...]:
+        value = getattr(self, name)
+        if not isinstance(value, tuple) or not all(
+            isinstance(pair, tuple) and len(pair) == 2 and _is_int(pair[0]) and pair[0] >= 1 for pair in value
+        ):
+            raise SimConfigError(
+                name, f"{name} must map agent ids (whole numbers of at least 1) to values, not {value!r}."
+            )
+        return value
+
+    def tier_of(self, target_type: str, target_id: int) -> Tier:
+        """The product tier a target runs on: its entry in ``agents``, else ``product``."""
+        if target_type == "agent":
+            for agent_id, product in self.agents:
+                if agent_id == target_id:
+                    return TIERS[product]
+        return TIERS[self.product]
+
+    def version_of(self, target_type: str, target_id: int) -> int:
+        """The behaviour version of a target: its entry in ``agent_versions``, else 1."""
+        if target_type == "agent":
+            for agent_id, version in self.agent_versions:
+                if agent_id == target_id:
+                    return version
+        return 1
 
     def _check_differences(self) -> None:
         _check_choice(self, "list_order", LIST_ORDERS)
@@ -626,7 +682,48 @@ def _signed_seconds(value: object) -> object:
         raise ValueError(f"expected seconds like 6s, -6s, -1.5 or 250ms, not {value!r}") from None
 
 
+def _agent_id(key: object) -> int:
+    text = str(key).strip() if _is_int(key) or isinstance(key, str) else ""
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise ValueError(f"{key!r} is not an agent id (a whole number of at least 1)")
+    return int(text)
+
+
+def _product(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not a product tier (one of {', '.join(PRODUCTS)})")
+    return value.strip().lower()
+
+
+def _version(value: object) -> int:
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        return int(value.strip())
+    if not _is_int(value):
+        raise ValueError(f"{value!r} is not a version (a whole number of at least 1)")
+    return value  # type: ignore[return-value]  # _is_int checked the type
+
+
+def _agent_pairs(table: Mapping[object, object], convert: Callable[[object], Any]) -> tuple[tuple[int, Any], ...]:
+    pairs = {_agent_id(key): convert(value) for key, value in table.items()}
+    return tuple(sorted(pairs.items()))
+
+
+def _agent_table(text: object) -> object:
+    """``"201=spark, 202=bolt"`` (as a flag writes it) as a mapping; a mapping is left as it is."""
+    if not isinstance(text, str):
+        return text
+    table: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ValueError(f"{item!r} is not agent=value (e.g. 201=spark,202=bolt)")
+        table[key.strip()] = value.strip()
+    return table
+
+
 _CONVERTERS: dict[str, Callable[[object], object]] = {
+    "agents": _agent_table,
+    "agent_versions": _agent_table,
     # where a real server may differ
     "list_order": _word,
     "list_offset": _word,

@@ -1,8 +1,9 @@
 """The pure model of the test-calls API: org slots, a FIFO queue, call durations, failures, grades.
 
 No I/O and no clock of its own: every method that can change state takes ``now`` (monotonic seconds), and an
-event heap makes each change at its own time. Seeded, so the same requests at the same times give the same
-runs. The life cycle it follows: docs/internals.md#simulator-model.
+event heap makes each change at its own time. Seeded: a call's draws are fixed by (seed, prompt, its rank among
+that target's runs of the prompt), so tiers and agent versions differ by their effect alone. The life cycle it
+follows: docs/internals.md#simulator-model.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from collections.abc import Callable, Iterable, Iterator, Reversible
 from dataclasses import dataclass, replace
 from typing import Literal, TypeVar
 
+from stressor.sim.agents import REGRESSED_GRADE_SHIFT, prompt_change
 from stressor.sim.config import SimConfig
+from stressor.sim.draws import stable_uniforms
 from stressor.sim.records import (
     Batch,
     BatchRequest,
@@ -33,14 +36,17 @@ from stressor.sim.records import (
 EventListener = Callable[[SimEvent], None]
 _Item = TypeVar("_Item")
 
-#: Messages a failed run carries, in the platform's style.
-FAILURE_MESSAGES: tuple[str, ...] = (
-    "Call failed: the agent did not answer within 30 seconds.",
-    "Call dropped: SIP trunk returned 503 Service Unavailable.",
-    "Call ended early: no audio received from the agent for 20 seconds.",
-    "Call failed: the agent's LLM request timed out.",
-    "Call failed: media stream disconnected unexpectedly.",
+#: How a failed run can fail: its message, in the platform's style, and its call's ``end_reason``.
+FAILURES: tuple[tuple[str, str], ...] = (
+    ("Call failed: the agent did not answer within 30 seconds.", "no_answer"),
+    ("Call dropped: SIP trunk returned 503 Service Unavailable.", "error"),
+    ("Call ended early: no audio received from the agent for 20 seconds.", "error"),
+    ("Call failed: the agent's LLM request timed out.", "error"),
+    ("Call failed: media stream disconnected unexpectedly.", "error"),
 )
+FAILURE_MESSAGES: tuple[str, ...] = tuple(message for message, _ in FAILURES)
+#: Below this 0..1 score a graded call's outcome is ``failure``.
+SUCCESS_SCORE = 0.6
 
 GRADER_MODEL = "sim-grader-1"
 FAST_GRADER_MODEL = "fast"
@@ -56,12 +62,16 @@ INT_ID_START = (1_000, 1_000_000)
 
 @dataclass(frozen=True, slots=True)
 class _Fate:
-    """What was decided when a call started; kept private until the call ends."""
+    """What was decided when a call started; kept private until the call ends. ``score`` is the full grade's
+    (0..1, on the API's scale), ``fast_offset`` how far the fast grade lies from it."""
 
     started_at: float
     ends_at: float
     failed: bool
     error_message: str
+    end_reason: str
+    score: float
+    fast_offset: float
 
 
 class SimModel:
@@ -81,9 +91,11 @@ class SimModel:
             rng = random.Random(self._seed)
         else:
             self._seed = config.seed
-        self._rng = rng
-        # A separate stream for ids, so that how many ids were made does not shift durations or failures.
         self._id_rng = random.Random(rng.getrandbits(64))
+        # the base of every call's own draws (see the module); an injected rng without a seed gives one
+        self._draw_seed = self._seed if self._seed is not None else rng.getrandbits(64)
+        self._occurrences: dict[tuple[str, int, str], int] = {}  # (target type, id, prompt) -> runs so far
+        self._draw_index: dict[Id, int] = {}  # run id -> how many runs of its prompt its target had before
         self._ids: set[Id] = set()
         self._int_ids = itertools.count(self._id_rng.randrange(*INT_ID_START)) if config.ids == "int" else None
         self._seq = itertools.count()
@@ -195,6 +207,12 @@ class SimModel:
         """Batches in the list's order, one page (see ``_page``)."""
         return self._page(self._batches.values(), lambda _: True, limit=limit, offset=offset)
 
+    def list_calls(self, *, limit: int = 50, offset: int = 0) -> tuple[list[Run], int]:
+        """Runs that have a call, in the list's order of their calls' starts, one page (see ``_page``); and how
+        many calls there are in all."""
+        run_ids = self._page(self._calls.values(), lambda _: True, limit=limit, offset=offset)
+        return [self._runs[run_id] for run_id in run_ids], len(self._calls)
+
     def _page(
         self, oldest_first: Reversible[_Item], wanted: Callable[[_Item], bool], *, limit: int, offset: int
     ) -> list[_Item]:
@@ -242,6 +260,13 @@ class SimModel:
                 shown_ended=self._shown_ended.get(run.id),
                 submit_arrived=self._submits.get(run.id, (None, None))[0],
                 submit_answered=self._submits.get(run.id, (None, None))[1],
+                product=run.product,
+                agent_version=run.agent_version,
+                prompt_change=prompt_change(run.scenario_prompt, run.agent_version),
+                duration_seconds=run.duration_seconds,
+                end_reason=run.end_reason,
+                billing_total_cents=run.billing_total_cents,
+                call_outcome=self._final_outcome(run),
             )
             for run in self._runs.values()
         ]
@@ -253,6 +278,11 @@ class SimModel:
         if run.grade is None or run.grade.status != "completed" or self._grades.get(run.id):
             return None
         return run.grade.score
+
+    def _final_outcome(self, run: Run) -> str | None:
+        if run.grade is None or run.grade.status == "pending" or self._grades.get(run.id):
+            return None
+        return run.grade.call_outcome
 
     # -- events out ----------------------------------------------------------------------------------------
 
@@ -333,6 +363,7 @@ class SimModel:
             for index in range(request.run_count)
         ]
         config = self._config
+        factor = config.tier_of(request.run.target_type, request.run.target_id).duration_factor
         batch = Batch(
             id=batch_id,
             seq=next(self._seq),
@@ -346,7 +377,7 @@ class SimModel:
             completed_runs=0,
             failed_runs=0,
             estimated_cost_cents=request.run_count * config.estimated_cost_cents,
-            estimated_minutes=round(request.run_count * config.call_duration.mean / 60, 1),
+            estimated_minutes=round(request.run_count * config.call_duration.mean * factor / 60, 1),
             run_ids=tuple(run.id for run in runs),
             created=created,
             updated=created,
@@ -379,6 +410,7 @@ class SimModel:
 
     def _new_run(self, request: RunRequest, prompt: str, now: float, *, batch_id: Id | None, index: int | None) -> Run:
         created = self.wall(now)
+        config = self._config
         run = Run(
             id=self._new_id("tc_"),
             seq=next(self._seq),
@@ -391,13 +423,17 @@ class SimModel:
             status="queued",
             charge_multiplier=self._config.charge_multiplier,
             estimated_cost_cents=self._config.estimated_cost_cents,
-            product=self._config.product,
+            product=config.tier_of(request.target_type, request.target_id).product,
+            agent_version=config.version_of(request.target_type, request.target_id),
             created=created,
             updated=created,
             batch_id=batch_id,
             batch_index=index,
         )
         self._runs[run.id] = run
+        occurrence = (request.target_type, request.target_id, prompt)
+        self._draw_index[run.id] = self._occurrences.get(occurrence, 0)
+        self._occurrences[occurrence] = self._draw_index[run.id] + 1
         return run
 
     def _schedule(self, at: float, kind: _Kind, run_id: Id) -> None:
@@ -414,15 +450,42 @@ class SimModel:
         while self._queue and len(self._fates) < self._config.slots:
             self._start(self._queue.popleft(), at, events)
 
-    def _start(self, run_id: Id, at: float, events: list[SimEvent]) -> None:
+    def _draw_fate(self, run: Run, at: float) -> _Fate:
+        """The call's length, failure and grade, from uniforms of its own (see the module), one per draw, so
+        changing one setting does not move another's draws."""
         config = self._config
-        api_seconds = config.call_duration.sample(self._rng)
-        failed = self._rng.random() < config.failure_rate
-        error_message = self._rng.choice(FAILURE_MESSAGES) if failed else ""
-        ends_at = at + api_seconds * config.time_scale
-        self._fates[run_id] = _Fate(started_at=at, ends_at=ends_at, failed=failed, error_message=error_message)
-        stamp = self.wall(at)
+        tier = config.tier_of(run.target_type, run.target_id)
+        failure_u, message_u, length_u, score_u, fast_u, sign_u = stable_uniforms(
+            6, "call", self._draw_seed, self._draw_index.pop(run.id), run.scenario_prompt
+        )
+        failed = failure_u < config.failure_rate
+        message, failure_reason = FAILURES[int(message_u * len(FAILURES))]
+        api_seconds = config.call_duration.quantile(length_u) * tier.duration_factor
+        low, high = _FAST_OFFSET
+        fast_offset = (low + (high - low) * fast_u) * (1 if sign_u < 0.5 else -1)
+        change = prompt_change(run.scenario_prompt, run.agent_version)
+        shift = tier.grade_shift + (REGRESSED_GRADE_SHIFT if change == "regressed" else 0.0)
+        score = self._score(config.grade_score.quantile(score_u) + shift)
+        if failed:
+            end_reason = failure_reason
+        elif score >= SUCCESS_SCORE:
+            end_reason = "completed"
+        else:  # a regressed agent gives up on the caller; otherwise the unhappy caller hangs up
+            end_reason = "agent_hung_up" if change == "regressed" else "caller_hung_up"
+        return _Fate(
+            started_at=at,
+            ends_at=at + api_seconds * config.time_scale,
+            failed=failed,
+            error_message=message if failed else "",
+            end_reason=end_reason,
+            score=score,
+            fast_offset=fast_offset,
+        )
+
+    def _start(self, run_id: Id, at: float, events: list[SimEvent]) -> None:
         run = self._runs[run_id]
+        fate = self._fates[run_id] = self._draw_fate(run, at)
+        stamp = self.wall(at)
         call_id = self._new_id("call_")
         sip_call_id = f"{self._id_rng.getrandbits(96):024x}@sip.sim.invalid" if run.mode == "sip" else None
         run = replace(
@@ -444,7 +507,7 @@ class SimModel:
         )
         self._runs[run_id] = run
         self._calls[call_id] = run_id
-        self._schedule(ends_at, "end", run_id)
+        self._schedule(fate.ends_at, "end", run_id)
         self._emit(events, SimEvent("run.started", stamp, run=run))
         if run.batch_id is not None:
             batch = self._batches[run.batch_id]
@@ -463,11 +526,12 @@ class SimModel:
             updated=stamp,
             error_message=fate.error_message,
             duration_seconds=duration,
+            end_reason=fate.end_reason,
         )
         if fate.failed:
             run = replace(run, grade=_failed_grade(stamp))
         else:
-            self._schedule_grades(run_id, at)
+            self._schedule_grades(run_id, at, fate)
         self._runs[run_id] = run
         self._emit(events, SimEvent("run.ended", stamp, run=run))
         if run.batch_id is not None:
@@ -491,14 +555,13 @@ class SimModel:
         if batch.completed is not None:
             self._emit(events, SimEvent("batch.ended", stamp, batch=batch))
 
-    def _schedule_grades(self, run_id: Id, ended_at: float) -> None:
-        # scores are drawn when the call ends, so when a grade is read does not change what it says
+    def _schedule_grades(self, run_id: Id, ended_at: float, fate: _Fate) -> None:
+        # scores were drawn when the call started, so when a grade is read does not change what it says
         config = self._config
-        full = self._score(config.grade_score.sample(self._rng))
+        full = fate.score
         grades: deque[Grade] = deque()
         if config.grade_twice:
-            low, high = _FAST_OFFSET
-            offset = self._rng.uniform(low, high) * (1 if self._rng.random() < 0.5 else -1)
+            offset = fate.fast_offset
             fast = self._score(full + offset)
             if fast == full:  # clamped onto the full score at 0 or 1: go the other way
                 fast = self._score(full - offset)
@@ -559,7 +622,7 @@ def _completed_grade(score: float, grader_model: str) -> Grade:
     return Grade(
         status="completed",
         score=score,
-        call_outcome="success" if score >= 0.6 else "failure",
+        call_outcome="success" if score >= SUCCESS_SCORE else "failure",
         goal_achievement=achievement,
         summary=summary,
         grader_model=grader_model,

@@ -7,6 +7,7 @@ counter, or prefixed strings); ground truth writes them as text.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -74,7 +75,8 @@ class Run:
     """One test-call run as the model holds it.
 
     ``released`` is when the run became eligible for a slot (creation for single runs, creation + index x
-    stagger for batch runs); ``duration_seconds`` is whole API seconds, set when the call ended.
+    stagger for batch runs); ``duration_seconds`` is whole API seconds, set when the call ended, as is
+    ``end_reason``. ``product`` is the target's tier and ``agent_version`` its behaviour version.
     """
 
     id: Id
@@ -101,11 +103,26 @@ class Run:
     error_message: str = ""
     duration_seconds: int | None = None
     grade: Grade | None = None
+    agent_version: int = 1
+    end_reason: str | None = None
 
     @property
     def ended(self) -> bool:
         """True once the run is ``completed`` or ``failed``."""
         return self.status in ("completed", "failed")
+
+    @property
+    def billable_minutes(self) -> int | None:
+        """Started minutes of the ended call (at least 1), None before it ended."""
+        if self.duration_seconds is None:
+            return None
+        return max(1, math.ceil(self.duration_seconds / 60))
+
+    @property
+    def billing_total_cents(self) -> int | None:
+        """What the ended call cost: ``estimated_cost_cents`` (a test-call minute's price) per billable minute."""
+        minutes = self.billable_minutes
+        return None if minutes is None else minutes * self.estimated_cost_cents
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +166,11 @@ class TruthRecord:
     showed the run ended: the earliest a polling client could know. ``submit_arrived`` and ``submit_answered``
     are when the request that created the run reached the simulator and when its 201 was built. Every time is
     true (never shifted by ``clock_offset``); ids are in their text form.
+
+    What the call log and grade say, to check a client's copy of them: ``product``, ``agent_version`` and
+    ``prompt_change`` (what that version changes for the prompt: ``unchanged``, ``reworded``, ``regressed``),
+    then once the call ended ``duration_seconds``, ``end_reason``, ``billing_total_cents``, and the final
+    grade's ``call_outcome`` (with ``grade_score``).
     """
 
     id: str
@@ -167,6 +189,13 @@ class TruthRecord:
     shown_ended: float | None = None
     submit_arrived: float | None = None
     submit_answered: float | None = None
+    product: str | None = None
+    agent_version: int | None = None
+    prompt_change: str | None = None
+    duration_seconds: int | None = None
+    end_reason: str | None = None
+    billing_total_cents: int | None = None
+    call_outcome: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -255,6 +255,8 @@ def _optional_flags(config: SimConfig) -> list[str]:
             flags.append(flag if value else "--no-" + name.replace("_", "-"))
         elif isinstance(value, float):
             flags += [flag, repr(value)]  # repr round-trips a float exactly
+        elif name in ("agents", "agent_versions"):
+            flags += [flag, ",".join(f"{agent_id}={setting}" for agent_id, setting in value)]
         else:
             flags += [flag, str(value)]
     return flags
@@ -262,6 +264,8 @@ def _optional_flags(config: SimConfig) -> list[str]:
 
 # every setting of SimConfig that simulator_command passes only when set (the secret goes by environment)
 _OPTIONAL_SETTINGS: tuple[str, ...] = (
+    "agents",
+    "agent_versions",
     "list_order",
     "list_offset",
     "page_cap",

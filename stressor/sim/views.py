@@ -2,40 +2,23 @@
 ground-truth and config documents.
 
 Stamps are ISO 8601 UTC with milliseconds on the server's clock; ground truth keeps true epoch floats. Ids and
-scores are written as ``SimConfig`` says (``ids``, ``grade_scale``). Content the docs leave open (call-log
-fields beyond the named ones, transcript text, grade wording) is plausible rather than real.
+scores are written as ``SimConfig`` says (``ids``, ``grade_scale``); the call log has the reference's fields
+only. Content the docs leave open (transcript text, grade wording, end reasons) is plausible rather than real.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
 from stressor.sim.config import SimConfig
 from stressor.sim.records import RUN_STATUSES, Batch, Grade, Run, TruthRecord
+from stressor.sim.transcripts import lay_out, script
 from stressor.timestamps import format_iso
 
 JsonObject = dict[str, Any]
 
 RECORDING_BASE = "https://recordings.sim.invalid/"
-
-_AGENT_LINES = (
-    "Thanks for calling, this is the virtual assistant. How can I help you today?",
-    "I can help with that. Could you give me the name on the account?",
-    "Thank you. Let me look that up for you.",
-    "I found it. Would you like me to go ahead with that change?",
-    "Done. Is there anything else I can help you with?",
-    "You're welcome. Have a great day!",
-)
-_CALLER_LINES = (
-    "Yes, it's under Jordan Lee.",
-    "Great, what are my options?",
-    "Yes, please go ahead.",
-    "No, that's everything. Thanks!",
-    "Sorry, could you repeat that?",
-)
-
 
 def _iso(epoch_s: float | None) -> str | None:
     return format_iso(epoch_s) if epoch_s is not None else None
@@ -131,81 +114,59 @@ def batch_json(batch: Batch) -> JsonObject:
     }
 
 
-def billing_cents(run: Run) -> int | None:
-    """What the ended call cost: ``estimated_cost_cents`` (a test-call minute's price) per started minute."""
-    if run.duration_seconds is None:
-        return None
-    minutes = max(1, math.ceil(run.duration_seconds / 60))
-    return minutes * run.estimated_cost_cents
-
-
 def call_json(run: Run, scale: int = 100) -> JsonObject:
-    """The call log a run produced."""
+    """The call log a run produced: the reference's fields (``duration_seconds`` whole API seconds, end minus
+    start; ``grade_score`` and ``grade_status`` from the latest grade, the score on ``scale``)."""
     grade = run.grade if run.ended else None
     return {
-        "id": run.call_id,
-        "test_call_id": run.id,
-        "is_test_call": True,
-        "agent_id": run.target_id if run.target_type == "agent" else None,
-        "phone_number_id": run.target_id if run.target_type == "phone_number" else None,
-        "direction": run.direction,
-        "mode": run.mode,
-        "status": run.status,
-        "to_number": run.target_number,
-        "sip_call_id": run.sip_call_id,
-        "product": run.product,
-        "started_at": _iso(run.started),
-        "ended_at": _iso(run.completed),
+        "call_id": run.call_id,
+        "start_time": _iso(run.started),
+        "end_time": _iso(run.completed),
         "duration_seconds": run.duration_seconds,
-        "charge_multiplier": run.charge_multiplier,
-        "billing_total_cents": billing_cents(run),
+        "status": run.status,
+        "end_reason": run.end_reason,
+        "product": run.product,
+        "billable_minutes": run.billable_minutes,
+        "billing_total_cents": run.billing_total_cents,
         "grade_score": score_json(grade.score, scale) if grade is not None else None,
-        "recording_url": recording_url(run),
-        "error_message": run.error_message,
-        "created_at": _iso(run.started),
-        "updated_at": _iso(run.updated),
+        "grade_status": grade.status if grade is not None else "pending",
     }
 
 
-def transcript_json(run: Run, *, now: float, time_scale: float) -> JsonObject:
-    """The call's transcript so far: turns spread over the call, those already spoken at epoch time ``now``.
+def calls_page_json(calls: list[JsonObject], *, total: int, limit: int, offset: int) -> JsonObject:
+    """A page of ``GET /v1/calls``: the envelope ``{results, total, limit, offset}`` (the query's limit and
+    offset, as asked: a page may hold fewer than ``limit`` without being the last)."""
+    return {"results": calls, "total": total, "limit": limit, "offset": offset}
 
-    Times are API milliseconds from the start of the call; agent turns carry ``ttfa_ms`` (time to first
-    audio).
-    """
+
+def transcript_json(run: Run, *, now: float, time_scale: float) -> JsonObject:
+    """The call's transcript so far: its script (``stressor.sim.transcripts``) laid out over the call, the turns
+    already spoken at epoch time ``now``. Times are API milliseconds from the start of the call; agent turns
+    carry ``ttfa_ms`` (time to first audio). A call no one answered has no turns; one that failed otherwise
+    stops halfway through its script."""
     turns: list[JsonObject] = []
-    if run.started is None:
+    if run.started is None or run.end_reason == "no_answer":
         return {"call_id": run.call_id, "transcripts": turns}
+    lines = script(run.scenario_prompt, run.product, run.agent_version)
+    if run.status == "failed":
+        lines = lines[: max(1, len(lines) // 2)]
     if run.duration_seconds is not None:
-        spoken_ms = run.duration_seconds * 1000
-        total_ms = spoken_ms
+        spoken_ms = total_ms = run.duration_seconds * 1000
     else:
         spoken_ms = max(0, round((now - run.started) / time_scale * 1000))
-        total_ms = max(spoken_ms, 60_000)
-    count = min(12, max(2, total_ms // 8000))
-    slot = total_ms / count
-    for i in range(count):
-        agent = i % 2 == 0
-        ttfa = 550 + (i * 173) % 450
-        start = round(i * slot + (ttfa if agent else 250))
-        end = max(start + 1, round((i + 1) * slot - 300))
-        if end > spoken_ms:
+        total_ms = max(spoken_ms, 60_000)  # the length is not known before the end: laid out over a minute
+    for turn in lay_out(lines, total_ms):
+        if turn.end_ms > spoken_ms:
             break
-        if agent:
-            content = _AGENT_LINES[min(i // 2, len(_AGENT_LINES) - 1)]
-        elif i == 1 and run.scenario_prompt:
-            content = f"Hi, I'm calling about this: {run.scenario_prompt[:200]}"
-        else:
-            content = _CALLER_LINES[(i // 2 - 1) % len(_CALLER_LINES)]
-        turn: JsonObject = {
-            "role": "assistant" if agent else "user",
-            "content": content,
-            "start_ms": start,
-            "end_ms": end,
+        shown: JsonObject = {
+            "role": turn.line.role,
+            "content": turn.line.content,
+            "start_ms": turn.start_ms,
+            "end_ms": turn.end_ms,
         }
-        if agent:
-            turn["ttfa_ms"] = ttfa
-        turns.append(turn)
+        if turn.line.ttfa_ms is not None:
+            shown["ttfa_ms"] = turn.line.ttfa_ms
+        turns.append(shown)
     return {"call_id": run.call_id, "transcripts": turns}
 
 
@@ -228,6 +189,13 @@ def truth_json(record: TruthRecord) -> JsonObject:
         "shown_ended": record.shown_ended,
         "submit_arrived": record.submit_arrived,
         "submit_answered": record.submit_answered,
+        "product": record.product,
+        "agent_version": record.agent_version,
+        "prompt_change": record.prompt_change,
+        "duration_seconds": record.duration_seconds,
+        "end_reason": record.end_reason,
+        "billing_total_cents": record.billing_total_cents,
+        "call_outcome": record.call_outcome,
     }
 
 
@@ -238,6 +206,20 @@ def _optional_float(data: Mapping[str, Any], key: str, *, required: bool = True)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"ground-truth field {key!r} is not a number: {value!r}")
     return float(value)
+
+
+def _optional_int(data: Mapping[str, Any], key: str) -> int | None:
+    value = data.get(key)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ValueError(f"ground-truth field {key!r} is not an integer: {value!r}")
+    return value
+
+
+def _optional_text(data: Mapping[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"ground-truth field {key!r} is not a string: {value!r}")
+    return value
 
 
 def truth_from_json(data: object) -> TruthRecord:
@@ -272,6 +254,13 @@ def truth_from_json(data: object) -> TruthRecord:
             shown_ended=_optional_float(data, "shown_ended", required=False),
             submit_arrived=_optional_float(data, "submit_arrived", required=False),
             submit_answered=_optional_float(data, "submit_answered", required=False),
+            product=_optional_text(data, "product"),
+            agent_version=_optional_int(data, "agent_version"),
+            prompt_change=_optional_text(data, "prompt_change"),
+            duration_seconds=_optional_int(data, "duration_seconds"),
+            end_reason=_optional_text(data, "end_reason"),
+            billing_total_cents=_optional_int(data, "billing_total_cents"),
+            call_outcome=_optional_text(data, "call_outcome"),
         )
     except KeyError as missing:
         raise ValueError(f"ground-truth record lacks field {missing}") from None
@@ -293,6 +282,8 @@ def config_json(config: SimConfig, seed: int | None) -> JsonObject:
         "estimated_cost_cents": config.estimated_cost_cents,
         "charge_multiplier": config.charge_multiplier,
         "product": config.product,
+        "agents": {str(agent_id): product for agent_id, product in config.agents},
+        "agent_versions": {str(agent_id): version for agent_id, version in config.agent_versions},
         "list_order": config.list_order,
         "list_offset": config.list_offset,
         "page_cap": config.page_cap,

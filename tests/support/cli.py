@@ -45,6 +45,12 @@ def stderr_so_far() -> str:
     return sys.stderr.buffer.getvalue().decode(errors="replace")  # type: ignore[attr-defined]
 
 
+def stdout_so_far() -> str:
+    """What the command running in this process has written to stdout so far (for a task beside it)."""
+    sys.stdout.flush()
+    return sys.stdout.buffer.getvalue().decode(errors="replace")  # type: ignore[attr-defined]
+
+
 @dataclass(frozen=True, slots=True)
 class Done:
     """How a command ended: its exit code, stdout, stderr, and the session's surroundings."""

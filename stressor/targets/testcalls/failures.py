@@ -16,6 +16,8 @@ from stressor.limits import TransportFailure
 ANOMALIES: Mapping[str, str] = {
     "bad_response": "answered a body that is not JSON, or not decodable",
     "bad_shape": "answered JSON of an unexpected shape",
+    "missing_field": "answered an object without a field the API documents; the field reads as null",
+    "bad_field": "answered a field of the wrong type; the field reads as null",
     "unknown_status": "answered a status the API does not define; such runs are still followed",
     "run_ids_changed": "answered run_ids that differ from the batch's own; only its counters are used",
     "unknown_batch": "answered 404 for a batch stressor created; its runs are looked for in the run list instead",

@@ -53,6 +53,7 @@ from stressor.targets.testcalls.answers import (
     read_run_page,
     read_run_submission,
 )
+from stressor.targets.testcalls.calls import TRANSCRIPT_BODY_LIMIT, read_call_log, read_transcript
 from stressor.targets.testcalls.failures import ANOMALIES, FATAL_STATUSES, why_unreachable
 from stressor.targets.testcalls.follow import Follow, PollBatch
 from stressor.targets.testcalls.lister import LIST_PAGE_SIZE, RunLister
@@ -678,6 +679,27 @@ class TestCallsTarget:
 
         grade, _ = await self._api.get_json("grade", f"/v1/calls/{_in_path(call_id)}/grade", read=read)
         return grade if grade is not None and grade.score is not None else None
+
+    async def fetch_call_log(self, call_id: str) -> tuple[dict[str, Any] | None, str]:
+        """A call's log (``GET /v1/calls/{id}``): its documented fields (``calls.CALL_LOG_FIELDS``), or None when
+        no usable answer came; and the class the request was counted under (``ok``, ``http_404``...). A GET:
+        retried as the governor says, never anything billed."""
+        reply = await self._api.request(
+            "poll", "call_log", "GET", f"/v1/calls/{_in_path(call_id)}", read=lambda body: read_call_log(body, call_id)
+        )
+        return reply.value, reply.label
+
+    async def fetch_transcript(self, call_id: str) -> tuple[list[dict[str, Any]] | None, str]:
+        """A call's transcript turns (``GET /v1/calls/{id}/transcript``), or None; and the class counted."""
+        reply = await self._api.request(
+            "poll",
+            "transcript",
+            "GET",
+            f"/v1/calls/{_in_path(call_id)}/transcript",
+            read=read_transcript,
+            limit=TRANSCRIPT_BODY_LIMIT,
+        )
+        return reply.value, reply.label
 
     async def _batch_ended_count(self, batch_id: str, run_ids: tuple[str, ...]) -> int | _UnknownBatch | None:
         """How many of the batch's runs have ended; None when the poll failed or could not be read."""
