@@ -388,7 +388,8 @@ def render_scenarios_markdown(comparison: ScenarioComparison) -> str:
     lines += [f"> {_md(note)}" for note in comparison.notes]
     lines += [
         "",
-        "| | scenario | verdict | grade: median Δ [95 % CI] | call duration: median Δ [95 % CI] | transcripts: similarity |",
+        "| | scenario | verdict | grade: median Δ [95 % CI] | call duration: median Δ [95 % CI] "
+        "| transcripts: similarity |",
         "|---|---|---|---:|---:|---:|",
     ]
     scenarios = ordered(comparison)
