@@ -201,6 +201,7 @@ def run(
     sim_call_duration: Annotated[str | None, sim_option("call_duration")] = None,
     sim_time_scale: Annotated[float | None, sim_option("time_scale")] = None,
     sim_seed: Annotated[int | None, sim_option("seed")] = None,
+    sim_agent_versions: Annotated[str | None, sim_option("agent_versions")] = None,
     workers: Annotated[
         str | None,
         typer.Option(
@@ -265,6 +266,7 @@ def run(
             "call_duration": sim_call_duration,
             "time_scale": sim_time_scale,
             "seed": sim_seed,
+            "agent_versions": sim_agent_versions,
         },
         scale=scale,
         calls_log=calls_log,
