@@ -115,7 +115,7 @@ def test_the_root_help_offers_version_and_shell_completion() -> None:
 
 def test_shell_completion_completes_commands_and_choices() -> None:
     script = CliRunner().invoke(app, ["--show-completion", "bash"], prog_name="stressor", env=ENV)
-    assert script.exit_code == 0 and "_stressor_completion" in script.output
+    assert script.exit_code == 0 and "_stressor_completion" in script.output, (script.output, script.exception)
     complete = {"_STRESSOR_COMPLETE": "complete_bash", **ENV}
     commands = CliRunner().invoke(app, [], prog_name="stressor", env={**complete, "COMP_WORDS": "stressor ca",
                                                                        "COMP_CWORD": "1"})  # fmt: skip

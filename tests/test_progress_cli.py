@@ -80,7 +80,8 @@ def test_a_terminal_gets_the_live_view_instead_never_wider_than_80_columns(tmp_p
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=terminal,
-        env={**os.environ, "TERM": "xterm-256color"},
+        # the terminal's size is the pty's: a COLUMNS inherited from the test's own environment would win over it
+        env={**{k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}, "TERM": "xterm-256color"},
     )
     os.close(terminal)
     shown = b""
