@@ -160,3 +160,12 @@ def test_every_line_of_the_summary_fits_80_columns() -> None:
     assert all(f"cause_number_{i}_with_a_long_name {i}" in errors for i in range(1, 12))
     assert "HTTP requests:" in text and "estimated cost:" in text
     assert any(line.startswith("  refund-request… ") for line in lines)  # a long name is cut, not wrapped
+
+
+def test_the_cost_of_a_simulator_run_is_called_simulated_and_of_a_real_one_estimated() -> None:
+    document = json.loads((Path(__file__).parent / "data" / "results-current.json").read_text())
+    document["estimated_cost_cents"] = 3200
+    document["target"] = {**document["target"], "embedded_simulator": True, "base_url": None}
+    assert "simulated cost: 32.00 USD" in summary(document) and "estimated cost" not in summary(document)
+    document["target"] = {**document["target"], "embedded_simulator": False, "base_url": "https://api.example.com"}
+    assert "estimated cost: 32.00 USD" in summary(document) and "simulated cost" not in summary(document)

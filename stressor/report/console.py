@@ -99,6 +99,11 @@ def comparison_lines(results: Results) -> list[str]:
     return lines
 
 
+def _cost_label(results: Results) -> str:
+    # against the simulator nothing is billed: the figure says what the same runs would cost on the real API
+    return "simulated cost" if results.target.embedded_simulator else "estimated cost"
+
+
 def _verdict_word(piece: Slice) -> str:
     status = piece.verdict.status if piece.verdict is not None else None
     return "FAILED" if status == "failed" else status or "?"
@@ -234,7 +239,7 @@ def render_summary(results: Results) -> str:
     lines.append(
         f"HTTP requests: {sum((results.requests or {}).values())}"
         + (f" ({per_run:.1f} per ended run)" if per_run is not None else "")
-        + (f"   estimated cost: {cost / 100:.2f} USD" if cost is not None else "")
+        + (f"   {_cost_label(results)}: {cost / 100:.2f} USD" if cost is not None else "")
     )
     lines.extend(_limits_lines(results.limits))
     if results.server is not None:
