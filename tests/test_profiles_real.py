@@ -14,10 +14,11 @@ from typing import Any
 import orjson
 import pytest
 from support.cli import Done, stressor_here
+from support.virtual import START_S
 
 from stressor.estimate import estimate
-from stressor.profile import load_profile
-from stressor.running import ExitCode
+from stressor.profile import DEFAULT_CALLS_WAIT_S, load_profile
+from stressor.running import ExitCode, Overrides, with_overrides
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL = ROOT / "profiles" / "real"
@@ -177,7 +178,7 @@ def walkthrough_commands() -> list[list[str]]:
     commands = []
     for block in re.findall(r"```sh\n(.*?)```", section, re.S):
         for line in block.replace("\\\n", " ").splitlines():
-            if line.startswith(".venv/bin/stressor "):
+            if line.startswith(".venv/bin/stressor ") and "--base-url" not in line:  # the real API's: not here
                 commands.append(shlex.split(line, comments=True)[1:])
     return commands
 
@@ -191,8 +192,25 @@ def test_the_readme_walkthroughs_run_as_pasted(tmp_path: Path, monkeypatch: pyte
     for command in commands:
         done = stressor_here(*command)
         expected = ExitCode.OK
-        if "regression-prompt-changed.toml" in command:
+        if "profiles/real/regression-prompt-changed.toml" in command:
             expected = ExitCode.THRESHOLDS  # two scenarios fail their expected outcome
         elif command[0] == "compare":
             expected = ExitCode.REGRESSION
         assert done.returncode == expected, f"{shlex.join(command)}\n{done.stdout}\n{done.stderr}"
+
+
+def test_grades_wait_0s_skips_the_real_apis_wait_for_grades_on_the_simulator(tmp_path: Path) -> None:
+    path = REAL / "release-smoke.toml"
+    waited = stressor_here("run", str(path), "--out", str(tmp_path / "a.json"), "--progress", "0")
+    quick = stressor_here("run", str(path), "--out", str(tmp_path / "b.json"), "--progress", "0", "--grades-wait", "0s")
+    assert waited.returncode == quick.returncode == 0, waited.stderr + quick.stderr
+    grades_wait_s = load_profile(path).grades.wait_s
+    assert waited.loop.time() - START_S > grades_wait_s  # virtual seconds: the 2 minutes were waited
+    assert quick.loop.time() - START_S < grades_wait_s / 10
+    assert results(tmp_path / "b.json")["grades"]["count"] == 5  # and every grade came all the same
+
+
+def test_grades_wait_moves_the_call_logs_delay_with_it_and_keeps_their_margin() -> None:
+    profile = with_overrides(load_profile(REAL / "regression.toml"), Overrides(grades_wait_s=0.0))
+    assert profile.grades.wait_s == 0.0
+    assert (profile.calls.delay_s, profile.calls.wait_s) == (0.0, DEFAULT_CALLS_WAIT_S)
