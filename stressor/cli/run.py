@@ -120,8 +120,8 @@ def run(
         str | None,
         typer.Option(
             metavar="DURATION",
-            help="Override [grades] wait: how long after the last run ended grades are waited for, and [calls] "
-            "delay with it, e.g. 0s against the embedded simulator, which grades a call as it ends.",
+            help="Override grades.wait: how long after the last run ended grades are waited for, and calls.delay "
+            "with it, e.g. 0s against the embedded simulator, which grades a call as it ends.",
         ),
     ] = None,
     duration: Annotated[str | None, DURATION_OPTION] = None,
