@@ -126,7 +126,8 @@ def _requests(profile: Profile, batches: int, runs: int, shape: BatchShape, dura
     if not polls:
         return posts + grades  # webhooks end every run
     lifetime_s = _run_lifetime_s(profile, shape)
-    depth = runs / duration_s * lifetime_s if duration_s > 0 else runs  # runs in flight, newest first in the list
+    # runs in flight, newest first in the list: never more than the stage starts (one batch in a short stage)
+    depth = min(runs, runs / duration_s * lifetime_s) if duration_s > 0 else runs
     if not profile.webhooks.enabled and (profile.target.submit == "single" or depth < NEAR_TOP_RUNS):
         # Runs near the top of the list are followed by the shared scan of its top, at most once per poll
         # interval while runs are open (young runs keep it at the shortest), down to the oldest of them.

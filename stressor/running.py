@@ -78,6 +78,7 @@ class Overrides:
     base_url: str | None = None
     poll_interval_s: float | None = None
     grace_s: float | None = None
+    grades_wait_s: float | None = None  # [grades] wait, and the [calls] delay that follows it
     mode: str | None = None
     create_rate: float | None = None
     poll_rate: float | None = None
@@ -112,6 +113,10 @@ def with_overrides(profile: Profile, overrides: Overrides) -> Profile:
     if "grace_s" in given:
         profile = replace(profile, grace_s=given["grace_s"])
     calls = profile.calls
+    if "grades_wait_s" in given:  # the call logs keep their margin past the delay
+        wait_s = given["grades_wait_s"]
+        profile = replace(profile, grades=replace(profile.grades, wait_s=wait_s))
+        calls = replace(calls, delay_s=wait_s, wait_s=wait_s + calls.wait_s - calls.delay_s)
     if given.get("transcripts"):
         calls = replace(calls, fetch=True, transcripts=True)
     if "calls" in given:

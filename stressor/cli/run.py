@@ -35,6 +35,7 @@ from stressor.cli.flags import (
     warn,
 )
 from stressor.running import WEBHOOK_SECRET_ENV, ExitCode, Outputs, Overrides, RunError, RunRequest
+from stressor.units import parse_duration
 
 if TYPE_CHECKING:
     from stressor.document import Results
@@ -115,6 +116,14 @@ def run(
     ] = None,
     poll_interval: Annotated[str | None, POLL_INTERVAL_OPTION] = None,
     grace: Annotated[str | None, GRACE_OPTION] = None,
+    grades_wait: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DURATION",
+            help="Override grades.wait: how long after the last run ended grades are waited for, and calls.delay "
+            "with it, e.g. 0s against the embedded simulator, which grades a call as it ends.",
+        ),
+    ] = None,
     duration: Annotated[str | None, DURATION_OPTION] = None,
     rate: Annotated[str | None, RATE_OPTION] = None,
     mode: Annotated[Literal["obey", "stress"] | None, MODE_OPTION] = None,
@@ -237,6 +246,7 @@ def run(
         base_url=flag(url_flag, base_url, "--base-url") if base_url else None,
         poll_interval_s=duration_flag(poll_interval, "--poll-interval"),
         grace_s=duration_flag(grace, "--grace"),
+        grades_wait_s=flag(parse_duration, grades_wait, "--grades-wait"),
         rate=rate_scale_flag(rate),
         duration_s=duration_flag(duration, "--duration"),
         mode=mode,
