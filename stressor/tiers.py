@@ -203,8 +203,13 @@ def sentence(
         said = f"{label}: {variant} {verb} {amount}{suffix} {more} at {at} than {reference}, {interval}"
     if found.significant:
         return f"{said} ({_p(found.p_value)})"
-    why = "the interval includes no difference" if low <= 0 <= high else "the rank test does not confirm it"
-    return f"{said}: not significant ({why}; {_p(found.p_value)})"
+    if low <= 0 <= high:
+        # the ranks may still differ: the samples differ somewhere, but not surely at this percentile
+        ranks_differ = found.p_value is not None and found.p_value < 1 - confidence
+        why = "the interval includes no difference" + (", though the ranks differ" if ranks_differ else "")
+    else:
+        why = "the rank test does not confirm it"
+    return f"{said}: not significant at {at} ({why}; {_p(found.p_value)})"
 
 
 def sentences(comparison: VariantComparison, at: str = "p50") -> list[str]:

@@ -41,7 +41,7 @@ def test_a_slower_tier_is_said_slower_by_how_much_with_its_interval() -> None:
     )
     bolt = next(line for line in said if "bolt" in line)  # the same runs in another order: no difference
     assert bolt.startswith("queue-to-completion: bolt and spark are equal at p50, 95 % CI [")
-    assert bolt.endswith(": not significant (the interval includes no difference; Mann-Whitney p = 1)")
+    assert bolt.endswith(": not significant at p50 (the interval includes no difference; Mann-Whitney p = 1)")
 
 
 def test_a_faster_tier_is_said_faster_with_its_interval_turned_the_same_way() -> None:
@@ -81,7 +81,19 @@ def test_a_difference_the_rank_test_does_not_confirm_is_not_significant() -> Non
     assert found.low is not None and found.low > 0 and found.p_value is not None and found.p_value > 0.05
     assert not found.significant
     (line,) = sentences(comparison)
-    assert line.endswith(": not significant (the rank test does not confirm it; Mann-Whitney p = 0.081)")
+    assert line.endswith(": not significant at p50 (the rank test does not confirm it; Mann-Whitney p = 0.081)")
+
+
+def test_samples_that_differ_by_rank_but_not_at_the_percentile_say_both() -> None:
+    # The same median, the other side mostly above it: the rank test finds a difference the p50 interval does not.
+    spark, bolt = [1.0] * 10 + [2.0] * 20, [2.0] * 16 + [3.0] * 14
+    comparison = compare_variants(runs("spark", spark) + runs("bolt", bolt), ["spark", "bolt"])
+    assert comparison is not None
+    (line,) = sentences(comparison)
+    assert line == (
+        "queue-to-completion: bolt and spark are equal at p50, 95 % CI [0.0, 1.0]: not significant at p50 "
+        "(the interval includes no difference, though the ranks differ; Mann-Whitney p < 0.001)"
+    )
 
 
 def test_too_few_completed_runs_are_said_and_not_compared() -> None:
