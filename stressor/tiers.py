@@ -197,7 +197,7 @@ def sentence(
     (amount, low_text, high_text), suffix = _scaled(unit, estimate, low, high)
     label = LABELS.get(measure, measure)
     interval = f"{confidence * 100:g} % CI [{low_text}, {high_text}]"
-    if estimate == 0:
+    if float(amount) == 0:  # equal, or nearer to equal than the digits shown: never "0 ms faster"
         said = f"{label}: {variant} and {reference} are equal at {at}, {interval}"
     else:
         said = f"{label}: {variant} {verb} {amount}{suffix} {more} at {at} than {reference}, {interval}"

@@ -96,6 +96,13 @@ def test_samples_that_differ_by_rank_but_not_at_the_percentile_say_both() -> Non
     )
 
 
+def test_a_difference_that_rounds_to_nothing_is_said_equal() -> None:
+    comparison = compare_variants(runs("spark", BASE) + runs("bolt", [v - 1e-7 for v in BASE]), ["spark", "bolt"])
+    assert comparison is not None
+    (line,) = sentences(comparison)
+    assert line.startswith("queue-to-completion: bolt and spark are equal at p50, 95 % CI ["), line
+
+
 def test_too_few_completed_runs_are_said_and_not_compared() -> None:
     records = (
         runs("spark", BASE)
