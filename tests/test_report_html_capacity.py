@@ -6,11 +6,11 @@ import re
 
 from test_report_html import _parse, _points
 
-from stressor.report.html import render_capacity_html
+from stressor.report.capacity_html import render_capacity_html
 from stressor.thresholds import parse_thresholds
 
 SLOS = parse_thresholds(["queue_to_completion.p95 < 2s", "failure_rate < 5%"])
-CHARTS = ("capacity-latency", "capacity-failures", "capacity-throughput")
+CHARTS = ("capacity-throughput", "capacity-latency", "capacity-failures")
 
 
 def step(level: float, p95: float, failure_rate: float, held: bool) -> dict:
