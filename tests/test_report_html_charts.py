@@ -156,6 +156,9 @@ def test_a_threshold_is_a_line_at_its_limit_coloured_and_labelled_by_its_verdict
     ]
     assert [line.get("stroke") for line in lines if line is not None] == ["#c53030", "#2f855a"]
     assert [t.get("style") for t in labels if t is not None] == ["fill:#c53030", "fill:#2f855a"]
+    # Each label inside the plot: above its line, but below the one at the top of the axis (above it, it would
+    # cover the stage names)
+    assert [float(t.get("y", "")) for t in labels if t is not None] == [ys[0] - 4, ys[1] + 13]
 
 
 def test_a_bound_far_above_the_data_is_named_above_the_plot_and_the_axis_keeps_to_the_data() -> None:

@@ -386,10 +386,12 @@ def _guide(guide: Guide, frame: _Frame) -> str:
         )
     if guide.y is not None:
         y = frame.py(guide.y)
+        # Above its line, unless that is the top of the plot, where the label would cover the stage names.
+        text_y = y - 4 if y - 14 >= frame.top else y + 13
         parts.append(
             f'<line x1="{frame.left}" x2="{frame.left + frame.width}" y1="{y:.1f}" y2="{y:.1f}" '
             f'stroke="{guide.color}" stroke-width="1.5" stroke-dasharray="8 4"/>'
-            f'<text x="{frame.left + 4}" y="{y - 4:.1f}" class="guide-label" style="fill:{guide.color}">'
+            f'<text x="{frame.left + 4}" y="{text_y:.1f}" class="guide-label" style="fill:{guide.color}">'
             f"{_e(fit(guide.tag or guide.label, frame.width - 8))}</text>"
         )
     parts.append("</g>")
