@@ -1,9 +1,9 @@
 """Live progress while a run goes, as values: the ``Progress`` snapshot the engine takes. Pure.
 
-A snapshot carries the run's running totals and its *current* figures (rates, percentiles, failures and
-throttling over a recent window). ``progress_of`` alone measures that window from the start of the run;
-``ProgressWindow`` keeps the last few snapshots and measures it over the last few seconds instead (never
-reaching back past the start of the current stage). Throttling is wall time, as the governor counts it.
+A snapshot carries the run's running totals, where it is on the plan's timeline, and its *current* figures
+(rates, percentiles, failures and throttling over a recent window). ``progress_of`` alone measures that window
+from the start of the run; ``ProgressWindow`` keeps the last few snapshots and measures it over the last few
+seconds instead (never reaching back past the start of the current stage). ``eta_of`` says when the run ends.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Protocol
 
 from stressor.governor import Governor
 from stressor.metrics import LatencyRecorder, Measure, Metrics, Outcome
-from stressor.plan import stage_at
-from stressor.profile import Profile
+from stressor.plan import open_spans, stage_at, stage_windows
+from stressor.profile import ClosedLoad, Profile
 
 WINDOW_S = 5.0  # the span "current" figures cover
 # The shortest span a rate is taken over: batches arrive one by one, and one batch in the first 100 ms of a
@@ -31,11 +31,12 @@ class Totals:
 
     t_s: float
     stage_start_s: float
-    planned: int
+    due: int  # runs the plan made due so far
     submitted: int
     settled: int  # completed + failed + errored + rejected
     failures: int  # failed + errored + rejected
     refused: int  # requests answered 429 or 503
+    requests: int  # HTTP requests sent
     throttle_wait_s: float  # wall time requests were held by rate limits (and pauses, when server_pause_s is None)
     server_pause_s: float | None  # wall time a server pause (Retry-After...) held requests (None: unknown)
     q2c_first: int  # counts-array index of q2c_counts[0]
@@ -45,11 +46,12 @@ class Totals:
 START = Totals(
     t_s=0.0,
     stage_start_s=0.0,
-    planned=0,
+    due=0,
     submitted=0,
     settled=0,
     failures=0,
     refused=0,
+    requests=0,
     throttle_wait_s=0.0,
     server_pause_s=0.0,
     q2c_first=0,
@@ -58,14 +60,29 @@ START = Totals(
 
 
 @dataclass(frozen=True, slots=True)
+class StageSpan:
+    """Where a stage sits on the plan's timeline (seconds since the start)."""
+
+    name: str
+    start_s: float
+    end_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class Progress:
-    """The state of a run at one moment, as the client knows it: totals, then figures over ``window_s``."""
+    """The state of a run at one moment, as the client knows it: totals, then figures over ``window_s``.
+
+    Runs: ``planned`` by the whole plan (its open stages; ``planned_more``: closed stages start more as runs
+    end), ``due`` so far, ``submitted`` (created by the server), ``ended`` (completed, failed, errored or
+    rejected), ``in_flight`` (submitted or being submitted, not yet seen to end).
+    """
 
     elapsed_s: float
-    planned_s: float
+    planned_s: float  # the plan's length, grace not included
     stage: str
     stage_left_s: float
     planned: int
+    due: int
     submitted: int
     in_flight: int
     completed: int
@@ -84,11 +101,30 @@ class Progress:
     refused: int  # 429 / 503 answers in the window
     throttled_s: float  # the whole run's throttling, as the engine gave it
     totals: Totals = field(repr=False, compare=False)
+    planned_more: bool = False
+    stages: tuple[StageSpan, ...] = ()
+    grace_s: float = 0.0
+    stopped_at_s: float | None = None  # where the plan stopped early (a breaker, a threshold), if it did
+    ended_per_s: float = 0.0  # runs that ended in the window, per second
+
+    @property
+    def ended(self) -> int:
+        return self.completed + self.failed + self.errored + self.rejected
+
+    @property
+    def plan_end_s(self) -> float:
+        """Where the plan ends (or ended): its last stage's end, or the early stop."""
+        return self.planned_s if self.stopped_at_s is None else min(self.stopped_at_s, self.planned_s)
 
     @property
     def in_grace(self) -> bool:
-        """Past the last stage: runs in flight are followed, none is started."""
-        return self.stage_left_s <= 0
+        """Past the last stage (or stopped early): runs in flight are followed, none is started."""
+        return self.stopped_at_s is not None or self.stage_left_s <= 0
+
+    @property
+    def grace_left_s(self) -> float:
+        """The longest the grace period may still last."""
+        return min(max(self.plan_end_s + self.grace_s - self.elapsed_s, 0.0), self.grace_s)
 
 
 class LiveRun(Protocol):
@@ -109,6 +145,13 @@ def _q2c_range(recorder: LatencyRecorder) -> tuple[int, tuple[int, ...]]:
     return first, tuple(histogram.counts[first : last + 1])
 
 
+def planned_runs(profile: Profile) -> tuple[int, bool]:
+    """The runs of the whole plan: those of its open stages (known in advance), and whether closed stages start
+    more (as many as their runs in flight allow: known only as runs end)."""
+    runs = sum(span.batches * span.window.stage.batch.runs for span in open_spans(profile))
+    return runs, any(isinstance(stage.load, ClosedLoad) for stage in profile.stages)
+
+
 def progress_of(profile: Profile, metrics: Metrics, elapsed_s: float, in_flight: int, throttled_s: float) -> Progress:
     """The snapshot of a run ``elapsed_s`` into it, its current figures taken over the whole run so far (a
     ``ProgressWindow`` narrows them to the last few seconds). ``throttled_s``: rate-limit waits and server
@@ -117,14 +160,21 @@ def progress_of(profile: Profile, metrics: Metrics, elapsed_s: float, in_flight:
     outcomes = metrics.outcomes
     failures = outcomes[Outcome.FAILED] + outcomes[Outcome.ERRORED] + outcomes[Outcome.REJECTED]
     first, counts = _q2c_range(metrics.recorders[Measure.QUEUE_TO_COMPLETION])
+    refused = requests = 0
+    for key, n in metrics.requests.items():
+        requests += n
+        if key.rsplit(" ", 1)[-1] in REFUSALS:
+            refused += n
+    planned, more = planned_runs(profile)
     totals = Totals(
         t_s=elapsed_s,
         stage_start_s=window.start_s if window else profile.duration_s,
-        planned=metrics.planned_runs,
+        due=metrics.planned_runs - metrics.never_due_runs,
         submitted=metrics.submitted_runs,
         settled=failures + outcomes[Outcome.COMPLETED],
         failures=failures,
-        refused=sum(n for key, n in metrics.requests.items() if key.rsplit(" ", 1)[-1] in REFUSALS),
+        refused=refused,
+        requests=requests,
         throttle_wait_s=throttled_s,
         server_pause_s=None,
         q2c_first=first,
@@ -135,7 +185,8 @@ def progress_of(profile: Profile, metrics: Metrics, elapsed_s: float, in_flight:
         planned_s=profile.duration_s,
         stage=window.stage.name if window else "",
         stage_left_s=window.end_s - elapsed_s if window else 0.0,
-        planned=metrics.planned_runs,
+        planned=max(planned, metrics.planned_runs),  # never below what was due (closed stages add to it)
+        due=totals.due,
         submitted=metrics.submitted_runs,
         in_flight=in_flight,
         completed=outcomes[Outcome.COMPLETED],
@@ -154,11 +205,15 @@ def progress_of(profile: Profile, metrics: Metrics, elapsed_s: float, in_flight:
         refused=0,
         throttled_s=throttled_s,
         totals=totals,
+        planned_more=more,
+        stages=tuple(StageSpan(w.stage.name, w.start_s, w.end_s) for w in stage_windows(profile)),
+        grace_s=profile.grace_s,
+        stopped_at_s=metrics.plan_ran_s,
     )
     return current(snapshot, None)
 
 
-def _window_percentiles(now: Totals, base: Totals | None, percentiles: tuple[float, ...]) -> list[float | None]:
+def window_percentiles(now: Totals, base: Totals | None, percentiles: tuple[float, ...]) -> list[float | None]:
     """Percentiles (seconds) of the values recorded between two snapshots of one cumulative histogram."""
     old = {} if base is None else {base.q2c_first + i: n for i, n in enumerate(base.q2c_counts) if n}
     window = [(now.q2c_first + i, n - old.get(now.q2c_first + i, 0)) for i, n in enumerate(now.q2c_counts)]
@@ -191,11 +246,11 @@ def current(snapshot: Progress, base: Totals | None) -> Progress:
         if now.server_pause_s is None or then.server_pause_s is None
         else min(max(now.server_pause_s - then.server_pause_s, 0.0), span)
     )
-    p50, p99 = _window_percentiles(now, base, (50.0, 99.0))
+    p50, p99 = window_percentiles(now, base, (50.0, 99.0))
     return replace(
         snapshot,
         window_s=span,
-        offered_per_s=0.0 if snapshot.in_grace else (now.planned - then.planned) * rate,
+        offered_per_s=0.0 if snapshot.in_grace else (now.due - then.due) * rate,
         achieved_per_s=(now.submitted - then.submitted) * rate,
         failure_rate=(now.failures - then.failures) / settled if settled else None,
         q2c_p50_s=p50,
@@ -203,6 +258,7 @@ def current(snapshot: Progress, base: Totals | None) -> Progress:
         paused_s=paused,
         held_s=min(max(now.throttle_wait_s - then.throttle_wait_s, 0.0), span),
         refused=now.refused - then.refused,
+        ended_per_s=settled * rate,
     )
 
 
@@ -236,3 +292,30 @@ class ProgressWindow:
     def read(self, run: LiveRun) -> Progress:
         """The current snapshot of a live run."""
         return self.update(run.progress(), run.governor)
+
+
+@dataclass(frozen=True, slots=True)
+class Eta:
+    """When the run ends, as far as a snapshot tells: the rest of the plan, then at most the grace period (the
+    run ends sooner when its last runs end)."""
+
+    plan_left_s: float  # until the plan ends (0 once it has)
+    grace_left_s: float  # the longest the grace period may last after that
+    drain_s: float | None  # in the grace period: the runs in flight at the rate runs end now (None: none end)
+
+    @property
+    def at_most_s(self) -> float:
+        return self.plan_left_s + self.grace_left_s
+
+
+def eta_of(p: Progress) -> Eta:
+    """When the run of snapshot ``p`` ends."""
+    if not p.in_grace:
+        return Eta(max(p.plan_end_s - p.elapsed_s, 0.0), p.grace_s, None)
+    if p.in_flight == 0:
+        drain: float | None = 0.0
+    elif p.ended_per_s > 0:
+        drain = min(p.in_flight / p.ended_per_s, p.grace_left_s)
+    else:
+        drain = None
+    return Eta(0.0, p.grace_left_s, drain)

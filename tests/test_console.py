@@ -37,8 +37,23 @@ def limits(**changes: Any) -> dict[str, Any]:
     return {**base, **changes}
 
 
+def unwrapped(text: str) -> list[str]:
+    """The summary's lines as written, before they were wrapped to 80 columns (a continuation is indented two
+    more spaces than its line)."""
+    lines: list[str] = []
+    depth = 0
+    for line in text.splitlines():
+        indent = len(line) - len(line.lstrip())
+        if lines and line.strip() and indent == depth + 2 and not line.lstrip().startswith(("measure", "by ")):
+            lines[-1] += " " + line.strip()
+            continue
+        lines.append(line)
+        depth = indent
+    return lines
+
+
 def limits_line(text: str) -> str:
-    return next(line for line in text.splitlines() if line.startswith("limits ("))
+    return next(line for line in unwrapped(text) if line.startswith("limits ("))
 
 
 def test_refusals_and_each_kind_of_wait_are_named_apart() -> None:
@@ -69,8 +84,8 @@ def test_refusals_and_each_kind_of_wait_are_named_apart() -> None:
 def test_a_breaker_stop_is_named_in_the_summary() -> None:
     reason = "stopped submitting: 30 of 30 requests failed (100 %) over the last 2 s"
     text = summary({"stop_reason": reason, "limits": limits(breaker=reason, responses={"429": 0, "503": 30})})
-    assert f"STOPPED EARLY: {reason}" in text.splitlines()
-    assert f"BREAKER: {reason}" in text.splitlines()
+    assert f"STOPPED EARLY: {reason}" in unwrapped(text)
+    assert f"BREAKER: {reason}" in unwrapped(text)
     assert "refused 503 x30" in limits_line(text)
 
 
@@ -108,3 +123,40 @@ def test_stressor_report_on_a_partial_results_file_prints_no_traceback(tmp_path:
     assert done.returncode in (0, 2)
     if done.returncode == 0:
         assert "runs: planned 3" in done.stdout
+
+
+def busy_document() -> dict[str, Any]:
+    """The fixture's results with every optional line of the summary made long."""
+    document = json.loads((Path(__file__).parent / "data" / "results-current.json").read_text())
+    long_name = "refund-request-from-an-angry-customer-who-called-twice"
+    document["scenarios"][long_name] = document["scenarios"]["refund"]
+    document["target"] = {**document["target"], "embedded_simulator": False,
+                          "base_url": "https://api.example.com/a/rather/long/path/to/the/test/calls/api"}  # fmt: skip
+    document["stop_reason"] = "stopped submitting: 30 of 30 requests failed (100 %) over the last 2 s, " * 2
+    document["limits"] = limits(
+        responses={"429": 187, "503": 4}, server_pause_s=2.5, server_rate_wait_s=3.25, client_wait_s=0.5,
+        capacity_wait_s=1.0, learned_rates={"create": 4.25, "poll": 30.5}, retries={"429": 12, "connect": 3},
+        retry_after={"count": 3, "max": 2.0}, breaker="30 of 30 requests failed (100 %) over the last 2 s",
+    )  # fmt: skip
+    document["errors"] = {f"cause_number_{i}_with_a_long_name": i for i in range(12)}
+    document["runs"]["unknown"] = 3
+    document["generator"] = {"dispatch_lag_p99": 0.5, "limit": 0.002, "behind": True}
+    return document
+
+
+def test_every_line_of_the_summary_fits_80_columns() -> None:
+    document = busy_document()
+    text = summary(document)
+    lines = text.splitlines()
+    too_wide = [line for line in lines if len(line) > 80]
+    assert not too_wide, too_wide
+    # Nothing is lost by the fitting: every measure's source is there, under its figures; each error is named.
+    logical = unwrapped(text)
+    for name, figures in document["measures"].items():
+        row = next(i for i, line in enumerate(logical) if line.startswith(f"  {name} "))
+        assert logical[row + 1].strip() == figures["source"]
+    assert "STOPPED EARLY: " + document["stop_reason"].strip() in logical
+    errors = next(line for line in logical if line.startswith("errors: "))
+    assert all(f"cause_number_{i}_with_a_long_name {i}" in errors for i in range(1, 12))
+    assert "HTTP requests:" in text and "estimated cost:" in text
+    assert any(line.startswith("  refund-request… ") for line in lines)  # a long name is cut, not wrapped

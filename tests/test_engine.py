@@ -420,7 +420,7 @@ def test_creates_still_unanswered_when_the_run_ends_are_reported_open_not_lost()
 
 
 def test_progress_snapshots_say_where_the_run_is() -> None:
-    from stressor.report.progress import progress_line, progress_table
+    from stressor.report.progress import progress_line, progress_lines
 
     profile = profile_of([{"name": "warm", "duration": "0.5s", "rate": "20/s"}], batch={"runs": 2})
     snapshots = []
@@ -442,11 +442,12 @@ def test_progress_snapshots_say_where_the_run_is() -> None:
     assert snapshot.stage == "warm" and 0.0 < snapshot.stage_left_s < 0.4
     assert snapshot.stage_left_s == pytest.approx(0.5 - snapshot.elapsed_s)
     due_batches = math.floor(20 * snapshot.elapsed_s) + 1  # batch k is due at k / 20 s
-    assert abs(snapshot.planned - 2 * due_batches) <= 2 and snapshot.completed > 0
+    assert abs(snapshot.due - 2 * due_batches) <= 2 and snapshot.completed > 0
+    assert snapshot.planned == 20  # the whole plan: 10 batches of 2
     assert snapshot.q2c_p50_s is not None
     line = progress_line(snapshot)
-    assert "warm" in line and f"submitted {snapshot.submitted}/{snapshot.planned}" in line
-    assert progress_table(snapshot).row_count == 4
+    assert "warm" in line and f"runs planned 20 due {snapshot.due} submitted {snapshot.submitted}" in line
+    assert progress_lines(snapshot)[1].startswith("warm ")
 
 
 class BoundedMetrics(Metrics):

@@ -37,7 +37,10 @@ rate = "20/s"
 """
 # the same two speeds, shorter: what a terminal shows does not depend on the plan's length
 TERMINAL_PROFILE = PROFILE.replace('duration = "2s"', 'duration = "1.5s"')
-LINE = re.compile(r"^\[\s*([\d.]+)s/4s\] (?:(\w+), [^|]+ left|grace) \|.*\| (?:last [^:]+|so far): ([\d.]+)/s offered")
+LINE = re.compile(
+    r"^\[\s*([\d.]+)s/4s\] (?:(\w+), [^|,]+ left, ends in [^|]+|grace, \d+ in flight, ends [^|]+) \| runs planned 44 "
+    r"due \d+ submitted \d+ ended \d+ .*\| (?:last [^:]+|so far): ([\d.]+)/s offered"
+)
 
 
 def test_a_log_gets_plain_periodic_lines_with_the_current_rates(tmp_path: Path) -> None:
@@ -66,11 +69,12 @@ def test_a_log_gets_plain_periodic_lines_with_the_current_rates(tmp_path: Path) 
 
 
 @pytest.mark.e2e
-def test_a_terminal_gets_the_live_table_instead(tmp_path: Path) -> None:
+@pytest.mark.parametrize("columns", [160, 50])
+def test_a_terminal_gets_the_live_view_instead_never_wider_than_80_columns(tmp_path: Path, columns: int) -> None:
     profile = tmp_path / "p.toml"
     profile.write_text(TERMINAL_PROFILE)
     master, terminal = pty.openpty()
-    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
     process = subprocess.Popen(
         [sys.executable, "-m", "stressor", "run", str(profile), "--out", str(tmp_path / "r.json"), "--progress", "5"],
         stdin=subprocess.DEVNULL,
@@ -95,8 +99,13 @@ def test_a_terminal_gets_the_live_table_instead(tmp_path: Path) -> None:
             break
     os.close(master)
     assert process.wait(timeout=30) == 0
-    text = shown.decode(errors="replace")
-    # Refreshed twice a second over a 3 s plan: many tables, with the window's figures; no log lines.
-    assert text.count("rate (last") >= 4, text[-3000:]
-    assert "queue-to-completion (last" in text and "│" in text
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown.decode(errors="replace"))  # what the terminal shows
+    # Refreshed twice a second over a 3 s plan: many views, with the window's figures; no log lines.
+    assert len(re.findall(r"s of 3\.0s, stage \d of 2  ends in ", text)) >= 4, text[-3000:]
+    assert re.search(r"last \d", text) and "q2c p50" in text and "█" in text
     assert not re.search(r"\[\s*[\d.]+s/3s\] ", text)
+    # Every line drawn fits the terminal and 80 columns: none wraps into the next.
+    drawn = re.split(r"\r\n|\r|\n", text)
+    widest = max(drawn, key=len)
+    assert len(widest) <= min(columns, 80), widest
+    assert any(len(line) > 45 for line in drawn)  # the view uses the width it has

@@ -190,13 +190,15 @@ def test_a_scenario_passes_on_a_match_and_no_mismatch_fails_on_any_mismatch_else
 def test_the_summary_names_the_failing_scenarios_with_what_their_runs_came_to(tmp_path: Path) -> None:
     _, stdout, _ = _graded_run(tmp_path, "--webhooks")
     assert "scenarios: 2 of 4 passed their expected outcome, FAILED 2, undecided 0" in stdout
-    assert "  FAILED broken: expected outcome failed, 4 of 4 runs did not match (completed/success 4)" in stdout
-    assert "  FAILED refusal: expected outcome failure, 4 of 4 runs did not match (completed/success 4)" in stdout
+    flowing = " ".join(stdout.split())  # the summary wraps its lines at 80 columns
+    assert "FAILED broken: expected outcome failed, 4 of 4 runs did not match (completed/success 4)" in flowing
+    assert "FAILED refusal: expected outcome failure, 4 of 4 runs did not match (completed/success 4)" in flowing
     table = stdout[stdout.index("by scenario") :]
     assert "passed (expected success)" in table and "FAILED (expected failure)" in table
     _, stdout, _ = _graded_run(tmp_path)
     assert "scenarios: 1 of 4 passed their expected outcome, FAILED 1, undecided 2" in stdout
-    assert "  undecided (no run ended, or no grade came where the expected outcome needs one): hours, refusal" in stdout
+    waiting = "undecided (no run ended, or no grade came where the expected outcome needs one): hours, refusal"
+    assert waiting in " ".join(stdout.split())
 
 
 def test_a_threshold_gates_on_the_verdicts_and_junit_fails_the_failing_scenarios(tmp_path: Path) -> None:
@@ -288,4 +290,4 @@ def test_a_scenario_no_run_was_dealt_to_is_undecided_so_a_gate_on_undecided_catc
     }
     assert results["scenario_verdicts"] == {"passed": 1, "failed": 0, "undecided": 3}
     waiting = "undecided (no run ended, or no grade came where the expected outcome needs one): broken, hours, refusal"
-    assert waiting in done.stdout
+    assert waiting in " ".join(done.stdout.split())  # wrapped at 80 columns

@@ -28,6 +28,11 @@ _SIM_FLAGS = {
     "call_duration": ("DIST", "call duration distribution in API seconds (lognormal(45,0.3))."),
     "time_scale": ("S", "real seconds per API second of call (0.001)."),
     "seed": ("N", "random seed."),
+    "agent_versions": (
+        "ID=VERSION,...",
+        "behaviour version of agents, e.g. 201=2: a version above 1 stands for a prompt change that rewords or "
+        "breaks some scenarios (every agent at 1).",
+    ),
 }
 SIM_SETTINGS = tuple(_SIM_FLAGS)
 

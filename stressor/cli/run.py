@@ -175,15 +175,33 @@ def run(
         float,
         typer.Option(
             metavar="SECONDS",
-            help="Live progress on stderr: a table on a terminal, else a line every this many seconds (0: none).",
+            help="Live progress on stderr: a view redrawn in place on a terminal (80 columns at most), else a line "
+            "every this many seconds (0: none).",
             min=0,
         ),
     ] = 5.0,
+    dashboard: Annotated[
+        bool,
+        typer.Option(
+            "--dashboard",
+            help="Serve a live dashboard while the run goes: the HTML report's charts, updated every interval, on "
+            "loopback (its URL is printed on stderr); it stops with the run.",
+        ),
+    ] = False,
+    dashboard_listen: Annotated[
+        str | None,
+        typer.Option(
+            metavar="HOST:PORT",
+            help="Where the dashboard listens, host:port on loopback (default 127.0.0.1:0: a free port); implies "
+            "--dashboard.",
+        ),
+    ] = None,
     sim_slots: Annotated[int | None, sim_option("slots")] = None,
     sim_failure_rate: Annotated[float | None, sim_option("failure_rate")] = None,
     sim_call_duration: Annotated[str | None, sim_option("call_duration")] = None,
     sim_time_scale: Annotated[float | None, sim_option("time_scale")] = None,
     sim_seed: Annotated[int | None, sim_option("seed")] = None,
+    sim_agent_versions: Annotated[str | None, sim_option("agent_versions")] = None,
     workers: Annotated[
         str | None,
         typer.Option(
@@ -213,6 +231,7 @@ def run(
         raise typer.BadParameter("transcripts come with the call logs: drop --no-calls", param_hint="--transcripts")
     scale = scale_flags(workers, cluster)
     listen = flag(listen_flag, webhook_listen, "--webhook-listen")
+    board = _dashboard_address(dashboard_listen) if dashboard or dashboard_listen is not None else None
     profile = load(profile_path)
     overrides = Overrides(
         base_url=flag(url_flag, base_url, "--base-url") if base_url else None,
@@ -247,6 +266,7 @@ def run(
             "call_duration": sim_call_duration,
             "time_scale": sim_time_scale,
             "seed": sim_seed,
+            "agent_versions": sim_agent_versions,
         },
         scale=scale,
         calls_log=calls_log,
@@ -256,6 +276,8 @@ def run(
         for warning in prepared.warnings:
             warn(warning)
         watchers = [_progress_watcher(progress)] if progress else []
+        if board is not None:
+            watchers.append(_dashboard_watcher(*board, outputs))
         outcome = execute(prepared, live_figures=_live_figures, notice=warn, watchers=watchers)
     except RunError as exc:
         raise refused(exc) from None
@@ -285,13 +307,14 @@ def _live_figures(runner: Runner, profile: Profile) -> Results:
 
 
 def _progress_watcher(every_s: float) -> Callable[[Session], Any]:
-    """Live progress on stderr: a table on a terminal, plain lines every ``every_s`` when stderr is a log (CI)."""
+    """Live progress on stderr: on a terminal a view redrawn twice a second, as wide as the terminal up to 80
+    columns (never wrapped); plain lines every ``every_s`` when stderr is a log (CI)."""
     import anyio
     from rich.console import Console
     from rich.live import Live
 
     from stressor.progress import ProgressWindow
-    from stressor.report.progress import progress_line, progress_table
+    from stressor.report.progress import WIDTH, progress_line, progress_view
 
     async def report_progress(session: Session) -> None:
         console = Console(stderr=True)
@@ -301,13 +324,52 @@ def _progress_watcher(every_s: float) -> Callable[[Session], Any]:
                 while True:
                     await anyio.sleep(0.5)
                     if session.engine is not None:
-                        live.update(progress_table(window.read(session.engine)))
+                        # the terminal's width is read each time: a resized window gets a view that fits
+                        live.update(progress_view(window.read(session.engine), min(console.width, WIDTH)))
         while True:
             await anyio.sleep(every_s)
             if session.engine is not None:
                 typer.echo(progress_line(window.read(session.engine)), err=True)
 
     return report_progress
+
+
+def _dashboard_address(listen: str | None) -> tuple[str, int]:
+    """Where the dashboard listens: loopback only (else one sentence, exit 2), and free (checked before the run
+    starts when a port is given)."""
+    from stressor.asgi_server import bind
+    from stressor.loopback import is_loopback
+
+    if listen is None:
+        return "127.0.0.1", 0
+    address = flag(listen_flag, listen, "--dashboard-listen")
+    assert address is not None
+    host, port = address
+    if not is_loopback(host):
+        raise fail(
+            f"--dashboard-listen {listen}: the dashboard serves on loopback only (127.0.0.1, ::1 or localhost), "
+            f"not on {host}",
+            ExitCode.USAGE,
+        )
+    if port:
+        try:
+            bind(host, port).close()
+        except OSError as exc:
+            reason = exc.strerror or exc
+            raise fail(f"--dashboard-listen {listen}: cannot listen there ({reason})", ExitCode.USAGE) from None
+    return host, port
+
+
+def _dashboard_watcher(host: str, port: int, outputs: Outputs) -> Callable[[Session], Any]:
+    """The live dashboard, served beside the run on host:port."""
+    from stressor.report.dashboard import ending_note, serve_dashboard
+
+    ending = ending_note(outputs.html, outputs.results)
+
+    async def dashboard(session: Session) -> None:
+        await serve_dashboard(session, host, port, ending=ending, say=warn)
+
+    return dashboard
 
 
 def _writers(outputs: Outputs, conclusion: Conclusion) -> list[tuple[str, Path, Callable[[Path], object]]]:

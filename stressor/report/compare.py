@@ -534,8 +534,8 @@ def compare(
             dropped = check.regressed
         grades.append(GradeDiff(name, base.value, new.value, base.samples, new.samples, dropped))
     return Comparison(
-        base=_info(base_doc),
-        new=_info(new_doc),
+        base=run_info(base_doc),
+        new=run_info(new_doc),
         tolerance=tolerance,
         rows=tuple(_rows(base_doc, new_doc, tolerance)),
         checks=tuple(checks),
@@ -544,7 +544,8 @@ def compare(
     )
 
 
-def _info(results: Results) -> RunInfo:
+def run_info(results: Results) -> RunInfo:
+    """What names a results file's run in a comparison's header."""
     started, elapsed = results.started_at, results.elapsed_s
     return RunInfo(
         profile=results.profile.name if results.profile.name is not None else "?",
@@ -558,7 +559,7 @@ def _info(results: Results) -> RunInfo:
 def _notes(base_doc: Results, new_doc: Results) -> list[str]:
     """What makes the comparison less fair than it looks."""
     notes = []
-    base, new = _info(base_doc), _info(new_doc)
+    base, new = run_info(base_doc), run_info(new_doc)
     if base.profile != new.profile:
         notes.append(f"the runs used different profiles ({base.profile!r} and {new.profile!r})")
     for which, doc in (("base", base_doc), ("new", new_doc)):
@@ -767,11 +768,14 @@ def headline_rows(comparison: Comparison) -> list[Row]:
     ]
 
 
-def _md(text: str) -> str:
+def md_escape(text: str) -> str:
     """A string from a document, safe inside Markdown (GitHub renders HTML, and pipes split table cells)."""
     # Entities, not backslashes, for HTML's characters: no "<tag" survives in the text at all.
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return _MD_SPECIAL.sub(r"\\\1", text).replace("\n", " ")
+
+
+_md = md_escape
 
 
 def _mark(row: Row, regressed: set[str]) -> str:

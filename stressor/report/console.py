@@ -1,7 +1,9 @@
-"""The console summary, rendered from a results document (so ``stressor report`` prints the same)."""
+"""The console summary, rendered from a results document (so ``stressor report`` prints the same). It fits 80
+columns: tables are laid out for it, and a longer line of prose is wrapped."""
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping
 
 from stressor.document import Figures, LimitsReport, Results, ScenarioVerdict, Server, Slice
@@ -9,6 +11,8 @@ from stressor.tiers import LABELS, sentences
 from stressor.units import format_duration
 
 _COLUMNS = ("p50", "p90", "p99", "max")
+WIDTH = 80
+_SLICE_NAME = 15  # the widest name a by-variant / by-scenario row has room for at 80 columns
 SHOWN_SCENARIOS = 20  # failing scenarios named one a line; the rest are counted
 GOAL_SHOWN = 100  # characters of a failing scenario's goal
 
@@ -22,35 +26,45 @@ def _measure_lines(results: Results) -> list[str]:
     if not measures:
         return []
     width = max(len(name) for name in measures)
-    header = f"  {'measure':<{width}}  {'count':>7}" + "".join(f"  {c:>8}" for c in _COLUMNS) + "  source"
+    header = f"  {'measure':<{width}}  {'count':>7}" + "".join(f"  {c:>8}" for c in _COLUMNS)
     lines = [header]
     for name, figures in measures.items():
         cells = "".join(f"  {_duration(getattr(figures, c)):>8}" for c in _COLUMNS)
-        clamped = f"  ({figures.clamped} clamped)" if figures.clamped else ""
-        lines.append(f"  {name:<{width}}  {figures.count or 0:>7}{cells}  {figures.source or ''}{clamped}")
+        lines.append(f"  {name:<{width}}  {figures.count or 0:>7}{cells}")
+        # what the measure runs from and to, under its figures: beside them it would take 160 columns
+        clamped = f" ({figures.clamped} clamped)" if figures.clamped else ""
+        if figures.source or clamped:
+            lines.append(f"      {figures.source or ''}{clamped}")
     return lines
 
 
 def _breakdown_lines(title: str, pieces: Mapping[str, Slice]) -> list[str]:
     if len(pieces) < 2:
         return []
-    width = max(len(name) for name in pieces)
-    judged = any(piece.verdict is not None for piece in pieces.values())
+    width = min(max(len(title), *(len(name) for name in pieces)), _SLICE_NAME)
+    rows, verdicts = [], []
+    for name, piece in pieces.items():
+        outcomes, q2c = piece.outcomes, piece.queue_to_completion
+        cells = "".join(f"  {_duration(getattr(q2c, c)):>8}" for c in _COLUMNS)
+        failed = (outcomes.failed or 0) + (outcomes.errored or 0)
+        shown = name if len(name) <= width else name[: width - 1] + "…"
+        rows.append(f"  {shown:<{width}}  {outcomes.completed or 0:>6}  {failed:>6}  {outcomes.open or 0:>5}{cells}")
+        verdict = piece.verdict is not None
+        verdicts.append(f"{_verdict_word(piece)} (expected {piece.expected_outcome})" if verdict else "")
+    # A verdict beside its row when every row has room for it in 80 columns, else under its row.
+    beside = all(len(row) + 2 + len(verdict) <= WIDTH for row, verdict in zip(rows, verdicts, strict=True))
     lines = [
         "",
         f"by {title} (queue-to-completion):",
         f"  {title:<{width}}  {'done':>6}  {'failed':>6}  {'open':>5}"
         + "".join(f"  {c:>8}" for c in _COLUMNS)
-        + ("  verdict" if judged else ""),
+        + ("  verdict" if beside and any(verdicts) else ""),
     ]
-    for name, piece in pieces.items():
-        outcomes, q2c = piece.outcomes, piece.queue_to_completion
-        cells = "".join(f"  {_duration(getattr(q2c, c)):>8}" for c in _COLUMNS)
-        failed = (outcomes.failed or 0) + (outcomes.errored or 0)
-        verdict = f"  {_verdict_word(piece)} (expected {piece.expected_outcome})" if piece.verdict is not None else ""
-        lines.append(
-            f"  {name:<{width}}  {outcomes.completed or 0:>6}  {failed:>6}  {outcomes.open or 0:>5}{cells}{verdict}"
-        )
+    for row, verdict in zip(rows, verdicts, strict=True):
+        if beside or not verdict:
+            lines.append(f"{row}  {verdict}" if verdict else row)
+        else:
+            lines.extend([row, f"      verdict: {verdict}"])
     return lines
 
 
@@ -199,14 +213,13 @@ def render_summary(results: Results) -> str:
     elif results.stop_reason:
         lines.append(f"STOPPED EARLY: {results.stop_reason}")
     not_started = runs.not_started or {}
-    counts = ", ".join(
+    counts = [
         f"{label} {getattr(runs, label) or 0}"
         for label in ("planned", "submitted", "completed", "failed", "errored", "rejected", "open")
-    )
+    ]
     unknown = runs.unknown or 0
-    lines.append(
-        f"runs: {counts}{f', UNKNOWN {unknown}' if unknown else ''}, not started {sum(not_started.values())}"
-    )
+    counts += [f"UNKNOWN {unknown}"] if unknown else []
+    lines.extend(_packed("runs: ", [*counts, f"not started {sum(not_started.values())}"]))
     if unknown:
         lines.append(
             f"UNKNOWN: {unknown} runs: their creates' answers were lost and no listing settled whether they exist "
@@ -217,7 +230,9 @@ def render_summary(results: Results) -> str:
     lines.append(
         f"failure rate: {f'{rate:.1%}' if rate is not None else '-'}"
         f"   load: offered {_rate(load.offered_runs_per_s)} runs/s, achieved {_rate(load.achieved_runs_per_s)}"
-        f"   HTTP requests: {sum((results.requests or {}).values())}"
+    )
+    lines.append(
+        f"HTTP requests: {sum((results.requests or {}).values())}"
         + (f" ({per_run:.1f} per ended run)" if per_run is not None else "")
         + (f"   estimated cost: {cost / 100:.2f} USD" if cost is not None else "")
     )
@@ -242,7 +257,27 @@ def render_summary(results: Results) -> str:
     lines.extend(_breakdown_lines("variant", results.variants))
     lines.extend(comparison_lines(results))
     lines.extend(_breakdown_lines("scenario", results.scenarios))
-    return "\n".join(lines)
+    return "\n".join(fitted for line in lines for fitted in fit_line(line))
+
+
+def _packed(head: str, fields: list[str], width: int = WIDTH) -> list[str]:
+    """``head`` and the fields, comma-separated, in lines of ``width``: a line breaks between fields only."""
+    lines = [head]
+    for number, field in enumerate(fields):
+        text = field + ("," if number < len(fields) - 1 else "")
+        if len(lines[-1]) > len(head) and len(lines[-1]) + 1 + len(text) > width:
+            lines.append("  " + text)
+        else:
+            lines[-1] += text if lines[-1] in (head, "  ") else " " + text
+    return lines
+
+
+def fit_line(line: str, width: int = WIDTH) -> list[str]:
+    """A line of at most ``width`` columns, or the line wrapped between words, its continuations indented."""
+    if len(line) <= width:
+        return [line]
+    indent = " " * (len(line) - len(line.lstrip()) + 2)
+    return textwrap.wrap(line, width, subsequent_indent=indent, break_on_hyphens=False, break_long_words=True)
 
 
 CLOCK_OFFSET_SHOWN_S = 1.0  # a server clock further off than this is worth a line
