@@ -34,7 +34,7 @@ from stressor.report.charts import (
     nice_ticks,
     rows_chart,
 )
-from stressor.report.html import _difference_chart, _failure_chart, _latency_chart, _runs_chart, stage_bands
+from stressor.report.html import _difference_chart, failure_chart, latency_chart, runs_chart, stage_bands
 from stressor.thresholds import Status, Verdict, parse_thresholds
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -77,7 +77,7 @@ def test_nice_ticks_reach_just_past_the_data() -> None:
 def test_the_failure_panel_fits_its_axis_to_the_data() -> None:
     # 1, 3 and 2 failed of 50: 2 %, 6 %, 4 %. The axis tops at 6 %, not at 100 % where they would be a flat line.
     intervals = [_interval(k + 1.0, completed=50 - f, failed=f) for k, f in enumerate((1, 3, 2))]
-    svg = _chart(_failure_chart(intervals))
+    svg = _chart(failure_chart(intervals))
     ticks = _ticks(svg)
     y_ticks = ticks[: ticks.index("0", 1)] if "0" in ticks[1:] else ticks
     assert y_ticks[0] == "0%" and y_ticks[-1] == "6%", ticks
@@ -91,7 +91,7 @@ def test_the_failure_panel_fits_its_axis_to_the_data() -> None:
 
 
 def test_no_failure_at_all_lies_on_a_short_axis() -> None:
-    svg = _chart(_failure_chart([_interval(k + 1.0, completed=10, failed=0) for k in range(3)]))
+    svg = _chart(failure_chart([_interval(k + 1.0, completed=10, failed=0) for k in range(3)]))
     assert "1%" in _ticks(svg) and "100%" not in _ticks(svg)
 
 
@@ -141,7 +141,7 @@ def test_a_threshold_is_a_line_at_its_limit_coloured_and_labelled_by_its_verdict
     passed = _verdict("queue_to_completion.p99 < 150ms", Status.PASSED, 0.1, "was 100ms")
     scoped = _verdict("variant[a].queue_to_completion.p99 < 1ms", Status.FAILED, 0.1, "was 100ms")
     other = _verdict("failure_rate < 5%", Status.PASSED, 0.0, "was 0%")
-    svg = _chart(_latency_chart(intervals, (), [failed, passed, scoped, other]))
+    svg = _chart(latency_chart(intervals, (), [failed, passed, scoped, other]))
     guides = [g for g in svg.iter(f"{SVG}g") if g.get("data-guide") == "threshold"]
     assert len(guides) == 2  # the whole run's latency thresholds only
     # data up to 100 ms, the 150 ms bound widens the axis: ticks 0 .. 150 ms
@@ -164,7 +164,7 @@ def test_a_threshold_is_a_line_at_its_limit_coloured_and_labelled_by_its_verdict
 def test_a_bound_far_above_the_data_is_named_above_the_plot_and_the_axis_keeps_to_the_data() -> None:
     intervals = [_interval(k + 1.0, completed=10) for k in range(4)]
     far = _verdict("queue_to_completion.p95 < 90s", Status.PASSED, 0.09, "was 90ms")
-    svg = _chart(_latency_chart(intervals, (), [far]))
+    svg = _chart(latency_chart(intervals, (), [far]))
     assert _ticks(svg)[:6] == ["0", "20ms", "40ms", "60ms", "80ms", "100ms"]
     [guide] = [g for g in svg.iter(f"{SVG}g") if g.get("data-guide") == "threshold"]
     assert "off-scale" in (guide.get("class") or "")
@@ -197,7 +197,7 @@ def test_every_legend_entry_has_its_swatch() -> None:
     intervals = [_interval(k + 1.0, completed=10, failed=1) for k in range(4)]
     failed = _verdict("failure_rate < 5%", Status.FAILED, 0.09, "was 9.09%")
     bands = (Band("warm-up", 0.0, 2.0), Band("peak", 2.0, 4.0))
-    for markup in (_failure_chart(intervals, bands, [failed]), _runs_chart(intervals, bands)):
+    for markup in (failure_chart(intervals, bands, [failed]), runs_chart(intervals, bands)):
         items = list(_figure(markup).iter("li"))
         assert len(items) >= 2
         for item in items:
@@ -210,7 +210,7 @@ def test_every_legend_entry_has_its_swatch() -> None:
 def test_the_runs_chart_stacks_the_runs_in_flight_by_state() -> None:
     # queued 2, in progress 3, created 6 (so 1 ended but not yet seen), in flight 8 (so 2 not yet answered)
     intervals = [_interval(k + 1.0, queued=2, in_progress=3, open=6, in_flight=8, completed=1) for k in range(3)]
-    svg = _chart(_runs_chart(intervals))
+    svg = _chart(runs_chart(intervals))
     tops = {}
     for group in svg.iter(f"{SVG}g"):
         if group.get("class") == "series":

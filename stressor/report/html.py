@@ -70,21 +70,7 @@ def _share(value: float | None) -> str:
 # ----------------------------------------------------------------------------------------------------- charts
 
 
-def _chart(
-    chart_id: str,
-    title: str,
-    series: Sequence[Series],
-    x_axis: Axis,
-    y_axis: Axis,
-    guides: Sequence[Guide] = (),
-    *,
-    bands: Sequence[Band] = (),
-) -> str:
-    """A chart over x in its ``<figure>`` (``charts.line_chart``; the live dashboard draws with it too)."""
-    return line_chart(chart_id, title, series, x_axis, y_axis, guides, bands=bands)
-
-
-def _time_axis() -> Axis:
+def time_axis() -> Axis:
     return Axis("seconds since the start", lambda v: f"{v:g}", point=lambda v: f"at {v:g}s")
 
 
@@ -135,18 +121,18 @@ def _on(measure: str, kind: Kind) -> Callable[[Threshold], bool]:
     return wanted
 
 
-def _latency_chart(
+def latency_chart(
     intervals: Sequence[IntervalFigures], stages: Sequence[Band] = (), verdicts: Sequence[Verdict] = ()
 ) -> str:
     series = [
         Series(key, PERCENTILE_COLORS[key], tuple((_end(i), getattr(i.queue_to_completion, key)) for i in intervals))
         for key in ("p50", "p90", "p99")
     ]
-    return _chart(
+    return line_chart(
         "latency",
         "Queue-to-completion per interval (runs the client saw end in it)",
         series,
-        _time_axis(),
+        time_axis(),
         _duration_axis("queue-to-completion"),
         threshold_guides(verdicts, _on("queue_to_completion", Kind.DURATION)),
         bands=stages,
@@ -158,7 +144,7 @@ def _has(intervals: Sequence[IntervalFigures], key: str) -> bool:
     return any(getattr(i.runs, key) is not None for i in intervals)
 
 
-def _runs_chart(intervals: Sequence[IntervalFigures], stages: Sequence[Band] = ()) -> str:
+def runs_chart(intervals: Sequence[IntervalFigures], stages: Sequence[Band] = ()) -> str:
     """The runs in flight at each interval's end, stacked by where they are: the server's queued and in progress,
     ended but not yet seen by the client, and (for the client) created but not yet answered."""
     separate = _has(intervals, "in_flight")
@@ -185,17 +171,17 @@ def _runs_chart(intervals: Sequence[IntervalFigures], stages: Sequence[Band] = (
         for index, (name, color) in enumerate(layers)
         if index < 3 or separate
     ]
-    return _chart(
+    return line_chart(
         "runs",
         "Runs in flight at the end of each interval, by state",
         series,
-        _time_axis(),
+        time_axis(),
         Axis("runs in flight", lambda v: f"{v:g}", least=1.0, whole=True),
         bands=stages,
     )
 
 
-def _outcomes_chart(intervals: Sequence[IntervalFigures], stages: Sequence[Band] = ()) -> str:
+def outcomes_chart(intervals: Sequence[IntervalFigures], stages: Sequence[Band] = ()) -> str:
     """Runs that ended in each interval, stacked by how: completed, failed, errored (the create failed),
     rejected (429/503)."""
     kinds = [
@@ -216,11 +202,11 @@ def _outcomes_chart(intervals: Sequence[IntervalFigures], stages: Sequence[Band]
         )
         for k in kinds
     ]
-    return _chart(
+    return line_chart(
         "outcomes",
         "Runs ended per interval, by outcome",
         series,
-        _time_axis(),
+        time_axis(),
         Axis("runs", lambda v: f"{v:g}", least=1.0, whole=True),
         bands=stages,
     )
@@ -238,44 +224,65 @@ def _rate_series(intervals: Sequence[IntervalFigures], stamps: Sequence[float]) 
     return tuple(points)
 
 
+Points = tuple[tuple[float, float | None], ...]
+
+
+def load_chart(
+    offered: Points,
+    achieved: Points,
+    requests: Points,
+    *,
+    achieved_name: str = "achieved (runs created by the server)",
+    whole_run: float | None = None,
+    bands: Sequence[Band] = (),
+    verdicts: Sequence[Verdict] = (),
+) -> str:
+    """Runs offered (due) and achieved per second, and HTTP requests per second, per interval; ``whole_run``:
+    the whole run's offered rate, dashed."""
+    series = [
+        # Drawn wide and pale under the achieved line: when the server keeps up, the two coincide.
+        Series("offered (runs due)", "#a0aec0", offered, width=5.0),
+        Series(achieved_name, "#2b6cb0", achieved),
+        Series("HTTP requests", "#d69e2e", requests),
+    ]
+    ends = [x for x, _ in offered + achieved + requests]
+    if whole_run is not None and ends:
+        series.append(Series("offered, whole run", "#4a5568", ((0.0, whole_run), (max(ends), whole_run)), dashed=True))
+    on_load = threshold_guides(verdicts, lambda t: t.path.name in ("offered_runs_per_s", "achieved_runs_per_s"))
+    return line_chart(
+        "load",
+        "Offered vs achieved load per interval",
+        series,
+        time_axis(),
+        Axis("per second", format_rate),
+        on_load,
+        bands=bands,
+    )
+
+
 def _load_chart(
     results: Results,
     intervals: Sequence[IntervalFigures],
     stages: Sequence[Band] = (),
     verdicts: Sequence[Verdict] = (),
 ) -> str:
+    """The load chart from the run records: runs due, and runs the server created, per interval."""
     records, started = results.run_records, results.started_at
     due = [r.due_s for r in records if r.due_s is not None]
     created = []
     if started is not None:
         created = [r.created_at - started for r in records if r.created_at is not None]
-    offered = results.load.offered_runs_per_s
-    series = [
-        # Drawn wide and pale under the achieved line: when the server keeps up, the two coincide.
-        Series("offered (runs due)", "#a0aec0", _rate_series(intervals, due), width=5.0),
-        Series("achieved (runs created by the server)", "#2b6cb0", _rate_series(intervals, created)),
-        Series(
-            "HTTP requests",
-            "#d69e2e",
-            tuple((_end(i), i.requests_per_s) for i in intervals),
-        ),
-    ]
-    ends = [_end(i) for i in intervals]
-    if offered is not None and ends:
-        series.append(Series("offered, whole run", "#4a5568", ((0.0, offered), (max(ends), offered)), dashed=True))
-    on_load = threshold_guides(verdicts, lambda t: t.path.name in ("offered_runs_per_s", "achieved_runs_per_s"))
-    return _chart(
-        "load",
-        "Offered vs achieved load per interval",
-        series,
-        _time_axis(),
-        Axis("per second", format_rate),
-        on_load,
+    return load_chart(
+        _rate_series(intervals, due),
+        _rate_series(intervals, created),
+        tuple((_end(i), i.requests_per_s) for i in intervals),
+        whole_run=results.load.offered_runs_per_s,
         bands=stages,
+        verdicts=verdicts,
     )
 
 
-def _failure_chart(
+def failure_chart(
     intervals: Sequence[IntervalFigures], stages: Sequence[Band] = (), verdicts: Sequence[Verdict] = ()
 ) -> str:
     # The headline's definition: failed, errored and rejected runs of those that settled. Results written
@@ -290,11 +297,11 @@ def _failure_chart(
         points.append((_end(interval), failures / settled if settled else None))
     what = "failed, errored and rejected / settled in it" if whole else "failed / ended in it"
     # The axis fits the data (at least 0..1 %), never a fixed 0..100 % on which a few per cent is a flat line.
-    return _chart(
+    return line_chart(
         "failures",
         f"Failure rate per interval ({what})",
         [Series("failure rate", "#e53e3e", tuple(points))],
-        _time_axis(),
+        time_axis(),
         Axis("failures / settled" if whole else "failed / ended", lambda v: f"{v * 100:.3g}%", least=0.01),
         threshold_guides(verdicts, lambda t: t.path.name == "failure_rate"),
         bands=stages,
@@ -318,7 +325,7 @@ def _spectrum_label(x: float) -> str:
     return f"{percentile:.{max(0, round(math.log10(x)) - 2)}f}%"
 
 
-def _spectrum_chart(results: Results, verdicts: Sequence[Verdict] = ()) -> str:
+def spectrum_chart(results: Results, verdicts: Sequence[Verdict] = ()) -> str:
     figures = results.measures.get("queue_to_completion")
     encoded = figures.hdr if figures is not None else None
     points = _spectrum_points(encoded) if encoded else ()
@@ -333,7 +340,7 @@ def _spectrum_chart(results: Results, verdicts: Sequence[Verdict] = ()) -> str:
         ticks=ticks,
         point=lambda x: f"percentile {100 * (1 - 1 / x):.{max(2, round(math.log10(exact)))}g}%",
     )
-    return _chart(
+    return line_chart(
         "spectrum",
         "Queue-to-completion percentile spectrum (HDR histogram)",
         [Series("queue-to-completion", "#2b6cb0", points)],
@@ -833,7 +840,7 @@ def _cards(cells: Sequence[tuple[str, object]], bad: Iterable[str] = (), simulat
 
 # ----------------------------------------------------------------------------------------------------- page
 
-_CSS = """
+CSS = """
 :root{--fg:#1a202c;--muted:#5a6473;--line:#e2e8f0;--bg:#fff;--panel:#f7fafc;--ok:#276749;--okbg:#e6f4ea;
 --bad:#9b2c2c;--badbg:#fde8e8;--warn:#975a16;--warnbg:#fefcbf}
 *{box-sizing:border-box}
@@ -1089,7 +1096,7 @@ def _summary(results: Results) -> str:
     )
 
 
-def _whole_intervals(results: Results) -> Sequence[IntervalFigures]:
+def whole_intervals(results: Results) -> Sequence[IntervalFigures]:
     """The intervals without the sliver a run usually ends with (2.0 s .. 2.0007 s): its counts are near zero
     and its rates a division by almost nothing, which would draw a cliff at the end of every chart."""
     intervals = results.intervals
@@ -1099,15 +1106,15 @@ def _whole_intervals(results: Results) -> Sequence[IntervalFigures]:
 
 
 def _time_charts(results: Results, verdicts: Sequence[Verdict]) -> str:
-    intervals = _whole_intervals(results)
+    intervals = whole_intervals(results)
     bands = stage_bands(results.stages)
     charts = [
-        _latency_chart(intervals, bands, verdicts),
-        _runs_chart(intervals, bands),
-        _outcomes_chart(intervals, bands),
+        latency_chart(intervals, bands, verdicts),
+        runs_chart(intervals, bands),
+        outcomes_chart(intervals, bands),
         _load_chart(results, intervals, bands, verdicts),
-        _failure_chart(intervals, bands, verdicts),
-        _spectrum_chart(results, verdicts),
+        failure_chart(intervals, bands, verdicts),
+        spectrum_chart(results, verdicts),
     ]
     interval_s = results.interval_s
     every = f" (every {_seconds(interval_s)})" if interval_s else ""
@@ -1169,6 +1176,6 @@ def page(title: str, body: str) -> str:
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head>"
+        f"<title>{_e(title)}</title><style>{CSS}</style></head>"
         f"<body><main>{body}</main></body></html>\n"
     )
