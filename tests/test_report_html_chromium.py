@@ -14,6 +14,7 @@ sets both after installing Debian's ``chromium``): there it fails, so a CI run c
 from __future__ import annotations
 
 import html
+import json
 import os
 import re
 import shutil
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
+from support.browser import Browser, coloured, png_pixels
 from support.cli import stressor_here
 
 from stressor.report.html import CSP
@@ -32,7 +34,6 @@ pytestmark = pytest.mark.e2e
 REPORT_CHARTS = ("latency", "runs", "outcomes", "load", "failures", "spectrum")
 SCENARIO_CHARTS = ("scenario-latency", "scenario-outcomes")
 CAPACITY_CHARTS = ("capacity-throughput", "capacity-latency", "capacity-failures")
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 REQUIRED_BY = ("STRESSOR_REQUIRE_CHROMIUM", "CI")
 MEASURE = """<script>
 for (const svg of document.querySelectorAll("svg.chart")) {
@@ -261,14 +262,31 @@ def test_the_capacity_page_draws_its_steps_the_knee_and_the_slo(
     assert re.search(r"Knee: held at \d, broke at \d runs in flight", seen), seen[:400]
 
 
-def test_the_report_renders_to_a_screenshot(chromium: Path, pages: dict[str, Path], tmp_path: Path) -> None:
-    shot = tmp_path / "report.png"
-    done = _chromium(chromium, tmp_path / "profile", f"--screenshot={shot}", pages["report"].as_uri())
-    assert done.returncode == 0, done.stderr[-2000:]
-    data = shot.read_bytes()
-    assert data.startswith(PNG_MAGIC)
-    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-    assert (width, height) == (1280, 2000)
+# Each region's laid-out box: the verdict banner and every chart, in page coordinates.
+REGIONS = """JSON.stringify([...document.querySelectorAll("#verdict, svg.chart")].map((el) => {
+  const box = el.getBoundingClientRect();
+  return {name: el.dataset.chart || el.id, left: box.left + scrollX, top: box.top + scrollY, width: box.width,
+          height: box.height};
+}))"""
+
+
+@pytest.mark.parametrize("which", ["report", "capacity"])
+def test_the_report_renders_to_a_screenshot(
+    chromium: Path, pages: dict[str, Path], tmp_path: Path, which: str
+) -> None:
+    with Browser(chromium, tmp_path / "browser", width=1280, height=900) as browser:
+        tab = browser.open(pages[which].as_uri())
+        tab.wait_for("document.readyState === 'complete' && !!document.getElementById('verdict')")
+        regions = json.loads(tab.evaluate(REGIONS))
+        width, height, rows = png_pixels(tab.screenshot())
+    assert width == 1280 and height > 900  # the whole page, taller than the window
+    names = [region["name"] for region in regions]
+    assert names[0] == "verdict" and len(names) == 1 + (8 if which == "report" else 3), names
+    for region in regions:
+        # Not blank: the banner's red (FAIL) or green (sustained) border and word; each chart's lines, bars, dots.
+        assert region["top"] + region["height"] <= height, region
+        drawn = coloured(rows, region["left"], region["top"], region["width"], region["height"])
+        assert drawn > 200, (region["name"], drawn)
 
 
 @pytest.mark.parametrize(("required", "outcome"), [(True, "1 error"), (False, "1 skipped")])
@@ -279,7 +297,7 @@ def test_without_chromium_the_check_fails_where_it_is_required(tmp_path: Path, r
         env["STRESSOR_REQUIRE_CHROMIUM"] = "1"
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfs",
-         f"{__file__}::test_the_report_renders_to_a_screenshot"],
+         f"{__file__}::test_the_report_renders_to_a_screenshot[report]"],
         capture_output=True, text=True, timeout=120, cwd=Path(__file__).parent.parent, env=env, check=False,
     )  # fmt: skip
     assert outcome in done.stdout, done.stdout[-2000:]
