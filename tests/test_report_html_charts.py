@@ -229,6 +229,14 @@ def test_the_runs_chart_stacks_the_runs_in_flight_by_state() -> None:
         assert tops[name] == {round(TOP + plot_h * (1 - level / top), 1)}, (name, tops[name])
 
 
+def test_without_the_server_s_stamps_the_runs_chart_does_not_guess_where_created_runs_are() -> None:
+    # The live dashboard's intervals: the client's counts only (6 created, 8 in flight), no queued or in progress
+    intervals = [_interval(k + 1.0, open=6, in_flight=8, completed=1) for k in range(3)]
+    svg = _chart(runs_chart(intervals))
+    series = [g.get("data-series") for g in svg.iter(f"{SVG}g") if g.get("class") == "series"]
+    assert series == ["created, not yet seen to end", "create sent, not yet answered"]
+
+
 def test_rows_chart_bars_sit_end_to_end_each_with_its_title() -> None:
     rows = [
         Row("a", (Mark("completed", "#0a0", 0, 6, title="a: 6 completed"), Mark("failed", "#a00", 6, 8, title="x"))),

@@ -57,8 +57,11 @@ def _knee_sentence(held: Step | None, broke: Step | None, load_label: str) -> st
 
 
 def _runs_rate(per_s: float) -> str:
-    """``19.2 runs/s``, or per minute below one a second."""
-    return f"{per_s:.3g} runs/s" if per_s >= 1 or per_s == 0 else f"{per_s * 60:.3g} runs/min"
+    """``19 runs/s``, ``1.2 runs/s``, as the search's sentence says it (``conclude.about``); per minute below one a
+    second."""
+    if 0 < per_s < 1:
+        return f"{per_s * 60:.2g} runs/min"
+    return f"{per_s:.0f} runs/s" if per_s >= 10 else f"{per_s:.2g} runs/s"
 
 
 def _sustained(held: Step | None, load_label: str, slos: Sequence[Threshold]) -> str:

@@ -148,28 +148,33 @@ def runs_chart(intervals: Sequence[IntervalFigures], stages: Sequence[Band] = ()
     """The runs in flight at each interval's end, stacked by where they are: the server's queued and in progress,
     ended but not yet seen by the client, and (for the client) created but not yet answered."""
     separate = _has(intervals, "in_flight")
+    # Without the server's stamps (the live dashboard, older results) where a created run is cannot be told:
+    # one layer, not a guess that they all ended unseen.
+    server = _has(intervals, "queued") or _has(intervals, "in_progress")
 
-    def parts(interval: IntervalFigures) -> tuple[int, int, int, int]:
+    def parts(interval: IntervalFigures) -> tuple[int, ...]:
         runs = interval.runs
         queued, running, created = runs.queued or 0, runs.in_progress or 0, runs.open or 0
         # The server's stamps and the client's view may disagree by a run at an edge: the stack never goes below 0.
         unseen = max(created - queued - running, 0)
-        pending = max((runs.in_flight or 0) - created, 0) if separate else 0
-        return queued, running, unseen, pending
+        pending = max((runs.in_flight or 0) - created, 0)
+        return (queued, running, unseen, pending) if server else (created, pending)
 
     layers = (
-        ("queued (server)", "#805ad5"),
-        ("in progress (server)", "#3182ce"),
-        ("ended, not yet seen by the client", "#81e6d9"),
-        ("create sent, not yet answered", "#fbd38d"),
-    )
+        (
+            ("queued (server)", "#805ad5"),
+            ("in progress (server)", "#3182ce"),
+            ("ended, not yet seen by the client", "#81e6d9"),
+        )
+        if server
+        else (("created, not yet seen to end", "#3182ce"),)
+    ) + ((("create sent, not yet answered", "#fbd38d"),) if separate else ())
     figures = [parts(i) for i in intervals]
     series = [
         Series(
             name, color, tuple((_end(i), float(f[index])) for i, f in zip(intervals, figures, strict=True)), kind="area"
         )
         for index, (name, color) in enumerate(layers)
-        if index < 3 or separate
     ]
     return line_chart(
         "runs",
