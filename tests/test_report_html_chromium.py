@@ -230,7 +230,7 @@ def test_the_run_report_says_its_verdict_and_that_its_cost_is_simulated(
 ) -> None:
     _, seen = _measure(chromium, pages["report"], tmp_path)
     # 20 % of calls fail against two scenarios expected to complete: a run failed, so a scenario did.
-    assert re.search(r"\(grace included\) FAIL a threshold failed, a scenario missed", seen), seen[:400]
+    assert re.search(r"\(grace included\) FAIL a scenario missed its expected outcome thresholds", seen), seen[:400]
     assert "thresholds all 1 passed" in seen
     assert re.search(r"scenarios against their expected outcome: \d passed, \d FAILED \((hours|refund)", seen)
     assert "the embedded simulator: every figure, and the cost, is simulated" in seen

@@ -48,6 +48,7 @@ def test_a_failed_threshold_makes_the_banner_fail_and_names_it() -> None:
     assert facts["thresholds"].startswith("1 of 2 failed:")
     assert "<code>queue_to_completion.p99 &lt; 50ms failed: was 82.6ms, 65.2% over 50ms</code>" in facts["thresholds"]
     assert facts["ended"] == "ran its whole plan"
+    assert "<small>a threshold failed</small>" in _page(load_fixture(), "queue_to_completion.p99 < 50ms")
 
 
 def test_thresholds_that_all_pass_make_the_banner_pass() -> None:

@@ -1041,6 +1041,23 @@ _WORD_NOTES = MappingProxyType(
 )
 
 
+_WHY_FAILED = MappingProxyType(
+    {
+        "thresholds": "a threshold failed",
+        "scenarios": "a scenario missed its expected outcome",
+        "ended": "the breaker stopped the run",
+    }
+)
+
+
+def _word_note(word: str, facts: Sequence[Fact]) -> str:
+    """What the banner's word means; for FAIL, what failed (the facts in red)."""
+    if word != "FAIL":
+        return _WORD_NOTES[word]
+    said = [_WHY_FAILED[f.topic] for f in facts if f.tone == "bad" and f.topic in _WHY_FAILED]
+    return " and ".join(said) if said else _WORD_NOTES[word]
+
+
 def _banner(results: Results, verdicts: Sequence[Verdict]) -> str:
     word, tone, facts = verdict_facts(results, verdicts)
     runs, load = results.runs, results.load
@@ -1063,7 +1080,7 @@ def _banner(results: Results, verdicts: Sequence[Verdict]) -> str:
     )
     return (
         f'<section id="verdict" class="banner {tone}" data-verdict="{_e(word)}">'
-        f'<div class="word">{_e(word)}<small>{_e(_WORD_NOTES[word])}</small></div>'
+        f'<div class="word">{_e(word)}<small>{_e(_word_note(word, facts))}</small></div>'
         f'<div class="why"><ul>{lines}</ul><p class="figures">{" · ".join(figures)}</p></div></section>'
     )
 
