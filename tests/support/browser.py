@@ -164,9 +164,12 @@ class Tab:
             time.sleep(0.1)
         raise DevToolsError(f"{expression[:80]}: still false after {timeout_s:g} s (last error: {last})")
 
-    def screenshot(self) -> bytes:
-        """A PNG of the whole page."""
-        options = {"format": "png", "captureBeyondViewport": True}
+    def screenshot(self, height: float | None = None) -> bytes:
+        """A PNG of the whole page, or of its top ``height`` pixels."""
+        options: dict[str, Any] = {"format": "png", "captureBeyondViewport": True}
+        if height is not None:
+            width = self.evaluate("document.documentElement.scrollWidth")
+            options["clip"] = {"x": 0, "y": 0, "width": width, "height": height, "scale": 1}
         data = self.browser.call("Page.captureScreenshot", options, self.session)
         return base64.b64decode(data["data"])
 
