@@ -78,9 +78,9 @@ def format_duration(seconds: float) -> str:
     """Human units for a latency: ``850µs``, ``12.3ms``, ``4.21s``, ``3m05s``."""
     if seconds < 0:
         return "-" + format_duration(-seconds)
-    if seconds < 1e-3:
+    if seconds < 0.9995e-3:  # below it, 3 figures of ms or µs round up to 1000 (printed "1e+03ms")
         return f"{seconds * 1e6:.0f}µs"
-    if seconds < 1.0:
+    if seconds < 0.9995:
         return f"{seconds * 1e3:.3g}ms"
     if seconds < 60.0:
         return f"{seconds:.3g}s"

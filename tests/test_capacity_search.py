@@ -9,6 +9,7 @@ from pathlib import Path
 
 import orjson
 from support.cli import stressor_here
+from support.junit_schema import problems
 
 # 8 call slots, each call 200 ms: 40 runs/s at most, queue-to-completion 200 ms while a slot is free
 PROFILE = """grace = "2s"
@@ -80,6 +81,7 @@ def test_capacity_takes_runs_simulator_flags_and_a_threshold_gate(tmp_path: Path
     assert done.returncode == 5, done.stderr
     assert "sustains none of the loads tried: even 1 runs in flight broke failure_rate < 5%" in done.stdout
     assert done.stderr.splitlines()[-1] == "stressor: 1 of 1 thresholds failed on the sustained step"
+    assert problems(junit.read_text(encoding="utf-8")) == []  # no step held: still the strict JUnit schema
     suite = ET.parse(junit).getroot()
     assert suite.get("failures") == "1"
     case = next(c for c in suite.iter("testcase") if c.get("classname") == "stressor.thresholds")

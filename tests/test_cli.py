@@ -12,6 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 from support.cli import stressor_here as stressor
+from support.junit_schema import problems
 
 QUICK = """
 name = "quick"
@@ -221,6 +222,7 @@ def test_thresholds_gate_the_exit_code_and_abort_stops_a_run_early(tmp_path: Pat
     assert passing.returncode == 0, passing.stderr
     assert "thresholds: 1 of 1 passed" in passing.stdout
     assert "<testsuite" in (tmp_path / "j.xml").read_text()
+    assert problems((tmp_path / "j.xml").read_text()) == []  # the strict xUnit schema
     failing = stressor("run", str(profile), "--out", str(out), "-t", "queue_to_completion.p99 < 1ms")
     assert failing.returncode == 5
     assert "FAIL" in failing.stdout and "1 of 1 thresholds failed" in failing.stderr

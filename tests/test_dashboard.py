@@ -30,7 +30,7 @@ from stressor.report.live import Frame, draw
 from stressor.session import Session, SessionResult, Where
 from stressor.sim.config import SimConfig
 
-CHARTS = ("latency", "runs", "load", "failures", "spectrum")
+CHARTS = ("latency", "runs", "outcomes", "load", "failures", "spectrum")
 PROFILE = {
     "name": "live",
     "interval": "500ms",

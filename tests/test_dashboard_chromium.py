@@ -14,16 +14,15 @@ import re
 import subprocess
 import sys
 import time
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.browser import PNG_MAGIC, Browser, find_chromium
+from support.browser import Browser, coloured, find_chromium, png_pixels
 
 pytestmark = pytest.mark.e2e
 
-CHARTS = ("latency", "runs", "load", "failures", "spectrum")
+CHARTS = ("latency", "runs", "outcomes", "load", "failures", "spectrum")  # the report's, over time
 PROFILE = """
 name = "in the browser"
 interval = "500ms"
@@ -56,8 +55,9 @@ MEASURE = """JSON.stringify([...document.querySelectorAll("svg.chart")].map((svg
       if (inside(at.x, at.y)) points++;
     }
   }
+  const bands = [...svg.querySelectorAll("g.band rect")].filter((band) => band.getBoundingClientRect().width > 1);
   return {chart: svg.dataset.chart, left: box.left + scrollX, top: box.top + scrollY, width: box.width,
-          height: box.height, points};
+          height: box.height, points, bands: bands.length};
 }))"""
 
 
@@ -86,58 +86,6 @@ def running(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
         process.wait()
 
 
-def png_pixels(data: bytes) -> tuple[int, int, list[bytes]]:
-    """Width, height and the unfiltered rows (RGBA or RGB, 8 bits) of a non-interlaced PNG."""
-    assert data.startswith(PNG_MAGIC)
-    at, chunks = 8, {}
-    idat = b""
-    while at < len(data):
-        length = int.from_bytes(data[at : at + 4], "big")
-        kind, body = data[at + 4 : at + 8], data[at + 8 : at + 8 + length]
-        if kind == b"IDAT":
-            idat += body
-        else:
-            chunks[kind] = body
-        at += 12 + length
-    header = chunks[b"IHDR"]
-    width, height = int.from_bytes(header[:4], "big"), int.from_bytes(header[4:8], "big")
-    depth, color = header[8], header[9]
-    assert depth == 8 and color in (2, 6) and header[12] == 0, header
-    size = 4 if color == 6 else 3
-    raw, stride = zlib.decompress(idat), width * size
-    rows, previous = [], bytes(stride)
-    for y in range(height):
-        kind, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)])
-        for x in range(stride):
-            left = line[x - size] if x >= size else 0
-            up, corner = previous[x], previous[x - size] if x >= size else 0
-            if kind == 1:
-                line[x] = (line[x] + left) & 0xFF
-            elif kind == 2:
-                line[x] = (line[x] + up) & 0xFF
-            elif kind == 3:
-                line[x] = (line[x] + (left + up) // 2) & 0xFF
-            elif kind == 4:
-                guess = left + up - corner
-                near = min((abs(guess - left), 0, left), (abs(guess - up), 1, up), (abs(guess - corner), 2, corner))
-                line[x] = (line[x] + near[2]) & 0xFF
-        rows.append(bytes(line) if size == 3 else bytes(b for i, b in enumerate(line) if i % 4 != 3))
-        previous = bytes(line)
-    return width, height, rows
-
-
-def coloured(rows: list[bytes], left: float, top: float, width: float, height: float) -> int:
-    """Pixels in the box that are neither white nor grey: the charts' lines and dots."""
-    count = 0
-    for y in range(int(top), int(top + height)):
-        row = rows[y]
-        for x in range(int(left), int(left + width)):
-            r, g, b = row[3 * x : 3 * x + 3]
-            if max(r, g, b) - min(r, g, b) > 40:
-                count += 1
-    return count
-
-
 def test_the_dashboard_updates_in_the_browser_and_links_the_report_at_the_end(
     chromium: Path, running: tuple[subprocess.Popen[str], str], tmp_path: Path
 ) -> None:
@@ -162,6 +110,9 @@ def test_the_dashboard_updates_in_the_browser_and_links_the_report_at_the_end(
             assert chart["width"] > 300 and chart["height"] > 100, chart
         points = {c["chart"]: c["points"] for c in laid_out}
         assert points["latency"] >= 2 and points["load"] >= 2 and points["spectrum"] >= 2, points
+        # The plan's stages shaded as in the report: warm from the first interval, push once the run reaches it
+        bands = {c["chart"]: c["bands"] for c in laid_out}
+        assert all(bands[chart] == 2 for chart in CHARTS if chart != "spectrum"), bands
 
         shot = tab.screenshot()
         width, height, rows = png_pixels(shot)
@@ -175,7 +126,9 @@ def test_the_dashboard_updates_in_the_browser_and_links_the_report_at_the_end(
         final = tab.evaluate("document.getElementById('progress').textContent")
         assert "grace period" in final and re.search(r"due 84 ", final)
     assert process.wait(timeout=60) == 0
-    assert (tmp_path / "report.html").exists()
+    report = (tmp_path / "report.html").read_text(encoding="utf-8")
+    # The same charts as the report draws over time (the report adds per-variant and per-scenario ones).
+    assert re.findall(r'<svg class="chart" data-chart="([^"]+)"', report)[: len(CHARTS)] == list(CHARTS)
 
 
 def test_without_chromium_the_check_fails_where_it_is_required(

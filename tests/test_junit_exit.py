@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.junit_schema import problems
 from test_report_fixture import load_fixture
 from typer.testing import CliRunner
 
@@ -21,6 +22,7 @@ def _report(tmp_path: Path, doc: dict[str, Any], *args: str) -> tuple[int, ET.El
     results.write_text(json.dumps(doc), encoding="utf-8")
     junit = tmp_path / "j.xml"
     done = CliRunner().invoke(app, ["report", str(results), "--junit", str(junit), *args])
+    assert problems(junit.read_text(encoding="utf-8")) == []  # the strict schema Jenkins' xUnit plugin checks
     suite = ET.parse(junit).getroot().find("testsuite")
     assert suite is not None
     return done.exit_code, suite, done.stdout

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import typer
+from support.junit_schema import problems
 from test_report_fixture import FIXTURE, load_fixture
 from typer.testing import CliRunner
 
@@ -73,6 +74,7 @@ def test_report_exits_5_on_a_breached_threshold_after_writing_every_file(
     assert result.stderr.splitlines()[-1] == "stressor: 2 of 2 thresholds failed."
     assert "FAIL     queue_to_completion.p99 < 10ms" in result.stdout
     assert (tmp_path / "out" / "report.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    assert problems((tmp_path / "junit.xml").read_text(encoding="utf-8")) == []  # the strict xUnit schema
     suite = ET.parse(tmp_path / "junit.xml").getroot().find("testsuite")
     assert suite is not None and suite.get("failures") == "2"  # the 2 thresholds: JUnit fails when the gate does
     assert sorted(p.name for p in (tmp_path / "hgrm").iterdir())[0] == "detection_delay.hgrm"

@@ -10,14 +10,17 @@ from html.parser import HTMLParser
 from support.documents import results
 from test_report_fixture import load_fixture
 
+from stressor.report.charts import HEIGHT, WIDTH
 from stressor.report.compare import compare
 from stressor.report.html import render_html
 from stressor.thresholds import evaluate, parse_thresholds
 from stressor.units import format_rate
 
-CHARTS = ("latency", "runs", "load", "failures", "spectrum")
+TIME_CHARTS = ("latency", "runs", "outcomes", "load", "failures", "spectrum")
+SLICE_CHARTS = ("variant-latency", "variant-outcomes", "scenario-latency", "scenario-outcomes")
+CHARTS = (*TIME_CHARTS, *SLICE_CHARTS)
 VOID = {"meta", "br", "img", "input", "link", "hr", "col", "area", "base", "source", "wbr"}
-SVG_VOID = {"polyline", "line", "circle", "rect", "path"}
+SVG_VOID = {"polyline", "polygon", "line", "circle", "rect", "path"}
 
 
 class Page(HTMLParser):
@@ -33,7 +36,7 @@ class Page(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         attributes = dict(attrs)
-        if tag == "svg":
+        if tag == "svg" and attributes.get("class") == "chart":
             self.chart = attributes.get("data-chart")
         self.elements.append((tag, attributes, self.chart))
         if tag not in VOID:
@@ -47,7 +50,7 @@ class Page(HTMLParser):
             self.errors.append(f"</{tag}> closes {self.stack[-1:] or 'nothing'}")
             return
         self.stack.pop()
-        if tag == "svg":
+        if tag == "svg" and "svg" not in self.stack:
             self.chart = None
 
     def handle_data(self, data: str) -> None:
@@ -70,18 +73,28 @@ def _report() -> str:
     return render_html(results(new), verdicts, compare(results(doc), results(new)))
 
 
+def _charts(page: Page) -> list[str | None]:
+    return [
+        attrs.get("data-chart") for tag, attrs, _ in page.elements if tag == "svg" and attrs.get("class") == "chart"
+    ]
+
+
 def test_the_page_parses_and_holds_every_chart_with_data() -> None:
     page = _parse(_report())
-    charts = [attrs.get("data-chart") for tag, attrs, _ in page.elements if tag == "svg"]
-    assert charts == list(CHARTS)
+    assert _charts(page) == list(CHARTS)
     for chart in CHARTS:
         polylines = [attrs for tag, attrs, within in page.elements if tag == "polyline" and within == chart]
-        assert polylines, chart
         points = [p for attrs in polylines for p in (attrs.get("points") or "").split()]
-        assert len(points) >= 2, chart
+        bars = [
+            a
+            for tag, a, within in page.elements
+            if tag == "rect" and within == chart and a.get("fill", "").startswith("#")
+        ]
+        dots = [a for tag, a, within in page.elements if tag == "circle" and within == chart]
+        assert len(points) + len(bars) + len(dots) >= 2, chart
         for point in points:
             x, y = map(float, point.split(","))
-            assert 0 <= x <= 720 and 0 <= y <= 260, (chart, point)
+            assert 0 <= x <= WIDTH and 0 <= y <= HEIGHT, (chart, point)
 
 
 def test_latency_chart_draws_the_three_percentiles_per_interval() -> None:
@@ -142,8 +155,8 @@ def test_a_sparse_document_still_renders_every_chart() -> None:
         doc.pop(key)
     doc["measures"]["queue_to_completion"].update(count=0, hdr=None, p50=None, p90=None, p99=None, max=None)
     page = _parse(render_html(results(doc)))
-    assert [a.get("data-chart") for tag, a, _ in page.elements if tag == "svg"] == list(CHARTS)
-    assert " ".join(page.text).count("no data for this chart") == len(CHARTS)
+    assert _charts(page) == list(TIME_CHARTS)  # no variant or scenario: no chart of them
+    assert " ".join(page.text).count("no data for this chart") == len(TIME_CHARTS)
 
 
 def test_notes_for_interrupted_and_late_runs() -> None:
@@ -208,19 +221,29 @@ def test_errored_and_rejected_runs_count_in_the_failure_chart() -> None:
     assert "failed, errored and rejected / settled in it" in text
 
 
-def test_the_runs_chart_draws_errored_rejected_and_in_flight() -> None:
+def _groups(page: Page, chart: str) -> list[str]:
+    return [
+        a["data-series"] or ""
+        for tag, a, within in page.elements
+        if tag == "g" and within == chart and a.get("data-series")
+    ]
+
+
+def test_the_outcomes_chart_stacks_errored_and_rejected_and_the_runs_chart_the_client_s_runs_in_flight() -> None:
     page = _parse(render_html(results(_errored_only())))
-    groups = [a.get("data-series") for tag, a, within in page.elements if tag == "g" and within == "runs"]
-    assert "errored in the interval (create failed)" in groups
-    assert "rejected in the interval (429/503)" in groups
-    assert "in flight for the client (at the end)" in groups
-    assert len(_points(page, "runs", "errored in the interval (create failed)")) == 4
+    assert _groups(page, "outcomes") == ["completed", "failed", "errored (create failed)", "rejected (429/503)"]
+    assert "create sent, not yet answered" in _groups(page, "runs")
+    # 8 completed and 2 errored or rejected in each of 4 intervals: 4 bars a series with runs, 0 for "failed"
+    bars = [
+        a for tag, a, within in page.elements if tag == "rect" and within == "outcomes" and a.get("fill") == "#38a169"
+    ]
+    assert len(bars) == 4
 
 
 def test_results_without_errored_counts_still_chart_failed_over_ended() -> None:
     page = _parse(render_html(results(load_fixture())))  # written before intervals counted errored and rejected runs
-    groups = [a.get("data-series") for tag, a, within in page.elements if tag == "g" and within == "runs"]
-    assert "in flight for the client" in groups and not any("errored" in (g or "") for g in groups)
+    assert "create sent, not yet answered" not in _groups(page, "runs")  # no in_flight count: that layer is unknown
+    assert not any("errored" in g for g in _groups(page, "outcomes"))
     assert "Failure rate per interval (failed / ended in it)" in " ".join(page.text)
     assert _points(page, "failures")
 

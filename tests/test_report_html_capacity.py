@@ -6,11 +6,11 @@ import re
 
 from test_report_html import _parse, _points
 
-from stressor.report.html import render_capacity_html
+from stressor.report.capacity_html import render_capacity_html
 from stressor.thresholds import parse_thresholds
 
 SLOS = parse_thresholds(["queue_to_completion.p95 < 2s", "failure_rate < 5%"])
-CHARTS = ("capacity-latency", "capacity-failures", "capacity-throughput")
+CHARTS = ("capacity-throughput", "capacity-latency", "capacity-failures")
 
 
 def step(level: float, p95: float, failure_rate: float, held: bool) -> dict:
@@ -108,3 +108,12 @@ def test_a_search_that_never_broke_says_so_and_marks_the_last_step() -> None:
 def test_a_first_step_that_broke() -> None:
     page = render_capacity_html("c", "runs in flight", [step(2, 5.0, 0.5, False)], SLOS)
     assert "Knee: the first step, 2 runs in flight, already broke the SLO." in page
+
+
+def test_the_banner_says_the_sustained_rate_as_the_sentence_does() -> None:
+    held = {**step(8, 0.9, 0.0, True), "runs_per_s": 12.5}
+    page = render_capacity_html("c", "runs in flight", [held, step(10, 3.0, 0.0, False)], SLOS)
+    assert 'data-verdict="12 runs/s"' in page  # not "12.5 runs/s" beside "Sustains about 12 runs/s"
+    assert "Sustains about 12 runs/s (8 runs in flight) with" in page
+    slow = {**step(2, 0.9, 0.0, True), "runs_per_s": 0.25}
+    assert 'data-verdict="15 runs/min"' in render_capacity_html("c", "runs in flight", [slow], SLOS)

@@ -1,17 +1,22 @@
-"""JUnit XML: parseable, one case per threshold, per scenario and for the run, failures with their reasons."""
+"""JUnit XML: one case per threshold, per scenario and for the run, failures with their reasons; every file valid
+against the strict schema Jenkins' xUnit plugin checks (tests/support/junit_schema.py)."""
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+import pytest
 from support.documents import results
+from support.junit_schema import problems
 from test_report_fixture import load_fixture
 
+from stressor.document import load_results
 from stressor.report.junit import junit_xml
 from stressor.thresholds import evaluate, parse_thresholds
 
 
 def _suite(xml: str) -> ET.Element:
+    assert problems(xml) == []
     root = ET.fromstring(xml.encode("utf-8"))
     assert root.tag == "testsuites"
     suites = root.findall("testsuite")
@@ -54,8 +59,10 @@ def test_scenarios_carry_their_failures_as_figures_and_fail_only_on_their_thresh
     assert "completed 18, failed 0" in (cases["stressor.scenarios/refund"].findtext("system-out") or "")
     hours = cases["stressor.scenarios/hours"]
     assert hours.find("failure") is None  # no threshold on it: errored runs are figures, not a verdict
-    props = {p.get("name"): p.get("value") for p in hours.iter("property")}
-    assert (props["errored"], props["rejected"], props["below_grade_threshold"]) == ("1", "2", "2")
+    assert hours.find("properties") is None  # the strict schema has properties per suite, not per case
+    props = {p.get("name"): p.get("value") for p in _suite(junit_xml(results(doc))).iter("property")}
+    figures = ("errored", "rejected", "below_grade_threshold")
+    assert [props[f"scenario[hours].{key}"] for key in figures] == ["1", "2", "2"]
     assert "2 below the grade threshold 0.75 (quality failures)" in (hours.findtext("system-out") or "")
     scoped = parse_thresholds(["scenario[hours].errored == 0", "scenario[refund].failed == 0"])
     verdicts = evaluate(scoped, results(doc))
@@ -120,3 +127,54 @@ def test_strings_from_outside_stay_valid_xml() -> None:
     suite = _suite(junit_xml(results(doc)))  # parsing is the check: control characters would break it
     names = [c.get("name") for c in suite.findall("testcase")]
     assert '<refund & "co"> \ufffd\ufffd' in names
+
+
+def _verdict(doc: dict, name: str, status: str) -> None:
+    doc["scenarios"][name]["verdict"] = {
+        "status": status,
+        "expected": "success",
+        "matched": 3,
+        "mismatched": 1 if status == "failed" else 0,
+        "undecided": 1 if status == "undecided" else 0,
+        "observed": {"completed/success": 3},
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["plain", "verdicts", "interrupted", "breaker", "stopped", "no scenarios", "empty", "odd names"],
+)
+def test_every_report_is_valid_against_the_strict_schema(case: str) -> None:
+    doc = load_fixture()
+    thresholds = ["failure_rate < 1%", "scenario[*].failed == 0", "variant[storm].failed == 0", "errored == 0"]
+    if case == "verdicts":
+        _verdict(doc, "refund", "failed")
+        _verdict(doc, "hours", "undecided")
+        doc["scenario_verdicts"] = {"passed": 0, "failed": 1, "undecided": 1}
+    elif case == "interrupted":
+        doc["interrupted"] = True
+    elif case == "breaker":
+        doc["limits"]["breaker"] = "more than half of 40 requests failed over 30s"
+    elif case == "stopped":
+        doc["stop_reason"] = "the budget of 100 cents is spent"
+    elif case == "no scenarios":
+        doc.pop("scenarios")
+    elif case == "odd names":
+        doc["scenarios"]['<a & "b">\x07'] = doc["scenarios"].pop("refund")
+    document = load_results({}) if case == "empty" else results(doc)  # capacity with no step held writes this
+    xml = junit_xml(document, evaluate(parse_thresholds(thresholds), document))
+    assert problems(xml) == []
+    assert ET.fromstring(xml.encode("utf-8")).find("testsuite/testcase/properties") is None
+
+
+def test_the_schema_check_refuses_properties_in_a_case() -> None:
+    """What the strict schema refused before: the check that guards the reports sees it."""
+    xml = junit_xml(results(load_fixture()))
+    root = ET.fromstring(xml.encode("utf-8"))
+    case = root.find("testsuite/testcase")
+    assert case is not None
+    ET.SubElement(ET.SubElement(case, "properties"), "property", name="failed", value="2")
+    case.set("status", "failed")
+    found = problems(ET.tostring(root, encoding="unicode"))
+    assert any("<properties> may not stand in <testcase>" in problem for problem in found), found
+    assert any("the attribute status is not allowed" in problem for problem in found), found

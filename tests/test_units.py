@@ -48,6 +48,8 @@ def test_format_duration_picks_readable_units() -> None:
     assert format_duration(0.0123) == "12.3ms"
     assert format_duration(4.214) == "4.21s"
     assert format_duration(185) == "3m05.0s"
+    assert format_duration(0.9996) == "1s"  # not "1e+03ms"
+    assert format_duration(0.000_9996) == "1ms"
 
 
 @pytest.mark.parametrize("text", ["-5s", "-1m30s", -5, -0.5])

@@ -247,9 +247,17 @@ def _write_outputs(
         document = orjson.dumps(conclusion.document, option=orjson.OPT_INDENT_2)
         write_or_fail(out, "capacity JSON", lambda: out.write_bytes(document))
     if html is not None:
-        from stressor.report.html import render_capacity_html
+        from stressor.report.capacity_html import render_capacity_html
 
-        page = render_capacity_html(f"Capacity of {profile.name}", load_label, conclusion.rows, slos)
+        said = conclusion.document
+        page = render_capacity_html(
+            f"Capacity of {profile.name}",
+            load_label,
+            said["steps"],
+            slos,
+            sentence=said["sentence"],
+            interrupted=said["interrupted"],
+        )
         write_or_fail(html, "capacity chart", lambda: html.write_text(page, encoding="utf-8"))
     if junit is not None:
         from stressor.document import load_results

@@ -218,6 +218,7 @@ def _step_row(step: Step, decides: bool) -> dict[str, Any]:
         "failure_rate": step.failure_rate,
         "completed_per_s": step.completed_per_s,
         "runs_per_s": step.runs_per_s,
+        "offered_per_s": step.results.load.offered_runs_per_s if step.results is not None else None,
         "held": step.held,
         "broken": [v.sentence for v in step.verdicts if not v.passed],
     }

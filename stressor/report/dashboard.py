@@ -21,8 +21,9 @@ from anyio import BrokenWorkerProcess
 from stressor.asgi_server import base_url_of, serve_asgi
 from stressor.loopback import is_loopback
 from stressor.progress import Progress, ProgressWindow
-from stressor.report.html import _CSS
+from stressor.report.html import CSS
 from stressor.report.live import MAX_POINTS, Frame, LivePoint, draw, live_point
+from stressor.report.results import plan_stages
 from stressor.timestamps import NS_PER_S
 
 if TYPE_CHECKING:
@@ -106,6 +107,7 @@ class Dashboard:
         self._pages = 0
         self._nap_scope: anyio.CancelScope | None = None
         self._draw_now = False
+        self._stages = plan_stages(profile)
 
     # ------------------------------------------------------------------------------------------ sampling
 
@@ -186,6 +188,7 @@ class Dashboard:
                 earlier=self._sampled - len(points),
                 progress=self._now,
                 ending=self.ending if final else None,
+                stages=self._stages,
             )
             try:
                 body = await self._draw(frame)
@@ -239,7 +242,7 @@ class Dashboard:
             '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>stressor live: {_e(self.profile.name)}</title><style>{_CSS}{_EXTRA_CSS}</style></head>"
+            f"<title>stressor live: {_e(self.profile.name)}</title><style>{CSS}{_EXTRA_CSS}</style></head>"
             f'<body><main id="live">{body}</main><script src="dashboard.js"></script></body></html>\n'
         ).encode()
 

@@ -1,7 +1,8 @@
 """The HTML report: one self-contained file (inline CSS, inline SVG charts drawn here, no script). Pure.
 
-It opens anywhere, offline, and prints; every string that comes from the results document is escaped. What it
-shows: docs/reports.md#stressor-report-results.
+It opens anywhere, offline, and prints; every string that comes from the results document is escaped. A verdict
+banner says at a glance whether the run passed and why; the charts (``stressor.report.charts``) carry the plan's
+stages and the thresholds. What it shows: docs/reports.md#stressor-report-results.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any
 
 from stressor.document import (
+    ComparedMeasure,
     Figures,
     IntervalFigures,
     MeasureFigures,
@@ -26,18 +27,30 @@ from stressor.document import (
     VariantDifference,
 )
 from stressor.metrics import LatencyRecorder
+from stressor.report.charts import Axis, Band, Guide, Key, Mark, Series, line_chart, rows_chart
+from stressor.report.charts import Row as ChartRow
 from stressor.report.compare import Comparison, Judgement, Row, format_change, headline_rows
-from stressor.thresholds import Status, Threshold, Verdict, format_value
+from stressor.thresholds import Kind, Status, Threshold, Verdict, format_value
 from stressor.tiers import LABELS, sentences
 from stressor.units import format_duration, format_rate
 
 US_PER_S = 1_000_000
 # Nothing may be fetched and no script may run: the report is data, opened from anywhere.
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
-_WIDTH, _HEIGHT = 720, 260
-_LEFT, _RIGHT, _TOP, _BOTTOM = 64, 20, 14, 42
-_MARKERS_UP_TO = 40  # points per series below which each point gets a dot (a lone point is then visible)
 _SLIVER = 0.1  # an interval shorter than this share of interval_s gives no rate (a division by almost zero)
+_PASSED, _FAILED, _NO_DATA = "#2f855a", "#c53030", "#718096"
+# Outcomes in one colour each, wherever they are drawn.
+OUTCOME_COLORS = MappingProxyType(
+    {
+        "completed": "#38a169",
+        "failed": "#e53e3e",
+        "errored": "#dd6b20",
+        "rejected": "#b7791f",
+        "open": "#a0aec0",
+        "unknown": "#553c9a",
+    }
+)
+PERCENTILE_COLORS = MappingProxyType({"p50": "#2b6cb0", "p90": "#d69e2e", "p95": "#d69e2e", "p99": "#c53030"})
 
 
 def _e(value: object) -> str:
@@ -57,194 +70,8 @@ def _share(value: float | None) -> str:
 # ----------------------------------------------------------------------------------------------------- charts
 
 
-@dataclass(frozen=True, slots=True)
-class Series:
-    """One line of a chart; a None y breaks the line (an interval with no data)."""
-
-    name: str
-    color: str
-    points: tuple[tuple[float, float | None], ...]
-    dashed: bool = False
-    width: float = 2.0
-
-
-@dataclass(frozen=True, slots=True)
-class Axis:
-    """How an axis maps values and prints its ticks."""
-
-    label: str
-    fmt: Callable[[float], str]
-    log: bool = False  # log10 scale (the percentile spectrum's x)
-    ticks: tuple[float, ...] | None = None  # fixed ticks; else "nice" ones from the data
-
-
-@dataclass(frozen=True, slots=True)
-class Guide:
-    """A mark on a chart beside its series: a vertical band or line (``x``: from, to) or a horizontal line at
-    ``y`` (a bound, such as an SLO's)."""
-
-    name: str  # the ``data-guide`` attribute, for tests and readers of the markup
-    label: str
-    color: str
-    x: tuple[float, float] | None = None
-    y: float | None = None
-
-
-def _nice_ticks(high: float, count: int = 5) -> list[float]:
-    """0 .. a round number above ``high``, in 1 / 2 / 2.5 / 5 x 10^k steps."""
-    if high <= 0 or not math.isfinite(high):
-        return [0.0, 1.0]
-    raw = high / count
-    magnitude = 10 ** math.floor(math.log10(raw))
-    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
-    steps = math.ceil(high / step - 1e-9)
-    return [i * step for i in range(steps + 1)]
-
-
-def _segments(points: Sequence[tuple[float, float | None]]) -> list[list[tuple[float, float]]]:
-    """Runs of consecutive points with a value: gaps are not bridged, so no line crosses missing data."""
-    runs: list[list[tuple[float, float]]] = [[]]
-    for x, y in points:
-        if y is None:
-            if runs[-1]:
-                runs.append([])
-        else:
-            runs[-1].append((x, y))
-    return [run for run in runs if run]
-
-
-def _chart(
-    chart_id: str,
-    title: str,
-    series: Sequence[Series],
-    x_axis: Axis,
-    y_axis: Axis,
-    guides: Sequence[Guide] = (),
-) -> str:
-    """An SVG line chart with axes, grid, ticks, optional guides and an HTML legend, in a ``<figure>``."""
-    plot_w, plot_h = _WIDTH - _LEFT - _RIGHT, _HEIGHT - _TOP - _BOTTOM
-    values = [(x, y) for s in series for x, y in s.points if y is not None]
-    parts = [
-        f'<svg class="chart" data-chart="{_e(chart_id)}" viewBox="0 0 {_WIDTH} {_HEIGHT}" width="{_WIDTH}" '
-        f'height="{_HEIGHT}" role="img" aria-label="{_e(title)}" xmlns="http://www.w3.org/2000/svg">',
-        f"<title>{_e(title)}</title>",
-    ]
-    if not values:
-        parts.append(
-            f'<text x="{_WIDTH / 2}" y="{_HEIGHT / 2}" text-anchor="middle" class="empty">no data for this chart</text>'
-        )
-        parts.append("</svg>")
-        return _figure(chart_id, title, "".join(parts), series)
-
-    def tx(x: float) -> float:
-        return math.log10(x) if x_axis.log else x
-
-    # Guides widen the axes: a bound above every point is still drawn, and shows how far off it is.
-    xs = [tx(x) for x, _ in values] + [tx(x) for g in guides if g.x for x in g.x]
-    x_ticks = list(x_axis.ticks) if x_axis.ticks else _nice_ticks(max(xs))
-    x_lo = tx(x_ticks[0]) if x_axis.ticks else 0.0
-    x_hi = max(tx(x_ticks[-1]) if x_axis.ticks else x_ticks[-1], x_lo + 1e-9)
-    y_top = max([y for _, y in values] + [g.y for g in guides if g.y is not None])
-    y_ticks = list(y_axis.ticks) if y_axis.ticks else _nice_ticks(y_top)
-    y_hi = y_ticks[-1] or 1.0
-
-    def px(x: float) -> float:
-        return _LEFT + (min(max(tx(x), x_lo), x_hi) - x_lo) / (x_hi - x_lo) * plot_w
-
-    def py(y: float) -> float:
-        return _TOP + plot_h - min(max(y, 0.0), y_hi) / y_hi * plot_h
-
-    parts.append('<g class="grid">')
-    for tick in y_ticks:
-        y = py(tick)
-        parts.append(f'<line x1="{_LEFT}" x2="{_LEFT + plot_w}" y1="{y:.1f}" y2="{y:.1f}"/>')
-        parts.append(
-            f'<text x="{_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" class="tick">{_e(y_axis.fmt(tick))}</text>'
-        )
-    for tick in x_ticks:
-        x = _LEFT + (tx(tick) - x_lo) / (x_hi - x_lo) * plot_w if x_axis.ticks else px(tick)
-        parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{_TOP}" y2="{_TOP + plot_h}"/>')
-        parts.append(
-            f'<text x="{x:.1f}" y="{_TOP + plot_h + 16}" text-anchor="middle" class="tick">'
-            f"{_e(x_axis.fmt(tick))}</text>"
-        )
-    parts.append("</g>")
-    parts.append(
-        f'<rect class="frame" x="{_LEFT}" y="{_TOP}" width="{plot_w}" height="{plot_h}" fill="none"/>'
-        f'<text x="{_LEFT + plot_w / 2}" y="{_HEIGHT - 6}" text-anchor="middle" class="axis">'
-        f"{_e(x_axis.label)}</text>"
-        f'<text transform="translate(14 {_TOP + plot_h / 2}) rotate(-90)" text-anchor="middle" class="axis">'
-        f"{_e(y_axis.label)}</text>"
-    )
-    parts.extend(_guide(g, px, py, plot_h) for g in guides)
-    for s in series:
-        dash = ' stroke-dasharray="6 4"' if s.dashed else ""
-        group = [f'<g class="series" data-series="{_e(s.name)}">']
-        segments = _segments(s.points)
-        for segment in segments:
-            points = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in segment)
-            group.append(
-                f'<polyline points="{points}" fill="none" stroke="{s.color}" stroke-width="{s.width:g}"{dash} '
-                'stroke-linejoin="round" stroke-linecap="round"/>'
-            )
-        if sum(len(segment) for segment in segments) <= _MARKERS_UP_TO and not s.dashed:
-            group.extend(
-                f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="2.5" fill="{s.color}"/>'
-                for segment in segments
-                for x, y in segment
-            )
-        group.append("</g>")
-        parts.extend(group)
-    parts.append("</svg>")
-    return _figure(chart_id, title, "".join(parts), series, guides)
-
-
-def _guide(guide: Guide, px: Callable[[float], float], py: Callable[[float], float], plot_h: float) -> str:
-    """A guide's markup: a shaded band or a dashed line, labelled, under the series."""
-    parts = [f'<g class="guide" data-guide="{_e(guide.name)}">']
-    if guide.x is not None:
-        left, right = sorted((px(guide.x[0]), px(guide.x[1])))
-        if right - left >= 1:
-            parts.append(
-                f'<rect x="{left:.1f}" y="{_TOP}" width="{right - left:.1f}" height="{plot_h}" '
-                f'fill="{guide.color}" fill-opacity="0.14"/>'
-            )
-        for x in sorted({left, right}):
-            parts.append(
-                f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{_TOP}" y2="{_TOP + plot_h}" stroke="{guide.color}" '
-                'stroke-width="1.5" stroke-dasharray="4 3"/>'
-            )
-        # Centred over the band: the knee is often the last step, at the plot's right edge, where a label
-        # placed beside it would be cut off.
-        centre = min(max((left + right) / 2, _LEFT + 90), _WIDTH - _RIGHT - 90)
-        parts.append(
-            f'<text x="{centre:.1f}" y="{_TOP + 12}" text-anchor="middle" class="guide-label">{_e(guide.label)}</text>'
-        )
-    if guide.y is not None:
-        y = py(guide.y)
-        parts.append(
-            f'<line x1="{_LEFT}" x2="{_WIDTH - _RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="{guide.color}" '
-            'stroke-width="1.5" stroke-dasharray="8 4"/>'
-            f'<text x="{_LEFT + 4}" y="{y - 4:.1f}" class="guide-label">'
-            f"{_e(guide.label)}</text>"
-        )
-    parts.append("</g>")
-    return "".join(parts)
-
-
-def _figure(chart_id: str, title: str, svg: str, series: Sequence[Series], guides: Sequence[Guide] = ()) -> str:
-    legend = "".join(
-        f'<li><span class="swatch{" dashed" if s.dashed else ""}" style="--c:{s.color}"></span>{_e(s.name)}</li>'
-        for s in series
-    ) + "".join(f'<li><span class="swatch dashed" style="--c:{g.color}"></span>{_e(g.label)}</li>' for g in guides)
-    return (
-        f'<figure class="chart-box" id="chart-{_e(chart_id)}"><figcaption>{_e(title)}</figcaption>{svg}'
-        f'<ul class="legend">{legend}</ul></figure>'
-    )
-
-
-def _time_axis() -> Axis:
-    return Axis("seconds since the start", lambda v: f"{v:g}")
+def time_axis() -> Axis:
+    return Axis("seconds since the start", lambda v: f"{v:g}", point=lambda v: f"at {v:g}s")
 
 
 def _duration_axis(label: str) -> Axis:
@@ -255,18 +82,60 @@ def _end(interval: IntervalFigures) -> float:
     return interval.end or 0.0
 
 
-def _latency_chart(intervals: Sequence[IntervalFigures]) -> str:
-    colors = {"p50": "#2b6cb0", "p90": "#d69e2e", "p99": "#c53030"}
+def stage_bands(stages: Sequence[Stage] | None) -> tuple[Band, ...]:
+    """The plan's stages as bands over the time charts (results written before stages were saved have none)."""
+    return tuple(
+        Band(stage.name or f"stage {index}", stage.start_s, stage.end_s, _stage_target(stage))
+        for index, stage in enumerate(stages or ())
+        if stage.start_s is not None and stage.end_s is not None and stage.end_s > stage.start_s
+    )
+
+
+def _verdict_word(verdict: Verdict) -> str:
+    return "passed" if verdict.passed else "no data" if verdict.status is Status.MISSING else "FAILED"
+
+
+def threshold_guides(verdicts: Sequence[Verdict], wanted: Callable[[Threshold], bool]) -> list[Guide]:
+    """A dashed line per whole-run threshold that ``wanted`` picks, at its limit, coloured by its verdict and
+    labelled with it (a threshold on one variant or scenario is not a line on the whole run's chart)."""
+    guides, seen = [], set()
+    for verdict in verdicts:
+        threshold = verdict.threshold
+        if threshold.path.scope is not None or not wanted(threshold) or threshold.text in seen:
+            continue
+        seen.add(threshold.text)
+        color = _PASSED if verdict.passed else _NO_DATA if verdict.status is Status.MISSING else _FAILED
+        word = _verdict_word(verdict)
+        label = f"threshold {threshold.text} (whole run): {word}, {verdict.detail}"
+        guides.append(Guide("threshold", label, color, y=threshold.limit, tag=f"{threshold.text}: {word}"))
+    return guides
+
+
+def _on(measure: str, kind: Kind) -> Callable[[Threshold], bool]:
+    """Thresholds on ``measure`` (or on one of its statistics) of the given kind."""
+
+    def wanted(threshold: Threshold) -> bool:
+        name = threshold.path.name
+        return threshold.path.kind is kind and (name == measure or name.startswith(measure + "."))
+
+    return wanted
+
+
+def latency_chart(
+    intervals: Sequence[IntervalFigures], stages: Sequence[Band] = (), verdicts: Sequence[Verdict] = ()
+) -> str:
     series = [
-        Series(key, color, tuple((_end(i), getattr(i.queue_to_completion, key)) for i in intervals))
-        for key, color in colors.items()
+        Series(key, PERCENTILE_COLORS[key], tuple((_end(i), getattr(i.queue_to_completion, key)) for i in intervals))
+        for key in ("p50", "p90", "p99")
     ]
-    return _chart(
+    return line_chart(
         "latency",
         "Queue-to-completion per interval (runs the client saw end in it)",
         series,
-        _time_axis(),
+        time_axis(),
         _duration_axis("queue-to-completion"),
+        threshold_guides(verdicts, _on("queue_to_completion", Kind.DURATION)),
+        bands=stages,
     )
 
 
@@ -275,25 +144,77 @@ def _has(intervals: Sequence[IntervalFigures], key: str) -> bool:
     return any(getattr(i.runs, key) is not None for i in intervals)
 
 
-def _runs_chart(intervals: Sequence[IntervalFigures]) -> str:
-    # Before ``in_flight`` was counted apart, ``open`` was the client's runs in flight.
+def runs_chart(intervals: Sequence[IntervalFigures], stages: Sequence[Band] = ()) -> str:
+    """The runs in flight at each interval's end, stacked by where they are: the server's queued and in progress,
+    ended but not yet seen by the client, and (for the client) created but not yet answered."""
     separate = _has(intervals, "in_flight")
-    states = (
-        ("queued", "queued (at the end)", "#805ad5"),
-        ("in_progress", "in progress (at the end)", "#3182ce"),
-        *((("in_flight", "in flight for the client (at the end)", "#718096"),) if separate else ()),
-        ("open", "created, not yet seen to end" if separate else "in flight for the client", "#a0aec0"),
-        ("completed", "completed in the interval", "#38a169"),
-        ("failed", "failed in the interval", "#e53e3e"),
-        ("errored", "errored in the interval (create failed)", "#dd6b20"),
-        ("rejected", "rejected in the interval (429/503)", "#b7791f"),
-    )
+    # Without the server's stamps (the live dashboard, older results) where a created run is cannot be told:
+    # one layer, not a guess that they all ended unseen.
+    server = _has(intervals, "queued") or _has(intervals, "in_progress")
+
+    def parts(interval: IntervalFigures) -> tuple[int, ...]:
+        runs = interval.runs
+        queued, running, created = runs.queued or 0, runs.in_progress or 0, runs.open or 0
+        # The server's stamps and the client's view may disagree by a run at an edge: the stack never goes below 0.
+        unseen = max(created - queued - running, 0)
+        pending = max((runs.in_flight or 0) - created, 0)
+        return (queued, running, unseen, pending) if server else (created, pending)
+
+    layers = (
+        (
+            ("queued (server)", "#805ad5"),
+            ("in progress (server)", "#3182ce"),
+            ("ended, not yet seen by the client", "#81e6d9"),
+        )
+        if server
+        else (("created, not yet seen to end", "#3182ce"),)
+    ) + ((("create sent, not yet answered", "#fbd38d"),) if separate else ())
+    figures = [parts(i) for i in intervals]
     series = [
-        Series(label, color, tuple((_end(i), getattr(i.runs, key)) for i in intervals))
-        for key, label, color in states
-        if key not in ("errored", "rejected") or _has(intervals, key)
+        Series(
+            name, color, tuple((_end(i), float(f[index])) for i, f in zip(intervals, figures, strict=True)), kind="area"
+        )
+        for index, (name, color) in enumerate(layers)
     ]
-    return _chart("runs", "Runs by state per interval", series, _time_axis(), Axis("runs", lambda v: f"{v:g}"))
+    return line_chart(
+        "runs",
+        "Runs in flight at the end of each interval, by state",
+        series,
+        time_axis(),
+        Axis("runs in flight", lambda v: f"{v:g}", least=1.0, whole=True),
+        bands=stages,
+    )
+
+
+def outcomes_chart(intervals: Sequence[IntervalFigures], stages: Sequence[Band] = ()) -> str:
+    """Runs that ended in each interval, stacked by how: completed, failed, errored (the create failed),
+    rejected (429/503)."""
+    kinds = [
+        k for k in ("completed", "failed", "errored", "rejected") if k in ("completed", "failed") or _has(intervals, k)
+    ]
+    labels = {
+        "completed": "completed",
+        "failed": "failed",
+        "errored": "errored (create failed)",
+        "rejected": "rejected (429/503)",
+    }
+    series = [
+        Series(
+            labels[k],
+            OUTCOME_COLORS[k],
+            tuple((_end(i), float(getattr(i.runs, k) or 0)) for i in intervals),
+            kind="bar",
+        )
+        for k in kinds
+    ]
+    return line_chart(
+        "outcomes",
+        "Runs ended per interval, by outcome",
+        series,
+        time_axis(),
+        Axis("runs", lambda v: f"{v:g}", least=1.0, whole=True),
+        bands=stages,
+    )
 
 
 def _rate_series(intervals: Sequence[IntervalFigures], stamps: Sequence[float]) -> tuple[tuple[float, float], ...]:
@@ -308,32 +229,67 @@ def _rate_series(intervals: Sequence[IntervalFigures], stamps: Sequence[float]) 
     return tuple(points)
 
 
-def _load_chart(results: Results, intervals: Sequence[IntervalFigures]) -> str:
+Points = tuple[tuple[float, float | None], ...]
+
+
+def load_chart(
+    offered: Points,
+    achieved: Points,
+    requests: Points,
+    *,
+    achieved_name: str = "achieved (runs created by the server)",
+    whole_run: float | None = None,
+    bands: Sequence[Band] = (),
+    verdicts: Sequence[Verdict] = (),
+) -> str:
+    """Runs offered (due) and achieved per second, and HTTP requests per second, per interval; ``whole_run``:
+    the whole run's offered rate, dashed."""
+    series = [
+        # Drawn wide and pale under the achieved line: when the server keeps up, the two coincide.
+        Series("offered (runs due)", "#a0aec0", offered, width=5.0),
+        Series(achieved_name, "#2b6cb0", achieved),
+        Series("HTTP requests", "#d69e2e", requests),
+    ]
+    ends = [x for x, _ in offered + achieved + requests]
+    if whole_run is not None and ends:
+        series.append(Series("offered, whole run", "#4a5568", ((0.0, whole_run), (max(ends), whole_run)), dashed=True))
+    on_load = threshold_guides(verdicts, lambda t: t.path.name in ("offered_runs_per_s", "achieved_runs_per_s"))
+    return line_chart(
+        "load",
+        "Offered vs achieved load per interval",
+        series,
+        time_axis(),
+        Axis("per second", format_rate),
+        on_load,
+        bands=bands,
+    )
+
+
+def _load_chart(
+    results: Results,
+    intervals: Sequence[IntervalFigures],
+    stages: Sequence[Band] = (),
+    verdicts: Sequence[Verdict] = (),
+) -> str:
+    """The load chart from the run records: runs due, and runs the server created, per interval."""
     records, started = results.run_records, results.started_at
     due = [r.due_s for r in records if r.due_s is not None]
     created = []
     if started is not None:
         created = [r.created_at - started for r in records if r.created_at is not None]
-    offered = results.load.offered_runs_per_s
-    series = [
-        # Drawn wide and pale under the achieved line: when the server keeps up, the two coincide.
-        Series("offered (runs due)", "#a0aec0", _rate_series(intervals, due), width=5.0),
-        Series("achieved (runs created by the server)", "#2b6cb0", _rate_series(intervals, created)),
-        Series(
-            "HTTP requests",
-            "#d69e2e",
-            tuple((_end(i), i.requests_per_s) for i in intervals),
-        ),
-    ]
-    ends = [_end(i) for i in intervals]
-    if offered is not None and ends:
-        series.append(Series("offered, whole run", "#4a5568", ((0.0, offered), (max(ends), offered)), dashed=True))
-    return _chart(
-        "load", "Offered vs achieved load per interval", series, _time_axis(), Axis("per second", format_rate)
+    return load_chart(
+        _rate_series(intervals, due),
+        _rate_series(intervals, created),
+        tuple((_end(i), i.requests_per_s) for i in intervals),
+        whole_run=results.load.offered_runs_per_s,
+        bands=stages,
+        verdicts=verdicts,
     )
 
 
-def _failure_chart(intervals: Sequence[IntervalFigures]) -> str:
+def failure_chart(
+    intervals: Sequence[IntervalFigures], stages: Sequence[Band] = (), verdicts: Sequence[Verdict] = ()
+) -> str:
     # The headline's definition: failed, errored and rejected runs of those that settled. Results written
     # before intervals counted errored and rejected runs give failed / ended, and say so.
     whole = _has(intervals, "errored") or _has(intervals, "rejected")
@@ -345,12 +301,15 @@ def _failure_chart(intervals: Sequence[IntervalFigures]) -> str:
         settled = failures + (runs.completed or 0)
         points.append((_end(interval), failures / settled if settled else None))
     what = "failed, errored and rejected / settled in it" if whole else "failed / ended in it"
-    return _chart(
+    # The axis fits the data (at least 0..1 %), never a fixed 0..100 % on which a few per cent is a flat line.
+    return line_chart(
         "failures",
         f"Failure rate per interval ({what})",
         [Series("failure rate", "#e53e3e", tuple(points))],
-        _time_axis(),
-        Axis("failures / settled" if whole else "failed / ended", lambda v: f"{v * 100:.3g}%"),
+        time_axis(),
+        Axis("failures / settled" if whole else "failed / ended", lambda v: f"{v * 100:.3g}%", least=0.01),
+        threshold_guides(verdicts, lambda t: t.path.name == "failure_rate"),
+        bands=stages,
     )
 
 
@@ -371,20 +330,150 @@ def _spectrum_label(x: float) -> str:
     return f"{percentile:.{max(0, round(math.log10(x)) - 2)}f}%"
 
 
-def _spectrum_chart(results: Results) -> str:
+def spectrum_chart(results: Results, verdicts: Sequence[Verdict] = ()) -> str:
     figures = results.measures.get("queue_to_completion")
     encoded = figures.hdr if figures is not None else None
     points = _spectrum_points(encoded) if encoded else ()
     top = max((x for x, _ in points), default=10.0)
     decades = max(2, math.ceil(math.log10(top) - 1e-9))
     ticks = tuple(10.0**k for k in range(decades + 1))
-    return _chart(
+    exact = 100 * (1 - 1 / 10**decades)
+    axis = Axis(
+        "percentile",
+        _spectrum_label,
+        log=True,
+        ticks=ticks,
+        point=lambda x: f"percentile {100 * (1 - 1 / x):.{max(2, round(math.log10(exact)))}g}%",
+    )
+    return line_chart(
         "spectrum",
         "Queue-to-completion percentile spectrum (HDR histogram)",
         [Series("queue-to-completion", "#2b6cb0", points)],
-        Axis("percentile", _spectrum_label, log=True, ticks=ticks),
+        axis,
         _duration_axis("queue-to-completion"),
+        threshold_guides(verdicts, _on("queue_to_completion", Kind.DURATION)),
     )
+
+
+def _stat_of(threshold: Threshold) -> str:
+    return threshold.path.name.rpartition(".")[2]
+
+
+def _slice_latency_chart(kind: str, pieces: Mapping[str, Slice], verdicts: Sequence[Verdict]) -> str:
+    """Queue-to-completion p50 / p90 / p99 of each variant or scenario, as dots on one axis, and the thresholds
+    on that scope's queue-to-completion as vertical lines (one per limit)."""
+    rows = []
+    for name, piece in pieces.items():
+        q2c = piece.queue_to_completion
+        marks = tuple(
+            Mark(key, PERCENTILE_COLORS[key], value, shape="dot", title=f"{kind} {name}: {key} {_seconds(value)}")
+            for key in ("p50", "p90", "p99")
+            if (value := getattr(q2c, key)) is not None
+        )
+        tone = _SCENARIO_TONES.get(piece.verdict.status or "", ("", "muted"))[1] if piece.verdict else ""
+        rows.append(ChartRow(name, marks, f"{q2c.count or 0} ended", tone))
+    limits: dict[float, list[str]] = {}
+    for verdict in verdicts:
+        threshold = verdict.threshold
+        if threshold.path.scope == kind and _on("queue_to_completion", Kind.DURATION)(threshold):
+            limits.setdefault(threshold.limit, []).append(f"{_stat_of(threshold)} < {threshold.limit_text}")
+    guides = [
+        Guide("threshold", f"threshold on the {kind}s: " + ", ".join(sorted(set(texts))), _NO_DATA, x=(limit, limit))
+        for limit, texts in limits.items()
+    ]
+    keys = [Key(key, PERCENTILE_COLORS[key], "dot") for key in ("p50", "p90", "p99")]
+    keys += [Key(g.label, g.color, "dashed") for g in guides]
+    return rows_chart(
+        f"{kind}-latency",
+        f"Queue-to-completion by {kind} (p50, p90, p99)",
+        rows,
+        _duration_axis("queue-to-completion"),
+        keys,
+        guides,
+    )
+
+
+def _slice_outcomes_chart(kind: str, pieces: Mapping[str, Slice]) -> str:
+    """Each variant's or scenario's runs, stacked by outcome, with its failure rate (and verdict) at the right."""
+    rows = []
+    shown = [
+        k for k in _OUTCOMES if k in ("completed", "failed") or any(getattr(p.outcomes, k) for p in pieces.values())
+    ]
+    for name, piece in pieces.items():
+        counts = {k: getattr(piece.outcomes, k) or 0 for k in shown}
+        total = sum(counts.values())
+        marks, start = [], 0.0
+        for k, count in counts.items():
+            if count:
+                share = f" ({count / total:.1%})" if total else ""
+                marks.append(
+                    Mark(k, OUTCOME_COLORS[k], start, start + count, title=f"{kind} {name}: {count} {k}{share}")
+                )
+                start += count
+        note = f"{_share(_failure_rate(counts))} failed"
+        tone = ""
+        if piece.verdict is not None:
+            word, tone = _SCENARIO_TONES.get(piece.verdict.status or "", ("undecided", "muted"))
+            note = f"{word}, {note}"
+        rows.append(ChartRow(name, tuple(marks), note, tone))
+    keys = [Key(k, OUTCOME_COLORS[k], "area") for k in shown]
+    return rows_chart(
+        f"{kind}-outcomes",
+        f"Runs by {kind} and outcome",
+        rows,
+        Axis("runs", lambda v: f"{v:g}", least=1.0, whole=True),
+        keys,
+    )
+
+
+def _difference_chart(name: str, measure: ComparedMeasure, reference: str) -> str:
+    """Each variant's difference from the reference at p50 and p90, with its bootstrap interval, around 0."""
+    unit = measure.unit
+    rows = []
+    for variant in measure.variants:
+        if variant == reference:
+            continue
+        found = measure.differences.get(variant) or {}
+        for key in ("p50", "p90"):
+            difference = found.get(key)
+            label = f"{variant} at {key}"
+            if difference is None or difference.estimate is None:
+                rows.append(ChartRow(label, (), "too few runs", "muted"))
+                continue
+            color = "#dd6b20" if difference.significant else _NO_DATA
+            verdict = "significant" if difference.significant else "not significant"
+            low, high = difference.low, difference.high
+            text = (
+                f"{variant} - {reference} at {key}: {_signed(unit, difference.estimate)} "
+                f"[{_compared_value(unit, low)}, {_compared_value(unit, high)}], {verdict}"
+            )
+            marks = []
+            if low is not None and high is not None:
+                marks.append(Mark("interval", color, low, high, shape="span", title=text))
+            marks.append(Mark("difference", color, difference.estimate, shape="dot", title=text))
+            rows.append(ChartRow(label, tuple(marks), verdict, "bad" if difference.significant else "muted"))
+    axis = (
+        Axis(f"difference from {reference}", lambda v: f"{v:+.2g}" if v else "0")
+        if unit == "score"
+        else Axis(f"difference from {reference}", lambda v: ("+" if v > 0 else "") + _seconds(v) if v else "0")
+    )
+    keys = [
+        Key("significant difference", "#dd6b20", "span"),
+        Key("not significant", _NO_DATA, "span"),
+        Key(f"no difference from {reference}", "#2d3748", "dashed"),
+    ]
+    return rows_chart(
+        f"difference-{name}",
+        f"{LABELS.get(name, name)}: difference from {reference}",
+        rows,
+        axis,
+        keys,
+        [Guide("zero", f"no difference from {reference}", "#2d3748", x=(0.0, 0.0))],
+    )
+
+
+def _signed(unit: str | None, value: float) -> str:
+    return ("+" if value > 0 else "") + _compared_value(unit, value)
 
 
 # ----------------------------------------------------------------------------------------------------- tables
@@ -598,7 +687,10 @@ def _variant_comparison_section(results: Results) -> str:
         f'<section id="variant-comparison"><h2>Variants compared with {_e(reference)}</h2>'
         f'<p class="meta">{_e(comparison.runs or "completed")} runs, exact percentiles; differences from '
         f"{_e(reference)} (the first variant) with their {_e(confidence)} bootstrap interval; significant when the "
-        "interval leaves out 0 and the Mann-Whitney test agrees.</p>"
+        "interval leaves out 0 and the Mann-Whitney test agrees.</p>",
+        '<div class="charts">'
+        + "".join(_difference_chart(name, measure, reference) for name, measure in comparison.measures.items())
+        + "</div>",
     ]
     for name, measure in comparison.measures.items():
         rows = []
@@ -734,12 +826,16 @@ def _grades_section(results: Results) -> str:
     return f'<section id="grades"><h2>Grades</h2>{_cards(cells)}</section>'
 
 
-def _cards(cells: Sequence[tuple[str, object]], bad: Iterable[str] = ()) -> str:
-    flagged = set(bad)
+def _cards(cells: Sequence[tuple[str, object]], bad: Iterable[str] = (), simulated: Iterable[str] = ()) -> str:
+    flagged, made_up = set(bad), set(simulated)
+
+    def kind(label: str) -> str:
+        return (" bad" if label in flagged else "") + (" sim" if label in made_up else "")
+
     return (
         '<div class="cards">'
         + "".join(
-            f'<div class="card{" bad" if label in flagged else ""}"><div class="value">{_e(value)}</div>'
+            f'<div class="card{kind(label)}"><div class="value">{_e(value)}</div>'
             f'<div class="label">{_e(label)}</div></div>'
             for label, value in cells
         )
@@ -749,7 +845,7 @@ def _cards(cells: Sequence[tuple[str, object]], bad: Iterable[str] = ()) -> str:
 
 # ----------------------------------------------------------------------------------------------------- page
 
-_CSS = """
+CSS = """
 :root{--fg:#1a202c;--muted:#5a6473;--line:#e2e8f0;--bg:#fff;--panel:#f7fafc;--ok:#276749;--okbg:#e6f4ea;
 --bad:#9b2c2c;--badbg:#fde8e8;--warn:#975a16;--warnbg:#fefcbf}
 *{box-sizing:border-box}
@@ -761,11 +857,24 @@ border-bottom:1px solid var(--line)}h3{font-size:15px;margin:16px 0 6px}
 .meta{color:var(--muted);margin:2px 0}
 .callout{border-left:4px solid var(--bad);background:var(--badbg);padding:8px 12px;margin:10px 0;border-radius:4px}
 .callout.warn{border-color:var(--warn);background:var(--warnbg)}
+.banner{display:flex;gap:18px;align-items:stretch;border:2px solid var(--c);background:var(--cbg);border-radius:8px;
+padding:12px 16px;margin:16px 0 6px}
+.banner.ok{--c:#38a169;--cbg:var(--okbg)}.banner.bad{--c:#e53e3e;--cbg:var(--badbg)}
+.banner.warn{--c:#d69e2e;--cbg:var(--warnbg)}.banner.muted{--c:#a0aec0;--cbg:var(--panel)}
+.banner .word{flex:0 0 190px;font-size:32px;font-weight:800;line-height:1.1;letter-spacing:.5px;color:var(--c);
+display:flex;flex-direction:column;justify-content:center;border-right:1px solid var(--c);padding-right:14px}
+.banner .word small{font-size:12px;font-weight:600;letter-spacing:0;color:var(--fg);margin-top:6px}
+.banner .why{flex:1}.banner .headline{font-size:16px;font-weight:600;margin:0 0 6px}
+.banner ul{list-style:none;margin:0;padding:0}.banner li{margin:3px 0}
+.banner li ul{margin:2px 0 4px 18px;list-style:disc}.banner li li{margin:1px 0}
+.banner .figures{margin:8px 0 0;color:var(--muted);font-variant-numeric:tabular-nums}
+.banner .figures b{color:var(--fg)}
 .cards{display:flex;flex-wrap:wrap;gap:10px;margin:12px 0}
 .card{background:var(--panel);border:1px solid var(--line);border-radius:6px;padding:8px 14px;min-width:108px}
 .card .value{font-size:20px;font-weight:600;font-variant-numeric:tabular-nums}
 .card .label{color:var(--muted);font-size:12px}
 .card.bad{border-color:#feb2b2;background:var(--badbg)}
+.card.sim{border-style:dashed}
 table{border-collapse:collapse;margin:6px 0 12px;font-variant-numeric:tabular-nums}
 th,td{padding:4px 10px;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}
 th{font-weight:600;background:var(--panel)}
@@ -774,25 +883,31 @@ th{font-weight:600;background:var(--panel)}
 .badge{display:inline-block;padding:0 7px;border-radius:9px;font-size:12px;font-weight:600;white-space:nowrap}
 .badge.ok{color:var(--ok);background:var(--okbg)}.badge.bad{color:var(--bad);background:var(--badbg)}
 .badge.warn{color:var(--warn);background:var(--warnbg)}.badge.muted{color:var(--muted);background:var(--panel)}
-.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:18px}
+.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:18px;margin:8px 0 14px}
 figure.chart-box{margin:0;border:1px solid var(--line);border-radius:6px;padding:10px 12px;background:#fff}
 figcaption{font-weight:600;margin-bottom:6px}
 svg.chart{display:block;width:100%;height:auto}
-svg.chart .grid line{stroke:#edf2f7;stroke-width:1}
+svg.chart .grid line{stroke:#e2e8f0;stroke-width:1}
 svg.chart .frame{stroke:#a0aec0;stroke-width:1}
 svg.chart text{font:11px system-ui,sans-serif;fill:#4a5568}
 svg.chart text.axis{font-size:12px;fill:#2d3748}
 svg.chart text.empty{font-size:14px;fill:#a0aec0}
-svg.chart text.guide-label{font-size:11px;font-weight:600;fill:#2d3748}
+svg.chart text.guide-label{font-size:11px;font-weight:600;paint-order:stroke;stroke:#fff;stroke-width:3px}
+svg.chart text.band-label{font-size:11px;font-weight:600;fill:#4a5568}
+svg.chart text.row-label{font-size:12px;fill:#2d3748}
+svg.chart text.row-note{font-size:11px;fill:#4a5568}
+svg.chart .hover rect:hover{fill:#1a202c;fill-opacity:.06}
+.chart-note{margin:4px 0 0;color:var(--muted);font-size:12px}
 .knee{font-size:16px;margin:8px 0 4px}
 .legend{list-style:none;margin:6px 0 0;padding:0;display:flex;flex-wrap:wrap;gap:4px 16px;font-size:12px}
-.swatch{display:inline-block;width:18px;height:3px;background:var(--c);vertical-align:middle;margin-right:6px}
-.swatch.dashed{background:repeating-linear-gradient(90deg,var(--c) 0 6px,transparent 6px 10px)}
+.legend li{display:flex;align-items:center}
+svg.swatch{flex:none;margin-right:6px}
 .cols{display:flex;flex-wrap:wrap;gap:28px}
 ul.notes,ul.checks{padding-left:18px}
 code{font:12.5px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
 footer{margin-top:40px;color:var(--muted);font-size:12px}
-@media print{.charts{display:block}figure.chart-box{break-inside:avoid;margin-bottom:12px}}
+@media print{.charts{display:block}figure.chart-box{break-inside:avoid;margin-bottom:12px}
+.banner,.badge,.card{print-color-adjust:exact;-webkit-print-color-adjust:exact}}
 """
 
 
@@ -809,10 +924,11 @@ def _or_unknown(text: str | None) -> str:
 def _header(results: Results) -> str:
     profile, target = results.profile, results.target
     where = "the embedded simulator" if target.embedded_simulator else _or_unknown(target.base_url)
+    simulated = f" {_badge('simulated', 'warn')}" if target.embedded_simulator else ""
     parts = [
         f"<header><h1>stressor report: {_e(_or_unknown(profile.name))}</h1>",
         f'<p class="meta">profile file {_e(_or_unknown(profile.source))} · target {_e(_or_unknown(target.kind))} '
-        f"against {_e(where)}</p>",
+        f"against {_e(where)}{simulated}</p>",
         f'<p class="meta">started {_e(_when(results.started_at))} · ended {_e(_when(results.ended_at))}'
         f" · {_e(_seconds(results.elapsed_s))} (grace included)</p>",
     ]
@@ -833,12 +949,151 @@ def _header(results: Results) -> str:
     return "".join(parts)
 
 
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """One line of the verdict banner: its tone (ok, bad, warn, muted), what it is about, and what it says."""
+
+    tone: str
+    topic: str
+    said: str
+    items: tuple[str, ...] = ()  # what it lists: the failed thresholds
+
+
+_MOST_NAMED = 4  # failing thresholds or scenarios named in the banner; the tables below have them all
+
+
+def _named(names: Sequence[str]) -> str:
+    more = f" and {len(names) - _MOST_NAMED} more" if len(names) > _MOST_NAMED else ""
+    return ", ".join(names[:_MOST_NAMED]) + more
+
+
+def verdict_facts(results: Results, verdicts: Sequence[Verdict]) -> tuple[str, str, list[Fact]]:
+    """The banner's word (PASS, FAIL, INCOMPLETE, NOT GATED), its tone, and the facts behind it: thresholds,
+    scenario verdicts, unknown runs, how the run ended, whether the generator kept up, and the simulator."""
+    facts: list[Fact] = []
+    failed = [v for v in verdicts if not v.passed]
+    if failed:
+        more = f" (and {len(failed) - _MOST_NAMED} more below)" if len(failed) > _MOST_NAMED else ""
+        items = tuple(v.sentence for v in failed[:_MOST_NAMED])
+        facts.append(Fact("bad", "thresholds", f"{len(failed)} of {len(verdicts)} failed{more}:", items))
+    elif verdicts:
+        facts.append(Fact("ok", "thresholds", f"all {len(verdicts)} passed"))
+    else:
+        facts.append(Fact("muted", "thresholds", "none set (give -t 'failure_rate < 1%', or the profile's thresholds)"))
+    summary, by_status = results.scenario_verdicts, _scenarios_by_status(results)
+    if summary is not None:
+        counts = [f"{summary.passed or 0} passed"]
+        if summary.failed:
+            counts.append(f"{summary.failed} FAILED ({_named(by_status.get('failed', []))})")
+        if summary.undecided:
+            counts.append(f"{summary.undecided} undecided ({_named(by_status.get('undecided', []))})")
+        tone = "bad" if summary.failed else "warn" if summary.undecided else "ok"
+        facts.append(Fact(tone, "scenarios", "against their expected outcome: " + ", ".join(counts)))
+    unknown = results.runs.unknown or 0
+    if unknown:
+        facts.append(
+            Fact(
+                "warn",
+                "unknown runs",
+                f"{unknown}: stressor could not tell whether they exist or how they ended; the figures leave them out",
+            )
+        )
+    if results.interrupted:
+        facts.append(Fact("warn", "ended", "interrupted: the figures cover what was gathered until then"))
+    elif results.limits.breaker:
+        facts.append(Fact("bad", "ended", f"stopped by the breaker: {results.limits.breaker}"))
+    elif results.stop_reason:
+        facts.append(Fact("warn", "ended", f"stopped early: {results.stop_reason}"))
+    else:
+        facts.append(Fact("ok", "ended", "ran its whole plan"))
+    if results.generator.behind:
+        facts.append(Fact("warn", "generator", "fell behind its schedule: less load was offered than planned"))
+    if results.target.embedded_simulator:
+        facts.append(
+            Fact("muted", "target", "the embedded simulator: every figure, and the cost, is simulated, not the API's")
+        )
+    tones = {fact.tone for fact in facts if fact.topic != "target"}
+    judged = bool(verdicts) or summary is not None
+    if "bad" in tones:
+        return "FAIL", "bad", facts
+    if unknown or results.interrupted or results.stop_reason:
+        return "INCOMPLETE", "warn", facts
+    if not judged:
+        return "NOT GATED", "muted", facts
+    return ("PASS", "warn" if "warn" in tones else "ok", facts)
+
+
+def _scenarios_by_status(results: Results) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for name, piece in results.scenarios.items():
+        if piece.verdict is not None:
+            found.setdefault(piece.verdict.status or "undecided", []).append(name)
+    return found
+
+
+_WORD_NOTES = MappingProxyType(
+    {
+        "FAIL": "a threshold failed, a scenario missed its expected outcome, or the breaker stopped the run",
+        "INCOMPLETE": "the run did not cover its plan, or some runs are unknown",
+        "NOT GATED": "no threshold and no expected outcome: nothing was judged",
+        "PASS": "every threshold and expected outcome held",
+    }
+)
+
+
+_WHY_FAILED = MappingProxyType(
+    {
+        "thresholds": "a threshold failed",
+        "scenarios": "a scenario missed its expected outcome",
+        "ended": "the breaker stopped the run",
+    }
+)
+
+
+def _word_note(word: str, facts: Sequence[Fact]) -> str:
+    """What the banner's word means; for FAIL, what failed (the facts in red)."""
+    if word != "FAIL":
+        return _WORD_NOTES[word]
+    said = [_WHY_FAILED[f.topic] for f in facts if f.tone == "bad" and f.topic in _WHY_FAILED]
+    return " and ".join(said) if said else _WORD_NOTES[word]
+
+
+def _banner(results: Results, verdicts: Sequence[Verdict]) -> str:
+    word, tone, facts = verdict_facts(results, verdicts)
+    runs, load = results.runs, results.load
+    q2c = results.measures.get("queue_to_completion", MeasureFigures())
+    ended = runs.settled
+    figures = [
+        f"<b>{_e(runs.submitted or 0)}</b> runs submitted, <b>{_e(ended)}</b> settled",
+        f"failure rate <b>{_e(_share(results.failure_rate))}</b>",
+        f"queue-to-completion p95 <b>{_e(_seconds(q2c.p95))}</b>, p99 <b>{_e(_seconds(q2c.p99))}</b>",
+    ]
+    if load.achieved_runs_per_s is not None:
+        offered = load.offered_runs_per_s
+        of = f" of {format_rate(offered)} offered" if offered is not None else ""
+        figures.append(f"<b>{_e(format_rate(load.achieved_runs_per_s))}</b> achieved{_e(of)}")
+    lines = "".join(
+        f'<li data-fact="{_e(f.topic)}">{_badge(f.topic, f.tone)} {_e(f.said)}'
+        + ("<ul>" + "".join(f"<li><code>{_e(item)}</code></li>" for item in f.items) + "</ul>" if f.items else "")
+        + "</li>"
+        for f in facts
+    )
+    return (
+        f'<section id="verdict" class="banner {tone}" data-verdict="{_e(word)}">'
+        f'<div class="word">{_e(word)}<small>{_e(_word_note(word, facts))}</small></div>'
+        f'<div class="why"><ul>{lines}</ul><p class="figures">{" · ".join(figures)}</p></div></section>'
+    )
+
+
 def _summary(results: Results) -> str:
     runs, load = results.runs, results.load
     not_started = sum((runs.not_started or {}).values())
     offered, achieved = load.offered_runs_per_s, load.achieved_runs_per_s
     per_run, cost = load.requests_per_ended_run, results.estimated_cost_cents
     counts = {k: getattr(runs, k) or 0 for k in ("planned", "submitted", "completed", "failed", "errored", "rejected")}
+    simulated = bool(results.target.embedded_simulator)
+    # Against the simulator the cost is its own price list's: a bill-like figure there would mislead.
+    cost_label = "simulated cost (the simulator's estimate, not a bill)" if simulated else "estimated cost"
     cells: list[tuple[str, object]] = [
         *counts.items(),
         ("open at the end", runs.open or 0),
@@ -848,17 +1103,22 @@ def _summary(results: Results) -> str:
         ("achieved", "-" if achieved is None else format_rate(achieved)),
         ("HTTP requests", sum((results.requests or {}).values())),
         ("requests per ended run", "-" if per_run is None else f"{per_run:.2g}"),
-        ("estimated cost", "-" if cost is None else f"{cost / 100:.2f} USD"),
+        (cost_label, "-" if cost is None else f"{cost / 100:.2f} USD" + (" (simulated)" if simulated else "")),
     ]
-    bad = [k for k in ("failed", "errored", "rejected") if counts[k]]
+    if runs.unknown:
+        cells.insert(6, ("unknown", runs.unknown))
+    bad = [k for k in ("failed", "errored", "rejected", "unknown") if getattr(runs, k)]
     bad += ["not started"] if not_started else []
     bad += ["open at the end"] if runs.open else []
     causes = ", ".join(f"{cause} {count}" for cause, count in sorted((runs.not_started or {}).items()))
     note = f'<p class="meta">not started: {_e(causes)}</p>' if causes else ""
-    return f'<section id="summary"><h2>Runs</h2>{_cards(cells, bad)}{note}</section>'
+    return (
+        f'<section id="summary"><h2>Runs</h2>{_cards(cells, bad, simulated=[cost_label] if simulated else [])}'
+        f"{note}</section>"
+    )
 
 
-def _whole_intervals(results: Results) -> Sequence[IntervalFigures]:
+def whole_intervals(results: Results) -> Sequence[IntervalFigures]:
     """The intervals without the sliver a run usually ends with (2.0 s .. 2.0007 s): its counts are near zero
     and its rates a division by almost nothing, which would draw a cliff at the end of every chart."""
     intervals = results.intervals
@@ -867,31 +1127,55 @@ def _whole_intervals(results: Results) -> Sequence[IntervalFigures]:
     return whole or intervals
 
 
+def _time_charts(results: Results, verdicts: Sequence[Verdict]) -> str:
+    intervals = whole_intervals(results)
+    bands = stage_bands(results.stages)
+    charts = [
+        latency_chart(intervals, bands, verdicts),
+        runs_chart(intervals, bands),
+        outcomes_chart(intervals, bands),
+        _load_chart(results, intervals, bands, verdicts),
+        failure_chart(intervals, bands, verdicts),
+        spectrum_chart(results, verdicts),
+    ]
+    interval_s = results.interval_s
+    every = f" (every {_seconds(interval_s)})" if interval_s else ""
+    note = (
+        f'<p class="meta">Shaded: the plan\'s stages ({_e(", ".join(b.label for b in bands))}). Dashed lines: the '
+        "thresholds, on the whole run. Point at a chart to read its values.</p>"
+        if bands
+        else '<p class="meta">Point at a chart to read its values.</p>'
+    )
+    return (
+        f'<section id="charts"><h2>Over time{_e(every)}</h2>{note}<div class="charts">{"".join(charts)}</div></section>'
+    )
+
+
+def _slices_section(results: Results, kind: str, verdicts: Sequence[Verdict]) -> str:
+    pieces = results.slices(kind)
+    if not pieces:
+        return ""
+    key = f"{kind}s"
+    table = _slices_table(kind, pieces, results.grades.threshold)
+    if len(pieces) < 2:  # one variant (the default) or one scenario: its charts would repeat the whole run's
+        return f'<section id="{key}"><h2>By {kind}</h2>{table}</section>'
+    charts = _slice_latency_chart(kind, pieces, verdicts) + _slice_outcomes_chart(kind, pieces)
+    return f'<section id="{key}"><h2>By {kind}</h2><div class="charts">{charts}</div>{table}</section>'
+
+
 def render_html(
     results: Results,
     verdicts: Sequence[Verdict] | None = None,
     comparison: Comparison | None = None,
 ) -> str:
     """The whole report as one HTML page: no network, no script; every document string escaped."""
-    intervals = _whole_intervals(results)
+    verdicts = tuple(verdicts or ())
     records = results.run_records
-    body = [_header(results), _summary(results)]
+    body = [_header(results), _banner(results, verdicts), _summary(results), _time_charts(results, verdicts)]
     if verdicts:
         body.append(_verdicts_section(verdicts))
     body.append(_scenario_verdicts_section(results))
     body.append(f'<section id="measures"><h2>Measures</h2>{_measures_table(results.measures)}</section>')
-    charts = [
-        _latency_chart(intervals),
-        _runs_chart(intervals),
-        _load_chart(results, intervals),
-        _failure_chart(intervals),
-        _spectrum_chart(results),
-    ]
-    interval_s = results.interval_s
-    every = f" (every {_seconds(interval_s)})" if interval_s else ""
-    body.append(
-        f'<section id="charts"><h2>Over time{_e(every)}</h2><div class="charts">{"".join(charts)}</div></section>'
-    )
     if comparison is not None:
         body.append(_comparison_section(comparison))
     body.append(_grades_section(results))
@@ -899,141 +1183,21 @@ def render_html(
     if records or stages:
         table = _stages_table(records, stages)
         body.append(f'<section id="stages"><h2>By stage</h2>{table}</section>')
-    for title, key in (("variant", "variants"), ("scenario", "scenarios")):
-        pieces = results.slices(title)
-        if pieces:
-            table = _slices_table(title, pieces, results.grades.threshold)
-            body.append(f'<section id="{key}"><h2>By {title}</h2>{table}</section>')
-        if title == "variant":
-            body.append(_variant_comparison_section(results))
+    body.append(_slices_section(results, "variant", verdicts))
+    body.append(_variant_comparison_section(results))
+    body.append(_slices_section(results, "scenario", verdicts))
     body.append(_limits_section(results))
     body.append(f"<footer>{_e(_or_unknown(results.schema))} · written by stressor</footer>")
     title = f"stressor: {_or_unknown(results.profile.name)} ({_when(results.started_at)})"
+    return page(title, "".join(body))
+
+
+def page(title: str, body: str) -> str:
+    """A whole self-contained page: the policy that forbids fetching and scripts, the styles, the body."""
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head>"
-        f"<body><main>{''.join(body)}</main></body></html>\n"
-    )
-
-
-def _knee(steps: Sequence[Mapping[str, Any]]) -> tuple[Mapping[str, Any] | None, Mapping[str, Any] | None]:
-    """The last step that held before the first that broke, and that first (each None when there is none)."""
-    last_held = None
-    for step in steps:
-        if not step.get("held"):
-            return last_held, step
-        last_held = step
-    return last_held, None
-
-
-def _knee_sentence(held: Mapping[str, Any] | None, broke: Mapping[str, Any] | None, load_label: str) -> str:
-    if broke is None:
-        return (
-            f"No step broke the SLO: the last held at {float(held['level']):g} {load_label}."
-            if held is not None
-            else "No step ran."
-        )
-    if held is None:
-        return f"Knee: the first step, {float(broke['level']):g} {load_label}, already broke the SLO."
-    return f"Knee: held at {float(held['level']):g}, broke at {float(broke['level']):g} {load_label}."
-
-
-def _slo_bounds(slos: Sequence[Threshold], prefix: str) -> list[Threshold]:
-    """The SLOs on the whole run's measure ``prefix`` (scoped ones are per slice: not one line to draw)."""
-    return [t for t in slos if t.path.scope is None and (t.path.name == prefix or t.path.name.startswith(prefix + "."))]
-
-
-def render_capacity_html(
-    title: str, load_label: str, steps: Sequence[Mapping[str, Any]], slos: Sequence[Threshold] = ()
-) -> str:
-    """A capacity search as one page: the knee in words and marked on every chart (a band from the last step
-    that held to the first that broke), the SLO bounds as dashed lines, latency (p95 dashed, drawn over p99),
-    failure rate and completed runs per second against load, and the table of steps.
-
-    ``steps`` are ``{"level", "p50", "p95", "p99", "failure_rate", "completed_per_s", "held"}`` mappings, in the
-    order they ran; ``slos`` the thresholds each step was held to.
-    """
-    load_axis = Axis(load_label, lambda v: f"{v:g}")
-    held, broke = _knee(steps)
-    knee: list[Guide] = []
-    if broke is not None:
-        low = float(held["level"]) if held is not None else float(broke["level"])
-        label = f"knee: held {low:g}, broke {float(broke['level']):g}" if held else f"broke {float(broke['level']):g}"
-        knee.append(Guide("capacity-knee", label, "#c53030", x=(low, float(broke["level"]))))
-    elif held is not None:
-        knee.append(
-            Guide("capacity-knee", f"held up to {float(held['level']):g}", "#2f855a", x=(float(held["level"]),) * 2)
-        )
-    latency_bounds = [
-        Guide("slo", f"SLO {t.text}", "#6b46c1", y=t.limit) for t in _slo_bounds(slos, "queue_to_completion")
-    ]
-    failure_bounds = [Guide("slo", f"SLO {t.text}", "#6b46c1", y=t.limit) for t in _slo_bounds(slos, "failure_rate")]
-    # p95 is drawn last and dashed: when it sits on p99 (few runs a step) both stay visible.
-    latency = [
-        Series(key, color, tuple((float(s["level"]), s.get(key)) for s in steps), dashed=dashed, width=width)
-        for key, color, dashed, width in (
-            ("p50", "#2b6cb0", False, 2.0),
-            ("p99", "#c53030", False, 3.5),
-            ("p95", "#d69e2e", True, 2.5),
-        )
-    ]
-    failures = [
-        Series("failure rate", "#c53030", tuple((float(s["level"]), s.get("failure_rate")) for s in steps))
-    ]
-    throughput = [
-        Series(
-            "completed per second", "#2f855a", tuple((float(s["level"]), s.get("completed_per_s")) for s in steps)
-        )
-    ]
-    charts = [
-        _chart(
-            "capacity-latency",
-            "Queue-to-completion against load",
-            latency,
-            load_axis,
-            _duration_axis("queue-to-completion"),
-            [*knee, *latency_bounds],
-        ),
-        _chart(
-            "capacity-failures",
-            "Failure rate against load",
-            failures,
-            load_axis,
-            Axis("failure rate", lambda v: f"{v:.0%}"),
-            [*knee, *failure_bounds],
-        ),
-        _chart(
-            "capacity-throughput",
-            "Runs completed per second against load",
-            throughput,
-            load_axis,
-            Axis("completed per second", format_rate),
-            knee,
-        ),
-    ]
-    rows = [
-        [
-            f"{s['level']:g}",
-            _seconds(s.get("p50")),
-            _seconds(s.get("p95")),
-            _seconds(s.get("p99")),
-            _share(s.get("failure_rate")),
-            f"{float(s.get('completed_per_s') or 0):.3g}",
-            _badge("held", "ok") if s.get("held") else _badge("BROKE", "bad"),
-        ]
-        for s in steps
-    ]
-    table = _table([load_label, "p50", "p95", "p99", "failure rate", "completed/s", "SLO"], rows, range(6))
-    slo_text = ", ".join(t.text for t in slos)
-    return (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body><main>"
-        f"<h1>{_e(title)}</h1>"
-        f'<p class="knee" id="knee"><strong>{_e(_knee_sentence(held, broke, load_label))}</strong></p>'
-        + (f'<p class="meta" id="slo">SLO: {_e(slo_text)}</p>' if slo_text else "")
-        + f'<section><div class="charts">{"".join(charts)}</div></section>'
-        f"<section><h2>Steps</h2>{table}</section></main></body></html>"
+        f"<title>{_e(title)}</title><style>{CSS}</style></head>"
+        f"<body><main>{body}</main></body></html>\n"
     )

@@ -1,8 +1,9 @@
 """JUnit XML for CI: one test case per threshold, one per scenario, one for the run itself. Pure.
 
 A case fails on a failed threshold or on a scenario that failed its expected outcome; the exit code follows the
-thresholds alone (see docs/reports.md#junit-xml). The layout is the common denominator JUnit consumers read
-(Jenkins, GitLab, GitHub test reporters, pytest's own schema).
+thresholds alone (see docs/reports.md#junit-xml). The layout keeps to the strict schema Jenkins' xUnit plugin
+checks (``junit-10.xsd``): properties belong to the suite, never to a case, so each scenario's figures are suite
+properties named as a threshold would name them (``scenario[refund].failed``) and lines of its ``system-out``.
 """
 
 from __future__ import annotations
@@ -50,6 +51,22 @@ def _q2c(figures: Figures) -> str:
     return f"queue-to-completion ({figures.count} runs): " + ", ".join(cells)
 
 
+def _scenario_figures(piece: Slice) -> list[tuple[str, object]]:
+    """A scenario's figures, as suite properties (``scenario[NAME].KEY``) and its case's output."""
+    outcomes, verdict = piece.outcomes, piece.verdict
+    counts = [(key, getattr(outcomes, key) or 0) for key in ("completed", "failed", "errored", "rejected", "open")]
+    judged: list[tuple[str, object]] = []
+    if verdict is not None:
+        judged = [
+            ("verdict", verdict.status),
+            ("expected_outcome", verdict.expected),
+            ("matched", verdict.matched or 0),
+            ("mismatched", verdict.mismatched or 0),
+            ("undecided", verdict.undecided or 0),
+        ]
+    return [*counts, ("below_grade_threshold", piece.grades.below_threshold or 0), *judged]
+
+
 def _scenario_case(
     suite: ET.Element, name: str, piece: Slice, threshold: float | None, failed: Sequence[Verdict]
 ) -> bool:
@@ -58,18 +75,6 @@ def _scenario_case(
     counts = {key: getattr(outcomes, key) or 0 for key in ("completed", "failed", "errored", "rejected", "open")}
     below = grades.below_threshold or 0
     case = _case(suite, f"{SUITE}.scenarios", name)
-    properties = ET.SubElement(case, "properties")
-    judged: tuple[tuple[str, object], ...] = ()
-    if verdict is not None:
-        judged = (
-            ("verdict", verdict.status),
-            ("expected_outcome", verdict.expected),
-            ("matched", verdict.matched or 0),
-            ("mismatched", verdict.mismatched or 0),
-            ("undecided", verdict.undecided or 0),
-        )
-    for key, value in (*counts.items(), ("below_grade_threshold", below), *judged):
-        ET.SubElement(properties, "property", name=key, value=_clean(value))
     lines = [", ".join(f"{key} {value}" for key, value in counts.items()), _q2c(piece.queue_to_completion)]
     if verdict is not None:
         lines.append(_verdict_line(verdict))
@@ -148,6 +153,10 @@ def junit_xml(results: Results, verdicts: Sequence[Verdict] = ()) -> str:
     ):
         if value is not None:
             ET.SubElement(properties, "property", name=key, value=_clean(value))
+    for name, piece in results.scenarios.items():
+        for key, value in _scenario_figures(piece):
+            if value is not None:
+                ET.SubElement(properties, "property", name=f"scenario[{_clean(name)}].{key}", value=_clean(value))
     failures = 0
     for v in verdicts:
         case = _case(suite, f"{SUITE}.thresholds", v.threshold.text)
@@ -173,5 +182,7 @@ def junit_xml(results: Results, verdicts: Sequence[Verdict] = ()) -> str:
     suite.set("skipped", str(skipped))
     if started is not None:
         suite.set("timestamp", datetime.fromtimestamp(started, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+    if not len(properties):
+        suite.remove(properties)  # an empty <properties/> is valid, but says nothing
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"

@@ -8,7 +8,7 @@ own charts (``stressor.report.html``).
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -19,22 +19,23 @@ from stressor.document import (
     MeasureFigures,
     ProfileInfo,
     Results,
+    Stage,
     readonly,
 )
 from stressor.metrics import LatencyRecorder, Measure
 from stressor.progress import Progress, Totals, window_percentiles
+from stressor.report.charts import Band
 from stressor.report.html import (
-    Axis,
-    Series,
-    _chart,
-    _failure_chart,
-    _latency_chart,
-    _runs_chart,
-    _spectrum_chart,
-    _time_axis,
+    failure_chart,
+    latency_chart,
+    load_chart,
+    outcomes_chart,
+    runs_chart,
+    spectrum_chart,
+    stage_bands,
 )
 from stressor.report.progress import progress_layout, short
-from stressor.units import format_duration, format_rate
+from stressor.units import format_duration
 
 MAX_POINTS = 600  # intervals drawn: a longer run shows its latest (the report has them all)
 
@@ -134,6 +135,7 @@ class Frame:
     earlier: int  # intervals before ``points``, left out
     progress: Progress | None
     ending: str | None = None
+    stages: tuple[Stage, ...] = ()  # the plan's, shaded on the charts as in the report
 
 
 def _spectrum_figures(progress: Progress | None) -> MeasureFigures:
@@ -147,22 +149,20 @@ def _spectrum_figures(progress: Progress | None) -> MeasureFigures:
     return MeasureFigures(hdr=recorder.encode() if recorder.histogram.get_total_count() else None)
 
 
-def _load_chart(points: Sequence[LivePoint]) -> str:
-    """The report's load chart, from the live counts: runs due and runs created per interval (the report counts
+def _load_chart(points: Sequence[LivePoint], stages: Sequence[Band]) -> str:
+    """The report's load chart, from the live counts: runs due and runs submitted per interval (the report counts
     them from the run records, which a live run does not keep)."""
-    ends = [p.end for p in points]
 
-    def line(values: Sequence[float]) -> tuple[tuple[float, float | None], ...]:
-        return tuple(zip(ends, values, strict=True))
+    def line(value: Callable[[LivePoint], float]) -> tuple[tuple[float, float | None], ...]:
+        return tuple((p.end, value(p)) for p in points)
 
-    series = [
-        # Drawn wide and pale under the achieved line: when the server keeps up, the two coincide.
-        Series("offered (runs due)", "#a0aec0", line([p.offered_per_s for p in points]), width=5.0),
-        Series("achieved (runs created)", "#2b6cb0", line([p.achieved_per_s for p in points])),
-        Series("HTTP requests", "#d69e2e", line([p.requests_per_s for p in points])),
-    ]
-    title = "Offered vs achieved load per interval"
-    return _chart("load", title, series, _time_axis(), Axis("per second", format_rate))
+    return load_chart(
+        line(lambda p: p.offered_per_s),
+        line(lambda p: p.achieved_per_s),
+        line(lambda p: p.requests_per_s),
+        achieved_name="achieved (runs created)",
+        bands=stages,
+    )
 
 
 def _e(value: object) -> str:
@@ -197,12 +197,14 @@ def draw(frame: Frame) -> str:
         parts.append(f'<p class="callout ended" id="ending">{frame.ending}</p>')
     if frame.progress is not None:
         parts.append(f'<pre class="progress" id="progress">{_progress_markup(frame.progress)}</pre>')
+    bands = stage_bands(frame.stages)
     charts = [
-        _latency_chart(intervals),
-        _runs_chart(intervals),
-        _load_chart(frame.points),
-        _failure_chart(intervals),
-        _spectrum_chart(results),
+        latency_chart(intervals, bands),
+        runs_chart(intervals, bands),
+        outcomes_chart(intervals, bands),
+        _load_chart(frame.points, bands),
+        failure_chart(intervals, bands),
+        spectrum_chart(results),
     ]
     shown = f" (the last {len(frame.points)} intervals; the report has them all)" if frame.earlier else ""
     parts.append(

@@ -17,6 +17,7 @@ import select
 import shutil
 import subprocess
 import time
+import zlib
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -33,6 +34,7 @@ FLAGS = (
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    "--hide-scrollbars",  # a page taller than the window is captured whole, at the window's width
 )
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -162,8 +164,63 @@ class Tab:
             time.sleep(0.1)
         raise DevToolsError(f"{expression[:80]}: still false after {timeout_s:g} s (last error: {last})")
 
-    def screenshot(self) -> bytes:
-        """A PNG of the whole page."""
-        options = {"format": "png", "captureBeyondViewport": True}
+    def screenshot(self, height: float | None = None) -> bytes:
+        """A PNG of the whole page, or of its top ``height`` pixels."""
+        options: dict[str, Any] = {"format": "png", "captureBeyondViewport": True}
+        if height is not None:
+            width = self.evaluate("document.documentElement.scrollWidth")
+            options["clip"] = {"x": 0, "y": 0, "width": width, "height": height, "scale": 1}
         data = self.browser.call("Page.captureScreenshot", options, self.session)
         return base64.b64decode(data["data"])
+
+
+def png_pixels(data: bytes) -> tuple[int, int, list[bytes]]:
+    """Width, height and the unfiltered rows (RGBA or RGB, 8 bits) of a non-interlaced PNG."""
+    assert data.startswith(PNG_MAGIC)
+    at, chunks = 8, {}
+    idat = b""
+    while at < len(data):
+        length = int.from_bytes(data[at : at + 4], "big")
+        kind, body = data[at + 4 : at + 8], data[at + 8 : at + 8 + length]
+        if kind == b"IDAT":
+            idat += body
+        else:
+            chunks[kind] = body
+        at += 12 + length
+    header = chunks[b"IHDR"]
+    width, height = int.from_bytes(header[:4], "big"), int.from_bytes(header[4:8], "big")
+    depth, color = header[8], header[9]
+    assert depth == 8 and color in (2, 6) and header[12] == 0, header
+    size = 4 if color == 6 else 3
+    raw, stride = zlib.decompress(idat), width * size
+    rows, previous = [], bytes(stride)
+    for y in range(height):
+        kind, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)])
+        for x in range(stride):
+            left = line[x - size] if x >= size else 0
+            up, corner = previous[x], previous[x - size] if x >= size else 0
+            if kind == 1:
+                line[x] = (line[x] + left) & 0xFF
+            elif kind == 2:
+                line[x] = (line[x] + up) & 0xFF
+            elif kind == 3:
+                line[x] = (line[x] + (left + up) // 2) & 0xFF
+            elif kind == 4:
+                guess = left + up - corner
+                near = min((abs(guess - left), 0, left), (abs(guess - up), 1, up), (abs(guess - corner), 2, corner))
+                line[x] = (line[x] + near[2]) & 0xFF
+        rows.append(bytes(line) if size == 3 else bytes(b for i, b in enumerate(line) if i % 4 != 3))
+        previous = bytes(line)
+    return width, height, rows
+
+
+def coloured(rows: list[bytes], left: float, top: float, width: float, height: float) -> int:
+    """Pixels in the box that are neither white nor grey: the charts' lines and dots."""
+    count = 0
+    for y in range(int(top), int(top + height)):
+        row = rows[y]
+        for x in range(int(left), int(left + width)):
+            r, g, b = row[3 * x : 3 * x + 3]
+            if max(r, g, b) - min(r, g, b) > 40:
+                count += 1
+    return count
