@@ -113,7 +113,9 @@ def test_the_root_help_offers_version_and_shell_completion() -> None:
         assert flag in shown
 
 
-def test_shell_completion_completes_commands_and_choices() -> None:
+def test_shell_completion_completes_commands_and_choices(monkeypatch: pytest.MonkeyPatch) -> None:
+    # typer finds the shell among the process's parents (shellingham): pytest started by no shell finds none
+    monkeypatch.setattr("shellingham.detect_shell", lambda: ("bash", "/bin/bash"))
     script = CliRunner().invoke(app, ["--show-completion", "bash"], prog_name="stressor", env=ENV)
     assert script.exit_code == 0 and "_stressor_completion" in script.output, (script.output, script.exception)
     complete = {"_STRESSOR_COMPLETE": "complete_bash", **ENV}
