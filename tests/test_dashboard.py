@@ -286,3 +286,25 @@ runs = 2
 duration = "3s"
 rate = "4/s"
 """
+
+
+def test_achieved_load_does_not_drop_to_zero_when_creates_take_a_few_ms() -> None:
+    # One batch due on each interval's boundary, its create answered 20 ms later: sampled on the boundary, an
+    # interval would see the batch due but not created (0/s), and the next one two batches created.
+    profile = profile_of({**PROFILE, "stages": [{"duration": "4s", "rate": "2/s"}]})
+    config = SimConfig.from_mapping({"api_key": "sk_test_e2e", "seed": 3, "latency": 0.02})
+    where = Where(base_url=None, api_key="sk_test_e2e", simulator=config)
+
+    async def main() -> Dashboard:
+        session = Session(profile, where, enforce_budget=False, surroundings=MemorySurroundings(clock()))
+        dashboard = Dashboard(profile, session.clock, ending="", draw=draw_here)
+        async with anyio.create_task_group() as beside:
+            beside.start_soon(dashboard.follow, session)
+            await session.run()
+            beside.cancel_scope.cancel()
+        return dashboard
+
+    dashboard = run(main)
+    during = [point for point in dashboard._points if point.end < 3.6]  # whole intervals with batches due
+    assert len(during) == 7 and all(point.offered_per_s > 0 for point in during)
+    assert [p.achieved_per_s for p in during] == pytest.approx([p.offered_per_s for p in during]), during
