@@ -29,6 +29,7 @@ from stressor.report.dashboard import CSP, Dashboard, DashboardApp, ending_note
 from stressor.report.live import Frame, draw
 from stressor.session import Session, SessionResult, Where
 from stressor.sim.config import SimConfig
+from stressor.thresholds import Threshold, parse_thresholds
 
 CHARTS = ("latency", "runs", "outcomes", "load", "failures", "spectrum")
 PROFILE = {
@@ -96,7 +97,9 @@ async def draw_here(frame: Frame) -> str:
     return draw(frame)
 
 
-def live_run(pages: int, *, late_page_at_s: float | None = None) -> tuple[Dashboard, list[Page], SessionResult]:
+def live_run(
+    pages: int, *, late_page_at_s: float | None = None, thresholds: tuple[Threshold, ...] = ()
+) -> tuple[Dashboard, list[Page], SessionResult]:
     """A run with its dashboard beside it and ``pages`` pages open from the start (one more opened at
     ``late_page_at_s``), as ``stressor run --dashboard`` has them: the dashboard is cancelled when the run ends."""
     profile = profile_of(PROFILE)
@@ -106,7 +109,9 @@ def live_run(pages: int, *, late_page_at_s: float | None = None) -> tuple[Dashbo
 
     async def main() -> tuple[Dashboard, SessionResult]:
         session = Session(profile, where, enforce_budget=False, surroundings=MemorySurroundings(clock()))
-        dashboard = Dashboard(profile, session.clock, ending="ENDED: see the report", draw=draw_here)
+        dashboard = Dashboard(
+            profile, session.clock, ending="ENDED: see the report", draw=draw_here, thresholds=thresholds
+        )
         app = DashboardApp(dashboard)
         async with anyio.create_task_group() as browsers:
             for page in opened:
@@ -308,3 +313,14 @@ def test_achieved_load_does_not_drop_to_zero_when_creates_take_a_few_ms() -> Non
     during = [point for point in dashboard._points if point.end < 3.6]  # whole intervals with batches due
     assert len(during) == 7 and all(point.offered_per_s > 0 for point in during)
     assert [p.achieved_per_s for p in during] == pytest.approx([p.offered_per_s for p in during]), during
+
+
+def test_the_runs_thresholds_are_drawn_live_as_lines_judged_at_the_end() -> None:
+    thresholds = tuple(parse_thresholds(["queue_to_completion.p95 < 2s", "failure_rate < 5%", "open == 0"]))
+    _, [page], _ = live_run(1, thresholds=thresholds)
+    markup = page.events[-2].data["html"]  # an update while the run goes
+    charts = {m[1]: m[2] for m in re.finditer(r'data-chart="(\w+)"(.*?)</figure>', markup, re.S)}
+    for chart, text in (("latency", "queue_to_completion.p95 &lt; 2s"), ("spectrum", "queue_to_completion.p95 &lt; 2s"),
+                        ("failures", "failure_rate &lt; 5%")):  # fmt: skip
+        assert f"threshold {text} (whole run): checked at the end" in charts[chart], chart
+    assert "open == 0" not in markup  # a count is no line on a time chart

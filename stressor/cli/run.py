@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from stressor.profile import Profile
     from stressor.report.conclude import Conclusion
     from stressor.session import Runner, Session
+    from stressor.thresholds import Threshold
 
 EXAMPLES = (
     "stressor run profiles/smoke.toml",
@@ -287,7 +288,7 @@ def run(
             warn(warning)
         watchers = [_progress_watcher(progress)] if progress else []
         if board is not None:
-            watchers.append(_dashboard_watcher(*board, outputs))
+            watchers.append(_dashboard_watcher(*board, outputs, prepared.thresholds))
         outcome = execute(prepared, live_figures=_live_figures, notice=warn, watchers=watchers)
     except RunError as exc:
         raise refused(exc) from None
@@ -370,14 +371,16 @@ def _dashboard_address(listen: str | None) -> tuple[str, int]:
     return host, port
 
 
-def _dashboard_watcher(host: str, port: int, outputs: Outputs) -> Callable[[Session], Any]:
+def _dashboard_watcher(
+    host: str, port: int, outputs: Outputs, thresholds: Sequence[Threshold]
+) -> Callable[[Session], Any]:
     """The live dashboard, served beside the run on host:port."""
     from stressor.report.dashboard import ending_note, serve_dashboard
 
     ending = ending_note(outputs.html, outputs.results)
 
     async def dashboard(session: Session) -> None:
-        await serve_dashboard(session, host, port, ending=ending, say=warn)
+        await serve_dashboard(session, host, port, ending=ending, say=warn, thresholds=thresholds)
 
     return dashboard
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import html
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from stressor.clock import Clock
     from stressor.profile import Profile
     from stressor.session import Runner, Session
+    from stressor.thresholds import Threshold
 
 # The page runs its one script (served here, not inline), reaches back only to this server, and loads nothing else.
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src 'self'; connect-src 'self'"
@@ -86,8 +87,17 @@ class Dashboard:
     """Samples a run once per interval and hands its figures to every open page. The figures are drawn once per
     interval, and only while a page is open, however many are: nothing is added to the run's own work."""
 
-    def __init__(self, profile: Profile, clock: Clock, ending: str, *, draw: Draw = IN_A_PROCESS) -> None:
+    def __init__(
+        self,
+        profile: Profile,
+        clock: Clock,
+        ending: str,
+        *,
+        draw: Draw = IN_A_PROCESS,
+        thresholds: Sequence[Threshold] = (),
+    ) -> None:
         self.profile = profile
+        self.thresholds = tuple(thresholds)  # the run's, -t included: lines on the charts
         self.clock = clock
         self.ending = ending  # markup, said once the run is over
         self.renders = 0  # how many times the figures were drawn
@@ -190,6 +200,7 @@ class Dashboard:
                 progress=self._now,
                 ending=self.ending if final else None,
                 stages=self._stages,
+                thresholds=self.thresholds,
             )
             try:
                 body = await self._draw(frame)
@@ -333,11 +344,17 @@ def ending_note(report: Path | None, results: Path) -> str:
 
 
 async def serve_dashboard(
-    session: Session, host: str, port: int, *, ending: str, say: Callable[[str], None]
+    session: Session,
+    host: str,
+    port: int,
+    *,
+    ending: str,
+    say: Callable[[str], None],
+    thresholds: Sequence[Threshold] = (),
 ) -> None:
     """Serve the dashboard of ``session``'s run on host:port (loopback) until the run is over; says its URL, or
     why it could not be served (the run goes on without it)."""
-    dashboard = Dashboard(session.profile, session.clock, ending)
+    dashboard = Dashboard(session.profile, session.clock, ending, thresholds=thresholds)
     async with AsyncExitStack() as stack:
         try:
             bound_host, bound_port = await stack.enter_async_context(

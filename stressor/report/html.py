@@ -111,6 +111,22 @@ def threshold_guides(verdicts: Sequence[Verdict], wanted: Callable[[Threshold], 
     return guides
 
 
+def pending_guides(thresholds: Sequence[Threshold], wanted: Callable[[Threshold], bool]) -> list[Guide]:
+    """A grey dashed line per whole-run threshold that ``wanted`` picks, not judged yet (the live dashboard's: a
+    threshold is checked on the whole run, at its end)."""
+    picked = {t.text: t for t in thresholds if t.path.scope is None and wanted(t)}
+    return [
+        Guide("threshold", f"threshold {text} (whole run): checked at the end", _NO_DATA, y=t.limit, tag=text)
+        for text, t in picked.items()
+    ]
+
+
+def _guides(
+    verdicts: Sequence[Verdict], pending: Sequence[Threshold], wanted: Callable[[Threshold], bool]
+) -> list[Guide]:
+    return threshold_guides(verdicts, wanted) + pending_guides(pending, wanted)
+
+
 def _on(measure: str, kind: Kind) -> Callable[[Threshold], bool]:
     """Thresholds on ``measure`` (or on one of its statistics) of the given kind."""
 
@@ -122,7 +138,10 @@ def _on(measure: str, kind: Kind) -> Callable[[Threshold], bool]:
 
 
 def latency_chart(
-    intervals: Sequence[IntervalFigures], stages: Sequence[Band] = (), verdicts: Sequence[Verdict] = ()
+    intervals: Sequence[IntervalFigures],
+    stages: Sequence[Band] = (),
+    verdicts: Sequence[Verdict] = (),
+    pending: Sequence[Threshold] = (),
 ) -> str:
     series = [
         Series(key, PERCENTILE_COLORS[key], tuple((_end(i), getattr(i.queue_to_completion, key)) for i in intervals))
@@ -134,7 +153,7 @@ def latency_chart(
         series,
         time_axis(),
         _duration_axis("queue-to-completion"),
-        threshold_guides(verdicts, _on("queue_to_completion", Kind.DURATION)),
+        _guides(verdicts, pending, _on("queue_to_completion", Kind.DURATION)),
         bands=stages,
     )
 
@@ -288,7 +307,10 @@ def _load_chart(
 
 
 def failure_chart(
-    intervals: Sequence[IntervalFigures], stages: Sequence[Band] = (), verdicts: Sequence[Verdict] = ()
+    intervals: Sequence[IntervalFigures],
+    stages: Sequence[Band] = (),
+    verdicts: Sequence[Verdict] = (),
+    pending: Sequence[Threshold] = (),
 ) -> str:
     # The headline's definition: failed, errored and rejected runs of those that settled. Results written
     # before intervals counted errored and rejected runs give failed / ended, and say so.
@@ -308,7 +330,7 @@ def failure_chart(
         [Series("failure rate", "#e53e3e", tuple(points))],
         time_axis(),
         Axis("failures / settled" if whole else "failed / ended", lambda v: f"{v * 100:.3g}%", least=0.01),
-        threshold_guides(verdicts, lambda t: t.path.name == "failure_rate"),
+        _guides(verdicts, pending, lambda t: t.path.name == "failure_rate"),
         bands=stages,
     )
 
@@ -330,7 +352,7 @@ def _spectrum_label(x: float) -> str:
     return f"{percentile:.{max(0, round(math.log10(x)) - 2)}f}%"
 
 
-def spectrum_chart(results: Results, verdicts: Sequence[Verdict] = ()) -> str:
+def spectrum_chart(results: Results, verdicts: Sequence[Verdict] = (), pending: Sequence[Threshold] = ()) -> str:
     figures = results.measures.get("queue_to_completion")
     encoded = figures.hdr if figures is not None else None
     points = _spectrum_points(encoded) if encoded else ()
@@ -351,7 +373,7 @@ def spectrum_chart(results: Results, verdicts: Sequence[Verdict] = ()) -> str:
         [Series("queue-to-completion", "#2b6cb0", points)],
         axis,
         _duration_axis("queue-to-completion"),
-        threshold_guides(verdicts, _on("queue_to_completion", Kind.DURATION)),
+        _guides(verdicts, pending, _on("queue_to_completion", Kind.DURATION)),
     )
 
 

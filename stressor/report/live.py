@@ -35,6 +35,7 @@ from stressor.report.html import (
     stage_bands,
 )
 from stressor.report.progress import progress_layout, short
+from stressor.thresholds import Threshold
 from stressor.units import format_duration
 
 MAX_POINTS = 600  # intervals drawn: a longer run shows its latest (the report has them all)
@@ -136,6 +137,7 @@ class Frame:
     progress: Progress | None
     ending: str | None = None
     stages: tuple[Stage, ...] = ()  # the plan's, shaded on the charts as in the report
+    thresholds: tuple[Threshold, ...] = ()  # drawn as lines, judged only at the end
 
 
 def _spectrum_figures(progress: Progress | None) -> MeasureFigures:
@@ -199,12 +201,12 @@ def draw(frame: Frame) -> str:
         parts.append(f'<pre class="progress" id="progress">{_progress_markup(frame.progress)}</pre>')
     bands = stage_bands(frame.stages)
     charts = [
-        latency_chart(intervals, bands),
+        latency_chart(intervals, bands, pending=frame.thresholds),
         runs_chart(intervals, bands),
         outcomes_chart(intervals, bands),
         _load_chart(frame.points, bands),
-        failure_chart(intervals, bands),
-        spectrum_chart(results),
+        failure_chart(intervals, bands, pending=frame.thresholds),
+        spectrum_chart(results, pending=frame.thresholds),
     ]
     shown = f" (the last {len(frame.points)} intervals; the report has them all)" if frame.earlier else ""
     parts.append(
