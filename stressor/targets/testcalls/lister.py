@@ -32,6 +32,14 @@ PageGetter = Callable[..., Any]
 
 
 @dataclass(frozen=True, slots=True)
+class _Jump:
+    """Read on at ``to``, past newer runs; from ``resume`` if the page there is not all newer than those wanted."""
+
+    to: int
+    resume: int
+
+
+@dataclass(frozen=True, slots=True)
 class Lookup:
     """What one scan told a follower: the runs it saw, those it proved absent (read to the list's end, or past
     their creation), those it did not look for as deep as they are, and where the runs seen sit (offsets, kept
@@ -73,12 +81,17 @@ class RunLister:
         self._lock = anyio.Lock(fast_acquire=True)  # the scan waits for its followers itself, see _scan
         self._scans_taken = 0  # scans that took the wanted ids: a caller who asked before one took them is served
         self._pages_needed = 1  # pages the last scan read before it had found or proven missing what it wanted
-        self._depth = 0  # the deepest the callers waiting for the next scan expect their runs (see lookup_all)
+        self._depths: list[int] = []  # how deep the callers waiting for the next scan expect their runs (lookup_all)
         self.length: int | None = None  # the list's length when a scan last read to its end (oldest first)
 
     @property
     def facts(self) -> ListFacts:
         return self._learner.facts
+
+    @property
+    def page_items(self) -> int:
+        """The runs a page of a scan holds: the size asked, unless the list was seen to give fewer."""
+        return min(self._page_size, self.facts.page_cap or self._page_size)
 
     async def lookup(self, wanted: Mapping[str, float | None]) -> dict[str, RunView]:
         """The current view of these runs (id -> created_at); ids the scan did not reach are left out."""
@@ -95,7 +108,8 @@ class RunLister:
         newest-first list. ``depth``: how deep the caller expects its runs at least (the scan reads the pages
         down to there at once). ``floors``: for an oldest-first list, an offset at or before each run."""
         self._wanted.update(wanted)
-        self._depth = max(self._depth, depth)
+        if depth:
+            self._depths.append(depth)
         if within is not None:
             self._reach.update(dict.fromkeys(wanted, within))
         if floors:
@@ -123,7 +137,8 @@ class RunLister:
         # all of them add what they want before the scan takes its list, so that one scan serves them all.
         await anyio.sleep(SCAN_GATHER_S)
         wanted = dict(self._wanted)
-        depth, self._depth = self._depth, 0
+        depths, self._depths = self._depths, []
+        depth = max(depths, default=0)
         self._scans_taken += 1
         facts = self.facts
         if facts.offset == "ignored":
@@ -133,24 +148,43 @@ class RunLister:
         elif facts.order == "unsorted":
             await self._read_pages(wanted, None, 0, depth)
         else:
-            await self._read_newest_first(wanted, depth)
+            await self._read_newest_first(wanted, sorted(depths))
 
-    async def _read_newest_first(self, wanted: dict[str, float | None], depth: int) -> None:
+    async def _read_newest_first(self, wanted: dict[str, float | None], depths: list[int]) -> None:
         times = [t for t in wanted.values() if t is not None]
         dated = len(times) == len(wanted)
         start = self._skippable(max(times)) if dated and times else 0
         oldest = min(times) - TIE_SLACK_S if dated and times else None
         # A list shallower than the ledger says (runs deleted) shows older runs at the start: read from the top.
-        if not await self._read_pages(wanted, oldest, start, depth) and start:
+        depth = max(depths, default=0)
+        read = await self._read_pages(wanted, oldest, start, *self._band(depths, start, dated), jumps=dated)
+        while isinstance(read, _Jump):
+            # what is still wanted lies far below: skip the pages of newer runs between (as at the start)
+            band = self._band(depths, read.to, True)
+            resume = read.resume
+            read = await self._read_pages(wanted, oldest, read.to, *band, jumps=True, jumped=True)
+            if read is False:
+                read = await self._read_pages(wanted, oldest, resume, depth, jumped=True)
+        if read is False and start:
             await self._read_pages(wanted, oldest, 0, depth)
+
+    def _band(self, depths: list[int], start: int, jumps: bool) -> tuple[int, bool]:
+        """How deep the callers' runs reach from ``start`` on (``depths`` sorted), and whether a gap of more
+        than two pages ends that band there (a scan that ``jumps`` skips it: the pages read a few at once stop
+        at the gap, not at the deepest caller's runs)."""
+        end, gap = start, 2 * self.page_items
+        for depth in depths:
+            if jumps and depth - end > gap and end > start:
+                return end, True
+            end = max(end, depth)
+        return end, False
 
     def _skippable(self, newest: float) -> int:
         """Runs at the top of the list that are newer than ``newest`` for sure: those this client created
         after it (other clients' runs only add to them), less a margin for creation times that tie."""
         if self._ledger is None:
             return 0
-        above = self._ledger.created_after(newest)
-        return max(0, above - SKIP_MARGIN_RUNS - above // 10)
+        return skip_start(self._ledger.created_after(newest))
 
     async def _read_oldest_first(self, wanted: dict[str, float | None]) -> None:
         # A run keeps its place: read from the lowest floor (a known place, or the list's length before the run
@@ -167,18 +201,29 @@ class RunLister:
             self._unreached.update(wanted)
 
     async def _read_pages(
-        self, wanted: dict[str, float | None], oldest: float | None, start: int, depth: int = 0
-    ) -> bool:
+        self,
+        wanted: dict[str, float | None],
+        oldest: float | None,
+        start: int,
+        depth: int = 0,
+        gap_below: bool = False,
+        jumps: bool = False,
+        jumped: bool = False,
+    ) -> bool | _Jump:
         """Read pages from ``start`` until every wanted run is found or proven missing. False when the first
         page, read below the top of a newest-first list, was not all newer than the wanted runs (nothing is
-        concluded then)."""
-        size = min(self._page_size, self.facts.page_cap or self._page_size)
+        concluded then). With ``jumps`` (newest first, every wanted run dated), a ``_Jump`` when the runs still
+        wanted lie more than a page below the next one to read. ``depth``: how deep the callers' runs reach (to
+        a gap in them, ``gap_below``); ``jumped``: this read follows a jump (the next scan's read-ahead is not
+        learnt from it)."""
+        size = self.page_items
         newest_first = self.facts.order in ("newest_first", "unknown")
         newest = max(t for t in wanted.values() if t is not None) if start and newest_first else None
         limit = self._max_pages if oldest is None and newest_first else self._max_dated_pages
         # Pages down to the depth the callers expect (or as deep as the last scan had to go) are read a few at
         # once: a scan slower than the tick would leave more runs open.
-        expected = max(self._pages_needed if newest_first else 1, -(-(depth - start) // size))
+        needed = 1 if gap_below or not newest_first else self._pages_needed
+        expected = max(needed, -(-(depth - start) // size))
         offset, pages, first_key = start, 0, None
         short: int | None = None  # a page shorter than asked, not yet known to be the last
         while pages < limit:
@@ -218,12 +263,15 @@ class RunLister:
                 if not wanted or not body or page_is_older:
                     # read to the end, or past the oldest of them: what is still wanted is not in the list
                     self._missing.update(wanted)
-                    self._pages_needed = pages
+                    if not jumped:
+                        self._pages_needed = pages
                     return True
                 offset = at + len(body)  # not the page size: a server may hold fewer items a page than asked
                 short = len(body) if len(body) < size else None
                 if short is not None:
                     break  # the pages read with it start at the wrong offsets: read on from this page's end
+            if jumps and short is None and (ahead := self._skippable(max(wanted.values()))) > offset + size:  # type: ignore[type-var]
+                return _Jump(ahead, offset)
         return True
 
     def _learn_order(self, body: list[Any]) -> None:
@@ -264,6 +312,11 @@ class RunLister:
         for run_id in [run_id for run_id in wanted if (within := reach.get(run_id)) is not None and within <= depth]:
             del wanted[run_id]
             self._unreached.add(run_id)
+
+
+def skip_start(above: int) -> int:
+    """Where a newest-first scan starts, given ``above`` runs this client created after the newest it wants."""
+    return max(0, above - SKIP_MARGIN_RUNS - above // 10)
 
 
 def _created(item: object) -> float | None:
