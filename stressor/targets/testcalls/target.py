@@ -652,9 +652,9 @@ class TestCallsTarget:
                     step = scan
             # its runs lie at least this deep: below those this client created after them
             depth = self._created.total - mark + size
-            seen = await self._lister.lookup_all(
-                open_runs, within=within_reach(reach) if step.near else None, depth=depth, floors=floors
-            )
+            # the reach counts runs from the newest end: an oldest-first list is read from each run's place
+            within = within_reach(reach) if step.near and self.facts.order != "oldest_first" else None
+            seen = await self._lister.lookup_all(open_runs, within=within, depth=depth, floors=floors)
             floors.update(seen.places)
             for view in seen.found.values():
                 if view.ended and open_runs.pop(view.run_id, MISSING) is not MISSING:
