@@ -188,7 +188,9 @@ class TestCallsTarget:
         # created, their runs), oldest first; the scan's reach is chosen from them once a tick (``_reach``).
         self._scannable: dict[int, tuple[int, int]] = {}
         self._follows = 0  # numbers the entries of ``_scannable``
-        self._reach_runs = 0
+        # The reach as the ledger count above which a batch is within it: runs created since it was chosen sink
+        # every batch alike, and the batches it took in stay in until it is chosen again.
+        self._reach_floor = 0
         self._reach_due_ns: int | None = None  # when the reach is chosen again
         self._rng = rng if rng is not None else random.Random()  # each batch's phase of polls
         # A create that timed out may still be held by the server and be handled later: it is looked for only
@@ -670,15 +672,14 @@ class TestCallsTarget:
         """How deep the shared scan reads this tick (runs from the list's top, as the ledger counts): chosen once
         a tick from the batches being polled, by what costs fewer requests (``stressor.polling.scan_reach``)."""
         now = self._clock()
-        if self._reach_due_ns is not None and now < self._reach_due_ns:
-            return self._reach_runs
         total = self._created.total
-        bottoms = [total - mark + size for mark, size in self._scannable.values()]
-        # the scan starts below the runs created after the newest of them (the lister's own rule)
-        newest = min(((total - mark) for mark, _ in self._scannable.values()), default=0)
-        self._reach_runs = scan_reach(bottoms, self._lister.page_items, skip_start(newest))
-        self._reach_due_ns = now + round(self._polls.interval_s * NS_PER_S) // 2
-        return self._reach_runs
+        if self._reach_due_ns is None or now >= self._reach_due_ns:
+            bottoms = [total - mark + size for mark, size in self._scannable.values()]
+            # the scan starts below the runs created after the newest of them (the lister's own rule)
+            newest = min(((total - mark) for mark, _ in self._scannable.values()), default=0)
+            self._reach_floor = total - scan_reach(bottoms, self._lister.page_items, skip_start(newest))
+            self._reach_due_ns = now + round(self._polls.interval_s * NS_PER_S) // 2
+        return total - self._reach_floor
 
     def _near_top(self, open_runs: Mapping[str, float | None], mark: int, size: int, reach: int) -> bool:
         """Whether these runs are within the shared scan's reach this tick: their batch's deepest run lies no
