@@ -270,7 +270,9 @@ class RunLister:
                 short = len(body) if len(body) < size else None
                 if short is not None:
                     break  # the pages read with it start at the wrong offsets: read on from this page's end
-            if jumps and short is None and (ahead := self._skippable(max(wanted.values()))) > offset + size:  # type: ignore[type-var]
+            if not (jumps and gap_below and short is None and wanted and offset >= depth):
+                continue
+            if (ahead := self._skippable(max(wanted.values()))) > offset + size:  # type: ignore[type-var]
                 return _Jump(ahead, offset)
         return True
 
