@@ -164,7 +164,8 @@ async def test_a_lone_batch_deep_below_a_young_one_polls_its_batch(respx_mock: r
         async with anyio.create_task_group() as tasks:
             target._created.add(created(5001), 1)
             tasks.start_soon(target.follow, submission(1, 5001, runs=1), lambda end: ends.append(end.run_id))
-            await anyio.lowlevel.checkpoint()
+            while not target._scannable:  # it took the ledger's count before the next creates
+                await anyio.lowlevel.checkpoint()
             target._created.add(created(1), 5000)
             target._created.add(created(0), 1)
             tasks.start_soon(target.follow, submission(0, 0, runs=1), lambda end: ends.append(end.run_id))
@@ -189,10 +190,11 @@ async def test_batches_deeper_than_a_thousand_runs_are_still_followed_by_the_sca
     ends: list[str] = []
     with anyio.fail_after(10):
         async with anyio.create_task_group() as followers:
-            for seq in reversed(range(75)):  # the oldest first: tc_1499 was created first
+            for count, seq in enumerate(reversed(range(75)), 1):  # the oldest first: tc_1499 was created first
                 target._created.add(created(seq * 20 + 19), 20)
                 followers.start_soon(target.follow, submission(seq, seq * 20, 20), lambda end: ends.append(end.run_id))
-                await anyio.lowlevel.checkpoint()
+                while len(target._scannable) < count:  # it took the ledger's count before the next create
+                    await anyio.lowlevel.checkpoint()
     await target.aclose()
     assert sorted(ends) == sorted(f"tc_{i}" for i in range(1500))
     assert batches.call_count == 0
@@ -224,3 +226,35 @@ class _Log:
 
     def record_request(self, kind: str, outcome: str) -> None:
         self.count += 1
+
+
+def test_the_batches_a_reach_took_in_stay_within_it_while_newer_runs_sink_them() -> None:
+    # The reach is chosen once a tick. Runs this client creates meanwhile push every open batch deeper alike:
+    # the deepest batch the reach took in must not fall out of it (it would be polled on its own for nothing).
+    target = TestCallsTarget(BASE, "sk_test_near", requests=_Log(), poll_interval_s=0.1)
+    for seq in range(50):  # 1,000 runs in flight, in batches of 20, the oldest first
+        target._created.add(created(1000 - 20 * seq), 20)
+        target._scannable[seq] = (target._created.total, 20)  # the ledger's count once its create was answered
+    oldest = {"tc_999": created(999)}
+    assert target._near_top(oldest, 20, 20, target._reach())
+    target._created.add(created(0) + 1, 500)  # within the same tick: 25 batches more were answered
+    assert target._near_top(oldest, 20, 20, target._reach())
+    assert target._reach() == 1500  # and the scan is told to read that deep
+
+
+async def test_runs_of_creates_not_answered_yet_are_looked_for_below_them(respx_mock: respx.MockRouter) -> None:
+    # The server has made 400 runs whose creates this client has not had answered: they sit above its batch,
+    # deeper than the ledger says. The scan still finds the batch's runs instead of giving them up as unreached.
+    others = [{**run(i, "in_progress"), "id": f"tc_new_{i}"} for i in range(400)]
+    ours = {**run(400), "id": "tc_ours"}
+    lists = respx_mock.get(f"{BASE}/v1/test-calls").mock(side_effect=lambda request: page(request, [*others, ours]))
+    batch = respx_mock.get(f"{BASE}/v1/test-call-batches/tb_0").mock(return_value=ended_batch("tc_ours"))
+    target = TestCallsTarget(BASE, "sk_test_near", requests=_Log(), poll_interval_s=0.05)
+    target._creating = 400
+    ends: list[str] = []
+    order = Submission(batch_id="tb_0", runs=(SubmittedRun("tc_ours", 0, created(400), 16.0),))
+    with anyio.fail_after(5):
+        await target.follow(order, lambda end: ends.append(end.run_id))
+    await target.aclose()
+    assert ends == ["tc_ours"]
+    assert batch.call_count == 0 and lists.call_count >= 1

@@ -183,6 +183,9 @@ class TestCallsTarget:
         # the order their answers came: a reconciliation's witnesses (see stressor.targets.testcalls.reconcile).
         self._witnesses: OrderedDict[str, int] = OrderedDict()
         self._answered = 0
+        # Runs of creates sent and not answered yet: the server may have made them, above every run the ledger
+        # counts, so a scan looks that much deeper before it calls a run unreached.
+        self._creating = 0
         self._run_floors: dict[str, int] = {}  # oldest-first run list: where each new run's search starts
         # Batches being polled whose runs the shared scan could follow: (the ledger's count when they were
         # created, their runs), oldest first; the scan's reach is chosen from them once a tick (``_reach``).
@@ -341,6 +344,13 @@ class TestCallsTarget:
         # after its listings had shown nothing is still this order's), beyond the creates answered before it.
         witnessed = self._answered
         floor = self._lister.length or 0  # oldest first: this order's runs lie at or after the list's length now
+        self._creating += len(order.prompts)
+        try:
+            return await self._submit(order, path, content, witnessed, floor)
+        finally:
+            self._creating -= len(order.prompts)
+
+    async def _submit(self, order: BatchOrder, path: str, content: bytes, witnessed: int, floor: int) -> Submission:
         while True:
             reply = await self._api.request(
                 "create", "submit", "POST", path, read=self._submission_reader(order), content=content, headers=_JSON
@@ -655,7 +665,8 @@ class TestCallsTarget:
             # its runs lie at least this deep: below those this client created after them
             depth = self._created.total - mark + size
             # the reach counts runs from the newest end: an oldest-first list is read from each run's place
-            within = within_reach(reach) if step.near and self.facts.order != "oldest_first" else None
+            newest_first = self.facts.order != "oldest_first"
+            within = within_reach(reach + self._creating) if step.near and newest_first else None
             seen = await self._lister.lookup_all(open_runs, within=within, depth=depth, floors=floors)
             floors.update(seen.places)
             for view in seen.found.values():
