@@ -14,7 +14,7 @@ import anyio
 import anyio.lowlevel
 
 from stressor.targets.ledger import CreationLedger
-from stressor.targets.testcalls.answers import RunView, parse_run, run_key
+from stressor.targets.testcalls.answers import TERMINAL, RunView, parse_run, run_key
 from stressor.targets.testcalls.listing import ListFacts, ListLearner, page_order
 from stressor.timestamps import parse_iso_or_none
 
@@ -75,6 +75,7 @@ class RunLister:
         self._reach: dict[str, int] = {}  # wanted ids looked for only this deep (newest first)
         self._floors: dict[str, int] = {}  # oldest first: an offset at or before each wanted run
         self._found: dict[str, RunView] = {}
+        self._aliases: dict[object, str] = {}  # the wanted ids of the scan under way, as list items may give them
         self._places: dict[str, int] = {}
         self._missing: set[str] = set()
         self._unreached: set[str] = set()
@@ -137,6 +138,7 @@ class RunLister:
         # all of them add what they want before the scan takes its list, so that one scan serves them all.
         await anyio.sleep(SCAN_GATHER_S)
         wanted = dict(self._wanted)
+        self._aliases = _aliases(wanted)
         depths, self._depths = self._depths, []
         depth = max(depths, default=0)
         self._scans_taken += 1
@@ -281,15 +283,23 @@ class RunLister:
             self._learner.saw_order(page_order([_created(body[0]), _created(body[-1])]))
 
     def _take(self, body: list[Any], wanted: dict[str, float | None], at: int, seen_ns: int) -> None:
-        """The wanted runs of a page, parsed (only those: parsing every run's stamps made starts late)."""
+        """The wanted runs of a page, parsed (only those: parsing every run's stamps made starts late; and the
+        stamps of a run still going only when it ends: a follower only needs to know it is there)."""
+        aliases = self._aliases
         for index, item in enumerate(body):
-            key = run_key(item)
-            if key is not None and key in wanted:
+            # one lookup an item: its id as the page gives it (an integer, often), not as ``run_key`` spells it
+            key = aliases.get(item.get("id")) if isinstance(item, dict) else None
+            if key is None or key not in wanted or isinstance(item["id"], bool):
+                continue
+            status = item.get("status")
+            if status in TERMINAL:
                 view = parse_run(item, seen_ns)
-                if view is not None:
-                    self._found[key] = view
-                    self._places[key] = at + index
-                    del wanted[key]
+            else:
+                view = RunView(key, status, seen_ns, None, None, None, "") if isinstance(status, str) else None
+            if view is not None:
+                self._found[key] = view
+                self._places[key] = at + index
+                del wanted[key]
 
     async def _get_pages(self, offsets: list[int], size: int) -> list[tuple[Any, int]]:
         """These pages of the list, read at once, in order."""
@@ -314,6 +324,21 @@ class RunLister:
         for run_id in [run_id for run_id in wanted if (within := reach.get(run_id)) is not None and within <= depth]:
             del wanted[run_id]
             self._unreached.add(run_id)
+
+
+def _aliases(wanted: Mapping[str, object]) -> dict[object, str]:
+    """Each wanted id under the forms a list item may give it (``run_key``'s): itself, and the integer it spells
+    when it spells one exactly."""
+    aliases: dict[object, str] = {}
+    for key in wanted:
+        aliases[key] = key
+        try:
+            number = int(key)
+        except ValueError:
+            continue
+        if str(number) == key:
+            aliases[number] = key
+    return aliases
 
 
 def skip_start(above: int) -> int:
