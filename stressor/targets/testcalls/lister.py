@@ -76,6 +76,9 @@ class RunLister:
         self._floors: dict[str, int] = {}  # oldest first: an offset at or before each wanted run
         self._found: dict[str, RunView] = {}
         self._aliases: dict[object, str] = {}  # the wanted ids of the scan under way, as list items may give them
+        self._lowest_reach: int | None = None  # the shallowest reach of the scan under way's wanted ids
+        self._scan_reach: dict[str, int] = {}  # ``_reach`` and ``_floors`` as the scan under way took them
+        self._scan_floors: dict[str, int] = {}
         self._places: dict[str, int] = {}
         self._missing: set[str] = set()
         self._unreached: set[str] = set()
@@ -120,25 +123,40 @@ class RunLister:
             async with self._lock:
                 if self._scans_taken == ticket:  # no scan took our ids since we asked: run one for everybody
                     await self._scan()
-            return Lookup(
-                found={run_id: self._found.pop(run_id) for run_id in wanted if run_id in self._found},
-                missing=frozenset(run_id for run_id in wanted if run_id in self._missing),
-                unreached=frozenset(run_id for run_id in wanted if run_id in self._unreached),
-                places={run_id: self._places.pop(run_id) for run_id in wanted if run_id in self._places},
-            )
-        finally:
-            for run_id in wanted:
-                for held in (self._wanted, self._reach, self._floors, self._found, self._places):
-                    held.pop(run_id, None)
-                self._missing.discard(run_id)
-                self._unreached.discard(run_id)
+        except BaseException:
+            self._forget(wanted)  # cancelled before a scan took our ids, or while it read: leave nothing behind
+            raise
+        # a scan took our ids (and what it was told about them) when it began: only its answers are left here
+        missing = self._missing.intersection(wanted)
+        unreached = self._unreached.intersection(wanted)
+        self._missing.difference_update(missing)
+        self._unreached.difference_update(unreached)
+        found, places = self._found, self._places
+        return Lookup(
+            found={run_id: found.pop(run_id) for run_id in wanted if run_id in found},
+            missing=frozenset(missing),
+            unreached=frozenset(unreached),
+            places={run_id: places.pop(run_id) for run_id in wanted if run_id in places},
+        )
+
+    def _forget(self, wanted: Mapping[str, float | None]) -> None:
+        for run_id in wanted:
+            for held in (self._wanted, self._reach, self._floors, self._found, self._places):
+                held.pop(run_id, None)
+            self._missing.discard(run_id)
+            self._unreached.discard(run_id)
 
     async def _scan(self) -> None:
         # Followers on the shared tick wake within a millisecond or two of each other: waiting that long lets
         # all of them add what they want before the scan takes its list, so that one scan serves them all.
         await anyio.sleep(SCAN_GATHER_S)
-        wanted = dict(self._wanted)
+        # This scan takes what its followers asked for; followers who ask from now on wait for the next one.
+        wanted, self._wanted = self._wanted, {}
+        self._scan_reach, self._reach = self._reach, {}
+        self._scan_floors, self._floors = self._floors, {}
         self._aliases = _aliases(wanted)
+        reach = self._scan_reach
+        self._lowest_reach = min((reach[run_id] for run_id in wanted if run_id in reach), default=None)
         depths, self._depths = self._depths, []
         depth = max(depths, default=0)
         self._scans_taken += 1
@@ -191,7 +209,7 @@ class RunLister:
     async def _read_oldest_first(self, wanted: dict[str, float | None]) -> None:
         # A run keeps its place: read from the lowest floor (a known place, or the list's length before the run
         # was created) to the end, or until every run is found.
-        floors = [self._floors.get(run_id, 0) for run_id in wanted]
+        floors = [self._scan_floors.get(run_id, 0) for run_id in wanted]
         start = min(floors, default=0)
         await self._read_pages(wanted, None, start, max(floors, default=0) + 1)
 
@@ -318,12 +336,13 @@ class RunLister:
 
     def _give_up_above(self, wanted: dict[str, float | None], depth: int) -> None:
         """Drop from ``wanted`` the ids whose reach the scan has read past (``depth`` runs from the top)."""
-        reach = self._reach
-        if not reach:
-            return
+        reach = self._scan_reach
+        if self._lowest_reach is None or depth < self._lowest_reach:
+            return  # not a page past any (a walk of the wanted ids a page was a tenth of a deep scan's CPU)
         for run_id in [run_id for run_id in wanted if (within := reach.get(run_id)) is not None and within <= depth]:
             del wanted[run_id]
             self._unreached.add(run_id)
+        self._lowest_reach = min((reach[run_id] for run_id in wanted if run_id in reach), default=None)
 
 
 def _aliases(wanted: Mapping[str, object]) -> dict[object, str]:
