@@ -1013,10 +1013,10 @@ def main() -> None:
         )
         if args.indexed:
             use_indexed_list()
+        listing = "O(page) (benchmarks/indexed_sim.py)" if args.indexed else "the simulator's own (O(offset + page))"
         print(
             f"lifecycle: batches of {args.runs} runs (stagger 0), calls {call_s * 1e3:g} ms, poll interval "
-            f"{args.poll_interval:g} s, {args.duration:g} s per load, {SIM_SLOTS} slots, run list "
-            f"{'O(page) (benchmarks/indexed_sim.py)' if args.indexed else 'the simulator own (O(offset + page))'}",
+            f"{args.poll_interval:g} s, {args.duration:g} s per load, {SIM_SLOTS} slots, run list {listing}",
             flush=True,
         )
         # Round by round, each client in turn: a machine whose speed drifts favours no client
