@@ -5,7 +5,9 @@ Two workloads, each client a subprocess pinned to core 0, each server in its own
 
 1. **lifecycle**: create a batch (``POST /v1/test-call-batches``, ``consent_to_charge`` true) and poll it to
    its end (``GET /v1/test-call-batches/{id}`` every poll interval), at a target rate of batch starts per
-   second, against the simulator (``SimulatorProcess``; a fresh one for every client and rate). stressor is
+   second (or, closed, ``--in-flight`` runs kept in flight: a batch whenever there is room), against the
+   simulator (``SimulatorProcess``; a fresh one for every client and load; ``--indexed``: with a run list that
+   costs O(page), ``benchmarks/indexed_sim.py``). stressor is
    ``stressor run PROFILE --base-url ...`` (the CLI as a user runs it: results file and runs log included);
    Locust is ``locust -f benchmarks/locustfile.py --headless`` with ``FastHttpUser`` users paced by one shared
    schedule. Per client: CPU seconds per 1,000 completed runs, runs per second achieved against the target,
@@ -27,6 +29,7 @@ Loopback only; every load is bounded in time and count, and each client has a ha
     python benchmarks/peers.py                                  # both workloads, defaults (~3 minutes)
     python benchmarks/peers.py --workload lifecycle --rates 50,400 --duration 20
     python benchmarks/peers.py --workload lifecycle --rates 300 --rounds 5   # ratios as median [lowest, highest]
+    python benchmarks/peers.py --workload lifecycle --in-flight 1000,5000 --runs 20 --poll-interval 0.1 --indexed
     python benchmarks/peers.py --workload plain --plain-duration 10 --concurrency 64
     python benchmarks/peers.py --workload plain --rounds 3      # the plain verdict on the median of 3 rounds
 """
