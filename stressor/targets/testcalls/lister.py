@@ -75,7 +75,8 @@ class RunLister:
         self._reach: dict[str, int] = {}  # wanted ids looked for only this deep (newest first)
         self._floors: dict[str, int] = {}  # oldest first: an offset at or before each wanted run
         self._found: dict[str, RunView] = {}
-        self._aliases: dict[object, str] = {}  # the wanted ids of the scan under way, as list items may give them
+        self._running: dict[str, tuple[str, int]] = {}  # runs seen still going: (status, seen_ns), shared
+        self._keep_places = False  # whether the scan under way notes where runs sit (oldest first only)
         self._lowest_reach: int | None = None  # the shallowest reach of the scan under way's wanted ids
         self._scan_reach: dict[str, int] = {}  # ``_reach`` and ``_floors`` as the scan under way took them
         self._scan_floors: dict[str, int] = {}
@@ -131,17 +132,22 @@ class RunLister:
         unreached = self._unreached.intersection(wanted)
         self._missing.difference_update(missing)
         self._unreached.difference_update(unreached)
-        found, places = self._found, self._places
+        found, running, places = self._found, self._running, self._places
+        views = {run_id: found.pop(run_id) for run_id in wanted if run_id in found}
+        for run_id in wanted:
+            mark = running.pop(run_id, None)
+            if mark is not None:
+                views[run_id] = RunView(run_id, mark[0], mark[1], None, None, None, "")
         return Lookup(
-            found={run_id: found.pop(run_id) for run_id in wanted if run_id in found},
+            found=views,
             missing=frozenset(missing),
             unreached=frozenset(unreached),
-            places={run_id: places.pop(run_id) for run_id in wanted if run_id in places},
+            places={run_id: places.pop(run_id) for run_id in wanted if run_id in places} if places else {},
         )
 
     def _forget(self, wanted: Mapping[str, float | None]) -> None:
         for run_id in wanted:
-            for held in (self._wanted, self._reach, self._floors, self._found, self._places):
+            for held in (self._wanted, self._reach, self._floors, self._found, self._running, self._places):
                 held.pop(run_id, None)
             self._missing.discard(run_id)
             self._unreached.discard(run_id)
@@ -154,7 +160,7 @@ class RunLister:
         wanted, self._wanted = self._wanted, {}
         self._scan_reach, self._reach = self._reach, {}
         self._scan_floors, self._floors = self._floors, {}
-        self._aliases = _aliases(wanted)
+        self._keep_places = self.facts.order == "oldest_first"
         reach = self._scan_reach
         self._lowest_reach = min((reach[run_id] for run_id in wanted if run_id in reach), default=None)
         depths, self._depths = self._depths, []
@@ -301,23 +307,34 @@ class RunLister:
             self._learner.saw_order(page_order([_created(body[0]), _created(body[-1])]))
 
     def _take(self, body: list[Any], wanted: dict[str, float | None], at: int, seen_ns: int) -> None:
-        """The wanted runs of a page, parsed (only those: parsing every run's stamps made starts late; and the
-        stamps of a run still going only when it ends: a follower only needs to know it is there)."""
-        aliases = self._aliases
+        """The wanted runs of a page, parsed (only those: parsing every run's stamps made starts late). A run
+        still going is only noted, under a mark its page's runs of that status share: at thousands of runs a
+        scan, a view each made the client's memory peak at every tick."""
+        places = self._places if self._keep_places else None  # only an oldest-first list keeps its places
+        marks: dict[str, tuple[str, int]] = {}
         for index, item in enumerate(body):
-            # one lookup an item: its id as the page gives it (an integer, often), not as ``run_key`` spells it
-            key = aliases.get(item.get("id")) if isinstance(item, dict) else None
-            if key is None or key not in wanted or isinstance(item["id"], bool):
+            # the id as ``run_key`` spells it, inline: this runs for every item of every page
+            raw = item.get("id") if type(item) is dict else None
+            kind = type(raw)
+            key = raw if kind is str else str(raw) if kind is int else None
+            if key is None or key not in wanted:
                 continue
             status = item.get("status")
             if status in TERMINAL:
                 view = parse_run(item, seen_ns)
-            else:
-                view = RunView(key, status, seen_ns, None, None, None, "") if isinstance(status, str) else None
-            if view is not None:
+                if view is None:
+                    continue
                 self._found[key] = view
-                self._places[key] = at + index
-                del wanted[key]
+            elif isinstance(status, str):
+                mark = marks.get(status)
+                if mark is None:
+                    mark = marks[status] = (status, seen_ns)
+                self._running[key] = mark
+            else:
+                continue
+            if places is not None:
+                places[key] = at + index
+            del wanted[key]
 
     async def _get_pages(self, offsets: list[int], size: int) -> list[tuple[Any, int]]:
         """These pages of the list, read at once, in order."""
@@ -343,21 +360,6 @@ class RunLister:
             del wanted[run_id]
             self._unreached.add(run_id)
         self._lowest_reach = min((reach[run_id] for run_id in wanted if run_id in reach), default=None)
-
-
-def _aliases(wanted: Mapping[str, object]) -> dict[object, str]:
-    """Each wanted id under the forms a list item may give it (``run_key``'s): itself, and the integer it spells
-    when it spells one exactly."""
-    aliases: dict[object, str] = {}
-    for key in wanted:
-        aliases[key] = key
-        try:
-            number = int(key)
-        except ValueError:
-            continue
-        if str(number) == key:
-            aliases[number] = key
-    return aliases
 
 
 def skip_start(above: int) -> int:
