@@ -678,6 +678,7 @@ class TestCallsTarget:
                 if open_runs.pop(run_id, MISSING) is not MISSING:
                     on_end(RunEnd(run_id, "unknown", self._clock(), None, None, "run_not_found"))
             schedule.scanned(unreached=bool(seen.unreached))
+            del seen  # not held while the batch sleeps: at 10,000 runs in flight, views of all of them
 
     def _reach(self) -> int:
         """How deep the shared scan reads this tick (runs from the list's top, as the ledger counts): chosen once
