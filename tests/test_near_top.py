@@ -259,3 +259,37 @@ async def test_runs_of_creates_not_answered_yet_are_looked_for_below_them(respx_
     await target.aclose()
     assert ends == ["tc_ours"]
     assert batch.call_count == 0 and lists.call_count >= 1
+
+
+async def test_runs_of_another_client_between_ours_are_learnt_and_read_past(respx_mock: respx.MockRouter) -> None:
+    # Another client (a second worker, say) creates a run after each of ours: our runs lie twice as deep in the
+    # list as this client's ledger says. The scan learns that from the runs it finds and reads that much deeper,
+    # rather than giving the deeper batches up as unreached and polling each on its own.
+    made: list[int] = []  # the first run index of each batch made so far (batch k: tc_<295 - 5k> .. +4)
+    ended_after = anyio.current_time() + 1.7
+
+    def listed() -> list[dict[str, object]]:
+        status = "completed" if anyio.current_time() > ended_after else "in_progress"
+        items: list[dict[str, object]] = []
+        for first in sorted(made):  # newest first: a smaller index is a later creation
+            for i in range(first, first + 5):
+                items += [run(i, status), {**run(i, "in_progress"), "id": f"other_{i}"}]
+        return items
+
+    lists = respx_mock.get(f"{BASE}/v1/test-calls").mock(side_effect=lambda request: page(request, listed()))
+    batches = respx_mock.get(url__regex=rf"{BASE}/v1/test-call-batches/.*").mock(return_value=httpx.Response(500))
+    target = TestCallsTarget(BASE, "sk_test_near", requests=_Log(), poll_interval_s=0.05)
+    ends: list[str] = []
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as followers:
+            for seq in range(60):  # 300 runs of ours, 600 in the list: three pages
+                first = 295 - 5 * seq
+                made.append(first)
+                target._created.add(created(first), 5)
+                followers.start_soon(target.follow, submission(seq, first), lambda end: ends.append(end.run_id))
+                await anyio.sleep(0.025)
+    await target.aclose()
+    assert sorted(ends) == sorted(f"tc_{i}" for i in range(300))
+    assert batches.call_count == 0
+    assert target._lister.spread == pytest.approx(2.0, abs=0.3)
+    assert target.facts.order == "newest_first" and lists.call_count >= 1

@@ -24,6 +24,10 @@ MAX_DATED_PAGES = 100  # how deep a scan for runs of known creation times may pa
 SKIP_MARGIN_RUNS = 20  # runs (a batch) a scan starts above the depth the ledger gives, for ties and late notes
 # List pages read at once: their answers are decoded back to back, and more at once made batch starts late.
 PAGES_AT_ONCE = 3
+# How much deeper than this client's ledger says its runs were found (other clients' runs between them): a new
+# figure raises the estimate at once, and lowers it by this fraction of the difference.
+SPREAD_EASING = 0.3
+MAX_SPREAD = 100.0
 SCAN_GATHER_S = 0.002  # a scan waits this long for the followers of its tick (see RunLister._scan)
 TIE_SLACK_S = 1.0  # a page older than the wanted runs by this much ends a newest-first scan
 
@@ -88,6 +92,10 @@ class RunLister:
         self._pages_needed = 1  # pages the last scan read before it had found or proven missing what it wanted
         self._depths: list[int] = []  # how deep the callers waiting for the next scan expect their runs (lookup_all)
         self.length: int | None = None  # the list's length when a scan last read to its end (oldest first)
+        # List places per run this client's ledger counts above a run (newest first): 1 when only this client
+        # creates runs, 2 with a second client (another worker) creating as many. Learnt from the runs found.
+        self.spread = 1.0
+        self._deepest = -1  # the deepest place the scan under way found a wanted run at
 
     @property
     def facts(self) -> ListFacts:
@@ -165,6 +173,7 @@ class RunLister:
         self._lowest_reach = min((reach[run_id] for run_id in wanted if run_id in reach), default=None)
         depths, self._depths = self._depths, []
         depth = max(depths, default=0)
+        self._deepest = -1
         self._scans_taken += 1
         facts = self.facts
         if facts.offset == "ignored":
@@ -174,7 +183,15 @@ class RunLister:
         elif facts.order == "unsorted":
             await self._read_pages(wanted, None, 0, depth)
         else:
-            await self._read_newest_first(wanted, sorted(depths))
+            # the callers' depths count this client's runs: in list places, as far as seen, that many times more
+            spread = self.spread
+            await self._read_newest_first(wanted, sorted(round(d * spread) for d in depths))
+            if not wanted and depth and self._deepest >= 0:  # all found: how deep they were, against the ledger
+                self._learn_spread((self._deepest + 1) / depth)
+
+    def _learn_spread(self, seen: float) -> None:
+        seen = min(MAX_SPREAD, max(1.0, seen))
+        self.spread = seen if seen > self.spread else self.spread + SPREAD_EASING * (seen - self.spread)
 
     async def _read_newest_first(self, wanted: dict[str, float | None], depths: list[int]) -> None:
         times = [t for t in wanted.values() if t is not None]
@@ -312,6 +329,7 @@ class RunLister:
         scan, a view each made the client's memory peak at every tick."""
         places = self._places if self._keep_places else None  # only an oldest-first list keeps its places
         marks: dict[str, tuple[str, int]] = {}
+        deepest = -1
         for index, item in enumerate(body):
             # the id as ``run_key`` spells it, inline: this runs for every item of every page
             raw = item.get("id") if type(item) is dict else None
@@ -334,7 +352,10 @@ class RunLister:
                 continue
             if places is not None:
                 places[key] = at + index
+            deepest = index
             del wanted[key]
+        if deepest >= 0 and at + deepest > self._deepest:
+            self._deepest = at + deepest
 
     async def _get_pages(self, offsets: list[int], size: int) -> list[tuple[Any, int]]:
         """These pages of the list, read at once, in order."""

@@ -666,7 +666,8 @@ class TestCallsTarget:
             depth = self._created.total - mark + size
             # the reach counts runs from the newest end: an oldest-first list is read from each run's place
             newest_first = self.facts.order != "oldest_first"
-            within = within_reach(reach + self._creating) if step.near and newest_first else None
+            below = round(reach * self._lister.spread) + self._creating  # in list places
+            within = within_reach(below) if step.near and newest_first else None
             seen = await self._lister.lookup_all(open_runs, within=within, depth=depth, floors=floors)
             floors.update(seen.places)
             for view in seen.found.values():
@@ -689,7 +690,9 @@ class TestCallsTarget:
             bottoms = [total - mark + size for mark, size in self._scannable.values()]
             # the scan starts below the runs created after the newest of them (the lister's own rule)
             newest = min(((total - mark) for mark, _ in self._scannable.values()), default=0)
-            self._reach_floor = total - scan_reach(bottoms, self._lister.page_items, skip_start(newest))
+            # pages hold fewer of this client's runs where other clients' runs lie between them
+            page = max(1, int(self._lister.page_items / self._lister.spread))
+            self._reach_floor = total - scan_reach(bottoms, page, skip_start(newest))
             self._reach_due_ns = now + round(self._polls.interval_s * NS_PER_S) // 2
         return total - self._reach_floor
 
