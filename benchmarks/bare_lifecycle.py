@@ -1,9 +1,10 @@
 """The least a Python client can spend on the lifecycle workload of ``benchmarks/peers.py``: the row wrk is for
 plain HTTP, so that stressor's and Locust's CPU per run can be read against a floor.
 
-It sends the same requests as stressor: a ``POST /v1/test-call-batches`` per due batch, then one scan of the
-run list's top every poll interval (``GET /v1/test-calls?limit=100&offset=...``, page after page until every
-open run has been seen), which is how stressor follows batches near the top of the list. It does it the
+It sends the same requests as stressor: a ``POST /v1/test-call-batches`` per due batch (closed, with
+``PEERS_IN_FLIGHT``: whenever a batch more fits under that many runs in flight), then one scan of the run list's
+top every poll interval (``GET /v1/test-calls?limit=200&offset=...``, page after page until every open run has
+been seen), which is how stressor follows batches within its scan's reach. It does it the
 cheapest way Python allows: uvloop, ``asyncio.Protocol`` keep-alive connections parsed by httptools, orjson,
 and no task at all: the loop's timers send the creates, the answers' callbacks note the runs, the scan's
 callbacks see them end. It keeps none of what makes a load tester's figures trustworthy or its load safe: no
@@ -35,10 +36,10 @@ from lifecycle_workload import Workload, batch_body
 
 from stressor.loopback import is_loopback
 
-RATE, DURATION_S, RUNS_PER_BATCH, POLL_INTERVAL_S, OUT, API_KEY = Workload.from_env("bare-lifecycle.json")
+RATE, DURATION_S, RUNS_PER_BATCH, POLL_INTERVAL_S, OUT, API_KEY, IN_FLIGHT = Workload.from_env("bare-lifecycle.json")
 LEAD_S = 0.2  # from start-up to the first due time
 GRACE_S = 10.0  # past the schedule's end, how long open runs are still followed
-PAGE_SIZE = 100
+PAGE_SIZE = 200
 
 Done = Callable[[int, bytes], None]  # (status, body) of an answer
 
@@ -96,8 +97,10 @@ class Bare:
         )
         self.head = head
         self.idle: list[Connection] = []
-        self.open: dict[str, float] = {}  # run id -> its batch's due time
-        self.total = round(RATE * DURATION_S)
+        self.open: dict[object, float] = {}  # run id -> its batch's due time
+        self.total = 0 if IN_FLIGHT else round(RATE * DURATION_S)  # closed: creates sent so far
+        self.creating = 0  # runs of creates not answered yet (closed)
+        self.end = 0.0  # monotonic end of the schedule
         self.lateness_s: list[float] = []
         self.settled = 0  # batches whose create was answered (their runs are then followed)
         self.completed_runs = self.failed_runs = self.errored_runs = 0
@@ -110,6 +113,9 @@ class Bare:
         # the loop's clock and time.monotonic (the one lateness is read on) differ by a constant
         offset = loop.time() - time.monotonic()
         t0 = time.monotonic() + LEAD_S
+        self.end = t0 + DURATION_S
+        if IN_FLIGHT:
+            loop.call_at(t0 + offset, self.top_up)
         for k in range(self.total):
             loop.call_at(t0 + k / RATE + offset, self.send_create, t0 + k / RATE)
         loop.call_at(t0 + POLL_INTERVAL_S + offset, self.tick, t0 + POLL_INTERVAL_S, offset)
@@ -124,6 +130,14 @@ class Bare:
         task = loop.create_task(loop.create_connection(lambda: Connection(self.idle), self.host, self.port))
         task.add_done_callback(lambda made: made.result()[1].send(data, done))
 
+    def top_up(self) -> None:
+        """Closed: a create for every whole batch that fits under ``IN_FLIGHT`` runs, until the schedule's end."""
+        now = time.monotonic()
+        while now < self.end and len(self.open) + self.creating + RUNS_PER_BATCH <= IN_FLIGHT:
+            self.total += 1
+            self.creating += RUNS_PER_BATCH
+            self.send_create(now)
+
     def send_create(self, due: float) -> None:
         now = time.monotonic()
         if now < due:  # the loop's timers keep whole milliseconds: never send before the due time
@@ -134,11 +148,15 @@ class Bare:
 
     def created(self, due: float, status: int, body: bytes) -> None:
         self.settled += 1
+        if IN_FLIGHT:
+            self.creating -= RUNS_PER_BATCH
         if 200 <= status < 300:
             for run_id in orjson.loads(body)["run_ids"]:
-                self.open[str(run_id)] = due
+                self.open[run_id] = due  # as the list shows it (the simulator gives integer ids)
         else:
             self.errored_runs += RUNS_PER_BATCH
+            if IN_FLIGHT:
+                self.top_up()
         self.check_finished()
 
     def tick(self, when: float, offset: float) -> None:
@@ -170,13 +188,16 @@ class Bare:
                 self.scan(offset + PAGE_SIZE, found, wanted)
             else:
                 self.scanning = False
+                if IN_FLIGHT:
+                    self.top_up()
                 self.check_finished()
 
         self.send(b"GET /v1/test-calls?limit=%d&offset=%d HTTP/1.1\r\n%b\r\n" % (PAGE_SIZE, offset, self.head), page)
 
     def check_finished(self) -> None:
         assert self.finished is not None
-        if self.settled == self.total and not self.open and not self.finished.done():
+        over = not IN_FLIGHT or time.monotonic() >= self.end
+        if over and self.settled == self.total and not self.open and not self.finished.done():
             self.finished.set_result(None)
 
 

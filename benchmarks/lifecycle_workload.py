@@ -17,6 +17,7 @@ class Workload(NamedTuple):
     poll_interval_s: float  # PEERS_POLL_INTERVAL
     out: str  # PEERS_OUT: the JSON file the figures are written to
     api_key: str  # PEERS_API_KEY: the Bearer key
+    in_flight: int  # PEERS_IN_FLIGHT: runs kept in flight (closed: a batch whenever there is room); 0: open
 
     @classmethod
     def from_env(cls, out: str) -> Workload:
@@ -28,6 +29,7 @@ class Workload(NamedTuple):
             poll_interval_s=float(env.get("PEERS_POLL_INTERVAL", "0.25")),
             out=env.get("PEERS_OUT", out),
             api_key=env.get("PEERS_API_KEY", "sk_test_benchmark"),
+            in_flight=int(env.get("PEERS_IN_FLIGHT", "0")),
         )
 
 

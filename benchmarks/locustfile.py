@@ -12,7 +12,8 @@ sends the create request. A slot is handed out only when a user is free, so when
 process has no CPU left) the wait shows as lateness, never as a shifted schedule (no coordinated omission).
 
 Settings come from the environment (``peers.py`` sets them):
-``PEERS_RATE`` batches per second, ``PEERS_DURATION`` seconds of schedule, ``PEERS_RUNS`` runs per batch,
+``PEERS_RATE`` batches per second (or ``PEERS_IN_FLIGHT`` runs kept in flight: a closed loop, one batch per
+user at a time, the users peers.py starts), ``PEERS_DURATION`` seconds of schedule, ``PEERS_RUNS`` runs per batch,
 ``PEERS_POLL_INTERVAL`` seconds, ``PEERS_LEAD`` seconds from the test's start to the first due time (the users
 are spawned in it), ``PEERS_OUT`` the JSON file the figures are written to when the test stops,
 ``PEERS_API_KEY`` the Bearer key. Loopback only: ``peers.py`` passes ``--host http://127.0.0.1:PORT``.
@@ -36,7 +37,7 @@ from lifecycle_workload import Workload, batch_body
 from locust import FastHttpUser, constant, events, task
 from locust.env import Environment
 
-RATE, DURATION_S, RUNS_PER_BATCH, POLL_INTERVAL_S, OUT, API_KEY = Workload.from_env("locust-lifecycle.json")
+RATE, DURATION_S, RUNS_PER_BATCH, POLL_INTERVAL_S, OUT, API_KEY, IN_FLIGHT = Workload.from_env("locust-lifecycle.json")
 LEAD_S = float(os.environ.get("PEERS_LEAD", "1.0"))
 ENDED = ("completed", "failed")
 BATCH_BODY = batch_body(RUNS_PER_BATCH)
@@ -52,7 +53,7 @@ def cpu_seconds() -> float:
 class Schedule:
     """The slots every user of this process takes from, and what came of them (gevent: one thread, no lock)."""
 
-    total: int = round(RATE * DURATION_S)
+    total: int = 0 if IN_FLIGHT else round(RATE * DURATION_S)  # closed: the batches taken so far
     t0: float = 0.0  # perf_counter of slot 0's due time; set when the test starts
     taken: int = 0
     settled: int = 0  # batches whose lifecycle ended, one way or another
@@ -67,7 +68,15 @@ class Schedule:
     last_settled: float = 0.0
 
     def take(self) -> float | None:
-        """The due time (perf_counter seconds) of the next free slot, or None when the schedule is used up."""
+        """The due time (perf_counter seconds) of the next free slot, or None when the schedule is used up.
+        Closed (``PEERS_IN_FLIGHT``): a user starts its next batch as soon as its last one ended, until the end."""
+        if IN_FLIGHT:
+            now = time.perf_counter()
+            if now >= self.t0 + DURATION_S:
+                return None
+            self.taken += 1
+            self.total = self.taken
+            return max(now, self.t0)
         if self.taken >= self.total:
             return None
         due = self.t0 + self.taken / RATE
@@ -79,7 +88,8 @@ class Schedule:
         self.settled += 1
         self.last_settled = time.perf_counter()
         self.cpu_at_last = cpu_seconds()
-        if self.settled == self.total and self.environment is not None and self.environment.runner is not None:
+        over = not IN_FLIGHT or self.last_settled >= self.t0 + DURATION_S
+        if over and self.settled == self.total and self.environment is not None and self.environment.runner is not None:
             gevent.spawn(self.environment.runner.quit)
 
 

@@ -5,7 +5,9 @@ Two workloads, each client a subprocess pinned to core 0, each server in its own
 
 1. **lifecycle**: create a batch (``POST /v1/test-call-batches``, ``consent_to_charge`` true) and poll it to
    its end (``GET /v1/test-call-batches/{id}`` every poll interval), at a target rate of batch starts per
-   second, against the simulator (``SimulatorProcess``; a fresh one for every client and rate). stressor is
+   second (or, closed, ``--in-flight`` runs kept in flight: a batch whenever there is room), against the
+   simulator (``SimulatorProcess``; a fresh one for every client and load; ``--indexed``: with a run list that
+   costs O(page), ``benchmarks/indexed_sim.py``). stressor is
    ``stressor run PROFILE --base-url ...`` (the CLI as a user runs it: results file and runs log included);
    Locust is ``locust -f benchmarks/locustfile.py --headless`` with ``FastHttpUser`` users paced by one shared
    schedule. Per client: CPU seconds per 1,000 completed runs, runs per second achieved against the target,
@@ -27,6 +29,7 @@ Loopback only; every load is bounded in time and count, and each client has a ha
     python benchmarks/peers.py                                  # both workloads, defaults (~3 minutes)
     python benchmarks/peers.py --workload lifecycle --rates 50,400 --duration 20
     python benchmarks/peers.py --workload lifecycle --rates 300 --rounds 5   # ratios as median [lowest, highest]
+    python benchmarks/peers.py --workload lifecycle --in-flight 1000,5000 --runs 20 --poll-interval 0.1 --indexed
     python benchmarks/peers.py --workload plain --plain-duration 10 --concurrency 64
     python benchmarks/peers.py --workload plain --rounds 3      # the plain verdict on the median of 3 rounds
 """
@@ -168,14 +171,28 @@ def tail(text: str, lines: int = 8) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Lifecycle:
-    """The lifecycle workload's shape."""
+    """The lifecycle workload's shape: open (``rate`` batch starts a second) or closed (``in_flight`` runs kept in
+    flight, a batch started whenever there is room for one)."""
 
-    rate: float  # batch starts per second
+    rate: float  # batch starts per second (open); 0 when closed
     duration_s: float
     runs_per_batch: int
     poll_interval_s: float
     call_duration: str  # API seconds, scaled by the simulator's time scale (0.001)
     call_s: float  # the call's real length, for the grace and the number of Locust users
+    in_flight: int = 0  # runs in flight (closed); 0 when open
+
+    @property
+    def label(self) -> str:
+        """The load in a few characters: ``300/s`` or ``1000 in flight``."""
+        return f"{self.in_flight} in flight" if self.in_flight else f"{self.rate:g}/s"
+
+    @property
+    def expected_runs(self) -> float:
+        """Runs the schedule starts: open, rate x duration batches; closed, in flight x duration / the call."""
+        if self.in_flight:
+            return self.in_flight * self.duration_s / self.call_s
+        return math.ceil(self.rate * self.duration_s) * self.runs_per_batch
 
     @property
     def grace_s(self) -> float:
@@ -184,6 +201,8 @@ class Lifecycle:
 
     @property
     def target_runs_per_s(self) -> float:
+        if self.in_flight:
+            return self.in_flight / self.call_s  # Little's law, were runs seen to end the moment they end
         return self.rate * self.runs_per_batch
 
 
@@ -201,6 +220,7 @@ class LifecycleRow:
     lateness_count: int
     requests: int
     note: str = ""
+    detection_p99_s: float | None = None  # server completed_at -> the client saw the run end (stressor only)
     server_cpu_s: float = math.nan
     round_no: int = 0  # of --rounds: the clients of a round run one after the other
 
@@ -230,7 +250,8 @@ class LifecycleRow:
 def stressor_profile(shape: Lifecycle) -> str:
     """The lifecycle workload as a stressor profile (TOML). The cost guard wants consent and a budget because
     the base URL is given (the simulator here is not the embedded one)."""
-    runs = math.ceil(shape.rate * shape.duration_s) * shape.runs_per_batch
+    runs = math.ceil(shape.expected_runs)
+    load = f"in_flight = {shape.in_flight}" if shape.in_flight else f'rate = "{shape.rate:g}/s"'
     return f"""\
 name = "peers-lifecycle"
 grace = "{shape.grace_s:g}s"
@@ -262,13 +283,15 @@ budget_cents = {runs * 16 * 2 * 2}
 [[stages]]
 name = "steady"
 duration = "{shape.duration_s:g}s"
-rate = "{shape.rate:g}/s"
+{load}
 """
 
 
 def locust_users(shape: Lifecycle) -> int:
     """Users enough that a free one is always there for the next slot while the server answers at once: a
     lifecycle lasts at most a create, the call, one poll interval and the polls' round trips; twice that."""
+    if shape.in_flight:
+        return math.ceil(shape.in_flight / shape.runs_per_batch)  # each user one batch at a time: a closed loop
     lifecycle_s = shape.call_s + shape.poll_interval_s + 0.1
     return max(4, math.ceil(2 * shape.rate * lifecycle_s))
 
@@ -333,6 +356,7 @@ def run_stressor_lifecycle(shape: Lifecycle, base_url: str, cores: set[int], wor
         raise RuntimeError(f"stressor run exited {usage.exit_code}:\n{tail(usage.stdout + usage.stderr)}")
     document = json.loads(results.read_text())
     lateness = document["measures"]["start_lateness"]
+    detection = document["measures"].get("detection_delay") or {}
     counted = server_count(base_url, shape.duration_s)
     return LifecycleRow(
         client="stressor",
@@ -345,6 +369,7 @@ def run_stressor_lifecycle(shape: Lifecycle, base_url: str, cores: set[int], wor
         lateness_count=lateness.get("count", 0),
         requests=counted.requests,
         note=f"open {document['runs']['open']}, errored {document['runs']['errored']}",
+        detection_p99_s=detection.get("p99"),
     )
 
 
@@ -367,6 +392,7 @@ def workload_env(shape: Lifecycle, out: Path, **extra: str) -> dict[str, str]:
     """The environment that gives the locustfile and the bare client the workload and where to write figures."""
     return client_env(
         PEERS_RATE=repr(shape.rate),
+        PEERS_IN_FLIGHT=str(shape.in_flight),
         PEERS_DURATION=repr(shape.duration_s),
         PEERS_RUNS=str(shape.runs_per_batch),
         PEERS_POLL_INTERVAL=repr(shape.poll_interval_s),
@@ -453,6 +479,21 @@ def lifecycle_run(client: str, shape: Lifecycle, cores: set[int]) -> LifecycleRo
         return replace(row, server_cpu_s=process_cpu_s(simulator.pid))
     finally:
         simulator.stop()
+
+
+def use_indexed_list() -> None:
+    """From now on, simulators started here run ``benchmarks/indexed_sim.py``: the simulator with a run list
+    that costs O(page) (``simulator_command`` is looked up when a ``SimulatorProcess`` starts)."""
+    from stressor.sim import server
+
+    own = server.simulator_command
+
+    def command(config: SimConfig, host: str = "127.0.0.1", port: int = 0) -> list[str]:
+        argv = own(config, host, port)
+        at = argv.index("-m")  # [python, -m, stressor.sim, flags...]
+        return [*argv[:at], str(HERE / "indexed_sim.py"), *argv[at + 2 :]]
+
+    server.simulator_command = command
 
 
 def process_cpu_s(pid: int) -> float:
@@ -705,36 +746,37 @@ def print_lifecycle(rows: list[LifecycleRow], startup: StartUp) -> None:
     print()
     print("lifecycle: create a batch, poll it to its end (CPU: os.wait4 of the client process; RSS: its VmHWM)")
     print(
-        f"{'client':<9} {'round':>5} {'rate/s':>6} {'target runs/s':>13} {'achieved':>8} {'completed':>9} "
+        f"{'client':<9} {'round':>5} {'load':>14} {'target runs/s':>13} {'achieved':>8} {'completed':>9} "
         f"{'CPU s':>6} {'CPU s/1k runs':>13} {'net':>6} {'runs/CPU-s':>10} {'net':>6} {'req/run':>7} "
-        f"{'late p99 ms':>11} {'RSS MiB':>7} {'sim CPU s':>9}  note"
+        f"{'late p99 ms':>11} {'detect p99 ms':>13} {'RSS MiB':>7} {'sim CPU s':>9}  note"
     )
     for name, starts in startup.rows.items():
         for row in starts:
             print(
-                f"{name:<9} {row.round_no + 1:>5} {'start':>6} {'1 batch':>13} {'':>8} {row.completed_runs:>9} "
-                f"{row.usage.cpu_s:>6.2f} {'':>13} {'':>6} {'':>10} {'':>6} {'':>7} {'':>11} "
+                f"{name:<9} {row.round_no + 1:>5} {'start':>14} {'1 batch':>13} {'':>8} {row.completed_runs:>9} "
+                f"{row.usage.cpu_s:>6.2f} {'':>13} {'':>6} {'':>10} {'':>6} {'':>7} {'':>11} {'':>13} "
                 f"{mib(row.usage.max_rss_kib):>7} {'':>9}  start-up: one batch (the median is subtracted for 'net')"
             )
     for row in rows:
         base = startup.cpu_s(row.client)
         print(
-            f"{row.client:<9} {row.round_no + 1:>5} {row.shape.rate:>6g} {row.shape.target_runs_per_s:>13g} "
+            f"{row.client:<9} {row.round_no + 1:>5} {row.shape.label:>14} {row.shape.target_runs_per_s:>13.0f} "
             f"{row.achieved_runs_per_s:>8.1f} {row.completed_runs:>9} {row.usage.cpu_s:>6.2f} "
             f"{row.cpu_per_1000():>13.3f} {row.cpu_per_1000(base):>6.3f} {row.runs_per_cpu_s():>10.0f} "
             f"{row.runs_per_cpu_s(base):>6.0f} {row.requests_per_run:>7.2f} {ms_or_dash(row.lateness_p99_s):>11} "
-            f"{mib(row.usage.max_rss_kib):>7} {row.server_cpu_s:>9.2f}  {row.note}"
+            f"{ms_or_dash(row.detection_p99_s):>13} {mib(row.usage.max_rss_kib):>7} {row.server_cpu_s:>9.2f}  "
+            f"{row.note}"
         )
     print(LIFECYCLE_LEGEND)
     print()
     spread = f", the median of {rounds} rounds [lowest, highest]" if rounds > 1 else ""
     print(
-        f"ratios stressor / locust at each rate{spread} (CPU per run: below 1 favours stressor; runs per "
+        f"ratios stressor / locust at each load{spread} (CPU per run: below 1 favours stressor; runs per "
         "CPU-s: above 1)"
     )
     columns = ("CPU/1k runs", "net", "runs/CPU-s", "net", "achieved", "req/run", "late p99", "peak RSS")
     width = 18 if rounds > 1 else 11
-    print(f"{'rate/s':>6} " + " ".join(f"{column:>{width}}" for column in columns))
+    print(f"{'load':>14} " + " ".join(f"{column:>{width}}" for column in columns))
     sb, lb = startup.cpu_s("stressor"), startup.cpu_s("locust")
     figures: list[Callable[[LifecycleRow, float], float | None]] = [
         lambda row, base: row.cpu_per_1000(),
@@ -746,15 +788,15 @@ def print_lifecycle(rows: list[LifecycleRow], startup: StartUp) -> None:
         lambda row, base: row.lateness_p99_s,
         lambda row, base: row.usage.max_rss_kib,
     ]
-    for rate, pairs in pairs_by_rate(rows, "stressor", "locust").items():
+    for load, pairs in pairs_by_rate(rows, "stressor", "locust").items():
         cells = [spread_of([ratio_of(figure(s, sb), figure(lo, lb)) for s, lo in pairs]) for figure in figures]
-        print(f"{rate:>6g} " + " ".join(f"{cell:>{width}}" for cell in cells))
+        print(f"{load:>14} " + " ".join(f"{cell:>{width}}" for cell in cells))
     floor_base = startup.cpu_s("bare")
-    floors = sorted({row.shape.rate for row in rows if row.client == "bare"})
+    floors = list(dict.fromkeys(row.shape.label for row in rows if row.client == "bare"))
     if floors:
         print()
         print("CPU per completed run, times the floor's (bare: the same requests with no load tester around them)")
-        print(f"{'rate/s':>6} " + " ".join(f"{column:>{width}}" for column in ("stressor", "net", "locust", "net")))
+        print(f"{'load':>14} " + " ".join(f"{column:>{width}}" for column in ("stressor", "net", "locust", "net")))
         against_floor = {client: pairs_by_rate(rows, client, "bare") for client in ("stressor", "locust")}
         for rate in floors:
             cells = []
@@ -763,7 +805,7 @@ def print_lifecycle(rows: list[LifecycleRow], startup: StartUp) -> None:
                 base = startup.cpu_s(client)
                 cells.append(spread_of([ratio_of(c.cpu_per_1000(), f.cpu_per_1000()) for c, f in pairs]))
                 cells.append(spread_of([ratio_of(c.cpu_per_1000(base), f.cpu_per_1000(floor_base)) for c, f in pairs]))
-            print(f"{rate:>6g} " + " ".join(f"{cell:>{width}}" for cell in cells))
+            print(f"{rate:>14} " + " ".join(f"{cell:>{width}}" for cell in cells))
 
 
 def ratio_of(a: float | None, b: float | None) -> float | None:
@@ -785,12 +827,12 @@ def spread_of(values: Sequence[float | None]) -> str:
 
 def pairs_by_rate(
     rows: list[LifecycleRow], first: str, second: str
-) -> dict[float, list[tuple[LifecycleRow, LifecycleRow]]]:
-    """At each rate, the rows of ``first`` and ``second`` from each round in which both ran."""
-    by_round: dict[tuple[float, int], dict[str, LifecycleRow]] = {}
+) -> dict[str, list[tuple[LifecycleRow, LifecycleRow]]]:
+    """At each load (its label), the rows of ``first`` and ``second`` from each round in which both ran."""
+    by_round: dict[tuple[str, int], dict[str, LifecycleRow]] = {}
     for row in rows:
-        by_round.setdefault((row.shape.rate, row.round_no), {})[row.client] = row
-    pairs: dict[float, list[tuple[LifecycleRow, LifecycleRow]]] = {}
+        by_round.setdefault((row.shape.label, row.round_no), {})[row.client] = row
+    pairs: dict[str, list[tuple[LifecycleRow, LifecycleRow]]] = {}
     for (rate, _), clients in by_round.items():
         if first in clients and second in clients:
             pairs.setdefault(rate, []).append((clients[first], clients[second]))
@@ -847,14 +889,40 @@ def targets_verdict(rows: list[LifecycleRow], plain: list[PlainRow]) -> None:
         x = statistics.median(ratios)
         said = details[0][1] if len(details) == 1 else f"the median of {len(ratios)} rounds: {spread_of(ratios)}"
         print(f"target plain req/s per core >= 1.5x Locust: {'MET' if x >= 1.5 else 'MISSED'} ({x:.2f}x, {said})")
-    for rate, pairs in pairs_by_rate(rows, "stressor", "locust").items():
-        ratios = [s.runs_per_cpu_s() / lo.runs_per_cpu_s() for s, lo in pairs]
-        x = statistics.median(ratios)
-        rounds = f", the median of {len(ratios)} rounds: {spread_of(ratios)}" if len(ratios) > 1 else ""
-        print(
-            f"target lifecycle completed runs per CPU-s >= 2x Locust at {rate:g} batches/s: "
-            f"{'MET' if x >= 2 else 'MISSED'} ({x:.2f}x, whole process{rounds})"
-        )
+    lifecycle_verdicts(rows)
+
+
+def lifecycle_verdicts(rows: list[LifecycleRow]) -> None:
+    """Issue 19's targets at each load, on the medians of the rounds: stressor's requests per completed run,
+    its CPU per completed run against the floor's (bare) and Locust's, whole process, and its detection delay
+    p99 against the poll interval."""
+    stressor_rows: dict[str, list[LifecycleRow]] = {}
+    for row in rows:
+        if row.client == "stressor":
+            stressor_rows.setdefault(row.shape.label, []).append(row)
+    floors, locusts = pairs_by_rate(rows, "stressor", "bare"), pairs_by_rate(rows, "stressor", "locust")
+    for load, own in stressor_rows.items():
+        per_run = statistics.median(row.requests_per_run for row in own)
+        print(f"target requests per completed run <= 0.25 at {load}: {'MET' if per_run <= 0.25 else 'MISSED'} "
+              f"({per_run:.3f}, {spread_of([row.requests_per_run for row in own])})")
+        for against, pairs, bound in (("the floor (bare)", floors, 2.0), ("Locust", locusts, 1.0)):
+            ratios = [ratio_of(s.cpu_per_1000(), other.cpu_per_1000()) for s, other in pairs.get(load, [])]
+            known = [x for x in ratios if x is not None]
+            if known:
+                x = statistics.median(known)
+                print(f"target CPU per completed run <= {bound:g}x {against} at {load}: "
+                      f"{'MET' if x <= bound else 'MISSED'} ({spread_of(known)}x, whole process)")
+        detected = [row.detection_p99_s for row in own if row.detection_p99_s is not None]
+        if detected:
+            bound_s = own[0].shape.poll_interval_s + 0.010
+            p99 = statistics.median(detected)
+            print(f"target detection delay p99 <= poll interval + 10 ms ({bound_s * 1e3:g} ms) at {load}: "
+                  f"{'MET' if p99 <= bound_s else 'MISSED'} ({p99 * 1e3:.1f} ms, "
+                  f"{spread_of([d * 1e3 for d in detected])} ms)")
+        late = [row.lateness_p99_s for row in own if row.lateness_p99_s is not None]
+        if late:
+            print(f"  start lateness p99 at {load}: {spread_of([x * 1e3 for x in late])} ms (target < 2 ms at the "
+                  "highest rate the README claims)")
 
 
 # ------------------------------------------------------------------------------------------ main
@@ -865,6 +933,16 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--workload", choices=("both", "lifecycle", "plain"), default="both")
     parser.add_argument(
         "--rates", default="50,150,300,1000", help="lifecycle: batch starts per second, comma-separated"
+    )
+    parser.add_argument(
+        "--in-flight",
+        default="",
+        help="lifecycle, closed: runs kept in flight, comma-separated (instead of --rates), e.g. 1000,5000",
+    )
+    parser.add_argument(
+        "--indexed",
+        action="store_true",
+        help="lifecycle: a simulator whose run list costs O(page), as an indexed database (benchmarks/indexed_sim.py)",
     )
     parser.add_argument("--duration", type=float, default=10.0, help="lifecycle: seconds of schedule per rate")
     parser.add_argument("--runs", type=int, default=5, help="lifecycle: runs per batch (1..20)")
@@ -892,6 +970,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--url", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.rates = [float(rate) for rate in args.rates.split(",") if rate.strip()]
+    args.in_flight = [int(runs) for runs in args.in_flight.split(",") if runs.strip()]
+    if args.in_flight and min(args.in_flight) < 1:
+        parser.error("--in-flight must be positive")
     args.clients = [name.strip() for name in args.clients.split(",") if name.strip()]
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
@@ -925,12 +1006,20 @@ def main() -> None:
     plain: list[PlainRow] = []
     if args.workload in ("both", "lifecycle"):
         call_s = args.call_duration * 0.001
-        shape_of = lambda rate, duration: Lifecycle(  # noqa: E731
-            rate, duration, args.runs, args.poll_interval, f"fixed({args.call_duration:g})", call_s
+        shape_of = lambda rate, duration, in_flight=0: Lifecycle(  # noqa: E731
+            rate, duration, args.runs, args.poll_interval, f"fixed({args.call_duration:g})", call_s, in_flight
         )
+        loads = (
+            [shape_of(0.0, args.duration, runs) for runs in args.in_flight]
+            if args.in_flight
+            else [shape_of(rate, args.duration) for rate in args.rates]
+        )
+        if args.indexed:
+            use_indexed_list()
+        listing = "O(page) (benchmarks/indexed_sim.py)" if args.indexed else "the simulator's own (O(offset + page))"
         print(
             f"lifecycle: batches of {args.runs} runs (stagger 0), calls {call_s * 1e3:g} ms, poll interval "
-            f"{args.poll_interval:g} s, {args.duration:g} s per rate, {SIM_SLOTS} slots",
+            f"{args.poll_interval:g} s, {args.duration:g} s per load, {SIM_SLOTS} slots, run list {listing}",
             flush=True,
         )
         # Round by round, each client in turn: a machine whose speed drifts favours no client
@@ -940,12 +1029,13 @@ def main() -> None:
                     start = replace(lifecycle_run(client, shape_of(1.0, 1.0), cores), round_no=round_)
                     startup.add(start)
                     print(f"  round {round_ + 1}: start-up {client}: CPU {start.usage.cpu_s:.2f} s", flush=True)
-            for rate in args.rates:
+            for shape in loads:
                 for client in args.clients:
-                    row = replace(lifecycle_run(client, shape_of(rate, args.duration), cores), round_no=round_)
+                    row = replace(lifecycle_run(client, shape, cores), round_no=round_)
                     print(
-                        f"  round {round_ + 1}: {client} at {rate:g} batches/s: {row.completed_runs} runs "
-                        f"completed, CPU {row.usage.cpu_s:.2f} s, wall {row.usage.wall_s:.1f} s",
+                        f"  round {round_ + 1}: {client} at {shape.label}: {row.completed_runs} runs "
+                        f"completed, CPU {row.usage.cpu_s:.2f} s, wall {row.usage.wall_s:.1f} s, "
+                        f"{row.requests_per_run:.3f} requests per run",
                         flush=True,
                     )
                     rows.append(row)

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from stressor.plan import OpenSpan, open_spans, stage_windows
-from stressor.polling import NEAR_TOP_RUNS, SCAN_PAGE_SIZE, PollSchedule, fallback_seconds
+from stressor.polling import SCAN_PAGE_SIZE, PollSchedule, even_scan_reads_all, fallback_seconds
 from stressor.profile import BatchShape, ClosedLoad, OpenLoad, Profile
 from stressor.units import format_duration
 
@@ -128,13 +128,15 @@ def _requests(profile: Profile, batches: int, runs: int, shape: BatchShape, dura
     lifetime_s = _run_lifetime_s(profile, shape)
     # runs in flight, newest first in the list: never more than the stage starts (one batch in a short stage)
     depth = min(runs, runs / duration_s * lifetime_s) if duration_s > 0 else runs
-    if not profile.webhooks.enabled and (profile.target.submit == "single" or depth < NEAR_TOP_RUNS):
-        # Runs near the top of the list are followed by the shared scan of its top, at most once per poll
-        # interval while runs are open (young runs keep it at the shortest), down to the oldest of them.
+    runs_per_batch = 1 if profile.target.submit == "single" else shape.runs
+    if not profile.webhooks.enabled and even_scan_reads_all(runs_per_batch, SCAN_PAGE_SIZE):
+        # The runs in flight are packed at the top of the list: the shared scan reaches all of them (the
+        # target's rule, ``stressor.polling.scan_reach``), at most once per poll interval while runs are open
+        # (young runs keep it at the shortest), down to the oldest of them.
         scans = math.ceil((duration_s + lifetime_s) / profile.target.poll_interval_s)
         return posts + scans * max(1, math.ceil(depth / SCAN_PAGE_SIZE)) + grades
-    # Deeper (or polled only after the webhook fallback): per batch, its batch polls, and at most one list
-    # lookup per poll that saw runs end.
+    # Polled only after the webhook fallback (the late runs are few and far apart in the list): per batch, its
+    # batch polls, and at most one list lookup per poll that saw runs end.
     return batches * (1 + polls + min(shape.runs, polls)) + grades
 
 

@@ -82,11 +82,25 @@ def test_failed_polls_back_off_and_an_answer_resets_the_backoff() -> None:
 
 def test_a_batch_polled_on_its_own_asks_the_list_only_when_its_counters_moved() -> None:
     machine = follow(near=False)
-    assert machine.woke(near=True) == PollBatch()  # once deep, never near again
+    assert machine.woke(near=False) == PollBatch()
     assert machine.counted(2, 2) is None  # two ended, both already seen
     assert machine.counted(3, 2) == ScanList(near=False)
     machine.scanned(unreached=False)
+    assert machine.woke(near=False) == PollBatch()
+
+
+def test_a_batch_that_comes_within_the_reach_polls_once_more_on_its_own_then_joins_the_grid() -> None:
+    # The scan's reach grew to take it in (chosen afresh every tick): it woke at its own phase, 60 ms into the
+    # interval, so this poll is its own; the next is on the shared grid, with the scan.
+    machine = follow(near=False, first_offset_s=0.06, started_ns=5 * S)
+    first = machine.next_poll_ns(5 * S)
+    assert first == 5 * S + 60 * MS
     assert machine.woke(near=True) == PollBatch()
+    assert machine.counted(0, 0) is None
+    assert machine.next_poll_ns(first) == 5 * S + 100 * MS
+    assert machine.woke(near=True) == ScanList(near=True)
+    # and back on its own when the reach no longer takes it in
+    assert machine.woke(near=False) == PollBatch()
 
 
 def test_a_batch_the_server_does_not_know_is_looked_for_in_the_list_from_then_on() -> None:

@@ -111,3 +111,22 @@ async def test_a_newest_first_list_is_confirmed_not_misread() -> None:
     seen = await lister(runs, learner).lookup_all({"r150": created(150)})
     assert set(seen.found) == {"r150"}
     assert learner.facts.order == "newest_first" and learner.facts.page_cap is None
+
+
+async def test_ids_are_matched_as_the_list_gives_them_integers_or_strings_never_booleans() -> None:
+    # The docs' ids are integers; a client keeps them as text. An integer in the list is the run whose text
+    # spells it exactly ("7", not "007"); ``true`` is no run's id, though it equals 1 in Python.
+    def item(run_id: object, status: str = "in_progress") -> dict[str, object]:
+        return {"id": run_id, "status": status, "created_at": "2026-11-29T12:00:00.000Z"}
+
+    page = [item(True), item(7, "completed"), item("tc_a"), item(12), item(-3, "failed")]
+
+    async def get(purpose: str, path: str, params: dict[str, int]) -> tuple[object, int]:
+        return (page if params["offset"] == 0 else []), 0
+
+    lister = RunLister(get, page_size=100, ledger=CreationLedger())
+    seen = await lister.lookup_all(dict.fromkeys(["1", "7", "tc_a", "012", "-3"]))
+    assert set(seen.found) == {"7", "tc_a", "-3"}
+    assert seen.found["7"].ended and seen.found["7"].created_at is not None
+    assert not seen.found["tc_a"].ended
+    assert seen.missing == {"1", "012"}  # read to the list's end without them

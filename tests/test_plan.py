@@ -86,9 +86,9 @@ def test_estimate_counts_runs_cost_and_peak() -> None:
     assert total.peak_in_flight == pytest.approx(240)
     assert total.runs == stages[0].runs + stages[1].runs
     assert total.cost_cents == total.runs * 16
-    # The 240 runs in flight sit near the top of the run list: 60 POSTs, and a scan of its top (3 pages of
-    # 100) every second while runs are open (the 60 s stage and 48 s of run lifetime).
-    assert stages[0].requests == 60 + (60 + 48) * 3
+    # The 240 runs in flight sit at the top of the run list: 60 POSTs, and a scan of its top (2 pages of 200)
+    # every second while runs are open (the 60 s stage and 48 s of run lifetime).
+    assert stages[0].requests == 60 + (60 + 48) * 2
 
 
 def test_a_closed_stage_after_a_quiet_spell_peaks_at_its_target() -> None:
@@ -181,22 +181,21 @@ def test_polls_grow_with_the_batch_age_up_to_the_bound() -> None:
 
 
 def test_requests_follow_adaptive_polls_and_webhooks() -> None:
-    # 25 runs/s of ~48 s: some 1,200 in flight, deeper in the run list than its shared scan reads, so every
-    # batch is polled on its own.
+    # 25 runs/s of ~48 s: some 1,200 in flight, packed at the top of the run list. The shared scan reads down
+    # to all of them (6 pages of 200 cost less than polling 240 batches), once a second while runs are open.
     stages = [{"duration": "60s", "rate": "5/s"}]
     common = {"batch": {"runs": 5, "stagger": "1s"}, "mean_call_duration": "45s"}
     fixed, _ = estimate(profile_of(stages, target={"poll_interval": "1s", "poll_interval_max": "1s"}, **common))
     adaptive, _ = estimate(profile_of(stages, target={"poll_interval": "1s", "poll_interval_max": "10s"}, **common))
-    # Batch life: 4 s of stagger + 45 s call; the poll at age 49 s comes 4.9 s apart: polls over 53.9 s.
-    polls = math.ceil(10 + 10 * math.log(5.39))
-    assert polls == 27
-    assert fixed[0].requests == 300 * (1 + 50 + 5)
-    assert adaptive[0].requests == 300 * (1 + polls + 5)
+    assert fixed[0].requests == 300 + (60 + 48) * 6
     # Adaptive polls see a run end later: 2 s offset + 45 s + a 4.7 s interval at age 47 s, for 25 runs/s.
     assert adaptive[0].peak_in_flight == pytest.approx(25 * (2 + 45 + 4.7))
-    # A fifth of the load sits near the top: one scan a second (3 pages) serves every batch.
+    # The plan counts a scan every shortest interval down to the oldest run, as if every batch were due: a
+    # bound (older batches are polled less often, and the scan reads only as deep as those due).
+    assert adaptive[0].requests == 300 + math.ceil(60 + 51.7) * math.ceil(25 * 51.7 / 200)
+    # A fifth of the load: one scan a second (2 pages) serves every batch.
     near, _ = estimate(profile_of([{"duration": "60s", "rate": "1/s"}], target={"poll_interval": "1s"}, **common))
-    assert near[0].requests == 60 + math.ceil(60 + 2 + 45 + 4.7) * 3
+    assert near[0].requests == 60 + math.ceil(60 + 2 + 45 + 4.7) * 2
     hooks, _ = estimate(profile_of(stages, webhooks={"enabled": True}, **common))
     # Webhooks end the runs: one POST per batch, no polls before the fallback (2 x 45 s + 4 s of stagger).
     assert hooks[0].requests == 300
@@ -209,7 +208,8 @@ def test_requests_follow_adaptive_polls_and_webhooks() -> None:
             **common,
         )
     )
-    # A fallback at 30 s polls every batch from then until its last run ends (19 s, and one more poll).
+    # A fallback at 30 s polls every late batch from then until its last run ends (19 s, and one more poll):
+    # late runs are few and far apart in the list, so each batch is polled on its own.
     assert early[0].requests == 300 * (1 + 20 + 5)
 
 

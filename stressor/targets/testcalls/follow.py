@@ -1,7 +1,8 @@
 """When a batch's runs are polled, and how: a pure state machine (events in, actions out, ``now`` passed in).
 
-A batch near the top of the run list is followed by the shared scan of the list's top, on a grid of ticks such
-batches share; a deeper one polls its own counters at its own phase and asks the list only when they moved.
+A batch within the reach of the shared scan of the run list is followed by it, on a grid of ticks such batches
+share; a deeper one polls its own counters at its own phase and asks the list only when they moved. The reach is
+chosen afresh every tick, so a batch may move from one to the other and back.
 The target's follow loop sleeps until ``next_poll_ns``, does what ``woke`` says and reports what came of it.
 """
 
@@ -58,6 +59,7 @@ class Follow:
         self._next_ns = started_ns + round(first_offset_s * NS_PER_S) - self._tick_ns
         self._batch_known = batch_known
         self._backoff = backoff
+        self._unreached = False  # a scan did not find its runs within its reach (other clients' runs above them)
         self.failures = 0  # batch polls in a row that failed
 
     def next_poll_ns(self, now_ns: int) -> int:
@@ -74,11 +76,13 @@ class Follow:
         return self._next_ns
 
     def woke(self, near: bool) -> PollBatch | ScanList:
-        """The poll is due; ``near``: whether the runs are still near the top (once deep, never near again)."""
-        self.near = self.near and near
-        if self._batch_known and not self.near:
+        """The poll is due; ``near``: whether the runs are within the shared scan's reach this tick (once a scan
+        did not find them within it, never again). A batch that comes within it polls on its own once more (it
+        woke at its own phase, off the shared grid), then on the grid."""
+        was_near, self.near = self.near, near and not self._unreached
+        if self._batch_known and not (was_near and self.near):
             return POLL_BATCH
-        return SCAN_NEAR if self.near else SCAN_DEEP
+        return SCAN_NEAR if self.near and was_near else SCAN_DEEP
 
     def counted(self, ended: int | None, known_ended: int) -> ScanList | None:
         """The batch's counters: ``ended`` runs of it have ended (None: the poll failed or was unreadable), of
@@ -99,3 +103,4 @@ class Follow:
         them: polled on their own from now on)."""
         if unreached:
             self.near = False
+            self._unreached = True

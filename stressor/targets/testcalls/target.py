@@ -25,7 +25,7 @@ from stressor.governor import Governor
 from stressor.http.client import ShardedClient
 from stressor.limits import Decision
 from stressor.limits.decisions import TRANSPORT_CAUSES
-from stressor.polling import NEAR_TOP_RUNS, SCAN_PAGE_SIZE, PollSchedule
+from stressor.polling import SCAN_PAGE_SIZE, PollSchedule, scan_reach, within_reach
 from stressor.profile import Limits, RunRequest
 from stressor.scores import BadEvent, CallGraded, parse_grade
 from stressor.secrets import mask_secret, redact
@@ -56,7 +56,7 @@ from stressor.targets.testcalls.answers import (
 from stressor.targets.testcalls.calls import TRANSCRIPT_BODY_LIMIT, read_call_log, read_transcript
 from stressor.targets.testcalls.failures import ANOMALIES, FATAL_STATUSES, why_unreachable
 from stressor.targets.testcalls.follow import Follow, PollBatch
-from stressor.targets.testcalls.lister import LIST_PAGE_SIZE, RunLister
+from stressor.targets.testcalls.lister import LIST_PAGE_SIZE, RunLister, skip_start
 from stressor.targets.testcalls.listing import ListFacts, ListLearner, Order, name_matches
 from stressor.targets.testcalls.preflight import Inspection, Preflight, probe_lists, rate_limit_headers
 from stressor.targets.testcalls.reconcile import (
@@ -183,7 +183,18 @@ class TestCallsTarget:
         # the order their answers came: a reconciliation's witnesses (see stressor.targets.testcalls.reconcile).
         self._witnesses: OrderedDict[str, int] = OrderedDict()
         self._answered = 0
+        # Runs of creates sent and not answered yet: the server may have made them, above every run the ledger
+        # counts, so a scan looks that much deeper before it calls a run unreached.
+        self._creating = 0
         self._run_floors: dict[str, int] = {}  # oldest-first run list: where each new run's search starts
+        # Batches being polled whose runs the shared scan could follow: (the ledger's count when they were
+        # created, their runs), oldest first; the scan's reach is chosen from them once a tick (``_reach``).
+        self._scannable: dict[int, tuple[int, int]] = {}
+        self._follows = 0  # numbers the entries of ``_scannable``
+        # The reach as the ledger count above which a batch is within it: runs created since it was chosen sink
+        # every batch alike, and the batches it took in stay in until it is chosen again.
+        self._reach_floor = 0
+        self._reach_due_ns: int | None = None  # when the reach is chosen again
         self._rng = rng if rng is not None else random.Random()  # each batch's phase of polls
         # A create that timed out may still be held by the server and be handled later: it is looked for only
         # after this delay (at least the whole-request deadline), and twice, before it may be sent again.
@@ -333,6 +344,13 @@ class TestCallsTarget:
         # after its listings had shown nothing is still this order's), beyond the creates answered before it.
         witnessed = self._answered
         floor = self._lister.length or 0  # oldest first: this order's runs lie at or after the list's length now
+        self._creating += len(order.prompts)
+        try:
+            return await self._submit(order, path, content, witnessed, floor)
+        finally:
+            self._creating -= len(order.prompts)
+
+    async def _submit(self, order: BatchOrder, path: str, content: bytes, witnessed: int, floor: int) -> Submission:
         while True:
             reply = await self._api.request(
                 "create", "submit", "POST", path, read=self._submission_reader(order), content=content, headers=_JSON
@@ -592,11 +610,31 @@ class TestCallsTarget:
         floors: dict[str, int],
     ) -> None:
         """Poll until every run in ``open_runs`` has ended (removing them from it, whoever saw the end), when
-        and how ``Follow`` says: near the top of the run list, on the shared scan's tick; deeper, by the batch's
-        own counters at its own random phase (batches submitted together, after a stall say, must not poll in
+        and how ``Follow`` says: within the shared scan's reach, on the scan's tick; deeper, by the batch's own
+        counters at its own random phase (batches submitted together, after a stall say, must not poll in
         lockstep), asking the list only when they moved. Either way a run's end is seen within one interval and
         the scan's own time (which grows once scans queue, at high run rates: benchmarks/README.md)."""
-        near = self._near_top(open_runs, mark)
+        size = len(submission.runs)
+        token = self._follows
+        self._follows += 1
+        if None not in open_runs.values():  # a scan could not tell where to stop looking for the others
+            self._scannable[token] = (mark, size)
+        try:
+            await self._poll_batch(submission, open_runs, on_end, mark, floors)
+        finally:
+            self._scannable.pop(token, None)
+
+    async def _poll_batch(
+        self,
+        submission: Submission,
+        open_runs: dict[str, float | None],
+        on_end: Callable[[RunEnd], None],
+        mark: int,
+        floors: dict[str, int],
+    ) -> None:
+        size = len(submission.runs)
+        reach = self._reach()
+        near = self._near_top(open_runs, mark, size, reach)
         schedule = Follow(
             self._polls,
             started_ns=self._clock(),
@@ -611,7 +649,8 @@ class TestCallsTarget:
         while open_runs:
             next_poll_ns = schedule.next_poll_ns(self._clock())
             await anyio.sleep(max((next_poll_ns - self._clock()) / NS_PER_S, MIN_SLEEP_S))
-            step = schedule.woke(self._near_top(open_runs, mark))
+            reach = self._reach()
+            step = schedule.woke(self._near_top(open_runs, mark, size, reach))
             if isinstance(step, PollBatch):
                 assert batch_id is not None
                 ended = await self._batch_ended_count(batch_id, run_ids)
@@ -619,15 +658,17 @@ class TestCallsTarget:
                     batch_id = None
                     step = schedule.batch_unknown()
                 else:
-                    scan = schedule.counted(ended, len(submission.runs) - len(open_runs))
+                    scan = schedule.counted(ended, size - len(open_runs))
                     if scan is None:
                         continue
                     step = scan
             # its runs lie at least this deep: below those this client created after them
-            depth = self._created.total - mark + len(submission.runs)
-            seen = await self._lister.lookup_all(
-                open_runs, within=NEAR_TOP_RUNS if step.near else None, depth=depth, floors=floors
-            )
+            depth = self._created.total - mark + size
+            # the reach counts runs from the newest end: an oldest-first list is read from each run's place
+            newest_first = self.facts.order != "oldest_first"
+            below = round(reach * self._lister.spread) + self._creating  # in list places
+            within = within_reach(below) if step.near and newest_first else None
+            seen = await self._lister.lookup_all(open_runs, within=within, depth=depth, floors=floors)
             floors.update(seen.places)
             for view in seen.found.values():
                 if view.ended and open_runs.pop(view.run_id, MISSING) is not MISSING:
@@ -638,16 +679,33 @@ class TestCallsTarget:
                 if open_runs.pop(run_id, MISSING) is not MISSING:
                     on_end(RunEnd(run_id, "unknown", self._clock(), None, None, "run_not_found"))
             schedule.scanned(unreached=bool(seen.unreached))
+            del seen  # not held while the batch sleeps: at 10,000 runs in flight, views of all of them
 
-    def _near_top(self, open_runs: Mapping[str, float | None], mark: int) -> bool:
-        """Whether these runs are near enough to the top of the run list for the shared scan: this client has
-        created fewer than ``NEAR_TOP_RUNS`` runs since ``mark`` (its ledger's count when they were created).
-        Other clients' runs may sink them deeper: a scan that does not reach them says so."""
+    def _reach(self) -> int:
+        """How deep the shared scan reads this tick (runs from the list's top, as the ledger counts): chosen once
+        a tick from the batches being polled, by what costs fewer requests (``stressor.polling.scan_reach``)."""
+        now = self._clock()
+        total = self._created.total
+        if self._reach_due_ns is None or now >= self._reach_due_ns:
+            bottoms = [total - mark + size for mark, size in self._scannable.values()]
+            # the scan starts below the runs created after the newest of them (the lister's own rule)
+            newest = min(((total - mark) for mark, _ in self._scannable.values()), default=0)
+            # pages hold fewer of this client's runs where other clients' runs lie between them
+            page = max(1, int(self._lister.page_items / self._lister.spread))
+            self._reach_floor = total - scan_reach(bottoms, page, skip_start(newest))
+            self._reach_due_ns = now + round(self._polls.interval_s * NS_PER_S) // 2
+        return total - self._reach_floor
+
+    def _near_top(self, open_runs: Mapping[str, float | None], mark: int, size: int, reach: int) -> bool:
+        """Whether these runs are within the shared scan's reach this tick: their batch's deepest run lies no
+        deeper than ``reach`` (runs this client created since ``mark``, its ledger's count when they were
+        created, and the batch's own). Other clients' runs may sink them deeper: a scan that does not reach
+        them says so."""
         if self.facts.order == "oldest_first" or self.facts.offset == "ignored":
             return True  # runs keep their place, or only the first page can be read: the shared scan it is
         if None in open_runs.values():
             return False  # a scan could not tell where to stop looking for them
-        return self._created.total - mark < NEAR_TOP_RUNS
+        return self._created.total - mark + size <= reach
 
     def _note_missing(self, misses: dict[str, int], found: Mapping[str, RunView], missing: frozenset[str]) -> list[str]:
         """The runs that ``MISSES_FOR_UNKNOWN_RUN`` complete scans in a row have missed: lost, ``unknown``."""
