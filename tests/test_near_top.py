@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 
 import anyio
@@ -183,8 +184,10 @@ async def test_batches_deeper_than_a_thousand_runs_are_still_followed_by_the_sca
 ) -> None:
     # 75 batches of 20 runs in flight, 1,500 runs: pages of 200 reach the deepest in 8 pages a tick, where
     # polling each batch below the first thousand runs (the reach was fixed at 1,000) cost 25 requests a tick.
-    ended_after = anyio.current_time() + 0.2
-    runs = lambda: [run(i, "completed" if anyio.current_time() > ended_after else "in_progress") for i in range(1500)]  # noqa: E731
+    # The runs end 0.2 s after the last batch is followed: none ends (and leaves the scan) while they are added.
+    ended_after = [math.inf]
+    state = lambda: "completed" if anyio.current_time() > ended_after[0] else "in_progress"  # noqa: E731
+    runs = lambda: [run(i, state()) for i in range(1500)]  # noqa: E731
     lists = respx_mock.get(f"{BASE}/v1/test-calls").mock(side_effect=lambda request: page(request, runs()))
     batches = respx_mock.get(url__regex=rf"{BASE}/v1/test-call-batches/.*").mock(return_value=httpx.Response(500))
     target = TestCallsTarget(BASE, "sk_test_near", requests=_Log(), poll_interval_s=0.05)
@@ -196,6 +199,7 @@ async def test_batches_deeper_than_a_thousand_runs_are_still_followed_by_the_sca
                 followers.start_soon(target.follow, submission(seq, seq * 20, 20), lambda end: ends.append(end.run_id))
                 while len(target._scannable) < count:  # it took the ledger's count before the next create
                     await anyio.lowlevel.checkpoint()
+            ended_after[0] = anyio.current_time() + 0.2
     await target.aclose()
     assert sorted(ends) == sorted(f"tc_{i}" for i in range(1500))
     assert batches.call_count == 0
