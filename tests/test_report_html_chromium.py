@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-from support.browser import Browser, coloured, png_pixels
+from support.browser import FLAGS, Browser, coloured, png_pixels
 from support.cli import stressor_here
 
 from stressor.report.html import CSP
@@ -132,14 +132,7 @@ def _chromium(binary: Path, profile: Path, *args: str) -> subprocess.CompletedPr
     return subprocess.run(
         [
             str(binary),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
+            *FLAGS,
             f"--user-data-dir={profile}",
             "--window-size=1280,2000",
             *args,
