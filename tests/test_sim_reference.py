@@ -484,6 +484,7 @@ def test_agents_and_versions_are_read_from_a_table_or_a_flags_text() -> None:
         ({"agents": {"201": "lightning"}}, "agents: agent 201 names 'lightning', which is not one of spark,"),
         ({"agents": {"two": "spark"}}, "agents: 'two' is not an agent id (a whole number of at least 1)."),
         ({"agents": "201:spark"}, "agents: '201:spark' is not agent=value (e.g. 201=spark,202=bolt)."),
+        ({"agent_versions": "201"}, "agent_versions: '201' is not agent=value (e.g. 201=2,202=1)."),
         ({"agent_versions": {"201": 0}}, "agent_versions: agent 201 has version 0, not a whole number of at least 1."),
         ({"agent_versions": {"201": "two"}}, "agent_versions: 'two' is not a version (a whole number of at least 1)."),
         ({"agents": 5}, "agents must map agent ids (whole numbers of at least 1) to values, not 5."),

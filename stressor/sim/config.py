@@ -708,22 +708,26 @@ def _agent_pairs(table: Mapping[object, object], convert: Callable[[object], Any
     return tuple(sorted(pairs.items()))
 
 
-def _agent_table(text: object) -> object:
+def _agent_table(example: str) -> Callable[[object], object]:
     """``"201=spark, 202=bolt"`` (as a flag writes it) as a mapping; a mapping is left as it is."""
-    if not isinstance(text, str):
-        return text
-    table: dict[str, str] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip() or not value.strip():
-            raise ValueError(f"{item!r} is not agent=value (e.g. 201=spark,202=bolt)")
-        table[key.strip()] = value.strip()
-    return table
+
+    def convert(text: object) -> object:
+        if not isinstance(text, str):
+            return text
+        table: dict[str, str] = {}
+        for item in filter(None, (part.strip() for part in text.split(","))):
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip() or not value.strip():
+                raise ValueError(f"{item!r} is not agent=value (e.g. {example})")
+            table[key.strip()] = value.strip()
+        return table
+
+    return convert
 
 
 _CONVERTERS: dict[str, Callable[[object], object]] = {
-    "agents": _agent_table,
-    "agent_versions": _agent_table,
+    "agents": _agent_table("201=spark,202=bolt"),
+    "agent_versions": _agent_table("201=2,202=1"),
     # where a real server may differ
     "list_order": _word,
     "list_offset": _word,
