@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import anyio
 import httpx
-from anyio.abc import TaskGroup
 
+from stressor.beside import tasks_beside
 from stressor.calllogs import RECORD_FIELDS, CallFetcher, CallsLog, CallsReport
 from stressor.clock import SYSTEM, Clock, anchor_of
 from stressor.engine import Engine, EngineResult
@@ -160,26 +160,6 @@ class OwnSurroundings:
 
     def transport(self, base_url: str) -> httpx.AsyncBaseTransport | None:
         return None
-
-
-@asynccontextmanager
-async def _beside() -> AsyncIterator[TaskGroup]:
-    """A task group for tasks beside the block, cancelled when it ends; an exception of the block comes out as
-    itself, not wrapped in the group's (the caller turns a target's or a cluster's into one sentence)."""
-    body_error: BaseException | None = None
-    try:
-        async with anyio.create_task_group() as tasks:
-            try:
-                yield tasks
-            except BaseException as raised:
-                body_error = raised
-                raise
-            finally:
-                tasks.cancel_scope.cancel()
-    except BaseExceptionGroup as group:
-        if body_error is not None and len(group.exceptions) == 1 and group.exceptions[0] is body_error:
-            raise body_error from None
-        raise
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,7 +308,7 @@ class Session:
             self.engine = runner
             if self._interrupted:  # Ctrl-C came while the simulator or the receiver was starting
                 runner.interrupt()
-            async with _beside() as beside:
+            async with tasks_beside() as beside:
                 if fetcher is not None:  # call logs are fetched as runs end, beside the engine
                     beside.start_soon(fetcher.run)
                     if self.calls_log is not None:

@@ -13,7 +13,8 @@ PACKAGE = Path(__file__).parent.parent / "stressor"
 
 # Lowest first. A module may import its own layer's modules and those below, never one above.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("__init__", "units", "timestamps", "secrets", "loopback", "runtime", "wake", "scores", "clock", "asgi_server"),
+    ("__init__", "units", "timestamps", "secrets", "loopback", "runtime", "wake", "scores", "clock", "asgi_server",
+     "beside"),
     ("document", "profile", "thresholds", "plan", "estimate", "polling", "shares", "capacity", "stats"),
     ("limits", "governor", "metrics", "intervals", "grades", "verdicts", "tiers", "progress"),
     ("http",),

@@ -23,9 +23,9 @@ from typing import IO, Any
 import anyio
 import httpx
 import orjson
-from anyio.abc import TaskGroup
 
 from stressor.asgi_server import base_url_of, serve_asgi
+from stressor.beside import tasks_beside
 from stressor.clock import SYSTEM, Clock, anchor_of
 from stressor.sim.app import Middleware, RequestStats, SimApp, StatsSource, create_app
 from stressor.sim.config import API_KEY_ENV, WEBHOOK_SECRET_ENV, SimConfig
@@ -150,26 +150,6 @@ async def simulate(
         for job in jobs:
             tasks.start_soon(job)
         yield simulator
-
-
-@asynccontextmanager
-async def tasks_beside() -> AsyncIterator[TaskGroup]:
-    """A task group for tasks that run beside the block and are cancelled when it ends; an exception of the
-    block comes out as itself, not wrapped in the group's."""
-    body_error: BaseException | None = None
-    try:
-        async with anyio.create_task_group() as tasks:
-            try:
-                yield tasks
-            except BaseException as raised:
-                body_error = raised
-                raise
-            finally:
-                tasks.cancel_scope.cancel()
-    except BaseExceptionGroup as group:
-        if body_error is not None and len(group.exceptions) == 1 and group.exceptions[0] is body_error:
-            raise body_error from None
-        raise
 
 
 @asynccontextmanager

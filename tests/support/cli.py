@@ -25,10 +25,10 @@ import anyio
 from typer.testing import CliRunner
 
 from stressor import runtime, session
+from stressor.beside import tasks_beside
 from stressor.clock import LoopClock
 from stressor.sim import server
 from stressor.sim.config import SimConfig
-from stressor.sim.server import tasks_beside
 from support.memory import App, MemorySurroundings
 from support.virtual import VirtualTimeLoop
 

@@ -22,6 +22,7 @@ import anyio
 import httpx
 from anyio.abc import TaskGroup
 
+from stressor.beside import tasks_beside
 from stressor.clock import Clock
 from stressor.loopback import is_loopback
 from stressor.session import Embedded
@@ -30,7 +31,7 @@ from stressor.sim.config import SimConfig
 from stressor.sim.faults import FaultLayer
 from stressor.sim.model import SimModel
 from stressor.sim.records import TruthRecord
-from stressor.sim.server import fetch_truth_async, simulate, tasks_beside
+from stressor.sim.server import fetch_truth_async, simulate
 from stressor.sim.webhooks import WebhookSender
 from stressor.webhooks.receiver import WebhookReceiver
 from support.virtual import clock
